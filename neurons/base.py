@@ -1,0 +1,209 @@
+"""Base classes: stateful modules with step modes, and the charge / fire / reset neuron.
+
+Every spiking neuron here is the same three steps (as SpikingJelly's ``BaseNode``)::
+
+    h_t = charge(x_t, v_{t-1})          # model specific: IF, LIF, ...
+    s_t = H(h_t - v_th)                 # forward: Heaviside; backward: surrogate derivative
+    v_t = reset(h_t, s_t)               # hard: h (1 - s) + v_reset s; soft: h - s v_th; none: h
+
+A new model only writes :meth:`BaseNeuron.charge` (and, when it has more state than ``v``, its state names).
+
+Step modes: ``step_mode="s"`` takes ``[B, ...]`` per call and keeps state between calls until :meth:`reset`;
+``step_mode="m"`` takes ``[T, B, ...]`` and runs all T steps in one call (state persists across calls too,
+so a long sequence can be fed in chunks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import surrogate as surrogate_mod
+
+__all__ = ["StatefulModule", "BaseNeuron", "RESET_MODES", "STEP_MODES", "check_positive"]
+
+RESET_MODES = ("hard", "soft", "none")
+STEP_MODES = ("s", "m")
+
+
+def check_positive(name: str, value: float, owner: str, minimum: float = 0.0, inclusive: bool = False) -> float:
+    """Validate a scalar hyper-parameter, raising a ``ValueError`` that names it."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}") from None
+    ok = value >= minimum if inclusive else value > minimum
+    if not math.isfinite(value) or not ok:
+        rel = ">=" if inclusive else ">"
+        raise ValueError(f"{owner}: {name} must be finite and {rel} {minimum}, got {value}")
+    return value
+
+
+class StatefulModule(nn.Module):
+    """A module with per-sample state (``reset()``) and a step mode (``"s"`` or ``"m"``).
+
+    Subclasses implement :meth:`single_step_forward`; the default :meth:`multi_step_forward` loops over T.
+    """
+
+    #: names of state tensors; each is ``None`` until the first input fixes its shape
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, step_mode: str = "s") -> None:
+        super().__init__()
+        self.step_mode = step_mode
+        self.reset()
+
+    @property
+    def step_mode(self) -> str:
+        return self._step_mode
+
+    @step_mode.setter
+    def step_mode(self, mode: str) -> None:
+        if mode not in STEP_MODES:
+            raise ValueError(f"{type(self).__name__}: step_mode must be 's' or 'm', got {mode!r}")
+        self._step_mode = mode
+
+    def reset(self) -> None:
+        """Forget all state (call between samples / batches)."""
+        for name in self.state_names:
+            setattr(self, name, None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._step_mode == "s":
+            return self.single_step_forward(x)
+        if x.dim() < 2:
+            raise ValueError(
+                f"{type(self).__name__} in multi-step mode expects [T, B, ...], got shape {tuple(x.shape)}"
+            )
+        return self.multi_step_forward(x)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.single_step_forward(x) for x in x_seq])
+
+    def extra_repr(self) -> str:
+        return f"step_mode={self._step_mode!r}"
+
+
+class BaseNeuron(StatefulModule):
+    """Charge / fire / reset spiking neuron.
+
+    Args:
+        v_threshold: firing threshold ``v_th`` (> 0).
+        v_reset: membrane value after a spike under ``reset="hard"``; also the resting potential of leaky models.
+        reset: ``"hard"`` (to ``v_reset``), ``"soft"`` (subtract ``v_th``) or ``"none"``.
+        surrogate: name (see :func:`neurons.surrogate.available`) or a :class:`~neurons.surrogate.Surrogate`.
+        alpha: surrogate sharpness (``None``: the surrogate's default).
+        detach_reset: stop the gradient through the spike in the reset term.
+        step_mode: ``"s"`` (``[B, ...]`` per call) or ``"m"`` (``[T, B, ...]`` per call).
+        store_v_seq: in multi-step mode keep the membrane after each step in ``self.v_seq`` ``[T, B, ...]``.
+        check_inputs: raise ``ValueError`` on NaN input (one reduction per call; switch off for speed).
+
+    Shape: single-step ``[B, *] -> [B, *]``; multi-step ``[T, B, *] -> [T, B, *]``. Spikes are 0/1 in the input
+    dtype.
+    """
+
+    state_names = ("v",)
+    kind = "spiking"
+
+    def __init__(
+        self,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "hard",
+        surrogate: str | surrogate_mod.Surrogate = "atan",
+        alpha: float | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        store_v_seq: bool = False,
+        check_inputs: bool = True,
+    ) -> None:
+        super().__init__(step_mode)
+        owner = type(self).__name__
+        self.v_threshold = check_positive("v_threshold", v_threshold, owner)
+        try:
+            self.v_reset = float(v_reset)
+        except (TypeError, ValueError):
+            raise TypeError(f"{owner}: v_reset must be a number, got {v_reset!r}") from None
+        if not math.isfinite(self.v_reset):
+            raise ValueError(f"{owner}: v_reset must be finite, got {v_reset}")
+        if reset not in RESET_MODES:
+            raise ValueError(f"{owner}: reset must be one of {RESET_MODES}, got {reset!r}")
+        self.reset_mode = reset
+        self.detach_reset = bool(detach_reset)
+        self.store_v_seq = bool(store_v_seq)
+        self.check_inputs = bool(check_inputs)
+        self.surrogate = surrogate_mod.get(surrogate, alpha)
+        # the reset is bound once here, not branched on every step
+        self._apply_reset = {"hard": self._reset_hard, "soft": self._reset_soft, "none": self._reset_none}[reset]
+        self.v_seq = None
+
+    # -- the three steps ---------------------------------------------------------------------------------
+    def charge(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the membrane before firing, ``h_t``, from input ``x_t`` and state ``self.v``."""
+        raise NotImplementedError
+
+    def threshold(self) -> float | torch.Tensor:
+        """The threshold in force this step (adaptive models override)."""
+        return self.v_threshold
+
+    def fire(self, h: torch.Tensor) -> torch.Tensor:
+        return self.surrogate(h - self.threshold())
+
+    def _reset_hard(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return s * self.v_reset + (1.0 - s) * h
+
+    def _reset_soft(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return h - s * self.threshold()
+
+    @staticmethod
+    def _reset_none(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return h
+
+    def after_spike(self, s: torch.Tensor) -> None:
+        """Hook for models with extra state driven by the spike (adaptation, recovery)."""
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def init_state(self, x: torch.Tensor) -> None:
+        """Create the state tensors for an input of this shape (resting value ``v_reset``)."""
+        self.v = torch.full_like(x, self.v_reset)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a torch.Tensor, got {type(x).__name__}")
+        if self.check_inputs and torch.isnan(x).any():
+            raise ValueError(f"{type(self).__name__}: input x contains NaN")
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return self._step(x)
+
+    def _step(self, x: torch.Tensor) -> torch.Tensor:
+        if self.v is None or self.v.shape != x.shape:
+            self.init_state(x)
+        h = self.charge(x)
+        s = self.fire(h)
+        s_reset = s.detach() if self.detach_reset else s
+        self.v = self._apply_reset(h, s_reset)
+        self.after_spike(s_reset)
+        return s
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        self._check(x_seq)
+        spikes, v_seq = [], []
+        for x in x_seq:
+            spikes.append(self._step(x))
+            if self.store_v_seq:
+                v_seq.append(self.v)
+        self.v_seq = torch.stack(v_seq) if self.store_v_seq else None
+        return torch.stack(spikes)
+
+    def extra_repr(self) -> str:
+        return (
+            f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, reset={self.reset_mode!r}, "
+            f"detach_reset={self.detach_reset}, step_mode={self.step_mode!r}"
+        )

@@ -1,0 +1,61 @@
+"""Fused CPU path: a C++ extension (``csrc/if_family.cpp``) built once on first use and cached by PyTorch.
+
+Build needs a C++ compiler, Python headers and ``ninja``; :func:`unavailable_reason` says why it cannot be used.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+_SRC = Path(__file__).parent / "csrc" / "if_family.cpp"
+
+
+@functools.lru_cache(maxsize=1)
+def _load():
+    from torch.utils.cpp_extension import load
+
+    build_dir = os.environ.get("SNN_MSI_EXT_DIR")
+    if build_dir:
+        os.makedirs(build_dir, exist_ok=True)
+    return load(
+        name="snn_msi_if_family_cpu",
+        sources=[str(_SRC)],
+        extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
+        extra_ldflags=["-fopenmp"],
+        build_directory=build_dir,
+        verbose=False,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def unavailable_reason() -> str | None:
+    """None when the extension builds and loads, else why not (a one-line reason)."""
+    try:
+        _load()
+    except Exception as err:  # a failed build is reported to the user, who then gets the torch path
+        return f"C++ extension failed to build/load: {type(err).__name__}: {str(err).strip().splitlines()[-1]}"
+    return None
+
+
+def forward(x, v0, leak, tau, k, decay_input, th, vr, reset):
+    return _load().forward(x, v0, leak, tau, k, decay_input, th, vr, reset)
+
+
+def backward(grad_s, grad_v_last, h_seq, x, v0, leak, k, decay_input, th, vr, reset, sg_id, alpha, detach):
+    return _load().backward(
+        grad_s, grad_v_last, h_seq, x, v0, leak, k, decay_input, th, vr, reset, sg_id, alpha, detach
+    )
+
+
+def warm_up() -> float:
+    """Build (or load from cache) the extension; returns the seconds it took."""
+    import time
+
+    t0 = time.perf_counter()
+    _load()
+    return time.perf_counter() - t0
+
+
+__all__ = ["forward", "backward", "unavailable_reason", "warm_up"]

@@ -1,0 +1,150 @@
+"""Fused IF-family multi-step kernels in Triton: one launch per direction for all T steps.
+
+Forward reads ``x [T, N]`` once and writes spikes (input dtype) and the charged membrane ``h`` (float32,
+the one tensor per step the backward needs). Backward walks T backwards, reading ``grad_s`` and ``h`` once and
+writing ``grad_x`` once. Arithmetic mirrors ``reference.py`` (true division for LIF), so spikes are exact.
+
+Runs on CUDA, or on the CPU under ``TRITON_INTERPRET=1`` (how the tests check it without a GPU).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+BLOCK = 1024
+
+
+@triton.jit
+def _surrogate_grad(x, SG: tl.constexpr, alpha):
+    if SG == 0:  # sigmoid
+        sg = 1.0 / (1.0 + tl.exp(-alpha * x))
+        g = alpha * sg * (1.0 - sg)
+    elif SG == 1:  # atan
+        t = 1.5707963267948966 * alpha * x
+        g = alpha / 2.0 / (1.0 + t * t)
+    elif SG == 2:  # fast sigmoid
+        d = alpha * tl.abs(x) + 1.0
+        g = 1.0 / (d * d)
+    elif SG == 3:  # triangle
+        g = tl.maximum(1.0 - alpha * tl.abs(x), 0.0)
+    elif SG == 4:  # piecewise quadratic
+        g = tl.maximum(alpha - alpha * alpha * tl.abs(x), 0.0)
+    elif SG == 5:  # rectangular
+        g = tl.where(tl.abs(x) < 0.5 / alpha, alpha, 0.0)
+    else:  # erf
+        g = alpha * 0.5641895835477563 * tl.exp(-(alpha * x) * (alpha * x))
+    return g
+
+
+@triton.jit
+def _charge(x, v, tau, k, vr, LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr):
+    if LEAK == 0:
+        h = v + x
+    elif LEAK == 1:
+        if DECAY_INPUT:
+            h = v + tl.math.div_rn(x - (v - vr), tau)
+        else:
+            h = v - tl.math.div_rn(v - vr, tau) + x
+    else:
+        if DECAY_INPUT:
+            h = v + (x - (v - vr)) * k
+        else:
+            h = v - (v - vr) * k + x
+    return h
+
+
+@triton.jit
+def _reset(h, s, th, vr, RESET: tl.constexpr):
+    if RESET == 0:
+        v = s * vr + (1.0 - s) * h
+    elif RESET == 1:
+        v = h - s * th
+    else:
+        v = h
+    return v
+
+
+@triton.jit
+def if_family_fwd_kernel(
+    x_ptr, v_ptr, s_ptr, h_ptr, k_ptr, T, N, tau, th, vr,
+    LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+    k = 0.0
+    if LEAK == 2:
+        k = tl.load(k_ptr).to(tl.float32)
+    for t in range(T):
+        idx = t * N + offs
+        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        h = _charge(x, v, tau, k, vr, LEAK, DECAY_INPUT)
+        s = tl.where(h - th >= 0.0, 1.0, 0.0)
+        tl.store(h_ptr + idx, h, mask=mask)
+        tl.store(s_ptr + idx, s.to(s_ptr.dtype.element_ty), mask=mask)
+        v = _reset(h, s, th, vr, RESET)
+    tl.store(v_ptr + offs, v, mask=mask)
+
+
+@triton.jit
+def if_family_bwd_kernel(
+    gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, gx_ptr, gv0_ptr, gk_ptr, T, N, th, vr, alpha,
+    LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, SG: tl.constexpr,
+    DETACH: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    k = 0.0
+    if LEAK == 1:
+        k = tl.load(k_ptr).to(tl.float32)
+    if LEAK == 2:
+        k = tl.load(k_ptr).to(tl.float32)
+    dh_dv = 1.0 - k
+    gk = tl.zeros([BLOCK], dtype=tl.float32)
+    for tt in range(T):
+        t = T - 1 - tt
+        idx = t * N + offs
+        h = tl.load(h_ptr + idx, mask=mask, other=0.0)
+        sp = tl.where(h - th >= 0.0, 1.0, 0.0)
+        sg = _surrogate_grad(h - th, SG, alpha)
+        if RESET == 0:
+            dr_dh = 1.0 - sp
+            dr_ds = vr - h
+        elif RESET == 1:
+            dr_dh = 1.0
+            dr_ds = -th
+        else:
+            dr_dh = 1.0
+            dr_ds = 0.0
+        gh = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32) * sg + gv * dr_dh
+        if not DETACH:
+            gh += gv * dr_ds * sg
+        if LEAK != 0 and DECAY_INPUT:
+            gx = gh * k
+        else:
+            gx = gh
+        tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        if LEAK == 2:
+            if t == 0:
+                v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+            else:
+                hp = tl.load(h_ptr + idx - N, mask=mask, other=0.0)
+                v_prev = _reset(hp, tl.where(hp - th >= 0.0, 1.0, 0.0), th, vr, RESET)
+            if DECAY_INPUT:
+                x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+                gk += gh * (x - (v_prev - vr))
+            else:
+                gk += -gh * (v_prev - vr)
+        if LEAK == 0:
+            gv = gh
+        else:
+            gv = gh * dh_dv
+    tl.store(gv0_ptr + offs, gv, mask=mask)
+    if LEAK == 2:
+        tl.store(gk_ptr + offs, gk, mask=mask)
+
+
+def grid(n: int):
+    return (triton.cdiv(n, BLOCK),)

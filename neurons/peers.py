@@ -1,0 +1,213 @@
+"""Adapters that put the peers' neurons (SpikingJelly, snnTorch) behind our call convention.
+
+Registered as ``spikingjelly.lif``, ``spikingjelly.if``, ``spikingjelly.plif``, ``snntorch.leaky`` and
+``snntorch.synaptic`` when the library is installed; the peer is imported only when one is created. They take
+the same keyword arguments as our models (``tau``, ``v_threshold``, ``reset``, ``surrogate``, ``alpha``, ...),
+the same ``[T, B, ...]`` / ``[B, ...]`` tensors and ``reset()``, so ``neuron="lif"`` swaps for
+``neuron="spikingjelly.lif"`` in any model. Options the peer cannot express raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from .base import RESET_MODES, StatefulModule, check_positive
+from .registry import register
+
+# our surrogate names -> the peers' classes/functions
+_SJ_SURROGATES = {
+    "sigmoid": "Sigmoid",
+    "atan": "ATan",
+    "piecewise_quadratic": "PiecewiseQuadratic",
+    "erf": "Erf",
+}
+_SNN_SURROGATES = {"atan": "atan", "sigmoid": "sigmoid", "fast_sigmoid": "fast_sigmoid"}
+_SNN_DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 25.0, "fast_sigmoid": 25.0}
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+class PeerNeuron(StatefulModule):
+    """Wraps one peer neuron module; subclasses build it and define one step."""
+
+    library = ""
+
+    def __init__(self, reset: str, step_mode: str) -> None:
+        super().__init__(step_mode)
+        if reset not in RESET_MODES:
+            raise ValueError(f"{type(self).__name__}: reset must be one of {RESET_MODES}, got {reset!r}")
+        self.reset_mode = reset
+
+    @property
+    def kind(self) -> str:
+        return f"peer:{self.library}"
+
+
+class SpikingJellyNeuron(PeerNeuron):
+    """SpikingJelly 2.x ``activation_based.neuron`` node behind our convention."""
+
+    library = "spikingjelly"
+
+    def __init__(
+        self,
+        node: str,
+        tau: float | None = None,
+        decay_input: bool = True,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "hard",
+        surrogate: str = "atan",
+        alpha: float | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(reset, step_mode)
+        from spikingjelly.activation_based import neuron as sj_neuron
+        from spikingjelly.activation_based import surrogate as sj_surrogate
+
+        owner = f"spikingjelly.{node}"
+        if reset == "none":
+            raise ValueError(f"{owner}: SpikingJelly has no reset='none'; use 'hard' or 'soft'")
+        if surrogate not in _SJ_SURROGATES:
+            raise ValueError(f"{owner}: surrogate must be one of {sorted(_SJ_SURROGATES)}, got {surrogate!r}")
+        sg_cls = getattr(sj_surrogate, _SJ_SURROGATES[surrogate])
+        sg = sg_cls() if alpha is None else sg_cls(alpha=float(alpha))
+        common = dict(
+            v_threshold=check_positive("v_threshold", v_threshold, owner),
+            v_reset=float(v_reset) if reset == "hard" else None,
+            surrogate_function=sg,
+            detach_reset=bool(detach_reset),
+            step_mode="m",
+        )
+        if node == "if":
+            self.node = sj_neuron.IFNode(**common)
+        elif node == "lif":
+            tau = check_positive("tau", 2.0 if tau is None else tau, owner, minimum=1.0)
+            self.node = sj_neuron.LIFNode(tau=tau, decay_input=decay_input, **common)
+        elif node == "plif":
+            tau = check_positive("tau", 2.0 if tau is None else tau, owner, minimum=1.0)
+            self.node = sj_neuron.ParametricLIFNode(init_tau=tau, decay_input=decay_input, **common)
+        else:
+            raise ValueError(f"unknown SpikingJelly node {node!r}")
+
+    def reset(self) -> None:
+        if "node" in self._modules:
+            self.node.reset()
+
+    @property
+    def v(self):
+        return self.node.v
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.node(x.unsqueeze(0))[0]
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        return self.node(x_seq)
+
+
+class SnnTorchNeuron(PeerNeuron):
+    """snnTorch 1.x ``Leaky`` / ``Synaptic`` behind our convention.
+
+    ``beta = 1 - 1/tau`` (``decay_input=False`` only: snnTorch adds the input unscaled); reset ``"soft"`` is
+    snnTorch's ``"subtract"``, ``"hard"`` its ``"zero"`` (``v_reset`` must be 0). The reset is applied in the
+    step that fires (``reset_delay=False``), as our neurons do.
+    """
+
+    library = "snntorch"
+
+    def __init__(
+        self,
+        cell: str,
+        tau: float = 2.0,
+        tau_syn: float = 4.0,
+        decay_input: bool = False,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str = "soft",
+        surrogate: str = "atan",
+        alpha: float | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(reset, step_mode)
+        import snntorch
+        from snntorch import surrogate as snn_surrogate
+
+        owner = f"snntorch.{cell}"
+        if decay_input:
+            raise ValueError(f"{owner}: snnTorch adds the input unscaled; use decay_input=False")
+        if float(v_reset) != 0.0:
+            raise ValueError(f"{owner}: snnTorch resets to 0; v_reset must be 0.0, got {v_reset}")
+        if detach_reset:
+            raise ValueError(f"{owner}: snnTorch always keeps the reset in the graph; use detach_reset=False")
+        if surrogate not in _SNN_SURROGATES:
+            raise ValueError(f"{owner}: surrogate must be one of {sorted(_SNN_SURROGATES)}, got {surrogate!r}")
+        a = _SNN_DEFAULT_ALPHA[surrogate] if alpha is None else float(alpha)
+        fn = getattr(snn_surrogate, _SNN_SURROGATES[surrogate])
+        spike_grad = fn(alpha=a) if surrogate == "atan" else fn(slope=a)
+        mechanism = {"soft": "subtract", "hard": "zero", "none": "none"}[reset]
+        beta = 1.0 - 1.0 / check_positive("tau", tau, owner, minimum=1.0, inclusive=True)
+        common = dict(
+            threshold=check_positive("v_threshold", v_threshold, owner),
+            spike_grad=spike_grad,
+            reset_mechanism=mechanism,
+            reset_delay=False,
+        )
+        if cell == "leaky":
+            self.cell = snntorch.Leaky(beta=beta, **common)
+        elif cell == "synaptic":
+            a_syn = 1.0 - 1.0 / check_positive("tau_syn", tau_syn, owner, minimum=1.0, inclusive=True)
+            self.cell = snntorch.Synaptic(alpha=a_syn, beta=beta, **common)
+        else:
+            raise ValueError(f"unknown snnTorch cell {cell!r}")
+        self.reset()
+
+    def reset(self) -> None:
+        if "cell" in self._modules:
+            for name in ("reset_mem", "init_synaptic"):
+                if hasattr(self.cell, name):
+                    getattr(self.cell, name)()
+
+    @property
+    def v(self):
+        return self.cell.mem
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cell(x)[0]
+
+
+def _register_peers() -> None:
+    if _have("spikingjelly"):
+        for node, desc in (
+            ("lif", "SpikingJelly LIFNode"),
+            ("if", "SpikingJelly IFNode"),
+            ("plif", "SpikingJelly ParametricLIFNode"),
+        ):
+
+            def factory(node=node, **kwargs):
+                return SpikingJellyNeuron(node, **kwargs)
+
+            factory.__signature__ = _signature_without(SpikingJellyNeuron, "node")
+            register(f"spikingjelly.{node}", description=desc, kind="peer:spikingjelly")(factory)
+    if _have("snntorch"):
+        for cell, desc in (("leaky", "snnTorch Leaky"), ("synaptic", "snnTorch Synaptic")):
+
+            def factory(cell=cell, **kwargs):
+                return SnnTorchNeuron(cell, **kwargs)
+
+            factory.__signature__ = _signature_without(SnnTorchNeuron, "cell")
+            register(f"snntorch.{cell}", description=desc, kind="peer:snntorch")(factory)
+
+
+def _signature_without(cls, first: str):
+    import inspect
+
+    sig = inspect.signature(cls.__init__)
+    params = [p for n, p in sig.parameters.items() if n not in ("self", first)]
+    return sig.replace(parameters=params)

@@ -1,0 +1,13 @@
+import os
+
+# Triton kernels run on the CPU in the tests (the interpreter must be chosen before triton is imported).
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
