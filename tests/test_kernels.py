@@ -5,6 +5,7 @@ The Triton kernels run on the CPU here under TRITON_INTERPRET=1 (set in conftest
 """
 
 import itertools
+import os
 
 import pytest
 import torch
@@ -13,8 +14,10 @@ import neurons
 from neurons import kernels
 from neurons.surrogate import available, get
 
+# SNN_MSI_TEST_DEVICE=cuda (with TRITON_INTERPRET=0) runs the Triton cases on a GPU
+DEVICE = os.environ.get("SNN_MSI_TEST_DEVICE", "cpu")
 IMPLS = [
-    pytest.param("cpu", id="cpu"),
+    pytest.param("cpu", id="cpu", marks=pytest.mark.skipif(DEVICE != "cpu", reason="C++ path is CPU only")),
     pytest.param(
         "triton",
         id="triton",
@@ -31,7 +34,7 @@ def _leak_kwargs(leak):
     if leak == "lif":
         return {"tau": 3.0}
     if leak == "plif":
-        return {"k": torch.tensor(0.37, requires_grad=True)}
+        return {"k": torch.tensor(0.37, device=DEVICE, requires_grad=True)}
     return {}
 
 
@@ -41,13 +44,13 @@ def _run(impl, x, v0, leak_kw, **kw):
 
 def _check(impl, shape, dtype, leak, reset, decay_input, sg_name, detach):
     torch.manual_seed(hash((impl, shape, leak, reset, decay_input, sg_name, detach)) % 2**31)
-    x = (torch.randn(shape) * 0.7 + 0.3).to(dtype)
-    v0 = torch.randn(shape[1:]) * 0.2
+    x = (torch.randn(shape) * 0.7 + 0.3).to(dtype).to(DEVICE)
+    v0 = (torch.randn(shape[1:]) * 0.2).to(DEVICE)
     sg = get(sg_name, {"fast_sigmoid": 5.0}.get(sg_name))
     kw = dict(decay_input=decay_input, v_threshold=0.6, v_reset=-0.1, reset=reset, surrogate=sg,
               detach_reset=detach)  # fmt: skip
-    g = torch.randn(shape).to(dtype)
-    gv = torch.randn(shape[1:])
+    g = torch.randn(shape).to(dtype).to(DEVICE)
+    gv = torch.randn(shape[1:]).to(DEVICE)
     results = []
     for which in ("torch", impl):
         leak_kw = _leak_kwargs(leak)
@@ -94,20 +97,22 @@ def test_every_surrogate(impl, sg):
 @pytest.mark.parametrize("name", ["if", "lif", "plif"])
 def test_module_backends_agree_across_chunks(impl, name):
     """A module fed two chunks of a sequence gives the same spikes and gradients with every backend."""
-    x = torch.randn(6, 3, 40) + 0.5
+    x = (torch.randn(6, 3, 40) + 0.5).to(DEVICE)
     outs = []
     for backend in ("torch", impl):
-        n = neurons.create(name, v_threshold=0.5, step_mode="m", backend=backend)
+        n = neurons.create(name, v_threshold=0.5, step_mode="m", backend=backend).to(DEVICE)
         xr = x.clone().requires_grad_(True)
         s = torch.cat([n(xr[:3]), n(xr[3:])])
         params = list(n.parameters())
-        grads = torch.autograd.grad((s * torch.linspace(-1, 1, s.numel()).view_as(s)).sum(), [xr, *params])
+        weights = torch.linspace(-1, 1, s.numel(), device=DEVICE).view_as(s)
+        grads = torch.autograd.grad((s * weights).sum(), [xr, *params])
         outs.append((s, grads))
     assert torch.equal(outs[0][0], outs[1][0])
     for a, b in zip(outs[0][1], outs[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.skipif(DEVICE != "cpu", reason="checks the CPU fallback")
 def test_selection_explains_failure(monkeypatch):
     with pytest.raises(ValueError, match="backend"):
         neurons.create("lif", backend="cuda")

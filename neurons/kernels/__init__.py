@@ -153,7 +153,7 @@ class _IFFamily(torch.autograd.Function):
             gv0 = torch.empty_like(v0f)
             gk = torch.empty_like(v0f) if leak == _LEAK["mul"] else gv0
             triton_if.if_family_bwd_kernel[triton_if.grid(n)](
-                gs, gv, h, x if x is not None else h, v0f, k_tensor, gx, gv0, gk, T, n, th, vr,
+                gs, gv, h, x if x is not None else h, v0f, k_tensor, gx, gv0, gk, T, n, (T - 1) * n, th, vr,
                 surrogate.alpha, LEAK=leak, DECAY_INPUT=decay_input, RESET=reset, SG=surrogate.kernel_id,
                 DETACH=detach, BLOCK=triton_if.BLOCK,
             )  # fmt: skip

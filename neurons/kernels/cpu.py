@@ -6,6 +6,7 @@ Build needs a C++ compiler, Python headers and ``ninja``; :func:`unavailable_rea
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -19,8 +20,10 @@ def _load():
     build_dir = os.environ.get("SNN_MSI_EXT_DIR")
     if build_dir:
         os.makedirs(build_dir, exist_ok=True)
+    # the name carries a hash of the source, so an edited source never loads a stale cached build
+    digest = hashlib.sha1(_SRC.read_bytes()).hexdigest()[:10]
     return load(
-        name="snn_msi_if_family_cpu",
+        name=f"snn_msi_if_family_cpu_{digest}",
         sources=[str(_SRC)],
         extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
         extra_ldflags=["-fopenmp"],

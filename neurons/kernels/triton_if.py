@@ -76,20 +76,24 @@ def if_family_fwd_kernel(
     k = 0.0
     if LEAK == 2:
         k = tl.load(k_ptr).to(tl.float32)
-    for t in range(T):
-        idx = t * N + offs
-        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+    # pointers step by N per time step (no t * N product, so no 32-bit overflow for any T * N)
+    xp, sp, hp = x_ptr + offs, s_ptr + offs, h_ptr + offs
+    for _ in range(T):
+        x = tl.load(xp, mask=mask, other=0.0).to(tl.float32)
         h = _charge(x, v, tau, k, vr, LEAK, DECAY_INPUT)
         s = tl.where(h - th >= 0.0, 1.0, 0.0)
-        tl.store(h_ptr + idx, h, mask=mask)
-        tl.store(s_ptr + idx, s.to(s_ptr.dtype.element_ty), mask=mask)
+        tl.store(hp, h, mask=mask)
+        tl.store(sp, s.to(s_ptr.dtype.element_ty), mask=mask)
         v = _reset(h, s, th, vr, RESET)
+        xp += N
+        sp += N
+        hp += N
     tl.store(v_ptr + offs, v, mask=mask)
 
 
 @triton.jit
 def if_family_bwd_kernel(
-    gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, gx_ptr, gv0_ptr, gk_ptr, T, N, th, vr, alpha,
+    gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, gx_ptr, gv0_ptr, gk_ptr, T, N, last, th, vr, alpha,
     LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, SG: tl.constexpr,
     DETACH: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
@@ -103,10 +107,11 @@ def if_family_bwd_kernel(
         k = tl.load(k_ptr).to(tl.float32)
     dh_dv = 1.0 - k
     gk = tl.zeros([BLOCK], dtype=tl.float32)
+    # walk backwards from the last step (offset ``last = (T - 1) * N``), stepping pointers by -N
+    hp, gsp, gxp, xp = h_ptr + last + offs, gs_ptr + last + offs, gx_ptr + last + offs, x_ptr + last + offs
     for tt in range(T):
         t = T - 1 - tt
-        idx = t * N + offs
-        h = tl.load(h_ptr + idx, mask=mask, other=0.0)
+        h = tl.load(hp, mask=mask, other=0.0)
         sp = tl.where(h - th >= 0.0, 1.0, 0.0)
         sg = _surrogate_grad(h - th, SG, alpha)
         if RESET == 0:
@@ -118,22 +123,22 @@ def if_family_bwd_kernel(
         else:
             dr_dh = 1.0
             dr_ds = 0.0
-        gh = tl.load(gs_ptr + idx, mask=mask, other=0.0).to(tl.float32) * sg + gv * dr_dh
+        gh = tl.load(gsp, mask=mask, other=0.0).to(tl.float32) * sg + gv * dr_dh
         if not DETACH:
             gh += gv * dr_ds * sg
         if LEAK != 0 and DECAY_INPUT:
             gx = gh * k
         else:
             gx = gh
-        tl.store(gx_ptr + idx, gx.to(gx_ptr.dtype.element_ty), mask=mask)
+        tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         if LEAK == 2:
             if t == 0:
                 v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0)
             else:
-                hp = tl.load(h_ptr + idx - N, mask=mask, other=0.0)
-                v_prev = _reset(hp, tl.where(hp - th >= 0.0, 1.0, 0.0), th, vr, RESET)
+                h_prev = tl.load(hp - N, mask=mask, other=0.0)
+                v_prev = _reset(h_prev, tl.where(h_prev - th >= 0.0, 1.0, 0.0), th, vr, RESET)
             if DECAY_INPUT:
-                x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+                x = tl.load(xp, mask=mask, other=0.0).to(tl.float32)
                 gk += gh * (x - (v_prev - vr))
             else:
                 gk += -gh * (v_prev - vr)
@@ -141,6 +146,10 @@ def if_family_bwd_kernel(
             gv = gh
         else:
             gv = gh * dh_dv
+        hp -= N
+        gsp -= N
+        gxp -= N
+        xp -= N
     tl.store(gv0_ptr + offs, gv, mask=mask)
     if LEAK == 2:
         tl.store(gk_ptr + offs, gk, mask=mask)

@@ -42,6 +42,25 @@ inline float surrogate_grad(float x, int id, float a) {
   return 0.0f;
 }
 
+// out[i] = surrogate'(h[i] - th) for a tile; the switch sits outside the loops so that each loop vectorises
+template <typename F>
+inline void map_tile(const float* h, float th, int64_t n, float* out, F f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = f(h[i] - th);
+}
+
+inline void surrogate_grad_tile(const float* h, float th, int64_t n, int id, float a, float* out) {
+  switch (id) {
+    case 0: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 0, a); }); break;
+    case 1: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 1, a); }); break;
+    case 2: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 2, a); }); break;
+    case 3: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 3, a); }); break;
+    case 4: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 4, a); }); break;
+    case 5: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 5, a); }); break;
+    default: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 6, a); }); break;
+  }
+}
+
 template <int LEAK, bool DECAY_INPUT>
 inline float charge(float x, float v, float tau, float k, float vr) {
   if (LEAK == LEAK_NONE) return v + x;
@@ -51,29 +70,68 @@ inline float charge(float x, float v, float tau, float k, float vr) {
 
 template <int RESET>
 inline float reset_v(float h, float s, float th, float vr) {
-  if (RESET == RESET_HARD) return s * vr + (1.0f - s) * h;
-  if (RESET == RESET_SOFT) return h - s * th;
+  // selects, not s * vr + (1 - s) * h: the same values for s in {0, 1} (up to the sign of a zero membrane),
+  // and GCC vectorises them
+  if (RESET == RESET_HARD) return s != 0.0f ? vr : h;
+  if (RESET == RESET_SOFT) return s != 0.0f ? h - th : h;
   return h;
+}
+
+// Neurons are processed in tiles of TILE so that the state of a tile stays in L1 across all T steps.
+constexpr int64_t TILE = 4096;
+
+// One step of one tile: restrict pointers and by-value scalars let the compiler vectorise the loop.
+template <int LEAK, bool DECAY_INPUT, int RESET>
+inline void forward_tile(const float* __restrict__ x, float* __restrict__ v, float* __restrict__ s,
+                         float* __restrict__ h_out, int64_t n, const float tau, const float k, const float th,
+                         const float vr) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float h = charge<LEAK, DECAY_INPUT>(x[i], v[i], tau, k, vr);
+    const float spike = static_cast<float>(h - th >= 0.0f);  // branch-free so the loop vectorises
+    h_out[i] = h;
+    s[i] = spike;
+    v[i] = reset_v<RESET>(h, spike, th, vr);
+  }
 }
 
 template <int LEAK, bool DECAY_INPUT, int RESET>
 void forward_impl(const float* x, float* v, float* s, float* h_seq, int64_t T, int64_t N, float tau, float k,
                   float th, float vr) {
-  at::parallel_for(0, N, 4096, [&](int64_t begin, int64_t end) {
-    for (int64_t t = 0; t < T; ++t) {
-      const float* xt = x + t * N;
-      float* st = s + t * N;
-      float* ht = h_seq + t * N;
-#pragma omp simd
-      for (int64_t i = begin; i < end; ++i) {
-        float h = charge<LEAK, DECAY_INPUT>(xt[i], v[i], tau, k, vr);
-        float spike = (h - th) >= 0.0f ? 1.0f : 0.0f;
-        ht[i] = h;
-        st[i] = spike;
-        v[i] = reset_v<RESET>(h, spike, th, vr);
+  at::parallel_for(0, (N + TILE - 1) / TILE, 1, [=](int64_t tile_begin, int64_t tile_end) {
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      const int64_t begin = tile * TILE, n = std::min(N, begin + TILE) - begin;
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t o = t * N + begin;
+        forward_tile<LEAK, DECAY_INPUT, RESET>(x + o, v + begin, s + o, h_seq + o, n, tau, k, th, vr);
       }
     }
   });
+}
+
+// One step of the backward for one tile. gv holds dL/dv_t on entry and dL/dv_{t-1} on exit.
+template <int LEAK, bool DECAY_INPUT, int RESET>
+inline void backward_tile(const float* __restrict__ h, const float* __restrict__ gs, const float* __restrict__ sg,
+                          const float* __restrict__ x, const float* __restrict__ v_prev, float* __restrict__ gx,
+                          float* __restrict__ gv, float* __restrict__ gk, int64_t n, const float th, const float vr,
+                          const float ds, const float dh_dv, const float dh_dx) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float hh = h[i];
+    const bool spike = hh - th >= 0.0f;
+    float dr_dh = 1.0f, dr_ds = 0.0f;  // d(reset)/dh and d(reset)/ds
+    if (RESET == RESET_HARD) {
+      dr_dh = spike ? 0.0f : 1.0f;
+      dr_ds = vr - hh;
+    } else if (RESET == RESET_SOFT) {
+      dr_ds = -th;
+    }
+    const float g = gv[i];
+    const float gh = gs[i] * sg[i] + g * dr_dh + ds * g * dr_ds * sg[i];
+    gx[i] = gh * dh_dx;
+    if (LEAK == LEAK_MUL) gk[i] += DECAY_INPUT ? gh * (x[i] - (v_prev[i] - vr)) : -gh * (v_prev[i] - vr);
+    gv[i] = gh * dh_dv;
+  }
 }
 
 template <int LEAK, bool DECAY_INPUT, int RESET>
@@ -83,47 +141,31 @@ void backward_impl(const float* grad_s, const float* grad_v_last, const float* h
   const float dh_dv = LEAK == LEAK_NONE ? 1.0f : 1.0f - k;
   const float dh_dx = (LEAK != LEAK_NONE && DECAY_INPUT) ? k : 1.0f;
   const float ds = detach_reset ? 0.0f : 1.0f;
-  at::parallel_for(0, N, 4096, [&](int64_t begin, int64_t end) {
-    // gv: gradient w.r.t. the membrane after step t, carried backwards; gk: per-element d/dk
-    std::vector<float> gv(grad_v_last + begin, grad_v_last + end);
-    std::vector<float> gk(LEAK == LEAK_MUL ? end - begin : 0, 0.0f);
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const float* ht = h_seq + t * N;
-      const float* gst = grad_s + t * N;
-      float* gxt = grad_x + t * N;
-#pragma omp simd
-      for (int64_t i = begin; i < end; ++i) {
-        const float h = ht[i];
-        const float sp = (h - th) >= 0.0f ? 1.0f : 0.0f;
-        const float sg = surrogate_grad(h - th, sg_id, alpha);
-        float dr_dh = 1.0f, dr_ds = 0.0f;
-        if (RESET == RESET_HARD) {
-          dr_dh = 1.0f - sp;
-          dr_ds = vr - h;
-        } else if (RESET == RESET_SOFT) {
-          dr_ds = -th;
-        }
-        const float g = gv[i - begin];
-        const float gh = gst[i] * sg + g * dr_dh + ds * g * dr_ds * sg;
-        gxt[i] = gh * dh_dx;
-        if (LEAK == LEAK_MUL) {
-          float v_prev;  // the state before step t: v0, or the reset of step t-1
+  at::parallel_for(0, (N + TILE - 1) / TILE, 1, [=](int64_t tile_begin, int64_t tile_end) {
+    float gv[TILE], gk[TILE], sg[TILE], v_prev[TILE];
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+      const int64_t begin = tile * TILE, n = std::min(N, begin + TILE) - begin;
+      std::copy(grad_v_last + begin, grad_v_last + begin + n, gv);
+      std::fill(gk, gk + n, 0.0f);
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t o = t * N + begin;
+        surrogate_grad_tile(h_seq + o, th, n, sg_id, alpha, sg);
+        if (LEAK == LEAK_MUL) {  // the state before step t: v0, or the reset of step t-1
           if (t == 0) {
-            v_prev = v0[i];
+            std::copy(v0 + begin, v0 + begin + n, v_prev);
           } else {
-            const float hp = ht[i - N];
-            v_prev = reset_v<RESET>(hp, (hp - th) >= 0.0f ? 1.0f : 0.0f, th, vr);
+            const float* hp = h_seq + o - N;
+            for (int64_t i = 0; i < n; ++i) v_prev[i] = reset_v<RESET>(hp[i], hp[i] - th >= 0.0f, th, vr);
           }
-          gk[i - begin] += DECAY_INPUT ? gh * (x[t * N + i] - (v_prev - vr)) : -gh * (v_prev - vr);
         }
-        gv[i - begin] = gh * dh_dv;
+        backward_tile<LEAK, DECAY_INPUT, RESET>(h_seq + o, grad_s + o, sg, LEAK == LEAK_MUL ? x + o : nullptr,
+                                                v_prev, grad_x + o, gv, gk, n, th, vr, ds, dh_dv, dh_dx);
       }
+      std::copy(gv, gv + n, grad_v0 + begin);
+      if (LEAK == LEAK_MUL) std::copy(gk, gk + n, grad_k_part + begin);
     }
-    std::copy(gv.begin(), gv.end(), grad_v0 + begin);
-    if (LEAK == LEAK_MUL) std::copy(gk.begin(), gk.end(), grad_k_part + begin);
   });
 }
-
 template <typename F>
 void dispatch(int64_t leak, bool decay_input, int64_t reset, F&& f) {
 #define SNN_CASE(L, D, R)                                          \
