@@ -8,7 +8,7 @@ reference), ``spikingjelly`` (LIFNode multi-step; on CUDA every implementation i
 ``snntorch`` (Leaky, its per-step loop). ``floor`` is the memory-traffic floor: one read and one write of
 ``T*N`` elements per direction, timed as two tensor copies of that size in the same run (on CUDA also given
 against the device's peak bandwidth). Memory: bytes saved for the backward (every device) and peak allocated
-(CUDA) of one forward + backward at the largest T.
+(CUDA, beyond the input and its incoming gradient) of one forward + backward at the largest T.
 """
 
 from __future__ import annotations
@@ -69,9 +69,13 @@ def make_snntorch():
     cell = snntorch.Leaky(beta=1.0 - 1.0 / TAU, threshold=V_TH, spike_grad=snntorch.surrogate.atan(), reset_delay=False)
 
     class Loop(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = cell
+
         def forward(self, x_seq):
-            cell.reset_mem()
-            return torch.stack([cell(x)[0] for x in x_seq])
+            self.cell.reset_mem()
+            return torch.stack([self.cell(x)[0] for x in x_seq])
 
     return Loop(), cell.reset_mem
 
@@ -121,18 +125,24 @@ def peers(device: str) -> dict[str, Callable]:
 
 
 def bench_spikingjelly_cuda(x, g, repeat) -> tuple[float, str]:
-    """SpikingJelly on CUDA picks its implementation from SJ_LIF_CUDA_IMPLEMENTATION; keep the fastest."""
-    best = (float("inf"), "")
-    for impl in ("triton", "cuda", "torch"):
-        os.environ["SJ_LIF_CUDA_IMPLEMENTATION"] = impl
+    """SpikingJelly on CUDA picks among its own implementations (SJ_LIF_CUDA_IMPLEMENTATION, read once at
+    import); force each in turn and keep the fastest that runs this profile."""
+    from spikingjelly._ops import lif as sj_lif
+
+    sel = sj_lif._selection
+    best = (float("inf"), "none")
+    for impl in ("cuda", "triton", "torch", "auto"):
+        sel._requested = impl
+        sel._selections.clear()
         try:
             m, r = make_spikingjelly()
             t = timeit(fwd_bwd(m.to(x.device), r, x, g), "cuda", repeat)
         except Exception as err:  # an implementation SJ cannot run here is reported, not fatal
-            print(f"  spikingjelly[{impl}] unavailable: {type(err).__name__}: {str(err)[:100]}")
+            print(f"  spikingjelly[{impl}] unavailable: {type(err).__name__}: {str(err)[:200]}")
             continue
         best = min(best, (t, impl))
-    os.environ.pop("SJ_LIF_CUDA_IMPLEMENTATION", None)
+    sel._requested = "auto"
+    sel._selections.clear()
     return best
 
 
@@ -221,12 +231,13 @@ def main(argv=None) -> int:
         sb = saved_bytes(m, r, x) / 2**20
         peak_mem = "n/a (CPU)"
         if device == "cuda":
+            x.grad = None
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             fwd_bwd(m, r, x, g)()
             torch.cuda.synchronize()
-            peak_mem = f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.0f} MiB"
+            peak_mem = f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.0f} MiB"  # beyond x and g
         print(f"{key:>13} | {sb:>14.0f} MiB | {peak_mem:>14}")
     return 0
 

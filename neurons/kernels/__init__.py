@@ -85,83 +85,71 @@ def select(backend: str, x: torch.Tensor, owner: str = "neuron") -> str:
 
 
 class _IFFamily(torch.autograd.Function):
-    """Fused multi-step op. Saves the charged membrane ``h`` (float32) and, for ParametricLIF, ``x``."""
+    """Fused multi-step op. Saves the charged membrane ``h`` (float32) and, for ParametricLIF, ``x`` and ``v0``.
+
+    ``k`` is the 0-d leak tensor of ParametricLIF (it gets a gradient) or None; IF and LIF pass ``k_val``
+    (0 or 1/tau) as a plain float, so no host-to-device copy happens per call.
+    """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k_tensor, impl, leak, tau, decay_input, th, vr, reset, surrogate, detach):
+    def forward(ctx, x_seq, v0, k, impl, leak, tau, k_val, decay_input, th, vr, reset, surrogate, detach):
         T = x_seq.shape[0]
-        x2 = x_seq.reshape(T, -1)
         v0f = v0.reshape(-1).float().contiguous()
+        n = v0f.numel()
         if impl == "cpu":
             from . import cpu
 
-            xf = x2.float().contiguous()
-            k = float(k_tensor)
-            s, v, h = cpu.forward(xf, v0f, leak, tau, k, decay_input, th, vr, reset)
+            x2 = x_seq.reshape(T, -1).float().contiguous()
+            k_val = float(k) if k is not None else k_val
+            s, v, h = cpu.forward(x2, v0f, leak, tau, k_val, decay_input, th, vr, reset)
             s = s.to(x_seq.dtype)
-            saved_x = xf
         else:
             from . import triton_if
 
-            xc = x2.contiguous()
-            n = v0f.numel()
-            s = torch.empty_like(xc)
-            h = torch.empty(xc.shape, dtype=torch.float32, device=xc.device)
+            x2 = x_seq.reshape(T, -1).contiguous()
+            s = torch.empty_like(x2)
+            h = torch.empty(x2.shape, dtype=torch.float32, device=x2.device)
             v = v0f.clone()
             triton_if.if_family_fwd_kernel[triton_if.grid(n)](
-                xc, v, s, h, k_tensor, T, n, tau, th, vr,
+                x2, v, s, h, k if k is not None else v, k_val, T, n, tau, th, vr,
                 LEAK=leak, DECAY_INPUT=decay_input, RESET=reset, BLOCK=triton_if.BLOCK,
             )  # fmt: skip
-            saved_x = xc
-        ctx.save_for_backward(h, saved_x if leak == _LEAK["mul"] else None, v0f, k_tensor)
-        ctx.cfg = (
-            impl,
-            leak,
-            decay_input,
-            th,
-            vr,
-            reset,
-            surrogate,
-            detach,
-            x_seq.shape,
-            x_seq.dtype,
-            v0.shape,
-        )
+        plif = leak == _LEAK["mul"]
+        ctx.save_for_backward(h, x2 if plif else None, v0f if plif else None, k)
+        ctx.cfg = (impl, leak, k_val, decay_input, th, vr, reset, surrogate, detach, x_seq.shape, x_seq.dtype, n)
         return s.reshape(x_seq.shape), v.reshape(v0.shape)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
-        h, x, v0f, k_tensor = ctx.saved_tensors
-        impl, leak, decay_input, th, vr, reset, surrogate, detach, x_shape, x_dtype, v_shape = ctx.cfg
+        h, x2, v0f, k = ctx.saved_tensors
+        impl, leak, k_val, decay_input, th, vr, reset, surrogate, detach, x_shape, x_dtype, n = ctx.cfg
         T = h.shape[0]
-        gs = (torch.zeros_like(h) if grad_s is None else grad_s.reshape(T, -1)).float().contiguous()
-        gv = (torch.zeros_like(v0f) if grad_v is None else grad_v.reshape(-1)).float().contiguous()
+        plif = leak == _LEAK["mul"]
+        gs = torch.zeros_like(h) if grad_s is None else grad_s.reshape(T, -1)
+        gv = torch.zeros(n, device=h.device) if grad_v is None else grad_v.reshape(-1).float().contiguous()
         if impl == "cpu":
             from . import cpu
 
-            k = float(k_tensor)
             empty = torch.empty(0)
             gx, gv0, gk = cpu.backward(
-                gs, gv, h, x if x is not None else empty, v0f, leak, k, decay_input, th, vr, reset,
-                surrogate.kernel_id, surrogate.alpha, detach,
+                gs.float().contiguous(), gv, h, x2 if plif else empty, v0f if plif else empty, leak,
+                float(k) if plif else k_val, decay_input, th, vr, reset, surrogate.kernel_id, surrogate.alpha, detach,
             )  # fmt: skip
+            gx = gx.to(x_dtype)
         else:
             from . import triton_if
 
-            n = v0f.numel()
-            gx = torch.empty_like(h)
-            gv0 = torch.empty_like(v0f)
-            gk = torch.empty_like(v0f) if leak == _LEAK["mul"] else gv0
+            gs = gs.contiguous()  # read in its own dtype, converted in registers
+            gx = torch.empty(h.shape, dtype=x_dtype, device=h.device)
+            gv0 = torch.empty_like(gv)
+            gk = torch.empty_like(gv) if plif else gv0
             triton_if.if_family_bwd_kernel[triton_if.grid(n)](
-                gs, gv, h, x if x is not None else h, v0f, k_tensor, gx, gv0, gk, T, n, (T - 1) * n, th, vr,
-                surrogate.alpha, LEAK=leak, DECAY_INPUT=decay_input, RESET=reset, SG=surrogate.kernel_id,
-                DETACH=detach, BLOCK=triton_if.BLOCK,
+                gs, gv, h, x2 if plif else h, v0f if plif else gv, k if plif else gv, k_val, gx, gv0, gk, T, n,
+                (T - 1) * n, th, vr, surrogate.alpha, LEAK=leak, DECAY_INPUT=decay_input, RESET=reset,
+                SG=surrogate.kernel_id, DETACH=detach, BLOCK=triton_if.BLOCK,
             )  # fmt: skip
-        grad_k = None
-        if leak == _LEAK["mul"] and ctx.needs_input_grad[2]:
-            grad_k = gk.sum().to(k_tensor.dtype).reshape(k_tensor.shape)
-        grad_x = gx.reshape(x_shape).to(x_dtype)
-        return grad_x, gv0.reshape(v_shape), grad_k, *([None] * 9)
+        grad_k = gk.sum().to(k.dtype).reshape(k.shape) if plif and ctx.needs_input_grad[2] else None
+        return gx.reshape(x_shape), gv0.reshape(x_shape[1:]), grad_k, *([None] * 10)
 
 
 def if_family_multi_step(
@@ -192,12 +180,12 @@ def if_family_multi_step(
     if surrogate.kernel_id < 0:
         raise ValueError(f"surrogate {type(surrogate).__name__} has no fused kernel; use backend='torch'")
     if k is not None:
-        leak, k_tensor = _LEAK["mul"], k.float()
+        leak, k, k_val = _LEAK["mul"], k.float(), 0.0
     elif tau is not None:
-        leak, k_tensor = _LEAK["div"], torch.tensor(1.0 / tau, device=x_seq.device)
+        leak, k_val = _LEAK["div"], 1.0 / tau
     else:
-        leak, k_tensor = _LEAK["none"], torch.zeros((), device=x_seq.device)
+        leak, k_val = _LEAK["none"], 0.0
     return _IFFamily.apply(
-        x_seq, v, k_tensor, impl, leak, 1.0 if tau is None else tau, decay_input, float(v_threshold),
+        x_seq, v, k, impl, leak, 1.0 if tau is None else float(tau), k_val, decay_input, float(v_threshold),
         float(v_reset), _RESET[reset], surrogate, bool(detach_reset),
     )  # fmt: skip
