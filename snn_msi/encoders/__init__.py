@@ -1,0 +1,24 @@
+"""Encoders: audio (wav -> spectrogram), video frames (sampling and augmentation), spike coding over T steps,
+and per-modality corruption (noise at a given SNR)."""
+
+from .audio import LogMelSpectrogram, LogSpectrogram, fit_length, mel_filterbank
+from .coding import DeltaCoding, DirectCoding, LatencyCoding, RateCoding, build_coding
+from .noise import add_noise_snr
+from .visual import IMAGENET_MEAN, IMAGENET_STD, FrameTransform, sample_frame_indices
+
+__all__ = [
+    "LogSpectrogram",
+    "LogMelSpectrogram",
+    "fit_length",
+    "mel_filterbank",
+    "DirectCoding",
+    "RateCoding",
+    "LatencyCoding",
+    "DeltaCoding",
+    "build_coding",
+    "add_noise_snr",
+    "FrameTransform",
+    "sample_frame_indices",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
