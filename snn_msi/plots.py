@@ -30,3 +30,35 @@ def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: st
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def training_curves(history: list[dict], steps: list[dict], path: str | Path) -> Path:
+    """Accuracy (fused and per head, train and validation), loss, and the IEMF coefficient over steps."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    coeff = [(s["step"], s["coeff"]) for s in steps if "coeff" in s]
+    fig, axes = plt.subplots(1, 3 if coeff else 2, figsize=(13 if coeff else 9, 3.6))
+    ep = [h["epoch"] for h in history]
+    ax = axes[0]
+    for key, style in (("acc", "-"), ("acc_audio", "--"), ("acc_visual", ":")):
+        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+            k = f"{split}_{key}"
+            if history and k in history[0]:
+                ax.plot(ep, [h[k] for h in history], style, color=color, label=k)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    axes[1].plot(ep, [h["train_loss"] for h in history], label="train")
+    axes[1].plot(ep, [h["val_loss"] for h in history], label="val (fused)")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("loss")
+    axes[1].legend(fontsize=7)
+    if coeff:
+        x, y = zip(*coeff, strict=True)
+        axes[2].plot(x, y, lw=0.6)
+        axes[2].set_xlabel("step")
+        axes[2].set_ylabel("fusion-gradient coefficient")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

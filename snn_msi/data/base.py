@@ -1,0 +1,195 @@
+"""File-backed audio-visual data sets: an index of clips, checked when the index is built, then loaded lazily.
+
+Subclasses only build the list of :class:`ClipRecord` (and the class names) for their layout; this base class
+checks every clip (missing or unreadable wav / jpg, too few frames, empty or silent audio), reports what it
+found (count, ids, a JSON file) and skips those clips or raises, as asked. ``__getitem__`` never meets a bad
+file it was not told about.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..encoders import FrameTransform, LogSpectrogram, sample_frame_indices
+from .sample import AVSample, BadClips, ClipRecord
+
+log = logging.getLogger(__name__)
+
+
+def load_wav(path: Path, sample_rate: int, seconds: float | None = None) -> torch.Tensor:
+    """Mono float32 samples at ``sample_rate`` (resampled if the file differs), the first ``seconds`` if given."""
+    info = sf.info(str(path))
+    frames = -1 if seconds is None else int(math.ceil(seconds * info.samplerate))
+    data, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    wav = data.mean(axis=1)
+    if sr != sample_rate:
+        from scipy.signal import resample_poly
+
+        g = math.gcd(sr, sample_rate)
+        wav = resample_poly(wav, sample_rate // g, sr // g).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(wav))
+
+
+def load_frames(paths: Sequence[Path]) -> torch.Tensor:
+    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ)."""
+    imgs = []
+    for p in paths:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            if imgs and im.size != imgs[0].size:
+                im = im.resize(imgs[0].size)
+            imgs.append(np.asarray(im))
+    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+
+
+def check_clip(rec: ClipRecord, min_frames: int, audio_seconds: float | None) -> str | None:
+    """The first problem of a clip, or None. Reads wav headers and the used audio; verifies each jpg."""
+    if not rec.wav.is_file():
+        return "missing wav"
+    try:
+        info = sf.info(str(rec.wav))
+        if info.frames == 0:
+            return "empty wav"
+        n = -1 if audio_seconds is None else int(math.ceil(audio_seconds * info.samplerate))
+        data, _ = sf.read(str(rec.wav), frames=n, dtype="float32")
+    except Exception:  # any decoder failure means the file is unusable: reported, not raised
+        return "unreadable wav"
+    if data.size == 0:
+        return "empty wav"
+    if float(np.abs(data).max()) < 1e-6:
+        return "silent wav"
+    if len(rec.frames) < min_frames:
+        return "too few frames"
+    for p in rec.frames:
+        try:
+            with Image.open(p) as im:
+                im.verify()
+        except Exception:  # unreadable image: reported, not raised
+            return "unreadable jpg"
+    return None
+
+
+class AudioVisualFiles(Dataset):
+    """Base class. Subclasses call :meth:`_finish_index` with their records and class names.
+
+    Args:
+        train: random frame choice and augmentation (else evenly spaced frames, plain resize).
+        frames_per_clip: K frames per sample (KS: 3, CREMA-D: 1).
+        image_size: frame side after transforms.
+        audio_transform: wav -> spectrogram module (default: the paper's :class:`LogSpectrogram`).
+        frame_transform: default :class:`FrameTransform` (random resized crop + flip in training).
+        on_error: ``"skip"`` bad clips (reported) or ``"raise"`` ValueError listing them.
+        report_dir: where ``bad_clips_<name>.json`` goes (None: not written).
+    """
+
+    name = "av"
+
+    def __init__(
+        self,
+        train: bool = False,
+        frames_per_clip: int = 3,
+        image_size: int = 224,
+        sample_rate: int = 22050,
+        audio_seconds: float | None = 3.0,
+        audio_transform: Callable | None = None,
+        frame_transform: Callable | None = None,
+        on_error: str = "skip",
+        report_dir: str | Path | None = None,
+        check_workers: int = 8,
+    ) -> None:
+        if on_error not in ("skip", "raise"):
+            raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+        self.train, self.frames_per_clip, self.sample_rate = train, frames_per_clip, sample_rate
+        self.audio_seconds, self.on_error, self.report_dir = audio_seconds, on_error, report_dir
+        self.check_workers = check_workers
+        self.audio_transform = audio_transform or LogSpectrogram(sample_rate=sample_rate, duration=audio_seconds)
+        self.frame_transform = frame_transform or FrameTransform(image_size, train=train)
+        self.records: list[ClipRecord] = []
+        self.classes: list[str] = []
+        self.bad = BadClips()
+
+    def _finish_index(self, records: list[ClipRecord], classes: list[str], bad: BadClips | None = None) -> None:
+        """Check every record, keep the good ones, report the rest."""
+        self.classes = list(classes)
+        self.bad = bad or BadClips()
+        with ThreadPoolExecutor(self.check_workers) as pool:
+            problems = list(pool.map(lambda r: check_clip(r, self.frames_per_clip, self.audio_seconds), records))
+        for rec, problem in zip(records, problems, strict=True):
+            if problem:
+                self.bad.add(problem, rec.clip_id)
+            elif not 0 <= rec.label < len(self.classes):
+                self.bad.add("label not in class list", rec.clip_id)
+        bad_ids = {c for ids in self.bad.problems.values() for c in ids}
+        self.records = [r for r in records if r.clip_id not in bad_ids]
+        if self.bad.count:
+            msg = f"{type(self).__name__}: {self.bad.summary()}"
+            if self.report_dir is not None:
+                msg += f"; list written to {self.bad.write(Path(self.report_dir) / f'bad_clips_{self.name}.json')}"
+            if self.on_error == "raise":
+                raise ValueError(msg)
+            log.warning(msg + " (skipped)")
+        if not self.records:
+            raise ValueError(f"{type(self).__name__}: no usable clips ({self.bad.summary()})")
+
+    @property
+    def targets(self) -> list[int]:
+        return [r.label for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> AVSample:
+        rec = self.records[i]
+        wav = load_wav(rec.wav, self.sample_rate, self.audio_seconds)
+        idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train)
+        frames = load_frames([rec.frames[j] for j in idx])
+        return AVSample(self.audio_transform(wav), self.frame_transform(frames), rec.label, rec.clip_id)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what}: {path} does not exist or is not a folder")
+    return path
+
+
+def stratified_split(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices ``(rest, held_out)``: ``fraction`` of each class held out, chosen with ``seed``."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        by_class.setdefault(int(y), []).append(i)
+    held = []
+    for y in sorted(by_class):
+        idx = by_class[y]
+        k = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
+        perm = torch.randperm(len(idx), generator=g).tolist()
+        held.extend(idx[j] for j in perm[:k])
+    held_set = set(held)
+    return [i for i in range(len(labels)) if i not in held_set], sorted(held)
+
+
+def carve_validation(records: list[ClipRecord], split: str, val_fraction: float, seed: int) -> list[ClipRecord]:
+    """For ``split="train"`` / ``"val"`` built from the training files: keep the train or the held-out part.
+
+    ``val_fraction=0`` keeps everything for ``"train"`` (and ``"val"`` is then an error).
+    """
+    if split not in ("train", "val"):
+        return records
+    if val_fraction == 0.0:
+        if split == "val":
+            raise ValueError("split='val' needs val_fraction > 0")
+        return records
+    rest, held = stratified_split([r.label for r in records], val_fraction, seed)
+    return [records[i] for i in (held if split == "val" else rest)]

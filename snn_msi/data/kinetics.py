@@ -1,0 +1,89 @@
+"""Kinetics-Sounds in the layout of the IEMF code (see docs and ``shared/seeds``)::
+
+root/my_train.txt, my_test.txt             <clip_id>,<n_frames>,<class_index> per line
+root/{train,test}/video/<label>/<clip_id>/frame_0.jpg ... frame_9.jpg
+root/{train,test}/audio/<label>/<clip_id>.wav
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import AudioVisualFiles, carve_validation, require_dir
+from .sample import BadClips, ClipRecord
+
+SPLITS = ("train", "val", "test")
+
+
+def _frame_paths(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))
+
+
+class KineticsSounds(AudioVisualFiles):
+    """Kinetics-Sounds clips of one split (``"train"``, ``"val"`` carved from train, or ``"test"``).
+
+    Classes are the sorted label folders of the training split; the list file's class index of each clip is
+    checked against the folder the clip lies in (a disagreement is reported as a bad clip, never relabelled).
+    Without list files the folders are scanned.
+    """
+
+    name = "kinetics_sounds"
+
+    def __init__(self, root: str | Path, split: str = "train", val_fraction: float = 0.1, seed: int = 0, **kw):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        kw.setdefault("train", split == "train")
+        super().__init__(**kw)
+        self.root = require_dir(Path(root), "KineticsSounds root")
+        files_split = "test" if split == "test" else "train"
+        expected = f"KineticsSounds {files_split} split (expected {files_split}/video and {files_split}/audio)"
+        base = require_dir(self.root / files_split, expected)
+        class_base = self.root / "train" if (self.root / "train" / "video").is_dir() else base
+        classes = sorted(p.name for p in require_dir(class_base / "video", "label folders").iterdir() if p.is_dir())
+        if not classes:
+            raise ValueError(f"KineticsSounds: no label folders under {class_base / 'video'}")
+        bad = BadClips()
+        list_file = self.root / f"my_{files_split}.txt"
+        records = self._from_list(list_file, base, classes, bad) if list_file.is_file() else self._scan(base, classes)
+        records = carve_validation(records, split, val_fraction, seed)
+        self._finish_index(records, classes, bad)
+
+    @staticmethod
+    def _record(base: Path, label_name: str, label: int, clip: str) -> ClipRecord:
+        return ClipRecord(
+            clip, label, base / "audio" / label_name / f"{clip}.wav", _frame_paths(base / "video" / label_name / clip)
+        )
+
+    def _from_list(self, list_file: Path, base: Path, classes: list[str], bad: BadClips) -> list[ClipRecord]:
+        where = {}  # clip id -> label folder it actually lies in
+        for label_dir in (base / "video").iterdir():
+            if label_dir.is_dir():
+                for clip_dir in label_dir.iterdir():
+                    where[clip_dir.name] = label_dir.name
+        records = []
+        for n, line in enumerate(list_file.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.strip().split(",")
+            if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
+                raise ValueError(f"{list_file}:{n}: expected '<clip_id>,<n_frames>,<class_index>', got {line!r}")
+            clip, label = parts[0], int(parts[2])
+            if not 0 <= label < len(classes):
+                bad.add("label not in class list", clip)
+                continue
+            folder = where.get(clip)
+            if folder is not None and folder != classes[label]:
+                bad.add("label disagrees with folder", clip)
+                continue
+            records.append(self._record(base, classes[label], label, clip))
+        return records
+
+    def _scan(self, base: Path, classes: list[str]) -> list[ClipRecord]:
+        records = []
+        for label, name in enumerate(classes):
+            folder = base / "video" / name
+            if folder.is_dir():
+                records += [self._record(base, name, label, d.name) for d in sorted(folder.iterdir()) if d.is_dir()]
+        return records
