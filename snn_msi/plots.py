@@ -62,3 +62,74 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path) ->
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def firing_rate_bars(rates: dict[str, float], path: str | Path) -> Path:
+    """Mean firing rate of each spiking layer."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rates)), 3.8))
+    ax.bar(range(len(rates)), list(rates.values()), color="tab:blue")
+    ax.set_xticks(range(len(rates)), list(rates), rotation=75, ha="right", fontsize=7)
+    ax.set_ylabel("firing rate (spikes / neuron / step)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def energy_bars(totals: dict[str, float], path: str | Path, note: str = "") -> Path:
+    """Compute and memory energy per sample, SNN against its ANN counterpart (log scale)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    x = range(2)
+    comp = [totals["snn_pj"], totals["ann_pj"]]
+    mem = [totals["snn_mem_pj"], totals["ann_mem_pj"]]
+    ax.bar([i - 0.2 for i in x], comp, 0.4, label="compute")
+    ax.bar([i + 0.2 for i in x], mem, 0.4, label="memory traffic (estimate)")
+    ax.set_xticks(list(x), ["SNN", "ANN (ReLU)"])
+    ax.set_yscale("log")
+    ax.set_ylabel("energy per sample (pJ)")
+    ax.legend(fontsize=8)
+    if note:
+        ax.set_title(note, fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
+    """Left: multisensory gain against the best unimodal accuracy (per method; weaker cues to the left).
+    Right: fused accuracy difference against Normal with 95 % confidence intervals, per noise level."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    levels = list(dict.fromkeys((r["audio_snr_db"], r["image_snr_db"]) for r in summary))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for m in methods:
+        rs = [r for r in summary if r["method"] == m]
+        x = [100 * max(r["audio_acc_mean"], r["visual_acc_mean"]) for r in rs]
+        ax1.errorbar(x, [100 * r["gain_mean"] for r in rs], [100 * r["gain_std"] for r in rs], marker="o",
+                     capsize=3, label=m)  # fmt: skip
+    ax1.set_xlabel("best unimodal head accuracy (%)")
+    ax1.set_ylabel("multisensory gain (fused - best unimodal, pts)")
+    ax1.set_title("inverse effectiveness")
+    ax1.legend(fontsize=8)
+    width = 0.8 / max(1, len(methods) - 1)
+    for j, m in enumerate([m for m in methods if m != "normal"]):
+        rs = {(r["audio_snr_db"], r["image_snr_db"]): r for r in summary if r["method"] == m}
+        xs = [i + (j - (len(methods) - 2) / 2) * width for i in range(len(levels))]
+        d = [100 * rs[lv]["diff_vs_normal"] for lv in levels]
+        err = [[100 * (rs[lv]["diff_vs_normal"] - rs[lv]["ci_low"]) for lv in levels],
+               [100 * (rs[lv]["ci_high"] - rs[lv]["diff_vs_normal"]) for lv in levels]]  # fmt: skip
+        ax2.bar(xs, d, width, yerr=err, capsize=3, label=m)
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set_xticks(range(len(levels)), [f"audio {a:g} dB\nimage {v:g} dB" for a, v in levels], fontsize=8)
+    ax2.set_ylabel("fused accuracy - normal (pts, 95% CI)")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -42,12 +42,13 @@ def load_wav(path: Path, sample_rate: int, seconds: float | None = None) -> torc
 
 def load_frames(paths: Sequence[Path]) -> torch.Tensor:
     """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ)."""
-    imgs = []
+    imgs, size = [], None
     for p in paths:
         with Image.open(p) as im:
             im = im.convert("RGB")
-            if imgs and im.size != imgs[0].size:
-                im = im.resize(imgs[0].size)
+            size = size or im.size
+            if im.size != size:
+                im = im.resize(size)
             imgs.append(np.asarray(im))
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
 
@@ -118,8 +119,10 @@ class AudioVisualFiles(Dataset):
         self.classes: list[str] = []
         self.bad = BadClips()
 
-    def _finish_index(self, records: list[ClipRecord], classes: list[str], bad: BadClips | None = None) -> None:
-        """Check every record, keep the good ones, report the rest."""
+    def _finish_index(self, records: list[ClipRecord], classes: list[str], bad: BadClips | None = None,
+                      split: str | None = None, val_fraction: float = 0.0, seed: int = 0) -> None:  # fmt: skip
+        """Check every record, keep the good ones, report the rest; then, for ``split`` "train" / "val", keep
+        that part of a seeded stratified split of the good clips (:func:`carve_validation`)."""
         self.classes = list(classes)
         self.bad = bad or BadClips()
         with ThreadPoolExecutor(self.check_workers) as pool:
@@ -131,6 +134,8 @@ class AudioVisualFiles(Dataset):
                 self.bad.add("label not in class list", rec.clip_id)
         bad_ids = {c for ids in self.bad.problems.values() for c in ids}
         self.records = [r for r in records if r.clip_id not in bad_ids]
+        if split is not None:
+            self.records = carve_validation(self.records, split, val_fraction, seed)
         if self.bad.count:
             msg = f"{type(self).__name__}: {self.bad.summary()}"
             if self.report_dir is not None:

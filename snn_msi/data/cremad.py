@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .base import AudioVisualFiles, carve_validation, require_dir
+from .base import AudioVisualFiles, require_dir
 from .kinetics import _frame_paths
 from .sample import BadClips, ClipRecord
 
@@ -47,4 +47,4 @@ class CremaD(AudioVisualFiles):
                         _frame_paths(self.root / "Image-01-FPS" / clip),
                     )
                 )
-        self._finish_index(carve_validation(records, split, val_fraction, seed), EMOTIONS, bad)
+        self._finish_index(records, EMOTIONS, bad, split, val_fraction, seed)

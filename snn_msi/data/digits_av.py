@@ -4,7 +4,7 @@
   to 16 x 16, one grey channel.
 - Audio: the digit words "zero" .. "nine" spoken by espeak-ng in 50 synthetic voices (7 English accents x
   voice variants x rate x pitch; see ``scripts/make_digits_audio.py``), 16 kHz mono, 1 s, committed as FLAC;
-  the model sees a 40-band log-mel spectrogram ``[1, 40, 32]``.
+  the model sees a 40-band log-mel spectrogram ``[1, 40, 32]``, normalised per clip (zero mean, unit std).
 - Splits: images stratified 70/15/15; audio split by voice (35/7/8 voices), so test voices are unseen; each
   image is paired with a same-class clip from its own split's voices (seeded, fixed).
 - Each modality has an SNR knob in dB (additive Gaussian noise on the waveform / the image): noise is drawn
@@ -130,6 +130,7 @@ class DigitsAV(Dataset):
         img = F.interpolate(self.images[i].view(1, 1, 8, 8), size=self.image_size, mode="bilinear", align_corners=False)
         img = add_noise_snr(img.view(1, -1), self.image_snr_db, g).view(1, 1, self.image_size, self.image_size)
         audio = self.mel(wave)[0]  # [1, 40, 32]
+        audio = (audio - audio.mean()) / audio.std().clamp_min(1e-6)  # per-clip normalisation
         frames = (img - 0.5) / 0.5  # [K=1, C=1, 16, 16]
         return AVSample(audio, frames, int(self.labels[i]), f"{self.split}-{i:04d}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import AudioVisualFiles, carve_validation, require_dir
+from .base import AudioVisualFiles, require_dir
 from .sample import BadClips, ClipRecord
 
 SPLITS = ("train", "val", "test")
@@ -47,8 +47,7 @@ class KineticsSounds(AudioVisualFiles):
         bad = BadClips()
         list_file = self.root / f"my_{files_split}.txt"
         records = self._from_list(list_file, base, classes, bad) if list_file.is_file() else self._scan(base, classes)
-        records = carve_validation(records, split, val_fraction, seed)
-        self._finish_index(records, classes, bad)
+        self._finish_index(records, classes, bad, split, val_fraction, seed)
 
     @staticmethod
     def _record(base: Path, label_name: str, label: int, clip: str) -> ClipRecord:

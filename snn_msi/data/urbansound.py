@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .base import AudioVisualFiles, carve_validation, require_dir
+from .base import AudioVisualFiles, require_dir
 from .sample import BadClips, ClipRecord
 
 
@@ -40,6 +40,7 @@ class UrbanSound8KAV(AudioVisualFiles):
         if rows and not need <= set(rows[0]):
             raise ValueError(f"{meta}: missing columns {sorted(need - set(rows[0]))}")
         classes_by_id = {int(r["classID"]): r["class"] for r in rows}
+        label_of = {cid: i for i, cid in enumerate(sorted(classes_by_id))}  # the identity for all 10 classes
         classes = [classes_by_id[i] for i in sorted(classes_by_id)]
         pools = {c: sorted((images / c).glob("*.jpg")) for c in classes}
         g = torch.Generator().manual_seed(seed)
@@ -51,6 +52,6 @@ class UrbanSound8KAV(AudioVisualFiles):
             clip, cls = Path(r["slice_file_name"]).stem, r["class"]
             pool = pools.get(cls, [])
             frame = [pool[int(torch.randint(len(pool), (1,), generator=g))]] if pool else []
-            records.append(ClipRecord(clip, int(r["classID"]), self.root / "audio" / f"fold{r['fold']}" /
+            records.append(ClipRecord(clip, label_of[int(r["classID"])], self.root / "audio" / f"fold{r['fold']}" /
                                       r["slice_file_name"], frame))  # fmt: skip
-        self._finish_index(carve_validation(records, split, val_fraction, seed), classes, bad)
+        self._finish_index(records, classes, bad, split, val_fraction, seed)

@@ -33,6 +33,7 @@ class ModelConfig:
     widths: tuple[int, ...] = (64, 128, 256, 512)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     stem: str = "imagenet"
+    stem_stride: int | None = None
     audio_channels: int = 1
     visual_channels: int = 3
 
@@ -85,7 +86,8 @@ class AVNet(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        kw = dict(widths=c.widths, blocks=c.blocks, stem=c.stem, neuron=c.neuron, neuron_kwargs=c.neuron_kwargs)
+        kw = dict(widths=c.widths, blocks=c.blocks, stem=c.stem, stem_stride=c.stem_stride, neuron=c.neuron,
+                  neuron_kwargs=c.neuron_kwargs)  # fmt: skip
         self.coding = build_coding(c.coding, c.T)
         self.audio_net = SpikingResNet(c.audio_channels, **kw)
         self.visual_net = SpikingResNet(c.visual_channels, **kw)

@@ -30,7 +30,7 @@ class ConcatFusion(nn.Module):
         w, b = self.head.weight, self.head.bias
         out_a = a @ w[:, : self.dim].T + b / 2
         out_v = v @ w[:, self.dim :].T + b / 2
-        return out_a + out_v, out_a, out_v
+        return self.head(torch.cat([a, v], dim=-1)), out_a, out_v  # fused == out_a + out_v
 
 
 class SumFusion(nn.Module):

@@ -56,7 +56,8 @@ class SpikingResNet(nn.Module):
         widths: channels per stage (ResNet-18: 64, 128, 256, 512).
         blocks: basic blocks per stage (ResNet-18: 2, 2, 2, 2).
         stem: ``"imagenet"`` (7x7 stride 2 + max-pool, for 224 px / 257 x 188 inputs) or ``"small"`` (3x3,
-            stride 1, for tiny inputs).
+            no pooling, for tiny inputs).
+        stem_stride: stride of the stem convolution (default 2 for "imagenet", 1 for "small").
         neuron, neuron_kwargs: any registry name and its arguments.
     """
 
@@ -68,13 +69,16 @@ class SpikingResNet(nn.Module):
         stem: str = "imagenet",
         neuron: str = "lif",
         neuron_kwargs: dict | None = None,
+        stem_stride: int | None = None,
     ) -> None:
         super().__init__()
         if len(widths) != len(blocks) or not widths:
             raise ValueError(f"widths and blocks need the same non-zero length, got {widths} and {blocks}")
         if stem not in ("imagenet", "small"):
             raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
-        self.stem_conv = SeqConv(in_channels, widths[0], 7 if stem == "imagenet" else 3, 2 if stem == "imagenet" else 1)
+        if stem_stride is None:
+            stem_stride = 2 if stem == "imagenet" else 1
+        self.stem_conv = SeqConv(in_channels, widths[0], 7 if stem == "imagenet" else 3, stem_stride)
         self.stem_sn = make_neuron(neuron, neuron_kwargs)
         self.pool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
         layers, c = [], widths[0]

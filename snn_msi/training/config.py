@@ -120,6 +120,7 @@ def demo_config(**overrides) -> TrainConfig:
         widths=(16, 32),
         blocks=(1, 1),
         stem="small",
+        stem_stride=2,
         visual_channels=1,
         T=4,
     )

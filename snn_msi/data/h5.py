@@ -1,0 +1,122 @@
+"""HDF5 cache: spectrograms (float16) and frames (uint8) precomputed once, served by :class:`H5Dataset`.
+
+Layout of the file: one group per split (``train``, ``val``, ``test``) with datasets ``audio [N, 1, F, T]``
+float16, ``frames [N, K, 3, H, W]`` uint8 (all K stored frames of each clip, at the stored size, so training
+can still pick frames at random and augment), ``label [N]`` int64 and ``clip_id [N]`` strings; the file's
+attribute ``classes`` lists the class names. Chunks hold one clip each.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from ..encoders import FrameTransform, sample_frame_indices
+from .base import AudioVisualFiles, load_frames, load_wav
+from .sample import AVSample
+
+
+def _stored_frames(rec, frame_size: int | None) -> torch.Tensor:
+    frames = load_frames(rec.frames)  # [K, 3, H, W] uint8
+    if frame_size is not None and frames.shape[-1] != frame_size:
+        frames = F.interpolate(frames.float(), size=(frame_size, frame_size), mode="bilinear", antialias=True)
+        frames = frames.round().clamp(0, 255).to(torch.uint8)
+    return frames
+
+
+def build_h5(datasets: dict[str, AudioVisualFiles], out: str | Path, frame_size: int | None = None,
+             progress: bool = True) -> Path:  # fmt: skip
+    """Write the splits of file-backed data sets to ``out`` (atomically: a temporary file, then a rename).
+
+    Args:
+        datasets: ``{"train": ds, "val": ds, "test": ds}`` (their index checks have already run).
+        frame_size: store frames resized to this square side (None: as they are; clips must then agree).
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    classes = None
+    with h5py.File(tmp, "w") as f:
+        for split, ds in datasets.items():
+            classes = classes or ds.classes
+            if ds.classes != classes:
+                raise ValueError(f"build_h5: split {split!r} has other classes than the first split")
+            n = len(ds)
+            first = ds.records[0]
+            spec = ds.audio_transform(load_wav(first.wav, ds.sample_rate, ds.audio_seconds))
+            fr = _stored_frames(first, frame_size)
+            g = f.create_group(split)
+            a = g.create_dataset("audio", (n, *spec.shape), dtype="float16", chunks=(1, *spec.shape))
+            v = g.create_dataset("frames", (n, *fr.shape), dtype="uint8", chunks=(1, *fr.shape))
+            g.create_dataset("label", data=np.asarray([r.label for r in ds.records], dtype=np.int64))
+            g.create_dataset("clip_id", data=[r.clip_id for r in ds.records], dtype=h5py.string_dtype())
+            for i, rec in enumerate(tqdm(ds.records, desc=f"build-h5 {split}", disable=not progress)):
+                a[i] = ds.audio_transform(load_wav(rec.wav, ds.sample_rate, ds.audio_seconds)).numpy()
+                frames = _stored_frames(rec, frame_size)
+                if frames.shape != fr.shape:
+                    raise ValueError(f"clip {rec.clip_id}: frames {tuple(frames.shape)} differ from {tuple(fr.shape)}; "
+                                     "pass frame_size to resize all clips")  # fmt: skip
+                v[i] = frames.numpy()
+        f.attrs["classes"] = classes or []
+    os.replace(tmp, out)
+    return out
+
+
+class H5Dataset(Dataset):
+    """Serve one split of an HDF5 cache as :class:`AVSample`. Safe with DataLoader workers: each process opens
+    its own file handle on first use.
+
+    Args:
+        train: random frame choice + augmentation (default: ``split == "train"``).
+        frames_per_clip, image_size, frame_transform: as for the file-backed data sets.
+    """
+
+    def __init__(self, path: str | Path, split: str = "train", train: bool | None = None, frames_per_clip: int = 3,
+                 image_size: int = 224, frame_transform=None) -> None:  # fmt: skip
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"HDF5 cache {self.path} does not exist (make one with `snn-msi build-h5`)")
+        with h5py.File(self.path, "r") as f:
+            if split not in f:
+                raise ValueError(f"{self.path} has no split {split!r}; it has {sorted(f.keys())}")
+            self.labels = torch.from_numpy(f[split]["label"][:])
+            self.classes = [c.decode() if isinstance(c, bytes) else str(c) for c in f.attrs["classes"]]
+            self.n_stored = f[split]["frames"].shape[1]
+        self.split = split
+        self.train = split == "train" if train is None else train
+        self.frames_per_clip = min(frames_per_clip, self.n_stored)
+        self.frame_transform = frame_transform or FrameTransform(image_size, train=self.train)
+        self._file, self._pid = None, None
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()
+
+    def _group(self):
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = h5py.File(self.path, "r"), os.getpid()
+        return self._file[self.split]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> AVSample:
+        g = self._group()
+        idx = sample_frame_indices(self.n_stored, self.frames_per_clip, self.train)
+        frames = torch.from_numpy(g["frames"][i, idx])
+        audio = torch.from_numpy(g["audio"][i].astype(np.float32))
+        clip = g["clip_id"][i]
+        clip = clip.decode() if isinstance(clip, bytes) else str(clip)
+        return AVSample(audio, self.frame_transform(frames), int(self.labels[i]), clip)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_file"], state["_pid"] = None, None  # handles never cross process boundaries
+        return state
