@@ -3,7 +3,8 @@
 Layout of the file: one group per split (``train``, ``val``, ``test``) with datasets ``audio [N, 1, F, T]``
 float16, ``frames [N, K, 3, H, W]`` uint8 (all K stored frames of each clip, at the stored size, so training
 can still pick frames at random and augment), ``label [N]`` int64 and ``clip_id [N]`` strings; the file's
-attribute ``classes`` lists the class names. Chunks hold one clip each.
+attribute ``classes`` lists the class names. Chunks hold one spectrogram or one frame each (h5py's fancy
+indexing is slow, so frames are read one chunk at a time).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def build_h5(datasets: dict[str, AudioVisualFiles], out: str | Path, frame_size:
             fr = _stored_frames(first, frame_size)
             g = f.create_group(split)
             a = g.create_dataset("audio", (n, *spec.shape), dtype="float16", chunks=(1, *spec.shape))
-            v = g.create_dataset("frames", (n, *fr.shape), dtype="uint8", chunks=(1, *fr.shape))
+            v = g.create_dataset("frames", (n, *fr.shape), dtype="uint8", chunks=(1, 1, *fr.shape[1:]))
             g.create_dataset("label", data=np.asarray([r.label for r in ds.records], dtype=np.int64))
             g.create_dataset("clip_id", data=[r.clip_id for r in ds.records], dtype=h5py.string_dtype())
             for i, rec in enumerate(tqdm(ds.records, desc=f"build-h5 {split}", disable=not progress)):
@@ -110,7 +111,7 @@ class H5Dataset(Dataset):
     def __getitem__(self, i: int) -> AVSample:
         g = self._group()
         idx = sample_frame_indices(self.n_stored, self.frames_per_clip, self.train)
-        frames = torch.from_numpy(g["frames"][i, idx])
+        frames = torch.from_numpy(np.stack([g["frames"][i, j] for j in idx]))  # one chunk per frame read
         audio = torch.from_numpy(g["audio"][i].astype(np.float32))
         clip = g["clip_id"][i]
         clip = clip.decode() if isinstance(clip, bytes) else str(clip)

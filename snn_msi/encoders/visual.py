@@ -70,20 +70,22 @@ class FrameTransform(nn.Module):
             clips = clips.unsqueeze(0)
         if clips.dim() != 5:
             raise ValueError(f"FrameTransform expects [B, F, C, H, W] or [F, C, H, W], got {tuple(clips.shape)}")
-        x = clips.float() / 255.0 if clips.dtype == torch.uint8 else clips.float()
-        b, f, c, h, w = x.shape
+        scale = 1 / 255.0 if clips.dtype == torch.uint8 else 1.0
+        b, f, c, h, w = clips.shape
         if self.train_mode:
             out = []
-            for clip in x:  # one crop box per clip (cheap parameter draw; the resize itself is batched per clip)
+            for clip in clips:  # one crop box per clip (cheap parameter draw; the resize itself is batched per clip)
                 top, left, ch, cw = self._crop_box(h, w)
-                crop = clip[..., top : top + ch, left : left + cw]
+                crop = clip[..., top : top + ch, left : left + cw].float() * scale  # convert only the crop
                 crop = F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False)
                 if torch.rand(1, generator=self.generator).item() < 0.5:
                     crop = crop.flip(-1)
                 out.append(crop)
             x = torch.stack(out)
         else:
-            x = F.interpolate(x.reshape(b * f, c, h, w), size=(self.size, self.size), mode="bilinear")
+            x = clips.reshape(b * f, c, h, w).float() * scale
+            if (h, w) != (self.size, self.size):
+                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear")
             x = x.reshape(b, f, c, self.size, self.size)
         if self.mean is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)

@@ -110,6 +110,11 @@ class OpCounter:
         self.remove()
 
 
+def layer_energy(r: LayerOps, e_mac: float, e_ac: float) -> float:
+    """``E_MAC x MACs + E_AC x SOPs`` of one layer, in pJ (summed over what was measured)."""
+    return e_mac * r.macs + e_ac * r.sops
+
+
 @dataclass
 class EnergyReport:
     precision: str
@@ -187,7 +192,7 @@ def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, p
     ann_layers, *_ = _count(ann_model, audio, frames)
     rows, snn_bytes = [], 0.0
     for name, r in layers.items():
-        energy = (e_mac * r.macs + e_ac * r.sops) / b
+        energy = layer_energy(r, e_mac, e_ac) / b
         # batch-1 inference: the weights are read once per time step; spikes travel as bits
         in_bytes = r.input_elems * (1 / 8 if r.input_spiking else word)
         bytes_ = (r.params * word * T + (in_bytes + r.output_elems * word) / b) if r.calls else 0.0

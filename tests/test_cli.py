@@ -1,0 +1,31 @@
+import pytest
+
+from snn_msi.cli import build_parser, main
+
+COMMANDS = ["train", "evaluate", "energy", "neurons", "datasets", "prepare", "build-h5", "study"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_subcommand_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0 and "usage: snn-msi" in capsys.readouterr().out
+
+
+def test_bad_arguments_are_named(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--method", "ogmge"])
+    assert e.value.code == 2 and "--method" in capsys.readouterr().err
+    assert main(["train", "--demo", "--neuron", "lfi", "--epochs", "1"]) == 2
+    assert "unknown neuron 'lfi'" in capsys.readouterr().err
+    assert main(["prepare", "/nonexistent/videos", "/tmp/x"]) == 2
+    assert "/nonexistent/videos" in capsys.readouterr().err
+
+
+def test_neurons_and_datasets_listings(capsys):
+    assert main(["neurons"]) == 0
+    out = capsys.readouterr().out
+    assert "lif" in out and "NOT SPIKING" in out
+    assert main(["datasets"]) == 0
+    assert "kinetics-sounds" in capsys.readouterr().out
+    assert set(build_parser()._subparsers._group_actions[0].choices) == set(COMMANDS)
