@@ -3,7 +3,7 @@ PY ?= python3
 PIP = $(PY) -m pip
 OUT ?= runs/demo
 
-.PHONY: install demo test test-slow lint bench
+.PHONY: install demo test test-slow lint bench study
 
 install:
 	$(PIP) install -q torch==2.13.0          # the CPU build; an open range would pull a multi-GB CUDA build
@@ -11,7 +11,8 @@ install:
 	$(PIP) install -q --no-deps spikingjelly==2.0.0   # its metadata pulls CUDA torch/torchvision/torchaudio
 
 demo: install
-	$(PY) -m snn_msi.cli neurons --demo --out $(OUT)
+	$(PY) -m snn_msi.cli neurons --demo --out $(OUT)/neurons
+	$(PY) experiments/ks_snn.py --demo --out $(OUT)
 
 lint:
 	$(PY) -m ruff check .
@@ -25,3 +26,7 @@ test-slow: install
 
 bench: install
 	$(PY) benchmarks/bench_neurons.py --quick
+	$(PY) benchmarks/bench_data.py --quick
+
+study: install
+	$(PY) -m snn_msi.cli study inverse-effectiveness --out runs/study

@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("kind", choices=["inverse-effectiveness"])
     q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, weakest last (default: 4 levels)")
     q.add_argument("--seeds", type=int, default=5)
-    q.add_argument("--epochs", type=int, default=8)
+    q.add_argument("--epochs", type=int, default=6)
     q.add_argument("--workers", type=int, default=2, help="runs in parallel")
     q.add_argument("--dataset", default="digits-av")
     q.add_argument("--data-root")

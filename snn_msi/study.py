@@ -37,13 +37,13 @@ METHODS = ("normal", "iemf", "constant", "noise")
 class StudyConfig:
     levels: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)])
     seeds: int = 5
-    epochs: int = 8
+    epochs: int = 6
     workers: int = 2
     out: str = "runs/study"
     dataset: str = "digits-av"
     data_root: str | None = None
     methods: tuple[str, ...] = METHODS
-    base: dict = field(default_factory=dict)  # overrides of the demo training config
+    base: dict = field(default_factory=lambda: {"milestones": [5]})  # overrides of the demo training config
 
 
 def _run_dir(out: Path, level: tuple[float, float], method: str, seed: int) -> Path:

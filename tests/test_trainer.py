@@ -109,3 +109,11 @@ def test_two_process_gloo_ranks_agree(tmp_path):
     assert c0 == c1  # the same coefficient on both ranks (scores all-reduced)
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
+
+
+@pytest.mark.slow
+def test_demo_config_learns_digits_av(tmp_path):
+    """The demo network on the hard preset beats chance (10 %) by far within 3 epochs."""
+    cfg = demo_config(epochs=3, out=str(tmp_path / "demo"))
+    result = Trainer(cfg, progress=False).fit()
+    assert result["test_acc"] > 0.5 and result["test_acc_visual"] > 0.4

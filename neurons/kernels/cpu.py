@@ -20,13 +20,16 @@ def _load():
     build_dir = os.environ.get("SNN_MSI_EXT_DIR")
     if build_dir:
         os.makedirs(build_dir, exist_ok=True)
-    # the name carries a hash of the source, so an edited source never loads a stale cached build
-    digest = hashlib.sha1(_SRC.read_bytes()).hexdigest()[:10]
+    # OpenMP pragmas, but no -lgomp at link time: the calls bind to the OpenMP runtime torch has loaded, so
+    # there is one thread pool (two runtimes spinning against each other made model steps 5x slower)
+    cflags, ldflags = ["-O3", "-fopenmp", "-ffp-contract=off"], []
+    # the name carries a hash of source and flags, so an edited source never loads a stale cached build
+    digest = hashlib.sha1(_SRC.read_bytes() + " ".join(cflags + ldflags).encode()).hexdigest()[:10]
     return load(
         name=f"snn_msi_if_family_cpu_{digest}",
         sources=[str(_SRC)],
-        extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
-        extra_ldflags=["-fopenmp"],
+        extra_cflags=cflags,
+        extra_ldflags=ldflags,
         build_directory=build_dir,
         verbose=False,
     )
