@@ -86,7 +86,8 @@ def end_to_end_epoch(device: str, quick: bool) -> None:
         dt = time.perf_counter() - t0
         ok = all((Path(tmp) / "run" / f).is_file() for f in ("last.pt", "best.pt", "metrics.csv", "curves.png"))
         print(f"\n# end-to-end: 1 epoch of OGM-GE + IEMF on a synthetic KS tree ({len(sets[0])} train clips), "
-              f"{device}, amp={cfg.amp}: {dt:.1f} s, test_acc {result['test_acc']:.3f}, files written: {ok}")  # fmt: skip
+              f"{device}, amp={cfg.amp}: {dt:.1f} s, test_acc {result['test_acc']:.3f}, "
+              f"files written: {ok}")  # fmt: skip
 
 
 def main(argv=None) -> int:
