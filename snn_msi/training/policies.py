@@ -109,10 +109,15 @@ class GradientPolicy:
         """Once per epoch with validation metrics (never the test split)."""
 
     def state_dict(self) -> dict:
-        return {"last": dict(self.last)}
+        state = {"last": dict(self.last)}
+        if hasattr(self, "noise_source"):  # policies that perturb gradients resume their noise stream
+            state["noise"] = self.noise_source.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.last = dict(state.get("last", {}))
+        if hasattr(self, "noise_source"):
+            self.noise_source.load_state_dict(state.get("noise", {}))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -139,13 +144,6 @@ class _FusionScale(GradientPolicy):
         self.last["coeff"], self.last["active"] = coeff, float(active)
         if active:
             scale_with_noise(_unwrap(model).fusion_parameters(), coeff, self.noise_source if self.noise else None)
-
-    def state_dict(self):
-        return {**super().state_dict(), "noise": self.noise_source.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.noise_source.load_state_dict(state.get("noise", {}))
 
 
 class IEMF(_FusionScale):
@@ -230,13 +228,6 @@ class OGMGE(GradientPolicy):
             net, noise = _unwrap(model), self.noise_source if self.noise else None
             scale_with_noise(net.encoder_parameters("audio"), coeff_a, noise)
             scale_with_noise(net.encoder_parameters("visual"), coeff_v, noise)
-
-    def state_dict(self):
-        return {**super().state_dict(), "noise": self.noise_source.state_dict()}
-
-    def load_state_dict(self, state):
-        super().load_state_dict(state)
-        self.noise_source.load_state_dict(state.get("noise", {}))
 
     def __repr__(self):
         return f"OGMGE(alpha={self.alpha}, window=[{self.start}, {self.end}))"
