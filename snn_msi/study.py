@@ -51,16 +51,13 @@ def _run_dir(out: Path, level: tuple[float, float], method: str, seed: int) -> P
 
 
 def run_config(cfg_dict: dict) -> dict:
-    """Train one configuration in this process (one thread) unless its results exist; return the results."""
-    import torch
-
+    """Train one configuration in this process unless its results exist; return the results."""
     from .training import Trainer
 
     cfg = TrainConfig.from_dict(cfg_dict)
     done = Path(cfg.out) / "results.json"
     if done.is_file():
         return json.loads(done.read_text())
-    torch.set_num_threads(1)
     result = Trainer(cfg, progress=False).fit()
     steps = Path(cfg.out) / "steps.csv"
     result["coeff_mean_all"] = _mean_coeff(steps) if steps.is_file() else float("nan")
@@ -81,8 +78,15 @@ def run_many(configs: list[TrainConfig], workers: int = 2) -> list[dict]:
         return [run_config(d) for d in dicts]
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
         return list(pool.map(run_config, dicts))
+
+
+def _one_thread() -> None:
+    """Worker initializer: parallel runs share the cores, so each run uses one thread."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _config(scfg: StudyConfig, level, method: str, seed: int, coeff: float | None = None) -> TrainConfig:

@@ -18,8 +18,8 @@ from ..models import ModelConfig
 class DataConfig:
     """Which data set and how it is read.
 
-    ``dataset``: ``digits-av`` (embedded), ``kinetics-sounds``, ``cremad``, ``urbansound8k-av``, ``folder`` or
-    ``h5`` (a cache made by ``snn-msi build-h5``; then ``root`` is the .h5 file).
+    ``dataset``: ``digits-av`` (embedded), ``kinetics-sounds``, ``cremad``, ``urbansound8k-av`` or ``h5`` (a
+    cache made by ``snn-msi build-h5``; then ``root`` is the .h5 file).
     """
 
     dataset: str = "digits-av"
