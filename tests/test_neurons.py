@@ -129,6 +129,8 @@ def test_izhikevich_regular_spiking():
     s = n(torch.full((200, 1), 1.0))  # 10 pA after input_scale
     assert 2 <= s.sum().item() <= 30
     assert n.v.item() <= 30.0
+    with pytest.raises(ValueError, match="pass c="):
+        neurons.create("izhikevich", v_reset=-70.0)
 
 
 def test_gradients_reach_input_through_surrogate():

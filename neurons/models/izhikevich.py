@@ -35,7 +35,8 @@ class Izhikevich(BaseNeuron):
         kwargs.setdefault("reset", "hard")
         if kwargs["reset"] != "hard":
             raise ValueError(f"Izhikevich: reset must be 'hard' (v -> c, u -> u + d), got {kwargs['reset']!r}")
-        kwargs.pop("v_reset", None)
+        if "v_reset" in kwargs:
+            raise ValueError("Izhikevich: the membrane resets to c; pass c=..., not v_reset")
         super().__init__(v_threshold=v_threshold, v_reset=c, **kwargs)
         owner = type(self).__name__
         self.a = check_positive("a", a, owner)
