@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 from pathlib import Path
 
@@ -133,8 +132,3 @@ class DigitsAV(Dataset):
         audio = (audio - audio.mean()) / audio.std().clamp_min(1e-6)  # per-clip normalisation
         frames = (img - 0.5) / 0.5  # [K=1, C=1, 16, 16]
         return AVSample(audio, frames, int(self.labels[i]), f"{self.split}-{i:04d}")
-
-
-def describe_voices() -> list[dict]:
-    with (AUDIO_DIR / "voices.csv").open() as fh:
-        return list(csv.DictReader(fh))

@@ -228,7 +228,7 @@ class Trainer:
         if hasattr(base, "set_epoch"):
             base.set_epoch(epoch)
         loader = self._loader(self.train_set, epoch, train=True)
-        sums = torch.zeros(5, device=self.device)  # loss*n, correct fused/audio/visual, n
+        sums = torch.zeros(5, device=self.device)  # see _batch_sums
         from tqdm.auto import tqdm
 
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", disable=not self.progress, leave=False)
@@ -248,20 +248,14 @@ class Trainer:
             if self.cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
-            n = y.numel()
             with torch.no_grad():
-                sums += torch.stack([total.detach() * n, *(z.argmax(1).eq(y).sum() for z in (out.fused, out.audio,
-                                     out.visual)), torch.tensor(n, device=self.device)]).float()  # fmt: skip
+                sums += self._batch_sums(total.detach(), out, y)
             self.steps.append({"step": self.step, "epoch": epoch, **self.policies.last})
             self.step += 1
             if self.progress:
                 bar.set_postfix(loss=f"{float(total):.3f}", **{k: f"{v:.3f}" for k, v in self.policies.last.items()
                                                                if k == "coeff"})  # fmt: skip
-        if self.distributed:
-            dist.all_reduce(sums)
-        s = sums.tolist()
-        return {"train_loss": s[0] / s[4], "train_acc": s[1] / s[4], "train_acc_audio": s[2] / s[4],
-                "train_acc_visual": s[3] / s[4]}  # fmt: skip
+        return self._metrics(sums, "train")
 
     @torch.no_grad()
     def evaluate(self, ds: Dataset, prefix: str) -> dict[str, float]:
@@ -272,10 +266,17 @@ class Trainer:
             audio, frames, y = self._to(batch)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                 out = self.model(audio, frames)
-            n = y.numel()
-            loss = F.cross_entropy(out.fused.float(), y)
-            sums += torch.stack([loss * n, *(z.argmax(1).eq(y).sum() for z in (out.fused, out.audio, out.visual)),
-                                 torch.tensor(n, device=self.device)]).float()  # fmt: skip
+            sums += self._batch_sums(F.cross_entropy(out.fused.float(), y), out, y)
+        return self._metrics(sums, prefix)
+
+    def _batch_sums(self, loss: torch.Tensor, out, y: torch.Tensor) -> torch.Tensor:
+        """``[loss * n, correct fused, correct audio, correct visual, n]`` of one batch (summed over an epoch)."""
+        n = torch.tensor(y.numel(), device=self.device)
+        correct = [z.argmax(1).eq(y).sum() for z in (out.fused, out.audio, out.visual)]
+        return torch.stack([loss * n, *correct, n]).float()
+
+    def _metrics(self, sums: torch.Tensor, prefix: str) -> dict[str, float]:
+        """Loss and the three accuracies from the epoch's sums (all-reduced across ranks first)."""
         if self.distributed:
             dist.all_reduce(sums)
         s = sums.tolist()
