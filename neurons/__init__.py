@@ -4,6 +4,7 @@ import neurons
 neurons.available()                         # names and one-line descriptions
 lif = neurons.create("lif", tau=2.0, step_mode="m")
 spikes = lif(x_seq)                         # [T, B, ...] -> [T, B, ...]
+neurons.defaults("if")                      # what a name is built with
 neurons.reset(model)                        # forget the state of every neuron in a model
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import kernels, surrogate
+from . import functional, kernels, surrogate
 from .base import BaseNeuron, StatefulModule
+from .catalog import NEURONS, SHARED_ARGS, available, create, defaults, info, register
+from .functional import IFSpec
 from .models import IF, LIF, AdaptiveLIF, Izhikevich, ParametricLIF, ReLU, Synaptic
 from .peers import _register_peers
-from .registry import available, create, info, register
+from .registry import Registry
 
 _register_peers()
 
@@ -31,8 +34,14 @@ __all__ = [
     "ReLU",
     "available",
     "create",
+    "defaults",
     "info",
     "register",
+    "NEURONS",
+    "SHARED_ARGS",
+    "Registry",
+    "IFSpec",
+    "functional",
     "reset",
     "set_step_mode",
     "surrogate",

@@ -7,6 +7,12 @@ Every spiking neuron here is the same three steps (as SpikingJelly's ``BaseNode`
     v_t = reset(h_t, s_t)               # hard: h (1 - s) + v_reset s; soft: h - s v_th; none: h
 
 A new model only writes :meth:`BaseNeuron.charge` (and, when it has more state than ``v``, its state names).
+State and arithmetic are float32 whatever the input dtype (spikes come back in the input dtype), as in the
+fused kernels.
+
+Fused kernels are opt-in: a class offers one through :meth:`BaseNeuron.spec`. A subclass that redefines any
+step of the dynamics (``charge``, ``fire``, ``threshold``, ``after_spike``, ...) without defining ``spec``
+itself loses its parent's spec, so it can never silently run the parent's kernel.
 
 Step modes: ``step_mode="s"`` takes ``[B, ...]`` per call and keeps state between calls until :meth:`reset`;
 ``step_mode="m"`` takes ``[T, B, ...]`` and runs all T steps in one call (state persists across calls too,
@@ -21,6 +27,7 @@ import torch
 from torch import nn
 
 from . import surrogate as surrogate_mod
+from .functional import reset_membrane
 
 __all__ = ["StatefulModule", "BaseNeuron", "RESET_MODES", "STEP_MODES", "check_positive"]
 
@@ -71,11 +78,14 @@ class StatefulModule(nn.Module):
             setattr(self, name, None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{type(self).__name__}: input must be a torch.Tensor, got {type(x).__name__}")
         if self._step_mode == "s":
             return self.single_step_forward(x)
-        if x.dim() < 2:
+        if x.dim() < 2 or x.shape[0] < 1:
             raise ValueError(
-                f"{type(self).__name__} in multi-step mode expects [T, B, ...], got shape {tuple(x.shape)}"
+                f"{type(self).__name__} in multi-step mode expects [T, B, ...] with T >= 1, got shape "
+                f"{tuple(x.shape)}"
             )
         return self.multi_step_forward(x)
 
@@ -101,7 +111,8 @@ class BaseNeuron(StatefulModule):
         detach_reset: stop the gradient through the spike in the reset term.
         step_mode: ``"s"`` (``[B, ...]`` per call) or ``"m"`` (``[T, B, ...]`` per call).
         store_v_seq: in multi-step mode keep the membrane after each step in ``self.v_seq`` ``[T, B, ...]``.
-        check_inputs: raise ``ValueError`` on NaN input (one reduction per call; switch off for speed).
+        check_inputs: raise ``ValueError`` on NaN or infinite input (one reduction per call; switch off for
+            speed).
 
     Shape: single-step ``[B, *] -> [B, *]``; multi-step ``[T, B, *] -> [T, B, *]``. Spikes are 0/1 in the input
     dtype.
@@ -109,6 +120,18 @@ class BaseNeuron(StatefulModule):
 
     state_names = ("v",)
     kind = "spiking"
+    #: the methods that make up the dynamics: redefining one drops an inherited fused ``spec``
+    dynamics_methods = ("charge", "fire", "threshold", "after_spike", "init_state", "_step", "single_step_forward",
+                        "multi_step_forward", "_reset_hard", "_reset_soft", "_reset_none")  # fmt: skip
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" not in vars(cls) and any(m in vars(cls) for m in cls.dynamics_methods):
+            cls.spec = BaseNeuron.spec  # new dynamics: no fused kernel until the class offers its own spec
+
+    def spec(self):
+        """The :class:`~neurons.functional.IFSpec` a fused kernel can run for this neuron, or None."""
+        return None
 
     def __init__(
         self,
@@ -155,13 +178,12 @@ class BaseNeuron(StatefulModule):
         return self.surrogate(h - self.threshold())
 
     def _reset_hard(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return s * self.v_reset + (1.0 - s) * h
+        return reset_membrane(h, s, "hard", self.v_threshold, self.v_reset)
 
     def _reset_soft(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return h - s * self.threshold()
+        return reset_membrane(h, s, "soft", self.threshold(), self.v_reset)
 
-    @staticmethod
-    def _reset_none(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def _reset_none(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return h
 
     def after_spike(self, s: torch.Tensor) -> None:
@@ -169,20 +191,20 @@ class BaseNeuron(StatefulModule):
 
     # -- state ---------------------------------------------------------------------------------------------
     def init_state(self, x: torch.Tensor) -> None:
-        """Create the state tensors for an input of this shape (resting value ``v_reset``)."""
-        self.v = torch.full_like(x, self.v_reset)
+        """Create the state tensors (float32) for an input of this shape (resting value ``v_reset``)."""
+        self.v = torch.full(x.shape, self.v_reset, dtype=torch.float32, device=x.device)
 
     def _check(self, x: torch.Tensor) -> None:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{type(self).__name__}: input must be a torch.Tensor, got {type(x).__name__}")
-        if self.check_inputs and torch.isnan(x).any():
-            raise ValueError(f"{type(self).__name__}: input x contains NaN")
+        if self.check_inputs and not bool(torch.isfinite(x).all()):
+            what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
+            raise ValueError(f"{type(self).__name__}: input x contains {what}")
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        return self._step(x)
+        return self._step(x.float()).to(x.dtype)
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
+        """One step on a float32 input."""
         if self.v is None or self.v.shape != x.shape:
             self.init_state(x)
         h = self.charge(x)
@@ -195,12 +217,12 @@ class BaseNeuron(StatefulModule):
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         self._check(x_seq)
         spikes, v_seq = [], []
-        for x in x_seq:
+        for x in x_seq.float():
             spikes.append(self._step(x))
             if self.store_v_seq:
                 v_seq.append(self.v)
         self.v_seq = torch.stack(v_seq) if self.store_v_seq else None
-        return torch.stack(spikes)
+        return torch.stack(spikes).to(x_seq.dtype)
 
     def extra_repr(self) -> str:
         return (

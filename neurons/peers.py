@@ -5,6 +5,12 @@ Registered as ``spikingjelly.lif``, ``spikingjelly.if``, ``spikingjelly.plif``, 
 the same keyword arguments as our models (``tau``, ``v_threshold``, ``reset``, ``surrogate``, ``alpha``, ...),
 the same ``[T, B, ...]`` / ``[B, ...]`` tensors and ``reset()``, so ``neuron="lif"`` swaps for
 ``neuron="spikingjelly.lif"`` in any model. Options the peer cannot express raise ``ValueError``.
+
+Every surrogate name works with every peer: a name the peer implements itself maps to the peer's own function
+(SpikingJelly: sigmoid, atan, piecewise_quadratic, erf; snnTorch: atan, sigmoid, fast_sigmoid, with the same
+formulas and alpha), any other is our :mod:`neurons.surrogate` object, which both libraries call like their own.
+Inputs are checked as our neurons check them (NaN or infinite values raise), since the peers would turn NaN
+into silent "no spikes".
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ import importlib.util
 
 import torch
 
+from . import surrogate as surrogate_mod
 from .base import RESET_MODES, StatefulModule, check_positive
-from .registry import register
+from .catalog import register
 
 # our surrogate names -> the peers' classes/functions
 _SJ_SURROGATES = {
@@ -31,20 +38,37 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _surrogate(name: str, alpha: float | None, native: dict[str, object], owner: str):
+    """The peer's own surrogate for ``name`` when it has one (``native[name](alpha)``), else ours."""
+    if not isinstance(name, str):
+        raise TypeError(f"{owner}: surrogate must be a name, got {type(name).__name__}")
+    key = surrogate_mod.SURROGATES.resolve(name.lower())
+    if key in native:
+        return native[key](alpha)
+    return surrogate_mod.get(key, alpha)
+
+
 class PeerNeuron(StatefulModule):
     """Wraps one peer neuron module; subclasses build it and define one step."""
 
     library = ""
 
-    def __init__(self, reset: str, step_mode: str) -> None:
+    def __init__(self, reset: str, step_mode: str, check_inputs: bool = True) -> None:
         super().__init__(step_mode)
         if reset not in RESET_MODES:
             raise ValueError(f"{type(self).__name__}: reset must be one of {RESET_MODES}, got {reset!r}")
         self.reset_mode = reset
+        self.check_inputs = bool(check_inputs)
 
     @property
     def kind(self) -> str:
         return f"peer:{self.library}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and self.check_inputs and not bool(torch.isfinite(x).all()):
+            what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
+            raise ValueError(f"{type(self).__name__}({self.library}): input x contains {what}")
+        return super().forward(x)
 
 
 class SpikingJellyNeuron(PeerNeuron):
@@ -64,19 +88,20 @@ class SpikingJellyNeuron(PeerNeuron):
         alpha: float | None = None,
         detach_reset: bool = False,
         step_mode: str = "s",
-        backend: str = "auto",
+        check_inputs: bool = True,
     ) -> None:
-        super().__init__(reset, step_mode)
+        super().__init__(reset, step_mode, check_inputs)
         from spikingjelly.activation_based import neuron as sj_neuron
         from spikingjelly.activation_based import surrogate as sj_surrogate
 
         owner = f"spikingjelly.{node}"
         if reset == "none":
             raise ValueError(f"{owner}: SpikingJelly has no reset='none'; use 'hard' or 'soft'")
-        if surrogate not in _SJ_SURROGATES:
-            raise ValueError(f"{owner}: surrogate must be one of {sorted(_SJ_SURROGATES)}, got {surrogate!r}")
-        sg_cls = getattr(sj_surrogate, _SJ_SURROGATES[surrogate])
-        sg = sg_cls() if alpha is None else sg_cls(alpha=float(alpha))
+        native = {
+            ours: (lambda a, cls=getattr(sj_surrogate, theirs): cls() if a is None else cls(alpha=float(a)))
+            for ours, theirs in _SJ_SURROGATES.items()
+        }
+        sg = _surrogate(surrogate, alpha, native, owner)
         common = dict(
             v_threshold=check_positive("v_threshold", v_threshold, owner),
             v_reset=float(v_reset) if reset == "hard" else None,
@@ -133,9 +158,9 @@ class SnnTorchNeuron(PeerNeuron):
         alpha: float | None = None,
         detach_reset: bool = False,
         step_mode: str = "s",
-        backend: str = "auto",
+        check_inputs: bool = True,
     ) -> None:
-        super().__init__(reset, step_mode)
+        super().__init__(reset, step_mode, check_inputs)
         import snntorch
         from snntorch import surrogate as snn_surrogate
 
@@ -146,11 +171,15 @@ class SnnTorchNeuron(PeerNeuron):
             raise ValueError(f"{owner}: snnTorch resets to 0; v_reset must be 0.0, got {v_reset}")
         if detach_reset:
             raise ValueError(f"{owner}: snnTorch always keeps the reset in the graph; use detach_reset=False")
-        if surrogate not in _SNN_SURROGATES:
-            raise ValueError(f"{owner}: surrogate must be one of {sorted(_SNN_SURROGATES)}, got {surrogate!r}")
-        a = _SNN_DEFAULT_ALPHA[surrogate] if alpha is None else float(alpha)
-        fn = getattr(snn_surrogate, _SNN_SURROGATES[surrogate])
-        spike_grad = fn(alpha=a) if surrogate == "atan" else fn(slope=a)
+        def native_fn(name):
+            def make(a):
+                a = _SNN_DEFAULT_ALPHA[name] if a is None else float(a)
+                fn = getattr(snn_surrogate, _SNN_SURROGATES[name])
+                return fn(alpha=a) if name == "atan" else fn(slope=a)
+
+            return make
+
+        spike_grad = _surrogate(surrogate, alpha, {n: native_fn(n) for n in _SNN_SURROGATES}, owner)
         mechanism = {"soft": "subtract", "hard": "zero", "none": "none"}[reset]
         beta = 1.0 - 1.0 / check_positive("tau", tau, owner, minimum=1.0, inclusive=True)
         common = dict(

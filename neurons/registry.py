@@ -1,11 +1,19 @@
-"""Registry of neuron models: swap a model by name (after timm's model registry).
+"""Registries: one small helper behind every name -> factory table of the project (after timm's registry).
 
-@register("lif", description="leaky integrate-and-fire")
-class LIF(BaseNeuron): ...
+Neurons, surrogates, fusions, spike codings, data sets and balancing methods are each a :class:`Registry`, so
+they behave the same: ``register`` (a decorator), ``get`` / ``create`` by name, ``available("lif*")`` with
+shell wildcards, ``names()``, and one unknown-name error that lists the valid names and close matches::
 
-neuron = create("lif", tau=2.0, v_threshold=0.5)
-available()            # {"lif": "leaky integrate-and-fire", ...}
-available("snntorch.*")
+    FUSIONS = Registry("fusion")
+
+    @FUSIONS.register("concat", description="linear head on [a; v]")
+    class ConcatFusion(nn.Module): ...
+
+    FUSIONS.create("concat", dim=512, num_classes=31)
+    FUSIONS.available()          # {"concat": "linear head on [a; v]", ...}
+
+``create`` checks keyword arguments against the factory's signature (following ``**kwargs`` up a class's MRO)
+and names the ones it does not take.
 """
 
 from __future__ import annotations
@@ -13,87 +21,149 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from torch import nn
+__all__ = ["Registry", "Entry", "accepted_arguments"]
 
-__all__ = ["register", "create", "available", "info", "NeuronEntry"]
+_EMPTY = inspect.Parameter.empty
 
 
 @dataclass(frozen=True)
-class NeuronEntry:
+class Entry:
+    """One registered name: the factory, a one-line description and registry-specific facts (``meta``)."""
+
     name: str
-    factory: Callable[..., nn.Module]
+    factory: Callable[..., Any]
     description: str
-    kind: str  # "spiking", "analogue" (non-spiking control) or "peer:<library>"
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, key: str) -> Any:  # entry.kind, entry.source, ...: the meta facts as attributes
+        meta = self.__dict__.get("meta", {})
+        if key in meta:
+            return meta[key]
+        raise AttributeError(f"{type(self).__name__} {self.__dict__.get('name')!r} has no attribute {key!r}")
 
 
-_REGISTRY: dict[str, NeuronEntry] = {}
+def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
+    """``({name: default}, takes_any)`` for the keyword arguments of ``factory``.
 
-
-def register(name: str, description: str | None = None, kind: str | None = None):
-    """Class or function decorator that registers a neuron factory under ``name``.
-
-    ``description`` defaults to the first line of the factory's docstring; ``kind`` to its ``kind`` attribute.
+    For a class, ``**kwargs`` of an ``__init__`` is followed up the MRO, so a subclass that forwards ``**kwargs``
+    reports its base's arguments too; a class attribute ``excluded_args`` removes names a subclass refuses.
+    ``takes_any`` is True when the chain ends in a bare ``**kwargs`` (nothing can be checked). Arguments
+    without a default map to ``inspect.Parameter.empty``.
     """
-
-    def deco(factory):
-        if name in _REGISTRY:
-            raise ValueError(f"neuron {name!r} is already registered ({_REGISTRY[name].factory})")
-        doc = (inspect.getdoc(factory) or "").strip().splitlines()
-        desc = description or (doc[0] if doc else "")
-        _REGISTRY[name] = NeuronEntry(name, factory, desc, kind or getattr(factory, "kind", "spiking"))
-        return factory
-
-    return deco
-
-
-def _unknown(name: str) -> ValueError:
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    return ValueError(f"unknown neuron {name!r}; available: {', '.join(sorted(_REGISTRY))}.{hint}")
-
-
-def info(name: str) -> NeuronEntry:
-    """The registry entry of ``name`` (raises ``ValueError`` for unknown names)."""
-    if name not in _REGISTRY:
-        raise _unknown(name)
-    return _REGISTRY[name]
-
-
-def _accepted_kwargs(factory) -> tuple[set[str], bool]:
-    """Keyword names a factory takes; for classes, follow ``**kwargs`` up the MRO to the base's arguments."""
-    funcs = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)] if inspect.isclass(factory) else [factory]
-    names: set[str] = set()
+    if inspect.isclass(factory):
+        funcs = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c) and c is not object]
+    else:
+        funcs = [factory]
+    names: dict[str, Any] = {}
+    takes_any = False
     for fn in funcs:
-        params = inspect.signature(fn).parameters.values()
-        names |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        params = list(inspect.signature(fn).parameters.values())
+        for p in params:
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self":
+                names.setdefault(p.name, p.default)
         if not any(p.kind is p.VAR_KEYWORD for p in params):
-            return names - {"self"}, False
-    return names - {"self"}, True
+            break
+    else:
+        takes_any = bool(funcs)
+    for name in getattr(factory, "excluded_args", ()):
+        names.pop(name, None)
+    return names, takes_any
 
 
-def create(name: str, **kwargs) -> nn.Module:
-    """Build the neuron registered as ``name`` with keyword arguments ``kwargs``.
+class Registry:
+    """A table of named factories.
 
-    Raises:
-        ValueError: unknown name (lists the registered names and close matches) or an argument the model
-            does not take (lists the arguments it does take).
+    Args:
+        what: the kind of thing, used in messages ("neuron", "fusion", "method", ...).
     """
-    entry = info(name)
-    accepted, var_kw = _accepted_kwargs(entry.factory)
-    bad = sorted(set(kwargs) - accepted)
-    if bad and not var_kw:
-        raise ValueError(
-            f"neuron {name!r} does not take argument(s) {', '.join(bad)}; valid: {', '.join(sorted(accepted))}"
-        )
-    return entry.factory(**kwargs)
 
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._entries: dict[str, Entry] = {}
+        self._aliases: dict[str, str] = {}
 
-def available(pattern: str | None = None) -> dict[str, str]:
-    """Registered names (optionally filtered by a shell-style ``pattern``) with a one-line description."""
-    names = sorted(_REGISTRY)
-    if pattern is not None:
-        names = [n for n in names if fnmatch.fnmatch(n, pattern)]
-    return {n: f"[{_REGISTRY[n].kind}] {_REGISTRY[n].description}" for n in names}
+    # -- registration ---------------------------------------------------------------------------------------
+    def register(self, name: str, factory: Callable | None = None, *, description: str | None = None,
+                 aliases: tuple[str, ...] = (), **meta: Any):  # fmt: skip
+        """Register ``factory`` under ``name`` (use as a decorator, or pass ``factory``).
+
+        ``description`` defaults to the first line of the factory's docstring; ``meta`` is kept on the entry.
+        """
+
+        def deco(obj):
+            if name in self._entries or name in self._aliases:
+                raise ValueError(f"{self.what} {name!r} is already registered ({self.get(name).factory})")
+            doc = (inspect.getdoc(obj) or "").strip().splitlines()
+            desc = description if description is not None else (doc[0] if doc else "")
+            self._entries[name] = Entry(name, obj, desc, dict(meta))
+            for alias in aliases:
+                self._aliases[alias] = name
+            return obj
+
+        return deco(factory) if factory is not None else deco
+
+    # -- lookup ---------------------------------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """The registered name for ``name`` or one of its aliases."""
+        if not isinstance(name, str):
+            raise TypeError(f"{self.what} must be given by name (a string), got {type(name).__name__}")
+        if name in self._entries:
+            return name
+        if name in self._aliases:
+            return self._aliases[name]
+        raise self.unknown(name)
+
+    def get(self, name: str) -> Entry:
+        """The entry of ``name`` (raises ``ValueError`` naming the valid names for an unknown one)."""
+        return self._entries[self.resolve(name)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or name in self._aliases
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Registered names, sorted, optionally filtered by a shell-style ``pattern`` (``"snntorch.*"``)."""
+        names = sorted(self._entries)
+        return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern is not None else names
+
+    def available(self, pattern: str | None = None) -> dict[str, str]:
+        """``{name: description}`` of the registered names (optionally filtered by ``pattern``)."""
+        return {n: self._entries[n].description for n in self.names(pattern)}
+
+    def unknown(self, name: str) -> ValueError:
+        candidates = list(self._entries) + list(self._aliases)
+        close = difflib.get_close_matches(str(name), candidates, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        return ValueError(f"unknown {self.what} {name!r}; available: {', '.join(self.names())}.{hint}")
+
+    # -- construction ---------------------------------------------------------------------------------------
+    def arguments(self, name: str) -> dict[str, Any]:
+        """``{argument: default}`` that the factory of ``name`` takes."""
+        return accepted_arguments(self.get(name).factory)[0]
+
+    def check_arguments(self, name: str, kwargs: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming the arguments of ``kwargs`` that ``name`` does not take."""
+        accepted, takes_any = accepted_arguments(self.get(name).factory)
+        bad = sorted(set(kwargs) - set(accepted))
+        if bad and not takes_any:
+            raise ValueError(
+                f"{self.what} {self.resolve(name)!r} does not take argument(s) {', '.join(bad)}; "
+                f"valid: {', '.join(sorted(accepted)) or '(none)'}"
+            )
+
+    def create(self, name: str, /, **kwargs: Any) -> Any:
+        """Build ``name`` with ``kwargs`` (checked first: an argument the factory does not take is an error)."""
+        self.check_arguments(name, kwargs)
+        return self.get(name).factory(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.what!r}, {self.names()})"

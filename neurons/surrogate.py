@@ -4,16 +4,20 @@ Each surrogate is a small ``nn.Module`` with a sharpness ``alpha``. Its forward 
 ``H(x) = 1[x >= 0]`` (``x = h - v_th``); its backward multiplies the incoming gradient by
 ``derivative(x)``, the derivative of a smooth ``primitive(x)`` that approximates ``H``.
 Select one by name with :func:`get` (``"atan"``, ``"sigmoid"``, ...), as SpikingJelly's ``surrogate``
-module and snnTorch's ``spike_grad`` do.
+module and snnTorch's ``spike_grad`` do; :data:`SURROGATES` is the registry (``SURROGATES.available()``).
+
+The fused kernels know the surrogates listed in :data:`KERNEL_SURROGATES`; the C++ and Triton code take each
+one's integer code from that one table. A surrogate registered later runs on the PyTorch path.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 
 import torch
 from torch import nn
+
+from .registry import Registry
 
 __all__ = [
     "Surrogate",
@@ -27,7 +31,15 @@ __all__ = [
     "get",
     "available",
     "heaviside",
+    "SURROGATES",
+    "KERNEL_SURROGATES",
 ]
+
+SURROGATES = Registry("surrogate")
+
+#: the surrogates the fused kernels implement, in the order of their integer codes (the one table the
+#: C++ and Triton code take their constants from)
+KERNEL_SURROGATES = ("sigmoid", "atan", "fast_sigmoid", "triangle", "piecewise_quadratic", "rectangular", "erf")
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -61,8 +73,11 @@ class Surrogate(nn.Module):
 
     name: str = ""
     default_alpha: float = 1.0
-    #: integer id used by the fused kernels (``neurons.kernels``) to pick the same formula
-    kernel_id: int = -1
+
+    @property
+    def kernel_id(self) -> int:
+        """The fused kernels' code of this surrogate (its index in :data:`KERNEL_SURROGATES`), -1 if none."""
+        return KERNEL_SURROGATES.index(self.name) if self.name in KERNEL_SURROGATES else -1
 
     def __init__(self, alpha: float | None = None) -> None:
         super().__init__()
@@ -88,7 +103,7 @@ class Surrogate(nn.Module):
 class Sigmoid(Surrogate):
     """``g(x) = sigmoid(alpha x)``; ``g'(x) = alpha sg (1 - sg)`` (SpikingJelly ``Sigmoid``, default alpha 4)."""
 
-    name, default_alpha, kernel_id = "sigmoid", 4.0, 0
+    name, default_alpha = "sigmoid", 4.0
 
     def derivative(self, x):
         sg = torch.sigmoid(self.alpha * x)
@@ -101,7 +116,7 @@ class Sigmoid(Surrogate):
 class ATan(Surrogate):
     """``g(x) = atan(pi/2 alpha x)/pi + 1/2``; ``g'(x) = alpha/2 / (1 + (pi/2 alpha x)^2)`` (default alpha 2)."""
 
-    name, default_alpha, kernel_id = "atan", 2.0, 1
+    name, default_alpha = "atan", 2.0
 
     def derivative(self, x):
         return self.alpha / 2.0 / (1.0 + (math.pi / 2.0 * self.alpha * x) ** 2)
@@ -117,7 +132,7 @@ class FastSigmoid(Surrogate):
     snnTorch).
     """
 
-    name, default_alpha, kernel_id = "fast_sigmoid", 25.0, 2
+    name, default_alpha = "fast_sigmoid", 25.0
 
     def derivative(self, x):
         return 1.0 / (self.alpha * x.abs() + 1.0) ** 2
@@ -132,7 +147,7 @@ class Triangle(Surrogate):
     Unlike :class:`PiecewiseQuadratic` (the same shape scaled to unit area) the peak does not grow with alpha.
     """
 
-    name, default_alpha, kernel_id = "triangle", 1.0, 3
+    name, default_alpha = "triangle", 1.0
 
     def derivative(self, x):
         return torch.clamp(1.0 - self.alpha * x.abs(), min=0.0)
@@ -148,7 +163,7 @@ class PiecewiseQuadratic(Surrogate):
     The primitive is piecewise quadratic, hence the name; default alpha 1, the IEMF paper used 2.
     """
 
-    name, default_alpha, kernel_id = "piecewise_quadratic", 1.0, 4
+    name, default_alpha = "piecewise_quadratic", 1.0
 
     def derivative(self, x):
         return torch.clamp(self.alpha - self.alpha * self.alpha * x.abs(), min=0.0)
@@ -161,7 +176,7 @@ class PiecewiseQuadratic(Surrogate):
 class Rectangular(Surrogate):
     """``g'(x) = alpha 1[|x| < 1/(2 alpha)]``: a box of unit area (default alpha 1)."""
 
-    name, default_alpha, kernel_id = "rectangular", 1.0, 5
+    name, default_alpha = "rectangular", 1.0
 
     def derivative(self, x):
         return self.alpha * (x.abs() < 0.5 / self.alpha).to(x.dtype)
@@ -173,7 +188,7 @@ class Rectangular(Surrogate):
 class Erf(Surrogate):
     """``g(x) = (1 + erf(alpha x)) / 2``; ``g'(x) = alpha / sqrt(pi) exp(-(alpha x)^2)`` (default alpha 2)."""
 
-    name, default_alpha, kernel_id = "erf", 2.0, 6
+    name, default_alpha = "erf", 2.0
 
     def derivative(self, x):
         return self.alpha / math.sqrt(math.pi) * torch.exp(-((self.alpha * x) ** 2))
@@ -182,19 +197,25 @@ class Erf(Surrogate):
         return 0.5 * (1.0 + torch.erf(self.alpha * x))
 
 
-_SURROGATES: dict[str, type[Surrogate]] = {
-    cls.name: cls for cls in (Sigmoid, ATan, FastSigmoid, Triangle, PiecewiseQuadratic, Rectangular, Erf)
-}
-_ALIASES = {"quadratic_gate": "piecewise_quadratic", "superspike": "fast_sigmoid", "rect": "rectangular"}
+for _cls, _aliases in (
+    (Sigmoid, ()),
+    (ATan, ()),
+    (FastSigmoid, ("superspike",)),
+    (Triangle, ()),
+    (PiecewiseQuadratic, ("quadratic_gate",)),
+    (Rectangular, ("rect",)),
+    (Erf, ()),
+):
+    SURROGATES.register(_cls.name, _cls, aliases=_aliases)
 
 
 def available() -> list[str]:
     """Names accepted by :func:`get`."""
-    return sorted(_SURROGATES)
+    return SURROGATES.names()
 
 
 def get(surrogate: str | Surrogate, alpha: float | None = None) -> Surrogate:
-    """Return a surrogate object from a name (``"atan"``) or pass an object through.
+    """Return a surrogate object from a name (``"atan"``, case-insensitive) or pass an object through.
 
     Raises:
         ValueError: unknown name (the message lists the valid names and close matches).
@@ -205,9 +226,4 @@ def get(surrogate: str | Surrogate, alpha: float | None = None) -> Surrogate:
         return surrogate
     if not isinstance(surrogate, str):
         raise TypeError(f"surrogate must be a name or a Surrogate, got {type(surrogate).__name__}")
-    key = _ALIASES.get(surrogate.lower(), surrogate.lower())
-    if key not in _SURROGATES:
-        close = difflib.get_close_matches(key, list(_SURROGATES) + list(_ALIASES), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown surrogate {surrogate!r}; valid: {', '.join(available())}.{hint}")
-    return _SURROGATES[key](alpha)
+    return SURROGATES.get(surrogate.lower()).factory(alpha)

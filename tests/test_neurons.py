@@ -129,7 +129,7 @@ def test_izhikevich_regular_spiking():
     s = n(torch.full((200, 1), 1.0))  # 10 pA after input_scale
     assert 2 <= s.sum().item() <= 30
     assert n.v.item() <= 30.0
-    with pytest.raises(ValueError, match="pass c="):
+    with pytest.raises(ValueError, match="v_reset"):
         neurons.create("izhikevich", v_reset=-70.0)
 
 

@@ -123,5 +123,23 @@ def test_snntorch_synaptic_adapter_runs_in_both_step_modes():
 def test_adapter_rejects_what_peer_cannot_do():
     with pytest.raises(ValueError, match="decay_input"):
         neurons.create("snntorch.leaky", decay_input=True)
-    with pytest.raises(ValueError, match="surrogate"):
-        neurons.create("spikingjelly.lif", surrogate="triangle")
+    with pytest.raises(ValueError, match="unknown surrogate 'triangel'.*Did you mean 'triangle'"):
+        neurons.create("spikingjelly.lif", surrogate="triangel")
+
+
+PEERS = list(neurons.available("spikingjelly.*")) + list(neurons.available("snntorch.*"))
+
+
+@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("sg", neurons.surrogate.available())
+def test_every_surrogate_works_with_every_peer(peer, sg):
+    """The surrogate's derivative reaches the input: one step, a neuron at distance d from its threshold gets
+    dL/dx = dh/dx * surrogate'(d) from the peer, the same formula as ours (same alpha)."""
+    n = neurons.create(peer, surrogate=sg, alpha=1.5, v_threshold=1.0, step_mode="m")
+    x = torch.tensor([[[0.7, 1.1, 1.4]]], requires_grad=True)  # T=1, B=1, 3 neurons, v0 = 0
+    n(x).sum().backward()
+    # snnTorch and SpikingJelly's IF add x unscaled; SpikingJelly's LIF / PLIF (tau 2) add x / tau
+    dh_dx = 1.0 if peer.startswith("snntorch") or peer == "spikingjelly.if" else 0.5
+    h = x.detach() * dh_dx
+    expected = dh_dx * neurons.surrogate.get(sg, 1.5).derivative(h - 1.0)
+    torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,9 @@ Implementations, each in its own file next to the reference:
 ``select(backend, x)`` picks one: ``"auto"`` is triton on CUDA, the C++ loop on CPU, torch when neither can
 run. The environment variable ``SNN_MSI_BACKEND`` overrides ``"auto"``. Asking for an implementation that
 cannot run raises a ``ValueError`` that says why.
+
+Every implementation runs an :class:`~neurons.functional.IFSpec` (the neuron's dynamics as plain values) and
+takes its integer codes from the tables in ``neurons.functional`` and ``neurons.surrogate``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ import os
 
 import torch
 
-from ..surrogate import Surrogate
+from ..functional import LEAKS, IFSpec
 from . import reference
 
 BACKENDS = ("auto", "torch", "cpu", "triton")
-_LEAK = {"none": 0, "div": 1, "mul": 2}
-_RESET = {"hard": 0, "soft": 1, "none": 2}
+_MUL = LEAKS.index("mul")
 
 __all__ = ["BACKENDS", "check_backend", "select", "unavailable_reason", "if_family_multi_step", "reference"]
 
@@ -87,21 +89,23 @@ def select(backend: str, x: torch.Tensor, owner: str = "neuron") -> str:
 class _IFFamily(torch.autograd.Function):
     """Fused multi-step op. Saves the charged membrane ``h`` (float32) and, for ParametricLIF, ``x`` and ``v0``.
 
-    ``k`` is the 0-d leak tensor of ParametricLIF (it gets a gradient) or None; IF and LIF pass ``k_val``
-    (0 or 1/tau) as a plain float, so no host-to-device copy happens per call.
+    ``k`` is the 0-d leak tensor of ParametricLIF (it gets a gradient) or None; IF and LIF use the spec's
+    ``1 / tau`` as a plain float, so no host-to-device copy happens per call.
     """
 
     @staticmethod
-    def forward(ctx, x_seq, v0, k, impl, leak, tau, k_val, decay_input, th, vr, reset, surrogate, detach):
+    def forward(ctx, x_seq: torch.Tensor, v0: torch.Tensor, k: torch.Tensor | None, spec: IFSpec, impl: str):
         T = x_seq.shape[0]
+        leak, reset, _ = spec.codes
         v0f = v0.reshape(-1).float().contiguous()
         n = v0f.numel()
         if impl == "cpu":
             from . import cpu
 
             x2 = x_seq.reshape(T, -1).float().contiguous()
-            k_val = float(k) if k is not None else k_val
-            s, v, h = cpu.forward(x2, v0f, leak, tau, k_val, decay_input, th, vr, reset)
+            k_val = float(k) if k is not None else spec.k
+            s, v, h = cpu.forward(x2, v0f, leak, spec.tau, k_val, spec.decay_input, spec.v_threshold, spec.v_reset,
+                                  reset)  # fmt: skip
             s = s.to(x_seq.dtype)
         else:
             from . import triton_if
@@ -111,81 +115,62 @@ class _IFFamily(torch.autograd.Function):
             h = torch.empty(x2.shape, dtype=torch.float32, device=x2.device)
             v = v0f.clone()
             triton_if.if_family_fwd_kernel[triton_if.grid(n)](
-                x2, v, s, h, k if k is not None else v, k_val, T, n, tau, th, vr,
-                LEAK=leak, DECAY_INPUT=decay_input, RESET=reset, BLOCK=triton_if.BLOCK,
+                x2, v, s, h, k if k is not None else v, spec.k, T, n, spec.tau, spec.v_threshold, spec.v_reset,
+                LEAK=leak, DECAY_INPUT=spec.decay_input, RESET=reset, BLOCK=triton_if.BLOCK,
             )  # fmt: skip
-        plif = leak == _LEAK["mul"]
+        plif = leak == _MUL
         ctx.save_for_backward(h, x2 if plif else None, v0f if plif else None, k)
-        ctx.cfg = (impl, leak, k_val, decay_input, th, vr, reset, surrogate, detach, x_seq.shape, x_seq.dtype, n)
+        ctx.spec, ctx.impl, ctx.x_shape, ctx.x_dtype = spec, impl, x_seq.shape, x_seq.dtype
         return s.reshape(x_seq.shape), v.reshape(v0.shape)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v):
         h, x2, v0f, k = ctx.saved_tensors
-        impl, leak, k_val, decay_input, th, vr, reset, surrogate, detach, x_shape, x_dtype, n = ctx.cfg
-        T = h.shape[0]
-        plif = leak == _LEAK["mul"]
+        spec, x_shape = ctx.spec, ctx.x_shape
+        leak, reset, sg = spec.codes
+        T, n = h.shape
+        plif = leak == _MUL
         gs = torch.zeros_like(h) if grad_s is None else grad_s.reshape(T, -1)
         gv = torch.zeros(n, device=h.device) if grad_v is None else grad_v.reshape(-1).float().contiguous()
-        if impl == "cpu":
+        if ctx.impl == "cpu":
             from . import cpu
 
             empty = torch.empty(0)
             gx, gv0, gk = cpu.backward(
                 gs.float().contiguous(), gv, h, x2 if plif else empty, v0f if plif else empty, leak,
-                float(k) if plif else k_val, decay_input, th, vr, reset, surrogate.kernel_id, surrogate.alpha, detach,
+                float(k) if plif else spec.k, spec.decay_input, spec.v_threshold, spec.v_reset, reset, sg,
+                spec.alpha, spec.detach_reset,
             )  # fmt: skip
-            gx = gx.to(x_dtype)
+            gx = gx.to(ctx.x_dtype)
         else:
             from . import triton_if
 
             gs = gs.contiguous()  # read in its own dtype, converted in registers
-            gx = torch.empty(h.shape, dtype=x_dtype, device=h.device)
+            gx = torch.empty(h.shape, dtype=ctx.x_dtype, device=h.device)
             gv0 = torch.empty_like(gv)
             gk = torch.empty_like(gv) if plif else gv0
             triton_if.if_family_bwd_kernel[triton_if.grid(n)](
-                gs, gv, h, x2 if plif else h, v0f if plif else gv, k if plif else gv, k_val, gx, gv0, gk, T, n,
-                (T - 1) * n, th, vr, surrogate.alpha, LEAK=leak, DECAY_INPUT=decay_input, RESET=reset,
-                SG=surrogate.kernel_id, DETACH=detach, BLOCK=triton_if.BLOCK,
+                gs, gv, h, x2 if plif else h, v0f if plif else gv, k if plif else gv, spec.k, gx, gv0, gk, T, n,
+                (T - 1) * n, spec.v_threshold, spec.v_reset, spec.alpha, LEAK=leak, DECAY_INPUT=spec.decay_input,
+                RESET=reset, SG=sg, DETACH=spec.detach_reset, BLOCK=triton_if.BLOCK,
             )  # fmt: skip
         grad_k = gk.sum().to(k.dtype).reshape(k.shape) if plif and ctx.needs_input_grad[2] else None
-        return gx.reshape(x_shape), gv0.reshape(x_shape[1:]), grad_k, *([None] * 10)
+        return gx.reshape(x_shape), gv0.reshape(x_shape[1:]), grad_k, None, None
 
 
 def if_family_multi_step(
-    impl: str,
-    x_seq: torch.Tensor,
-    v: torch.Tensor,
-    *,
-    tau: float | None = None,
-    k: torch.Tensor | None = None,
-    decay_input: bool = True,
-    v_threshold: float = 1.0,
-    v_reset: float = 0.0,
-    reset: str = "hard",
-    surrogate: Surrogate,
-    detach_reset: bool = False,
+    impl: str, x_seq: torch.Tensor, v: torch.Tensor, spec: IFSpec, k: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run an IF-family neuron for T steps with implementation ``impl``.
+    """Run an IF-family neuron (``spec``) for T steps with implementation ``impl``.
 
-    The leak: neither ``tau`` nor ``k`` (IF); ``tau`` (LIF, a division by tau); ``k`` a 0-d tensor
-    ``sigmoid(w) = 1/tau`` (ParametricLIF; receives a gradient).
+    ``k``: ParametricLIF's 0-d leak tensor ``sigmoid(w) = 1/tau`` (receives a gradient); None otherwise.
 
     Shapes: ``x_seq [T, *]``, ``v [*]`` -> ``(spikes [T, *] in x's dtype, v_T [*] float32)``.
     """
+    if (k is not None) != (spec.leak == "mul"):
+        raise ValueError(f"leak {spec.leak!r} {'needs' if spec.leak == 'mul' else 'takes no'} leak tensor k")
     if impl == "torch":
-        return reference.if_family_multi_step(
-            x_seq, v, tau, k, decay_input, v_threshold, v_reset, reset, surrogate, detach_reset
-        )
-    if surrogate.kernel_id < 0:
-        raise ValueError(f"surrogate {type(surrogate).__name__} has no fused kernel; use backend='torch'")
-    if k is not None:
-        leak, k, k_val = _LEAK["mul"], k.float(), 0.0
-    elif tau is not None:
-        leak, k_val = _LEAK["div"], 1.0 / tau
-    else:
-        leak, k_val = _LEAK["none"], 0.0
-    return _IFFamily.apply(
-        x_seq, v, k, impl, leak, 1.0 if tau is None else float(tau), k_val, decay_input, float(v_threshold),
-        float(v_reset), _RESET[reset], surrogate, bool(detach_reset),
-    )  # fmt: skip
+        return reference.if_family_multi_step(x_seq, v, spec, k)
+    if spec.codes[2] < 0:
+        raise ValueError(f"surrogate {spec.surrogate!r} has no fused kernel; use backend='torch'")
+    return _IFFamily.apply(x_seq, v, None if k is None else k.float(), spec, impl)

@@ -13,6 +13,15 @@ from pathlib import Path
 _SRC = Path(__file__).parent / "csrc" / "if_family.cpp"
 
 
+def code_flags() -> list[str]:
+    """``-DSNN_LEAK_DIV=1 ...``: the integer codes the C++ source uses, generated from the Python tables."""
+    from ..functional import LEAKS, RESETS
+    from ..surrogate import KERNEL_SURROGATES
+
+    tables = (("LEAK", LEAKS), ("RESET", RESETS), ("SG", KERNEL_SURROGATES))
+    return [f"-DSNN_{prefix}_{name.upper()}={i}" for prefix, names in tables for i, name in enumerate(names)]
+
+
 @functools.lru_cache(maxsize=1)
 def _load():
     from torch.utils.cpp_extension import load
@@ -22,7 +31,7 @@ def _load():
         os.makedirs(build_dir, exist_ok=True)
     # OpenMP pragmas, but no -lgomp at link time: the calls bind to the OpenMP runtime torch has loaded, so
     # there is one thread pool (two runtimes spinning against each other made model steps 5x slower)
-    cflags, ldflags = ["-O3", "-fopenmp", "-ffp-contract=off"], []
+    cflags, ldflags = ["-O3", "-fopenmp", "-ffp-contract=off", *code_flags()], []
     # the name carries a hash of source and flags, so an edited source never loads a stale cached build
     digest = hashlib.sha1(_SRC.read_bytes() + " ".join(cflags + ldflags).encode()).hexdigest()[:10]
     return load(

@@ -1,51 +1,28 @@
-"""Pure-PyTorch reference of the fused IF-family multi-step op: a per-step loop, autograd does the backward.
+"""Pure-PyTorch reference of the fused IF-family multi-step op: the per-step functions of
+``neurons.functional`` in a loop, autograd does the backward.
 
-Arithmetic is float32 whatever the input dtype (spikes are returned in the input dtype), in the same order as
-the neuron modules' ``charge``, so for float32 it is the modules' own loop. Every fast path is tested
-against this function.
+Arithmetic is float32 whatever the input dtype (spikes are returned in the input dtype); it is the neuron
+modules' own loop, so every fast path tested against this function is tested against the modules.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..surrogate import Surrogate
+from ..functional import IFSpec, if_step
 
 
 def if_family_multi_step(
-    x_seq: torch.Tensor,
-    v: torch.Tensor,
-    tau: float | None,
-    k: torch.Tensor | None,
-    decay_input: bool,
-    v_threshold: float,
-    v_reset: float,
-    reset: str,
-    surrogate: Surrogate,
-    detach_reset: bool,
+    x_seq: torch.Tensor, v: torch.Tensor, spec: IFSpec, k: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run T steps. Leak: ``tau`` (LIF, divides by tau), ``k`` a 0-d tensor (ParametricLIF) or neither (IF).
+    """Run T steps of the neuron ``spec`` (``k``: ParametricLIF's learnable leak tensor).
 
     Shapes: ``x_seq [T, *]``, ``v [*]`` -> ``(spikes [T, *] in x's dtype, v_T [*] float32)``.
     """
-    out_dtype = x_seq.dtype
-    x_seq = x_seq.float()
+    spike_fn = spec.spike_fn()
     v = v.float()
     spikes = []
-    for x in x_seq:
-        if k is not None:
-            h = v + (x - (v - v_reset)) * k if decay_input else v - (v - v_reset) * k + x
-        elif tau is not None:
-            h = v + (x - (v - v_reset)) / tau if decay_input else v - (v - v_reset) / tau + x
-        else:
-            h = v + x
-        s = surrogate(h - v_threshold)
-        sr = s.detach() if detach_reset else s
-        if reset == "hard":
-            v = sr * v_reset + (1.0 - sr) * h
-        elif reset == "soft":
-            v = h - sr * v_threshold
-        else:
-            v = h
+    for x in x_seq.float():
+        s, v = if_step(x, v, spec, spike_fn, k)
         spikes.append(s)
-    return torch.stack(spikes).to(out_dtype), v
+    return torch.stack(spikes).to(x_seq.dtype), v

@@ -12,36 +12,53 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from ..functional import LEAKS, RESETS
+from ..surrogate import KERNEL_SURROGATES
+
 BLOCK = 1024
+
+# the integer codes, from the one table each (neurons/functional.py, neurons/surrogate.py)
+SG_SIGMOID = tl.constexpr(KERNEL_SURROGATES.index("sigmoid"))
+SG_ATAN = tl.constexpr(KERNEL_SURROGATES.index("atan"))
+SG_FAST_SIGMOID = tl.constexpr(KERNEL_SURROGATES.index("fast_sigmoid"))
+SG_TRIANGLE = tl.constexpr(KERNEL_SURROGATES.index("triangle"))
+SG_PIECEWISE_QUADRATIC = tl.constexpr(KERNEL_SURROGATES.index("piecewise_quadratic"))
+SG_RECTANGULAR = tl.constexpr(KERNEL_SURROGATES.index("rectangular"))
+SG_ERF = tl.constexpr(KERNEL_SURROGATES.index("erf"))
+LEAK_NONE = tl.constexpr(LEAKS.index("none"))
+LEAK_DIV = tl.constexpr(LEAKS.index("div"))
+LEAK_MUL = tl.constexpr(LEAKS.index("mul"))
+RESET_HARD = tl.constexpr(RESETS.index("hard"))
+RESET_SOFT = tl.constexpr(RESETS.index("soft"))
 
 
 @triton.jit
 def _surrogate_grad(x, SG: tl.constexpr, alpha):
-    if SG == 0:  # sigmoid
+    if SG == SG_SIGMOID:
         sg = 1.0 / (1.0 + tl.exp(-alpha * x))
         g = alpha * sg * (1.0 - sg)
-    elif SG == 1:  # atan
+    elif SG == SG_ATAN:
         t = 1.5707963267948966 * alpha * x
         g = alpha / 2.0 / (1.0 + t * t)
-    elif SG == 2:  # fast sigmoid
+    elif SG == SG_FAST_SIGMOID:
         d = alpha * tl.abs(x) + 1.0
         g = 1.0 / (d * d)
-    elif SG == 3:  # triangle
+    elif SG == SG_TRIANGLE:
         g = tl.maximum(1.0 - alpha * tl.abs(x), 0.0)
-    elif SG == 4:  # piecewise quadratic
+    elif SG == SG_PIECEWISE_QUADRATIC:
         g = tl.maximum(alpha - alpha * alpha * tl.abs(x), 0.0)
-    elif SG == 5:  # rectangular
+    elif SG == SG_RECTANGULAR:
         g = tl.where(tl.abs(x) < 0.5 / alpha, alpha, 0.0)
-    else:  # erf
+    else:  # SG_ERF
         g = alpha * 0.5641895835477563 * tl.exp(-(alpha * x) * (alpha * x))
     return g
 
 
 @triton.jit
 def _charge(x, v, tau, k, vr, LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr):
-    if LEAK == 0:
+    if LEAK == LEAK_NONE:
         h = v + x
-    elif LEAK == 1:
+    elif LEAK == LEAK_DIV:
         if DECAY_INPUT:
             h = v + tl.math.div_rn(x - (v - vr), tau)
         else:
@@ -56,9 +73,9 @@ def _charge(x, v, tau, k, vr, LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr):
 
 @triton.jit
 def _reset(h, s, th, vr, RESET: tl.constexpr):
-    if RESET == 0:
+    if RESET == RESET_HARD:
         v = s * vr + (1.0 - s) * h
-    elif RESET == 1:
+    elif RESET == RESET_SOFT:
         v = h - s * th
     else:
         v = h
@@ -74,7 +91,7 @@ def if_family_fwd_kernel(
     mask = offs < N
     v = tl.load(v_ptr + offs, mask=mask, other=0.0)
     k = k_val
-    if LEAK == 2:
+    if LEAK == LEAK_MUL:
         k = tl.load(k_ptr).to(tl.float32)
     # pointers step by N per time step (no t * N product, so no 32-bit overflow for any T * N)
     xp, sp, hp = x_ptr + offs, s_ptr + offs, h_ptr + offs
@@ -101,7 +118,7 @@ def if_family_bwd_kernel(
     mask = offs < N
     gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     k = k_val
-    if LEAK == 2:
+    if LEAK == LEAK_MUL:
         k = tl.load(k_ptr).to(tl.float32)
     dh_dv = 1.0 - k
     gk = tl.zeros([BLOCK], dtype=tl.float32)
@@ -112,10 +129,10 @@ def if_family_bwd_kernel(
         h = tl.load(hp, mask=mask, other=0.0)
         sp = tl.where(h - th >= 0.0, 1.0, 0.0)
         sg = _surrogate_grad(h - th, SG, alpha)
-        if RESET == 0:
+        if RESET == RESET_HARD:
             dr_dh = 1.0 - sp
             dr_ds = vr - h
-        elif RESET == 1:
+        elif RESET == RESET_SOFT:
             dr_dh = 1.0
             dr_ds = -th
         else:
@@ -124,12 +141,12 @@ def if_family_bwd_kernel(
         gh = tl.load(gsp, mask=mask, other=0.0).to(tl.float32) * sg + gv * dr_dh
         if not DETACH:
             gh += gv * dr_ds * sg
-        if LEAK != 0 and DECAY_INPUT:
+        if LEAK != LEAK_NONE and DECAY_INPUT:
             gx = gh * k
         else:
             gx = gh
         tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
-        if LEAK == 2:
+        if LEAK == LEAK_MUL:
             if t == 0:
                 v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0)
             else:
@@ -140,7 +157,7 @@ def if_family_bwd_kernel(
                 gk += gh * (x - (v_prev - vr))
             else:
                 gk += -gh * (v_prev - vr)
-        if LEAK == 0:
+        if LEAK == LEAK_NONE:
             gv = gh
         else:
             gv = gh * dh_dv
@@ -149,7 +166,7 @@ def if_family_bwd_kernel(
         gxp -= N
         xp -= N
     tl.store(gv0_ptr + offs, gv, mask=mask)
-    if LEAK == 2:
+    if LEAK == LEAK_MUL:
         tl.store(gk_ptr + offs, gk, mask=mask)
 
 

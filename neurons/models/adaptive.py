@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..base import check_positive
-from ..registry import register
+from ..catalog import register
 from .lif import LIF
 
 
 @register("alif", description="adaptive LIF: threshold v_th + beta * a, a jumps by 1 per spike and decays")
 class AdaptiveLIF(LIF):
-    """LIF with threshold adaptation.
+    """LIF with threshold adaptation (its own dynamics, so it runs the per-step loop, never LIF's kernel).
 
     ``theta_t = v_th + beta * a_{t-1}``; fire when ``h_t >= theta_t``; then ``a_t = a_{t-1} (1 - 1/tau_adapt) + s_t``.
 
@@ -24,14 +24,10 @@ class AdaptiveLIF(LIF):
     state_names = ("v", "a")
 
     def __init__(self, tau_adapt: float = 20.0, beta: float = 0.2, **kwargs) -> None:
-        kwargs.setdefault("backend", "torch")
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.tau_adapt = check_positive("tau_adapt", tau_adapt, owner, minimum=1.0, inclusive=True)
         self.beta = check_positive("beta", beta, owner, inclusive=True)
-        if self.backend not in ("torch", "auto"):
-            raise ValueError(f"{owner}: only backend='torch' is implemented, got {self.backend!r}")
-        self.backend = "torch"
 
     def init_state(self, x: torch.Tensor) -> None:
         super().init_state(x)

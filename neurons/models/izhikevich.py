@@ -5,20 +5,24 @@ from __future__ import annotations
 import torch
 
 from ..base import BaseNeuron, check_positive
-from ..registry import register
+from ..catalog import register
 
 
 @register("izhikevich", description="Izhikevich 2003: v' = 0.04v^2 + 5v + 140 - u + I, u' = a(bv - u)")
 class Izhikevich(BaseNeuron):
     """Izhikevich neuron in mV and ms, Euler steps of ``dt``.
 
-    ``h = v + dt (0.04 v^2 + 5 v + 140 - u + x)``; spike when ``h >= v_threshold`` (30 mV); after a spike
+    ``h = v + dt (0.04 v^2 + 5 v + 140 - u + x)``; spike when ``h >= v_peak`` (30 mV); after a spike
     ``v = c`` and ``u = u + d``; ``u`` follows ``u + dt a (b v - u)``. Defaults are regular spiking
     (a=0.02, b=0.2, c=-65, d=8). ``x`` is an input current; ``input_scale`` multiplies it first, so unit-scale
-    network activations drive the neuron (default 10). The surrogate sees ``(h - v_th) / voltage_scale``.
+    network activations drive the neuron (default 10). The surrogate sees ``(h - v_peak) / voltage_scale``.
+
+    The cut-off ``v_peak`` and the reset ``c`` are in millivolts, so the shared ``v_threshold`` / ``v_reset`` of
+    the unit-scale models do not apply (``neurons.create`` drops a shared ``v_threshold``).
     """
 
     state_names = ("v", "u")
+    excluded_args = ("v_threshold", "v_reset")
 
     def __init__(
         self,
@@ -29,15 +33,16 @@ class Izhikevich(BaseNeuron):
         dt: float = 1.0,
         input_scale: float = 10.0,
         voltage_scale: float = 10.0,
-        v_threshold: float = 30.0,
+        v_peak: float = 30.0,
         **kwargs,
     ) -> None:
         kwargs.setdefault("reset", "hard")
         if kwargs["reset"] != "hard":
             raise ValueError(f"Izhikevich: reset must be 'hard' (v -> c, u -> u + d), got {kwargs['reset']!r}")
-        if "v_reset" in kwargs:
-            raise ValueError("Izhikevich: the membrane resets to c; pass c=..., not v_reset")
-        super().__init__(v_threshold=v_threshold, v_reset=c, **kwargs)
+        for arg, own in (("v_reset", "c"), ("v_threshold", "v_peak")):
+            if arg in kwargs:
+                raise ValueError(f"Izhikevich: pass {own}=... (in mV), not {arg}")
+        super().__init__(v_threshold=v_peak, v_reset=c, **kwargs)
         owner = type(self).__name__
         self.a = check_positive("a", a, owner)
         self.b = float(b)

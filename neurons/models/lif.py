@@ -19,50 +19,58 @@ from torch import nn
 
 from .. import kernels
 from ..base import BaseNeuron, check_positive
-from ..registry import register
+from ..catalog import register
+from ..functional import IFSpec, charge
 
 __all__ = ["IF", "LIF", "ParametricLIF"]
 
 
-class _FusedIFFamily(BaseNeuron):
+class IFFamily(BaseNeuron):
     """IF-family neuron whose multi-step forward can run as one fused op (see ``neurons.kernels``).
 
+    The dynamics are :func:`neurons.functional.charge` with this class's ``leak``; :meth:`spec` hands the same
+    values to the fused kernels.
+
     Args (beyond :class:`~neurons.base.BaseNeuron`):
-        backend: ``"torch"`` (per-step reference), ``"cpu"`` (fused C++ loop), ``"triton"`` (fused GPU kernel)
-            or ``"auto"`` (triton on CUDA, the fused C++ loop on CPU when it builds, else torch).
+        backend: ``"torch"`` (per-step loop), ``"cpu"`` (fused C++ loop), ``"triton"`` (fused GPU kernel) or
+            ``"auto"`` (triton on CUDA, the fused C++ loop on CPU when it builds, else torch).
     """
 
+    leak = "none"
     decay_input = True
+    tau = 1.0
 
     def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.backend = kernels.check_backend(backend, owner=type(self).__name__)
 
-    def _leak(self) -> dict:
-        """The leak as the fused op takes it: ``{}`` (IF), ``{"tau": tau}`` or ``{"k": sigmoid(w)}``."""
-        return {}
+    def k(self) -> torch.Tensor | None:
+        """ParametricLIF's learnable leak ``sigmoid(w)``; None for the fixed leaks."""
+        return None
+
+    def spec(self) -> IFSpec:
+        return IFSpec(self.leak, self.decay_input, self.tau, self.v_threshold, self.v_reset, self.reset_mode,
+                      self.surrogate.name, self.surrogate.alpha, self.detach_reset)  # fmt: skip
+
+    def charge(self, x: torch.Tensor) -> torch.Tensor:
+        return charge(x, self.v, self.leak, self.decay_input, self.v_reset, self.tau, self.k())
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        self._check(x_seq)
+        spec = self.spec()
+        if spec is None or spec.codes[2] < 0:
+            if self.backend in ("cpu", "triton"):
+                why = "its dynamics are not the fused IF family's" if spec is None else "its surrogate has no kernel"
+                raise ValueError(f"{type(self).__name__}: backend={self.backend!r} cannot run it: {why}")
+            return super().multi_step_forward(x_seq)
         if self.store_v_seq:
             return super().multi_step_forward(x_seq)
+        self._check(x_seq)
         impl = kernels.select(self.backend, x_seq, owner=type(self).__name__)
         if impl == "torch":
             return super().multi_step_forward(x_seq)
         if self.v is None or self.v.shape != x_seq.shape[1:]:
             self.init_state(x_seq[0])
-        spikes, self.v = kernels.if_family_multi_step(
-            impl,
-            x_seq,
-            self.v,
-            **self._leak(),
-            decay_input=self.decay_input,
-            v_threshold=self.v_threshold,
-            v_reset=self.v_reset,
-            reset=self.reset_mode,
-            surrogate=self.surrogate,
-            detach_reset=self.detach_reset,
-        )
+        spikes, self.v = kernels.if_family_multi_step(impl, x_seq, self.v, spec, self.k())
         return spikes
 
     def extra_repr(self) -> str:
@@ -70,15 +78,12 @@ class _FusedIFFamily(BaseNeuron):
 
 
 @register("if", description="integrate-and-fire: h = v + x")
-class IF(_FusedIFFamily):
+class IF(IFFamily):
     """Integrate-and-fire neuron: ``h = v + x``, no leak."""
-
-    def charge(self, x: torch.Tensor) -> torch.Tensor:
-        return self.v + x
 
 
 @register("lif", description="leaky integrate-and-fire: h = v + (x - (v - v_reset)) / tau")
-class LIF(_FusedIFFamily):
+class LIF(IFFamily):
     """Leaky integrate-and-fire neuron.
 
     Args:
@@ -87,31 +92,27 @@ class LIF(_FusedIFFamily):
         **kwargs: see :class:`~neurons.base.BaseNeuron` and ``backend``.
     """
 
+    leak = "div"
+
     def __init__(self, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.tau = check_positive("tau", tau, type(self).__name__, minimum=1.0, inclusive=True)
         self.decay_input = bool(decay_input)
-
-    def _leak(self):
-        return {"tau": self.tau}
-
-    def charge(self, x: torch.Tensor) -> torch.Tensor:
-        if self.decay_input:
-            return self.v + (x - (self.v - self.v_reset)) / self.tau
-        return self.v - (self.v - self.v_reset) / self.tau + x
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, decay_input={self.decay_input}, " + super().extra_repr()
 
 
 @register("plif", description="parametric LIF: LIF with a learnable tau (k = sigmoid(w) = 1/tau)")
-class ParametricLIF(_FusedIFFamily):
+class ParametricLIF(IFFamily):
     """LIF with a learnable time constant (Fang et al., 2021): ``1/tau = sigmoid(w)``, one ``w`` per layer.
 
     Args:
         init_tau: initial tau (> 1).
         decay_input: as :class:`LIF`.
     """
+
+    leak = "mul"
 
     def __init__(self, init_tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -123,14 +124,8 @@ class ParametricLIF(_FusedIFFamily):
     def tau(self) -> float:
         return float(1.0 / torch.sigmoid(self.w.detach()))
 
-    def _leak(self):
-        return {"k": torch.sigmoid(self.w)}
-
-    def charge(self, x: torch.Tensor) -> torch.Tensor:
-        k = torch.sigmoid(self.w)
-        if self.decay_input:
-            return self.v + (x - (self.v - self.v_reset)) * k
-        return self.v - (self.v - self.v_reset) * k + x
+    def k(self) -> torch.Tensor:
+        return torch.sigmoid(self.w).float()
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.4g}, decay_input={self.decay_input}, " + super().extra_repr()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..base import BaseNeuron, check_positive
-from ..registry import register
+from ..catalog import register
 
 
 @register("synaptic", description="2nd-order LIF: syn = a*syn + x; h = b*v + syn (snnTorch Synaptic)")

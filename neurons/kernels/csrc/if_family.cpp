@@ -4,6 +4,10 @@
 // the PyTorch reference (neurons/kernels/reference.py) and compiled without FP contraction, so spikes are
 // bitwise equal to the reference. State and arithmetic are float32; x may be float32 only (the Python side
 // converts other dtypes).
+//
+// The integer codes of leaks, resets and surrogates are not written here: neurons/kernels/cpu.py passes them as
+// -D flags generated from the tables in neurons/functional.py (LEAKS, RESETS) and neurons/surrogate.py
+// (KERNEL_SURROGATES), the same tables the Triton kernels and the Python side read.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -13,30 +17,33 @@
 
 namespace {
 
-enum Leak { LEAK_NONE = 0, LEAK_DIV = 1, LEAK_MUL = 2 };
-enum Reset { RESET_HARD = 0, RESET_SOFT = 1, RESET_NONE = 2 };
+#if !defined(SNN_LEAK_NONE) || !defined(SNN_RESET_HARD) || !defined(SNN_SG_SIGMOID)
+#error "build through neurons/kernels/cpu.py: it defines the SNN_* codes from the Python tables"
+#endif
+enum Leak { LEAK_NONE = SNN_LEAK_NONE, LEAK_DIV = SNN_LEAK_DIV, LEAK_MUL = SNN_LEAK_MUL };
+enum Reset { RESET_HARD = SNN_RESET_HARD, RESET_SOFT = SNN_RESET_SOFT, RESET_NONE = SNN_RESET_NONE };
 
 inline float surrogate_grad(float x, int id, float a) {
   switch (id) {
-    case 0: {  // sigmoid
+    case SNN_SG_SIGMOID: {  // sigmoid
       float sg = 1.0f / (1.0f + std::exp(-a * x));
       return a * sg * (1.0f - sg);
     }
-    case 1: {  // atan
+    case SNN_SG_ATAN: {  // atan
       float t = static_cast<float>(M_PI) / 2.0f * a * x;
       return a / 2.0f / (1.0f + t * t);
     }
-    case 2: {  // fast sigmoid
+    case SNN_SG_FAST_SIGMOID: {  // fast sigmoid
       float d = a * std::fabs(x) + 1.0f;
       return 1.0f / (d * d);
     }
-    case 3:  // triangle
+    case SNN_SG_TRIANGLE:  // triangle
       return std::max(0.0f, 1.0f - a * std::fabs(x));
-    case 4:  // piecewise quadratic
+    case SNN_SG_PIECEWISE_QUADRATIC:  // piecewise quadratic
       return std::max(0.0f, a - a * a * std::fabs(x));
-    case 5:  // rectangular
+    case SNN_SG_RECTANGULAR:  // rectangular
       return std::fabs(x) < 0.5f / a ? a : 0.0f;
-    case 6:  // erf
+    case SNN_SG_ERF:  // erf
       return a / std::sqrt(static_cast<float>(M_PI)) * std::exp(-(a * x) * (a * x));
   }
   return 0.0f;
@@ -51,13 +58,17 @@ inline void map_tile(const float* h, float th, int64_t n, float* out, F f) {
 
 inline void surrogate_grad_tile(const float* h, float th, int64_t n, int id, float a, float* out) {
   switch (id) {
-    case 0: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 0, a); }); break;
-    case 1: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 1, a); }); break;
-    case 2: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 2, a); }); break;
-    case 3: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 3, a); }); break;
-    case 4: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 4, a); }); break;
-    case 5: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 5, a); }); break;
-    default: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, 6, a); }); break;
+#define SNN_TILE_CASE(ID) \
+    case ID: map_tile(h, th, n, out, [a](float x) { return surrogate_grad(x, ID, a); }); break;
+    SNN_TILE_CASE(SNN_SG_SIGMOID)
+    SNN_TILE_CASE(SNN_SG_ATAN)
+    SNN_TILE_CASE(SNN_SG_FAST_SIGMOID)
+    SNN_TILE_CASE(SNN_SG_TRIANGLE)
+    SNN_TILE_CASE(SNN_SG_PIECEWISE_QUADRATIC)
+    SNN_TILE_CASE(SNN_SG_RECTANGULAR)
+    SNN_TILE_CASE(SNN_SG_ERF)
+#undef SNN_TILE_CASE
+    default: TORCH_CHECK(false, "if_family: unknown surrogate code ", id);
   }
 }
 
