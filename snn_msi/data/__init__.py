@@ -1,6 +1,13 @@
-"""Audio-visual data sets, all returning :class:`AVSample`."""
+"""Audio-visual data sets, all returning :class:`AVSample`, behind one registry (``DATASETS``).
+
+``build_datasets(DataConfig(...), seed)`` gives ``(train, val, test)``; ``snn-msi datasets`` lists the names.
+"""
+
+from __future__ import annotations
 
 from .base import AudioVisualFiles, carve_validation, stratified_split
+from .catalog import DATASETS, build_datasets, dataset_info
+from .config import SNR_PRESETS, DataConfig
 from .cremad import CremaD
 from .digits_av import DigitsAV
 from .folder import AudioVisualFolder
@@ -18,35 +25,11 @@ __all__ = [
     "CremaD",
     "UrbanSound8KAV",
     "DigitsAV",
+    "DataConfig",
+    "SNR_PRESETS",
+    "DATASETS",
+    "build_datasets",
+    "dataset_info",
     "stratified_split",
     "carve_validation",
 ]
-
-
-def build_datasets(cfg, seed: int = 0):
-    """``(train, val, test)`` data sets for a :class:`~snn_msi.training.config.DataConfig`."""
-    from torch.utils.data import Subset
-
-    name = cfg.dataset
-    if name == "digits-av":
-        kw = dict(preset=cfg.preset, audio_snr_db=cfg.audio_snr_db, image_snr_db=cfg.image_snr_db, seed=seed)
-        sets = [DigitsAV(s, **kw) for s in ("train", "val", "test")]
-    elif name in ("kinetics-sounds", "cremad", "urbansound8k-av"):
-        if not cfg.root:
-            raise ValueError(f"data.root is required for dataset {name!r}")
-        cls = {"kinetics-sounds": KineticsSounds, "cremad": CremaD, "urbansound8k-av": UrbanSound8KAV}[name]
-        kw = dict(val_fraction=cfg.val_fraction, seed=seed, image_size=cfg.image_size)
-        if name == "kinetics-sounds":
-            kw["frames_per_clip"] = cfg.frames_per_clip
-        sets = [cls(cfg.root, split=s, **kw) for s in ("train", "val", "test")]
-    elif name == "h5":
-        from .h5 import H5Dataset
-
-        if not cfg.root:
-            raise ValueError("data.root must be the .h5 file for dataset 'h5'")
-        sets = [H5Dataset(cfg.root, s) for s in ("train", "val", "test")]
-    else:
-        raise ValueError(f"unknown dataset {name!r}; valid: digits-av, kinetics-sounds, cremad, urbansound8k-av, h5")
-    if cfg.limit:
-        sets[0] = Subset(sets[0], range(min(cfg.limit, len(sets[0]))))
-    return tuple(sets)

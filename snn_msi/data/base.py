@@ -1,9 +1,12 @@
 """File-backed audio-visual data sets: an index of clips, checked when the index is built, then loaded lazily.
 
 Subclasses only build the list of :class:`ClipRecord` (and the class names) for their layout; this base class
-checks every clip (missing or unreadable wav / jpg, too few frames, empty or silent audio), reports what it
-found (count, ids, a JSON file) and skips those clips or raises, as asked. ``__getitem__`` never meets a bad
-file it was not told about.
+checks every clip (missing or unreadable wav / jpg, too few frames, empty, silent or non-finite audio, a clip
+listed twice), reports what it found (count, ids, one JSON file per split) and skips those clips or raises,
+as asked. ``__getitem__`` never meets a bad file it was not told about.
+
+Every sample's random draws (frame choice, crop, flip, noise at the requested SNR) come from a generator seeded
+by (seed, epoch, split, index), so results do not depend on the DataLoader's worker count.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..encoders import FrameTransform, LogSpectrogram, sample_frame_indices
+from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, sample_frame_indices
+from .rng import sample_generator
 from .sample import AVSample, BadClips, ClipRecord
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,8 @@ def check_clip(rec: ClipRecord, min_frames: int, audio_seconds: float | None) ->
         return "unreadable wav"
     if data.size == 0:
         return "empty wav"
+    if not np.isfinite(data).all():
+        return "non-finite samples in wav"
     if float(np.abs(data).max()) < 1e-6:
         return "silent wav"
     if len(rec.frames) < min_frames:
@@ -90,7 +96,9 @@ class AudioVisualFiles(Dataset):
         audio_transform: wav -> spectrogram module (default: the paper's :class:`LogSpectrogram`).
         frame_transform: default :class:`FrameTransform` (random resized crop + flip in training).
         on_error: ``"skip"`` bad clips (reported) or ``"raise"`` ValueError listing them.
-        report_dir: where ``bad_clips_<name>.json`` goes (None: not written).
+        report_dir: where ``bad_clips_<name>_<split>.json`` goes (None: not written).
+        audio_snr_db, image_snr_db: add Gaussian noise at this SNR (dB) to the waveform / the pixels (None: none).
+        seed: the per-sample random streams (and the validation split).
     """
 
     name = "av"
@@ -107,12 +115,17 @@ class AudioVisualFiles(Dataset):
         on_error: str = "skip",
         report_dir: str | Path | None = None,
         check_workers: int = 8,
+        audio_snr_db: float | None = None,
+        image_snr_db: float | None = None,
+        seed: int = 0,
     ) -> None:
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         self.train, self.frames_per_clip, self.sample_rate = train, frames_per_clip, sample_rate
         self.audio_seconds, self.on_error, self.report_dir = audio_seconds, on_error, report_dir
         self.check_workers = check_workers
+        self.audio_snr_db, self.image_snr_db, self.seed, self.epoch = audio_snr_db, image_snr_db, seed, 0
+        self.split = "train" if train else "test"
         self.audio_transform = audio_transform or LogSpectrogram(sample_rate=sample_rate, duration=audio_seconds)
         self.frame_transform = frame_transform or FrameTransform(image_size, train=train)
         self.records: list[ClipRecord] = []
@@ -122,9 +135,23 @@ class AudioVisualFiles(Dataset):
     def _finish_index(self, records: list[ClipRecord], classes: list[str], bad: BadClips | None = None,
                       split: str | None = None, val_fraction: float = 0.0, seed: int = 0) -> None:  # fmt: skip
         """Check every record, keep the good ones, report the rest; then, for ``split`` "train" / "val", keep
-        that part of a seeded stratified split of the good clips (:func:`carve_validation`)."""
+        that part of a seeded stratified split of the good clips (:func:`carve_validation`).
+
+        A clip listed twice is kept once (its first entry) and reported, so it can never land in two splits.
+        """
         self.classes = list(classes)
         self.bad = bad or BadClips()
+        if split is not None:
+            self.split = split
+        seen: set[str] = set()
+        unique = []
+        for rec in records:
+            if rec.clip_id in seen:
+                self.bad.add("listed twice (first entry kept)", rec.clip_id)
+                continue
+            seen.add(rec.clip_id)
+            unique.append(rec)
+        records = unique
         with ThreadPoolExecutor(self.check_workers) as pool:
             problems = list(pool.map(lambda r: check_clip(r, self.frames_per_clip, self.audio_seconds), records))
         for rec, problem in zip(records, problems, strict=True):
@@ -132,14 +159,15 @@ class AudioVisualFiles(Dataset):
                 self.bad.add(problem, rec.clip_id)
             elif not 0 <= rec.label < len(self.classes):
                 self.bad.add("label not in class list", rec.clip_id)
-        bad_ids = {c for ids in self.bad.problems.values() for c in ids}
+        bad_ids = {c for p, ids in self.bad.problems.items() if not p.startswith("listed twice") for c in ids}
         self.records = [r for r in records if r.clip_id not in bad_ids]
         if split is not None:
             self.records = carve_validation(self.records, split, val_fraction, seed)
         if self.bad.count:
             msg = f"{type(self).__name__}: {self.bad.summary()}"
             if self.report_dir is not None:
-                msg += f"; list written to {self.bad.write(Path(self.report_dir) / f'bad_clips_{self.name}.json')}"
+                report = Path(self.report_dir) / f"bad_clips_{self.name}_{self.split}.json"
+                msg += f"; list written to {self.bad.write(report)}"
             if self.on_error == "raise":
                 raise ValueError(msg)
             log.warning(msg + " (skipped)")
@@ -153,12 +181,49 @@ class AudioVisualFiles(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws depend on (seed, epoch, index): the trainer calls this once per epoch."""
+        self.epoch = epoch
+
+    def generator(self, i: int) -> torch.Generator:
+        return sample_generator(self.seed, self.epoch if self.train else -1, self.split, i)
+
     def __getitem__(self, i: int) -> AVSample:
-        rec = self.records[i]
-        wav = load_wav(rec.wav, self.sample_rate, self.audio_seconds)
-        idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train)
+        rec, g = self.records[i], self.generator(i)
+        wav = add_noise_snr(load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None], self.audio_snr_db, g)[0]
+        idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
         frames = load_frames([rec.frames[j] for j in idx])
-        return AVSample(self.audio_transform(wav), self.frame_transform(frames), rec.label, rec.clip_id)
+        return AVSample(self.audio_transform(wav), transform_frames(self.frame_transform, frames, self.image_snr_db, g),
+                        rec.label, rec.clip_id)  # fmt: skip
+
+
+def transform_frames(transform: FrameTransform, frames: torch.Tensor, snr_db: float | None,
+                     g: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """``transform`` with noise at ``snr_db`` added to the [0, 1] pixels of each frame before normalisation."""
+    if snr_db is None:
+        return transform(frames, generator=g)
+    return transform(frames, generator=g, corrupt=lambda x: add_noise_snr(x.flatten(0, 1), snr_db, g).view_as(x))
+
+
+def read_list(path: Path) -> list[tuple[int, list[str]]]:
+    """``(line number, comma-separated fields)`` of a list file: a UTF-8 byte-order mark, CRLF line ends,
+    blank lines and surrounding spaces are tolerated."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    return [(n, [f.strip() for f in line.split(",")]) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def drop_overlap(records: list[ClipRecord], other_ids: set[str], bad: BadClips, what: str) -> list[ClipRecord]:
+    """Records whose clip is not in ``other_ids``; the others are reported as ``"also in the <what> list"``."""
+    keep = []
+    for r in records:
+        if r.clip_id in other_ids:
+            bad.add(f"also in the {what} list", r.clip_id)
+        else:
+            keep.append(r)
+    return keep
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -9,7 +9,7 @@
   image is paired with a same-class clip from its own split's voices (seeded, fixed).
 - Each modality has an SNR knob in dB (additive Gaussian noise on the waveform / the image): noise is drawn
   afresh each epoch in training (call ``set_epoch``) and fixed per sample in evaluation; both are seeded, so a
-  resumed run sees the same noise.
+  resumed run sees the same noise, whatever the number of DataLoader workers.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from torch.utils.data import Dataset
 
 from ..encoders import LogMelSpectrogram, add_noise_snr
 from .base import stratified_split
+from .config import SNR_PRESETS
+from .rng import sample_generator
 from .sample import AVSample
 
 AUDIO_DIR = Path(__file__).parent / "digits_av"
-PRESETS = {"clean": (None, None), "hard": (-10.0, 0.0), "harder": (-15.0, -5.0)}
 SPLITS = ("train", "val", "test")
 
 
@@ -76,22 +77,23 @@ class DigitsAV(Dataset):
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"``.
-        preset: ``"clean"``, ``"hard"`` (audio -10 dB, image 0 dB) or ``"harder"`` (-15 / -5 dB); explicit
-            ``audio_snr_db`` / ``image_snr_db`` override it (None = no noise).
+        preset: an SNR preset of ``snn_msi.data.SNR_PRESETS`` (``"clean"``, ``"hard"`` = audio -10 dB / image
+            0 dB, ``"harder"`` = -15 / -5 dB); explicit ``audio_snr_db`` / ``image_snr_db`` override it.
         seed: pairing, splits and noise.
     """
 
     classes = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     image_size = 16
     audio_shape = (1, 40, 32)
+    in_memory = True  # no DataLoader workers needed
 
     def __init__(self, split: str = "train", preset: str = "clean", audio_snr_db: float | None = None,
                  image_snr_db: float | None = None, seed: int = 0, split_seed: int = 0) -> None:  # fmt: skip
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
-        a_snr, i_snr = PRESETS[preset]
+        if preset not in SNR_PRESETS:
+            raise ValueError(f"preset must be one of {sorted(SNR_PRESETS)}, got {preset!r}")
+        a_snr, i_snr = SNR_PRESETS[preset]
         self.audio_snr_db = a_snr if audio_snr_db is None else audio_snr_db
         self.image_snr_db = i_snr if image_snr_db is None else image_snr_db
         self.split, self.train, self.seed, self.epoch = split, split == "train", seed, 0
@@ -119,12 +121,8 @@ class DigitsAV(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _generator(self, i: int) -> torch.Generator:
-        key = (self.seed, self.epoch if self.train else -1, SPLITS.index(self.split), i)
-        return torch.Generator().manual_seed(hash(key) % (2**62))
-
     def __getitem__(self, i: int) -> AVSample:
-        g = self._generator(i)
+        g = sample_generator(self.seed, self.epoch if self.train else -1, self.split, i)
         wave = add_noise_snr(self.waves[self.clip_of[i]].unsqueeze(0), self.audio_snr_db, g)
         img = F.interpolate(self.images[i].view(1, 1, 8, 8), size=self.image_size, mode="bilinear", align_corners=False)
         img = add_noise_snr(img.view(1, -1), self.image_snr_db, g).view(1, 1, self.image_size, self.image_size)

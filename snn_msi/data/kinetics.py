@@ -3,13 +3,16 @@
 root/my_train.txt, my_test.txt             <clip_id>,<n_frames>,<class_index> per line
 root/{train,test}/video/<label>/<clip_id>/frame_0.jpg ... frame_9.jpg
 root/{train,test}/audio/<label>/<clip_id>.wav
+
+As in the original code, a test clip may lie under the first 11 characters of its id (the YouTube id): the full
+id is tried first, then the prefix. A clip in both lists is reported and kept out of training.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .base import AudioVisualFiles, require_dir
+from .base import AudioVisualFiles, drop_overlap, read_list, require_dir
 from .sample import BadClips, ClipRecord
 
 SPLITS = ("train", "val", "test")
@@ -47,12 +50,18 @@ class KineticsSounds(AudioVisualFiles):
         bad = BadClips()
         list_file = self.root / f"my_{files_split}.txt"
         records = self._from_list(list_file, base, classes, bad) if list_file.is_file() else self._scan(base, classes)
+        other = self.root / "my_test.txt"
+        if files_split == "train" and other.is_file():
+            records = drop_overlap(records, {f[0] for _, f in read_list(other)}, bad, "test")
         self._finish_index(records, classes, bad, split, val_fraction, seed)
 
     @staticmethod
     def _record(base: Path, label_name: str, label: int, clip: str) -> ClipRecord:
+        name = clip
+        if not (base / "video" / label_name / clip).is_dir() and (base / "video" / label_name / clip[:11]).is_dir():
+            name = clip[:11]  # the original's test layout: folders and wavs named by the YouTube id
         return ClipRecord(
-            clip, label, base / "audio" / label_name / f"{clip}.wav", _frame_paths(base / "video" / label_name / clip)
+            clip, label, base / "audio" / label_name / f"{name}.wav", _frame_paths(base / "video" / label_name / name)
         )
 
     def _from_list(self, list_file: Path, base: Path, classes: list[str], bad: BadClips) -> list[ClipRecord]:
@@ -62,17 +71,15 @@ class KineticsSounds(AudioVisualFiles):
                 for clip_dir in label_dir.iterdir():
                     where[clip_dir.name] = label_dir.name
         records = []
-        for n, line in enumerate(list_file.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.strip().split(",")
-            if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
-                raise ValueError(f"{list_file}:{n}: expected '<clip_id>,<n_frames>,<class_index>', got {line!r}")
+        for n, parts in read_list(list_file):
+            if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
+                raise ValueError(f"{list_file}:{n}: expected '<clip_id>,<n_frames>,<class_index>', got "
+                                 f"{','.join(parts)!r}")  # fmt: skip
             clip, label = parts[0], int(parts[2])
             if not 0 <= label < len(classes):
                 bad.add("label not in class list", clip)
                 continue
-            folder = where.get(clip)
+            folder = where.get(clip, where.get(clip[:11]))
             if folder is not None and folder != classes[label]:
                 bad.add("label disagrees with folder", clip)
                 continue

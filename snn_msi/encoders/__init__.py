@@ -2,7 +2,7 @@
 and per-modality corruption (noise at a given SNR)."""
 
 from .audio import LogMelSpectrogram, LogSpectrogram, fit_length, mel_filterbank
-from .coding import DeltaCoding, DirectCoding, LatencyCoding, RateCoding, build_coding
+from .coding import CODINGS, DeltaCoding, DirectCoding, LatencyCoding, RateCoding, build_coding
 from .noise import add_noise_snr
 from .visual import IMAGENET_MEAN, IMAGENET_STD, FrameTransform, sample_frame_indices
 
@@ -16,6 +16,7 @@ __all__ = [
     "LatencyCoding",
     "DeltaCoding",
     "build_coding",
+    "CODINGS",
     "add_noise_snr",
     "FrameTransform",
     "sample_frame_indices",

@@ -15,7 +15,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurons.registry import Registry
 
+#: spike codings over T steps: ``CODINGS.create(name, T=4)``
+CODINGS = Registry("coding")
+
+
+@CODINGS.register("direct", description="the same analogue value at every step (the paper's)")
 class DirectCoding(nn.Module):
     def __init__(self, T: int) -> None:
         super().__init__()
@@ -31,6 +37,7 @@ class DirectCoding(nn.Module):
         return seq.mean(0)
 
 
+@CODINGS.register("rate", description="Bernoulli spikes with probability clamp(x, 0, 1)")
 class RateCoding(DirectCoding):
     def __init__(self, T: int, generator: torch.Generator | None = None) -> None:
         super().__init__(T)
@@ -41,6 +48,7 @@ class RateCoding(DirectCoding):
         return torch.bernoulli(p, generator=self.generator)
 
 
+@CODINGS.register("latency", description="one spike per element, earlier for larger values")
 class LatencyCoding(DirectCoding):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xc = x.clamp(0, 1)
@@ -73,11 +81,6 @@ class DeltaCoding(nn.Module):
         return (self.threshold * (seq[:, :, 0] - seq[:, :, 1])).cumsum(0).transpose(0, 1)
 
 
-_CODINGS = {"direct": DirectCoding, "rate": RateCoding, "latency": LatencyCoding}
-
-
 def build_coding(name: str, T: int, **kwargs) -> nn.Module:
-    """``direct``, ``rate`` or ``latency`` over T steps."""
-    if name not in _CODINGS:
-        raise ValueError(f"unknown coding {name!r}; valid: {', '.join(_CODINGS)}")
-    return _CODINGS[name](T, **kwargs)
+    """A registered coding (``direct``, ``rate``, ``latency``) over T steps."""
+    return CODINGS.create(name, T=T, **kwargs)

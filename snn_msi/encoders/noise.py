@@ -13,6 +13,8 @@ def add_noise_snr(x: torch.Tensor, snr_db: float | None, generator: torch.Genera
     """
     if snr_db is None:
         return x
+    if not torch.isfinite(torch.as_tensor(float(snr_db))):
+        raise ValueError(f"SNR must be a finite number of dB, got {snr_db}")
     power = x.float().pow(2).flatten(1).mean(1).clamp_min(1e-12)
     std = torch.sqrt(power / 10.0 ** (float(snr_db) / 10.0)).view(-1, *([1] * (x.dim() - 1)))
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)

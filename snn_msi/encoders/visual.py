@@ -7,6 +7,7 @@ once per clip and applied to all of its frames (the same crop and flip), as torc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +51,7 @@ class FrameTransform(nn.Module):
         self.mean = None if mean is None else torch.tensor(mean).view(-1, 1, 1)
         self.std = None if std is None else torch.tensor(std).view(-1, 1, 1)
 
-    def _crop_box(self, h: int, w: int) -> tuple[int, int, int, int]:
-        g = self.generator
+    def _crop_box(self, h: int, w: int, g: torch.Generator | None) -> tuple[int, int, int, int]:
         area = h * w
         for _ in range(10):
             target = area * (self.scale[0] + (self.scale[1] - self.scale[0]) * torch.rand(1, generator=g).item())
@@ -64,7 +64,12 @@ class FrameTransform(nn.Module):
                 return top, left, ch, cw
         return 0, 0, h, w
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+    def forward(self, clips: torch.Tensor, generator: torch.Generator | None = None,
+                corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+        """Transform ``clips``; random draws come from ``generator`` (default: the one given at construction);
+        ``corrupt`` (e.g. noise at an SNR) acts on the ``[B, F, C, size, size]`` pixels in [0, 1] before the
+        normalisation."""
+        g = generator if generator is not None else self.generator
         single = clips.dim() == 4
         if single:
             clips = clips.unsqueeze(0)
@@ -75,10 +80,10 @@ class FrameTransform(nn.Module):
         if self.train_mode:
             out = []
             for clip in clips:  # one crop box per clip (cheap parameter draw; the resize itself is batched per clip)
-                top, left, ch, cw = self._crop_box(h, w)
+                top, left, ch, cw = self._crop_box(h, w, g)
                 crop = clip[..., top : top + ch, left : left + cw].float() * scale  # convert only the crop
                 crop = F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False)
-                if torch.rand(1, generator=self.generator).item() < 0.5:
+                if torch.rand(1, generator=g).item() < 0.5:
                     crop = crop.flip(-1)
                 out.append(crop)
             x = torch.stack(out)
@@ -87,6 +92,8 @@ class FrameTransform(nn.Module):
             if (h, w) != (self.size, self.size):
                 x = F.interpolate(x, size=(self.size, self.size), mode="bilinear")
             x = x.reshape(b, f, c, self.size, self.size)
+        if corrupt is not None:
+            x = corrupt(x)
         if self.mean is not None:
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x[0] if single else x

@@ -1,110 +1,107 @@
-"""The audio-visual spiking network: coding -> backbones -> fusion / integration -> heads."""
+"""The audio-visual spiking network: coding -> backbones -> fusion / integration and unimodal heads."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 import neurons
 
-from ..encoders.coding import build_coding
-from .fusion import build_fusion
+from ..encoders.coding import CODINGS
+from ..schema import Config, ConfigError, check
+from .fusion import FUSIONS
+from .heads import AVOutput, ParamGroups, UnimodalHeads
 from .resnet import SpikingResNet
+
+#: the paper's neuron settings that every neuron shares (LIF's tau = 2 is LIF's own default)
+PAPER_NEURON_ARGS = {"v_threshold": 0.5, "surrogate": "piecewise_quadratic", "alpha": 2.0}
 
 
 @dataclass
-class ModelConfig:
-    """Everything that defines the architecture; plain values, so it saves to YAML/JSON next to a run.
+class ModelConfig(Config):
+    """Everything that defines the architecture; plain values, so it saves to YAML next to a run.
 
-    Defaults are the paper's (ResNet-18 both sides, T = 4, LIF tau 2, v_th 0.5, piecewise-quadratic surrogate
-    with alpha 2, direct coding, concat fusion).
+    Defaults are the paper's (ResNet-18 both sides, T = 4, LIF with tau 2, v_th 0.5, piecewise-quadratic
+    surrogate with alpha 2, direct coding, concat fusion).
+
+    Attributes:
+        num_classes, audio_channels, visual_channels: None = taken from the data set when training starts.
+        neuron: any name of ``neurons.available()``.
+        neuron_args: overrides of that neuron's defaults. Shared arguments (``neurons.SHARED_ARGS``: threshold,
+            surrogate, alpha, ...) apply to every neuron that has them; any other must belong to ``neuron``.
     """
 
-    num_classes: int = 31
+    num_classes: int | None = field(default=None, metadata=check(ge=2))
     neuron: str = "lif"
-    neuron_kwargs: dict = field(
-        default_factory=lambda: {"tau": 2.0, "v_threshold": 0.5, "surrogate": "piecewise_quadratic", "alpha": 2.0}
-    )
-    T: int = 4
+    neuron_args: dict = field(default_factory=lambda: dict(PAPER_NEURON_ARGS))
+    T: int = field(default=4, metadata=check(ge=1))
     coding: str = "direct"
     fusion: str = "concat"
     widths: tuple[int, ...] = (64, 128, 256, 512)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     stem: str = "imagenet"
-    stem_stride: int | None = None
-    audio_channels: int = 1
-    visual_channels: int = 3
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["widths"], d["blocks"] = list(self.widths), list(self.blocks)
-        return d
+    stem_stride: int | None = field(default=None, metadata=check(ge=1))
+    audio_channels: int | None = field(default=None, metadata=check(ge=1))
+    visual_channels: int | None = field(default=None, metadata=check(ge=1))
 
     @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"unknown model config key(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}"
-            )
-        d = dict(d)
-        for k in ("widths", "blocks"):
-            if k in d:
-                d[k] = tuple(d[k])
-        return cls(**d)
+    def upgrade(cls, d: dict) -> dict:
+        if "neuron_kwargs" in d:  # version 1 stored LIF's arguments under this name
+            d["neuron_args"] = d.pop("neuron_kwargs")
+        return d
 
+    def validate(self, where: str = "") -> None:
+        pre = f"{where}." if where else ""
+        for registry, key in ((FUSIONS, "fusion"), (CODINGS, "coding"), (neurons.NEURONS, "neuron")):
+            if getattr(self, key) not in registry:
+                raise ConfigError(f"{pre}{key}: {registry.unknown(getattr(self, key))}")
+        try:
+            neurons.NEURONS.check_arguments(self.neuron, neurons.catalog.split_shared(self.neuron, self.neuron_args)[0])
+        except ValueError as err:
+            raise ConfigError(f"{pre}neuron_args: {err}") from None
+        if len(self.widths) != len(self.blocks) or not self.widths or min(self.widths + self.blocks) < 1:
+            raise ConfigError(f"{pre}widths and blocks need the same non-zero length and positive values, got "
+                              f"{list(self.widths)} and {list(self.blocks)}")  # fmt: skip
+        if self.stem not in ("imagenet", "small"):
+            raise ConfigError(f"{pre}stem must be 'imagenet' or 'small', got {self.stem!r}")
 
-@dataclass
-class AVOutput:
-    """What the model returns. Logits are averaged over the T time steps.
-
-    Attributes:
-        fused: ``[B, C]`` fused logits (the model's prediction).
-        audio, visual: ``[B, C]`` unimodal heads (``audio_fc``, ``visual_fc``), trained with their own loss.
-        fused_audio, fused_visual: ``[B, C]`` each modality's part of the fused logits (OGM-GE reads these).
-        spikes: per-layer spike counts ``{layer: [B]}`` when asked for (``return_spikes=True``), else None.
-    """
-
-    fused: torch.Tensor
-    audio: torch.Tensor
-    visual: torch.Tensor
-    fused_audio: torch.Tensor
-    fused_visual: torch.Tensor
-    spikes: dict[str, torch.Tensor] | None = None
+    def missing_from_data(self) -> list[str]:
+        """The fields still None, which the data set has to supply."""
+        return [k for k in ("num_classes", "audio_channels", "visual_channels") if getattr(self, k) is None]
 
 
 class AVNet(nn.Module):
     """Audio-visual spiking classifier.
 
-    Inputs: ``audio [B, 1, F, frames]`` (a spectrogram), ``frames [B, K, 3, H, W]`` (K frames per clip, folded
-    into the batch and the features averaged over frames). Every forward starts from fresh neuron state.
+    Inputs: ``audio [B, C_a, F, frames]`` (a spectrogram), ``frames [B, K, C_v, H, W]`` (K frames per clip,
+    folded into the batch and the features averaged over frames). Every forward starts from fresh neuron
+    state.
     """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.config = config
-        c = config
+        missing = config.missing_from_data()
+        if missing:
+            raise ConfigError(f"model config needs {', '.join(missing)} (set them, or let the trainer take them "
+                              "from the data set)")  # fmt: skip
+        self.config = c = config
         kw = dict(widths=c.widths, blocks=c.blocks, stem=c.stem, stem_stride=c.stem_stride, neuron=c.neuron,
-                  neuron_kwargs=c.neuron_kwargs)  # fmt: skip
-        self.coding = build_coding(c.coding, c.T)
+                  neuron_args=c.neuron_args)  # fmt: skip
+        self.coding = CODINGS.create(c.coding, T=c.T)
         self.audio_net = SpikingResNet(c.audio_channels, **kw)
         self.visual_net = SpikingResNet(c.visual_channels, **kw)
         dim = self.audio_net.out_features
-        self.fusion = build_fusion(c.fusion, dim, c.num_classes, c.neuron, c.neuron_kwargs)
-        self.audio_fc = nn.Linear(dim, c.num_classes)
-        self.visual_fc = nn.Linear(dim, c.num_classes)
+        self.fusion = FUSIONS.create(c.fusion, dim=dim, num_classes=c.num_classes, neuron=c.neuron,
+                                     neuron_args=c.neuron_args)  # fmt: skip
+        self.heads = UnimodalHeads(dim, c.num_classes)
 
-    def encoder_parameters(self, modality: str) -> list[nn.Parameter]:
-        """Parameters of one modality's backbone (``"audio"`` or ``"visual"``)."""
-        if modality not in ("audio", "visual"):
-            raise ValueError(f"modality must be 'audio' or 'visual', got {modality!r}")
-        return list((self.audio_net if modality == "audio" else self.visual_net).parameters())
-
-    def fusion_parameters(self) -> list[nn.Parameter]:
-        """Parameters of the fusion / integration layer: the ones IEMF modulates."""
-        return list(self.fusion.parameters())
+    def parameter_groups(self) -> ParamGroups:
+        """The parameters by role (what balancing methods act on)."""
+        return ParamGroups(list(self.audio_net.parameters()), list(self.visual_net.parameters()),
+                           list(self.fusion.parameters()), list(self.heads.audio.parameters()),
+                           list(self.heads.visual.parameters()))  # fmt: skip
 
     def features(self, audio: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Time-resolved features ``([T, B, D], [T, B, D])``."""
@@ -117,30 +114,14 @@ class AVNet(nn.Module):
         v = self.visual_net(self.coding(frames.flatten(0, 1)))  # [T, B*K, D]
         return a, v.view(v.shape[0], b, k, -1).mean(2)
 
-    def forward(self, audio: torch.Tensor, frames: torch.Tensor, return_spikes: bool = False) -> AVOutput:
+    def forward(self, audio: torch.Tensor, frames: torch.Tensor) -> AVOutput:
         neurons.reset(self)
-        monitor = None
-        if return_spikes:
-            from ..metrics.monitor import SpikeMonitor
-
-            monitor = SpikeMonitor(self)
-        try:
-            a, v = self.features(audio, frames)
-            fused, out_a, out_v = self.fusion(a, v)
-            out = AVOutput(
-                fused=fused.mean(0),
-                audio=self.audio_fc(a).mean(0),
-                visual=self.visual_fc(v).mean(0),
-                fused_audio=out_a.mean(0),
-                fused_visual=out_v.mean(0),
-            )
-            if monitor is not None:
-                out.spikes = monitor.counts_per_sample()
-        finally:
-            if monitor is not None:
-                monitor.remove()
+        a, v = self.features(audio, frames)
+        fused, out_a, out_v = self.fusion(a, v)
+        head_a, head_v = self.heads(a, v)
         neurons.reset(self)
-        return out
+        return AVOutput(fused=fused.mean(0), audio=head_a.mean(0), visual=head_v.mean(0), fused_audio=out_a.mean(0),
+                        fused_visual=out_v.mean(0), features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
 
 
 def build(config: ModelConfig | dict | None = None, **overrides) -> AVNet:
@@ -153,5 +134,5 @@ def build(config: ModelConfig | dict | None = None, **overrides) -> AVNet:
     elif isinstance(config, dict):
         config = ModelConfig.from_dict(config)
     if overrides:
-        config = ModelConfig.from_dict({**config.to_dict(), **overrides})
+        config = config.replace(**overrides)
     return AVNet(config)

@@ -13,15 +13,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from neurons.registry import Registry
+
 from .resnet import make_neuron
+
+#: every fusion: ``FUSIONS.create(name, dim=D, num_classes=C, neuron=..., neuron_args=...)``
+FUSIONS = Registry("fusion")
 
 
 def _half_bias(head: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return x @ head.weight.T + head.bias / 2
 
 
+@FUSIONS.register("concat", description="linear head on [a; v] (the paper's default)")
 class ConcatFusion(nn.Module):
-    def __init__(self, dim: int, num_classes: int, **_) -> None:
+    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
         super().__init__()
         self.dim = dim
         self.head = nn.Linear(2 * dim, num_classes)
@@ -33,8 +39,9 @@ class ConcatFusion(nn.Module):
         return self.head(torch.cat([a, v], dim=-1)), out_a, out_v  # fused == out_a + out_v
 
 
+@FUSIONS.register("sum", description="a linear head per modality, logits added")
 class SumFusion(nn.Module):
-    def __init__(self, dim: int, num_classes: int, **_) -> None:
+    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
         super().__init__()
         self.head_a = nn.Linear(dim, num_classes)
         self.head = nn.Linear(dim, num_classes)  # the visual branch
@@ -44,10 +51,11 @@ class SumFusion(nn.Module):
         return out_a + out_v, out_a, out_v
 
 
+@FUSIONS.register("film", description="audio conditions vision (FiLM), then a linear head")
 class FiLMFusion(nn.Module):
     """``fused = head(gamma(a) * v + beta(a))`` (audio conditions vision, as in the balancing literature)."""
 
-    def __init__(self, dim: int, num_classes: int, **_) -> None:
+    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
         super().__init__()
         self.film = nn.Linear(dim, 2 * dim)
         self.head = nn.Linear(dim, num_classes)
@@ -58,10 +66,11 @@ class FiLMFusion(nn.Module):
         return fused, _half_bias(self.head, a), _half_bias(self.head, v)
 
 
+@FUSIONS.register("gated", description="a sigmoid gate from audio on projected vision, then a linear head")
 class GatedFusion(nn.Module):
     """``fused = head(sigmoid(W_g a) * W_v v)``."""
 
-    def __init__(self, dim: int, num_classes: int, **_) -> None:
+    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
         super().__init__()
         self.gate = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
@@ -72,6 +81,7 @@ class GatedFusion(nn.Module):
         return fused, _half_bias(self.head, a), _half_bias(self.head, v)
 
 
+@FUSIONS.register("msi", description="cross-modal spiking integration: multisensory LIF population, product term")
 class SpikingIntegration(nn.Module):
     """Cross-modal spiking integration layer: a population of multisensory spiking neurons.
 
@@ -89,7 +99,7 @@ class SpikingIntegration(nn.Module):
     """
 
     def __init__(self, dim: int, num_classes: int, hidden: int | None = None, neuron: str = "lif",
-                 neuron_kwargs: dict | None = None) -> None:  # fmt: skip
+                 neuron_args: dict | None = None) -> None:  # fmt: skip
         super().__init__()
         hidden = hidden or dim
         self.w_a = nn.Linear(dim, hidden, bias=False)
@@ -97,7 +107,7 @@ class SpikingIntegration(nn.Module):
         self.bn_a = nn.BatchNorm1d(hidden)
         self.bn_v = nn.BatchNorm1d(hidden)
         self.interaction = nn.Parameter(torch.zeros(hidden))
-        self.neurons = make_neuron(neuron, neuron_kwargs)
+        self.neurons = make_neuron(neuron, neuron_args)
         self.head = nn.Linear(hidden, num_classes)
 
     @staticmethod
@@ -114,19 +124,3 @@ class SpikingIntegration(nn.Module):
         ia, iv = self._bn(self.bn_a, self.w_a(a)), self._bn(self.bn_v, self.w_v(v))
         fused = self._respond(ia + iv + self.interaction * ia * iv)
         return fused, self._respond(ia), self._respond(iv)
-
-
-FUSIONS = {
-    "concat": ConcatFusion,
-    "sum": SumFusion,
-    "film": FiLMFusion,
-    "gated": GatedFusion,
-    "msi": SpikingIntegration,
-}
-
-
-def build_fusion(name: str, dim: int, num_classes: int, neuron: str = "lif", neuron_kwargs: dict | None = None):
-    if name not in FUSIONS:
-        raise ValueError(f"unknown fusion {name!r}; valid: {', '.join(FUSIONS)}")
-    kw = {"neuron": neuron, "neuron_kwargs": neuron_kwargs} if name == "msi" else {}
-    return FUSIONS[name](dim, num_classes, **kw)

@@ -2,7 +2,7 @@
 
 Convolutions and batch norms see the ``T * B`` axis folded (one big batch, as SpikingJelly's
 ``SeqToANNContainer``); neurons see ``[T, B, ...]`` and integrate over T. Every activation is a neuron built by
-``neurons.create(neuron, **neuron_kwargs)``; ``neuron="relu"`` gives the ANN control with the same layout.
+``neurons.create(neuron, **neuron_args)``; ``neuron="relu"`` gives the ANN control with the same layout.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from torch import nn
 import neurons
 
 
-def make_neuron(neuron: str, neuron_kwargs: dict | None) -> nn.Module:
-    return neurons.create(neuron, step_mode="m", **(neuron_kwargs or {}))
+def make_neuron(neuron: str, neuron_args: dict | None) -> nn.Module:
+    """A multi-step neuron ``neuron`` with ``neuron_args`` (shared ones apply where the neuron has them)."""
+    return neurons.create(neuron, **{**(neuron_args or {}), "step_mode": "m"})
 
 
 class SeqConv(nn.Module):
@@ -36,13 +37,13 @@ class SeqConv(nn.Module):
 class SpikingBasicBlock(nn.Module):
     """``s = neuron(BN(conv(neuron(BN(conv(x))))) + shortcut(x))`` over ``[T, B, C, H, W]``."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, neuron: str, neuron_kwargs: dict | None) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, neuron: str, neuron_args: dict | None) -> None:
         super().__init__()
         self.conv1 = SeqConv(c_in, c_out, 3, stride)
-        self.sn1 = make_neuron(neuron, neuron_kwargs)
+        self.sn1 = make_neuron(neuron, neuron_args)
         self.conv2 = SeqConv(c_out, c_out, 3, 1)
         self.shortcut = SeqConv(c_in, c_out, 1, stride) if (stride != 1 or c_in != c_out) else nn.Identity()
-        self.sn2 = make_neuron(neuron, neuron_kwargs)
+        self.sn2 = make_neuron(neuron, neuron_args)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.sn2(self.conv2(self.sn1(self.conv1(x))) + self.shortcut(x))
@@ -58,7 +59,7 @@ class SpikingResNet(nn.Module):
         stem: ``"imagenet"`` (7x7 stride 2 + max-pool, for 224 px / 257 x 188 inputs) or ``"small"`` (3x3,
             no pooling, for tiny inputs).
         stem_stride: stride of the stem convolution (default 2 for "imagenet", 1 for "small").
-        neuron, neuron_kwargs: any registry name and its arguments.
+        neuron, neuron_args: any registry name and its arguments.
     """
 
     def __init__(
@@ -68,7 +69,7 @@ class SpikingResNet(nn.Module):
         blocks: Sequence[int] = (2, 2, 2, 2),
         stem: str = "imagenet",
         neuron: str = "lif",
-        neuron_kwargs: dict | None = None,
+        neuron_args: dict | None = None,
         stem_stride: int | None = None,
     ) -> None:
         super().__init__()
@@ -79,12 +80,12 @@ class SpikingResNet(nn.Module):
         if stem_stride is None:
             stem_stride = 2 if stem == "imagenet" else 1
         self.stem_conv = SeqConv(in_channels, widths[0], 7 if stem == "imagenet" else 3, stem_stride)
-        self.stem_sn = make_neuron(neuron, neuron_kwargs)
+        self.stem_sn = make_neuron(neuron, neuron_args)
         self.pool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
         layers, c = [], widths[0]
         for i, (w, n) in enumerate(zip(widths, blocks, strict=True)):
             for j in range(n):
-                layers.append(SpikingBasicBlock(c, w, 2 if (j == 0 and i > 0) else 1, neuron, neuron_kwargs))
+                layers.append(SpikingBasicBlock(c, w, 2 if (j == 0 and i > 0) else 1, neuron, neuron_args))
                 c = w
         self.layers = nn.Sequential(*layers)
         self.out_features = c

@@ -1,38 +1,34 @@
-"""Training: gradient policies (IEMF, OGM-GE, MSLR, LFM, MMPareto, controls), configs and the trainer."""
+"""Training: configs, losses, balancing methods as policies (``METHODS``), the run folder and log, the trainer."""
 
-from .config import DataConfig, TrainConfig, demo_config
-from .policies import (
-    IEMF,
-    LFM,
-    MSLR,
-    OGMGE,
-    Compose,
-    ConstantScale,
-    GradientPolicy,
-    MMPareto,
-    Normal,
-    build_policies,
-    true_class_score,
-)
-from .trainer import Trainer, load_checkpoint, load_model, save_checkpoint
+from .config import DataConfig, LossConfig, TrainConfig, demo_config, policies_for
+from .metrics import SplitMetrics
+from .policies import METHODS, Compose, Policy, PolicyConfig, StepContext, build_policies, method_table
+from .rundir import RunDir, RunExistsError, load_checkpoint, save_checkpoint
+from .runlog import RunLog, read_csv
+from .trainer import NonFiniteLossError, Trainer, load_model, resolve_device
 
 __all__ = [
     "DataConfig",
+    "LossConfig",
     "TrainConfig",
     "demo_config",
-    "GradientPolicy",
-    "Normal",
-    "IEMF",
-    "ConstantScale",
-    "OGMGE",
-    "MSLR",
-    "LFM",
-    "MMPareto",
+    "policies_for",
+    "SplitMetrics",
+    "METHODS",
     "Compose",
+    "Policy",
+    "PolicyConfig",
+    "StepContext",
     "build_policies",
-    "true_class_score",
-    "Trainer",
+    "method_table",
+    "RunDir",
+    "RunExistsError",
+    "RunLog",
+    "read_csv",
     "save_checkpoint",
     "load_checkpoint",
+    "NonFiniteLossError",
+    "Trainer",
     "load_model",
+    "resolve_device",
 ]

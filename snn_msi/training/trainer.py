@@ -1,18 +1,24 @@
-"""The trainer: one loop for every method; methods are policies (``policies.py``), not branches here.
+"""The trainer: one loop for every method; methods are policies (``policies/``), not branches here.
 
-Per epoch: train (tqdm), validate (model selection), log (CSV, TensorBoard when installed, PNG curves), write
-``last.pt`` atomically (and ``best.pt`` on a new best validation accuracy). ``resume=True`` continues from
-``last.pt`` exactly: model, optimizer, scheduler, policy state, RNG states and data order. The test split is
-evaluated once, at the end, with the best checkpoint.
+Per epoch: train (progress bar), validate (model selection), append the epoch's rows to the run log (CSV,
+TensorBoard when installed), then write ``last.pt`` atomically (it carries the best weights too) and, on a new
+best validation accuracy, ``best.pt``. A resumed run continues exactly: model, optimizer, scheduler, policy
+state, RNG states and data order. The test split is evaluated once, at the end, with the best weights, and
+``results.json`` marks the run finished (see :mod:`snn_msi.training.rundir`).
 
-Data parallel: run under ``torchrun`` (gloo on CPU, nccl on CUDA); scores are all-reduced inside the policies.
+Every random draw of a sample comes from (seed, epoch, split, index), so a run's numbers do not depend on the
+number of DataLoader workers. They can still differ across machines and thread counts (floating-point sums in
+another order); on CUDA, cuDNN's algorithm choice adds more (set ``torch.backends.cudnn.deterministic``).
+
+Data parallel: run under ``torchrun`` (gloo on CPU, nccl on CUDA); policy scores are all-reduced, and the
+evaluation shards each split without padding, so every sample counts once.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import copy
 import logging
+import math
 import os
 import random
 import time
@@ -21,61 +27,39 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data import build_datasets
-from ..models import AVNet, build
+from ..models import AVNet, ModelConfig, build
+from ..schema import ConfigError
 from .config import TrainConfig
-from .policies import Compose, build_policies
+from .losses import av_losses
+from .metrics import SUM_FIELDS, SplitMetrics, batch_sums
+from .policies import Compose, StepContext, build_policies
+from .rundir import CHECKPOINT_VERSION, RunDir, load_checkpoint, save_checkpoint
+from .runlog import RunLog, read_csv
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
+__all__ = ["Trainer", "NonFiniteLossError", "load_model", "resolve_device", "seed_everything"]
 
 
-# -- checkpoints -------------------------------------------------------------------------------------------
-def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+class NonFiniteLossError(RuntimeError):
+    """Training met a NaN or infinite loss (``on_nonfinite="stop"``); the message names the batch's clips."""
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load with ``weights_only=True`` (never executes code); clear errors for missing / corrupt files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unpickling failure means a corrupt or foreign file
-        raise ValueError(
-            f"checkpoint {path} is corrupt or not an snn-msi checkpoint: {type(err).__name__}: {err}"
-        ) from None
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model" not in state:
-        raise ValueError(f"checkpoint {path} is not an snn-msi checkpoint (version {CHECKPOINT_VERSION})")
-    return state
-
-
-def load_model(path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfig]:
-    """The model (best weights) and config stored in a checkpoint."""
-    state = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(state["config"])
-    model = build(cfg.model)
-    _load_weights(model, state["model"], path)
-    return model.to(device).eval(), cfg
-
-
-def _load_weights(model, weights, path) -> None:
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        raise ValueError(f"checkpoint {path} does not match this model: {' '.join(first[:3])}") from None
+# -- small pieces ------------------------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    """``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` -> a device that exists here (one-line error otherwise)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def _rng_state() -> dict:
@@ -107,7 +91,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# -- distributed -------------------------------------------------------------------------------------------
 def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -127,6 +110,64 @@ def _base_dataset(ds):
     return ds
 
 
+class ShardSampler(Sampler):
+    """Rank r of w gets indices r, r + w, ...: every sample exactly once across ranks (no padding, unlike
+    ``DistributedSampler``), for evaluation."""
+
+    def __init__(self, n: int, rank: int, world: int) -> None:
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _default_workers(ds) -> int:
+    if getattr(_base_dataset(ds), "in_memory", False):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(8, cores)
+
+
+def resolve_model_config(model: ModelConfig, train_set) -> ModelConfig:
+    """Fill the class count and channel counts the model config leaves to the data (``None``)."""
+    base = _base_dataset(train_set)
+    classes = getattr(base, "classes", None)
+    changes = {}
+    if classes is not None:
+        if model.num_classes is None:
+            changes["num_classes"] = len(classes)
+        elif model.num_classes < len(classes):
+            raise ConfigError(f"model.num_classes is {model.num_classes} but the data set has {len(classes)} classes")
+    if model.audio_channels is None or model.visual_channels is None:
+        sample = train_set[0]
+        changes.setdefault("audio_channels", model.audio_channels or int(sample.audio.shape[0]))
+        changes.setdefault("visual_channels", model.visual_channels or int(sample.frames.shape[1]))
+    return model.replace(**changes) if changes else model
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfig]:
+    """The model and config stored in a checkpoint (``best.pt``: the best weights; ``last.pt``: the last)."""
+    state = load_checkpoint(path)
+    try:
+        cfg = TrainConfig.from_dict(state["config"])
+    except ConfigError as err:
+        raise ValueError(f"checkpoint {path}: its config does not load: {err}") from None
+    model = build(cfg.model)
+    _load_weights(model, state["model"], path)
+    return model.to(device).eval(), cfg
+
+
+def _load_weights(model, weights, path) -> None:
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"checkpoint {path} does not match this model: {' '.join(first[:3])}") from None
+
+
 # -- the trainer -------------------------------------------------------------------------------------------
 class Trainer:
     """Train, validate and test one configuration.
@@ -134,66 +175,59 @@ class Trainer:
     Args:
         config: the run's :class:`TrainConfig` (saved as ``config.yaml`` in ``config.out``).
         datasets: ``(train, val, test)``; default from ``config.data``.
-        model: default ``build(config.model)``.
-        policies: default from ``config.method`` / ``config.iemf``.
-        resume: continue from ``out/last.pt`` if it exists.
-        progress: tqdm bars.
+        model: default ``build(config.model)`` (with class and channel counts taken from the data).
+        policies: default from ``config.policies``.
+        mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
+        progress: progress bars.
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
     """
 
     def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset, Dataset] | None = None,
-                 model: AVNet | None = None, policies: Compose | None = None, resume: bool = False,
+                 model: AVNet | None = None, policies: Compose | None = None, mode: str = "new",
                  progress: bool = True, stop_after: int | None = None) -> None:  # fmt: skip
-        self.cfg = config
-        if config.device == "auto":
-            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        else:
-            self.device = torch.device(config.device)
+        self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
         self.rank, self.world = _dist_info()
         if self.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
-        self.out = Path(config.out)
-        self.progress, self.stop_after, self.resume = progress and self.rank == 0, stop_after, resume
+        self.rundir = RunDir(config.out, mode)
+        self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
+        self.progress, self.stop_after = progress and self.rank == 0, stop_after
         seed_everything(config.seed)
-        self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed)
-        self.model = (model or build(config.model)).to(self.device)
-        self.net = self.model
+        self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, config.out)
+        if model is None:
+            config = config.replace(model=resolve_model_config(config.model, self.train_set).to_dict())
+            model = build(config.model)
+        self.cfg = config
+        self.net = model.to(self.device)
+        self.model = self.net
         if self.distributed:
             self.model = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         if config.compile:
             self.model = torch.compile(self.model)
-        self.policies = policies or build_policies(config.method, config.iemf, **config.policy_kwargs())
-        if self.distributed and "mmpareto" in self.policies.name:
-            raise ValueError("method 'mmpareto' is not supported with data parallel training")
+        self.groups = self.net.parameter_groups()
+        self.policies = policies if policies is not None else build_policies(config.policies, config.seed)
+        if self.distributed and "mmpareto" in self.policies.names():
+            raise ConfigError("method 'mmpareto' is not supported with data parallel training")
+        self.unimodal = config.loss.trains_heads(self.policies.needs_unimodal_losses)
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones), config.gamma)
         self.amp = config.amp and self.device.type == "cuda"
-        self.history: list[dict] = []
-        self.steps: list[dict] = []
-        self.best = -1.0
-        self.start_epoch = 0
-        self.step = 0
-        self.tb = None
+        self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
+            self.train_set)  # fmt: skip
+        self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0)
+        self.best, self.best_epoch, self.best_model = -1.0, 0, None
+        self.start_epoch, self.step = 0, 0
 
     def _optimizer(self):
-        net, c = self.net, self.cfg
-        audio, visual = set(map(id, net.encoder_parameters("audio"))), set(map(id, net.encoder_parameters("visual")))
-        rest = [p for p in net.parameters() if id(p) not in audio and id(p) not in visual]
-        groups = [
-            {"params": net.encoder_parameters("audio"), "name": "audio"},
-            {"params": net.encoder_parameters("visual"), "name": "visual"},
-            {"params": rest, "name": "fusion_heads"},
-        ]
+        c, params = self.cfg, [p for p in self.net.parameters() if p.requires_grad]
         if c.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
                                    weight_decay=c.weight_decay)  # fmt: skip
-        if c.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {c.optimizer!r}")
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
     # -- data -----------------------------------------------------------------------------------------------
     def _loader(self, ds: Dataset, epoch: int, train: bool) -> DataLoader:
@@ -201,94 +235,97 @@ class Trainer:
         if self.distributed:
             from torch.utils.data.distributed import DistributedSampler
 
-            sampler = DistributedSampler(ds, shuffle=train, seed=self.cfg.seed)
-            sampler.set_epoch(epoch)
+            if train:
+                sampler = DistributedSampler(ds, shuffle=True, seed=self.cfg.seed)
+                sampler.set_epoch(epoch)
+            else:
+                sampler = ShardSampler(len(ds), self.rank, self.world)
             shuffle = False
         g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)  # data order depends on (seed, epoch)
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
-                          num_workers=self.cfg.data.num_workers, drop_last=False,
-                          pin_memory=self.device.type == "cuda")  # fmt: skip
+                          num_workers=self.workers, drop_last=False, pin_memory=self.device.type == "cuda")  # fmt: skip
 
     def _to(self, batch):
         return (batch.audio.to(self.device, non_blocking=True), batch.frames.to(self.device, non_blocking=True),
                 torch.as_tensor(batch.label).to(self.device, non_blocking=True))  # fmt: skip
 
-    # -- steps ----------------------------------------------------------------------------------------------
-    def _losses(self, out, y) -> dict[str, torch.Tensor]:
-        ls = self.cfg.unimodal_label_smoothing
-        return {
-            "fused": F.cross_entropy(out.fused.float(), y),
-            "audio": F.cross_entropy(out.audio.float(), y, label_smoothing=ls),
-            "visual": F.cross_entropy(out.visual.float(), y, label_smoothing=ls),
-        }
+    def _bar(self, loader, desc: str):
+        from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader twice
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+        return tqdm(loader, desc=desc, disable=not self.progress, leave=False, dynamic_ncols=True)
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> tuple[SplitMetrics, int]:
+        """One epoch; returns its training metrics and the number of batches skipped for a non-finite loss."""
         self.model.train()
         base = _base_dataset(self.train_set)
         if hasattr(base, "set_epoch"):
             base.set_epoch(epoch)
-        loader = self._loader(self.train_set, epoch, train=True)
-        sums = torch.zeros(5, device=self.device)  # see _batch_sums
-        from tqdm.auto import tqdm
-
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", disable=not self.progress, leave=False)
+        sums, skipped = torch.zeros(len(SUM_FIELDS), device=self.device), 0
+        bar = self._bar(self._loader(self.train_set, epoch, train=True), f"epoch {epoch + 1}/{self.cfg.epochs}")
         for batch in bar:
             audio, frames, y = self._to(batch)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                 out = self.model(audio, frames)
-            losses = self._losses(out, y)
+            losses = av_losses(out, y, self.cfg.loss, self.unimodal)
+            ctx = StepContext(self.net, self.groups, out, y, epoch, losses)
             total = sum(losses.values())
-            extra = self.policies.loss(out, y, losses, epoch)
+            extra = self.policies.loss(ctx)
             if extra is not None:
                 total = total + extra
+            loss_value = float(total.detach())
+            if not math.isfinite(loss_value):
+                if self.cfg.on_nonfinite == "stop":
+                    ids = list(batch.clip_id)
+                    raise NonFiniteLossError(
+                        f"non-finite loss ({loss_value}) at epoch {epoch + 1}, step {self.step}; the batch's clips: "
+                        f"{', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''} (lower --lr, check those clips, or "
+                        "--set on_nonfinite=skip)"
+                    )
+                skipped += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                continue
             self.optimizer.zero_grad(set_to_none=True)
-            if not self.policies.backward(self.model, losses, total):
+            if not self.policies.backward(ctx, total):
                 total.backward()
-            self.policies.before_step(self.model, out, y, epoch)
+            self.policies.before_step(ctx)
             if self.cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
             with torch.no_grad():
-                sums += self._batch_sums(total.detach(), out, y)
-            self.steps.append({"step": self.step, "epoch": epoch, **self.policies.last})
+                sums += batch_sums(total, out, y)
+            step_log = self.policies.step_log()
+            self.runlog.step({"epoch": epoch + 1, "step": self.step, "loss": loss_value, **step_log})
             self.step += 1
             if self.progress:
-                bar.set_postfix(loss=f"{float(total):.3f}", **{k: f"{v:.3f}" for k, v in self.policies.last.items()
-                                                               if k == "coeff"})  # fmt: skip
-        return self._metrics(sums, "train")
+                bar.set_postfix(loss=f"{loss_value:.3f}", **{k: f"{v:.3f}" for k, v in step_log.items()
+                                                            if k.endswith("/coeff")})  # fmt: skip
+        return self._reduce(sums), skipped
 
     @torch.no_grad()
-    def evaluate(self, ds: Dataset, prefix: str) -> dict[str, float]:
+    def evaluate(self, ds: Dataset) -> SplitMetrics:
+        """Loss and accuracies on a data set (each sample once, also across ranks)."""
         self.model.eval()
-        loader = self._loader(ds, 0, train=False)
-        sums = torch.zeros(5, device=self.device)
-        for batch in loader:
+        sums = torch.zeros(len(SUM_FIELDS), device=self.device)
+        for batch in self._loader(ds, 0, train=False):
             audio, frames, y = self._to(batch)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
                 out = self.model(audio, frames)
-            sums += self._batch_sums(F.cross_entropy(out.fused.float(), y), out, y)
-        return self._metrics(sums, prefix)
+            sums += batch_sums(av_losses(out, y, self.cfg.loss, False)["fused"], out, y)
+        return self._reduce(sums)
 
-    def _batch_sums(self, loss: torch.Tensor, out, y: torch.Tensor) -> torch.Tensor:
-        """``[loss * n, correct fused, correct audio, correct visual, n]`` of one batch (summed over an epoch)."""
-        n = torch.tensor(y.numel(), device=self.device)
-        correct = [z.argmax(1).eq(y).sum() for z in (out.fused, out.audio, out.visual)]
-        return torch.stack([loss * n, *correct, n]).float()
-
-    def _metrics(self, sums: torch.Tensor, prefix: str) -> dict[str, float]:
-        """Loss and the three accuracies from the epoch's sums (all-reduced across ranks first)."""
+    def _reduce(self, sums: torch.Tensor) -> SplitMetrics:
         if self.distributed:
             dist.all_reduce(sums)
-        s = sums.tolist()
-        return {f"{prefix}_loss": s[0] / s[4], f"{prefix}_acc": s[1] / s[4], f"{prefix}_acc_audio": s[2] / s[4],
-                f"{prefix}_acc_visual": s[3] / s[4]}  # fmt: skip
+        return SplitMetrics.from_sums(sums.cpu())
 
     # -- state ----------------------------------------------------------------------------------------------
-    def state_dict(self, epoch_done: int) -> dict:
+    def state_dict(self, epochs_done: int) -> dict:
+        """What resume needs, and nothing else (the logs live in their files)."""
         return {
             "version": CHECKPOINT_VERSION,
             "config": self.cfg.to_dict(),
-            "epoch": epoch_done,
+            "epoch": epochs_done,
             "step": self.step,
             "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -296,95 +333,81 @@ class Trainer:
             "policies": self.policies.state_dict(),
             "rng": _rng_state(),
             "best": self.best,
-            "history": self.history,
-            "steps": self.steps,
+            "best_epoch": self.best_epoch,
+            "best_model": self.best_model,
         }
 
     def load_state_dict(self, state: dict, path: Path) -> None:
-        saved_model = state["config"].get("model")
-        if saved_model != self.cfg.model.to_dict():
-            raise ValueError(f"checkpoint {path} was made with another model config: {saved_model}")
+        if state.get("version") != CHECKPOINT_VERSION or "optimizer" not in state:
+            raise ValueError(f"checkpoint {path} cannot be resumed (version {state.get('version')}, or a weights-only"
+                             " file)")  # fmt: skip
+        self.rundir.check_resume_config(state["config"], self.cfg.to_dict())
         _load_weights(self.net, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.policies.load_state_dict(state["policies"])
         _set_rng_state(state["rng"])
-        self.start_epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
-        self.history, self.steps = list(state["history"]), list(state["steps"])
+        self.start_epoch, self.step = state["epoch"], state["step"]
+        self.best, self.best_epoch, self.best_model = state["best"], state["best_epoch"], state["best_model"]
 
-    # -- logging --------------------------------------------------------------------------------------------
-    def _log_epoch(self, row: dict) -> None:
-        if self.rank != 0:
-            return
-        path = self.out / "metrics.csv"
-        keys = list(self.history[0])
-        tmp = path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(self.history)
-        tmp.replace(path)
-        if self.steps:
-            keys = sorted({k for s in self.steps for k in s}, key=lambda k: (k not in ("step", "epoch"), k))
-            with (self.out / "steps.csv").open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=keys)
-                w.writeheader()
-                w.writerows(self.steps)
-        if self.tb is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(self.out / "tb"))
-            except Exception:  # TensorBoard is optional: without it, the CSV is the log
-                self.tb = False
-        if self.tb:
-            for k, v in row.items():
-                if isinstance(v, float):
-                    self.tb.add_scalar(k, v, row["epoch"])
+    def _plot(self) -> None:
         from ..plots import training_curves
 
-        training_curves(self.history, self.steps, self.out / "curves.png")
+        training_curves(read_csv(self.rundir.path / "metrics.csv"), read_csv(self.rundir.path / "steps.csv"),
+                        self.rundir.path / "curves.png")  # fmt: skip
 
     # -- the run --------------------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
-        """Train (or resume), select on validation, test once with the best weights; returns the final row."""
-        if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-            self.cfg.save(self.out / "config.yaml")
-        last = self.out / "last.pt"
-        if self.resume and last.is_file():
-            self.load_state_dict(load_checkpoint(last), last)
-            log.info("resumed from %s at epoch %d", last, self.start_epoch)
+        """Train (or resume), select on validation, test once with the best weights; returns the results."""
+        rd = self.rundir
+        if self.has_checkpoint:
+            if rd.is_complete():
+                saved = rd.saved_config() or {}
+                rd.check_resume_config(saved, self.cfg.to_dict())
+                log.info("%s is a finished run; its results are returned as they are", rd.path)
+                return rd.results()
+            self.load_state_dict(load_checkpoint(rd.last), rd.last)
+            self.runlog.truncate(self.start_epoch)
+            log.info("resumed from %s at epoch %d", rd.last, self.start_epoch)
+        elif self.rank == 0:
+            rd.write_config(self.cfg)
         done = 0
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.time()
-            row = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **self.train_epoch(epoch)}
-            row.update(self.evaluate(self.val_set, "val"))
+            lr = self.optimizer.param_groups[0]["lr"]
+            train, skipped = self.train_epoch(epoch)
+            val = self.evaluate(self.val_set)
             self.scheduler.step()
-            self.policies.on_validation(row, self.optimizer, epoch)
-            coeffs = [s["coeff"] for s in self.steps if s.get("epoch") == epoch and "coeff" in s]
-            if coeffs:
-                row["coeff_mean"] = float(np.mean(coeffs))
-            row["seconds"] = time.time() - t0
-            self.history.append(row)
-            improved = row["val_acc"] > self.best
-            self.best = max(self.best, row["val_acc"])
+            self.policies.on_validation(val, epoch)
+            row = {"epoch": epoch + 1, "lr": lr, **train.row("train"), **val.row("val"), "nonfinite_skipped": skipped,
+                   "seconds": time.time() - t0}  # fmt: skip
+            if val.acc > self.best:
+                self.best, self.best_epoch = val.acc, epoch + 1
+                self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
             if self.rank == 0:
+                self.runlog.epoch(row)  # the row first: a kill before the checkpoint redoes (and re-logs) the epoch
                 state = self.state_dict(epoch + 1)
-                save_checkpoint(state, last)
-                if improved:
-                    save_checkpoint(state, self.out / "best.pt")
-                self._log_epoch(row)
+                save_checkpoint(state, rd.last)
+                if self.best_epoch == epoch + 1:
+                    save_checkpoint({"version": CHECKPOINT_VERSION, "config": state["config"], "model": self.best_model,
+                                     "epoch": epoch + 1, "val_acc": self.best}, rd.best)  # fmt: skip
+                self._plot()
             done += 1
             if self.stop_after is not None and done >= self.stop_after and epoch + 1 < self.cfg.epochs:
                 return row
-        best = self.out / "best.pt"
-        if best.is_file():
-            _load_weights(self.net, load_checkpoint(best)["model"], best)
-        result = {**(self.history[-1] if self.history else {}), "best_val_acc": self.best}
-        result.update(self.evaluate(self.test_set, "test"))
+        if self.best_model is not None:
+            self.net.load_state_dict(self.best_model)
+        result = {"best_val_acc": self.best, "best_epoch": self.best_epoch, "epochs": self.cfg.epochs,
+                  **self.evaluate(self.test_set).row("test")}  # fmt: skip
+        policy_means = _policy_means(read_csv(rd.path / "steps.csv")) if self.rank == 0 else {}
+        result.update(policy_means)
         if self.rank == 0:
-            (self.out / "results.json").write_text(json.dumps(result, indent=1))
-        if self.tb:
-            self.tb.close()
+            rd.mark_complete(result)
+        self.runlog.close()
         return result
+
+
+def _policy_means(steps: list[dict]) -> dict[str, float]:
+    """Mean of every policy column over all steps (``iemf/coeff`` -> ``mean iemf/coeff``)."""
+    keys = [k for k in (steps[0] if steps else {}) if "/" in k]
+    return {f"mean {k}": float(np.nanmean([float(s[k]) for s in steps])) for k in keys}

@@ -1,0 +1,254 @@
+"""Typed configuration: dataclasses that load strictly from dicts / YAML and say in one line what is wrong.
+
+A config class is a dataclass deriving from :class:`Config`. Its field annotations are the types it accepts;
+``check`` metadata adds a range (``field(default=4, metadata=check(ge=1))``). Loading is strict:
+
+- unknown keys are rejected with the list of valid ones;
+- ``bool`` fields take only ``true`` / ``false`` (never the string ``"no"``, which Python reads as true);
+- ``int`` fields take integers (not ``4.5``, not ``True``, not ``"ten"``); ``float`` fields take numbers;
+- ``Literal[...]`` fields take one of their values; ``X | None`` takes ``null`` too;
+- nested configs are loaded recursively, and every message names the dotted key (``model.T``).
+
+:func:`apply_overrides` sets dotted keys from ``KEY=VALUE`` strings (``--set model.T=8``), parsing each value as
+a YAML scalar and checking it like the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+__all__ = ["Config", "ConfigError", "check", "apply_overrides", "parse_value", "load_yaml"]
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message is one line that names it."""
+
+
+def check(ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None) -> dict:
+    """Field metadata for a numeric range: ``field(default=1, metadata=check(ge=1))``."""
+    return {"range": {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}}
+
+
+_UNIONS = (Union, types.UnionType)
+_REL = {"ge": (">=", lambda a, b: a >= b), "gt": (">", lambda a, b: a > b), "le": ("<=", lambda a, b: a <= b),
+        "lt": ("<", lambda a, b: a < b)}  # fmt: skip
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp is type(None):
+        return "null"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in _UNIONS:
+        return " or ".join(_describe(a) for a in get_args(tp))
+    if origin in (tuple, list):
+        return f"a list of {_describe(get_args(tp)[0])}" if get_args(tp) else "a list"
+    if origin is dict or tp is dict:
+        return "a mapping"
+    if isinstance(tp, type) and issubclass(tp, Config):
+        return f"a mapping ({tp.__name__})"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against type ``tp`` (and converted: lists -> tuples, ints -> floats, dicts -> configs)."""
+    origin = get_origin(tp)
+    if origin in _UNIONS:
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where} must be {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in get_args(tp)):
+            return value
+        raise ConfigError(f"{where} must be {_describe(tp)}, got {value!r}")
+    if origin in (tuple, list):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be {_describe(tp)}, got {value!r}")
+        item = get_args(tp)[0] if get_args(tp) else Any
+        items = [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is Any:
+        return value
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if isinstance(tp, type) and issubclass(tp, Config):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be {_describe(tp)}, got {value!r}")
+        return tp.from_dict(value, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"schema: unsupported annotation {tp!r} at {where}")
+    raise ConfigError(f"{where} must be {_describe(tp)}, got {value!r}")
+
+
+def _check_range(value: Any, rng: dict, where: str) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} must be finite, got {value}")
+        for rel, bound in rng.items():
+            sym, ok = _REL[rel]
+            if not ok(value, bound):
+                raise ConfigError(f"{where} must be {sym} {bound:g}, got {value:g}")
+
+
+class Config:
+    """Mixin for configuration dataclasses: strict ``from_dict``, ``to_dict``, YAML ``save`` / ``load``."""
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        return typing.get_type_hints(cls)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, where: str = "") -> Config:
+        """Build from a plain mapping, checking every key and value (``where``: the dotted prefix in messages)."""
+        if d is None:
+            d = {}
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where or cls.__name__} must be a mapping of keys to values, got {type(d).__name__}")
+        d = cls.upgrade(dict(d))
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(d) - set(fields))
+        if unknown:
+            prefix = f"{where}." if where else ""
+            raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}; valid: "
+                              f"{', '.join(sorted(fields))}")  # fmt: skip
+        types = cls.field_types()
+        kwargs = {}
+        for name, value in d.items():
+            key = f"{where}.{name}" if where else name
+            kwargs[name] = _convert(value, types[name], key)
+            _check_range(kwargs[name], fields[name].metadata.get("range", {}), key)
+        obj = cls(**kwargs)
+        obj.validate(where)
+        return obj
+
+    @classmethod
+    def upgrade(cls, d: dict) -> dict:
+        """Convert keys of older versions of this config (override; default: none)."""
+        return d
+
+    def validate(self, where: str = "") -> None:
+        """Checks that involve several fields (override)."""
+
+    def to_dict(self) -> dict:
+        """Plain values (tuples as lists), for YAML and JSON."""
+
+        def plain(v):
+            if isinstance(v, Config):
+                return v.to_dict()
+            if isinstance(v, tuple | list):
+                return [plain(i) for i in v]
+            if isinstance(v, dict):
+                return {k: plain(i) for k, i in v.items()}
+            return v
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> Config:
+        """A checked copy with ``changes`` (plain values, as in YAML)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def save(self, path: str | Path) -> Path:
+        """Write YAML atomically."""
+        import os
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls.from_dict(load_yaml(path), "")
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A YAML file that holds a mapping; one-line errors for a missing, unreadable, empty or non-mapping file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+    if d is None:
+        raise ConfigError(f"config {path} is empty")
+    if not isinstance(d, dict):
+        raise ConfigError(f"config {path} must hold a mapping of keys to values, not a {type(d).__name__}")
+    return d
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as a YAML scalar: ``8`` -> 8, ``0.5`` -> 0.5, ``true`` -> True, ``null`` -> None,
+    ``[1, 2]`` -> [1, 2]; anything else stays a string."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(d: dict, assignments: list[str], cls: type[Config], option: str = "--set") -> dict:
+    """Set dotted keys of the plain config ``d`` from ``KEY=VALUE`` strings; unknown keys are rejected with the
+    valid ones (checked against ``cls`` and its nested configs). Returns ``d`` (changed in place)."""
+    for item in assignments:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{option} expects KEY=VALUE, got {item!r}")
+        parts, node, owner = key.split("."), d, cls
+        for i, part in enumerate(parts):
+            fields = {f.name for f in dataclasses.fields(owner)} if owner is not None else None
+            if fields is not None and part not in fields:
+                where = ".".join(parts[:i]) or "the config"
+                raise ConfigError(f"{option} {key}: {where} has no key {part!r}; valid: {', '.join(sorted(fields))}")
+            if i == len(parts) - 1:
+                node[part] = parse_value(text)
+                break
+            tp = owner.field_types()[part] if owner is not None else None
+            owner = tp if isinstance(tp, type) and issubclass(tp, Config) else None
+            if not isinstance(node.get(part), dict):
+                if owner is None and tp is not dict:
+                    raise ConfigError(f"{option} {key}: {'.'.join(parts[: i + 1])} is not a mapping")
+                node[part] = {} if node.get(part) is None else node[part]
+            node = node[part]
+    return d

@@ -1,0 +1,45 @@
+"""LFM: an alignment term between the unimodal predictions, as the IEMF code's LFM baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ...schema import check
+from . import register_method
+from .base import Policy, PolicyConfig
+
+
+@dataclass
+class LFMConfig(PolicyConfig):
+    """``weight``: of the Jensen-Shannon term (1 in the original)."""
+
+    weight: float = field(default=1.0, metadata=check(ge=0))
+
+
+def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``JS(softmax(p) || softmax(q)) = (KL(P || M) + KL(Q || M)) / 2``, ``M = (P + Q) / 2``."""
+    log_p, log_q = F.log_softmax(logits_p.float(), 1), F.log_softmax(logits_q.float(), 1)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), 0) - torch.log(torch.tensor(2.0, device=log_p.device))
+    kl_pm = (log_p.exp() * (log_p - log_m)).sum(1)
+    kl_qm = (log_q.exp() * (log_q - log_m)).sum(1)
+    return (0.5 * (kl_pm + kl_qm)).mean()
+
+
+@register_method(source="the IEMF code's LFM baseline (ablation script: on logits)",
+                 modulates="adds weight * JS(softmax(audio head) || softmax(visual head)) to the loss",
+                 iemf="yes")  # fmt: skip
+class LFM(Policy):
+    """Adds ``weight * JS(softmax(z_audio) || softmax(z_visual))`` on the unimodal heads' logits (the original
+    used batch 16 with it)."""
+
+    name = "lfm"
+    config_class = LFMConfig
+    needs_unimodal_losses = True
+
+    def loss(self, ctx):
+        js = js_divergence(ctx.out.audio, ctx.out.visual)
+        self.log["js"] = float(js.detach())
+        return self.cfg.weight * js

@@ -1,0 +1,124 @@
+"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus
+TensorBoard when it is installed.
+
+Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed by
+its first row (policies log the same keys every step). On resume, :meth:`RunLog.truncate` cuts both files back
+to the checkpoint's epoch, so an epoch redone after a kill appears once.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunLog", "read_csv"]
+
+
+def read_csv(path: str | Path) -> list[dict[str, float | str]]:
+    """Rows of a log file, numbers as floats (empty cells as NaN)."""
+
+    def num(v: str):
+        try:
+            return float(v) if v != "" else math.nan
+        except ValueError:
+            return v
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return [{k: num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+class _CsvAppender:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+        if path.is_file() and path.stat().st_size > 0:
+            with path.open(newline="") as fh:
+                self.fields = next(csv.reader(fh), None)
+
+    def append(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        new = not self.path.is_file() or self.fields is None
+        if new:
+            self.fields = list(dict.fromkeys(k for r in rows for k in r))
+        extra = sorted({k for r in rows for k in r} - set(self.fields))
+        if extra:
+            log.warning("%s: columns %s were not in its first row; they are not logged", self.path.name, extra)
+        with self.path.open("a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def truncate(self, keep) -> None:
+        rows = read_csv(self.path)
+        if not rows:
+            return
+        kept = [r for r in rows if keep(r)]
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        with tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self.fields)
+            w.writeheader()
+            w.writerows(kept)
+        os.replace(tmp, self.path)
+
+
+class RunLog:
+    """Append epoch and step rows of one run (``enabled=False`` on non-zero ranks: nothing is written).
+
+    Every row has an ``epoch`` (1-based); step rows also a global ``step``.
+    """
+
+    def __init__(self, folder: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.folder, self.enabled = Path(folder), enabled
+        self.metrics = _CsvAppender(self.folder / "metrics.csv")
+        self.steps = _CsvAppender(self.folder / "steps.csv")
+        self._pending: list[dict] = []
+        self._tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.folder / "tb"))
+            except ImportError:  # TensorBoard is optional: without it, the CSV files are the log
+                self._tb = None
+
+    def step(self, row: dict) -> None:
+        """Queue one step row (written with the epoch's row)."""
+        if self.enabled:
+            self._pending.append(row)
+
+    def epoch(self, row: dict) -> None:
+        """Append the epoch's step rows, then its row (both flushed to disk)."""
+        if not self.enabled:
+            return
+        self.steps.append(self._pending)
+        self._pending = []
+        self.metrics.append([row])
+        if self._tb is not None:
+            for k, v in row.items():
+                if isinstance(v, int | float) and k != "epoch":
+                    self._tb.add_scalar(k, v, row["epoch"])
+            self._tb.flush()
+
+    def truncate(self, epochs_done: int) -> None:
+        """Drop rows of epochs after ``epochs_done`` (they are redone after a resume)."""
+        if self.enabled:
+            self._pending = []
+            for f in (self.metrics, self.steps):
+                f.truncate(lambda r: r.get("epoch", math.inf) <= epochs_done)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
