@@ -7,13 +7,13 @@
     python experiments/ks_snn.py --demo
 
 Without --demo the defaults are the paper's (spiking ResNet-18 x 2, LIF tau 2 / v_th 0.5, T = 4, concat
-fusion, SGD Nesterov lr 5e-3, 100 epochs, batch 32, lr x0.1 at 70).
+fusion, SGD Nesterov lr 5e-3, 100 epochs, batch 32, lr x0.1 at 70, label smoothing 0.1, unimodal losses with
+IEMF only). Every option of `snn-msi train` works here too (--neuron, --neuron-arg, --set, --resume, ...).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,56 +22,50 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snn_msi.models.fusion import FUSIONS  # noqa: E402
-from snn_msi.study import run_many  # noqa: E402
-from snn_msi.training import DataConfig, TrainConfig, Trainer, demo_config  # noqa: E402
+from snn_msi.cli import add_train_arguments, main_guard, train_config  # noqa: E402
+from snn_msi.data import DataConfig  # noqa: E402
+from snn_msi.reports.study import run_many  # noqa: E402
+from snn_msi.schema import ConfigError  # noqa: E402
+from snn_msi.training import TrainConfig, Trainer, policies_for  # noqa: E402
 
 
 def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-root", help="Kinetics-Sounds root (seed layout) or a .h5 cache")
-    p.add_argument("--method", default="normal", choices=["normal", "ogm_ge", "mslr", "lfm", "mmpareto"])
-    p.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
-    p.add_argument("--neuron", default=None, help="any registry name (default lif)")
-    p.add_argument("--T", type=int, default=None)
-    p.add_argument("--fusion", choices=sorted(FUSIONS), default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--out", default=None)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--demo", action="store_true", help="digits-av on CPU: vanilla vs IEMF over --seeds seeds")
-    p.add_argument("--seeds", type=int, default=3, help="(--demo) seeds per method")
-    p.add_argument("--workers", type=int, default=2, help="(--demo) runs in parallel")
+    add_train_arguments(p, demo_flag=False)
+    g = p.add_argument_group("the CPU demo")
+    g.add_argument("--demo", action="store_true", help="digits-av on CPU: vanilla vs IEMF over --seeds seeds")
+    g.add_argument("--seeds", type=int, default=3, help="(--demo) seeds per method")
+    g.add_argument("--jobs", "-j", type=int, default=2, help="(--demo) runs in parallel")
     return p.parse_args(argv)
 
 
-def _model_overrides(args, model: dict) -> dict:
-    if args.neuron:
-        model["neuron"] = args.neuron
-    if args.T:
-        model["T"] = args.T
-    if args.fusion:
-        model["fusion"] = args.fusion
-    return model
+def paper_config(args) -> TrainConfig:
+    """The paper's configuration on Kinetics-Sounds (or its HDF5 cache), with the command line on top."""
+    root = args.data_root or ""
+    dataset = args.dataset or ("h5" if root.endswith((".h5", ".hdf5")) else "kinetics-sounds")
+    base = TrainConfig(data=DataConfig(dataset=dataset, root=args.data_root))
+    return train_config(args, base=base)
 
 
 def demo(args) -> int:
+    """Vanilla vs IEMF on digits-av, ``--seeds`` seeds each, paired by seed; prints the table of the README."""
+    from snn_msi.training import demo_config
+
     out = Path(args.out or "runs/demo")
-    base = demo_config()
-    model = _model_overrides(args, base.model.to_dict())
-    epochs = args.epochs or base.epochs
-    methods = {"vanilla": {}, "IEMF": {"iemf": True}}
+    args.out = None  # each run gets its own folder below
+    base = train_config(argparse.Namespace(**{**vars(args), "demo": True}), base=demo_config())
+    methods = {"vanilla": [], "IEMF": policies_for(iemf=True)}
     configs, keys = [], []
-    for name, extra in methods.items():
+    for name, policies in methods.items():
         for seed in range(args.seeds):
-            configs.append(
-                demo_config(model=model, epochs=epochs, seed=seed, out=str(out / f"{name}_s{seed}"), **extra)
-            )
+            policies = [*[p for p in base.policies if p["name"] != "iemf"], *policies]
+            configs.append(base.replace(seed=seed, out=str(out / f"{name}_s{seed}"), policies=policies))
             keys.append((name, seed))
-    print(f"digits-av ({base.data.preset} preset: audio -10 dB, image 0 dB), {len(configs)} runs of {epochs} epochs, "
-          f"{args.workers} in parallel; logs and checkpoints in {out}/")  # fmt: skip
+    a_db, v_db = base.data.snr()
+    print(f"digits-av ({base.data.preset} preset: audio {a_db:g} dB, image {v_db:g} dB), {len(configs)} runs of "
+          f"{base.epochs} epochs, {args.jobs} in parallel; logs and checkpoints in {out}/")  # fmt: skip
     t0 = time.time()
-    results = dict(zip(keys, run_many(configs, args.workers), strict=True))
+    results = dict(zip(keys, run_many(configs, args.jobs, overwrite=args.overwrite), strict=True))
     rows = []
     for name in methods:
         rs = [results[(name, s)] for s in range(args.seeds)]
@@ -90,32 +84,22 @@ def demo(args) -> int:
         print(f"| {r['method']} | {r['fused']} | {r['audio head']} | {r['visual head']} | {r['gain']} |")
     print(f"\nIEMF - vanilla, paired by seed: {np.mean(diffs):+.1f} pts (per seed: "
           f"{', '.join(f'{d:+.1f}' for d in diffs)})")  # fmt: skip
-    summary = {"rows": rows, "iemf_minus_vanilla": diffs}
-    (out / "demo_results.json").write_text(json.dumps(summary, indent=1))
     print(f"curves: {out}/IEMF_s0/curves.png; energy: snn-msi energy {out}/IEMF_s0/best.pt")
     return 0
 
 
-def main(argv=None) -> int:
-    args = parse(argv)
+def run(args) -> int:
     if args.demo:
         return demo(args)
-    if not args.data_root:
-        print("ks_snn.py: error: --data-root is required (or --demo)", file=sys.stderr)
-        return 2
-    cfg = TrainConfig()  # the paper's configuration
-    d = cfg.to_dict()
-    dataset = "h5" if args.data_root.endswith((".h5", ".hdf5")) else "kinetics-sounds"
-    d["data"] = DataConfig(dataset=dataset, root=args.data_root, num_workers=8).__dict__
-    d["model"] = _model_overrides(args, d["model"])
-    d.update(method=args.method, iemf=args.iemf, seed=args.seed,
-             out=args.out or f"runs/ks_{args.method}{'_iemf' if args.iemf else ''}_s{args.seed}")  # fmt: skip
-    if args.epochs:
-        d["epochs"] = args.epochs
-    result = Trainer(TrainConfig.from_dict(d), resume=args.resume).fit()
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+    if not args.data_root and not args.config and args.resume is None:
+        raise ConfigError("--data-root is required (or --demo, --config, --resume)")
+    cfg = paper_config(args)
+    mode = "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
+    print(f"run folder: {cfg.out}", file=sys.stderr)
+    result = Trainer(cfg, mode=mode, progress=not args.quiet).fit()
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_guard("ks_snn.py", run, parse()))

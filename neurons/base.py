@@ -84,8 +84,7 @@ class StatefulModule(nn.Module):
             return self.single_step_forward(x)
         if x.dim() < 2 or x.shape[0] < 1:
             raise ValueError(
-                f"{type(self).__name__} in multi-step mode expects [T, B, ...] with T >= 1, got shape "
-                f"{tuple(x.shape)}"
+                f"{type(self).__name__} in multi-step mode expects [T, B, ...] with T >= 1, got shape {tuple(x.shape)}"
             )
         return self.multi_step_forward(x)
 

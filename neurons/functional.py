@@ -69,7 +69,11 @@ class IFSpec:
     def codes(self) -> tuple[int, int, int]:
         """``(leak, reset, surrogate)`` integer codes of the fused kernels (surrogate -1: none)."""
         sg = surrogate_mod.KERNEL_SURROGATES
-        return LEAKS.index(self.leak), RESETS.index(self.reset), sg.index(self.surrogate) if self.surrogate in sg else -1
+        return (
+            LEAKS.index(self.leak),
+            RESETS.index(self.reset),
+            sg.index(self.surrogate) if self.surrogate in sg else -1,
+        )
 
     @property
     def k(self) -> float:

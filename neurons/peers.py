@@ -97,10 +97,12 @@ class SpikingJellyNeuron(PeerNeuron):
         owner = f"spikingjelly.{node}"
         if reset == "none":
             raise ValueError(f"{owner}: SpikingJelly has no reset='none'; use 'hard' or 'soft'")
-        native = {
-            ours: (lambda a, cls=getattr(sj_surrogate, theirs): cls() if a is None else cls(alpha=float(a)))
-            for ours, theirs in _SJ_SURROGATES.items()
-        }
+
+        def native_cls(theirs: str):
+            cls = getattr(sj_surrogate, theirs)
+            return lambda a: cls() if a is None else cls(alpha=float(a))
+
+        native = {ours: native_cls(theirs) for ours, theirs in _SJ_SURROGATES.items()}
         sg = _surrogate(surrogate, alpha, native, owner)
         common = dict(
             v_threshold=check_positive("v_threshold", v_threshold, owner),
@@ -171,6 +173,7 @@ class SnnTorchNeuron(PeerNeuron):
             raise ValueError(f"{owner}: snnTorch resets to 0; v_reset must be 0.0, got {v_reset}")
         if detach_reset:
             raise ValueError(f"{owner}: snnTorch always keeps the reset in the graph; use detach_reset=False")
+
         def native_fn(name):
             def make(a):
                 a = _SNN_DEFAULT_ALPHA[name] if a is None else float(a)

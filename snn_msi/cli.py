@@ -1,18 +1,182 @@
-"""The ``snn-msi`` command line: train, evaluate, energy, neurons, datasets, prepare, build-h5, study.
+"""The ``snn-msi`` command line: train, evaluate, energy, neurons, methods, datasets, prepare, build-h5, study.
 
-Every subcommand has ``--help``; bad arguments are named in the error and the exit code is non-zero.
+Every subcommand has ``--help``. A user error (a bad argument, value, file or folder) is one line on stderr naming
+it, exit code 2; a run that stops on a non-finite loss exits 1; never a traceback for either.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 
 import torch
 
+from .schema import ConfigError
 
+# -- training arguments (shared with experiments/ks_snn.py) ----------------------------------------------
+
+
+def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> None:
+    """The options of ``snn-msi train`` (also used by ``experiments/ks_snn.py``)."""
+    from .data import DATASETS, SNR_PRESETS
+    from .models import FUSIONS
+    from .training import METHODS
+
+    g = p.add_argument_group("what to train")
+    g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
+    if demo_flag:
+        g.add_argument("--demo", action="store_true", help="the small digits-av network instead of the paper's")
+    g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
+    g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
+    g.add_argument("--layout", help="folder layout where a data set has several (default: auto-detect)")
+    g.add_argument("--preset", choices=list(SNR_PRESETS), help="SNR preset: clean, hard (audio -10 dB, image 0 dB), "
+                   "harder (-15 / -5 dB)")  # fmt: skip
+    g.add_argument("--audio-snr", type=float, help="audio SNR in dB (any data set)")
+    g.add_argument("--image-snr", type=float, help="image SNR in dB (any data set)")
+    g.add_argument("--num-classes", type=int, help="classes of the model (default: from the data set)")
+    g = p.add_argument_group("model")
+    g.add_argument("--neuron", help="any name of `snn-msi neurons`")
+    g.add_argument("--neuron-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan")  # fmt: skip
+    g.add_argument("--T", type=int, help="time steps")
+    g.add_argument("--fusion", choices=FUSIONS.names())
+    g = p.add_argument_group("method")
+    g.add_argument("--method", choices=METHODS.names(), help="balancing method (see `snn-msi methods`)")
+    g.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
+    g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength)")
+    g = p.add_argument_group("optimisation and run")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--optimizer", choices=["sgd", "adam"])
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--workers", type=int, help="DataLoader processes (default: 0 for in-memory data, else the cores)")
+    g.add_argument("--out", help="run folder (config, checkpoints, logs, plots); default runs/<dataset>/<name>-<time>")
+    g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
+                   help="continue a run: its folder or last.pt (without PATH: the folder of --out)")  # fmt: skip
+    g.add_argument("--overwrite", action="store_true", help="replace the run in --out instead of refusing")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a config value by its dotted key (repeatable): model.T=8")  # fmt: skip
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _resume_folder(args) -> Path | None:
+    if args.resume is None:
+        return None
+    if args.resume is True:
+        if not args.out:
+            raise ConfigError("--resume needs the run: --resume RUN_FOLDER (or its last.pt), or --out RUN_FOLDER")
+        return Path(args.out)
+    path = Path(args.resume)
+    return path.parent if path.suffix == ".pt" else path
+
+
+def train_config(args, base=None):
+    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, --demo, a resumed run's
+    config or the paper's), then the options, then ``--set``; checked strictly."""
+    from .data import DATASETS
+    from .schema import apply_overrides, load_yaml, parse_value
+    from .training import TrainConfig, demo_config, policies_for
+
+    resume_dir = _resume_folder(args)
+    if args.config:
+        d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
+    elif resume_dir is not None and (resume_dir / "config.yaml").is_file():
+        d = TrainConfig.from_dict(load_yaml(resume_dir / "config.yaml")).to_dict()
+    elif getattr(args, "demo", False):
+        d = demo_config().to_dict()
+    elif base is not None:
+        d = base.to_dict()
+    elif args.dataset or args.data_root:
+        d = TrainConfig().to_dict()
+    else:
+        raise ConfigError("say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
+                          "(see `snn-msi datasets`), or --config FILE")  # fmt: skip
+    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
+                       ("optimizer", args.optimizer), ("seed", args.seed), ("device", args.device)):  # fmt: skip
+        if value is not None:
+            d[key] = value
+    data, model = d["data"], d["model"]
+    if args.dataset:
+        if args.dataset != data.get("dataset"):
+            data.update(root=None, layout="auto")
+        data["dataset"] = args.dataset
+    for key, value in (("root", args.data_root), ("layout", args.layout), ("preset", args.preset),
+                       ("audio_snr_db", args.audio_snr), ("image_snr_db", args.image_snr),
+                       ("num_workers", args.workers)):  # fmt: skip
+        if value is not None:
+            data[key] = value
+    if args.neuron and args.neuron != model.get("neuron"):
+        model["neuron"] = args.neuron
+    for item in args.neuron_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
+        model.setdefault("neuron_args", {})[key] = parse_value(value)
+    for key, value in (("T", args.T), ("fusion", args.fusion), ("num_classes", args.num_classes)):
+        if value is not None:
+            model[key] = value
+    if args.method or args.iemf or args.alpha is not None:
+        d["policies"] = _policies_from_args(args, d.get("policies", []), policies_for)
+    if resume_dir is not None:
+        d["out"] = str(resume_dir)
+    elif args.out:
+        d["out"] = args.out
+    elif not args.config:  # a fresh folder per run; a --config file's own `out` is kept
+        label = "+".join(p["name"] for p in d.get("policies", [])) or "normal"
+        d["out"] = f"runs/{data['dataset']}/{label}-{model['neuron']}-s{d['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    apply_overrides(d, args.set, TrainConfig)
+    cfg = TrainConfig.from_dict(d)
+    entry = DATASETS.get(cfg.data.dataset)
+    if entry.needs_root and not cfg.data.root:
+        raise ConfigError(f"--dataset {cfg.data.dataset} needs --data-root (its folder)")
+    return cfg
+
+
+def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
+    """--method / --iemf / --alpha on top of the config's methods."""
+    base = [p for p in current if p["name"] != "iemf"]
+    has_iemf = any(p["name"] == "iemf" for p in current) or args.iemf
+    if args.method:
+        base = policies_for(args.method)
+    if args.alpha is not None:
+        from .training import METHODS
+
+        takers = [p for p in base if "alpha" in METHODS.get(p["name"]).factory.config_class.__dataclass_fields__]
+        if not takers:
+            names = ", ".join(p["name"] for p in base) or "normal"
+            raise ConfigError(f"--alpha: the method ({names}) has no alpha; OGM-GE has (--method ogm_ge)")
+        for p in takers:
+            p["alpha"] = args.alpha
+    return base + ([p for p in current if p["name"] == "iemf"] or [{"name": "iemf"}] if has_iemf else [])
+
+
+def _train_mode(args) -> str:
+    if args.resume is not None and args.overwrite:
+        raise ConfigError("--resume continues a run and --overwrite replaces it: give one of them")
+    return "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
+
+
+def _print_result(result: dict) -> None:
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+
+
+def _cmd_train(args) -> int:
+    from .training import Trainer
+
+    cfg = train_config(args)
+    print(f"run folder: {cfg.out}", file=sys.stderr)
+    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet).fit()
+    _print_result(result)
+    return 0
+
+
+# -- other commands ----------------------------------------------------------------------------------------
 def _cmd_neurons(args: argparse.Namespace) -> int:
     import neurons
 
@@ -44,102 +208,45 @@ def _cmd_neurons(args: argparse.Namespace) -> int:
     return 0
 
 
-DATASETS = {
-    "digits-av": "embedded: sklearn handwritten digits + espeak-ng spoken digits (50 voices); nothing to download",
-    "kinetics-sounds": "31 classes, ~14.7k/2.6k clips; download Kinetics-400 clips of the KS classes, then "
-    "`snn-msi prepare VIDEO_DIR OUT_ROOT` (layout: my_train.txt, train/video/<label>/<clip>/frame_i.jpg, ...)",
-    "cremad": "6 emotions, 7,442 clips; from the CREMA-D repository: AudioWAV/, Image-01-FPS/<clip>/, train.csv, "
-    "test.csv (clip,emotion)",
-    "urbansound8k-av": "10 classes, 8,732 clips; UrbanSound8K (audio/fold*/, metadata/UrbanSound8K.csv) plus "
-    "images/<class>/*.jpg of the same classes",
-    "h5": "a cache of any of the above made by `snn-msi build-h5` (--data-root points at the .h5 file)",
-}
-
-
 def _cmd_datasets(args) -> int:
-    for name, desc in DATASETS.items():
+    from .data import DATASETS
+
+    for name, desc in DATASETS.available().items():
         print(f"{name:<16} {desc}")
     return 0
 
 
-def _train_config(args):
-    from .training import TrainConfig, demo_config
+def _cmd_methods(args) -> int:
+    from .training import method_table
 
-    cfg = TrainConfig.load(args.config) if args.config else (demo_config() if args.demo else TrainConfig())
-    d = cfg.to_dict()
-    for key in ("epochs", "batch_size", "lr", "optimizer", "method", "seed", "device", "out"):
-        if getattr(args, key, None) is not None:
-            d[key] = getattr(args, key)
-    if args.iemf:
-        d["iemf"] = True
-    if args.neuron:
-        d["model"]["neuron"] = args.neuron
-    if args.T:
-        d["model"]["T"] = args.T
-    if args.fusion:
-        d["model"]["fusion"] = args.fusion
-    for key, dest in (("dataset", "dataset"), ("data_root", "root"), ("preset", "preset"),
-                      ("audio_snr", "audio_snr_db"), ("image_snr", "image_snr_db")):  # fmt: skip
-        if getattr(args, key, None) is not None:
-            d["data"][dest] = getattr(args, key)
-    return TrainConfig.from_dict(d)
-
-
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .models.fusion import FUSIONS
-    from .training.policies import METHODS
-
-    p.add_argument("--config", help="YAML config (as saved next to every run)")
-    p.add_argument("--demo", action="store_true", help="the small digits-av default instead of the paper's config")
-    p.add_argument("--dataset", choices=list(DATASETS))
-    p.add_argument("--data-root", help="data set root (seed layout) or .h5 cache")
-    p.add_argument("--preset", choices=["clean", "hard", "harder"], help="digits-av noise preset")
-    p.add_argument("--audio-snr", type=float, help="audio SNR in dB (digits-av)")
-    p.add_argument("--image-snr", type=float, help="image SNR in dB (digits-av)")
-    p.add_argument("--method", choices=METHODS)
-    p.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
-    p.add_argument("--neuron", help="any registry name (see `snn-msi neurons`)")
-    p.add_argument("--T", type=int, help="time steps")
-    p.add_argument("--fusion", choices=sorted(FUSIONS))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["sgd", "adam"])
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--out", help="run folder (config, checkpoints, logs, plots)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-
-
-def _cmd_train(args) -> int:
-    import neurons
-
-    from .training import Trainer
-
-    cfg = _train_config(args)
-    if cfg.model.neuron not in neurons.available():
-        neurons.info(cfg.model.neuron)  # raises with the valid names
-    result = Trainer(cfg, resume=args.resume).fit()
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+    rows = method_table()
+    if args.markdown:
+        print("| method | source | what it modulates | composes with IEMF |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['method']} | {r['source']} | {r['modulates']} | {r['iemf']} |")
+        return 0
+    for r in rows:
+        print(f"{r['method']:<12} {r['description']}\n{'':<12} source: {r['source']}\n{'':<12} modulates: "
+              f"{r['modulates']}; with IEMF: {r['iemf']}")  # fmt: skip
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from .data import build_datasets
-    from .training import Trainer, load_model
+    from .training import evaluate, load_model, resolve_device
 
-    model, cfg = load_model(args.checkpoint, "cpu")
-    if args.data_root:
-        cfg.data.root = args.data_root
-    sets = build_datasets(cfg.data, cfg.seed)
+    device = resolve_device(args.device)
+    model, cfg = load_model(args.checkpoint, device)
+    data = cfg.data.replace(root=args.data_root) if args.data_root else cfg.data
+    sets = build_datasets(data, cfg.seed)
     split = {"train": 0, "val": 1, "test": 2}[args.split]
-    trainer = Trainer(cfg, datasets=sets, model=model, progress=False)
-    print(json.dumps(trainer.evaluate(sets[split], args.split), indent=1))
+    metrics = evaluate(model, sets[split], device, cfg.batch_size)
+    print(json.dumps(metrics.row(args.split), indent=1))
     return 0
 
 
 def _cmd_energy(args) -> int:
-    from .metrics.energy import energy_report_for_checkpoint
+    from .reports.energy import energy_report_for_checkpoint
 
     energy_report_for_checkpoint(args.checkpoint, args.out, args.samples, args.precision, args.e_mac, args.e_ac)
     return 0
@@ -156,13 +263,14 @@ def _cmd_prepare(args) -> int:
 
 
 def _cmd_build_h5(args) -> int:
-    from .data import CremaD, KineticsSounds
+    from .data import DataConfig, build_datasets
     from .data.h5 import build_h5
 
-    cls = {"kinetics-sounds": KineticsSounds, "cremad": CremaD}[args.dataset]
-    kw = dict(val_fraction=args.val_fraction, train=False, report_dir=Path(args.out).parent)
-    splits = {s: cls(args.root, split=s, **kw) for s in ("train", "val", "test")}
-    path = build_h5(splits, args.out, frame_size=args.frame_size)
+    cfg = DataConfig(dataset=args.dataset, root=args.root, layout=args.layout, val_fraction=args.val_fraction)
+    splits = dict(zip(("train", "val", "test"), build_datasets(cfg, 0, Path(args.out).parent), strict=True))
+    for ds in splits.values():  # cache plain frames: augmentation happens when the cache is read
+        ds.train = False
+    path = build_h5(splits, args.out, frame_size=args.frame_size, waveforms=args.waveforms)
     print(f"wrote {path} ({sum(map(len, splits.values()))} clips)")
     return 0
 
@@ -171,20 +279,52 @@ def _cmd_study(args) -> int:
     from .study import StudyConfig, run_study
 
     cfg = StudyConfig(
-        levels=[tuple(map(float, lv.split(","))) for lv in args.levels] if args.levels else StudyConfig().levels,
+        levels=[_level(lv) for lv in args.levels] if args.levels else StudyConfig().levels,
         seeds=args.seeds,
         epochs=args.epochs,
-        workers=args.workers,
+        jobs=args.jobs,
         out=args.out,
         dataset=args.dataset,
         data_root=args.data_root,
     )
-    run_study(cfg)
+    run_study(cfg, overwrite=args.overwrite)
     return 0
 
 
+def _level(text: str) -> tuple[float, float]:
+    try:
+        a, v = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--levels: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
+    return a, v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snn-msi", description=__doc__)
+    from .data import DATASETS
+
+    p = argparse.ArgumentParser(
+        prog="snn-msi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     q = sub.add_parser("neurons", help="list the neuron registry (or --demo: rates table + raster plot)")
@@ -192,10 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", default="runs/neurons", help="folder for the raster PNG")
     q.set_defaults(func=_cmd_neurons)
 
+    q = sub.add_parser("methods", help="the balancing methods, their sources and whether they compose with IEMF")
+    q.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    q.set_defaults(func=_cmd_methods)
+
     q = sub.add_parser("datasets", help="the data sets snn-msi knows and how to get them")
     q.set_defaults(func=_cmd_datasets)
 
-    q = sub.add_parser("train", help="train a model (paper's config by default; --demo for digits-av)")
+    q = sub.add_parser("train", help="train a model (--demo: digits-av; --dataset/--data-root: the paper's network)")
     add_train_arguments(q)
     q.set_defaults(func=_cmd_train)
 
@@ -203,52 +347,69 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("checkpoint")
     q.add_argument("--split", choices=["train", "val", "test"], default="test")
     q.add_argument("--data-root")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     q.set_defaults(func=_cmd_evaluate)
 
     q = sub.add_parser("energy", help="firing rates, SOPs and energy of a checkpoint (table + CSV/JSON)")
     q.add_argument("checkpoint")
     q.add_argument("--out", default=None, help="folder for energy.csv / energy.json / plots (default: beside it)")
-    q.add_argument("--samples", type=int, default=64, help="test samples to measure firing rates on")
+    q.add_argument("--samples", type=_positive_int, default=64, help="test samples to measure firing rates on")
     q.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
-    q.add_argument("--e-mac", type=float, help="pJ per MAC (overrides the table)")
-    q.add_argument("--e-ac", type=float, help="pJ per accumulate (overrides the table)")
+    q.add_argument("--e-mac", type=_nonnegative_float, help="pJ per MAC (overrides the table)")
+    q.add_argument("--e-ac", type=_nonnegative_float, help="pJ per accumulate (overrides the table)")
     q.set_defaults(func=_cmd_energy)
 
     q = sub.add_parser("prepare", help="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
     q.add_argument("video_dir")
     q.add_argument("out_root")
-    q.add_argument("--frames", type=int, default=10)
-    q.add_argument("--workers", type=int, default=None)
+    q.add_argument("--frames", type=_positive_int, default=10)
+    q.add_argument("--workers", type=_positive_int, default=None)
     q.set_defaults(func=_cmd_prepare)
 
     q = sub.add_parser("build-h5", help="precompute spectrograms and frames into one HDF5 file")
     q.add_argument("root")
     q.add_argument("out")
-    q.add_argument("--dataset", choices=["kinetics-sounds", "cremad"], default="kinetics-sounds")
-    q.add_argument("--frame-size", type=int, default=256, help="stored frame side (>= training size)")
+    q.add_argument("--dataset", choices=[n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"],
+                   default="kinetics-sounds")  # fmt: skip
+    q.add_argument("--layout", default="auto")
+    q.add_argument("--frame-size", type=_positive_int, default=256, help="stored frame side (>= training size)")
     q.add_argument("--val-fraction", type=float, default=0.1)
+    q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
     q.set_defaults(func=_cmd_build_h5)
 
     q = sub.add_parser("study", help="the inverse-effectiveness study (noise levels x methods x seeds)")
     q.add_argument("kind", choices=["inverse-effectiveness"])
-    q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, weakest last (default: 4 levels)")
-    q.add_argument("--seeds", type=int, default=5)
-    q.add_argument("--epochs", type=int, default=6)
-    q.add_argument("--workers", type=int, default=2, help="runs in parallel")
+    q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, weakest last (default: 3 levels)")
+    q.add_argument("--seeds", type=_positive_int, default=5)
+    q.add_argument("--epochs", type=_positive_int, default=6)
+    q.add_argument("--jobs", "-j", type=_positive_int, default=2, help="runs in parallel")
     q.add_argument("--dataset", default="digits-av")
     q.add_argument("--data-root")
     q.add_argument("--out", default="runs/study")
+    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
     q.set_defaults(func=_cmd_study)
     return p
 
 
+def main_guard(prog: str, func, args) -> int:
+    """Run ``func(args)``; a user error becomes one line on stderr and exit 2, a non-finite loss exit 1."""
+    from .training import NonFiniteLossError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return func(args)
+    except NonFiniteLossError as err:
+        print(f"{prog}: stopped: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as err:  # ConfigError and FileNotFoundError included: the user's input
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"snn-msi {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return main_guard(f"snn-msi {args.command}", args.func, args)
 
 
 if __name__ == "__main__":

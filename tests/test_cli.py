@@ -2,7 +2,7 @@ import pytest
 
 from snn_msi.cli import build_parser, main
 
-COMMANDS = ["train", "evaluate", "energy", "neurons", "datasets", "prepare", "build-h5", "study"]
+COMMANDS = ["train", "evaluate", "energy", "neurons", "methods", "datasets", "prepare", "build-h5", "study"]
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)

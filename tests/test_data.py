@@ -78,7 +78,7 @@ def test_kinetics_layout_classes_counts_and_report(tmp_path):
         "too few frames": ["lau_two_frames"], "unreadable jpg": ["sin_bad_jpg"],
         "label disagrees with folder": ["sin_mislabel"], "label not in class list": ["ghost"],
     }  # fmt: skip
-    report = json.loads((tmp_path / "rep" / "bad_clips_kinetics_sounds.json").read_text())
+    report = json.loads((tmp_path / "rep" / "bad_clips_kinetics_sounds_train.json").read_text())
     assert report["count"] == 7
     s = ds[0]
     assert s.audio.shape == (1, 257, 32) and s.frames.shape == (3, 3, 16, 16)

@@ -41,7 +41,7 @@ def test_sops_and_energy_against_hand_count():
     assert layer_energy(l1, e_mac, e_ac) + layer_energy(l2, e_mac, e_ac) == pytest.approx(4.6 * 24 + 0.9 * 6)
 
 
-TINY = dict(num_classes=4, widths=(4, 8), blocks=(1, 1), stem="small", T=2)
+TINY = dict(num_classes=4, widths=(4, 8), blocks=(1, 1), stem="small", T=2, audio_channels=1, visual_channels=3)
 
 
 def test_report_totals_and_ann_ratio():

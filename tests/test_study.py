@@ -2,10 +2,10 @@ import csv
 
 import pytest
 
-from snn_msi.study import StudyConfig, run_study, t_interval
+from snn_msi.reports.study import StudyConfig, run_study, t_interval
 
 TINY = {"model": {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2,
-                  "visual_channels": 1, "T": 2}, "batch_size": 16}  # fmt: skip
+                  "audio_channels": 1, "visual_channels": 1, "T": 2}, "batch_size": 16}  # fmt: skip
 
 
 def test_t_interval():
@@ -14,10 +14,10 @@ def test_t_interval():
 
 
 def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
-    import snn_msi.study as study
+    import snn_msi.reports.study as study
 
     monkeypatch.setattr(study, "demo_config", _tiny_demo_config(study.demo_config))
-    cfg = StudyConfig(levels=[(0.0, 10.0), (-15.0, -5.0)], seeds=2, epochs=1, workers=1, out=str(tmp_path), base=TINY)
+    cfg = StudyConfig(levels=[(0.0, 10.0), (-15.0, -5.0)], seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=TINY)
     summary = run_study(cfg)
     assert {r["method"] for r in summary} == {"normal", "iemf", "constant", "noise"}
     assert len(summary) == 8 and all(r["n"] == 2 for r in summary)
@@ -33,6 +33,9 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     mtime = (tmp_path / "a+0_v+10" / "normal_s0" / "results.json").stat().st_mtime
     run_study(cfg)  # resumes: nothing is trained again
     assert (tmp_path / "a+0_v+10" / "normal_s0" / "results.json").stat().st_mtime == mtime
+    changed = StudyConfig(**{**cfg.__dict__, "epochs": 2})
+    with pytest.raises(ValueError, match="another config.*epochs: 1 -> 2"):
+        run_study(changed)  # a cached run is only reused with the same config
 
 
 def _tiny_demo_config(orig):

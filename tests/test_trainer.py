@@ -5,16 +5,16 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from snn_msi.training import TrainConfig, Trainer, demo_config, load_checkpoint
-from snn_msi.training.trainer import save_checkpoint
+from snn_msi.training import Trainer, demo_config, load_checkpoint, policies_for, read_csv
+from snn_msi.training.rundir import save_checkpoint
 
-TINY_MODEL = dict(num_classes=10, widths=[4], blocks=[1], stem="small", visual_channels=1, T=2)
+TINY_MODEL = dict(num_classes=10, widths=[4], blocks=[1], stem="small", audio_channels=1, visual_channels=1, T=2)
 
 
-def _cfg(out, **kw) -> TrainConfig:
-    base = demo_config(epochs=2, batch_size=16, out=str(out), data={"dataset": "digits-av", "preset": "hard",
-                       "limit": 48}, model={**demo_config().model.to_dict(), **TINY_MODEL})  # fmt: skip
-    return TrainConfig.from_dict({**base.to_dict(), **kw})
+def _cfg(out, **kw):
+    base = dict(epochs=2, batch_size=16, data={"dataset": "digits-av", "preset": "hard", "limit": 48},
+                model={**demo_config().model.to_dict(), **TINY_MODEL})  # fmt: skip
+    return demo_config(**{**base, **kw, "out": str(out)})
 
 
 def _datasets(cfg):
@@ -27,20 +27,24 @@ def _datasets(cfg):
 
 
 def test_resume_is_bit_identical(tmp_path):
-    cfg_a = _cfg(tmp_path / "a", iemf=True, method="ogm_ge")
+    policies = policies_for("ogm_ge", iemf=True)
+    cfg_a = _cfg(tmp_path / "a", policies=policies)
     Trainer(cfg_a, datasets=_datasets(cfg_a), progress=False).fit()
-    cfg_b = _cfg(tmp_path / "b", iemf=True, method="ogm_ge")
+    cfg_b = _cfg(tmp_path / "b", policies=policies)
     Trainer(cfg_b, datasets=_datasets(cfg_b), progress=False, stop_after=1).fit()  # "killed" after epoch 1
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
-    Trainer(cfg_b, datasets=_datasets(cfg_b), progress=False, resume=True).fit()
+    Trainer(cfg_b, datasets=_datasets(cfg_b), progress=False, mode="resume").fit()
     a = load_checkpoint(tmp_path / "a" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "last.pt")
     assert a["epoch"] == b["epoch"] == 2
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
-    assert [s.get("coeff") for s in a["steps"]] == [s.get("coeff") for s in b["steps"]]
+    steps_a, steps_b = read_csv(tmp_path / "a" / "steps.csv"), read_csv(tmp_path / "b" / "steps.csv")
+    assert [s["iemf/coeff"] for s in steps_a] == [s["iemf/coeff"] for s in steps_b]
+    assert [r["epoch"] for r in read_csv(tmp_path / "b" / "metrics.csv")] == [1, 2]
     for f in ("metrics.csv", "steps.csv", "curves.png", "config.yaml", "results.json", "best.pt"):
         assert (tmp_path / "b" / f).is_file(), f
+    assert "steps" not in b and "history" not in b  # logs live in their files, not in checkpoints
 
 
 def test_corrupt_and_mismatched_checkpoints_give_clear_errors(tmp_path):
@@ -48,29 +52,32 @@ def test_corrupt_and_mismatched_checkpoints_give_clear_errors(tmp_path):
     Trainer(cfg, datasets=_datasets(cfg), progress=False).fit()
     bad = tmp_path / "run" / "last.pt"
     bad.write_bytes(b"not a checkpoint")
+    (tmp_path / "run" / "results.json").unlink()
     with pytest.raises(ValueError, match="last.pt.*corrupt"):
         load_checkpoint(bad)
     with pytest.raises(ValueError, match="corrupt"):
-        Trainer(cfg, datasets=_datasets(cfg), progress=False, resume=True).fit()
+        Trainer(cfg, datasets=_datasets(cfg), progress=False, mode="resume").fit()
     other = _cfg(tmp_path, model={**TINY_MODEL, "widths": [6]}).to_dict()
-    save_checkpoint({"version": 1, "model": {}, "config": other}, tmp_path / "run" / "last.pt")
-    with pytest.raises(ValueError, match="another model config"):
-        Trainer(cfg, datasets=_datasets(cfg), progress=False, resume=True).fit()
+    save_checkpoint({"version": 2, "model": {}, "config": other, "optimizer": {}}, tmp_path / "run" / "last.pt")
+    with pytest.raises(ValueError, match="changed config.*model.widths"):
+        Trainer(cfg, datasets=_datasets(cfg), progress=False, mode="resume").fit()
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
-    save_checkpoint({"version": 1, "model": {"w": torch.ones(2)}, "config": {}}, path)
+    save_checkpoint({"version": 2, "model": {"w": torch.ones(2)}, "config": {}}, path)
 
     def boom(obj, f, *a, **k):
-        raise OSError("disk full")
+        open(f, "wb").write(b"half")
+        raise RuntimeError("[enforce fail at inline_container.cc] . unexpected pos 64 vs 32")
 
     monkeypatch.setattr(torch, "save", boom)
-    with pytest.raises(OSError):
-        save_checkpoint({"version": 1, "model": {"w": torch.zeros(2)}, "config": {}}, path)
+    with pytest.raises(OSError, match="cannot write checkpoint .*c.pt"):
+        save_checkpoint({"version": 2, "model": {"w": torch.zeros(2)}, "config": {}}, path)
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
 
 
 def _free_port() -> int:
@@ -83,11 +90,17 @@ def _ddp_worker(rank, world, port, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))  # fmt: skip
     torch.set_num_threads(1)
-    cfg = _cfg(out, epochs=1, iemf=True, device="cpu")
-    trainer = Trainer(cfg, datasets=_datasets(cfg), progress=False)
-    trainer.fit()
-    result = {"coeff": [s["coeff"] for s in trainer.steps], "weights": trainer.net.state_dict()}
-    torch.save(result, os.path.join(out, f"rank{rank}.pt"))
+    from torch.utils.data import Subset
+
+    from snn_msi.data import build_datasets
+
+    cfg = _cfg(os.path.join(out, "run"), epochs=1, policies=policies_for(iemf=True), device="cpu")
+    train, val, test = build_datasets(cfg.data, cfg.seed)
+    trainer = Trainer(cfg, datasets=(train, Subset(val, range(31)), Subset(test, range(33))), progress=False)
+    result = trainer.fit()
+    coeff = trainer.policies.policies[0].log["coeff"]
+    torch.save({"coeff": coeff, "steps": trainer.step, "weights": trainer.net.state_dict(), "result": result},
+               os.path.join(out, f"rank{rank}.pt"))  # fmt: skip
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
@@ -104,11 +117,13 @@ def test_two_process_gloo_ranks_agree(tmp_path):
         p.join(timeout=600)
         assert p.exitcode == 0
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2))
-    (c0, w0), (c1, w1) = (r0["coeff"], r0["weights"]), (r1["coeff"], r1["weights"])
-    assert len(c0) == len(c1) == 2  # 48 samples / 2 ranks / batch 16 -> 2 steps each
-    assert c0 == c1  # the same coefficient on both ranks (scores all-reduced)
-    for k in w0:
-        assert torch.equal(w0[k], w1[k]), k
+    assert r0["steps"] == r1["steps"] == 2  # 48 samples / 2 ranks / batch 16 -> 2 steps each
+    assert r0["coeff"] == r1["coeff"]  # the same coefficient on both ranks (scores all-reduced)
+    for k in r0["weights"]:
+        assert torch.equal(r0["weights"][k], r1["weights"][k]), k
+    # evaluation shards without padding: every one of the 33 test samples counts once
+    assert r0["result"]["test_n"] == r1["result"]["test_n"] == 33
+    assert r0["result"]["test_acc"] == r1["result"]["test_acc"]
 
 
 @pytest.mark.slow

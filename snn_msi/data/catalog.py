@@ -55,7 +55,7 @@ def _kinetics(cfg: DataConfig, split: str, seed: int, report_dir=None):
 
 @DATASETS.register("cremad", layouts=("auto", "ogm-ge", "iemf"), needs_root=True,
                    description="6 emotions, 7,442 clips; the OGM-GE layout (AudioWAV/, Image-01-FPS/<clip>/, "
-                   "train.csv, test.csv) or the IEMF code's tree ({train,test}/{audio,visual}/<label>/...)")  # fmt: skip
+                   "train.csv, test.csv) or the IEMF code's tree ({train,test}/{audio,visual}/<label>/)")  # fmt: skip
 def _cremad(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .cremad import CremaD
 

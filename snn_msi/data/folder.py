@@ -5,7 +5,8 @@
 
 Without ``train/`` and ``test/`` the test split is carved from all clips (stratified, ``test_fraction``, always
 with seed 0, so every run tests on the same clips); the validation split is carved from the rest with the run's
-seed. Class names are the label folders (of ``train/`` when it exists).
+seed. Class names are the label folders (of ``train/`` when it exists); a clip's id is ``<label>/<clip>``, so
+clips of the same name in two classes stay two clips.
 """
 
 from __future__ import annotations
@@ -26,13 +27,22 @@ def _clip_frames(label_dir: Path, clip: str) -> list[Path]:
     return [p for ext in IMAGE_EXTS if (p := label_dir / f"{clip}{ext}").is_file()][:1]
 
 
-def scan_labelled_clips(base: Path, classes: list[str]) -> list[ClipRecord]:
-    """Every ``<label>/<clip>.wav`` under ``base`` with its frames, labelled by ``classes.index(label)``."""
+def scan_labelled_clips(base: Path, classes: list[str], visual_base: Path | None = None,
+                        qualified_ids: bool = True) -> list[ClipRecord]:  # fmt: skip
+    """Every ``<label>/<clip>.wav`` under ``base`` with its frames (under ``visual_base`` when the images live
+    in a tree of their own), labelled by ``classes.index(label)``, sorted by name.
+
+    A clip's id is ``<label>/<clip>`` (``qualified_ids``) or ``<clip>`` (for data sets whose clip names are
+    unique across classes).
+    """
     records = []
     for label, name in enumerate(classes):
         folder = base / name
         if folder.is_dir():
-            records += [ClipRecord(w.stem, label, w, _clip_frames(folder, w.stem)) for w in sorted(folder.glob("*.wav"))]
+            images = (visual_base or base) / name
+            for w in sorted(folder.glob("*.wav")):
+                clip_id = f"{name}/{w.stem}" if qualified_ids else w.stem
+                records.append(ClipRecord(clip_id, label, w, _clip_frames(images, w.stem)))
     return records
 
 

@@ -30,8 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import neurons
-
 ENERGY_TABLE = {"fp32": (4.6, 0.9), "fp16": (1.5, 0.4), "int8": (0.23, 0.03)}  # pJ per (MAC, AC)
 WORD_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 E_BYTE_SRAM = 1.25  # pJ per byte
@@ -188,7 +186,7 @@ def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, p
     if ann_model is None:
         from ..models import build
 
-        ann_model = build(model.config, neuron="relu", T=1)
+        ann_model = build(model.config.replace(neuron="relu", T=1))
     ann_layers, *_ = _count(ann_model, audio, frames)
     rows, snn_bytes = [], 0.0
     for name, r in layers.items():
@@ -219,39 +217,3 @@ def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, p
     }
     return EnergyReport(precision, e_mac, e_ac, e_byte, b, T, rows, rates,
                         {k: v.tolist() for k, v in per_step.items()}, totals)  # fmt: skip
-
-
-def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None = None, samples: int = 64,
-                                 precision: str = "fp32", e_mac: float | None = None,
-                                 e_ac: float | None = None) -> EnergyReport:  # fmt: skip
-    """``snn-msi energy``: measure a trained checkpoint on ``samples`` test samples; print, write CSV/JSON/plots."""
-    from torch.utils.data import DataLoader, Subset
-
-    from ..data import build_datasets
-    from ..plots import energy_bars, firing_rate_bars, spike_raster
-    from ..training import load_model
-
-    model, cfg = load_model(checkpoint)
-    test = build_datasets(cfg.data, cfg.seed)[2]
-    batch = next(iter(DataLoader(Subset(test, range(min(samples, len(test)))), batch_size=samples)))
-    report = energy_report(model, batch.audio, batch.frames, precision, e_mac, e_ac)
-    print(report.table())
-    out = Path(out) if out else Path(checkpoint).parent / "energy"
-    csv_path, json_path = report.write(out)
-    firing_rate_bars(report.firing_rates, out / "firing_rates.png")
-    energy_bars(report.totals, out / "energy.png", report.assumptions())
-    rasters = _one_sample_raster(model, batch.audio[:1], batch.frames[:1])
-    spike_raster(rasters, out / "raster.png", "spikes of one test sample (64 neurons per layer)")
-    print(f"wrote {csv_path}, {json_path} and plots in {out}")
-    return report
-
-
-def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, torch.Tensor]:
-    seen = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
-             for n, m in model.named_modules() if neurons.is_spiking(m)]  # fmt: skip
-    with torch.no_grad():
-        model(audio, frames)
-    for h in hooks:
-        h.remove()
-    return {n: s.flatten(2)[:, 0, :per_layer] for n, s in seen.items() if s.dim() >= 3}

@@ -5,7 +5,7 @@ from .metrics import SplitMetrics
 from .policies import METHODS, Compose, Policy, PolicyConfig, StepContext, build_policies, method_table
 from .rundir import RunDir, RunExistsError, load_checkpoint, save_checkpoint
 from .runlog import RunLog, read_csv
-from .trainer import NonFiniteLossError, Trainer, load_model, resolve_device
+from .trainer import NonFiniteLossError, Trainer, evaluate, load_model, resolve_device
 
 __all__ = [
     "DataConfig",
@@ -29,6 +29,7 @@ __all__ = [
     "load_checkpoint",
     "NonFiniteLossError",
     "Trainer",
+    "evaluate",
     "load_model",
     "resolve_device",
 ]

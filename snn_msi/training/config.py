@@ -38,6 +38,7 @@ class TrainConfig(Config):
     Attributes:
         policies: the balancing methods, in order (``[{name: ogm_ge, alpha: 0.8}, {name: iemf}]``; empty:
             plain training); ``snn-msi methods`` lists them.
+        weight_decay_1d: decay biases and normalisation parameters too (the original, through timm, does not).
         on_nonfinite: a non-finite loss ``stop``s the run (naming the batch's clips) or ``skip``s the batch
             (counted in the logs).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -55,6 +56,7 @@ class TrainConfig(Config):
     momentum: float = field(default=0.9, metadata=check(ge=0, lt=1))
     nesterov: bool = True
     weight_decay: float = field(default=5e-4, metadata=check(ge=0))
+    weight_decay_1d: bool = False
     milestones: tuple[int, ...] = (70,)
     gamma: float = field(default=0.1, metadata=check(gt=0))
     grad_clip: float | None = field(default=None, metadata=check(gt=0))
@@ -69,7 +71,8 @@ class TrainConfig(Config):
     def upgrade(cls, d: dict) -> dict:
         """Convert the flat method keys of version-1 configs (``method``, ``iemf``, ``iemf_*``, ``ogm_*``, ...)."""
         flat = ("method", "iemf", "iemf_lambda", "iemf_lambda_mode", "iemf_noise", "iemf_start", "iemf_end",
-                "ogm_alpha", "ogm_start", "ogm_end", "lfm_weight", "constant_coeff", "unimodal_label_smoothing")  # fmt: skip
+                "ogm_alpha", "ogm_start", "ogm_end", "lfm_weight", "constant_coeff",
+                "unimodal_label_smoothing")  # fmt: skip
         if not any(k in d for k in flat):
             return d
         if "policies" in d:
@@ -116,11 +119,11 @@ def demo_config(**overrides) -> TrainConfig:
     """A small spiking AV net on ``digits-av`` (hard preset) that trains in about half a minute on 2 CPU cores.
 
     The loss is this toolkit's cleaner control (unimodal heads trained in every run, no smoothing on the fused
-    term), so vanilla and IEMF runs differ only by IEMF.
+    term), so vanilla and IEMF runs differ only by IEMF; weight decay applies to every parameter.
     """
     model = ModelConfig(num_classes=10, widths=(16, 32), blocks=(1, 1), stem="small", stem_stride=2,
                         audio_channels=1, visual_channels=1, T=4)  # fmt: skip
-    cfg = TrainConfig(model=model, data=DataConfig(dataset="digits-av", preset="hard"), epochs=10, batch_size=32,
-                      lr=0.05, milestones=(7,), out="runs/demo",
-                      loss=LossConfig(unimodal="always", label_smoothing=0.0, unimodal_label_smoothing=0.1))  # fmt: skip
+    loss = LossConfig(unimodal="always", label_smoothing=0.0, unimodal_label_smoothing=0.1)
+    cfg = TrainConfig(model=model, data=DataConfig(dataset="digits-av", preset="hard"), loss=loss, epochs=10,
+                      batch_size=32, lr=0.05, milestones=(7,), weight_decay_1d=True, out="runs/demo")  # fmt: skip
     return cfg.replace(**overrides) if overrides else cfg

@@ -35,8 +35,8 @@ class SplitMetrics:
         return cls(**{k: v / n for k, v in s.items()}, n=int(n))
 
     def row(self, prefix: str) -> dict[str, float]:
-        """``{"<prefix>_loss": ..., "<prefix>_acc": ...}`` for the logs."""
-        return {f"{prefix}_{k}": v for k, v in asdict(self).items() if k != "n"}
+        """``{"<prefix>_loss": ..., "<prefix>_acc": ..., "<prefix>_n": ...}`` for the logs."""
+        return {f"{prefix}_{k}": v for k, v in asdict(self).items()}
 
 
 def batch_sums(loss: torch.Tensor, out, y: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data import build_datasets
@@ -41,7 +42,7 @@ from .runlog import RunLog, read_csv
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "NonFiniteLossError", "load_model", "resolve_device", "seed_everything"]
+__all__ = ["Trainer", "NonFiniteLossError", "evaluate", "load_model", "resolve_device", "seed_everything"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -160,6 +161,27 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfi
     return model.to(device).eval(), cfg
 
 
+@torch.no_grad()
+def _eval_sums(model, loader, device: torch.device, amp: bool) -> torch.Tensor:
+    model.eval()
+    sums = torch.zeros(len(SUM_FIELDS), device=device)
+    for batch in loader:
+        audio, frames = batch.audio.to(device, non_blocking=True), batch.frames.to(device, non_blocking=True)
+        y = torch.as_tensor(batch.label).to(device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            out = model(audio, frames)
+        sums += batch_sums(F.cross_entropy(out.fused.float(), y), out, y)  # plain CE, as the original validates
+    return sums
+
+
+def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32,
+             amp: bool = False) -> SplitMetrics:  # fmt: skip
+    """Loss (plain cross-entropy of the fused logits) and accuracies of ``model`` on ``ds`` (one process)."""
+    device = torch.device(device)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=_default_workers(ds))
+    return SplitMetrics.from_sums(_eval_sums(model, loader, device, amp).cpu())
+
+
 def _load_weights(model, weights, path) -> None:
     try:
         model.load_state_dict(weights)
@@ -224,6 +246,9 @@ class Trainer:
 
     def _optimizer(self):
         c, params = self.cfg, [p for p in self.net.parameters() if p.requires_grad]
+        if not c.weight_decay_1d:  # timm's filter: no decay on biases and norm weights (1-D tensors)
+            params = [{"params": [p for p in params if p.dim() > 1]},
+                      {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]  # fmt: skip
         if c.optimizer == "sgd":
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
                                    weight_decay=c.weight_decay)  # fmt: skip
@@ -302,17 +327,9 @@ class Trainer:
                                                             if k.endswith("/coeff")})  # fmt: skip
         return self._reduce(sums), skipped
 
-    @torch.no_grad()
     def evaluate(self, ds: Dataset) -> SplitMetrics:
         """Loss and accuracies on a data set (each sample once, also across ranks)."""
-        self.model.eval()
-        sums = torch.zeros(len(SUM_FIELDS), device=self.device)
-        for batch in self._loader(ds, 0, train=False):
-            audio, frames, y = self._to(batch)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                out = self.model(audio, frames)
-            sums += batch_sums(av_losses(out, y, self.cfg.loss, False)["fused"], out, y)
-        return self._reduce(sums)
+        return self._reduce(_eval_sums(self.model, self._loader(ds, 0, train=False), self.device, self.amp))
 
     def _reduce(self, sums: torch.Tensor) -> SplitMetrics:
         if self.distributed:

@@ -15,7 +15,6 @@ import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
 
-
 from neurons.registry import Registry
 
 from ...schema import ConfigError
@@ -57,9 +56,9 @@ class Compose(Policy):
 
     def __init__(self, policies: Sequence[Policy]) -> None:
         super().__init__()
-        if sum(type(p).backward is not Policy.backward for p in policies) > 1:
-            raise ConfigError("at most one method may compute the backward itself: "
-                              f"{', '.join(p.name for p in policies if type(p).backward is not Policy.backward)}")  # fmt: skip
+        own = [p.name for p in policies if type(p).backward is not Policy.backward]
+        if len(own) > 1:
+            raise ConfigError(f"at most one method may compute the backward itself: {', '.join(own)}")
         self.policies = list(policies)
         names = [p.name for p in self.policies]
         self.keys = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
@@ -89,7 +88,9 @@ class Compose(Policy):
 
     def step_log(self) -> dict[str, float]:
         """What every policy did in the last step, keys namespaced by policy."""
-        return {f"{key}/{k}": float(v) for key, p in zip(self.keys, self.policies, strict=True) for k, v in p.log.items()}
+        return {
+            f"{key}/{k}": float(v) for key, p in zip(self.keys, self.policies, strict=True) for k, v in p.log.items()
+        }
 
     def state_dict(self):
         return {"policies": [{"name": p.name, **p.state_dict()} for p in self.policies]}
@@ -109,7 +110,9 @@ class Compose(Policy):
 def parse_policy(spec: Mapping, where: str = "policies[0]") -> tuple[type[Policy], PolicyConfig]:
     """``{"name": ..., **options}`` -> the method's class and its checked options."""
     if not isinstance(spec, Mapping) or "name" not in spec:
-        raise ConfigError(f"{where} must be a mapping with a 'name' (one of {', '.join(METHODS.names())}), got {spec!r}")
+        raise ConfigError(
+            f"{where} must be a mapping with a 'name' (one of {', '.join(METHODS.names())}), got {spec!r}"
+        )
     try:
         cls = METHODS.get(spec["name"]).factory
     except (ValueError, TypeError) as err:
@@ -144,4 +147,3 @@ def method_table() -> list[dict[str, str]]:
 for _info in pkgutil.iter_modules(__path__):
     if _info.name != "base":
         importlib.import_module(f"{__name__}.{_info.name}")
-

@@ -132,7 +132,9 @@ class Policy:
     def __init__(self, config: PolicyConfig | None = None, seed: int = 0) -> None:
         self.cfg = config if config is not None else self.config_class()
         if not isinstance(self.cfg, self.config_class):
-            raise TypeError(f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(self.cfg).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(self.cfg).__name__}"
+            )
         self.seed = seed
         self.log: dict[str, float] = {}
 

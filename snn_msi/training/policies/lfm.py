@@ -1,4 +1,12 @@
-"""LFM: an alignment term between the unimodal predictions, as the IEMF code's LFM baseline."""
+"""LFM: an alignment term between the unimodal predictions, as the IEMF code's LFM baseline.
+
+Yang et al., "Facilitating multimodal classification via dynamically learning modality gap", NeurIPS 2024; code:
+github.com/njustkmg/NeurIPS24-LFM. The term is on the unimodal heads' logits (the official LFM code and the IEMF
+ablation script; the IEMF main script put it on the softmax of the 512-d features) and is the Jensen-Shannon
+divergence ``(KL(p || m) + KL(q || m)) / 2`` (every original passes its arguments to ``F.kl_div`` the wrong way
+round and computes ``(KL(m || p) + KL(m || q)) / 2``). The fitted epoch weights of the official code are unused
+in the IEMF main script, and so here: weight 1.
+"""
 
 from __future__ import annotations
 
@@ -28,12 +36,12 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
     return (0.5 * (kl_pm + kl_qm)).mean()
 
 
-@register_method(source="the IEMF code's LFM baseline (ablation script: on logits)",
+@register_method(source="Yang et al., NeurIPS 2024; github.com/njustkmg/NeurIPS24-LFM; the IEMF code's baseline",
                  modulates="adds weight * JS(softmax(audio head) || softmax(visual head)) to the loss",
                  iemf="yes")  # fmt: skip
 class LFM(Policy):
     """Adds ``weight * JS(softmax(z_audio) || softmax(z_visual))`` on the unimodal heads' logits (the original
-    used batch 16 with it)."""
+    used batch 16 with it); the heads are trained by their own losses too."""
 
     name = "lfm"
     config_class = LFMConfig

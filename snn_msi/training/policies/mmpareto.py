@@ -1,7 +1,10 @@
 """MMPareto: Pareto-combined gradients of the multimodal and the unimodal losses on each encoder.
 
 Wei & Hu, "MMPareto: boosting multimodal learning with innocent unimodal assistance", ICML 2024; code:
-github.com/GeWu-Lab/MMPareto_ICML2024.
+github.com/GeWu-Lab/MMPareto_ICML2024 (``code/MMPareto.py``, ``code/min_norm_solvers.py``). As the official code
+(the IEMF code's branch is broken: it drops the fused loss and rescales a stale tensor): the conflict test and
+the min-norm weights per modality over that encoder's whole gradient, the magnitude per tensor, gamma on every
+encoder tensor, no epoch window.
 """
 
 from __future__ import annotations
@@ -17,56 +20,67 @@ from .base import Policy, PolicyConfig
 
 @dataclass
 class MMParetoConfig(PolicyConfig):
-    """``gamma``: the multiplier of the combined gradient (1.5 in the official code)."""
+    """``gamma``: the multiplier of every encoder tensor's combined gradient (1.5 in the official code)."""
 
     gamma: float = field(default=1.5, metadata=check(gt=0))
 
 
-def pareto_combine(g_mm: torch.Tensor, g_uni: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """The direction for one tensor from its multimodal and unimodal gradients (flattened).
+def min_norm_weight(v11: float, v12: float, v22: float) -> float:
+    """The weight ``c`` on the first of two vectors in their min-norm convex combination ``c g1 + (1 - c) g2``,
+    from the inner products (the official two-task ``MinNormSolver``, with its clamps 0.999 and 0.001)."""
+    if v12 >= v11:
+        return 0.999
+    if v12 >= v22:
+        return 0.001
+    return (v22 - v12) / (v11 + v22 - 2.0 * v12)
 
-    No conflict (cosine >= 0): the sum. Conflict: the min-norm convex combination ``w g_mm + (1 - w) g_uni``
-    (MGDA for two tasks; its inner product with both is non-negative), rescaled to the norm of the sum when that
-    is larger. Returns the direction and the weight ``w`` on ``g_mm``.
-    """
-    dot = float(g_mm @ g_uni)
-    if dot >= 0:
-        return g_mm + g_uni, 0.5
-    diff = g_mm - g_uni
-    w = float(((g_uni - g_mm) @ g_uni) / diff.pow(2).sum().clamp_min(1e-20))
-    w = min(max(w, 0.0), 1.0)
-    d = w * g_mm + (1 - w) * g_uni
-    target = (g_mm + g_uni).norm()
-    norm = d.norm()
-    return (d * (target / norm.clamp_min(1e-20)) if target > norm else d), w
+
+def pareto_weights(g_mm: list[torch.Tensor], g_uni: list[torch.Tensor]) -> tuple[float, float]:
+    """``(k_mm, k_uni)`` for one modality from its encoder's gradients (all tensors together): 0.5 each without
+    conflict (cosine > 0), else the min-norm weights."""
+    v11 = sum(float((a * a).sum()) for a in g_mm)
+    v12 = sum(float((a * b).sum()) for a, b in zip(g_mm, g_uni, strict=True))
+    v22 = sum(float((b * b).sum()) for b in g_uni)
+    if v12 > 0:  # cos > 0 (the norms are positive)
+        return 0.5, 0.5
+    c = min_norm_weight(v11, v12, v22)
+    return c, 1.0 - c
+
+
+def combine(g_mm: torch.Tensor, g_uni: torch.Tensor, k: tuple[float, float], gamma: float) -> torch.Tensor:
+    """One tensor's new gradient: ``new = 2 k_mm g_mm + 2 k_uni g_uni``, scaled up to the norm of
+    ``g_mm + g_uni`` where that is larger, times ``gamma``."""
+    new = 2.0 * k[0] * g_mm + 2.0 * k[1] * g_uni
+    norm_new, norm_sum = new.norm(), (g_mm + g_uni).norm()
+    scale = norm_sum / norm_new if norm_new > 0 and norm_sum > norm_new else torch.ones((), device=new.device)
+    return new * scale * gamma
 
 
 @register_method(source="Wei & Hu, ICML 2024; github.com/GeWu-Lab/MMPareto_ICML2024",
-                 modulates="each encoder tensor's gradient: Pareto combination of fused and unimodal losses x gamma",
+                 modulates="each encoder's gradient: Pareto combination of fused and unimodal losses, x gamma",
                  iemf="yes")  # fmt: skip
 class MMPareto(Policy):
-    """On every encoder tensor, combine the gradient of the fused loss with that of the modality's own unimodal
-    loss by :func:`pareto_combine`, times ``gamma``; fusion and heads get their plain gradients."""
+    """On each encoder, combine the gradient of the fused loss with that of the modality's unimodal loss
+    (:func:`pareto_weights`, :func:`combine`); fusion and heads get the plain gradient of the summed loss."""
 
     name = "mmpareto"
     config_class = MMParetoConfig
     needs_unimodal_losses = True
 
     def backward(self, ctx, total):
-        groups = ctx.groups
-        enc = {id(p) for m in ("audio", "visual") for p in groups.encoder(m)}
-        weights = []
+        groups, combined = ctx.groups, {}
         for m in ("audio", "visual"):
             params = [p for p in groups.encoder(m) if p.requires_grad]
             g_mm = torch.autograd.grad(ctx.losses["fused"], params, retain_graph=True, allow_unused=True)
             g_uni = torch.autograd.grad(ctx.losses[m], params, retain_graph=True, allow_unused=True)
+            g_mm = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_mm, strict=True)]
+            g_uni = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_uni, strict=True)]
+            k = pareto_weights(g_mm, g_uni)
+            self.log[f"k_fused_{m}"] = k[0]
             for p, a, b in zip(params, g_mm, g_uni, strict=True):
-                a = torch.zeros_like(p) if a is None else a
-                b = torch.zeros_like(p) if b is None else b
-                d, w = pareto_combine(a.flatten(), b.flatten())
-                p.grad = (self.cfg.gamma * d).view_as(p).clone()
-                weights.append(w)
-            self.log[f"w_{m}"] = sum(weights[-len(params):]) / max(len(params), 1)
-        rest = [p for p in ctx.model.parameters() if p.requires_grad and id(p) not in enc]
+                combined[id(p)] = (p, combine(a, b, k, self.cfg.gamma))
+        rest = [p for p in ctx.model.parameters() if p.requires_grad and id(p) not in combined]
         total.backward(inputs=rest)  # last: this frees the graph
+        for p, g in combined.values():
+            p.grad = g
         return True

@@ -1,7 +1,11 @@
 """MSLR: modality-specific learning rates, the dynamic variant, driven by the validation split.
 
 Yao & Mihalcea, "Modality-specific learning rates for effective multimodal additive late-fusion", Findings of
-ACL 2022; the rule as the IEMF code runs it (which reads the test split; here it reads validation only).
+ACL 2022; the rule as the IEMF code runs it (copied there from the AGM code's MSLR baseline,
+github.com/lihong2303/AGM_ICCV2023 ``run/CREMAD_main.py``): gradients scaled, not learning rates changed.
+Differences from the IEMF code: the accuracies come from the validation split (the original read the test
+split), and the unimodal heads are trained in MSLR runs (the original read the accuracies of heads that were
+never trained unless IEMF was on, so its ratios were noise).
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from .base import Policy, WindowConfig
 @dataclass
 class MSLRConfig(WindowConfig):
     """``history``: epochs averaged for the reference accuracy; ``base_audio`` / ``base_visual``: the fixed
-    factors (0.9 / 1.1 in the IEMF code); window epochs 0-50."""
+    factors (0.9 / 1.1 in the IEMF code, AGM's CREMA-D values); window epochs 0-50 inclusive, as the original."""
 
     history: int = field(default=5, metadata=check(ge=1))
     base_audio: float = field(default=0.9, metadata=check(gt=0))
     base_visual: float = field(default=1.1, metadata=check(gt=0))
-    end: int | None = field(default=50, metadata=check(ge=1))
+    end: int | None = field(default=51, metadata=check(ge=1))
 
 
 def mslr_ratio(history: list[float], acc: float, window: int) -> float:
@@ -36,12 +40,15 @@ def mslr_ratio(history: list[float], acc: float, window: int) -> float:
                  modulates="each branch's gradients x base_m * (val acc_m / its mean over the last 5 epochs)",
                  iemf="yes")  # fmt: skip
 class MSLR(Policy):
-    """After each validation, ``ratio_m = acc_m / mean(acc_m over the previous history epochs)``; inside the
-    window the gradients of modality m's branch (encoder and unimodal head) are scaled by ``base_m * ratio_m``.
+    """After each validation, ``ratio_m = acc_m / mean(acc_m over the previous history epochs)`` (1 until that
+    many epochs exist; recomputed each epoch, not compounded) from the unimodal heads' validation accuracy; in
+    the next epoch, inside the window, the gradients of modality m's branch (encoder and unimodal head) are
+    scaled by ``base_m * ratio_m``.
     """
 
     name = "mslr"
     config_class = MSLRConfig
+    needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)
@@ -55,7 +62,10 @@ class MSLR(Policy):
 
     def before_step(self, ctx):
         active = self.cfg.active(ctx.epoch)
-        scales = {"audio": self.cfg.base_audio * self.ratio["audio"], "visual": self.cfg.base_visual * self.ratio["visual"]}
+        scales = {
+            "audio": self.cfg.base_audio * self.ratio["audio"],
+            "visual": self.cfg.base_visual * self.ratio["visual"],
+        }
         self.log.update(scale_audio=scales["audio"], scale_visual=scales["visual"], active=float(active))
         if active:
             for m, scale in scales.items():

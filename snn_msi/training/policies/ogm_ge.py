@@ -16,12 +16,13 @@ from .base import NoiseSource, Policy, WindowConfig, scale_with_noise, true_clas
 
 @dataclass
 class OGMGEConfig(WindowConfig):
-    """``alpha``: modulation strength (0.8 on Kinetics-Sounds in the IEMF code); window epochs 0-50 as the
-    originals; ``params``: ``"conv"`` (the 4-D conv weights of each encoder, the original) or ``"all"`` (every
-    encoder parameter); ``noise``: the generalisation-enhancement noise."""
+    """``alpha``: modulation strength (0.8 in every IEMF script); window ``[start, end)`` = epochs 0-50 inclusive, as
+    the originals' ``modulation_starts <= epoch <= modulation_ends``; ``params``: ``"conv"`` (the 4-D conv weights
+    of each encoder, the original) or ``"all"`` (every encoder parameter); ``noise``: the generalisation-
+    enhancement noise (added to both encoders, the weaker one's too, as the original)."""
 
     alpha: float = field(default=0.8, metadata=check(gt=0))
-    end: int | None = field(default=50, metadata=check(ge=1))
+    end: int | None = field(default=51, metadata=check(ge=1))
     params: str = "conv"
     noise: bool = True
 
@@ -34,16 +35,16 @@ class OGMGEConfig(WindowConfig):
 def ogm_ge_coefficients(s_a: float, s_v: float, alpha: float) -> tuple[float, float]:
     """``(coeff_audio, coeff_visual)`` from the true-class score sums of each modality's part of the fused logits.
 
-    ``ratio_v = s_v / s_a``, ``ratio_a = 1 / ratio_v``; the dominant modality (ratio > 1) gets
-    ``1 - tanh(alpha * relu(ratio))``, the other 1 (Eq. 10). At alpha 0.8, ratio 1.05 gives 0.314.
+    ``ratio_v = s_v / s_a``, ``ratio_a = 1 / ratio_v``; if ``ratio_v > 1`` vision gets
+    ``1 - tanh(alpha * relu(ratio_v))``, else audio gets ``1 - tanh(alpha * relu(ratio_a))`` (Eq. 10 and both
+    codes, ``ratio_v == 1`` included); the other modality 1. At alpha 0.8, ratio 1.05 gives 0.314191. The
+    coefficient jumps from 1 to ``1 - tanh(alpha)`` at ratio 1, as in the original.
     """
     ratio_v = s_v / max(s_a, 1e-12)
     ratio_a = 1.0 / max(ratio_v, 1e-12)
     if ratio_v > 1:
         return 1.0, 1.0 - math.tanh(alpha * max(ratio_v, 0.0))
-    if ratio_a > 1:
-        return 1.0 - math.tanh(alpha * max(ratio_a, 0.0)), 1.0
-    return 1.0, 1.0
+    return 1.0 - math.tanh(alpha * max(ratio_a, 0.0)), 1.0
 
 
 @register_method(source="Peng et al., CVPR 2022 (Eq. 10); github.com/GeWu-Lab/OGM-GE_CVPR2022",

@@ -12,14 +12,14 @@ Methods at every noise level (paired by seed):
 
 Reported: each method's fused test accuracy (mean, std), the multisensory gain (fused accuracy minus the best
 unimodal head's), and paired differences against ``normal`` with a 95 % confidence interval (Student t over
-seeds), as CSV, Markdown and a plot. Runs go in parallel and the study resumes: a finished run (its
-``results.json`` exists) is read back, not trained again.
+seeds), as CSV, Markdown and a plot. Runs go in parallel and the study resumes: a finished run made with the
+same configuration is read back, not trained again; a folder that holds a run of another configuration is an
+error (or, with ``overwrite``, trained again).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .training.config import TrainConfig, demo_config
+from ..training.config import TrainConfig, demo_config, policies_for
+from ..training.rundir import RunDir, config_diff
 
 METHODS = ("normal", "iemf", "constant", "noise")
 
@@ -38,7 +39,7 @@ class StudyConfig:
     levels: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)])
     seeds: int = 5
     epochs: int = 6
-    workers: int = 2
+    jobs: int = 2
     out: str = "runs/study"
     dataset: str = "digits-av"
     data_root: str | None = None
@@ -50,36 +51,33 @@ def _run_dir(out: Path, level: tuple[float, float], method: str, seed: int) -> P
     return out / f"a{level[0]:+g}_v{level[1]:+g}" / f"{method}_s{seed}"
 
 
-def run_config(cfg_dict: dict) -> dict:
-    """Train one configuration in this process unless its results exist; return the results."""
-    from .training import Trainer
+def run_config(cfg_dict: dict, overwrite: bool = False) -> dict:
+    """Train one configuration in this process unless its folder holds the same finished run; the results."""
+    from ..training import Trainer
 
     cfg = TrainConfig.from_dict(cfg_dict)
-    done = Path(cfg.out) / "results.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    result = Trainer(cfg, progress=False).fit()
-    steps = Path(cfg.out) / "steps.csv"
-    result["coeff_mean_all"] = _mean_coeff(steps) if steps.is_file() else float("nan")
-    done.write_text(json.dumps(result, indent=1))
-    return result
+    rd = RunDir(cfg.out)
+    if rd.matches(cfg.to_dict()):
+        return rd.results()
+    if rd.holds_run() and not overwrite:
+        diff = config_diff(rd.saved_config() or {}, cfg.to_dict(), ("out", "data.num_workers"))
+        what = f"another config ({'; '.join(diff)})" if diff else "an unfinished run"
+        raise ValueError(f"{rd.path} holds {what}; pass --overwrite to train it again, or another --out")
+    return Trainer(cfg, mode="overwrite", progress=False).fit()
 
 
-def _mean_coeff(steps_csv: Path) -> float:
-    with steps_csv.open() as fh:
-        vals = [float(r["coeff"]) for r in csv.DictReader(fh) if r.get("coeff") not in (None, "")]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def run_many(configs: list[TrainConfig], workers: int = 2) -> list[dict]:
+def run_many(configs: list[TrainConfig], jobs: int = 2, overwrite: bool = False) -> list[dict]:
     """Run configurations in parallel processes (spawned, one thread each); order of results = order given."""
+    import functools
+
     dicts = [c.to_dict() for c in configs]
-    if workers <= 1:
-        return [run_config(d) for d in dicts]
+    run = functools.partial(run_config, overwrite=overwrite)
+    if jobs <= 1:
+        return [run(d) for d in dicts]
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
-        return list(pool.map(run_config, dicts))
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+        return list(pool.map(run, dicts))
 
 
 def _one_thread() -> None:
@@ -94,13 +92,12 @@ def _config(scfg: StudyConfig, level, method: str, seed: int, coeff: float | Non
             "preset": "clean"}  # fmt: skip
     over = {"epochs": scfg.epochs, "seed": seed, "out": str(_run_dir(Path(scfg.out), level, method, seed)),
             "data": data, **scfg.base}  # fmt: skip
-    if method == "iemf":
-        over.update(iemf=True)
-    elif method == "constant":
-        over.update(method="constant", constant_coeff=coeff)
-    elif method == "noise":
-        over.update(method="noise")
+    options = {"coeff": coeff} if method == "constant" else {}
+    over["policies"] = policies_for(method, **options) if method != "iemf" else policies_for(iemf=True)
     return demo_config(**over)
+
+
+COEFF = "mean iemf/coeff"  # the results key of IEMF's mean coefficient over all steps
 
 
 def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -115,7 +112,7 @@ def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, f
     return m, m - half, m + half
 
 
-def run_study(scfg: StudyConfig) -> list[dict]:
+def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
     """Run (or resume) the study; write ``runs.csv``, ``summary.csv``, ``summary.md`` and
     ``inverse_effectiveness.png`` in ``scfg.out``. Returns the summary rows."""
     out = Path(scfg.out)
@@ -123,27 +120,27 @@ def run_study(scfg: StudyConfig) -> list[dict]:
     seeds = list(range(scfg.seeds))
     first = [m for m in scfg.methods if m != "constant"]
     specs = [(lv, m, s) for lv in scfg.levels for m in first for s in seeds]
-    results = dict(zip(specs, run_many([_config(scfg, *sp) for sp in specs], scfg.workers), strict=True))
+    results = dict(zip(specs, run_many([_config(scfg, *sp) for sp in specs], scfg.jobs, overwrite), strict=True))
     if "constant" in scfg.methods:
         if "iemf" not in scfg.methods:
             raise ValueError("the constant-coefficient control needs the iemf runs (add 'iemf' to methods)")
-        coeff = {lv: float(np.mean([results[(lv, "iemf", s)]["coeff_mean_all"] for s in seeds])) for lv in scfg.levels}
+        coeff = {lv: float(np.mean([results[(lv, "iemf", s)][COEFF] for s in seeds])) for lv in scfg.levels}
         specs2 = [(lv, "constant", s) for lv in scfg.levels for s in seeds]
         cfgs2 = [_config(scfg, lv, "constant", s, coeff[lv]) for lv, _, s in specs2]
-        results.update(zip(specs2, run_many(cfgs2, scfg.workers), strict=True))
+        results.update(zip(specs2, run_many(cfgs2, scfg.jobs, overwrite), strict=True))
     rows = []
     for (lv, m, s), r in results.items():
         best_uni = max(r["test_acc_audio"], r["test_acc_visual"])
         rows.append({"audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m, "seed": s,
                      "test_acc": r["test_acc"], "test_acc_audio": r["test_acc_audio"],
                      "test_acc_visual": r["test_acc_visual"], "gain": r["test_acc"] - best_uni,
-                     "coeff_mean": r.get("coeff_mean_all", float("nan"))})  # fmt: skip
+                     "coeff_mean": next((v for k, v in r.items() if k.endswith("/coeff")), float("nan"))})  # fmt: skip
     _write_csv(out / "runs.csv", rows)
     summary = summarise(rows, scfg.levels, [m for m in METHODS if m in scfg.methods], seeds)
     _write_csv(out / "summary.csv", summary)
     md = markdown_table(summary)
     (out / "summary.md").write_text(md + "\n")
-    from .plots import inverse_effectiveness_plot
+    from ..plots import inverse_effectiveness_plot
 
     inverse_effectiveness_plot(summary, out / "inverse_effectiveness.png")
     print(md)
