@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import functional, kernels, surrogate
-from .base import BaseNeuron, StatefulModule
+from .base import BaseNeuron, NonFiniteInputError, StatefulModule
 from .catalog import NEURONS, SHARED_ARGS, available, create, defaults, info, register
 from .functional import IFSpec
 from .models import IF, LIF, AdaptiveLIF, Izhikevich, ParametricLIF, ReLU, Synaptic
@@ -25,6 +25,7 @@ _register_peers()
 __all__ = [
     "BaseNeuron",
     "StatefulModule",
+    "NonFiniteInputError",
     "IF",
     "LIF",
     "ParametricLIF",

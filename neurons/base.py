@@ -29,7 +29,20 @@ from torch import nn
 from . import surrogate as surrogate_mod
 from .functional import reset_membrane
 
-__all__ = ["StatefulModule", "BaseNeuron", "RESET_MODES", "STEP_MODES", "check_positive"]
+__all__ = ["StatefulModule", "BaseNeuron", "NonFiniteInputError", "check_finite", "RESET_MODES", "STEP_MODES",
+           "check_positive"]  # fmt: skip
+
+
+class NonFiniteInputError(ValueError):
+    """A neuron received NaN or infinite input (a diverged network or a corrupt sample)."""
+
+
+def check_finite(x: torch.Tensor, owner: str) -> None:
+    """Raise :class:`NonFiniteInputError` naming ``owner`` if ``x`` holds NaN or infinite values."""
+    if not bool(torch.isfinite(x).all()):
+        what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
+        raise NonFiniteInputError(f"{owner}: input x contains {what}")
+
 
 RESET_MODES = ("hard", "soft", "none")
 STEP_MODES = ("s", "m")
@@ -194,9 +207,8 @@ class BaseNeuron(StatefulModule):
         self.v = torch.full(x.shape, self.v_reset, dtype=torch.float32, device=x.device)
 
     def _check(self, x: torch.Tensor) -> None:
-        if self.check_inputs and not bool(torch.isfinite(x).all()):
-            what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
-            raise ValueError(f"{type(self).__name__}: input x contains {what}")
+        if self.check_inputs:
+            check_finite(x, type(self).__name__)
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)

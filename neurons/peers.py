@@ -20,7 +20,7 @@ import importlib.util
 import torch
 
 from . import surrogate as surrogate_mod
-from .base import RESET_MODES, StatefulModule, check_positive
+from .base import RESET_MODES, StatefulModule, check_finite, check_positive
 from .catalog import register
 
 # our surrogate names -> the peers' classes/functions
@@ -65,9 +65,8 @@ class PeerNeuron(StatefulModule):
         return f"peer:{self.library}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) and self.check_inputs and not bool(torch.isfinite(x).all()):
-            what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
-            raise ValueError(f"{type(self).__name__}({self.library}): input x contains {what}")
+        if isinstance(x, torch.Tensor) and self.check_inputs:
+            check_finite(x, f"{type(self).__name__}({self.library})")
         return super().forward(x)
 
 

@@ -143,7 +143,8 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     base = [p for p in current if p["name"] != "iemf"]
     has_iemf = any(p["name"] == "iemf" for p in current) or args.iemf
     if args.method:
-        base = policies_for(args.method)
+        base = policies_for(args.method) if args.method != "iemf" else []
+        has_iemf = has_iemf or args.method == "iemf"
     if args.alpha is not None:
         from .training import METHODS
 
@@ -259,6 +260,9 @@ def _cmd_prepare(args) -> int:
     print(f"done {report['done']}, skipped (already there) {report['skipped']}, failed {len(report['failed'])}")
     for clip, why in list(report["failed"].items())[:20]:
         print(f"  {clip}: {why}")
+    if report["renamed"]:
+        print(f"{len(report['renamed'])} clip(s) share a name with a clip of another class; their ids got the class "
+              f"appended (e.g. {next(iter(report['renamed'].items()))}); see prepare_report.json")  # fmt: skip
     return 0 if report["done"] + report["skipped"] > 0 else 1
 
 

@@ -11,3 +11,11 @@ import torch  # noqa: E402
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def data_trees():
+    """``{data set name: builder(root) -> the path to pass as --data-root}`` (tests/trees.py)."""
+    from .trees import DATA_TREES
+
+    return DATA_TREES

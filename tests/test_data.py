@@ -1,69 +1,12 @@
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from PIL import Image
 
 from snn_msi.data import AudioVisualFolder, CremaD, DigitsAV, KineticsSounds, UrbanSound8KAV
 from snn_msi.data.h5 import H5Dataset, build_h5
 
-SR = 22050
-
-
-def _wav(path: Path, seconds=0.5, silent=False, seed=0):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    data = np.zeros(int(SR * seconds), np.float32) if silent else (0.3 * rng.standard_normal(int(SR * seconds)))
-    sf.write(path, data.astype(np.float32), SR)
-
-
-def _jpgs(folder: Path, n: int, seed=0, size=(40, 32)):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"frame_{i}.jpg")
-
-
-def make_ks_tree(root: Path, with_lists=True) -> Path:
-    labels = ["drumming", "laughing", "singing"]
-    lines = {"train": [], "test": []}
-    for split, n_per in (("train", 4), ("test", 2)):
-        for li, label in enumerate(labels):
-            for k in range(n_per):
-                clip = f"{label[:3]}_{split}_{k}"
-                _wav(root / split / "audio" / label / f"{clip}.wav", seed=k + 10 * li)
-                _jpgs(root / split / "video" / label / clip, 10, seed=k)
-                lines[split].append(f"{clip},10,{li}")
-    tr = root / "train"
-    # broken clips (train split)
-    (tr / "audio/drumming/dru_missing_wav.wav").parent.mkdir(parents=True, exist_ok=True)
-    _jpgs(tr / "video/drumming/dru_missing_wav", 10)
-    lines["train"].append("dru_missing_wav,10,0")
-    _jpgs(tr / "video/drumming/dru_bad_wav", 10)
-    (tr / "audio/drumming/dru_bad_wav.wav").write_bytes(b"RIFF garbage")
-    lines["train"].append("dru_bad_wav,10,0")
-    _jpgs(tr / "video/laughing/lau_silent", 10)
-    _wav(tr / "audio/laughing/lau_silent.wav", silent=True)
-    lines["train"].append("lau_silent,10,1")
-    _jpgs(tr / "video/laughing/lau_two_frames", 2)
-    _wav(tr / "audio/laughing/lau_two_frames.wav")
-    lines["train"].append("lau_two_frames,2,1")
-    _jpgs(tr / "video/singing/sin_bad_jpg", 10)
-    (tr / "video/singing/sin_bad_jpg/frame_3.jpg").write_bytes(b"not a jpeg")
-    _wav(tr / "audio/singing/sin_bad_jpg.wav")
-    lines["train"].append("sin_bad_jpg,10,2")
-    _jpgs(tr / "video/singing/sin_mislabel", 10)
-    _wav(tr / "audio/singing/sin_mislabel.wav")
-    lines["train"].append("sin_mislabel,10,0")  # lies in singing, list says drumming
-    lines["train"].append("ghost,10,7")  # label not in class list
-    if with_lists:
-        for split in lines:
-            (root / f"my_{split}.txt").write_text("\n".join(lines[split]) + "\n")
-    return root
-
+from .trees import _jpgs, _wav, make_ks_tree
 
 SMALL = dict(image_size=16, audio_seconds=0.5)
 

@@ -106,5 +106,5 @@ def build_datasets(cfg: DataConfig, seed: int = 0, report_dir: str | Path | None
     factory = DATASETS.get(cfg.dataset).factory
     sets = [factory(cfg, split, seed, report_dir) for split in SPLITS]
     if cfg.limit:
-        sets[0] = Subset(sets[0], range(min(cfg.limit, len(sets[0]))))
+        sets = [Subset(s, range(min(cfg.limit, len(s)))) for s in sets]
     return tuple(sets)

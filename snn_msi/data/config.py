@@ -24,7 +24,7 @@ class DataConfig(Config):
         test_fraction: share held out for testing where a data set has no test split of its own (folders).
         frames_per_clip: frames per sample (None: the data set's default, Kinetics-Sounds 3, CREMA-D 1).
         num_workers: DataLoader processes (None: 0 for in-memory data, else the machine's cores, at most 8).
-        limit: use only the first N training samples (quick checks).
+        limit: use only the first N samples of each split (quick checks).
         on_bad_clip: ``skip`` (reported) or ``raise``.
     """
 

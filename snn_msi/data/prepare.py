@@ -3,6 +3,9 @@
 Per clip: a mono wav at 22,050 Hz and ``n_frames`` evenly spaced jpg frames; ``my_train.txt`` /
 ``my_test.txt`` list ``<clip>,<n_frames>,<class_index>``. Parallel over clips, resumable (finished clips are
 skipped), with a report of the clips that failed (unreadable, no audio stream, too short).
+
+A clip's id is its file name without extension; a name that occurs in more than one class folder would make the
+list files ambiguous, so each of those clips gets the id ``<name>__<label>`` (and the report says so).
 """
 
 from __future__ import annotations
@@ -84,16 +87,21 @@ def prepare(
         raise ValueError(f"{video_dir}: no videos found as <label>/<clip>.<ext> ({', '.join(sorted(VIDEO_EXTS))})")
     _, test_idx = stratified_split([label for label, _ in clips], test_fraction, seed)
     test_set = set(test_idx)
+    stems = [v.stem for _, v in clips]
+    renamed = {}
     jobs, skipped, split_of = [], 0, {}
     for i, (label, v) in enumerate(clips):
         split = "test" if i in test_set else "train"
-        split_of[v.stem] = (split, label)
-        wav = out_root / split / "audio" / classes[label] / f"{v.stem}.wav"
-        frames = out_root / split / "video" / classes[label] / v.stem
+        clip = v.stem if stems.count(v.stem) == 1 else f"{v.stem}__{classes[label]}"
+        if clip != v.stem:
+            renamed[str(v.relative_to(video_dir))] = clip
+        split_of[clip] = (split, label)
+        wav = out_root / split / "audio" / classes[label] / f"{clip}.wav"
+        frames = out_root / split / "video" / classes[label] / clip
         if wav.is_file() and all((frames / f"frame_{k}.jpg").is_file() for k in range(n_frames)):
             skipped += 1
             continue
-        jobs.append((v.stem, v, wav, frames, n_frames, sample_rate))
+        jobs.append((clip, v, wav, frames, n_frames, sample_rate))
     failed = {}
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
     with ProcessPoolExecutor(workers) as pool:
@@ -104,7 +112,7 @@ def prepare(
         lines = [f"{clip},{n_frames},{label}" for clip, (s, label) in sorted(split_of.items())
                  if s == split and clip not in failed]  # fmt: skip
         (out_root / f"my_{split}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-    report = {"done": len(jobs) - len(failed), "skipped": skipped, "failed": failed}
+    report = {"done": len(jobs) - len(failed), "skipped": skipped, "failed": failed, "renamed": renamed}
     (out_root / "prepare_report.json").write_text(json.dumps(report, indent=1))
     return report
 

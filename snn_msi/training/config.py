@@ -79,6 +79,9 @@ class TrainConfig(Config):
             raise ConfigError(f"give either 'policies' or the old flat keys ({', '.join(k for k in flat if k in d)}), "
                               "not both")  # fmt: skip
         old = {k: d.pop(k) for k in flat if k in d}
+        for key in ("iemf", "iemf_noise"):
+            if key in old and not isinstance(old[key], bool):
+                raise ConfigError(f"{key} must be true or false, got {old[key]!r}")
         window = {"start": old.get("iemf_start", 0), "end": old.get("iemf_end")}
         method = old.get("method", "normal")
         base: dict = {"normal": {}, "mslr": {}, "mmpareto": {}, "lfm": {"weight": old.get("lfm_weight", 1.0)},

@@ -30,6 +30,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from neurons import NonFiniteInputError
+
 from ..data import build_datasets
 from ..models import AVNet, ModelConfig, build
 from ..schema import ConfigError
@@ -290,8 +292,13 @@ class Trainer:
         bar = self._bar(self._loader(self.train_set, epoch, train=True), f"epoch {epoch + 1}/{self.cfg.epochs}")
         for batch in bar:
             audio, frames, y = self._to(batch)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                out = self.model(audio, frames)
+            self.optimizer.zero_grad(set_to_none=True)
+            try:
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+                    out = self.model(audio, frames)
+            except NonFiniteInputError as err:  # a diverged network or a corrupt sample inside a spiking layer
+                skipped += self._nonfinite(batch, epoch, str(err))
+                continue
             losses = av_losses(out, y, self.cfg.loss, self.unimodal)
             ctx = StepContext(self.net, self.groups, out, y, epoch, losses)
             total = sum(losses.values())
@@ -300,22 +307,19 @@ class Trainer:
                 total = total + extra
             loss_value = float(total.detach())
             if not math.isfinite(loss_value):
-                if self.cfg.on_nonfinite == "stop":
-                    ids = list(batch.clip_id)
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({loss_value}) at epoch {epoch + 1}, step {self.step}; the batch's clips: "
-                        f"{', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''} (lower --lr, check those clips, or "
-                        "--set on_nonfinite=skip)"
-                    )
-                skipped += 1
-                self.optimizer.zero_grad(set_to_none=True)
+                skipped += self._nonfinite(batch, epoch, f"non-finite loss ({loss_value})")
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
             if not self.policies.backward(ctx, total):
                 total.backward()
             self.policies.before_step(ctx)
+            grads = [p.grad for p in self.net.parameters() if p.grad is not None]
+            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+            if not math.isfinite(norm):
+                self.optimizer.zero_grad(set_to_none=True)
+                skipped += self._nonfinite(batch, epoch, f"non-finite gradient (norm {norm})")
+                continue
             if self.cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+                torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.grad_clip, torch.tensor(norm))
             self.optimizer.step()
             with torch.no_grad():
                 sums += batch_sums(total, out, y)
@@ -327,9 +331,22 @@ class Trainer:
                                                             if k.endswith("/coeff")})  # fmt: skip
         return self._reduce(sums), skipped
 
+    def _nonfinite(self, batch, epoch: int, what: str) -> int:
+        """Stop with the batch's clips named (``on_nonfinite="stop"``), or return 1 to count a skipped batch."""
+        if self.cfg.on_nonfinite == "skip":
+            return 1
+        ids = list(batch.clip_id)
+        raise NonFiniteLossError(
+            f"{what} at epoch {epoch + 1}, step {self.step}; the batch's clips: {', '.join(ids[:8])}"
+            f"{' ...' if len(ids) > 8 else ''} (lower --lr, check those clips, or --set on_nonfinite=skip)"
+        )
+
     def evaluate(self, ds: Dataset) -> SplitMetrics:
         """Loss and accuracies on a data set (each sample once, also across ranks)."""
-        return self._reduce(_eval_sums(self.model, self._loader(ds, 0, train=False), self.device, self.amp))
+        try:
+            return self._reduce(_eval_sums(self.model, self._loader(ds, 0, train=False), self.device, self.amp))
+        except NonFiniteInputError as err:
+            raise NonFiniteLossError(f"the model has diverged: evaluating it gives non-finite values ({err})") from None
 
     def _reduce(self, sums: torch.Tensor) -> SplitMetrics:
         if self.distributed:

@@ -59,9 +59,11 @@ class Compose(Policy):
         own = [p.name for p in policies if type(p).backward is not Policy.backward]
         if len(own) > 1:
             raise ConfigError(f"at most one method may compute the backward itself: {', '.join(own)}")
+        names = [p.name for p in policies]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"method(s) {', '.join(twice)} listed twice; each method acts once per step")
         self.policies = list(policies)
-        names = [p.name for p in self.policies]
-        self.keys = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
         self.needs_unimodal_losses = any(p.needs_unimodal_losses for p in self.policies)
 
     @property
@@ -88,9 +90,7 @@ class Compose(Policy):
 
     def step_log(self) -> dict[str, float]:
         """What every policy did in the last step, keys namespaced by policy."""
-        return {
-            f"{key}/{k}": float(v) for key, p in zip(self.keys, self.policies, strict=True) for k, v in p.log.items()
-        }
+        return {f"{p.name}/{k}": float(v) for p in self.policies for k, v in p.log.items()}
 
     def state_dict(self):
         return {"policies": [{"name": p.name, **p.state_dict()} for p in self.policies]}
