@@ -1,4 +1,5 @@
-"""The ``snn-msi`` command line: train, evaluate, energy, neurons, methods, datasets, prepare, build-h5, study.
+"""The ``snn-msi`` command line: train, evaluate, neurons, methods, datasets, prepare, build-h5, and the report
+commands each module of ``snn_msi.reports`` registers (energy, study, ...).
 
 Every subcommand has ``--help``. A user error (a bad argument, value, file or folder) is one line on stderr naming
 it, exit code 2; a run that stops on a non-finite loss exits 1; never a traceback for either.
@@ -246,13 +247,6 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _cmd_energy(args) -> int:
-    from .reports.energy import energy_report_for_checkpoint
-
-    energy_report_for_checkpoint(args.checkpoint, args.out, args.samples, args.precision, args.e_mac, args.e_ac)
-    return 0
-
-
 def _cmd_prepare(args) -> int:
     from .data.prepare import prepare
 
@@ -279,31 +273,7 @@ def _cmd_build_h5(args) -> int:
     return 0
 
 
-def _cmd_study(args) -> int:
-    from .study import StudyConfig, run_study
-
-    cfg = StudyConfig(
-        levels=[_level(lv) for lv in args.levels] if args.levels else StudyConfig().levels,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        jobs=args.jobs,
-        out=args.out,
-        dataset=args.dataset,
-        data_root=args.data_root,
-    )
-    run_study(cfg, overwrite=args.overwrite)
-    return 0
-
-
-def _level(text: str) -> tuple[float, float]:
-    try:
-        a, v = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--levels: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
-    return a, v
-
-
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -313,7 +283,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _nonnegative_float(text: str) -> float:
+def nonnegative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -354,20 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     q.set_defaults(func=_cmd_evaluate)
 
-    q = sub.add_parser("energy", help="firing rates, SOPs and energy of a checkpoint (table + CSV/JSON)")
-    q.add_argument("checkpoint")
-    q.add_argument("--out", default=None, help="folder for energy.csv / energy.json / plots (default: beside it)")
-    q.add_argument("--samples", type=_positive_int, default=64, help="test samples to measure firing rates on")
-    q.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32")
-    q.add_argument("--e-mac", type=_nonnegative_float, help="pJ per MAC (overrides the table)")
-    q.add_argument("--e-ac", type=_nonnegative_float, help="pJ per accumulate (overrides the table)")
-    q.set_defaults(func=_cmd_energy)
-
     q = sub.add_parser("prepare", help="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
     q.add_argument("video_dir")
     q.add_argument("out_root")
-    q.add_argument("--frames", type=_positive_int, default=10)
-    q.add_argument("--workers", type=_positive_int, default=None)
+    q.add_argument("--frames", type=positive_int, default=10)
+    q.add_argument("--workers", type=positive_int, default=None)
     q.set_defaults(func=_cmd_prepare)
 
     q = sub.add_parser("build-h5", help="precompute spectrograms and frames into one HDF5 file")
@@ -376,22 +337,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--dataset", choices=[n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"],
                    default="kinetics-sounds")  # fmt: skip
     q.add_argument("--layout", default="auto")
-    q.add_argument("--frame-size", type=_positive_int, default=256, help="stored frame side (>= training size)")
+    q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
     q.add_argument("--val-fraction", type=float, default=0.1)
     q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
     q.set_defaults(func=_cmd_build_h5)
 
-    q = sub.add_parser("study", help="the inverse-effectiveness study (noise levels x methods x seeds)")
-    q.add_argument("kind", choices=["inverse-effectiveness"])
-    q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, weakest last (default: 3 levels)")
-    q.add_argument("--seeds", type=_positive_int, default=5)
-    q.add_argument("--epochs", type=_positive_int, default=6)
-    q.add_argument("--jobs", "-j", type=_positive_int, default=2, help="runs in parallel")
-    q.add_argument("--dataset", default="digits-av")
-    q.add_argument("--data-root")
-    q.add_argument("--out", default="runs/study")
-    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
-    q.set_defaults(func=_cmd_study)
+    from .reports import COMMANDS
+
+    for name in COMMANDS.names():
+        entry = COMMANDS.get(name)
+        entry.factory(sub.add_parser(name, help=entry.description))
     return p
 
 

@@ -12,7 +12,8 @@ import torch
 
 import neurons
 
-from ..metrics.energy import EnergyReport, energy_report
+from ..metrics.energy import ENERGY_TABLE, EnergyReport, energy_report
+from . import command
 
 
 def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None = None, samples: int = 64,
@@ -49,3 +50,21 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
     for h in hooks:
         h.remove()
     return {n: s.flatten(2)[:, 0, :per_layer] for n, s in seen.items() if s.dim() >= 3}
+
+
+@command("energy", description="firing rates, SOPs and energy of a checkpoint (table + CSV/JSON + plots)")
+def _energy_command(q) -> None:
+    from ..cli import nonnegative_float, positive_int
+
+    q.add_argument("checkpoint")
+    q.add_argument("--out", default=None, help="folder for energy.csv / energy.json / plots (default: beside it)")
+    q.add_argument("--samples", type=positive_int, default=64, help="test samples to measure firing rates on")
+    q.add_argument("--precision", choices=list(ENERGY_TABLE), default="fp32")
+    q.add_argument("--e-mac", type=nonnegative_float, help="pJ per MAC (overrides the table)")
+    q.add_argument("--e-ac", type=nonnegative_float, help="pJ per accumulate (overrides the table)")
+    q.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    energy_report_for_checkpoint(args.checkpoint, args.out, args.samples, args.precision, args.e_mac, args.e_ac)
+    return 0

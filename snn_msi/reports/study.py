@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.rundir import RunDir, config_diff
+from . import study
 
 METHODS = ("normal", "iemf", "constant", "noise")
 
@@ -196,3 +198,40 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, path)
+
+
+@study("inverse-effectiveness", description="weaken both modalities step by step; Normal, IEMF and its controls")
+def _inverse_effectiveness_command(q) -> None:
+    from ..cli import positive_int
+
+    q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, weakest last (default: 3 levels)")
+    q.add_argument("--seeds", type=positive_int, default=5)
+    q.add_argument("--epochs", type=positive_int, default=6)
+    q.add_argument("--jobs", "-j", type=positive_int, default=2, help="runs in parallel")
+    q.add_argument("--dataset", default="digits-av")
+    q.add_argument("--data-root")
+    q.add_argument("--out", default="runs/study")
+    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
+    q.set_defaults(func=_run)
+
+
+def _level(text: str) -> tuple[float, float]:
+    try:
+        a, v = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--levels: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
+    return a, v
+
+
+def _run(args) -> int:
+    cfg = StudyConfig(
+        levels=[_level(lv) for lv in args.levels] if args.levels else StudyConfig().levels,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        jobs=args.jobs,
+        out=args.out,
+        dataset=args.dataset,
+        data_root=args.data_root,
+    )
+    run_study(cfg, overwrite=args.overwrite)
+    return 0
