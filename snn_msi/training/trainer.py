@@ -234,6 +234,7 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.groups = self.net.parameter_groups()
         self.policies = policies if policies is not None else build_policies(config.policies, config.seed)
+        self.policies.setup(self.net)
         if self.distributed and "mmpareto" in self.policies.names():
             raise ConfigError("method 'mmpareto' is not supported with data parallel training")
         self.unimodal = config.loss.trains_heads(self.policies.needs_unimodal_losses)

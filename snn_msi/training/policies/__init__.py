@@ -73,6 +73,10 @@ class Compose(Policy):
     def names(self) -> list[str]:
         return [p.name for p in self.policies]
 
+    def setup(self, model):
+        for p in self.policies:
+            p.setup(model)
+
     def loss(self, ctx):
         extra = [t for p in self.policies if (t := p.loss(ctx)) is not None]
         return sum(extra) if extra else None

@@ -2,6 +2,7 @@
 
 A policy is a small object with hooks that the trainer calls in a fixed order (Lightning's callbacks)::
 
+    policy.setup(model)                    # once, before training (forward hooks, state shaped by the model)
     extra = policy.loss(ctx)               # add a term to the loss (LFM)
     policy.backward(ctx, total)            # at most one policy replaces loss.backward() (MMPareto)
     policy.before_step(ctx)                # scale / perturb gradients (IEMF, OGM-GE, MSLR)
@@ -139,6 +140,9 @@ class Policy:
         self.log: dict[str, float] = {}
 
     # -- hooks ----------------------------------------------------------------------------------------------
+    def setup(self, model: torch.nn.Module) -> None:
+        """Once, before training, with the (unwrapped) model: attach forward hooks, build prototypes, ..."""
+
     def loss(self, ctx: StepContext) -> torch.Tensor | None:
         """An extra loss term (added to the total), or None."""
         return None
