@@ -156,7 +156,9 @@ class RunDir:
 
     # -- life cycle -----------------------------------------------------------------------------------------
     def prepare(self) -> bool:
-        """Check the folder for this mode, make it writable; True when there is a checkpoint to resume."""
+        """Check the folder for this mode (``overwrite``: remove the old run's files); True when there is a
+        checkpoint to resume. Creates nothing: the folder appears with the run's first file, so a command that
+        fails before training leaves no empty folder behind."""
         if self.mode == "new" and self.holds_run():
             what = "a finished run" if self.is_complete() else "a run"
             raise RunExistsError(f"output folder {self.path} already holds {what}; use --resume to continue it, "
@@ -168,13 +170,11 @@ class RunDir:
                     shutil.rmtree(p)
                 elif p.exists():
                     p.unlink()
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".write_test{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as err:
-            raise OSError(f"output folder {self.path} is not writable: {err.strerror or err}") from None
+        existing = self.path
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise OSError(f"output folder {self.path} is not writable ({existing} is read-only or not a folder)")
         return self.mode == "resume" and self.last.is_file()
 
     def check_resume_config(self, saved: dict, requested: dict) -> None:

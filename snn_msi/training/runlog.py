@@ -46,6 +46,7 @@ class _CsvAppender:
     def append(self, rows: list[dict]) -> None:
         if not rows:
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.is_file() or self.fields is None
         if new:
             self.fields = list(dict.fromkeys(k for r in rows for k in r))
@@ -89,7 +90,7 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.folder / "tb"))
+                self._tb = SummaryWriter(str(self.folder / "tb"))  # creates the folder on its first event
             except ImportError:  # TensorBoard is optional: without it, the CSV files are the log
                 self._tb = None
 
