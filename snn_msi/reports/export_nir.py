@@ -1,0 +1,44 @@
+"""``snn-msi export-nir CHECKPOINT OUT.nir``: a trained checkpoint as a NIR graph (see `snn_msi.nir`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from . import command
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a shape like 1,40,32, got {text!r}") from None
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive dimensions like 1,40,32, got {text!r}")
+    return dims
+
+
+@command("export-nir", description="write a checkpoint's spiking network as a NIR graph (nir.read loads it)")
+def _export_nir_command(q) -> None:
+    from ..cli import positive_int
+
+    q.add_argument("checkpoint", help="best.pt / last.pt of a run")
+    q.add_argument("out", help="the .nir file to write (HDF5)")
+    q.add_argument("--dt", type=float, default=None, help="simulation step in seconds that time constants are "
+                   "written at (default 1e-4, as snnTorch's NIR import assumes)")  # fmt: skip
+    q.add_argument("--audio-shape", type=_shape, help="one audio input C,F,frames (default: a test sample's)")
+    q.add_argument("--visual-shape", type=_shape, help="one video frame C,H,W (default: a test sample's)")
+    q.add_argument("--frames", type=positive_int, help="video frames per clip (default: a test sample's)")
+    q.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from ..nir import DEFAULT_DT, export_checkpoint
+
+    dt = DEFAULT_DT if args.dt is None else args.dt
+    graph = export_checkpoint(args.checkpoint, args.out, dt=dt, audio_shape=args.audio_shape,
+                              visual_shape=args.visual_shape, frames=args.frames)  # fmt: skip
+    kinds = Counter(type(n).__name__ for n in graph.nodes.values())
+    summary = ", ".join(f"{k} x{v}" for k, v in sorted(kinds.items()))
+    print(f"wrote {args.out}: {len(graph.nodes)} nodes ({summary}), {len(graph.edges)} edges, dt = {dt:g} s")
+    return 0
