@@ -136,3 +136,108 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def energy_breakdown(snn: dict[str, float], ann: dict[str, float], path: str | Path, chip: str = "Loihi",
+                     note: str = "") -> Path:  # fmt: skip
+    """Stacked energy per inference: the SNN and its ReLU twin at 45 nm (MACs + accumulates, neuron updates or
+    ReLU, memory traffic), and the SNN on the neuromorphic chip (synaptic events, neuron updates, spikes routed,
+    analogue layers on a host). ``snn`` / ``ann``: the ``totals`` of :func:`snn_msi.metrics.energy.price`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bars = {
+        "SNN, 45 nm": [("MACs + accumulates", snn["synaptic_pj"]), ("neuron updates", snn["neuron_pj"]),
+                       ("memory traffic", snn["memory_pj"])],
+        "ReLU twin, 45 nm": [("MACs + accumulates", ann["synaptic_pj"]), ("neuron updates", ann["neuron_pj"]),
+                             ("memory traffic", ann["memory_pj"])],
+        f"SNN, {chip}": [("synaptic events", snn["chip_synop_pj"]), ("neuron updates", snn["chip_neuron_pj"]),
+                         ("spikes routed", snn["chip_spike_pj"]), ("analogue layers (host)", snn["chip_host_mac_pj"])],
+    }  # fmt: skip
+    colors = {
+        "MACs + accumulates": "tab:blue",
+        "neuron updates": "tab:orange",
+        "memory traffic": "tab:gray",
+        "synaptic events": "tab:cyan",
+        "spikes routed": "tab:red",
+        "analogue layers (host)": "tab:purple",
+    }
+    fig, ax = plt.subplots(figsize=(7, 4))
+    seen = set()
+    for i, parts in enumerate(bars.values()):
+        bottom = 0.0
+        for label, value in parts:
+            ax.bar(i, value / 1e6, 0.6, bottom=bottom, color=colors[label], label=None if label in seen else label)
+            seen.add(label)
+            bottom += value / 1e6
+        ax.text(i, bottom, f"{bottom:.3g}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(bars)), list(bars))
+    ax.set_ylabel("energy per inference (µJ)")
+    ax.legend(fontsize=7)
+    if note:
+        ax.set_title(note, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def spike_histograms(histograms: dict[str, dict], path: str | Path) -> Path:
+    """Per spiking layer (rows): the histogram of its neurons' firing rates and of its spike counts per sample.
+    ``histograms``: ``{layer: {"rate": {"edges", "counts"}, "count": {"edges", "counts"}}}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = max(len(histograms), 1)
+    fig, axes = plt.subplots(n, 2, figsize=(9, 0.4 + 1.25 * n), squeeze=False)
+    for row, (layer, h) in zip(axes, histograms.items(), strict=False):
+        for ax, kind, color in ((row[0], "rate", "tab:blue"), (row[1], "count", "tab:green")):
+            edges, counts = h[kind]["edges"], h[kind]["counts"]
+            ax.bar(edges[:-1], counts, [hi - lo for lo, hi in zip(edges[:-1], edges[1:], strict=True)], align="edge",
+                   color=color, edgecolor="white", linewidth=0.3)  # fmt: skip
+            ax.tick_params(labelsize=6)
+        row[0].set_ylabel(layer, rotation=0, ha="right", va="center", fontsize=7)
+    axes[0, 0].set_title("neurons by firing rate (spikes / step)", fontsize=8)
+    axes[0, 1].set_title("samples by spike count of the layer", fontsize=8)
+    axes[-1, 0].set_xlabel("firing rate", fontsize=7)
+    axes[-1, 1].set_xlabel("spikes per sample", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Test accuracy against energy per inference, one panel per energy column. Each row is a point
+    ``{"label", "model", "energy": {column: (mean, std)}, "acc": (mean, std)}``; the Pareto front (the
+    points no other point beats in both) is drawn as a step line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(c for r in rows for c in r["energy"]))
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.2 * len(columns), 4), squeeze=False)
+    markers = {"SNN": "o", "ReLU twin": "s"}
+    for ax, col in zip(axes[0], columns, strict=True):
+        pts = [r for r in rows if col in r["energy"]]
+        for r in pts:
+            (e, es), (a, s) = r["energy"][col], r["acc"]
+            ax.errorbar(e / 1e6, 100 * a, 100 * s, es / 1e6, marker=markers.get(r["model"], "^"), capsize=2,
+                        label=r["label"], linestyle="none")  # fmt: skip
+        front = sorted((r["energy"][col][0], r["acc"][0]) for r in pts)
+        best, line = -1.0, []
+        for e, a in front:
+            if a > best:
+                line.append((e, a))
+                best = a
+        if line:
+            xs, ys = zip(*line, strict=True)
+            ax.step([x / 1e6 for x in xs], [100 * y for y in ys], where="post", color="k", lw=0.8, alpha=0.6,
+                    label="Pareto front")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel(f"energy per inference (µJ): {col}")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,3 +1,7 @@
+"""The cost model by value: every count, byte and picojoule of a hand-built network is written out by hand here
+(the arithmetic in the comments), never computed by the code under test."""
+
+import csv
 import json
 
 import pytest
@@ -6,17 +10,28 @@ from torch import nn
 
 import neurons
 from snn_msi.cli import main as cli
-from snn_msi.metrics.energy import ENERGY_TABLE, OpCounter, energy_report, layer_energy
+from snn_msi.metrics import SpikeMonitor
+from snn_msi.metrics.energy import (
+    CostModel,
+    NeuromorphicProfile,
+    OpCounter,
+    count_ops,
+    energy_report,
+    layer_energy,
+    neuron_cost,
+    price,
+)
 from snn_msi.models import build
 
 
 class TwoLayer(nn.Module):
-    """Linear(4 -> 3) on analogue input, an IF neuron, Linear(3 -> 2) on its spikes; multi-step [T, B, 4]."""
+    """Linear(4 -> 3) on analogue input, a neuron (IF by default), Linear(3 -> 2) on its output; ``[T, B, 4]``."""
 
-    def __init__(self):
+    def __init__(self, neuron: str = "if"):
         super().__init__()
         self.fc1 = nn.Linear(4, 3, bias=False)
-        self.sn = neurons.create("if", v_threshold=1.0, step_mode="m")
+        kw = {"v_threshold": 1.0} if neuron != "relu" else {}
+        self.sn = neurons.create(neuron, step_mode="m", **kw)
         self.fc2 = nn.Linear(3, 2, bias=False)
         with torch.no_grad():
             self.fc1.weight.copy_(torch.eye(3, 4))
@@ -26,46 +41,130 @@ class TwoLayer(nn.Module):
         return self.fc2(self.sn(self.fc1(x)))
 
 
-def test_sops_and_energy_against_hand_count():
+X = torch.tensor([[[2.0, 0.0, 0.6, 0.0]]])  # [1, 1, 4]; the SNN sees it at T = 2 steps
+
+
+def _snn_counts(neuron="if", x=X):
+    model = TwoLayer(neuron)
+    x = x.expand(2, 1, 4)
+    return model, count_ops(model, lambda: model(x), T=2, samples=1)
+
+
+def test_counts_of_a_hand_built_snn_by_value():
+    # fc1 gets [2, 0, 0.6, 0] (analogue) at both steps -> currents [2, 0, 0.6]; IF with v_th 1 and hard reset:
+    # neuron 0: 2 -> spike, 2 -> spike; neuron 1: never; neuron 2: 0.6, 1.2 -> spike at t1. Spikes per step [1, 2].
+    _, c = _snn_counts()
+    l1, l2 = c.layers["fc1"], c.layers["fc2"]
+    assert not l1.input_spiking and l1.mac_steps.tolist() == [12.0, 12.0]  # 3 outputs x 4 inputs per step
+    assert l1.zero_skip_steps.tolist() == [6.0, 6.0]  # 2 non-zero inputs x fan-out 3
+    assert l1.sops == 0 and l2.macs == 0
+    assert l2.input_spiking and l2.sop_steps.tolist() == [2.0, 4.0]  # 1 then 2 spikes x fan-out 2
+    assert l2.fr_in == 0.5  # 3 spikes / (2 steps x 3 neurons)
+    assert layer_energy(l1, 4.6, 0.9) + layer_energy(l2, 4.6, 0.9) == pytest.approx(4.6 * 24 + 0.9 * 6)
+
+
+def test_prices_of_a_hand_built_snn_by_value():
+    _, c = _snn_counts()
+    p = price(c, CostModel(), NeuromorphicProfile())
+    t = p["totals"]
+    assert (t["macs"], t["zero_skip_macs"], t["sops"], t["spikes"]) == (24, 12, 6, 3)
+    # IF: per neuron and step one add (integrate), no multiply-add; 3 neurons x 2 steps = 6 updates
+    assert (t["updates"], t["state_muladds"], t["state_adds"], t["compares"], t["resets"]) == (6, 0, 6, 6, 3)
+    # fp32, bytes: fc1 weights 12 x 4 B x 2 steps = 96, in 8 x 4 = 32, out 6 x 4 = 24; fc2 weights 6 x 4 x 2 = 48,
+    # in 6 spikes x 1/8 = 0.75, out 4 x 4 = 16; membrane 6 updates x 4 B x 2 (read + write) = 48; spikes 6 / 8
+    assert (t["weight_bytes"], t["act_bytes"], t["state_bytes"], t["spike_bytes"]) == (144, 72.75, 48, 0.75)
+    assert t["bytes"] == 265.5
+    # compute: 4.6 x 24 + 0.9 x 6 = 115.8 (synaptic); 0.9 x (6 adds + 3 resets) + 0.9 x 6 compares = 13.5
+    assert t["synaptic_pj"] == pytest.approx(115.8) and t["neuron_pj"] == pytest.approx(13.5)
+    assert t["compute_pj"] == pytest.approx(129.3) and t["memory_pj"] == pytest.approx(265.5 * 1.25)
+    # per step: 12 MACs x 4.6 + 0.9 x (SOPs + spike resets) + (3 adds + 3 compares) x 0.9
+    assert p["per_step"]["compute_pj"] == pytest.approx([55.2 + 0.9 * 3 + 5.4, 55.2 + 0.9 * 6 + 5.4])
+    assert p["per_step"]["sops"] == [2.0, 4.0] and p["per_step"]["spikes"] == [1.0, 2.0]
+    # Loihi: 23.6 x 6 SOPs + 81 x 6 updates + 1.7 x 3 spikes + the analogue layer on a host, 4.6 x 24
+    assert t["chip_pj"] == pytest.approx(141.6 + 486 + 5.1 + 110.4)
+    # zero-skipping: the analogue layer does 12 MACs, not 24
+    assert price(c, CostModel(zero_skip=True))["totals"]["synaptic_pj"] == pytest.approx(4.6 * 12 + 0.9 * 6)
+
+
+def test_lif_leak_and_other_precisions_by_value():
+    _, c = _snn_counts("lif", torch.tensor([[[3.0, 0.0, 0.6, 0.0]]]))
+    t = price(c, CostModel(precision="int8", memory="dram"))["totals"]
+    # LIF, tau 2: h = v/2 + x/2: neuron 0 gets 1.5 -> spike, reset, 1.5 -> spike; neuron 2 0.3, 0.45: never
+    assert t["spikes"] == 2 and t["sops"] == 4 and t["state_muladds"] == 6 and t["state_adds"] == 0
+    # int8: MAC 0.23, AC 0.03 pJ; 8-bit values; DRAM 1.3 nJ per 64 bits = 162.5 pJ per byte
+    assert t["synaptic_pj"] == pytest.approx(0.23 * 24 + 0.03 * 4)
+    assert t["neuron_pj"] == pytest.approx(0.23 * 6 + 0.03 * 2 + 0.03 * 6)
+    assert t["weight_bytes"] == 12 * 2 + 6 * 2 and t["memory_pj"] == pytest.approx(t["bytes"] * 162.5)
+
+
+def test_relu_twin_counts_by_value():
+    model = TwoLayer("relu")
+    c = count_ops(model, lambda: model(X), T=1, samples=1, detect_spikes=False)
+    t = price(c, CostModel())["totals"]
+    # fc1: 3 x 4 = 12 MACs (6 on non-zero inputs); ReLU([2, 0, 0.6]) -> fc2: 2 x 3 = 6 MACs (2 non-zero x 2 = 4)
+    assert (t["macs"], t["zero_skip_macs"], t["sops"], t["compares"], t["updates"]) == (18, 10, 0, 3, 0)
+    assert t["weight_bytes"] == 48 + 24 and t["act_bytes"] == (16 + 12) + (12 + 8)
+    assert t["compute_pj"] == pytest.approx(4.6 * 18 + 0.9 * 3)
+    assert price(c, CostModel(zero_skip=True))["totals"]["compute_pj"] == pytest.approx(4.6 * 10 + 0.9 * 3)
+
+
+def test_conv_fan_out_with_padding_by_value():
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, 0, 0] = x[0, 0, 1, 1] = 1.0  # a corner spike reaches 4 outputs, the centre one all 9
+    with OpCounter(conv) as ops:
+        conv(x)
+    r = ops.layers[""]
+    assert r.sops == 13 and r.dense_macs == 81 and r.fr_in == 2 / 9
+
+
+def test_neuron_costs_and_histograms_by_value():
+    assert neuron_cost(neurons.create("lif")) == (1, 0, 1, "LIF")
+    assert neuron_cost(neurons.create("if")) == (0, 1, 1, "IF")
+    assert neuron_cost(neurons.create("alif")) == (3, 0, 2, "AdaptiveLIF")
+    assert neuron_cost(neurons.create("izhikevich")) == (5, 2, 2, "Izhikevich")
     model = TwoLayer()
-    x = torch.tensor([[[2.0, 0.0, 0.6, 0.0]]]).expand(2, 1, 4)  # T = 2, B = 1
-    with OpCounter(model) as ops:
-        model(x)
-    l1, l2 = ops.layers["fc1"], ops.layers["fc2"]
-    # fc1: analogue input -> T * B * 3 outputs * 4 inputs MACs
-    assert not l1.input_spiking and l1.macs == 2 * 3 * 4 and l1.sops == 0
-    # IF: neuron 0 gets 2.0 each step -> spikes twice; neuron 2 gets 0.6 -> 0.6, 1.2 -> spikes once at t = 1
-    # fc2: 3 input spikes x fan-out 2 = 6 accumulates; fr_in = 3 spikes / (2 steps x 3 neurons)
-    assert l2.input_spiking and l2.sops == 6 and l2.macs == 0 and l2.fr_in == pytest.approx(0.5)
-    e_mac, e_ac = ENERGY_TABLE["fp32"]
-    assert layer_energy(l1, e_mac, e_ac) + layer_energy(l2, e_mac, e_ac) == pytest.approx(4.6 * 24 + 0.9 * 6)
+    with SpikeMonitor(model) as mon:
+        model(X.expand(2, 1, 4))
+    h = mon.histograms(bins=2)["sn"]
+    # neuron rates 1.0, 0.0, 0.5 over [0, 0.5) and [0.5, 1]; one sample with 3 spikes: one unit from 3
+    assert h["rate"] == {"edges": [0.0, 0.5, 1.0], "counts": [1, 2]}
+    assert h["count"] == {"edges": [3.0, 3.5, 4.0], "counts": [1, 0]}
+    with pytest.raises(ValueError, match="bins"):
+        mon.histograms(bins=0)
+
+
+def test_cost_model_arguments_are_checked():
+    c = CostModel(precision="fp16")
+    assert (c.e_mac, c.e_ac, c.e_cmp, c.weight_bits, c.e_byte) == (1.5, 0.4, 0.4, 16, 1.25)
+    for kwargs, name in (({"precision": "fp8"}, "precision"), ({"e_mac": -1.0}, "e_mac"),
+                         ({"memory": "l3"}, "memory"), ({"state_bits": 0}, "state_bits"),
+                         ({"e_byte": float("nan")}, "e_byte")):  # fmt: skip
+        with pytest.raises(ValueError, match=name):
+            CostModel(**kwargs)
+    with pytest.raises(ValueError, match="e_synop"):
+        NeuromorphicProfile(e_synop=-2)
 
 
 TINY = dict(num_classes=4, widths=(4, 8), blocks=(1, 1), stem="small", T=2, audio_channels=1, visual_channels=3)
 
 
-def test_report_totals_and_ann_ratio():
+def test_report_on_an_avnet_and_its_untrained_twin():
     model = build(**TINY)
     a, f = torch.randn(3, 1, 8, 8), torch.randn(3, 2, 3, 8, 8)
-    rep = energy_report(model, a, f, precision="fp16")
-    assert rep.e_mac == 1.5 and rep.e_ac == 0.4
-    t = rep.totals
-    assert t["snn_pj"] == pytest.approx(sum(r["energy_pj"] for r in rep.layers))
-    assert t["ann_pj"] == pytest.approx(1.5 * t["ann_macs"])
-    # every conv after the stem is fed spikes; the ANN does the dense work once (T = 1)
-    assert all(r["input_spiking"] for r in rep.layers if "layers." in r["name"])
-    dense_snn = sum(r["dense_macs"] for r in rep.layers)
-    assert t["ann_macs"] == pytest.approx(dense_snn / TINY["T"], rel=1e-6)
-    assert 0 < rep.totals["mean_firing_rate"] < 1 and "E_MAC=1.5" in rep.table()
-    with pytest.raises(ValueError, match="precision"):
-        energy_report(model, a, f, precision="fp8")
+    rep = energy_report(model, a, f, CostModel(precision="fp16"))
+    s, t = rep.snn["totals"], rep.ann["totals"]
+    assert s["compute_pj"] == pytest.approx(sum(r["compute_pj"] for r in rep.snn["layers"] + rep.snn["neurons"]))
+    assert t["macs"] == pytest.approx(sum(r["dense_macs"] for r in rep.snn["layers"]) / TINY["T"])  # one ANN step
+    assert all(r["input"] == "spikes" for r in rep.snn["layers"] if "layers." in r["name"])
+    assert not rep.ann_trained and "UNTRAINED" in rep.table() and "E_MAC=1.5" in rep.table()
 
 
 def test_sop_count_agrees_with_spikingjelly_counter():
     sj = pytest.importorskip("spikingjelly.activation_based.op_counter", reason="SpikingJelly not installed")
     model = build(**TINY).eval()
     a, f = torch.randn(3, 1, 8, 8), torch.randn(3, 2, 3, 8, 8)
-    with torch.no_grad(), OpCounter(model) as ops:
+    with torch.no_grad(), OpCounter(model, T=2) as ops:
         model(a, f)
     counter = sj.SynOpCounter()
     with torch.no_grad(), sj.DispatchCounterMode([counter]):
@@ -74,17 +173,27 @@ def test_sop_count_agrees_with_spikingjelly_counter():
     assert ours > 0 and ours == counter.get_total()
 
 
-def test_energy_command_on_a_trained_checkpoint(tmp_path, capsys):
+def test_energy_command_with_a_trained_twin(tmp_path, capsys):
     from snn_msi.training import Trainer, demo_config
 
     cfg = demo_config(epochs=1, out=str(tmp_path / "run"), data={"dataset": "digits-av", "limit": 32},
                       model={**demo_config().model.to_dict(), "widths": [4], "blocks": [1], "T": 2})  # fmt: skip
     Trainer(cfg, progress=False).fit()
-    assert cli(["energy", str(tmp_path / "run" / "best.pt"), "--samples", "8", "--out", str(tmp_path / "e")]) == 0
+    ckpt = str(tmp_path / "run" / "best.pt")
+    assert cli(["energy", ckpt, "--train-twin", "--samples", "8", "--bins", "5", "--out", str(tmp_path / "e")]) == 0
     printed = capsys.readouterr().out
-    assert "compute energy SNN / ANN" in printed and "assumptions" in printed
+    assert (tmp_path / "run_relu" / "best.pt").is_file() and "UNTRAINED" not in printed
+    for text in ("SNN            test accuracy", "ReLU twin      test accuracy", "synaptic accumulates (SOPs)",
+                 "neuron leak multiply-adds", "threshold compares", "membrane state", "Loihi: total", "E_MAC=4.6",
+                 "Davies et al.", "per time step"):  # fmt: skip
+        assert text in printed, text
     data = json.loads((tmp_path / "e" / "energy.json").read_text())
-    assert data["samples"] == 8 and data["layers"]
-    for png in ("firing_rates.png", "energy.png", "raster.png"):
+    assert data["samples"] == 8 and data["ann_trained"] and 0 <= data["accuracy"]["ann"] <= 1
+    with (tmp_path / "e" / "histograms.csv").open() as fh:
+        hist = list(csv.DictReader(fh))
+    assert {r["layer"] for r in hist} == set(data["histograms"]) and len(hist) == 2 * 5 * len(data["histograms"])
+    for png in ("firing_rates.png", "energy.png", "energy_breakdown.png", "spike_histograms.png", "raster.png"):
         assert (tmp_path / "e" / png).stat().st_size > 1000
+    assert cli(["energy", ckpt, "--twin", ckpt]) == 2  # an SNN is no ReLU twin
+    assert "not a ReLU twin" in capsys.readouterr().err
     assert cli(["energy", str(tmp_path / "missing.pt")]) == 2

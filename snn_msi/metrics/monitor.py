@@ -14,28 +14,30 @@ import neurons
 class SpikeMonitor:
     """Record the output of every spiking neuron module of ``model`` (or those whose names are in ``layers``).
 
-    For each layer it keeps, per forward call, the spike count per sample ``[B]``, the number of neurons per
-    sample, and the count per time step ``[T]`` (multi-step layers).
+    For each layer it keeps, per forward call, the spike count of each sample ``[B]``, the number of neurons per
+    sample, the count per time step ``[T]`` and the count of each neuron ``[N]`` (summed over steps and samples).
+    A multi-step layer sees ``[T, B, ...]``, a single-step one ``[B, ...]`` (T = 1 per call).
     """
 
     def __init__(self, model: nn.Module, layers: list[str] | None = None) -> None:
         self.records: dict[str, list[dict[str, torch.Tensor]]] = {}
+        self.modules: dict[str, nn.Module] = {}
         self._handles = []
         for name, module in model.named_modules():
             if neurons.is_spiking(module) and (layers is None or name in layers):
                 self.records[name] = []
+                self.modules[name] = module
                 self._handles.append(module.register_forward_hook(self._hook(name, module)))
 
     def _hook(self, name: str, module: nn.Module):
         def hook(_mod, _inp, out):
             s = out.detach()
-            if module.step_mode == "m":  # [T, B, ...]
-                per_step = s.flatten(2).sum(2)  # [T, B]
-                rec = {"count": per_step.sum(0), "per_step": per_step.sum(1), "T": s.shape[0]}
-                rec["neurons"] = s[0, 0].numel()
-            else:
-                rec = {"count": s.flatten(1).sum(1), "per_step": s.sum().view(1), "T": 1, "neurons": s[0].numel()}
-            self.records[name].append(rec)
+            if module.step_mode != "m":  # [B, ...] -> one step
+                s = s.unsqueeze(0)
+            flat = s.flatten(2)  # [T, B, N]
+            per_step = flat.sum(2)  # [T, B]
+            self.records[name].append({"count": per_step.sum(0), "per_step": per_step.sum(1), "T": s.shape[0],
+                                       "neurons": flat.shape[2], "per_neuron": flat.sum((0, 1))})  # fmt: skip
 
         return hook
 
@@ -64,9 +66,12 @@ class SpikeMonitor:
         for k, v in self.records.items():
             if v:
                 spikes = sum(float(r["count"].sum()) for r in v)
-                denom = sum(r["neurons"] * r["T"] * r["count"].numel() for r in v)
-                rates[k] = spikes / denom
+                rates[k] = spikes / self.neuron_steps(k)
         return rates
+
+    def neuron_steps(self, layer: str) -> int:
+        """Neuron updates recorded in ``layer``: neurons x time steps x samples, summed over its calls."""
+        return sum(r["neurons"] * r["T"] * r["count"].numel() for r in self.records[layer])
 
     def firing_rates_per_step(self) -> dict[str, torch.Tensor]:
         """``{layer: [T]}`` firing rate at each time step."""
@@ -77,3 +82,34 @@ class SpikeMonitor:
                 n = sum(r["neurons"] * r["count"].numel() for r in v) / len(v)
                 out[k] = per / (n * len(v))
         return out
+
+    def neuron_rates(self) -> dict[str, torch.Tensor]:
+        """``{layer: [N]}`` firing rate of each neuron (spikes / (T x samples), over the layer's calls)."""
+        out = {}
+        for k, v in self.records.items():
+            if v:
+                counts = torch.stack([r["per_neuron"] for r in v]).sum(0)
+                out[k] = counts / sum(r["T"] * r["count"].numel() for r in v)
+        return out
+
+    def histograms(self, bins: int = 20) -> dict[str, dict[str, list[float]]]:
+        """Per layer, two histograms: of the neurons' firing rates (``bins`` equal bins over [0, 1]) and of the
+        spike counts per sample (``bins`` equal bins from the smallest to the largest count; one unit wide when
+        they are equal). Each is ``{"edges": [bins + 1], "counts": [bins]}``."""
+        if not isinstance(bins, int) or isinstance(bins, bool) or bins < 1:
+            raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
+        rates, counts = self.neuron_rates(), self.counts_per_sample()
+        out = {}
+        for k in rates:
+            c = counts[k].double()
+            low, high = float(c.min()), float(c.max())
+            out[k] = {"rate": _histogram(rates[k].double(), bins, 0.0, 1.0),
+                      "count": _histogram(c, bins, low, high if high > low else low + 1.0)}  # fmt: skip
+        return out
+
+
+def _histogram(x: torch.Tensor, bins: int, low: float, high: float) -> dict[str, list[float]]:
+    """Counts of ``x`` (all within ``[low, high]``) in ``bins`` equal bins, the last one closed, with the edges."""
+    edges = torch.linspace(low, high, bins + 1, dtype=torch.float64)
+    idx = torch.bucketize(x, edges[1:-1], right=True)  # values equal to an inner edge go to the upper bin
+    return {"edges": edges.tolist(), "counts": torch.bincount(idx, minlength=bins).tolist()}
