@@ -36,11 +36,11 @@ our `Synaptic` and snnTorch's. A tool that integrates exactly instead of by Eule
 `tau_n = -dt / ln(1 - 1/tau)`.
 
 **What NIR cannot express raises** `ValueError` naming the module: a soft reset (NIR's neurons reset to
-`v_reset`), adaptive or Izhikevich neurons, the ReLU control, the peers' neuron wrappers, max pooling, the `film`
-and `gated` fusions and a trained `msi` interaction (products of two signals), an `IF` with `reset="none"` and
-`v_reset != 0` (`I` has no resting value). On import, a node our modules cannot run exactly raises the same way
-(recurrent cycles, nested graphs, `Delay`, a `LIF` whose input gain is neither 1 nor `1/tau`, per-neuron
-parameters that differ: our neurons take one value per layer).
+`v_reset`), adaptive or Izhikevich neurons, the ReLU control, the peers' neuron wrappers, max pooling, the `film`,
+`gated` and `msi` fusions (products of two signals, divisive normalisation), `bn_product` with a non-zero product
+term, an `IF` with `reset="none"` and `v_reset != 0` (`I` has no resting value). On import, a node our modules
+cannot run exactly raises the same way (recurrent cycles, nested graphs, `Delay`, a `LIF` whose input gain is
+neither 1 nor `1/tau`, per-neuron parameters that differ: our neurons take one value per layer).
 
 **Known differences, by design.** Our neurons fire when `v >= v_threshold`, NIR's text says `v > v_threshold`
 (they differ only when a membrane lands exactly on the threshold). The outputs are the logits of every step (the
@@ -69,7 +69,7 @@ from neurons.models.lif import IFFamily
 from neurons.peers import PeerNeuron
 
 from .models.avnet import AVNet
-from .models.fusion import ConcatFusion, SpikingIntegration, SumFusion
+from .models.fusion import BNProductFusion, ConcatFusion, SpikingIntegration, SumFusion
 from .models.resnet import SeqConv, SpikingBasicBlock, SpikingResNet
 
 __all__ = ["DEFAULT_DT", "export", "export_checkpoint", "neuron_to_nir", "NIRNetwork", "load"]
@@ -317,19 +317,23 @@ class _Builder:
             out_a, _ = self.linear(f.head_a, None, "fusion.head_a", a, (dim,))
             out_v, _ = self.linear(f.head, None, "fusion.head", v, (dim,))
             return out_a + out_v
-        if isinstance(f, SpikingIntegration):
+        if isinstance(f, BNProductFusion):
             g = f.interaction.detach()
             if bool((g != 0).any()):
-                raise ValueError(f"fusion (SpikingIntegration): its multiplicative interaction g * I_a * I_v (max |g| "
-                                 f"= {g.abs().max().item():.3g}) has no NIR node (NIR sums inputs, never multiplies "
-                                 "them)")  # fmt: skip
+                raise ValueError(f"fusion ({type(f).__name__}): its product term g * I_a * I_v (max |g| = "
+                                 f"{g.abs().max().item():.3g}) has no NIR node (NIR sums inputs, never multiplies "
+                                 "them); it is expressible only while g = 0")  # fmt: skip
             ia, _ = self.linear(f.w_a, f.bn_a, "fusion.w_a", a, (dim,))
             iv, hidden = self.linear(f.w_v, f.bn_v, "fusion.w_v", v, (dim,))
             s, hidden = self.neuron(f.neurons, "fusion.neurons", ia + iv, hidden)
             out, _ = self.linear(f.head, None, "fusion.head", s, hidden)
             return out
+        if isinstance(f, SpikingIntegration):
+            raise ValueError(f"fusion ({type(f).__name__}): its power law and divisive normalisation over the "
+                             "population (E^n / (sigma^n + mean E^n)) have no NIR node")  # fmt: skip
         raise ValueError(f"fusion ({type(f).__name__}): its product of two signals (FiLM / gate) has no NIR node; "
-                         "NIR can express the 'concat', 'sum' and an untrained 'msi' fusion")  # fmt: skip
+                         "NIR can express the 'concat' and 'sum' fusions and 'bn_product' with its product term at "
+                         "0")  # fmt: skip
 
 
 def _pair(v) -> tuple[int, int]:
@@ -337,8 +341,10 @@ def _pair(v) -> tuple[int, int]:
 
 
 def _out_shape(m: nn.Module, shape) -> tuple[int, ...]:
+    p = next(m.parameters(), None)
+    x = torch.zeros(1, *shape, dtype=torch.float32 if p is None else p.dtype, device=None if p is None else p.device)
     with torch.no_grad():
-        return tuple(m(torch.zeros(1, *shape)).shape[1:])
+        return tuple(m(x).shape[1:])
 
 
 def export(model: nn.Module, input_shape: Sequence[int] | Mapping[str, Sequence[int]], dt: float = DEFAULT_DT,
@@ -617,7 +623,7 @@ class NIRNetwork(nn.Module):
     Args:
         graph: a `nir.NIRGraph` (`nir.read(path)`) or the path of a `.nir` file.
         dt: the step in seconds the graph's time constants are read at; default: the graph's `dt` metadata
-            (graphs written by :func:`export` carry it; pass it for others: snnTorch exports at 1e-4 s).
+            (graphs written by `export` carry it; pass it for others: snnTorch exports at 1e-4 s).
         dtype: parameter dtype (`torch.float64` reproduces a float64 run of the exported model exactly).
         backend: the IF-family neurons' backend (`"auto"`, `"torch"`, `"cpu"`, `"triton"`).
 
