@@ -1,15 +1,11 @@
 """The cost model by value: every count, byte and picojoule of a hand-built network is written out by hand here
 (the arithmetic in the comments), never computed by the code under test."""
 
-import csv
-import json
-
 import pytest
 import torch
 from torch import nn
 
 import neurons
-from snn_msi.cli import main as cli
 from snn_msi.metrics import SpikeMonitor
 from snn_msi.metrics.energy import (
     CostModel,
@@ -171,29 +167,3 @@ def test_sop_count_agrees_with_spikingjelly_counter():
         model(a, f)
     ours = sum(r.sops for r in ops.layers.values())
     assert ours > 0 and ours == counter.get_total()
-
-
-def test_energy_command_with_a_trained_twin(tmp_path, capsys):
-    from snn_msi.training import Trainer, demo_config
-
-    cfg = demo_config(epochs=1, out=str(tmp_path / "run"), data={"dataset": "digits-av", "limit": 32},
-                      model={**demo_config().model.to_dict(), "widths": [4], "blocks": [1], "T": 2})  # fmt: skip
-    Trainer(cfg, progress=False).fit()
-    ckpt = str(tmp_path / "run" / "best.pt")
-    assert cli(["energy", ckpt, "--train-twin", "--samples", "8", "--bins", "5", "--out", str(tmp_path / "e")]) == 0
-    printed = capsys.readouterr().out
-    assert (tmp_path / "run_relu" / "best.pt").is_file() and "UNTRAINED" not in printed
-    for text in ("SNN            test accuracy", "ReLU twin      test accuracy", "synaptic accumulates (SOPs)",
-                 "neuron leak multiply-adds", "threshold compares", "membrane state", "Loihi: total", "E_MAC=4.6",
-                 "Davies et al.", "per time step"):  # fmt: skip
-        assert text in printed, text
-    data = json.loads((tmp_path / "e" / "energy.json").read_text())
-    assert data["samples"] == 8 and data["ann_trained"] and 0 <= data["accuracy"]["ann"] <= 1
-    with (tmp_path / "e" / "histograms.csv").open() as fh:
-        hist = list(csv.DictReader(fh))
-    assert {r["layer"] for r in hist} == set(data["histograms"]) and len(hist) == 2 * 5 * len(data["histograms"])
-    for png in ("firing_rates.png", "energy.png", "energy_breakdown.png", "spike_histograms.png", "raster.png"):
-        assert (tmp_path / "e" / png).stat().st_size > 1000
-    assert cli(["energy", ckpt, "--twin", ckpt]) == 2  # an SNN is no ReLU twin
-    assert "not a ReLU twin" in capsys.readouterr().err
-    assert cli(["energy", str(tmp_path / "missing.pt")]) == 2
