@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -131,3 +133,119 @@ def test_bad_inputs_are_named():
         build(**TINY, neurons="lif")
     with pytest.raises(ValueError, match="neuron 'if' does not take argument.*tau"):
         build(**TINY, neuron="if", neuron_args={"tau": 2.0})
+
+
+# -- the msi layer: a population of multisensory spiking neurons (normalisation model + threshold) ----------------
+def _hand_set_msi(neuron="lif", gain=1.2, sigma=1.0, T=32):
+    """One neuron, audio on input 0 and visual on input 1 (cross weights ~0), constant drive over T steps."""
+    layer = FUSIONS.create("msi", dim=2, num_classes=2, hidden=1, sigma=sigma, neuron=neuron,
+                           neuron_args={"v_threshold": 0.5})  # fmt: skip
+    with torch.no_grad():
+        layer.w_a.weight = torch.tensor([[1.0, 1e-6]])  # through the parametrisation (softplus^-1)
+        layer.w_v.weight = torch.tensor([[1e-6, 1.0]])
+        layer.gain_raw.fill_(gain + math.log(-math.expm1(-gain)))
+
+    def drive(x):
+        return torch.tensor([x, 0.0]).expand(T, 1, 2), torch.tensor([0.0, x]).expand(T, 1, 2)
+
+    return layer, drive
+
+
+def _lif_rate(current: float, T: int) -> float:
+    """Reference LIF (tau 2, decay_input, threshold 0.5, hard reset to 0) on a constant current."""
+    v, spikes = 0.0, 0
+    for _ in range(T):
+        h = v + (current - v) / 2
+        s = h >= 0.5
+        spikes += s
+        v = 0.0 if s else h
+    return spikes / T
+
+
+@pytest.mark.parametrize("x", [0.2, 0.5, 0.85, 1.5, 3.0])
+def test_msi_by_value_normalisation_then_lif(x):
+    layer, drive = _hand_set_msi()
+    s_cm, s_a, s_v = (s.mean(0).item() for s in layer.responses(*drive(x)))
+    r_alone, r_both = x**2 / (1 + x**2), (2 * x) ** 2 / (1 + (2 * x) ** 2)  # E^2 / (sigma^2 + mean E^2), H = 1
+    assert s_a == pytest.approx(_lif_rate(1.2 * r_alone, 32)) and s_v == pytest.approx(s_a, abs=1e-6)
+    assert s_cm == pytest.approx(_lif_rate(1.2 * r_both, 32))
+
+
+def test_msi_inverse_effectiveness_from_normalisation_alone():
+    """Analogue neurons (ReLU): CM / A = 4 (sigma^2 + x^2) / (sigma^2 + 4 x^2), from 4 (weak) down to 1 (strong)."""
+    layer, drive = _hand_set_msi(neuron="relu", gain=1.0)
+    xs = [0.05, 0.2, 0.5, 1.0, 3.0, 10.0]
+    me, ai = [], []
+    for x in xs:
+        cm, a, v = (s.mean().item() for s in layer.responses(*drive(x)))
+        assert cm / a == pytest.approx(4 * (1 + x**2) / (1 + 4 * x**2), rel=1e-4)
+        me.append((cm - max(a, v)) / max(a, v))
+        ai.append(cm / (a + v))
+    assert all(m1 > m2 for m1, m2 in zip(me, me[1:], strict=False)) and me[0] > 2.9 and me[-1] < 0.05
+    assert ai[0] > 1.9 and ai[-1] < 0.55  # super-additive when weak, sub-additive when strong
+
+
+def test_msi_threshold_super_additive_when_weak_sub_additive_when_strong():
+    layer, drive = _hand_set_msi()
+    rates = {x: [s.mean().item() for s in layer.responses(*drive(x))] for x in (0.5, 0.85, 3.0)}
+    cm, a, v = rates[0.5]
+    assert a == v == 0.0 and cm > 0.3  # two sub-threshold inputs sum above threshold
+    cm, a, v = rates[0.85]
+    assert cm == 2 * (a + v) > 0 and (cm - a) / a == 3.0  # weak but effective: AI 2, ME 300 %
+    cm, a, v = rates[3.0]
+    assert cm == a == v == 1.0  # saturated: CM = max(A, V) < A + V
+
+
+def test_msi_synapses_stay_excitatory_and_alone_means_absent():
+    torch.manual_seed(0)
+    layer = FUSIONS.create("msi", dim=6, num_classes=3, neuron="lif", neuron_args={"v_threshold": 0.5})
+    opt = torch.optim.SGD(layer.parameters(), lr=5.0)
+    a, v = torch.rand(4, 8, 6), torch.rand(4, 8, 6)
+    for _ in range(3):  # large steps that push weights down
+        opt.zero_grad()
+        layer(a, v)[0].sum().backward()
+        opt.step()
+    assert bool((layer.w_a.weight >= 0).all()) and bool((layer.w_v.weight >= 0).all())
+    fused, out_a, out_v = layer(a, v)
+    torch.testing.assert_close(out_a, layer(a, torch.zeros_like(v))[0])  # audio alone = visual stream silent
+    torch.testing.assert_close(out_v, layer(torch.zeros_like(a), v)[0])
+    s, _, _ = layer.responses(torch.zeros_like(a), torch.zeros_like(v))
+    assert s.sum() == 0  # no input, no drive, no spikes
+
+
+def test_msi_monitors_and_counters_see_the_inference_pass_only():
+    from snn_msi.metrics.energy import OpCounter
+
+    layer = FUSIONS.create("msi", dim=6, num_classes=3, neuron="lif")
+    with SpikeMonitor(layer) as mon, OpCounter(layer) as ops:
+        layer(torch.rand(4, 5, 6), torch.rand(4, 5, 6))
+        assert len(mon.records["neurons"]) == 1
+        assert ops.layers["head"].calls == ops.layers["w_a"].calls == 1
+
+
+@pytest.mark.parametrize("neuron", list(neurons.available()))
+def test_msi_runs_and_passes_gradients_with_every_neuron(neuron):
+    from snn_msi.models import PAPER_NEURON_ARGS
+
+    torch.manual_seed(0)
+    layer = FUSIONS.create("msi", dim=6, num_classes=3, neuron=neuron, neuron_args=dict(PAPER_NEURON_ARGS))
+    outs = layer(torch.rand(4, 5, 6), torch.rand(4, 5, 6))
+    assert all(o.shape == (4, 5, 3) and bool(torch.isfinite(o).all()) for o in outs)
+    sum(o.sum() for o in outs).backward()
+    assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in layer.head.parameters())
+
+
+def test_bn_product_absent_stream_leaves_running_statistics_alone():
+    torch.manual_seed(0)
+    layer = FUSIONS.create("bn_product", dim=6, num_classes=3, neuron="lif")
+    twin = FUSIONS.create("bn_product", dim=6, num_classes=3, neuron="lif")
+    twin.load_state_dict(layer.state_dict())
+    a, v = torch.rand(4, 5, 6), torch.rand(4, 5, 6)
+    layer(a, v)
+    twin._bn(twin.bn_v, twin.w_v(v))  # the one real update of the visual BN
+    torch.testing.assert_close(layer.bn_v.running_mean, twin.bn_v.running_mean)
+    layer.eval()
+    _, dv = layer.drives(a, v)
+    bn = layer.bn_a
+    bn0 = (0 - bn.running_mean) / (bn.running_var + bn.eps).sqrt() * bn.weight + bn.bias
+    torch.testing.assert_close(layer.current(None, dv), bn0 + dv)  # batch norm turns "absent" into BN(0), not 0

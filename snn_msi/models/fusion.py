@@ -96,30 +96,32 @@ class GatedFusion(nn.Module):
 
 
 class _Excitatory(nn.Module):
-    """Weight parametrisation ``w = softplus(theta) * scale >= 0``: excitatory synapses (Dale's principle)."""
+    """Weight parametrisation ``w = softplus(beta * theta) / beta >= 0``: excitatory synapses (Dale's principle).
 
-    def __init__(self, scale: float) -> None:
+    ``beta`` = fan-in: the weights are ~1/fan-in (the inputs are non-negative rates, so they add up coherently),
+    while ``dw/dtheta = sigmoid(beta * theta)`` stays of order 1, so plain SGD moves them as it moves an
+    unconstrained linear layer (a ``softplus(theta) / fan-in`` form would learn fan-in^2 times slower)."""
+
+    def __init__(self, beta: float) -> None:
         super().__init__()
-        self.scale = float(scale)
+        self.beta = float(beta)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        return F.softplus(theta) * self.scale
+        return F.softplus(theta, beta=self.beta)
 
     def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
         if bool((w <= 0).any()):
             raise ValueError("excitatory weights must be > 0")
-        y = w / self.scale
-        return y + torch.log(-torch.expm1(-y))  # softplus^-1
+        return w + torch.log(-torch.expm1(-self.beta * w)) / self.beta  # softplus_beta^-1
 
 
 def _excitatory_linear(dim: int, hidden: int, low: float, high: float) -> nn.Linear:
-    """``nn.Linear(dim, hidden)`` without bias whose weight is ``softplus(theta) / dim``, ``theta ~ U(low, high)``.
-
-    It stays an ``nn.Linear`` (the operation counters see it); the ``1/dim`` is a fixed fan-in scale."""
-    lin, excitatory = nn.Linear(dim, hidden, bias=False), _Excitatory(1.0 / dim)
+    """``nn.Linear(dim, hidden)`` without bias whose weights are excitatory, initialised to
+    ``softplus(U(low, high)) / dim`` (it stays an ``nn.Linear``, so the operation counters see it)."""
+    lin, excitatory = nn.Linear(dim, hidden, bias=False), _Excitatory(dim)
     with torch.no_grad():
-        lin.weight.copy_(excitatory(torch.empty_like(lin.weight).uniform_(low, high)))
-    parametrize.register_parametrization(lin, "weight", excitatory)  # original = right_inverse(weight) = theta
+        lin.weight.copy_(F.softplus(torch.empty_like(lin.weight).uniform_(low, high)) / dim)
+    parametrize.register_parametrization(lin, "weight", excitatory)  # original = right_inverse(weight)
     return lin
 
 
@@ -170,7 +172,7 @@ class SpikingIntegration(_Population):
 
     Per time step t, sample and neuron j of the population (H neurons)::
 
-        E_t,j = sum_d W_a[j, d] a_t,d + sum_d W_v[j, d] v_t,d     W = softplus(theta) / D >= 0, no bias
+        E_t,j = sum_d W_a[j, d] a_t,d + sum_d W_v[j, d] v_t,d     W = softplus(D theta) / D >= 0, no bias
         R_t,j = E_t,j^n / (sigma^n + mean_k E_t,k^n)                divisive normalisation over the population
         s_t   = neuron(g * R_t)                                     g = softplus(gamma) >= 0, per neuron
         fused_t = head(s_t)
