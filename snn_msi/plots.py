@@ -206,38 +206,41 @@ def spike_histograms(histograms: dict[str, dict], path: str | Path) -> Path:
 
 
 def pareto_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Test accuracy against energy per inference, one panel per energy column. Each row is a point
-    ``{"label", "model", "energy": {column: (mean, std)}, "acc": (mean, std)}``; the Pareto front (the
-    points no other point beats in both) is drawn as a step line."""
+    """Test accuracy against energy per inference (log scale), one panel per energy column. Each row is a point
+    ``{"label", "model", "energy": {column: (mean, std)}, "acc": (mean, std), "front": {column: bool}}``; the
+    points flagged on a column's Pareto front are joined by a step line (the best accuracy reachable at each
+    energy). A point keeps its colour and marker in every panel."""
+    from matplotlib.ticker import ScalarFormatter
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(c for r in rows for c in r["energy"]))
-    fig, axes = plt.subplots(1, len(columns), figsize=(5.2 * len(columns), 4), squeeze=False)
-    markers = {"SNN": "o", "ReLU twin": "s"}
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.6 * len(columns), 4.4), squeeze=False)
+    markers = {"SNN": "o", "ReLU twin": "s", "ReLU twin, zero-skipping": "D", "SNN on Loihi": "^"}
+    colors = {r["label"]: plt.cm.tab10(i % 10) for i, r in enumerate(rows)}
+    handles = {}
     for ax, col in zip(axes[0], columns, strict=True):
         pts = [r for r in rows if col in r["energy"]]
         for r in pts:
             (e, es), (a, s) = r["energy"][col], r["acc"]
-            ax.errorbar(e / 1e6, 100 * a, 100 * s, es / 1e6, marker=markers.get(r["model"], "^"), capsize=2,
-                        label=r["label"], linestyle="none")  # fmt: skip
-        front = sorted((r["energy"][col][0], r["acc"][0]) for r in pts)
-        best, line = -1.0, []
-        for e, a in front:
-            if a > best:
-                line.append((e, a))
-                best = a
-        if line:
-            xs, ys = zip(*line, strict=True)
-            ax.step([x / 1e6 for x in xs], [100 * y for y in ys], where="post", color="k", lw=0.8, alpha=0.6,
-                    label="Pareto front")  # fmt: skip
+            handles[r["label"]] = ax.errorbar(e / 1e6, 100 * a, 100 * s, es / 1e6, marker=markers.get(r["model"], "v"),
+                                              color=colors[r["label"]], capsize=2, linestyle="none")  # fmt: skip
+        front = sorted((r["energy"][col][0] / 1e6, 100 * r["acc"][0]) for r in pts if r["front"].get(col))
+        if front:
+            xs, ys = zip(*front, strict=True)
+            handles["Pareto front"] = ax.step(xs, ys, where="post", color="k", lw=0.8, alpha=0.6)[0]
         ax.set_xscale("log")
-        ax.set_xlabel(f"energy per inference (µJ): {col}")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ScalarFormatter())
+        ax.tick_params(axis="x", which="both", labelsize=7)
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel("energy per inference (µJ)")
         ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3, which="both")
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(4, len(handles)), fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(handles) - 1) // 4), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

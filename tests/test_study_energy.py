@@ -62,7 +62,7 @@ def test_rate_penalty_sides_and_per_layer_targets(options, expected):
     policy = RateReg(RateRegConfig(strength=1.0, **options))  # the neuron is layer "1" of the Sequential
     policy.setup(net)
     net(X)
-    assert float(policy.loss(None)) == pytest.approx(expected)
+    assert float(policy.loss(None).detach()) == pytest.approx(expected)
 
 
 def test_rate_reg_records_nothing_without_gradients_and_checks_its_options():

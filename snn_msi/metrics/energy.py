@@ -328,7 +328,7 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
             continue
         in_bytes = r.spike_in_elems * kb + r.analog_in_elems * ab
         row = {"name": r.name, "kind": r.kind, "params": r.params, "calls": r.calls,
-               "input": "spikes" if r.input_spiking else "analogue", "fr_in": r.fr_in,
+               "input": "spikes" if r.input_spiking else "analogue", "fr_in": r.fr_in if r.spike_in_elems else None,
                "dense_macs": r.dense_macs / b, "macs": r.macs / b, "zero_skip_macs": r.zero_skip_macs / b,
                "sops": r.sops / b, "weight_bytes": r.params * wb * T * r.calls,
                "act_bytes": (in_bytes + r.output_elems * ab) / b}  # fmt: skip

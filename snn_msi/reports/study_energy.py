@@ -27,7 +27,7 @@ from .energy import twin_config
 from .study import _write_csv, run_many, t_interval
 
 SNN, TWIN, TWIN_ZS, CHIP = "SNN", "ReLU twin", "ReLU twin, zero-skipping", "SNN on Loihi"
-COMPUTE, FULL = "45 nm compute", "45 nm compute + memory (Loihi: its per-event figures)"
+COMPUTE, FULL = "45 nm compute", "45 nm compute + memory traffic; Loihi: its per-event figures"
 
 
 @dataclass
@@ -116,7 +116,8 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
         rows.append(row)
         if model == TWIN:  # the same trained twin on sparse hardware: MACs on non-zero inputs only
             zs = t["compute_pj"] - scfg.cost.e_mac * (t["macs"] - t["zero_skip_macs"])
-            rows.append({**row, "model": TWIN_ZS, "compute_pj": zs, "total_pj": zs + t["memory_pj"]})
+            rows.append({**row, "model": TWIN_ZS, "macs": t["zero_skip_macs"], "compute_pj": zs,
+                         "total_pj": zs + t["memory_pj"]})  # fmt: skip
     _write_csv(out / "runs.csv", rows)
     summary = summarise(rows, scfg.strengths, seeds)
     _write_csv(out / "summary.csv", summary)
@@ -209,7 +210,8 @@ def markdown_table(summary: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in summary:
         d, lo, hi = (100 * r[k] for k in ("acc_diff", "acc_diff_low", "acc_diff_high"))
-        vs = "-" if r["model"] == SNN and r["strength"] == 0.0 else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        ci = f"[{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else "(one seed: no interval)"
+        vs = "-" if r["model"] == SNN and r["strength"] == 0.0 else f"{d:+.1f} {ci}"
         chip = "-" if r["model"] != SNN else f"{r['chip_pj_mean'] / 1e6:.2f}"
         front = ", ".join(n for n, k in (("compute", "front_compute_pj"), ("full", "front_total_pj"),
                                          ("Loihi", "front_chip_pj")) if r.get(k)) or "-"  # fmt: skip
