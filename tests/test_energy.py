@@ -16,6 +16,7 @@ from snn_msi.metrics.energy import (
     layer_energy,
     neuron_cost,
     price,
+    relu_twin,
 )
 from snn_msi.models import build
 
@@ -167,3 +168,11 @@ def test_sop_count_agrees_with_spikingjelly_counter():
         model(a, f)
     ours = sum(r.sops for r in ops.layers.values())
     assert ours > 0 and ours == counter.get_total()
+
+
+def test_relu_twin_keeps_the_architecture_and_drops_a_neurons_own_arguments():
+    snn = build(**TINY, neuron="lif", neuron_args={"tau": 4.0, "v_threshold": 0.5})
+    twin = relu_twin(snn.config, None)
+    assert twin.config.neuron == "relu" and twin.config.T == 1 and twin.config.neuron_args == {"v_threshold": 0.5}
+    assert twin.config.replace(neuron="lif", T=2, neuron_args=snn.config.neuron_args) == snn.config
+    assert twin.state_dict().keys() == snn.state_dict().keys()

@@ -390,13 +390,19 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
     return {"layers": layers, "neurons": neuron_rows, "activations": relu, "totals": t, "per_step": per_step}
 
 
+def relu_config(config):
+    """A model config's ReLU twin: ``neuron="relu"``, the shared neuron arguments kept (the ReLU ignores them),
+    a spiking neuron's own ones (``tau``, ...) dropped."""
+    args = {k: v for k, v in config.neuron_args.items() if k in neurons.SHARED_ARGS}
+    return config.replace(neuron="relu", neuron_args=args)
+
+
 def relu_twin(config, state_dict: dict | None = None) -> nn.Module:
     """The ANN twin of a model config: the same architecture with ReLU, one time step under direct coding (its
     T steps would repeat the same pass), with ``state_dict`` loaded when given (a trained twin)."""
     from ..models import build
 
-    T = 1 if config.coding == "direct" else config.T
-    twin = build(config.replace(neuron="relu", T=T))
+    twin = build(relu_config(config).replace(T=1 if config.coding == "direct" else config.T))
     if state_dict is not None:
         twin.load_state_dict(state_dict)
     return twin.eval()
@@ -570,5 +576,5 @@ def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, c
 
 
 __all__ = ["CostModel", "NeuromorphicProfile", "OpCounter", "LayerOps", "Counts", "count_ops", "price",
-           "layer_energy", "relu_twin", "EnergyReport", "energy_report", "neuron_cost", "NEURON_COSTS",
+           "layer_energy", "relu_config", "relu_twin", "EnergyReport", "energy_report", "neuron_cost", "NEURON_COSTS",
            "PRECISIONS", "ENERGY_TABLE", "MEMORY_LEVELS", "E_BYTE_SRAM", "HOROWITZ", "LOIHI"]  # fmt: skip

@@ -20,7 +20,15 @@ import torch
 
 import neurons
 
-from ..metrics.energy import MEMORY_LEVELS, PRECISIONS, CostModel, EnergyReport, NeuromorphicProfile, energy_report
+from ..metrics.energy import (
+    MEMORY_LEVELS,
+    PRECISIONS,
+    CostModel,
+    EnergyReport,
+    NeuromorphicProfile,
+    energy_report,
+    relu_config,
+)
 from ..training.rundir import config_diff
 from . import command
 
@@ -29,10 +37,8 @@ TWIN_KEYS = ("out", "device", "data.num_workers", "model.neuron", "model.neuron_
 
 
 def twin_config(cfg, out: str | Path):
-    """The ReLU twin's training config: ``cfg`` with ``neuron="relu"`` (the shared neuron arguments kept, a
-    model's own ones dropped) and its own ``out``."""
-    args = {k: v for k, v in cfg.model.neuron_args.items() if k in neurons.SHARED_ARGS}
-    return cfg.replace(model=cfg.model.replace(neuron="relu", neuron_args=args).to_dict(), out=str(out))
+    """The ReLU twin's training config: ``cfg`` with the model's :func:`relu_config` and its own ``out``."""
+    return cfg.replace(model=relu_config(cfg.model).to_dict(), out=str(out))
 
 
 def default_twin_folder(checkpoint: str | Path) -> Path:
