@@ -1,6 +1,8 @@
 """Every fused implementation against the PyTorch reference on fresh random inputs.
 
-Spikes must be exactly equal; gradients (input, initial state, ParametricLIF's k) to float32 tolerance.
+Spikes must be exactly equal; gradients (input, initial state, ParametricLIF's k) to float32 tolerance. Each
+implementation is checked through both entry points: the eager autograd Function and the custom operators
+(``torch.ops.snn_msi.if_family_fwd`` / ``_bwd``, what torch.compile traces).
 The Triton kernels run on the CPU here under TRITON_INTERPRET=1 (set in conftest.py).
 """
 
@@ -31,7 +33,10 @@ SHAPES = [(5, 3, 7), (3, 2, 4, 33), (7, 1100)]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-def _check(impl, shape, dtype, leak, reset, decay_input, sg_name, detach):
+def _check(impl, shape, dtype, leak, reset, decay_input, sg_name, detach, fresh=False, only_spikes=False):
+    """The reference against ``impl`` through both entry points: the eager autograd Function and the custom
+    operators (what torch.compile traces). ``fresh``: no initial state (v_reset); ``only_spikes``: no gradient
+    reaches the final state."""
     torch.manual_seed(hash((impl, shape, leak, reset, decay_input, sg_name, detach)) % 2**31)
     x = (torch.randn(shape) * 0.7 + 0.3).to(dtype).to(DEVICE)
     v0 = (torch.randn(shape[1:]) * 0.2).to(DEVICE)
@@ -40,36 +45,40 @@ def _check(impl, shape, dtype, leak, reset, decay_input, sg_name, detach):
     g = torch.randn(shape).to(dtype).to(DEVICE)
     gv = torch.randn(shape[1:]).to(DEVICE)
     results = []
-    for which in ("torch", impl):
+    for which, use_op in (("torch", False), (impl, False), (impl, True)):
         k = torch.tensor(0.37, device=DEVICE, requires_grad=True) if leak == "plif" else None
         xr = x.clone().requires_grad_(True)
-        vr = v0.clone().requires_grad_(True)
-        s, v = kernels.if_family_multi_step(which, xr, vr, spec, k)
-        grads = torch.autograd.grad((s * g).float().sum() + (v * gv).sum(), [xr, vr, *([k] if k is not None else [])])
+        vr = None if fresh else v0.clone().requires_grad_(True)
+        s, v = kernels.if_family_multi_step(which, xr, vr, spec, k, use_op=use_op)
+        loss = (s * g).float().sum() + (0 if only_spikes else (v * gv).sum())
+        grads = torch.autograd.grad(loss, [xr, *([] if fresh else [vr]), *([k] if k is not None else [])])
         results.append((s, v, grads))
-    (s_ref, v_ref, g_ref), (s_f, v_f, g_f) = results
-    assert s_f.dtype == dtype and s_f.shape == x.shape
-    assert torch.equal(s_ref, s_f), f"{impl}: spikes differ in {(s_ref != s_f).sum()} places"
+    s_ref, v_ref, g_ref = results[0]
     assert 0 < s_ref.float().mean() < 1
-    torch.testing.assert_close(v_f, v_ref, rtol=1e-6, atol=1e-6)
-    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
-    for a, b in zip(g_f, g_ref, strict=True):
-        torch.testing.assert_close(a.float(), b.float(), **tol)
+    for api, (s_f, v_f, g_f) in zip(("function", "op"), results[1:], strict=True):
+        assert s_f.dtype == dtype and s_f.shape == x.shape, api
+        assert torch.equal(s_ref, s_f), f"{impl} ({api}): spikes differ in {(s_ref != s_f).sum()} places"
+        torch.testing.assert_close(v_f, v_ref, rtol=1e-6, atol=1e-6)
+        tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-2, atol=1e-2)
+        for a, b in zip(g_f, g_ref, strict=True):
+            assert a.dtype == b.dtype, api
+            torch.testing.assert_close(a.float(), b.float(), **tol)
 
 
-# every surrogate x reset x dtype; the leak, decay_input, shape and detach_reset cycle through theirs
+# every surrogate x reset x dtype; the leak, decay_input, shape, detach_reset, a fresh state and a final state
+# without gradient cycle through theirs
 CASES = [
-    (list(LEAKS)[i % 3], reset, i % 5 != 2, sg, dtype, SHAPES[i % 3], i % 4 == 1)
+    (list(LEAKS)[i % 3], reset, i % 5 != 2, sg, dtype, SHAPES[i % 3], i % 4 == 1, i % 2 == 0, i % 7 == 3)
     for i, (sg, reset, dtype) in enumerate(itertools.product(KERNEL_SURROGATES, RESETS, DTYPES))
 ]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("leak, reset, decay, sg, dtype, shape, detach", CASES)
-def test_fused_matches_reference(impl, leak, reset, decay, sg, dtype, shape, detach):
+@pytest.mark.parametrize("leak, reset, decay, sg, dtype, shape, detach, fresh, only_spikes", CASES)
+def test_fused_matches_reference(impl, leak, reset, decay, sg, dtype, shape, detach, fresh, only_spikes):
     if impl == "cpu" and kernels.unavailable_reason("cpu", torch.zeros(1)):
         pytest.skip(kernels.unavailable_reason("cpu", torch.zeros(1)))
-    _check(impl, shape, dtype, leak, reset, decay, sg, detach)
+    _check(impl, shape, dtype, leak, reset, decay, sg, detach, fresh, only_spikes)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -107,3 +116,28 @@ def test_selection_explains_failure(monkeypatch):
     with pytest.raises(ValueError, match="triton.*cannot run here.*CUDA"):
         n(torch.rand(2, 3))
     assert kernels.select("auto", torch.zeros(1)) in ("cpu", "torch")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("use_op", [False, True], ids=["function", "op"])
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("bad, what", [(float("nan"), "NaN"), (float("inf"), "infinite"), (-float("inf"), "infinite")])
+def test_fused_paths_reject_nonfinite_input(impl, use_op, bad, what):
+    """check_finite runs inside the fused op (no separate pass on the CPU) and names the owner."""
+    spec = IFSpec("div", True, 2.0, 1.0, 0.0, "hard", "atan", 2.0, False)
+    x = torch.zeros(3, 2, 300, device=DEVICE)
+    x[2, 1, 257] = bad
+    with pytest.raises(neurons.NonFiniteInputError, match=f"MyLIF: input x contains {what}"):
+        kernels.if_family_multi_step(impl, x, None, spec, check_finite=True, owner="MyLIF", use_op=use_op)
+    s, _ = kernels.if_family_multi_step(impl, x, None, spec, check_finite=False, use_op=use_op)  # unchecked: runs
+    assert s.shape == x.shape
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_module_keeps_state_dtype_and_shape(impl):
+    """A fresh module state is created by the kernel (no init_state call): float32, the input's shape minus T."""
+    n = neurons.create("lif", step_mode="m", backend=impl).to(DEVICE)
+    s = n(torch.rand(4, 2, 3, 5, device=DEVICE, dtype=torch.bfloat16) * 2)
+    assert s.dtype == torch.bfloat16 and n.v.dtype == torch.float32 and n.v.shape == (2, 3, 5)
+    n(torch.rand(4, 7, device=DEVICE))  # a new shape starts from a fresh state
+    assert n.v.shape == (7,)

@@ -1,13 +1,18 @@
 """Fused IF-family multi-step kernels in Triton: one launch per direction for all T steps.
 
 Forward reads ``x [T, N]`` once and writes spikes (input dtype) and the charged membrane ``h`` (float32,
-the one tensor per step the backward needs). Backward walks T backwards, reading ``grad_s`` and ``h`` once and
-writing ``grad_x`` once. Arithmetic mirrors ``reference.py`` (true division for LIF), so spikes are exact.
+the one tensor per step the backward needs); a fresh state (``HAS_V0=False``) starts at ``v_reset`` without a
+state tensor, and ``CHECK`` writes one non-finite-input flag per program. Backward walks T backwards, reading
+``grad_s`` and ``h`` once and writing ``grad_x`` once (``HAS_GV=False``: no gradient for the final state, no
+zero tensor). Arithmetic mirrors ``reference.py`` (true division for LIF), so spikes are exact.
 
 Runs on CUDA, or on the CPU under ``TRITON_INTERPRET=1`` (how the tests check it without a GPU).
 """
 
 from __future__ import annotations
+
+import functools
+import os
 
 import triton
 import triton.language as tl
@@ -84,19 +89,27 @@ def _reset(h, s, th, vr, RESET: tl.constexpr):
 
 @triton.jit
 def if_family_fwd_kernel(
-    x_ptr, v_ptr, s_ptr, h_ptr, k_ptr, k_val, T, N, tau, th, vr,
-    LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, BLOCK: tl.constexpr,
+    x_ptr, v0_ptr, v_ptr, s_ptr, h_ptr, k_ptr, bad_ptr, k_val, T, N, tau, th, vr,
+    LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, HAS_V0: tl.constexpr,
+    CHECK: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    pid = tl.program_id(0)
+    offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    v = tl.load(v_ptr + offs, mask=mask, other=0.0)
+    if HAS_V0:
+        v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+    else:  # a fresh state: v_reset everywhere (no fill kernel, no state tensor read)
+        v = tl.zeros([BLOCK], dtype=tl.float32) + vr
     k = k_val
     if LEAK == LEAK_MUL:
         k = tl.load(k_ptr).to(tl.float32)
+    bad = tl.zeros([BLOCK], dtype=tl.int32)
     # pointers step by N per time step (no t * N product, so no 32-bit overflow for any T * N)
     xp, sp, hp = x_ptr + offs, s_ptr + offs, h_ptr + offs
     for _ in range(T):
         x = tl.load(xp, mask=mask, other=0.0).to(tl.float32)
+        if CHECK:  # NaN or infinite input (NaN fails every comparison)
+            bad = bad | tl.where(tl.abs(x) <= 3.4028234663852886e38, 0, 1)
         h = _charge(x, v, tau, k, vr, LEAK, DECAY_INPUT)
         s = tl.where(h - th >= 0.0, 1.0, 0.0)
         tl.store(hp, h, mask=mask)
@@ -106,17 +119,22 @@ def if_family_fwd_kernel(
         sp += N
         hp += N
     tl.store(v_ptr + offs, v, mask=mask)
+    if CHECK:  # one flag per program: no atomics, no zero-fill
+        tl.store(bad_ptr + pid, tl.max(bad, axis=0))
 
 
 @triton.jit
 def if_family_bwd_kernel(
     gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, k_val, gx_ptr, gv0_ptr, gk_ptr, T, N, last, th, vr, alpha,
     LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, SG: tl.constexpr,
-    DETACH: tl.constexpr, BLOCK: tl.constexpr,
+    DETACH: tl.constexpr, HAS_GV: tl.constexpr, HAS_V0: tl.constexpr, BLOCK: tl.constexpr,
 ):  # fmt: skip
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
-    gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if HAS_GV:
+        gv = tl.load(gv_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    else:  # the final state's gradient is zero (no zero-fill kernel)
+        gv = tl.zeros([BLOCK], dtype=tl.float32)
     k = k_val
     if LEAK == LEAK_MUL:
         k = tl.load(k_ptr).to(tl.float32)
@@ -148,7 +166,10 @@ def if_family_bwd_kernel(
         tl.store(gxp, gx.to(gx_ptr.dtype.element_ty), mask=mask)
         if LEAK == LEAK_MUL:
             if t == 0:
-                v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+                if HAS_V0:
+                    v_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+                else:
+                    v_prev = tl.zeros([BLOCK], dtype=tl.float32) + vr
             else:
                 h_prev = tl.load(hp - N, mask=mask, other=0.0)
                 v_prev = _reset(h_prev, tl.where(h_prev - th >= 0.0, 1.0, 0.0), th, vr, RESET)
@@ -170,5 +191,20 @@ def if_family_bwd_kernel(
         tl.store(gk_ptr + offs, gk, mask=mask)
 
 
+@functools.lru_cache(maxsize=256)
+def _launch(n: int, interpreting: bool) -> tuple[tuple[int], int, int]:
+    if interpreting:  # the interpreter runs programs one after another: fewer, larger blocks test faster
+        block = BLOCK
+    else:
+        block = 256 if n <= 65536 else (512 if n <= 1 << 20 else BLOCK)
+    return (triton.cdiv(n, block),), block, max(1, min(8, block // 128))
+
+
+def launch(n: int) -> tuple[tuple[int], int, int]:
+    """``(grid, BLOCK, num_warps)`` for ``n`` neurons, cached: small layers get small blocks, so that more
+    programs share the work (a layer of 1e4 neurons is 40 programs of 256, not 10 of 1024)."""
+    return _launch(n, os.environ.get("TRITON_INTERPRET", "0") == "1")
+
+
 def grid(n: int):
-    return (triton.cdiv(n, BLOCK),)
+    return launch(n)[0]

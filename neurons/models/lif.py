@@ -52,11 +52,20 @@ class IFFamily(BaseNeuron):
         return IFSpec(self.leak, self.decay_input, self.tau, self.v_threshold, self.v_reset, self.reset_mode,
                       self.surrogate.name, self.surrogate.alpha, self.detach_reset)  # fmt: skip
 
+    def _fused_spec(self) -> IFSpec | None:
+        """:meth:`spec` for the kernels; ParametricLIF's ``tau`` (a read of its parameter: a GPU sync, and a
+        graph break under ``torch.compile``) is not read, since its kernels take the tensor ``k``."""
+        if type(self).spec is not IFFamily.spec:  # a subclass with its own spec, or with new dynamics (None)
+            return self.spec()
+        return IFSpec(self.leak, self.decay_input, self.tau if self.leak != "mul" else 1.0, self.v_threshold,
+                      self.v_reset, self.reset_mode, self.surrogate.name, self.surrogate.alpha,
+                      self.detach_reset)  # fmt: skip
+
     def charge(self, x: torch.Tensor) -> torch.Tensor:
         return charge(x, self.v, self.leak, self.decay_input, self.v_reset, self.tau, self.k())
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
-        spec = self.spec()
+        spec = self._fused_spec()
         if spec is None or spec.codes[2] < 0:
             if self.backend in ("cpu", "triton"):
                 why = "its dynamics are not the fused IF family's" if spec is None else "its surrogate has no kernel"
@@ -64,13 +73,14 @@ class IFFamily(BaseNeuron):
             return super().multi_step_forward(x_seq)
         if self.store_v_seq:
             return super().multi_step_forward(x_seq)
-        self._check(x_seq)
-        impl = kernels.select(self.backend, x_seq, owner=type(self).__name__)
+        owner = type(self).__name__
+        impl = kernels.select(self.backend, x_seq, owner=owner)
         if impl == "torch":
             return super().multi_step_forward(x_seq)
-        if self.v is None or self.v.shape != x_seq.shape[1:]:
-            self.init_state(x_seq[0])
-        spikes, self.v = kernels.if_family_multi_step(impl, x_seq, self.v, spec, self.k())
+        # a fresh state (after reset(), or for a new input shape) is None: the kernel starts at v_reset itself
+        v = self.v if self.v is not None and self.v.shape == x_seq.shape[1:] else None
+        spikes, self.v = kernels.if_family_multi_step(impl, x_seq, v, spec, self.k(), check_finite=self.check_inputs,
+                                                      owner=owner)  # fmt: skip
         return spikes
 
     def extra_repr(self) -> str:

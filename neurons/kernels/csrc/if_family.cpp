@@ -2,17 +2,27 @@
 //
 // Elementwise along N (parallel, vectorisable), sequential along T. Arithmetic is written in the same order as
 // the PyTorch reference (neurons/kernels/reference.py) and compiled without FP contraction, so spikes are
-// bitwise equal to the reference. State and arithmetic are float32; x may be float32 only (the Python side
-// converts other dtypes).
+// bitwise equal to the reference. State and all arithmetic are float32; the input, the spikes, the incoming spike
+// gradient and the input gradient are float32, bfloat16 or float16 (read and written in their own dtype,
+// converted in registers: no conversion copies on the Python side). The forward writes only the spikes and the
+// final state; the backward recomputes the membrane from the saved input, tile by tile in cache, so that each
+// direction moves the bytes a ReLU moves (read one tensor, write one; backward: read two, write one).
 //
 // The integer codes of leaks, resets and surrogates are not written here: neurons/kernels/cpu.py passes them as
 // -D flags generated from the tables in neurons/functional.py (LEAKS, RESETS) and neurons/surrogate.py
 // (KERNEL_SURROGATES), the same tables the Triton kernels and the Python side read.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cfloat>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -22,6 +32,36 @@ namespace {
 #endif
 enum Leak { LEAK_NONE = SNN_LEAK_NONE, LEAK_DIV = SNN_LEAK_DIV, LEAK_MUL = SNN_LEAK_MUL };
 enum Reset { RESET_HARD = SNN_RESET_HARD, RESET_SOFT = SNN_RESET_SOFT, RESET_NONE = SNN_RESET_NONE };
+
+// Loads and stores of the input-side dtype through its raw bits (so the loops stay vectorisable).
+template <typename T>
+struct IO;
+template <>
+struct IO<float> {
+  using raw = float;
+  static inline float load(float v) { return v; }
+  static inline float spike(bool b) { return b ? 1.0f : 0.0f; }
+  static inline float store(float v) { return v; }
+};
+template <>
+struct IO<c10::BFloat16> {
+  using raw = uint16_t;
+  static inline float load(uint16_t b) {
+    const uint32_t u = static_cast<uint32_t>(b) << 16;
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+  }
+  static inline uint16_t spike(bool b) { return b ? 0x3F80 : 0; }        // 1.0 and 0.0 in bfloat16
+  static inline uint16_t store(float v) { return c10::BFloat16(v).x; }  // round to nearest even, as .to()
+};
+template <>
+struct IO<c10::Half> {
+  using raw = uint16_t;
+  static inline float load(uint16_t b) { return c10::detail::fp16_ieee_to_fp32_value(b); }
+  static inline uint16_t spike(bool b) { return b ? 0x3C00 : 0; }  // 1.0 and 0.0 in float16
+  static inline uint16_t store(float v) { return c10::Half(v).x; }
+};
 
 inline float surrogate_grad(float x, int id, float a) {
   switch (id) {
@@ -51,7 +91,7 @@ inline float surrogate_grad(float x, int id, float a) {
 
 // out[i] = surrogate'(h[i] - th) for a tile; the switch sits outside the loops so that each loop vectorises
 template <typename F>
-inline void map_tile(const float* h, float th, int64_t n, float* out, F f) {
+inline void map_tile(const float* __restrict__ h, float th, int64_t n, float* __restrict__ out, F f) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) out[i] = f(h[i] - th);
 }
@@ -80,50 +120,73 @@ inline float charge(float x, float v, float tau, float k, float vr) {
 }
 
 template <int RESET>
-inline float reset_v(float h, float s, float th, float vr) {
+inline float reset_v(float h, bool spike, float th, float vr) {
   // selects, not s * vr + (1 - s) * h: the same values for s in {0, 1} (up to the sign of a zero membrane),
-  // and GCC vectorises them
-  if (RESET == RESET_HARD) return s != 0.0f ? vr : h;
-  if (RESET == RESET_SOFT) return s != 0.0f ? h - th : h;
+  // and the compiler vectorises them
+  if (RESET == RESET_HARD) return spike ? vr : h;
+  if (RESET == RESET_SOFT) return spike ? h - th : h;
   return h;
 }
 
 // Neurons are processed in tiles of TILE so that the state of a tile stays in L1 across all T steps.
-constexpr int64_t TILE = 4096;
+constexpr int64_t TILE = 2048;
+// below this many elements (T * N) one thread does the whole op: a parallel region costs more than it saves
+constexpr int64_t SERIAL_ELEMENTS = 32768;
 
-// One step of one tile: restrict pointers and by-value scalars let the compiler vectorise the loop.
-template <int LEAK, bool DECAY_INPUT, int RESET>
-inline void forward_tile(const float* __restrict__ x, float* __restrict__ v, float* __restrict__ s,
-                         float* __restrict__ h_out, int64_t n, const float tau, const float k, const float th,
-                         const float vr) {
-#pragma omp simd
+int64_t tile_grain(int64_t T) { return std::max<int64_t>(1, SERIAL_ELEMENTS / (TILE * std::max<int64_t>(T, 1))); }
+
+// One step of one tile: restrict pointers and by-value scalars let the compiler vectorise the loop. Writes the
+// charged membrane to h_out when it is not null (the backward's recompute); returns non-zero when some input is
+// NaN or infinite (one compare per element: cheaper than a second pass over x).
+template <typename S, int LEAK, bool DECAY_INPUT, int RESET, bool SPIKES, bool KEEP_H>
+inline int forward_tile(const typename IO<S>::raw* __restrict__ x, float* __restrict__ v,
+                        typename IO<S>::raw* __restrict__ s, float* __restrict__ h_out, int64_t n, const float tau,
+                        const float k, const float th, const float vr) {
+  int bad = 0;
+#pragma omp simd reduction(| : bad)
   for (int64_t i = 0; i < n; ++i) {
-    const float h = charge<LEAK, DECAY_INPUT>(x[i], v[i], tau, k, vr);
-    const float spike = static_cast<float>(h - th >= 0.0f);  // branch-free so the loop vectorises
-    h_out[i] = h;
-    s[i] = spike;
+    const float xi = IO<S>::load(x[i]);
+    if (SPIKES) bad |= !(std::fabs(xi) <= FLT_MAX);  // NaN compares false
+    const float h = charge<LEAK, DECAY_INPUT>(xi, v[i], tau, k, vr);
+    const bool spike = h - th >= 0.0f;
+    if (KEEP_H) h_out[i] = h;
+    if (SPIKES) s[i] = IO<S>::spike(spike);
     v[i] = reset_v<RESET>(h, spike, th, vr);
   }
+  return bad;
 }
 
-template <int LEAK, bool DECAY_INPUT, int RESET>
-void forward_impl(const float* x, float* v, float* s, float* h_seq, int64_t T, int64_t N, float tau, float k,
-                  float th, float vr) {
-  at::parallel_for(0, (N + TILE - 1) / TILE, 1, [=](int64_t tile_begin, int64_t tile_end) {
+// The forward writes only the spikes and the final state: the backward recomputes the membrane from x (saved
+// instead of h: no second output stream in the forward, and half the saved bytes for 16-bit inputs).
+template <typename S, int LEAK, bool DECAY_INPUT, int RESET>
+bool forward_impl(const typename IO<S>::raw* x, const float* v0, float* v, typename IO<S>::raw* s, int64_t T,
+                  int64_t N, float tau, float k, float th, float vr) {
+  std::atomic<int> any_bad{0};
+  at::parallel_for(0, (N + TILE - 1) / TILE, tile_grain(T), [&](int64_t tile_begin, int64_t tile_end) {
+    int bad = 0;
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
       const int64_t begin = tile * TILE, n = std::min(N, begin + TILE) - begin;
+      if (v0 != nullptr) {
+        std::copy(v0 + begin, v0 + begin + n, v + begin);
+      } else {
+        std::fill(v + begin, v + begin + n, vr);
+      }
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = t * N + begin;
-        forward_tile<LEAK, DECAY_INPUT, RESET>(x + o, v + begin, s + o, h_seq + o, n, tau, k, th, vr);
+        bad |= forward_tile<S, LEAK, DECAY_INPUT, RESET, true, false>(x + o, v + begin, s + o, nullptr, n, tau, k,
+                                                                       th, vr);
       }
     }
+    if (bad) any_bad.store(1, std::memory_order_relaxed);
   });
+  return any_bad.load() != 0;
 }
 
 // One step of the backward for one tile. gv holds dL/dv_t on entry and dL/dv_{t-1} on exit.
-template <int LEAK, bool DECAY_INPUT, int RESET>
-inline void backward_tile(const float* __restrict__ h, const float* __restrict__ gs, const float* __restrict__ sg,
-                          const float* __restrict__ x, const float* __restrict__ v_prev, float* __restrict__ gx,
+template <typename S, int LEAK, bool DECAY_INPUT, int RESET>
+inline void backward_tile(const float* __restrict__ h, const typename IO<S>::raw* __restrict__ gs,
+                          const float* __restrict__ sg, const typename IO<S>::raw* __restrict__ x,
+                          const float* __restrict__ v_prev, typename IO<S>::raw* __restrict__ gx,
                           float* __restrict__ gv, float* __restrict__ gk, int64_t n, const float th, const float vr,
                           const float ds, const float dh_dv, const float dh_dx) {
 #pragma omp simd
@@ -138,45 +201,74 @@ inline void backward_tile(const float* __restrict__ h, const float* __restrict__
       dr_ds = -th;
     }
     const float g = gv[i];
-    const float gh = gs[i] * sg[i] + g * dr_dh + ds * g * dr_ds * sg[i];
-    gx[i] = gh * dh_dx;
-    if (LEAK == LEAK_MUL) gk[i] += DECAY_INPUT ? gh * (x[i] - (v_prev[i] - vr)) : -gh * (v_prev[i] - vr);
+    const float gh = IO<S>::load(gs[i]) * sg[i] + g * dr_dh + ds * g * dr_ds * sg[i];
+    gx[i] = IO<S>::store(gh * dh_dx);
+    if (LEAK == LEAK_MUL) {
+      gk[i] += DECAY_INPUT ? gh * (IO<S>::load(x[i]) - (v_prev[i] - vr)) : -gh * (v_prev[i] - vr);
+    }
     gv[i] = gh * dh_dv;
   }
 }
 
-template <int LEAK, bool DECAY_INPUT, int RESET>
-void backward_impl(const float* grad_s, const float* grad_v_last, const float* h_seq, const float* x,
-                   const float* v0, float* grad_x, float* grad_v0, float* grad_k_part, int64_t T, int64_t N,
-                   float k, float th, float vr, int sg_id, float alpha, bool detach_reset) {
+// neurons per backward tile: the recomputed membrane of a tile (T x tile floats) stays within 256 KiB (L2)
+inline int64_t backward_tile_size(int64_t T) {
+  return std::max<int64_t>(64, std::min<int64_t>(TILE, (65536 / std::max<int64_t>(T, 1)) / 64 * 64));
+}
+
+template <typename S, int LEAK, bool DECAY_INPUT, int RESET>
+void backward_impl(const typename IO<S>::raw* grad_s, const float* grad_v_last, const typename IO<S>::raw* x,
+                   const float* v0, typename IO<S>::raw* grad_x, float* grad_v0, float* grad_k_part, int64_t T,
+                   int64_t N, float tau, float k, float th, float vr, int sg_id, float alpha, bool detach_reset) {
   const float dh_dv = LEAK == LEAK_NONE ? 1.0f : 1.0f - k;
   const float dh_dx = (LEAK != LEAK_NONE && DECAY_INPUT) ? k : 1.0f;
   const float ds = detach_reset ? 0.0f : 1.0f;
-  at::parallel_for(0, (N + TILE - 1) / TILE, 1, [=](int64_t tile_begin, int64_t tile_end) {
-    float gv[TILE], gk[TILE], sg[TILE], v_prev[TILE];
+  const int64_t B = backward_tile_size(T);
+  const int64_t tiles = (N + B - 1) / B;
+  const int64_t grain = std::max<int64_t>(1, SERIAL_ELEMENTS / (B * std::max<int64_t>(T, 1)));
+  at::parallel_for(0, tiles, grain, [=](int64_t tile_begin, int64_t tile_end) {
+    std::vector<float> h_buf(static_cast<size_t>(T * B));  // the tile's membrane, all T steps
+    alignas(64) float gv[TILE], gk[TILE], sg[TILE], v_prev[TILE], v[TILE];
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-      const int64_t begin = tile * TILE, n = std::min(N, begin + TILE) - begin;
-      std::copy(grad_v_last + begin, grad_v_last + begin + n, gv);
+      const int64_t begin = tile * B, n = std::min(N, begin + B) - begin;
+      // recompute h_t of this tile, t = 0 .. T-1 (the same code as the forward: bitwise the same values)
+      if (v0 != nullptr) {
+        std::copy(v0 + begin, v0 + begin + n, v);
+      } else {
+        std::fill(v, v + n, vr);
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        forward_tile<S, LEAK, DECAY_INPUT, RESET, false, true>(x + t * N + begin, v, nullptr, h_buf.data() + t * B,
+                                                                n, tau, k, th, vr);
+      }
+      if (grad_v_last != nullptr) {
+        std::copy(grad_v_last + begin, grad_v_last + begin + n, gv);
+      } else {
+        std::fill(gv, gv + n, 0.0f);
+      }
       std::fill(gk, gk + n, 0.0f);
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t o = t * N + begin;
-        surrogate_grad_tile(h_seq + o, th, n, sg_id, alpha, sg);
-        if (LEAK == LEAK_MUL) {  // the state before step t: v0, or the reset of step t-1
-          if (t == 0) {
+        const float* h = h_buf.data() + t * B;
+        surrogate_grad_tile(h, th, n, sg_id, alpha, sg);
+        if (LEAK == LEAK_MUL) {  // the state before step t: v0 (v_reset when fresh), or the reset of step t-1
+          if (t > 0) {
+            const float* hp = h - B;
+            for (int64_t i = 0; i < n; ++i) v_prev[i] = reset_v<RESET>(hp[i], hp[i] - th >= 0.0f, th, vr);
+          } else if (v0 != nullptr) {
             std::copy(v0 + begin, v0 + begin + n, v_prev);
           } else {
-            const float* hp = h_seq + o - N;
-            for (int64_t i = 0; i < n; ++i) v_prev[i] = reset_v<RESET>(hp[i], hp[i] - th >= 0.0f, th, vr);
+            std::fill(v_prev, v_prev + n, vr);
           }
         }
-        backward_tile<LEAK, DECAY_INPUT, RESET>(h_seq + o, grad_s + o, sg, LEAK == LEAK_MUL ? x + o : nullptr,
-                                                v_prev, grad_x + o, gv, gk, n, th, vr, ds, dh_dv, dh_dx);
+        backward_tile<S, LEAK, DECAY_INPUT, RESET>(h, grad_s + o, sg, LEAK == LEAK_MUL ? x + o : nullptr, v_prev,
+                                                   grad_x + o, gv, gk, n, th, vr, ds, dh_dv, dh_dx);
       }
       std::copy(gv, gv + n, grad_v0 + begin);
       if (LEAK == LEAK_MUL) std::copy(gk, gk + n, grad_k_part + begin);
     }
   });
 }
+
 template <typename F>
 void dispatch(int64_t leak, bool decay_input, int64_t reset, F&& f) {
 #define SNN_CASE(L, D, R)                                          \
@@ -196,58 +288,98 @@ void dispatch(int64_t leak, bool decay_input, int64_t reset, F&& f) {
   TORCH_CHECK(false, "if_family: unsupported leak/reset combination");
 }
 
+// f(S{}) with S the C++ type of the input-side dtype
+template <typename F>
+void dispatch_dtype(at::ScalarType t, F&& f) {
+  switch (t) {
+    case at::kFloat: f(float{}); return;
+    case at::kBFloat16: f(c10::BFloat16{}); return;
+    case at::kHalf: f(c10::Half{}); return;
+    default: TORCH_CHECK(false, "if_family: input dtype must be float32, bfloat16 or float16, got ", t);
+  }
+}
+
+template <typename S>
+typename IO<S>::raw* raw_ptr(const torch::Tensor& t) {
+  return reinterpret_cast<typename IO<S>::raw*>(t.data_ptr());
+}
+
 void check_input(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
-  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32");
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+void check_state(const torch::Tensor& t, const char* name, int64_t n) {
+  check_input(t, name);
+  TORCH_CHECK(t.scalar_type() == torch::kFloat32, name, " must be float32");
+  TORCH_CHECK(t.numel() == n, name, " has ", t.numel(), " elements, expected ", n);
 }
 
 }  // namespace
 
-// x: [T, N], v0: [N] -> (spikes [T, N], v_T [N], h_seq [T, N])
-std::vector<torch::Tensor> forward(torch::Tensor x, torch::Tensor v0, int64_t leak, double tau, double k,
-                                   bool decay_input, double th, double vr, int64_t reset) {
+// x: [T, N] (float32 / bfloat16 / float16), v0: [N] float32 or empty (a fresh state: v_reset everywhere)
+// -> (spikes [T, N] in x's dtype, v_T [N] float32, whether any input is NaN or infinite)
+std::tuple<torch::Tensor, torch::Tensor, bool> forward(torch::Tensor x, torch::Tensor v0, int64_t leak, double tau,
+                                                       double k, bool decay_input, double th, double vr,
+                                                       int64_t reset) {
   check_input(x, "x");
-  check_input(v0, "v0");
-  const int64_t T = x.size(0), N = v0.numel();
-  TORCH_CHECK(x.numel() == T * N, "x and v0 sizes disagree");
-  auto v = v0.clone();
-  auto s = torch::empty_like(x);
-  auto h = torch::empty_like(x);
-  dispatch(leak, decay_input, reset, [&](auto L, auto D, auto R) {
-    forward_impl<decltype(L)::value, decltype(D)::value, decltype(R)::value>(
-        x.data_ptr<float>(), v.data_ptr<float>(), s.data_ptr<float>(), h.data_ptr<float>(), T, N,
-        static_cast<float>(tau), static_cast<float>(k), static_cast<float>(th), static_cast<float>(vr));
-  });
-  return {s, v, h};
-}
-
-// -> (grad_x [T, N], grad_v0 [N], grad_k per element [N] (empty unless leak == LEAK_MUL))
-std::vector<torch::Tensor> backward(torch::Tensor grad_s, torch::Tensor grad_v_last, torch::Tensor h_seq,
-                                    torch::Tensor x, torch::Tensor v0, int64_t leak, double k, bool decay_input,
-                                    double th, double vr, int64_t reset, int64_t sg_id, double alpha,
-                                    bool detach_reset) {
-  check_input(grad_s, "grad_s");
-  check_input(grad_v_last, "grad_v_last");
-  check_input(h_seq, "h_seq");
-  const int64_t T = h_seq.size(0), N = grad_v_last.numel();
-  auto grad_x = torch::empty_like(h_seq);
-  auto grad_v0 = torch::empty_like(grad_v_last);
-  auto grad_k = leak == LEAK_MUL ? torch::empty_like(grad_v_last) : torch::empty({0}, grad_v_last.options());
-  const float* x_ptr = nullptr;
+  TORCH_CHECK(x.dim() == 2, "x must be [T, N]");
+  const int64_t T = x.size(0), N = x.size(1);
   const float* v0_ptr = nullptr;
-  if (leak == LEAK_MUL) {
-    check_input(x, "x");
-    check_input(v0, "v0");
-    x_ptr = x.data_ptr<float>();
+  if (v0.numel() != 0) {
+    check_state(v0, "v0", N);
     v0_ptr = v0.data_ptr<float>();
   }
-  dispatch(leak, decay_input, reset, [&](auto L, auto D, auto R) {
-    backward_impl<decltype(L)::value, decltype(D)::value, decltype(R)::value>(
-        grad_s.data_ptr<float>(), grad_v_last.data_ptr<float>(), h_seq.data_ptr<float>(), x_ptr, v0_ptr,
-        grad_x.data_ptr<float>(), grad_v0.data_ptr<float>(), leak == LEAK_MUL ? grad_k.data_ptr<float>() : nullptr,
-        T, N, static_cast<float>(k), static_cast<float>(th), static_cast<float>(vr), static_cast<int>(sg_id),
-        static_cast<float>(alpha), detach_reset);
+  auto v = torch::empty({N}, x.options().dtype(torch::kFloat32));
+  auto s = torch::empty_like(x);
+  bool bad = false;
+  dispatch_dtype(x.scalar_type(), [&](auto s_tag) {
+    using S = decltype(s_tag);
+    dispatch(leak, decay_input, reset, [&](auto L, auto D, auto R) {
+      bad = forward_impl<S, decltype(L)::value, decltype(D)::value, decltype(R)::value>(
+          raw_ptr<S>(x), v0_ptr, v.data_ptr<float>(), raw_ptr<S>(s), T, N, static_cast<float>(tau),
+          static_cast<float>(k), static_cast<float>(th), static_cast<float>(vr));
+    });
+  });
+  return {s, v, bad};
+}
+
+// grad_s: [T, N] in x's dtype; grad_v_last: [N] float32 or empty (no gradient: zeros); x: the forward's input
+// [T, N] and v0 its initial state ([N] float32 or empty: v_reset), from which the membrane is recomputed.
+// -> (grad_x [T, N] in x's dtype, grad_v0 [N], grad_k per element [N] (empty unless leak == LEAK_MUL))
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> backward(torch::Tensor grad_s, torch::Tensor grad_v_last,
+                                                                 torch::Tensor x, torch::Tensor v0, int64_t leak,
+                                                                 double tau, double k, bool decay_input, double th,
+                                                                 double vr, int64_t reset, int64_t sg_id,
+                                                                 double alpha, bool detach_reset) {
+  check_input(grad_s, "grad_s");
+  check_input(x, "x");
+  TORCH_CHECK(x.dim() == 2, "x must be [T, N]");
+  const int64_t T = x.size(0), N = x.size(1);
+  TORCH_CHECK(grad_s.numel() == T * N && grad_s.scalar_type() == x.scalar_type(), "grad_s must match x");
+  const float* gv_ptr = nullptr;
+  if (grad_v_last.numel() != 0) {
+    check_state(grad_v_last, "grad_v_last", N);
+    gv_ptr = grad_v_last.data_ptr<float>();
+  }
+  const float* v0_ptr = nullptr;
+  if (v0.numel() != 0) {
+    check_state(v0, "v0", N);
+    v0_ptr = v0.data_ptr<float>();
+  }
+  const auto f32 = x.options().dtype(torch::kFloat32);
+  auto grad_x = torch::empty_like(x);
+  auto grad_v0 = torch::empty({N}, f32);
+  auto grad_k = leak == LEAK_MUL ? torch::empty({N}, f32) : torch::empty({0}, f32);
+  dispatch_dtype(x.scalar_type(), [&](auto s_tag) {
+    using S = decltype(s_tag);
+    dispatch(leak, decay_input, reset, [&](auto L, auto D, auto R) {
+      backward_impl<S, decltype(L)::value, decltype(D)::value, decltype(R)::value>(
+          raw_ptr<S>(grad_s), gv_ptr, raw_ptr<S>(x), v0_ptr, raw_ptr<S>(grad_x), grad_v0.data_ptr<float>(),
+          leak == LEAK_MUL ? grad_k.data_ptr<float>() : nullptr, T, N, static_cast<float>(tau),
+          static_cast<float>(k), static_cast<float>(th), static_cast<float>(vr), static_cast<int>(sg_id),
+          static_cast<float>(alpha), detach_reset);
+    });
   });
   return {grad_x, grad_v0, grad_k};
 }
