@@ -1,4 +1,4 @@
-"""``snn-msi export-nir CHECKPOINT OUT.nir``: a trained checkpoint as a NIR graph (see `snn_msi.nir`)."""
+"""`snn-msi export-nir CHECKPOINT OUT.nir`: a trained checkpoint as a NIR graph (see `snn_msi.nir`)."""
 
 from __future__ import annotations
 
