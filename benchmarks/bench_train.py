@@ -173,8 +173,11 @@ def main(argv=None) -> int:
     p.add_argument("--compile-mode", default=None, help="torch.compile mode (reduce-overhead: CUDA graphs)")
     p.add_argument("--keep-freed-memory", action="store_true",
                    help="glibc: keep freed memory in the process (neurons.runtime.keep_freed_memory)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's choice)")
     p.add_argument("--no-epoch", action="store_true", help="skip the end-to-end epoch")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sys.path.insert(0, os.path.dirname(__file__))
     if args.keep_freed_memory:
         from neurons.runtime import keep_freed_memory

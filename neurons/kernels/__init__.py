@@ -27,7 +27,7 @@ import torch
 
 from ..functional import IFSpec
 from . import reference
-from .fused import IMPLS, IFFamilyFunction, KernelArgs, kernel_args
+from .fused import CPU, CPU_DTYPES, IMPLS, IFFamilyFunction, KernelArgs, kernel_args, raise_nonfinite
 
 BACKENDS = ("auto", "torch", "cpu", "triton")
 
@@ -145,4 +145,21 @@ def if_family_multi_step(
         from . import ops
 
         return ops.apply(x_seq, v, kf, a, check_finite, owner, code)
+    if code == CPU:
+        return _cpu_eager(x_seq, v, kf, a, check_finite, owner)
     return IFFamilyFunction.apply(x_seq, v, kf, a, check_finite, owner, code)
+
+
+def _cpu_eager(x, v, k, a: KernelArgs, check: bool, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The C++ op with its autograd node in C++ (the eager CPU path: no Python in the backward)."""
+    from . import cpu
+
+    xc = x if x.dtype in CPU_DTYPES else x.float()
+    try:
+        s, v_t = cpu.apply_fn()(xc, v, k, a.leak, a.decay_input, a.tau, a.v_threshold, a.v_reset, a.reset, a.surrogate,
+                                a.alpha, a.detach_reset, check)  # fmt: skip
+    except ValueError as err:
+        if "SNN_MSI_NONFINITE" not in str(err):
+            raise
+        raise_nonfinite(x, owner)
+    return (s if xc is x else s.to(x.dtype)), v_t

@@ -85,15 +85,21 @@ def unavailable_reason() -> str | None:
 
 
 def forward(x, v0, leak, tau, k, decay_input, th, vr, reset):
-    """``x [T, N]`` (float32/bf16/fp16, contiguous), ``v0 [N]`` float32 or empty (v_reset) ->
+    """``x [T, ...]`` (float32/bf16/fp16), ``v0 [...]`` float32 or None (v_reset) ->
     ``(spikes in x's dtype, v_T, whether any input is NaN or infinite)``."""
     return _load().forward(x, v0, leak, tau, k, decay_input, th, vr, reset)
 
 
 def backward(grad_s, grad_v_last, x, v0, leak, tau, k, decay_input, th, vr, reset, sg_id, alpha, detach):
     """The membrane is recomputed from the forward's ``x`` and ``v0`` -> ``(grad_x in x's dtype, grad_v0,
-    grad_k per element or empty)``; an empty ``grad_v_last`` means zeros, an empty ``v0`` a fresh state."""
+    grad_k per element or empty)``; a None ``grad_v_last`` means zeros, a None ``v0`` a fresh state."""
     return _load().backward(grad_s, grad_v_last, x, v0, leak, tau, k, decay_input, th, vr, reset, sg_id, alpha, detach)
+
+
+def apply_fn():
+    """The extension's ``apply(x, v0, k, leak, decay_input, tau, th, vr, reset, sg, alpha, detach, check)``: the
+    eager op with its autograd node in C++ -> ``[spikes, v_T]``."""
+    return _load().apply
 
 
 def warm_up() -> float:
@@ -105,4 +111,4 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["forward", "backward", "unavailable_reason", "warm_up", "code_flags"]
+__all__ = ["forward", "backward", "apply_fn", "unavailable_reason", "warm_up", "code_flags"]

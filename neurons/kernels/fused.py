@@ -3,8 +3,8 @@ spec's primitive arguments.
 
 Two entry points share :func:`forward` and :func:`backward` below (the only code that launches a kernel):
 
-- :class:`IFFamilyFunction`, a ``torch.autograd.Function``: the eager path (a few microseconds of Python per
-  call);
+- :class:`IFFamilyFunction`, a ``torch.autograd.Function``: the eager Triton path (the eager C++ path has its
+  autograd node in C++, ``csrc/if_family.cpp``: no Python in its backward);
 - the custom operators ``torch.ops.snn_msi.if_family_fwd`` / ``if_family_bwd`` (``neurons.kernels.ops``): what
   ``torch.compile`` traces, with a fake (meta) implementation and a registered autograd formula.
 
@@ -24,13 +24,14 @@ import torch
 from ..base import NonFiniteInputError
 from ..functional import LEAKS, IFSpec
 
-__all__ = ["IMPLS", "CPU", "TRITON", "KernelArgs", "kernel_args", "forward", "backward", "IFFamilyFunction"]
+__all__ = ["IMPLS", "CPU", "TRITON", "CPU_DTYPES", "KernelArgs", "kernel_args", "forward", "backward",
+           "IFFamilyFunction", "raise_nonfinite"]  # fmt: skip
 
-#: implementation codes of the custom operators (a primitive ``impl`` argument)
+#: implementation codes of the custom operators (a primitive ``impl`` argument); dtypes the C++ loop reads
 IMPLS = ("cpu", "triton")
 CPU, TRITON = 0, 1
 _MUL = LEAKS.index("mul")
-_CPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+CPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 class KernelArgs(NamedTuple):
@@ -70,7 +71,7 @@ def kernel_args(spec: IFSpec) -> KernelArgs:
     return _kernel_args_cached(spec)
 
 
-def _raise_nonfinite(x: torch.Tensor, owner: str) -> None:
+def raise_nonfinite(x: torch.Tensor, owner: str) -> None:
     what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
     raise NonFiniteInputError(f"{owner}: input x contains {what}")
 
@@ -95,34 +96,30 @@ def forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor | None, a:
     if impl == CPU:
         from . import cpu
 
-        xc = x2 if x2.dtype in _CPU_DTYPES else x2.float()
+        xc = x if x.dtype in CPU_DTYPES else x.float()
         k_val = float(k) if a.leak == _MUL else a.k
-        empty = xc.new_empty(0, dtype=torch.float32)
-        s, v, bad = cpu.forward(xc.contiguous(), empty if v0f is None else v0f, a.leak, a.tau, k_val, a.decay_input,
-                                a.v_threshold, a.v_reset, a.reset)  # fmt: skip
+        s, v, bad = cpu.forward(xc, v0f, a.leak, a.tau, k_val, a.decay_input, a.v_threshold, a.v_reset, a.reset)
         if check and bad:
-            _raise_nonfinite(x, owner)
-        h = empty
-        s = s.to(x.dtype)
-    else:
-        from . import triton_if
+            raise_nonfinite(x, owner)
+        return s.to(x.dtype), v.view(x.shape[1:]), xc.new_empty(0, dtype=torch.float32)
+    from . import triton_if
 
-        if check:
-            _check_capture(x, owner)
-        x2 = x2.contiguous()
-        s = torch.empty_like(x2)
-        h = torch.empty(x2.shape, dtype=torch.float32, device=x2.device)
-        v = torch.empty(n, dtype=torch.float32, device=x2.device)
-        grid, block, warps = triton_if.launch(n)
-        bad = torch.empty(grid[0], dtype=torch.int32, device=x2.device) if check else v
-        triton_if.if_family_fwd_kernel[grid](
-            x2, v if v0f is None else v0f, v, s, h, k if k is not None else v, bad, a.k, T, n, a.tau,
-            a.v_threshold, a.v_reset, LEAK=a.leak, DECAY_INPUT=a.decay_input, RESET=a.reset,
-            HAS_V0=v0f is not None, CHECK=check, BLOCK=block, num_warps=warps,
-        )  # fmt: skip
-        if check and bool(bad.any()):
-            _raise_nonfinite(x, owner)
-        h = h.view(x.shape)
+    if check:
+        _check_capture(x, owner)
+    x2 = x2.contiguous()
+    s = torch.empty_like(x2)
+    h = torch.empty(x2.shape, dtype=torch.float32, device=x2.device)
+    v = torch.empty(n, dtype=torch.float32, device=x2.device)
+    grid, block, warps = triton_if.launch(n)
+    bad = torch.empty(grid[0], dtype=torch.int32, device=x2.device) if check else v
+    triton_if.if_family_fwd_kernel[grid](
+        x2, v if v0f is None else v0f, v, s, h, k if k is not None else v, bad, a.k, T, n, a.tau,
+        a.v_threshold, a.v_reset, LEAK=a.leak, DECAY_INPUT=a.decay_input, RESET=a.reset,
+        HAS_V0=v0f is not None, CHECK=check, BLOCK=block, num_warps=warps,
+    )  # fmt: skip
+    if check and bool(bad.any()):
+        raise_nonfinite(x, owner)
+    h = h.view(x.shape)
     return s.view(x.shape), v.view(x.shape[1:]), h
 
 
@@ -147,30 +144,26 @@ def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, x: torch.
     if impl == CPU:
         from . import cpu
 
-        xc = x2 if x2.dtype in _CPU_DTYPES else x2.float()
-        empty = xc.new_empty(0, dtype=torch.float32)
-        gx, gv0, gk = cpu.backward(
-            gs.to(xc.dtype).contiguous(), empty if gv is None else gv, xc.contiguous(), empty if v0f is None else v0f,
-            a.leak, a.tau, float(k) if plif else a.k, a.decay_input, a.v_threshold, a.v_reset, a.reset, a.surrogate,
-            a.alpha, a.detach_reset,
-        )  # fmt: skip
-        gx = gx.to(x.dtype)
-    else:
-        from . import triton_if
+        xc = x if x.dtype in CPU_DTYPES else x.float()
+        gx, gv0, gk = cpu.backward(grad_s.to(xc.dtype), gv, xc, v0f, a.leak, a.tau, float(k) if plif else a.k,
+                                   a.decay_input, a.v_threshold, a.v_reset, a.reset, a.surrogate, a.alpha,
+                                   a.detach_reset)  # fmt: skip
+        return gx.to(x.dtype), gv0.view(x.shape[1:]), gk
+    from . import triton_if
 
-        gs = gs.contiguous()  # read in its own dtype, converted in registers
-        h2 = h.reshape(T, -1)
-        gx = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
-        gv0 = torch.empty(n, dtype=torch.float32, device=x.device)
-        gk = torch.empty(n if plif else 0, dtype=torch.float32, device=x.device)
-        grid, block, warps = triton_if.launch(n)
-        xp = x2.contiguous() if plif else h2
-        triton_if.if_family_bwd_kernel[grid](
-            gs, gv0 if gv is None else gv, h2, xp, gv0 if v0f is None else v0f, k if plif else gv0, a.k, gx, gv0,
-            gk if plif else gv0, T, n, (T - 1) * n, a.v_threshold, a.v_reset, a.alpha, LEAK=a.leak,
-            DECAY_INPUT=a.decay_input, RESET=a.reset, SG=a.surrogate, DETACH=a.detach_reset, HAS_GV=gv is not None,
-            HAS_V0=v0f is not None, BLOCK=block, num_warps=warps,
-        )  # fmt: skip
+    gs = gs.contiguous()  # read in its own dtype, converted in registers
+    h2 = h.reshape(T, -1)
+    gx = torch.empty(x2.shape, dtype=x.dtype, device=x.device)
+    gv0 = torch.empty(n, dtype=torch.float32, device=x.device)
+    gk = torch.empty(n if plif else 0, dtype=torch.float32, device=x.device)
+    grid, block, warps = triton_if.launch(n)
+    xp = x2.contiguous() if plif else h2
+    triton_if.if_family_bwd_kernel[grid](
+        gs, gv0 if gv is None else gv, h2, xp, gv0 if v0f is None else v0f, k if plif else gv0, a.k, gx, gv0,
+        gk if plif else gv0, T, n, (T - 1) * n, a.v_threshold, a.v_reset, a.alpha, LEAK=a.leak,
+        DECAY_INPUT=a.decay_input, RESET=a.reset, SG=a.surrogate, DETACH=a.detach_reset, HAS_GV=gv is not None,
+        HAS_V0=v0f is not None, BLOCK=block, num_warps=warps,
+    )  # fmt: skip
     return gx.view(x.shape), gv0.view(x.shape[1:]), gk
 
 

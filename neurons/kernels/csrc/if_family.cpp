@@ -69,9 +69,9 @@ inline float surrogate_grad(float x, int id, float a) {
       float sg = 1.0f / (1.0f + std::exp(-a * x));
       return a * sg * (1.0f - sg);
     }
-    case SNN_SG_ATAN: {  // atan
+    case SNN_SG_ATAN: {  // atan; alpha / 2 first, as the reference does (one division per element, not two)
       float t = static_cast<float>(M_PI) / 2.0f * a * x;
-      return a / 2.0f / (1.0f + t * t);
+      return (a * 0.5f) / (1.0f + t * t);
     }
     case SNN_SG_FAST_SIGMOID: {  // fast sigmoid
       float d = a * std::fabs(x) + 1.0f;
@@ -210,9 +210,9 @@ inline void backward_tile(const float* __restrict__ h, const typename IO<S>::raw
   }
 }
 
-// neurons per backward tile: the recomputed membrane of a tile (T x tile floats) stays within 256 KiB (L2)
+// neurons per backward tile: the recomputed membrane of a tile (T x tile floats) stays within 8 KiB (L1)
 inline int64_t backward_tile_size(int64_t T) {
-  return std::max<int64_t>(64, std::min<int64_t>(TILE, (65536 / std::max<int64_t>(T, 1)) / 64 * 64));
+  return std::max<int64_t>(64, std::min<int64_t>(TILE, (2048 / std::max<int64_t>(T, 1)) / 64 * 64));
 }
 
 template <typename S, int LEAK, bool DECAY_INPUT, int RESET>
@@ -317,21 +317,24 @@ void check_state(const torch::Tensor& t, const char* name, int64_t n) {
 
 }  // namespace
 
-// x: [T, N] (float32 / bfloat16 / float16), v0: [N] float32 or empty (a fresh state: v_reset everywhere)
-// -> (spikes [T, N] in x's dtype, v_T [N] float32, whether any input is NaN or infinite)
-std::tuple<torch::Tensor, torch::Tensor, bool> forward(torch::Tensor x, torch::Tensor v0, int64_t leak, double tau,
-                                                       double k, bool decay_input, double th, double vr,
-                                                       int64_t reset) {
-  check_input(x, "x");
-  TORCH_CHECK(x.dim() == 2, "x must be [T, N]");
-  const int64_t T = x.size(0), N = x.size(1);
+// x: [T, ...] (float32 / bfloat16 / float16), v0: [...] float32 or None (a fresh state: v_reset everywhere)
+// -> (spikes [T, ...] in x's dtype, v_T [...] float32, whether any input is NaN or infinite)
+std::tuple<torch::Tensor, torch::Tensor, bool> forward(const torch::Tensor& x_in, const c10::optional<torch::Tensor>& v0,
+                                                       int64_t leak, double tau, double k, bool decay_input, double th,
+                                                       double vr, int64_t reset) {
+  TORCH_CHECK(x_in.device().is_cpu(), "x must be a CPU tensor");
+  TORCH_CHECK(x_in.dim() >= 1 && x_in.size(0) >= 1, "x must be [T, ...] with T >= 1");
+  const auto x = x_in.contiguous();
+  const int64_t T = x.size(0), N = x.numel() / T;
   const float* v0_ptr = nullptr;
-  if (v0.numel() != 0) {
-    check_state(v0, "v0", N);
-    v0_ptr = v0.data_ptr<float>();
+  torch::Tensor v0c;
+  if (v0.has_value() && v0->defined()) {
+    v0c = v0->contiguous();
+    check_state(v0c, "v0", N);
+    v0_ptr = v0c.data_ptr<float>();
   }
-  auto v = torch::empty({N}, x.options().dtype(torch::kFloat32));
-  auto s = torch::empty_like(x);
+  auto v = torch::empty(x.sizes().slice(1), x.options().dtype(torch::kFloat32));
+  auto s = torch::empty_like(x, at::MemoryFormat::Contiguous);
   bool bad = false;
   dispatch_dtype(x.scalar_type(), [&](auto s_tag) {
     using S = decltype(s_tag);
@@ -344,32 +347,37 @@ std::tuple<torch::Tensor, torch::Tensor, bool> forward(torch::Tensor x, torch::T
   return {s, v, bad};
 }
 
-// grad_s: [T, N] in x's dtype; grad_v_last: [N] float32 or empty (no gradient: zeros); x: the forward's input
-// [T, N] and v0 its initial state ([N] float32 or empty: v_reset), from which the membrane is recomputed.
-// -> (grad_x [T, N] in x's dtype, grad_v0 [N], grad_k per element [N] (empty unless leak == LEAK_MUL))
-std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> backward(torch::Tensor grad_s, torch::Tensor grad_v_last,
-                                                                 torch::Tensor x, torch::Tensor v0, int64_t leak,
+// grad_s: [T, ...] in x's dtype; grad_v_last: [...] float32 or None (no gradient: zeros); x: the forward's input
+// [T, ...] and v0 its initial state ([...] float32 or None: v_reset), from which the membrane is recomputed.
+// -> (grad_x [T, ...] in x's dtype, grad_v0 [...], grad_k per element [N] (empty unless leak == LEAK_MUL))
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> backward(const torch::Tensor& grad_s_in,
+                                                                 const c10::optional<torch::Tensor>& grad_v_last,
+                                                                 const torch::Tensor& x_in,
+                                                                 const c10::optional<torch::Tensor>& v0, int64_t leak,
                                                                  double tau, double k, bool decay_input, double th,
-                                                                 double vr, int64_t reset, int64_t sg_id,
-                                                                 double alpha, bool detach_reset) {
-  check_input(grad_s, "grad_s");
-  check_input(x, "x");
-  TORCH_CHECK(x.dim() == 2, "x must be [T, N]");
-  const int64_t T = x.size(0), N = x.size(1);
-  TORCH_CHECK(grad_s.numel() == T * N && grad_s.scalar_type() == x.scalar_type(), "grad_s must match x");
+                                                                 double vr, int64_t reset, int64_t sg_id, double alpha,
+                                                                 bool detach_reset) {
+  TORCH_CHECK(x_in.device().is_cpu() && grad_s_in.device().is_cpu(), "x and grad_s must be CPU tensors");
+  const auto x = x_in.contiguous();
+  const int64_t T = x.size(0), N = x.numel() / T;
+  TORCH_CHECK(grad_s_in.numel() == T * N, "grad_s must have x's size");
+  const auto grad_s = grad_s_in.to(x.scalar_type()).contiguous();
   const float* gv_ptr = nullptr;
-  if (grad_v_last.numel() != 0) {
-    check_state(grad_v_last, "grad_v_last", N);
-    gv_ptr = grad_v_last.data_ptr<float>();
+  torch::Tensor gvc, v0c;
+  if (grad_v_last.has_value() && grad_v_last->defined()) {
+    gvc = grad_v_last->to(torch::kFloat32).contiguous();
+    check_state(gvc, "grad_v_last", N);
+    gv_ptr = gvc.data_ptr<float>();
   }
   const float* v0_ptr = nullptr;
-  if (v0.numel() != 0) {
-    check_state(v0, "v0", N);
-    v0_ptr = v0.data_ptr<float>();
+  if (v0.has_value() && v0->defined()) {
+    v0c = v0->contiguous();
+    check_state(v0c, "v0", N);
+    v0_ptr = v0c.data_ptr<float>();
   }
   const auto f32 = x.options().dtype(torch::kFloat32);
-  auto grad_x = torch::empty_like(x);
-  auto grad_v0 = torch::empty({N}, f32);
+  auto grad_x = torch::empty_like(x, at::MemoryFormat::Contiguous);
+  auto grad_v0 = torch::empty(x.sizes().slice(1), f32);
   auto grad_k = leak == LEAK_MUL ? torch::empty({N}, f32) : torch::empty({0}, f32);
   dispatch_dtype(x.scalar_type(), [&](auto s_tag) {
     using S = decltype(s_tag);
@@ -384,7 +392,68 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> backward(torch::Tensor g
   return {grad_x, grad_v0, grad_k};
 }
 
+// The eager op with its autograd node in C++: a call costs a few microseconds of Python and the backward none
+// (the Python autograd.Function cost ~20 us forward and ~45 us backward per call, more than a small layer's
+// kernels). Saves x (and v0, k); a non-finite input (when check) raises ValueError("SNN_MSI_NONFINITE ...").
+struct IFFamilyFunction : public torch::autograd::Function<IFFamilyFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                                                const c10::optional<torch::Tensor>& v0,
+                                                const c10::optional<torch::Tensor>& k, int64_t leak, bool decay_input,
+                                                double tau, double th, double vr, int64_t reset, int64_t sg_id,
+                                                double alpha, bool detach_reset, bool check) {
+    const bool has_v0 = v0.has_value() && v0->defined(), has_k = k.has_value() && k->defined();
+    TORCH_CHECK(has_k == (leak == LEAK_MUL), "the leak tensor k is given exactly for leak 'mul'");
+    const double kv = has_k ? k->item<double>() : (leak == LEAK_NONE ? 0.0 : 1.0 / tau);
+    auto out = ::forward(x, v0, leak, tau, kv, decay_input, th, vr, reset);
+    TORCH_CHECK_VALUE(!(check && std::get<2>(out)), "SNN_MSI_NONFINITE: non-finite input");
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({x, has_v0 ? *v0 : torch::Tensor(), has_k ? *k : torch::Tensor()});
+    ctx->saved_data["leak"] = leak;
+    ctx->saved_data["decay"] = decay_input;
+    ctx->saved_data["tau"] = tau;
+    ctx->saved_data["k"] = kv;
+    ctx->saved_data["th"] = th;
+    ctx->saved_data["vr"] = vr;
+    ctx->saved_data["reset"] = reset;
+    ctx->saved_data["sg"] = sg_id;
+    ctx->saved_data["alpha"] = alpha;
+    ctx->saved_data["detach"] = detach_reset;
+    return {std::get<0>(out), std::get<1>(out)};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& v0 = saved[1];
+    const auto& k = saved[2];
+    auto& d = ctx->saved_data;
+    const int64_t leak = d["leak"].toInt();
+    torch::Tensor gs = grads[0].defined() ? grads[0] : torch::zeros_like(x);
+    auto out = ::backward(gs, grads[1].defined() ? c10::optional<torch::Tensor>(grads[1]) : c10::nullopt, x,
+                          v0.defined() ? c10::optional<torch::Tensor>(v0) : c10::nullopt, leak, d["tau"].toDouble(),
+                          d["k"].toDouble(), d["decay"].toBool(), d["th"].toDouble(), d["vr"].toDouble(),
+                          d["reset"].toInt(), d["sg"].toInt(), d["alpha"].toDouble(), d["detach"].toBool());
+    torch::Tensor grad_k;
+    if (k.defined()) grad_k = std::get<2>(out).sum().to(k.scalar_type()).reshape(k.sizes());
+    torch::Tensor grad_v0 = v0.defined() ? std::get<1>(out) : torch::Tensor();
+    torch::autograd::variable_list result(14);
+    result[0] = std::get<0>(out);
+    result[1] = grad_v0;
+    result[2] = grad_k;
+    return result;
+  }
+};
+
+std::vector<torch::Tensor> apply(const torch::Tensor& x, const c10::optional<torch::Tensor>& v0,
+                                 const c10::optional<torch::Tensor>& k, int64_t leak, bool decay_input, double tau,
+                                 double th, double vr, int64_t reset, int64_t sg_id, double alpha, bool detach_reset,
+                                 bool check) {
+  return IFFamilyFunction::apply(x, v0, k, leak, decay_input, tau, th, vr, reset, sg_id, alpha, detach_reset, check);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "fused multi-step IF-family forward (CPU)");
   m.def("backward", &backward, "fused multi-step IF-family backward (CPU)");
+  m.def("apply", &apply, "fused multi-step IF-family op with its autograd node (CPU, eager)");
 }
