@@ -203,6 +203,9 @@ def test_export_nir_command_writes_a_graph_that_nir_reads(demo_checkpoint, tmp_p
 
 
 def test_export_nir_command_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["export-nir", "--help"])
+    assert e.value.code == 0 and "usage: snn-msi export-nir" in capsys.readouterr().out
     assert main(["export-nir", str(tmp_path / "missing.pt"), str(tmp_path / "x.nir")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err

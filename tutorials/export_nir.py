@@ -19,7 +19,7 @@ from snn_msi.training import load_model
 
 run = Path("runs/tutorials/nir")
 # a tiny training run of the demo network (LIF neurons, hard reset: exportable)
-assert main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--set", "data.limit=48", "--quiet",
+assert main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--set", "data.limit=16", "--quiet",
              "--overwrite", "--out", str(run)]) == 0  # fmt: skip
 
 # 1. export: one command

@@ -15,7 +15,7 @@ from snn_msi.cli import main
 from snn_msi.training import Trainer, demo_config, policies_for
 
 out = Path("runs/tutorials/iemf")
-TINY = ["--epochs", "1", "--batch-size", "16", "--set", "data.limit=48", "--quiet", "--overwrite"]
+TINY = ["--epochs", "1", "--batch-size", "8", "--set", "data.limit=16", "--quiet", "--overwrite"]
 
 # 1. the command line: OGM-GE + IEMF on the demo (digits-av, audio -10 dB / image 0 dB)
 assert main(["train", "--demo", "--method", "ogm_ge", "--iemf", *TINY, "--out", str(out / "cli")]) == 0
@@ -26,7 +26,7 @@ print(f"IEMF coefficient over {len(coeffs)} steps: first {coeffs[0]:.3f}, mean {
 print("what the policies logged:", sorted(k for k in steps[0] if "/" in k))
 
 # 2. the same from Python: the config names the methods (`policies_for` builds the list), the trainer runs it
-cfg = demo_config(policies=policies_for("ogm_ge", iemf=True), epochs=1, batch_size=16, out=str(out / "python"))
-cfg = cfg.replace(data=cfg.data.replace(limit=48))
+cfg = demo_config(policies=policies_for("ogm_ge", iemf=True), epochs=1, batch_size=8, out=str(out / "python"))
+cfg = cfg.replace(data=cfg.data.replace(limit=16))
 result = Trainer(cfg, progress=False, mode="overwrite").fit()
 print(json.dumps({k: round(v, 3) for k, v in result.items() if k.startswith("test_acc")}))

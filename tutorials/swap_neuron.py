@@ -17,7 +17,7 @@ from snn_msi.metrics import SpikeMonitor
 from snn_msi.training import load_model
 
 OUT = Path("runs/tutorials/swap_neuron")
-TINY = ["--epochs", "1", "--batch-size", "16", "--set", "data.limit=48", "--quiet", "--overwrite"]
+TINY = ["--epochs", "1", "--batch-size", "16", "--set", "data.limit=16", "--quiet", "--overwrite"]
 
 rows = []
 for neuron in ["lif", "if", "synaptic"]:
