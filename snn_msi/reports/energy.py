@@ -79,13 +79,11 @@ def load_twin(path: str | Path, snn_cfg):
     return twin, cfg, notes
 
 
-def split_accuracy(model, cfg, split: str = "test") -> float:
-    """Fused accuracy of ``model`` on the whole ``split`` of its config's data."""
+def test_set_of(cfg):
+    """The test split of a run's data (its data config and seed)."""
     from ..data import build_datasets
-    from ..training import evaluate
 
-    sets = build_datasets(cfg.data, cfg.seed)
-    return evaluate(model, sets[("train", "val", "test").index(split)], "cpu", cfg.batch_size).acc
+    return build_datasets(cfg.data, cfg.seed)[2]
 
 
 def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None = None, samples: int = 64,
@@ -96,22 +94,23 @@ def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None 
     samples; prints the table, writes CSV / JSON and plots in ``out`` (default: ``energy/`` beside it)."""
     from torch.utils.data import DataLoader, Subset
 
-    from ..data import build_datasets
     from ..plots import energy_bars, energy_breakdown, firing_rate_bars, spike_histograms, spike_raster
-    from ..training import load_model
+    from ..training import evaluate, load_model
 
     model, cfg = load_model(checkpoint)
     twin_model, notes = None, []
     if twin is not None:
         twin_model, twin_cfg, notes = load_twin(twin, cfg)
-    test = build_datasets(cfg.data, cfg.seed)[2]
+    test = test_set_of(cfg)
     batch = next(iter(DataLoader(Subset(test, range(min(samples, len(test)))), batch_size=samples)))
     report = energy_report(model, batch.audio, batch.frames, cost, neuromorphic, twin_model, bins)
     report.notes += notes
-    report.accuracy["snn"] = split_accuracy(model, cfg)
+    report.accuracy["snn"] = evaluate(model, test, "cpu", cfg.batch_size).acc
     if twin_model is not None:
+        same = (twin_cfg.data, twin_cfg.seed) == (cfg.data, cfg.seed)
         report.ann_source = f"trained twin {twin}"
-        report.accuracy["ann"] = split_accuracy(twin_model, twin_cfg)
+        report.accuracy["ann"] = evaluate(twin_model, test if same else test_set_of(twin_cfg), "cpu",
+                                          twin_cfg.batch_size).acc  # fmt: skip
     if not quiet:
         print(f"energy per inference of {checkpoint} against its ReLU twin (T = {cfg.model.T}, {len(batch.label)} "
               f"test samples measured; accuracy on all {len(test)} test samples)\n")  # fmt: skip
