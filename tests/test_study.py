@@ -1,11 +1,22 @@
 import csv
+import math
 
 import pytest
 
-from snn_msi.reports.study import StudyConfig, run_study, t_interval
+import snn_msi.reports.study as study
+from snn_msi.reports.study import (
+    StudyConfig,
+    epochs_to_reach,
+    run_rows,
+    run_study,
+    seed_slopes,
+    t_interval,
+    trend_rows,
+)
 
 TINY = {"model": {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2,
                   "audio_channels": 1, "visual_channels": 1, "T": 2}, "batch_size": 16}  # fmt: skip
+LEVELS = [(0.0, 10.0), (-15.0, -5.0)]
 
 
 def test_t_interval():
@@ -13,23 +24,122 @@ def test_t_interval():
     assert m == 2.0 and lo == pytest.approx(2 - 4.302653 / 3**0.5, rel=1e-5) and hi == pytest.approx(4 - lo)
 
 
-def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
-    import snn_msi.reports.study as study
+def _measure(curve, sops=100.0):
+    return {"val_acc": curve, "train_n": [50.0] * len(curve), "sops": sops, "macs": 10.0}
 
-    monkeypatch.setattr(study, "demo_config", _tiny_demo_config(study.demo_config))
-    cfg = StudyConfig(levels=[(0.0, 10.0), (-15.0, -5.0)], seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=TINY)
+
+def _fake_result(acc, curve, sops=100.0, coeff=None):
+    r = {"test_acc": acc, "test_acc_audio": 0.3, "test_acc_visual": acc - 0.05, "measure": _measure(curve, sops)}
+    if coeff is not None:
+        r["mean iemf/coeff"] = coeff
+    return r
+
+
+def test_trend_is_the_mean_of_per_seed_slopes_with_a_t_interval():
+    # difference iemf - normal = 0.01 - 0.002 * strength + seed offset: slope -0.02 per 10 dB whatever the offsets
+    results = {}
+    for s in range(4):
+        for lv in [(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)]:
+            x = (lv[0] + lv[1]) / 2
+            results[("concat", "always", lv, "normal", s)] = _fake_result(0.7 + 0.01 * x, [0.5, 0.6])
+            d = 0.01 - 0.002 * x + 0.01 * s + 0.001 * (s % 2) * x
+            results[("concat", "always", lv, "iemf", s)] = _fake_result(0.7 + 0.01 * x + d, [0.5, 0.6], coeff=1.2)
+    scfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], seeds=4, methods=("normal", "iemf"))
+    trend = {t["contrast"]: t for t in trend_rows(run_rows(results), scfg)}
+    slopes = [10 * (-0.002 + 0.001 * (s % 2)) for s in range(4)]  # per 10 dB, per seed
+    t = trend["iemf - normal (test_acc)"]
+    m, lo, hi = t_interval(slopes)
+    assert t["seeds"] == 4 and t["levels"] == 3
+    assert t["slope_per_10db"] == pytest.approx(m) == -0.015  # accuracy (fraction) per +10 dB: -1.5 pts
+    assert (t["ci_low"], t["ci_high"]) == (pytest.approx(lo), pytest.approx(hi)) and lo < -0.015 < hi
+    assert trend["normal multisensory gain"]["slope_per_10db"] == pytest.approx(0.0, abs=1e-12)
+    assert seed_slopes({0: [(0, 1.0), (10, 3.0)], 1: [(5, 1.0)]}) == [pytest.approx(0.2)]  # one x: no slope
+
+
+def test_compute_to_reach_normals_final_validation_accuracy():
+    assert epochs_to_reach([0.2, 0.5, 0.7, 0.6], 0.6) == 3 and epochs_to_reach([0.2, 0.5], 0.6) is None
+    lv = (-15.0, -5.0)
+    cell = ("concat", "always", lv)
+    results = {(*cell, "normal", 0): _fake_result(0.6, [0.3, 0.5, 0.6, 0.6], sops=100.0),
+               (*cell, "iemf", 0): _fake_result(0.62, [0.4, 0.6, 0.6, 0.7], sops=120.0, coeff=1.1),
+               (*cell, "constant", 0): _fake_result(0.5, [0.4, 0.5, 0.5, 0.55], sops=90.0)}  # fmt: skip
+    rows = {r["method"]: r for r in run_rows(results)}
+    assert rows["normal"]["epochs_to_target"] == 3 and rows["normal"]["sops_to_target"] == 100.0 * 150
+    assert rows["iemf"]["epochs_to_target"] == 2 and rows["iemf"]["sops_to_target"] == 120.0 * 100
+    assert rows["iemf"]["compute_ratio"] == pytest.approx(12000 / 15000)  # 20 % less computation
+    assert math.isinf(rows["constant"]["compute_ratio"]) and math.isnan(rows["constant"]["epochs_to_target"])
+
+
+def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked(tmp_path, monkeypatch):
+    """The study's plan without training: which runs it asks for, and what it does with their results."""
+    asked = []
+
+    def fake_run_all(configs, scfg, overwrite):
+        out = []
+        for c in configs:
+            asked.append(c)
+            lv, m = (c.data.audio_snr_db, c.data.image_snr_db), c.policies[0]["name"] if c.policies else "normal"
+            acc = 0.8 + 0.01 * (lv[0] / 5) + (0.02 if m == "iemf" else 0.0) + 0.001 * c.seed
+            out.append(_fake_result(acc, [acc - 0.1, acc], coeff=1.2 + 0.01 * c.seed if m == "iemf" else None))
+        return out
+
+    monkeypatch.setattr(study, "_run_all", fake_run_all)
+    cfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], seeds=3, out=str(tmp_path),
+                      fusions=("concat", "msi"), losses=("always", "with_iemf"))  # fmt: skip
     summary = run_study(cfg)
-    assert {r["method"] for r in summary} == {"normal", "iemf", "constant", "noise"}
-    assert len(summary) == 8 and all(r["n"] == 2 for r in summary)
-    iemf = {(r["audio_snr_db"]): r["coeff_mean"] for r in summary if r["method"] == "iemf"}
-    const = {(r["audio_snr_db"]): r["coeff_mean"] for r in summary if r["method"] == "constant"}
-    assert iemf == pytest.approx(const)  # the control uses IEMF's mean coefficient at each level
+    plan = {(c.model.fusion, c.loss.unimodal, c.policies[0]["name"] if c.policies else "normal") for c in asked}
+    assert ("concat", "with_iemf", "iemf") not in plan and ("msi", "with_iemf", "normal") in plan
+    assert ("msi", "always", "constant") not in plan  # the controls run in the primary cell only
+    n = {k: sum(1 for c in asked if (c.model.fusion, c.loss.unimodal) == k) for k in [("concat", "always")]}
+    assert n[("concat", "always")] == 3 * 3 * 2 + 2 * 3  # normal, iemf at 3 levels; constant at the 2 weak ones
+    constant = [c for c in asked if c.policies and c.policies[0]["name"] == "constant"]
+    assert all(c.policies[0]["coeff"] == pytest.approx(1.21) for c in constant)  # IEMF's mean coefficient
+    assert {c.data.audio_snr_db for c in constant} == {-10.0, -15.0}
+    rows = {(r["fusion"], r["loss"], r["method"], r["audio_snr_db"]): r for r in summary}
+    assert rows[("concat", "with_iemf", "iemf", 0.0)]["acc_mean"] == rows[("concat", "always", "iemf", 0.0)]["acc_mean"]
+    assert rows[("concat", "always", "iemf", -15.0)]["iemf_vs_constant"] == pytest.approx(0.02)
+    md = (tmp_path / "summary.md").read_text()
+    for section in ("## Trend across levels", "## Compute to reach", "## Cells against each other"):
+        assert section in md
+    with (tmp_path / "cells.csv").open() as fh:
+        cells = list(csv.DictReader(fh))
+    assert {(r["cell"], r["reference"]) for r in cells} >= {("msi, always", "concat, always"),
+                                                            ("concat, with_iemf", "concat, always")}  # fmt: skip
+
+
+def test_bad_study_configs_are_named():
+    with pytest.raises(ValueError, match="needs the iemf runs"):
+        StudyConfig(methods=("normal", "constant")).check()
+    with pytest.raises(ValueError, match="control_levels must be among the levels"):
+        StudyConfig(control_levels=[(5.0, 5.0)]).check()
+    with pytest.raises(ValueError, match="unknown fusion"):
+        StudyConfig(fusions=("attention",)).check()
+    with pytest.raises(ValueError, match="losses must be some of"):
+        StudyConfig(losses=("never",)).check()
+
+
+def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
+    """Train, measure (operations, the msi layer's enhancement), report and resume a tiny study of the msi layer."""
+    monkeypatch.setattr(study, "demo_config", _tiny_demo_config(study.demo_config))
+    cfg = StudyConfig(levels=LEVELS, seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=TINY, fusions=("msi",),
+                      sop_samples=16)  # fmt: skip
+    summary = run_study(cfg)
+    assert [(r["method"], r["audio_snr_db"]) for r in summary] == [("normal", 0), ("iemf", 0), ("normal", -15),
+                                                                    ("iemf", -15), ("constant", -15)]  # fmt: skip
+    assert all(r["n"] == 2 and r["fusion"] == "msi" for r in summary)
+    iemf = {r["audio_snr_db"]: r["coeff_mean"] for r in summary if r["method"] == "iemf"}
+    const = {r["audio_snr_db"]: r["coeff_mean"] for r in summary if r["method"] == "constant"}
+    assert const == pytest.approx({-15.0: iemf[-15.0]})  # the control: IEMF's mean coefficient, at the weak level
     with (tmp_path / "runs.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 16
-    for f in ("summary.csv", "summary.md", "inverse_effectiveness.png"):
+        runs = list(csv.DictReader(fh))
+    assert len(runs) == 10 and all(float(r["sops_per_sample"]) > 0 for r in runs)
+    assert all(float(r["compute_ratio"]) == 1.0 for r in runs if r["method"] == "normal")
+    assert {"ME_median", "ME_population", "AI_median"} <= set(runs[0])
+    for f in ("summary.csv", "trend.csv", "compute.csv", "summary.md", "inverse_effectiveness.png"):
         assert (tmp_path / f).is_file()
     md = (tmp_path / "summary.md").read_text()
-    assert "| -15 | -5 | constant |" in md
+    assert "| msi | always | -15 | -5 | constant |" in md
+    assert "| msi | always | iemf - normal (test_acc) | 2 | 2 |" in md  # the trend over 2 levels and 2 seeds
     mtime = (tmp_path / "a+0_v+10" / "normal_s0" / "results.json").stat().st_mtime
     run_study(cfg)  # resumes: nothing is trained again
     assert (tmp_path / "a+0_v+10" / "normal_s0" / "results.json").stat().st_mtime == mtime

@@ -199,7 +199,8 @@ class ProbeResult:
     neurons: list[dict] = field(default_factory=list)  # one row per neuron, sweep and level
 
 
-def _test_batch(data_cfg, seed: int, samples: int):
+def first_test_samples(data_cfg, seed: int, samples: int):
+    """One batch of the first ``samples`` test samples of a data config (the same every call)."""
     from torch.utils.data import DataLoader, Subset
 
     from ..data import build_datasets
@@ -212,7 +213,7 @@ def _stimuli(model, cfg, pcfg: ProbeConfig):
     """Yield ``(sweep, strength, label, a, v, labels)`` for every level: the integration layer's inputs."""
     base = None
     if "contrast" in pcfg.sweeps or "afferent" in pcfg.sweeps:
-        base = _test_batch(cfg.data, cfg.seed, pcfg.samples)
+        base = first_test_samples(cfg.data, cfg.seed, pcfg.samples)
     if "contrast" in pcfg.sweeps:
         for c in pcfg.contrast:
             a, v = features(model, base.audio * c, base.frames * c, pcfg.batch_size)
@@ -220,7 +221,7 @@ def _stimuli(model, cfg, pcfg: ProbeConfig):
     if "snr" in pcfg.sweeps:
         for adb, vdb in pcfg.snr:
             data = cfg.data.replace(audio_snr_db=float(adb), image_snr_db=float(vdb))
-            batch = _test_batch(data, cfg.seed, pcfg.samples)
+            batch = first_test_samples(data, cfg.seed, pcfg.samples)
             a, v = features(model, batch.audio, batch.frames, pcfg.batch_size)
             yield "snr", (adb + vdb) / 2, f"audio {adb:g} dB, image {vdb:g} dB", a, v, torch.as_tensor(batch.label)
     if "afferent" in pcfg.sweeps:
