@@ -1,14 +1,17 @@
 import pytest
 
 from snn_msi.cli import build_parser, main
+from snn_msi.reports import COMMANDS as REPORTS
+from snn_msi.reports import STUDIES
 
-COMMANDS = ["train", "evaluate", "energy", "neurons", "methods", "datasets", "prepare", "build-h5", "study"]
+CORE = ["train", "evaluate", "neurons", "methods", "datasets", "prepare", "build-h5"]
+COMMANDS = CORE + REPORTS.names()
 
 
-@pytest.mark.parametrize("cmd", COMMANDS)
+@pytest.mark.parametrize("cmd", COMMANDS + [f"study {s}" for s in STUDIES.names()])
 def test_every_subcommand_has_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
-        main([cmd, "--help"])
+        main([*cmd.split(), "--help"])
     assert e.value.code == 0 and "usage: snn-msi" in capsys.readouterr().out
 
 

@@ -3,12 +3,13 @@
 Every module of this package registers its commands when the package is imported (a new report is one new file
 here plus its test)::
 
-    @command("probe", description="multisensory responses of a trained checkpoint")
+    @register_command("probe", description="multisensory responses of a trained checkpoint")
     def _probe(parser):                   # gets its own argparse sub-parser
         parser.add_argument("checkpoint")
         parser.set_defaults(func=run)     # run(args) -> exit code
 
-Studies are sub-commands of ``snn-msi study`` (``@study("energy", ...)``, same form).
+Studies are sub-commands of ``snn-msi study`` (``@register_study("energy", ...)``, same form). (The decorator
+is not called ``study``: the module ``study.py`` takes that attribute of the package once it is imported.)
 """
 
 from __future__ import annotations
@@ -18,29 +19,31 @@ import pkgutil
 
 from neurons.registry import Registry
 
-__all__ = ["COMMANDS", "STUDIES", "command", "study"]
+__all__ = ["COMMANDS", "STUDIES", "register_command", "register_study"]
 
 COMMANDS = Registry("command")
 STUDIES = Registry("study")
 
 
-def command(name: str, description: str):
+def register_command(name: str, description: str):
     """Register ``setup(parser)`` as the ``snn-msi <name>`` command."""
     return COMMANDS.register(name, description=description)
 
 
-def study(name: str, description: str):
+def register_study(name: str, description: str):
     """Register ``setup(parser)`` as the ``snn-msi study <name>`` command."""
     return STUDIES.register(name, description=description)
 
 
-@command("study", description="the studies: " + "inverse-effectiveness, energy, ... (`snn-msi study --help`)")
+@register_command("study", description="the studies: " + "inverse-effectiveness, energy, ... (`snn-msi study --help`)")
 def _study_command(parser) -> None:
     sub = parser.add_subparsers(dest="kind", required=True, metavar="STUDY")
     for name in STUDIES.names():
         entry = STUDIES.get(name)
         entry.factory(sub.add_parser(name, help=entry.description))
 
+
+command, study = register_command, register_study  # the older names, until every report module uses the new ones
 
 for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")

@@ -30,7 +30,7 @@ from ..metrics.energy import (
     relu_config,
 )
 from ..training.rundir import config_diff
-from . import command
+from . import register_command
 
 #: config keys a twin may differ in without a note (the neuron itself, where it runs, how it loads data)
 TWIN_KEYS = ("out", "device", "data.num_workers", "model.neuron", "model.neuron_args", "model.T")
@@ -142,7 +142,7 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
     return {n: s.flatten(2)[:, 0, :per_layer] for n, s in seen.items() if s.dim() >= 3}
 
 
-@command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU twin at "
+@register_command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU twin at "
          "known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)")  # fmt: skip
 def _energy_command(q) -> None:
     from ..cli import nonnegative_float, positive_int

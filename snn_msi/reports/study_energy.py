@@ -22,7 +22,7 @@ import numpy as np
 
 from ..metrics.energy import CostModel, NeuromorphicProfile, count_ops, price, relu_twin
 from ..training.config import TrainConfig, demo_config
-from . import STUDIES
+from . import register_study
 from .energy import twin_config
 from .study import _write_csv, run_many, t_interval
 
@@ -224,11 +224,10 @@ def markdown_table(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@STUDIES.register("energy", description="accuracy against energy per inference: the firing-rate regulariser's "
+@register_study("energy", description="accuracy against energy per inference: the firing-rate regulariser's "
                   "strength swept, the trained ReLU twin beside it (Pareto plot + table)")  # fmt: skip
 def _energy_study_command(q) -> None:
-    """``snn-msi study energy`` (``STUDIES.register`` is what ``@study`` does: ``study`` in this package's namespace
-    is the ``study`` module once it is imported)."""
+    """``snn-msi study energy``."""
     from ..cli import positive_int
 
     d = EnergyStudyConfig()
