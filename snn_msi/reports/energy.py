@@ -142,8 +142,8 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
     return {n: s.flatten(2)[:, 0, :per_layer] for n, s in seen.items() if s.dim() >= 3}
 
 
-@register_command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU twin at "
-         "known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)")  # fmt: skip
+@register_command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU "
+                  "twin at known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)")  # fmt: skip
 def _energy_command(q) -> None:
     from ..cli import nonnegative_float, positive_int
 
