@@ -22,14 +22,14 @@ assert main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--set", 
              "--overwrite", "--out", str(run)]) == 0  # fmt: skip
 
 # 1. the energy report: a table on stdout, tables and plots in runs/tutorials/energy/energy/
-assert main(["energy", str(run / "best.pt"), "--samples", "16", "--out", str(run / "energy")]) == 0
+assert main(["energy", str(run / "best.pt"), "--samples", "8", "--out", str(run / "energy")]) == 0
 print("written:", sorted(p.name for p in (run / "energy").iterdir()))
 
 # 2. firing rates in Python: attach a monitor, run test clips, read the rates
 model, cfg = load_model(run / "best.pt")
 test = build_datasets(cfg.data, cfg.seed)[2]
-audio = torch.stack([test[i].audio for i in range(16)])
-frames = torch.stack([test[i].frames for i in range(16)])
+audio = torch.stack([test[i].audio for i in range(8)])
+frames = torch.stack([test[i].frames for i in range(8)])
 with SpikeMonitor(model) as monitor, torch.no_grad():
     model(audio, frames)
 print(f"{'layer':<32} {'rate':>6}   per time step")
