@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
-from . import command
+from . import register_command
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -18,7 +18,7 @@ def _shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-@command("export-nir", description="write a checkpoint's spiking network as a NIR graph (nir.read loads it)")
+@register_command("export-nir", description="write a checkpoint's spiking network as a NIR graph (nir.read loads it)")
 def _export_nir_command(q) -> None:
     from ..cli import positive_int
 
