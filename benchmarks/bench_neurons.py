@@ -157,16 +157,14 @@ def main(argv=None) -> int:
     p.add_argument(
         "--keep-freed-memory",
         action="store_true",
-        help="CPU/glibc: keep freed memory in the process (mallopt) so that fresh outputs cost no page faults; "
-        "applies to every row alike",
+        help="CPU/glibc: keep freed memory in the process (neurons.runtime.keep_freed_memory) so that fresh outputs "
+        "cost no page faults; applies to every row alike",
     )
     args = p.parse_args(argv)
     if args.keep_freed_memory:
-        import ctypes
+        from neurons.runtime import keep_freed_memory
 
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 30)  # M_MMAP_THRESHOLD: serve big blocks from the heap
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: do not return freed heap to the OS
+        keep_freed_memory()  # glibc: serve big blocks from the heap, do not return freed heap to the OS
     if args.quick:
         args.T, args.N, args.repeat = [4, 16, 32], [1e6], 5
     device, dtype = args.device, getattr(torch, args.dtype)

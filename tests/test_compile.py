@@ -7,16 +7,21 @@ match eager mode: spikes and outputs exactly, gradients to float32 tolerance.
 """
 
 import copy
+import os
 
 import pytest
 import torch
 
 import neurons
+from neurons import kernels
 from neurons.functional import IFSpec
 from neurons.kernels import fused, ops
 
-pytestmark = pytest.mark.skipif(
-    neurons.kernels.unavailable_reason("cpu", torch.zeros(1)) is not None, reason="the C++ extension does not build"
+# SNN_MSI_TEST_DEVICE=cuda (benchmarks/gpu_check.sh) runs the CUDA tests and skips the CPU-op ones
+DEVICE = os.environ.get("SNN_MSI_TEST_DEVICE", "cpu")
+cpu_op = pytest.mark.skipif(
+    DEVICE != "cpu" or kernels.unavailable_reason("cpu", torch.zeros(1)) is not None,
+    reason="the CPU op's tests (DEVICE=cpu, and the C++ extension builds)",
 )
 
 OPS = ("snn_msi.if_family_fwd", "snn_msi.if_family_bwd")
@@ -57,6 +62,7 @@ def _step(model, net, a, v):
     return out, {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
 
 
+@cpu_op
 def test_whole_network_compiles_without_a_graph_break():
     """snn_msi.models.build(...) with LIF: one graph (fullgraph=True raises on any break), the fused ops in the
     forward and backward graphs, outputs and gradients equal to eager mode."""
@@ -76,6 +82,7 @@ def test_whole_network_compiles_without_a_graph_break():
         torch.testing.assert_close(grads_c[name], g, rtol=1e-4, atol=1e-5, msg=name)
 
 
+@cpu_op
 @pytest.mark.parametrize("name", ["if", "plif"])
 def test_compiled_layer_matches_eager(name):
     """IF and ParametricLIF (the learnable leak tensor through the op) under fullgraph compile, state carried
@@ -97,6 +104,7 @@ def test_compiled_layer_matches_eager(name):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
 
 
+@cpu_op
 def test_compiled_layer_rejects_nonfinite_input():
     torch._dynamo.reset()
     n = torch.compile(neurons.create("lif", step_mode="m"), fullgraph=True, backend="aot_eager")
@@ -106,6 +114,7 @@ def test_compiled_layer_rejects_nonfinite_input():
         n(x)
 
 
+@cpu_op
 def test_ops_pass_opcheck():
     """torch.library.opcheck: schema, fake tensors, autograd registration and AOT dispatch of both ops."""
     spec = IFSpec("div", True, 2.0, 0.5, 0.0, "hard", "atan", 2.0, False)
@@ -122,6 +131,7 @@ def test_ops_pass_opcheck():
                                               fused.CPU))  # fmt: skip
 
 
+@cpu_op
 @pytest.mark.slow
 def test_network_compiles_with_inductor():
     """The default backend (Inductor, C++ code generation on the CPU): the same step as eager mode."""
@@ -135,3 +145,69 @@ def test_network_compiles_with_inductor():
     torch.testing.assert_close(out_c.fused, out_e.fused, rtol=1e-4, atol=1e-5)
     for name, g in grads_e.items():
         torch.testing.assert_close(grads_c[name], g, rtol=1e-3, atol=1e-4, msg=name)
+
+
+@pytest.mark.skipif(kernels._triton_import_error() is not None, reason="triton not installed")
+def test_triton_op_compiles_fullgraph():
+    """The Triton op through torch.compile (on the CPU under TRITON_INTERPRET=1, or on CUDA): as eager."""
+    torch._dynamo.reset()
+    x = (torch.randn(4, 2, 300, device=DEVICE) + 0.5).requires_grad_(True)
+    outs = []
+    for compile_it in (False, True):
+        n = neurons.create("lif", v_threshold=0.5, step_mode="m", backend="triton", check_inputs=False).to(DEVICE)
+        f = torch.compile(n, fullgraph=True, backend="aot_eager") if compile_it else n
+        xr = x.detach().clone().requires_grad_(True)
+        s = f(xr)
+        (gx,) = torch.autograd.grad((s * torch.linspace(-1, 1, s.numel(), device=DEVICE).view_as(s)).sum(), [xr])
+        outs.append((s, gx))
+    assert torch.equal(outs[0][0], outs[1][0])
+    torch.testing.assert_close(outs[1][1], outs[0][1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="CUDA graphs need a GPU (SNN_MSI_TEST_DEVICE=cuda)")
+def test_cuda_graph_captures_a_layer_forward_and_backward():
+    """Eager LIF fwd + bwd (Triton) captured in one CUDA graph: a replay gives the eager spikes and gradient;
+    check_inputs=True refuses to be captured with an error that says what to do."""
+    x = (torch.randn(4, 10_000, device="cuda") + 0.5).requires_grad_(True)
+    g = torch.randn(4, 10_000, device="cuda")
+    n = neurons.create("lif", step_mode="m", check_inputs=False).cuda()
+    s_ref = n(x)
+    (gx_ref,) = torch.autograd.grad(s_ref, x, g)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            n.reset()
+            x.grad = None
+            n(x).backward(g)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    x.grad = None
+    with torch.cuda.graph(graph):
+        n.reset()
+        s = n(x)
+        s.backward(g)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(s, s_ref)
+    torch.testing.assert_close(x.grad, gx_ref, rtol=1e-5, atol=1e-6)
+    checked = neurons.create("lif", step_mode="m", check_inputs=True).cuda()
+    checked(x)  # warm (compiles the kernel outside the capture)
+    with pytest.raises(ValueError, match="check_inputs=False"):
+        with torch.cuda.graph(torch.cuda.CUDAGraph()):
+            checked(x)
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="needs a GPU (SNN_MSI_TEST_DEVICE=cuda)")
+def test_network_step_under_cuda_graphs_on_gpu():
+    """torch.compile(mode="reduce-overhead") of the tiny network on the GPU: CUDA graphs through Inductor and
+    the Triton op; the same outputs as eager."""
+    torch._dynamo.reset()
+    eager = _tiny_net(check_inputs=False).cuda()
+    net = copy.deepcopy(eager)
+    compiled = torch.compile(net, fullgraph=True, mode="reduce-overhead")
+    a, v = torch.randn(2, 1, 12, 10, device="cuda"), torch.randn(2, 1, 3, 12, 12, device="cuda")
+    for _ in range(3):  # warm-up runs, then the recorded graph replays
+        out_c = compiled(a, v)
+    out_e = eager(a, v)
+    torch.testing.assert_close(out_c.fused, out_e.fused, rtol=1e-4, atol=1e-5)
