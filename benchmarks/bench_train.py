@@ -130,7 +130,44 @@ def bench_dtype(args, model_kw, inputs, dtype_name: str) -> dict[str, float]:
     if "lif" in times and len(times) > 1:
         print("speed-up of lif: " + ", ".join(f"vs {k} {v / times['lif']:.2f}x" for k, v in times.items()
                                               if k != "lif"))  # fmt: skip
+    if args.profile:
+        profile_rows(steps, device)
     return times
+
+
+# op / kernel name fragments -> category, first match wins (lower case)
+CATEGORIES = (
+    ("neuron", ("if_family", "iffamily", "clamp_min", "relu", "threshold", "lifnode", "multistep")),
+    ("batch_norm", ("batch_norm", "batchnorm", "bn_fw", "bn_bw", "welford")),
+    ("conv", ("conv", "cudnn", "gemm", "xmma", "cutlass", "winograd", "mkldnn")),
+    ("optimizer", ("sgd", "foreach", "multi_tensor", "optimizer")),
+)
+
+
+def profile_rows(steps: dict, device: str, n: int = 3) -> None:
+    """Where a step's time goes, by category (the self time of ops on the CPU, of kernels on CUDA): the
+    neuron's share against the ReLU's is what any neuron-side fusion (e.g. batch norm + LIF) could win."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    names = [c for c, _ in CATEGORIES] + ["other"]
+    print(f"# profile, ms per step by category ({'CUDA kernel' if device == 'cuda' else 'CPU op self'} time)")
+    print(f"{'row':<18} " + " ".join(f"{c:>11}" for c in names) + f" {'total':>9}")
+    for label, step in steps.items():
+        with profile(activities=acts) as prof:
+            for _ in range(n):
+                step.one()
+            if device == "cuda":
+                torch.cuda.synchronize()
+        per = dict.fromkeys(names, 0.0)
+        for ev in prof.key_averages():
+            t = ev.self_device_time_total if device == "cuda" else ev.self_cpu_time_total
+            if device == "cuda" and ev.device_type != torch.autograd.DeviceType.CUDA:
+                continue
+            key = ev.key.lower()
+            cat = next((c for c, frags in CATEGORIES if any(f in key for f in frags)), "other")
+            per[cat] += t / 1e3 / n
+        print(f"{label:<18} " + " ".join(f"{per[c]:>11.2f}" for c in names) + f" {sum(per.values()):>9.2f}")
 
 
 def end_to_end_epoch(device: str, quick: bool) -> None:
@@ -174,6 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("--keep-freed-memory", action="store_true",
                    help="glibc: keep freed memory in the process (neurons.runtime.keep_freed_memory)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's choice)")
+    p.add_argument("--profile", action="store_true", help="also: each row's step time by category (profiler)")
     p.add_argument("--no-epoch", action="store_true", help="skip the end-to-end epoch")
     args = p.parse_args(argv)
     if args.threads:

@@ -13,6 +13,7 @@
 // (KERNEL_SURROGATES), the same tables the Triton kernels and the Python side read.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
@@ -322,6 +323,7 @@ void check_state(const torch::Tensor& t, const char* name, int64_t n) {
 std::tuple<torch::Tensor, torch::Tensor, bool> forward(const torch::Tensor& x_in, const c10::optional<torch::Tensor>& v0,
                                                        int64_t leak, double tau, double k, bool decay_input, double th,
                                                        double vr, int64_t reset) {
+  RECORD_FUNCTION("snn_msi::if_family_fwd_cpu", std::vector<c10::IValue>());  // visible to torch.profiler
   TORCH_CHECK(x_in.device().is_cpu(), "x must be a CPU tensor");
   TORCH_CHECK(x_in.dim() >= 1 && x_in.size(0) >= 1, "x must be [T, ...] with T >= 1");
   const auto x = x_in.contiguous();
@@ -357,6 +359,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> backward(const torch::Te
                                                                  double tau, double k, bool decay_input, double th,
                                                                  double vr, int64_t reset, int64_t sg_id, double alpha,
                                                                  bool detach_reset) {
+  RECORD_FUNCTION("snn_msi::if_family_bwd_cpu", std::vector<c10::IValue>());
   TORCH_CHECK(x_in.device().is_cpu() && grad_s_in.device().is_cpu(), "x and grad_s must be CPU tensors");
   const auto x = x_in.contiguous();
   const int64_t T = x.size(0), N = x.numel() / T;
