@@ -47,7 +47,7 @@ SWEEPS = ("contrast", "snr", "afferent")
 class ProbeConfig:
     """What to present. ``snr`` levels are ``(audio dB, image dB)``; ``min_rate`` in spikes per step."""
 
-    samples: int = 256
+    samples: int = 128
     sweeps: tuple[str, ...] = SWEEPS
     contrast: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
     snr: tuple[tuple[float, float], ...] = ((-25, -15), (-20, -10), (-15, -5), (-10, 0), (-5, 5), (0, 10), (10, 20))
@@ -203,9 +203,11 @@ def first_test_samples(data_cfg, seed: int, samples: int):
     """One batch of the first ``samples`` test samples of a data config (the same every call)."""
     from torch.utils.data import DataLoader, Subset
 
-    from ..data import build_datasets
+    from ..data import DATASETS
 
-    test = build_datasets(data_cfg, seed)[2]
+    test = DATASETS.get(data_cfg.dataset).factory(data_cfg, "test", seed, None)  # the test split only
+    if data_cfg.limit:
+        samples = min(samples, data_cfg.limit)
     return next(iter(DataLoader(Subset(test, range(min(samples, len(test)))), batch_size=samples)))
 
 
@@ -214,9 +216,11 @@ def _stimuli(model, cfg, pcfg: ProbeConfig):
     base = None
     if "contrast" in pcfg.sweeps or "afferent" in pcfg.sweeps:
         base = first_test_samples(cfg.data, cfg.seed, pcfg.samples)
+    full = None  # the encoders' output at full strength, shared by the contrast and afferent sweeps
     if "contrast" in pcfg.sweeps:
         for c in pcfg.contrast:
             a, v = features(model, base.audio * c, base.frames * c, pcfg.batch_size)
+            full = (a, v) if c == 1 else full
             yield "contrast", float(c), f"contrast x{c:g}", a, v, torch.as_tensor(base.label)
     if "snr" in pcfg.sweeps:
         for adb, vdb in pcfg.snr:
@@ -225,7 +229,7 @@ def _stimuli(model, cfg, pcfg: ProbeConfig):
             a, v = features(model, batch.audio, batch.frames, pcfg.batch_size)
             yield "snr", (adb + vdb) / 2, f"audio {adb:g} dB, image {vdb:g} dB", a, v, torch.as_tensor(batch.label)
     if "afferent" in pcfg.sweeps:
-        a1, v1 = features(model, base.audio, base.frames, pcfg.batch_size)
+        a1, v1 = full or features(model, base.audio, base.frames, pcfg.batch_size)
         for p in pcfg.afferent:
             yield "afferent", float(p), f"afferent rates x{p:g}", a1 * p, v1 * p, torch.as_tensor(base.label)
 
@@ -303,6 +307,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     """Per sweep (rows): ME against strength (median, IQR, population), additivity against strength, and ME
     against the best unisensory response of each neuron (the classic inverse-effectiveness scatter)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
 
@@ -331,6 +336,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
                                 s=8, cmap="viridis")  # fmt: skip
             fig.colorbar(sc, ax=row[2], label="strength")
             row[2].set_xscale("log")
+            row[2].xaxis.set_minor_formatter(NullFormatter())
         row[2].axhline(0, color="k", lw=0.8, ls=":")
         row[2].set_xlabel("best unisensory response (spikes / step)")
         row[2].set_ylabel("ME (%)")
