@@ -28,17 +28,28 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
-from ..models import AVNet, ModelConfig, build
+from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
 from .config import TrainConfig
 from .losses import av_losses
-from .metrics import SUM_FIELDS, SplitMetrics, batch_sums
-from .policies import Compose, StepContext, build_policies
+from .metrics import MetricsCollector, SplitMetrics
+from .policies import (
+    DROP_NONE,
+    Batch,
+    Compose,
+    EpochView,
+    ForwardContext,
+    SamplePlan,
+    StepContext,
+    TrainStep,
+    build_policies,
+    check_fusion,
+)
 from .rundir import CHECKPOINT_VERSION, RunDir, load_checkpoint, save_checkpoint
 from .runlog import RunLog, read_csv
 
@@ -163,25 +174,86 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfi
     return model.to(device).eval(), cfg
 
 
+class IndexedDataset(Dataset):
+    """A data set's samples with their index and a drop code: ``(sample, index, drop)``; with a
+    :class:`SamplePlan`, the plan's copies (in the plan's order) instead of every sample once."""
+
+    def __init__(self, dataset: Dataset, plan: SamplePlan | None = None) -> None:
+        self.dataset = dataset
+        if plan is not None:
+            n = len(dataset)
+            if len(plan.indices) and (int(plan.indices.min()) < 0 or int(plan.indices.max()) >= n):
+                raise ValueError(f"a SamplePlan indexes samples outside the training set (0 .. {n - 1})")
+        self.indices = plan.indices.tolist() if plan is not None else None
+        self.drop = plan.drop.tolist() if plan is not None else None
+
+    def __len__(self) -> int:
+        return len(self.dataset) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i: int):
+        if self.indices is None:
+            return self.dataset[i], i, DROP_NONE
+        j = self.indices[i]
+        return self.dataset[j], j, self.drop[i]
+
+
+def _collate_indexed(items):
+    samples, index, drop = zip(*items, strict=True)
+    return default_collate(list(samples)), torch.tensor(index), torch.tensor(drop)
+
+
+def to_batch(item, device: torch.device) -> Batch:
+    """A DataLoader item (a collated ``AVSample``, or ``(AVSample, index, drop)`` of :class:`IndexedDataset`)
+    -> a :class:`Batch` on ``device``."""
+    if isinstance(item, tuple | list) and len(item) == 3 and not hasattr(item, "audio"):
+        sample, index, drop = item
+    else:
+        sample, index, drop = item, None, None
+    y = torch.as_tensor(sample.label)
+    n = y.numel()
+    index = torch.arange(n) if index is None else index
+    drop = torch.zeros(n, dtype=torch.long) if drop is None else drop
+    return Batch(sample.audio.to(device, non_blocking=True), sample.frames.to(device, non_blocking=True),
+                 y.to(device, non_blocking=True), index.to(device), drop.to(device), list(sample.clip_id))  # fmt: skip
+
+
 @torch.no_grad()
-def _eval_sums(model, loader, device: torch.device, amp: bool) -> torch.Tensor:
-    model.eval()
-    sums = torch.zeros(len(SUM_FIELDS), device=device)
-    for batch in loader:
-        audio, frames = batch.audio.to(device, non_blocking=True), batch.frames.to(device, non_blocking=True)
-        y = torch.as_tensor(batch.label).to(device, non_blocking=True)
+def evaluate_pass(net, groups, batches, device: torch.device, amp: bool, predict=None, forward=None,
+                  shapley: bool = True) -> MetricsCollector:  # fmt: skip
+    """One evaluation pass: loss (plain cross-entropy of the fused logits, as the original validates),
+    accuracies, F1, mAP and, with ``shapley``, the fused predictions with each modality's features masked.
+    ``predict`` / ``forward``: the methods' (a method's own evaluation forward, e.g. Greedy's MMTM encoders)."""
+    net.eval()
+    col = MetricsCollector(device)
+    for batch in batches:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            out = model(audio, frames)
-        sums += batch_sums(F.cross_entropy(out.fused.float(), y), out, y)  # plain CE, as the original validates
-    return sums
+            fwd = ForwardContext(net, groups, batch, 0, False, predict)
+            out = forward(fwd) if forward is not None else None
+            if out is None:
+                out = fwd.run()
+            masked = None
+            if shapley and fwd.used is not None:
+                a, v = fwd.used
+                za, zv = torch.zeros_like(a), torch.zeros_like(v)
+                masked = {"only_audio": fwd.output(a, zv, keep=False).fused,
+                          "only_visual": fwd.output(za, v, keep=False).fused,
+                          "none": fwd.output(za, zv, keep=False).fused}  # fmt: skip
+        col.add(F.cross_entropy(out.fused.float(), batch.y), out, batch.y,
+                {k: z.float() for k, z in masked.items()} if masked else None)  # fmt: skip
+    return col
 
 
-def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32,
-             amp: bool = False) -> SplitMetrics:  # fmt: skip
-    """Loss (plain cross-entropy of the fused logits) and accuracies of ``model`` on ``ds`` (one process)."""
+def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32, amp: bool = False,
+             policies: Compose | None = None) -> SplitMetrics:  # fmt: skip
+    """Loss (plain cross-entropy of the fused logits), accuracies and imbalance numbers of ``model`` on ``ds`` (one
+    process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
+    (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
     device = torch.device(device)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=_default_workers(ds))
-    return SplitMetrics.from_sums(_eval_sums(model, loader, device, amp).cpu())
+    predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
+    forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
+    batches = (to_batch(b, device) for b in loader)
+    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward).result()
 
 
 def _load_weights(model, weights, path) -> None:
@@ -193,6 +265,10 @@ def _load_weights(model, weights, path) -> None:
 
 
 # -- the trainer -------------------------------------------------------------------------------------------
+class _SkipBatch(Exception):
+    """A non-finite loss or gradient inside a step that ``on_nonfinite="skip"`` skips."""
+
+
 class Trainer:
     """Train, validate and test one configuration.
 
@@ -204,20 +280,27 @@ class Trainer:
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
         progress: progress bars.
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
+        plots: draw ``curves.png`` after every epoch.
     """
 
     def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset, Dataset] | None = None,
                  model: AVNet | None = None, policies: Compose | None = None, mode: str = "new",
-                 progress: bool = True, stop_after: int | None = None) -> None:  # fmt: skip
+                 progress: bool = True, stop_after: int | None = None, plots: bool = True) -> None:  # fmt: skip
         self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
         self.rank, self.world = _dist_info()
         if self.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
             torch.cuda.set_device(self.device)
+        # the methods first: a combination they refuse fails before a run folder is made
+        self.policies = policies if policies is not None else build_policies(config.policies, config.seed)
+        check_fusion(self.policies.names(), config.model.fusion)
+        if self.distributed and not self.policies.data_parallel:
+            raise ConfigError(f"method(s) {self.policies.label} run more passes of the model than data parallel "
+                              "training's one forward per step; train them in one process")  # fmt: skip
         self.rundir = RunDir(config.out, mode)
         self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
-        self.progress, self.stop_after = progress and self.rank == 0, stop_after
+        self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
         seed_everything(config.seed)
         self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, config.out)
         if model is None:
@@ -233,22 +316,24 @@ class Trainer:
         if config.compile:
             self.model = torch.compile(self.model)
         self.groups = self.net.parameter_groups()
-        self.policies = policies if policies is not None else build_policies(config.policies, config.seed)
         self.policies.setup(self.net)
-        if self.distributed and "mmpareto" in self.policies.names():
-            raise ConfigError("method 'mmpareto' is not supported with data parallel training")
+        self.predict = self.policies.predict if self.policies.owner("predict") is not None else None
         self.unimodal = config.loss.trains_heads(self.policies.needs_unimodal_losses)
+        self.params = list(self.net.parameters()) + self.policies.parameters()
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones), config.gamma)
         self.amp = config.amp and self.device.type == "cuda"
         self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
             self.train_set)  # fmt: skip
         self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0)
-        self.best, self.best_epoch, self.best_model = -1.0, 0, None
+        self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
         self.start_epoch, self.step = 0, 0
 
-    def _optimizer(self):
-        c, params = self.cfg, [p for p in self.net.parameters() if p.requires_grad]
+    def _optimizer(self, params: list | None = None):
+        """The run's optimizer over ``params`` (default: the model's and the methods' parameters)."""
+        c = self.cfg
+        if params is None:
+            params = [p for p in self.net.parameters() if p.requires_grad] + self.policies.parameters()
         if not c.weight_decay_1d:  # timm's filter: no decay on biases and norm weights (1-D tensors)
             params = [{"params": [p for p in params if p.dim() > 1]},
                       {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]  # fmt: skip
@@ -258,24 +343,26 @@ class Trainer:
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
     # -- data -----------------------------------------------------------------------------------------------
-    def _loader(self, ds: Dataset, epoch: int, train: bool) -> DataLoader:
-        sampler, shuffle = None, train
+    def _loader(self, ds: Dataset, epoch: int, train: bool, plan: SamplePlan | None = None,
+                shuffle: bool | None = None, seed_offset: int = 0) -> DataLoader:  # fmt: skip
+        shuffle = train if shuffle is None else shuffle
+        sampler, collate = None, None
+        if train:
+            ds, collate = IndexedDataset(ds, plan), _collate_indexed
         if self.distributed:
             from torch.utils.data.distributed import DistributedSampler
 
             if train:
-                sampler = DistributedSampler(ds, shuffle=True, seed=self.cfg.seed)
+                sampler = DistributedSampler(ds, shuffle=shuffle, seed=self.cfg.seed + seed_offset)
                 sampler.set_epoch(epoch)
             else:
                 sampler = ShardSampler(len(ds), self.rank, self.world)
             shuffle = False
-        g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch)  # data order depends on (seed, epoch)
+        # data order depends on (seed, epoch) only
+        g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch + seed_offset)
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
-                          num_workers=self.workers, drop_last=False, pin_memory=self.device.type == "cuda")  # fmt: skip
-
-    def _to(self, batch):
-        return (batch.audio.to(self.device, non_blocking=True), batch.frames.to(self.device, non_blocking=True),
-                torch.as_tensor(batch.label).to(self.device, non_blocking=True))  # fmt: skip
+                          num_workers=self.workers, drop_last=False, pin_memory=self.device.type == "cuda",
+                          collate_fn=collate)  # fmt: skip
 
     def _bar(self, loader, desc: str):
         from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader twice
@@ -283,56 +370,96 @@ class Trainer:
         return tqdm(loader, desc=desc, disable=not self.progress, leave=False, dynamic_ncols=True)
 
     # -- steps ----------------------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> tuple[SplitMetrics, int]:
-        """One epoch; returns its training metrics and the number of batches skipped for a non-finite loss."""
+    def _forward(self, batch: Batch, epoch: int) -> tuple[AVOutput, ForwardContext | None]:
+        """The training forward: a method's own, the features-then-prediction path where a method needs it, else
+        the (possibly DDP-wrapped or compiled) model."""
+        fwd = ForwardContext(self.net, self.groups, batch, epoch, True, self.predict)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            out = self.policies.forward(fwd)
+            if out is None and (self.predict is not None or self.policies.needs_features):
+                out = fwd.run()
+            if out is None:
+                return self.model(batch.audio, batch.frames), None
+        return out, fwd
+
+    def _optimizer_step(self, epoch: int) -> None:
+        """Finite-gradient check, clipping, the optimizer step (raises :class:`_SkipBatch` to skip the batch)."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+        if not math.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise _SkipBatch(f"non-finite gradient (norm {norm})")
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.grad_clip, torch.tensor(norm))
+        self.optimizer.step()
+
+    def _step(self, batch: Batch, epoch: int, index: int, batches: int) -> tuple[AVOutput, float, torch.Tensor]:
+        """One training step; returns the output, the loss (a float, for the logs) and the loss tensor."""
+        if self.policies.owner("train_step") is not None:
+            fwd = ForwardContext(self.net, self.groups, batch, epoch, True, self.predict)
+            step = TrainStep(self.net, self.groups, batch, epoch, index, batches, fwd,
+                             lambda: self.optimizer.zero_grad(set_to_none=True),
+                             lambda: self._optimizer_step(epoch))  # fmt: skip
+            out, total = self.policies.train_step(step)
+            loss_value = float(total.detach())
+            if not math.isfinite(loss_value):
+                raise _SkipBatch(f"non-finite loss ({loss_value})")
+            return out, loss_value, total
+        self.optimizer.zero_grad(set_to_none=True)
+        out, fwd = self._forward(batch, epoch)
+        losses = av_losses(out, batch.y, self.cfg.loss, self.unimodal)
+        ctx = StepContext(self.net, self.groups, out, batch.y, epoch, losses, batch, fwd)
+        weights = self.policies.loss_weights(ctx) or {}
+        unknown = set(weights) - set(losses)
+        if unknown:
+            raise ConfigError(f"methods {self.policies.label} weight loss terms this run does not have: "
+                              f"{', '.join(sorted(unknown))} (it has {', '.join(losses)})")  # fmt: skip
+        # a term weighted 0 is left out (not multiplied by 0): parameters only it reaches get no gradient, so
+        # momentum and weight decay leave them alone, as in the codes that optimise only the other terms
+        terms = [v * weights.get(k, 1.0) for k, v in losses.items() if weights.get(k, 1.0) != 0]
+        extra = self.policies.loss(ctx)
+        if extra is not None:
+            terms.append(extra)
+        total = sum(terms) if terms else torch.zeros((), device=self.device)
+        loss_value = float(total.detach())
+        if not math.isfinite(loss_value):
+            raise _SkipBatch(f"non-finite loss ({loss_value})")
+        if not self.policies.backward(ctx, total) and total.requires_grad:
+            total.backward()
+        self.policies.before_step(ctx)
+        self._optimizer_step(epoch)
+        return out, loss_value, total
+
+    def train_epoch(self, epoch: int, plan: SamplePlan | None = None) -> tuple[SplitMetrics, int]:
+        """One epoch (on ``plan``'s samples when a method resampled the training set); returns its training
+        metrics and the number of batches skipped for a non-finite loss."""
         self.model.train()
         base = _base_dataset(self.train_set)
         if hasattr(base, "set_epoch"):
             base.set_epoch(epoch)
-        sums, skipped = torch.zeros(len(SUM_FIELDS), device=self.device), 0
-        bar = self._bar(self._loader(self.train_set, epoch, train=True), f"epoch {epoch + 1}/{self.cfg.epochs}")
-        for batch in bar:
-            audio, frames, y = self._to(batch)
-            self.optimizer.zero_grad(set_to_none=True)
+        col, skipped = MetricsCollector(self.device), 0
+        loader = self._loader(self.train_set, epoch, train=True, plan=plan)
+        bar = self._bar(loader, f"epoch {epoch + 1}/{self.cfg.epochs}")
+        for index, item in enumerate(bar):
+            batch = to_batch(item, self.device)
             try:
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
-                    out = self.model(audio, frames)
+                out, loss_value, total = self._step(batch, epoch, index, len(loader))
             except NonFiniteInputError as err:  # a diverged network or a corrupt sample inside a spiking layer
                 skipped += self._nonfinite(batch, epoch, str(err))
                 continue
-            losses = av_losses(out, y, self.cfg.loss, self.unimodal)
-            ctx = StepContext(self.net, self.groups, out, y, epoch, losses)
-            total = sum(losses.values())
-            extra = self.policies.loss(ctx)
-            if extra is not None:
-                total = total + extra
-            loss_value = float(total.detach())
-            if not math.isfinite(loss_value):
-                skipped += self._nonfinite(batch, epoch, f"non-finite loss ({loss_value})")
+            except _SkipBatch as err:
+                skipped += self._nonfinite(batch, epoch, str(err))
                 continue
-            if not self.policies.backward(ctx, total):
-                total.backward()
-            self.policies.before_step(ctx)
-            grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-            norm = float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
-            if not math.isfinite(norm):
-                self.optimizer.zero_grad(set_to_none=True)
-                skipped += self._nonfinite(batch, epoch, f"non-finite gradient (norm {norm})")
-                continue
-            if self.cfg.grad_clip:
-                torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.grad_clip, torch.tensor(norm))
-            self.optimizer.step()
-            with torch.no_grad():
-                sums += batch_sums(total, out, y)
+            col.add(total, out, batch.y)
             step_log = self.policies.step_log()
             self.runlog.step({"epoch": epoch + 1, "step": self.step, "loss": loss_value, **step_log})
             self.step += 1
             if self.progress:
                 bar.set_postfix(loss=f"{loss_value:.3f}", **{k: f"{v:.3f}" for k, v in step_log.items()
                                                             if k.endswith("/coeff")})  # fmt: skip
-        return self._reduce(sums), skipped
+        return col.result(), skipped
 
-    def _nonfinite(self, batch, epoch: int, what: str) -> int:
+    def _nonfinite(self, batch: Batch, epoch: int, what: str) -> int:
         """Stop with the batch's clips named (``on_nonfinite="stop"``), or return 1 to count a skipped batch."""
         if self.cfg.on_nonfinite == "skip":
             return 1
@@ -343,16 +470,20 @@ class Trainer:
         )
 
     def evaluate(self, ds: Dataset) -> SplitMetrics:
-        """Loss and accuracies on a data set (each sample once, also across ranks)."""
+        """Loss, accuracies and imbalance numbers on a data set (each sample once, also across ranks)."""
+        if self.distributed:  # what DDP's forward does first: every rank evaluates with rank 0's BN statistics
+            for buf in self.net.buffers():
+                dist.broadcast(buf, 0)
+        batches = (to_batch(b, self.device) for b in self._loader(ds, 0, train=False))
         try:
-            return self._reduce(_eval_sums(self.model, self._loader(ds, 0, train=False), self.device, self.amp))
+            forward = self.policies.forward if self.policies.owner("forward") is not None else None
+            return evaluate_pass(self.net, self.groups, batches, self.device, self.amp, self.predict, forward).result()
         except NonFiniteInputError as err:
             raise NonFiniteLossError(f"the model has diverged: evaluating it gives non-finite values ({err})") from None
 
-    def _reduce(self, sums: torch.Tensor) -> SplitMetrics:
-        if self.distributed:
-            dist.all_reduce(sums)
-        return SplitMetrics.from_sums(sums.cpu())
+    def epoch_view(self, epoch: int) -> _EpochView:
+        """The typed view of the run that methods get at the start of ``epoch``."""
+        return _EpochView(self, epoch)
 
     # -- state ----------------------------------------------------------------------------------------------
     def state_dict(self, epochs_done: int) -> dict:
@@ -370,6 +501,7 @@ class Trainer:
             "best": self.best,
             "best_epoch": self.best_epoch,
             "best_model": self.best_model,
+            "best_policies": self.best_policies,
         }
 
     def load_state_dict(self, state: dict, path: Path) -> None:
@@ -384,6 +516,7 @@ class Trainer:
         _set_rng_state(state["rng"])
         self.start_epoch, self.step = state["epoch"], state["step"]
         self.best, self.best_epoch, self.best_model = state["best"], state["best_epoch"], state["best_model"]
+        self.best_policies = state.get("best_policies")
 
     def _plot(self) -> None:
         from ..plots import training_curves
@@ -410,28 +543,34 @@ class Trainer:
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.time()
             lr = self.optimizer.param_groups[0]["lr"]
-            train, skipped = self.train_epoch(epoch)
+            plan = self.policies.on_epoch_start(self.epoch_view(epoch))
+            train, skipped = self.train_epoch(epoch, plan)
             val = self.evaluate(self.val_set)
             self.scheduler.step()
             self.policies.on_validation(val, epoch)
             row = {"epoch": epoch + 1, "lr": lr, **train.row("train"), **val.row("val"), "nonfinite_skipped": skipped,
-                   "seconds": time.time() - t0}  # fmt: skip
+                   "train_samples": train.n, "seconds": time.time() - t0}  # fmt: skip
             if val.acc > self.best:
                 self.best, self.best_epoch = val.acc, epoch + 1
                 self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
+                self.best_policies = _to_cpu(self.policies.state_dict())
             if self.rank == 0:
                 self.runlog.epoch(row)  # the row first: a kill before the checkpoint redoes (and re-logs) the epoch
                 state = self.state_dict(epoch + 1)
                 save_checkpoint(state, rd.last)
                 if self.best_epoch == epoch + 1:
                     save_checkpoint({"version": CHECKPOINT_VERSION, "config": state["config"], "model": self.best_model,
-                                     "epoch": epoch + 1, "val_acc": self.best}, rd.best)  # fmt: skip
-                self._plot()
+                                     "policies": self.best_policies, "epoch": epoch + 1, "val_acc": self.best},
+                                    rd.best)  # fmt: skip
+                if self.plots:
+                    self._plot()
             done += 1
             if self.stop_after is not None and done >= self.stop_after and epoch + 1 < self.cfg.epochs:
                 return row
         if self.best_model is not None:
             self.net.load_state_dict(self.best_model)
+            if self.best_policies is not None:  # the methods' own parameters and state of the best epoch too
+                self.policies.load_state_dict(self.best_policies)
         result = {"best_val_acc": self.best, "best_epoch": self.best_epoch, "epochs": self.cfg.epochs,
                   **self.evaluate(self.test_set).row("test")}  # fmt: skip
         policy_means = _policy_means(read_csv(rd.path / "steps.csv")) if self.rank == 0 else {}
@@ -440,6 +579,74 @@ class Trainer:
             rd.mark_complete(result)
         self.runlog.close()
         return result
+
+
+def _to_cpu(obj):
+    """A deep copy of nested dicts / lists of tensors, on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class _EpochView(EpochView):
+    """The trainer's :class:`EpochView`: its model and data, seeded by (seed, epoch)."""
+
+    def __init__(self, trainer: Trainer, epoch: int) -> None:
+        self.trainer = trainer
+        self.model, self.groups = trainer.net, trainer.groups
+        self.epoch, self.epochs, self.seed = epoch, trainer.cfg.epochs, trainer.cfg.seed
+        self.num_classes = int(trainer.cfg.model.num_classes)
+        self.predict = trainer.predict
+        self.device = trainer.device
+        self._offset = 0
+
+    def _dataset(self, split: str) -> Dataset:
+        if split not in ("train", "val"):
+            raise ValueError(f"an epoch view reads the 'train' or 'val' split, got {split!r}")
+        return self.trainer.train_set if split == "train" else self.trainer.val_set
+
+    def num_batches(self, split: str) -> int:
+        return math.ceil(len(self._dataset(split)) / self.trainer.cfg.batch_size)
+
+    def batches(self, split: str, shuffle: bool = False, limit: int | None = None):
+        ds = self._dataset(split)
+        base = _base_dataset(ds)
+        if split == "train" and hasattr(base, "set_epoch"):
+            base.set_epoch(self.epoch)
+        self._offset += 1  # each pass its own (seeded) order
+        loader = self.trainer._loader(ds, self.epoch, train=split == "train", shuffle=shuffle,
+                                      seed_offset=7919 * self._offset)  # fmt: skip
+        for i, item in enumerate(loader):
+            if limit is not None and i >= limit:
+                break
+            yield to_batch(item, self.device)
+
+    def train_copy(self, model, loss_fn, epochs: int) -> list[float]:
+        t = self.trainer
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = t._optimizer(params)
+        for group in opt.param_groups:
+            group["lr"] = t.optimizer.param_groups[0]["lr"]
+        losses = []
+        model.train()
+        for _ in range(epochs):
+            total, n = 0.0, 0
+            for b in self.batches("train", shuffle=True):
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=t.amp):
+                    loss = loss_fn(model(b.audio, b.frames), b.y)
+                if not math.isfinite(float(loss.detach())):
+                    raise NonFiniteLossError(f"a copy trained at epoch {self.epoch + 1} met a non-finite loss")
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * b.y.numel()
+                n += b.y.numel()
+            losses.append(total / max(n, 1))
+        return losses
 
 
 def _policy_means(steps: list[dict]) -> dict[str, float]:

@@ -19,52 +19,113 @@ from neurons.registry import Registry
 
 from ...schema import ConfigError
 from .base import (
+    DROP_AUDIO,
+    DROP_NONE,
+    DROP_VISUAL,
+    MODALITIES,
+    Batch,
+    EpochView,
+    FeatureSet,
+    ForwardContext,
     NoiseSource,
     Policy,
     PolicyConfig,
+    SamplePlan,
     StepContext,
+    TrainStep,
     WindowConfig,
+    default_output,
+    scale_gradient,
     scale_with_noise,
     true_class_score,
+    unmasked_heads,
 )
 
 __all__ = ["METHODS", "register_method", "build_policies", "Compose", "Policy", "PolicyConfig", "WindowConfig",
-           "StepContext", "NoiseSource", "scale_with_noise", "true_class_score", "method_table"]  # fmt: skip
+           "StepContext", "NoiseSource", "scale_with_noise", "true_class_score", "method_table", "Batch",
+           "ForwardContext", "EpochView", "FeatureSet", "SamplePlan", "TrainStep", "default_output",
+           "scale_gradient", "unmasked_heads", "DROP_NONE", "DROP_AUDIO", "DROP_VISUAL", "MODALITIES",
+           "composes_with_iemf", "check_fusion"]  # fmt: skip
 
 METHODS = Registry("method")
 
 
-def register_method(cls=None, *, source: str, modulates: str, iemf: str):
+def register_method(cls=None, *, source: str, modulates: str, iemf: str, fusions: tuple[str, ...] | None = None):
     """Class decorator: register a :class:`Policy` subclass under ``cls.name``.
 
     Args:
         source: the paper and the official code it follows.
         modulates: what it acts on, in a few words.
-        iemf: whether it composes with IEMF ("yes", or "no: <why>").
+        iemf: whether it composes with IEMF: ``"yes ..."``, or ``"no: <why>"`` (a run that lists both is refused
+            with that reason).
+        fusions: the fusions it supports (None: every one); a run with another is refused.
     """
+    if not (iemf.startswith("yes") or iemf.startswith("no: ") or iemf == "is IEMF"):
+        raise ValueError(f"iemf must be 'yes ...', 'no: <why>' or 'is IEMF', got {iemf!r}")
 
     def deco(c):
-        return METHODS.register(c.name, c, source=source, modulates=modulates, iemf=iemf)
+        return METHODS.register(c.name, c, source=source, modulates=modulates, iemf=iemf, fusions=fusions)
 
     return deco(cls) if cls is not None else deco
 
 
+def composes_with_iemf(name: str) -> bool:
+    """Whether the registered method ``name`` may run in one run with IEMF."""
+    return not METHODS.get(name).iemf.startswith("no")
+
+
+def check_fusion(names: Sequence[str], fusion: str) -> None:
+    """Refuse (one-line ConfigError) a run whose methods do not support its fusion."""
+    for name in names:
+        allowed = METHODS.get(name).fusions
+        if allowed is not None and fusion not in allowed:
+            raise ConfigError(f"method {name!r} needs a fusion with a linear head per modality ({', '.join(allowed)}); "
+                              f"this run's fusion is {fusion!r}")  # fmt: skip
+
+
+def _overrides(p: Policy, hook: str) -> bool:
+    return getattr(type(p), hook) is not getattr(Policy, hook)
+
+
 class Compose(Policy):
-    """Run several policies in order; their logs are namespaced (``iemf/coeff``, ``ogm_ge/coeff_audio``)."""
+    """Run several policies in order; their logs are namespaced (``iemf/coeff``, ``ogm_ge/coeff_audio``).
+
+    At most one policy may own each of ``forward``, ``predict``, ``backward`` and ``train_step``; a method that
+    takes over the whole step runs alone; a method that does not compose with IEMF is refused beside it.
+    """
 
     name = "compose"
 
     def __init__(self, policies: Sequence[Policy]) -> None:
         super().__init__()
-        own = [p.name for p in policies if type(p).backward is not Policy.backward]
-        if len(own) > 1:
-            raise ConfigError(f"at most one method may compute the backward itself: {', '.join(own)}")
         names = [p.name for p in policies]
+        hooks = (("backward", "compute the backward"), ("forward", "compute the forward"),
+                 ("predict", "compute the prediction"), ("train_step", "take over the training step"))  # fmt: skip
+        for hook, what in hooks:
+            own = [p.name for p in policies if _overrides(p, hook)]
+            if len(own) > 1:
+                raise ConfigError(f"at most one method may {what} itself: {', '.join(own)}")  # fmt: skip
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ConfigError(f"method(s) {', '.join(twice)} listed twice; each method acts once per step")
+        if "iemf" in names:
+            for p in policies:
+                if p.name != "iemf" and p.name in METHODS and not composes_with_iemf(p.name):
+                    why = METHODS.get(p.name).iemf.removeprefix("no: ")
+                    raise ConfigError(f"method {p.name!r} does not compose with IEMF: {why}")
+        step = [p.name for p in policies if _overrides(p, "train_step")]
+        if step and len(policies) > 1:
+            raise ConfigError(f"method {step[0]!r} takes over the whole training step and runs alone, not with "
+                              f"{', '.join(n for n in names if n != step[0])}")  # fmt: skip
         self.policies = list(policies)
         self.needs_unimodal_losses = any(p.needs_unimodal_losses for p in self.policies)
+        self.needs_features = any(p.needs_features for p in self.policies)
+        # DDP syncs the gradients of its one forward per step: a method with more passes of the model (or of parts
+        # of it), or its own backward, runs in one process
+        own = ("forward", "predict", "backward", "train_step")
+        self.data_parallel = all(
+            p.data_parallel and not p.needs_features and not any(_overrides(p, h) for h in own) for p in self.policies
+        )
 
     @property
     def label(self) -> str:
@@ -73,9 +134,34 @@ class Compose(Policy):
     def names(self) -> list[str]:
         return [p.name for p in self.policies]
 
+    def owner(self, hook: str) -> Policy | None:
+        """The policy that overrides ``hook`` (``forward``, ``predict``, ``train_step``, ...), if any."""
+        return next((p for p in self.policies if _overrides(p, hook)), None)
+
     def setup(self, model):
         for p in self.policies:
             p.setup(model)
+
+    def on_epoch_start(self, view):
+        plans = [(p.name, plan) for p in self.policies if (plan := p.on_epoch_start(view)) is not None]
+        if len(plans) > 1:
+            raise ConfigError(f"methods {', '.join(n for n, _ in plans)} each resample the training set; only one may")
+        return plans[0][1] if plans else None
+
+    def forward(self, fwd):
+        p = self.owner("forward")
+        return p.forward(fwd) if p is not None else None
+
+    def predict(self, model, a, v):
+        p = self.owner("predict")
+        return p.predict(model, a, v) if p is not None else None
+
+    def loss_weights(self, ctx):
+        weights: dict[str, float] = {}
+        for p in self.policies:
+            for k, w in (p.loss_weights(ctx) or {}).items():
+                weights[k] = weights.get(k, 1.0) * float(w)
+        return weights or None
 
     def loss(self, ctx):
         extra = [t for p in self.policies if (t := p.loss(ctx)) is not None]
@@ -88,9 +174,16 @@ class Compose(Policy):
         for p in self.policies:
             p.before_step(ctx)
 
+    def train_step(self, step):
+        p = self.owner("train_step")
+        return p.train_step(step) if p is not None else None
+
     def on_validation(self, val, epoch):
         for p in self.policies:
             p.on_validation(val, epoch)
+
+    def parameters(self):
+        return [q for p in self.policies for q in p.parameters()]
 
     def step_log(self) -> dict[str, float]:
         """What every policy did in the last step, keys namespaced by policy."""
@@ -138,12 +231,12 @@ def build_policies(specs: Sequence[Mapping], seed: int = 0) -> Compose:
 
 
 def method_table() -> list[dict[str, str]]:
-    """One row per registered method: name, description, source, what it modulates, composes with IEMF."""
+    """One row per registered method: name, description, source, what it modulates, composes with IEMF, fusions."""
     rows = []
     for name in METHODS.names():
         e = METHODS.get(name)
         rows.append({"method": name, "description": e.description, "source": e.source, "modulates": e.modulates,
-                     "iemf": e.iemf})  # fmt: skip
+                     "iemf": e.iemf, "fusions": ", ".join(e.fusions) if e.fusions else "all"})  # fmt: skip
     return rows
 
 

@@ -1,37 +1,61 @@
 """What every balancing method is built from: the policy protocol, its context objects and shared helpers.
 
-A policy is a small object with hooks that the trainer calls in a fixed order (Lightning's callbacks)::
+A policy is a small object with hooks that the trainer calls in a fixed order (Lightning's callbacks); a method
+overrides the few it needs::
 
-    policy.setup(model)                    # once, before training (forward hooks, state shaped by the model)
-    extra = policy.loss(ctx)               # add a term to the loss (LFM)
-    policy.backward(ctx, total)            # at most one policy replaces loss.backward() (MMPareto)
-    policy.before_step(ctx)                # scale / perturb gradients (IEMF, OGM-GE, MSLR)
-    optimizer.step()
-    ...
-    policy.on_validation(val, epoch)       # once per epoch, validation split only (MSLR)
+    policy.setup(model)                    # once, before training (forward hooks, its own modules, state)
+    for each epoch:
+        plan = policy.on_epoch_start(view)  # epoch-level work on a typed view of the data and the model
+                                            # (prototypes, valuation, re-initialisation, unimodal teachers);
+                                            # may return a SamplePlan: this epoch's training samples
+        for each batch:
+            out = policy.forward(fwd)       # at most one policy computes the training forward (AGM, OPM, ...)
+            ...                             # else features -> policy.predict(model, a, v) or the model's
+            w = policy.loss_weights(ctx)    # weights of the loss terms (fused, audio, visual): G-Blending, UME
+            extra = policy.loss(ctx)        # add a term to the loss (LFM, PMR, CML, UMT)
+            policy.backward(ctx, total)     # at most one policy replaces loss.backward() (MMPareto)
+            policy.before_step(ctx)         # scale / perturb gradients (IEMF, OGM-GE, MSLR, AGM)
+            optimizer.step()
+          # or, instead of all of the above: policy.train_step(step) (MLA: one optimizer step per modality)
+        policy.on_validation(val, epoch)    # once per epoch, validation split only (MSLR)
 
-It sees the model through a typed :class:`~snn_msi.models.ParamGroups` (no parameter-name prefixes), the
-output through :class:`~snn_msi.models.AVOutput` and the validation numbers through
-:class:`~snn_msi.training.metrics.SplitMetrics`. What it did in the last step is in ``self.log`` (plain
-floats, the same keys every step); the trainer namespaces the keys by the policy's name (``iemf/coeff``).
-Options are a small :class:`PolicyConfig` dataclass per method, loaded strictly from the run's YAML.
+Evaluation uses the same ``predict`` (MMCosine's cosine logits, MLA's gating, ReconBoost's ensemble, UME's
+average). It sees the model through a typed :class:`~snn_msi.models.ParamGroups` (no parameter-name prefixes),
+the output through :class:`~snn_msi.models.AVOutput`, the batch through :class:`Batch`, the run's data through
+:class:`EpochView` and the validation numbers through :class:`~snn_msi.training.metrics.SplitMetrics`. What it
+did in the last step is in ``self.log`` (plain floats, the same keys every step); the trainer namespaces the keys
+by the policy's name (``iemf/coeff``). Options are a small :class:`PolicyConfig` dataclass per method, loaded
+strictly from the run's YAML. Parameters a method adds (MLA's shared head, ReconBoost's boost rate, Greedy's
+MMTM blocks) live in ``self.extra``: the run's optimizer trains them and checkpoints carry them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
+
+import neurons
 
 from ...models.heads import AVOutput, ParamGroups
 from ...schema import Config, ConfigError, check
 from ..metrics import SplitMetrics
 
 __all__ = ["Policy", "PolicyConfig", "WindowConfig", "StepContext", "NoiseSource", "scale_with_noise",
-           "true_class_score"]  # fmt: skip
+           "true_class_score", "Batch", "ForwardContext", "EpochView", "FeatureSet", "SamplePlan", "TrainStep",
+           "default_output", "unmasked_heads", "scale_gradient", "DROP_NONE", "DROP_AUDIO", "DROP_VISUAL",
+           "MODALITIES"]  # fmt: skip
+
+MODALITIES = ("audio", "visual")
+#: per-sample drop codes of a :class:`SamplePlan` (the valuation paper's: 1 = audio dropped, 2 = visual dropped)
+DROP_NONE, DROP_AUDIO, DROP_VISUAL = 0, 1, 2
 
 
 @dataclass
@@ -55,6 +79,76 @@ class WindowConfig(PolicyConfig):
 
 
 @dataclass
+class Batch:
+    """One batch as the trainer hands it to policies (on the training device).
+
+    ``index``: each sample's index in its data set; ``drop``: each sample's drop code of this epoch's
+    :class:`SamplePlan` (:data:`DROP_NONE` without a plan); ``clip_id``: names, for error messages.
+    """
+
+    audio: torch.Tensor
+    frames: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+    drop: torch.Tensor
+    clip_id: list[str] = field(default_factory=list)
+
+
+def default_output(model: nn.Module, a: torch.Tensor, v: torch.Tensor) -> AVOutput:
+    """The model's output from its time-resolved features ``a, v [T, B, D]``: what ``AVNet.forward`` computes
+    after its encoders (fusion and unimodal heads, logits averaged over T)."""
+    fused, out_a, out_v = model.fusion(a, v)
+    head_a, head_v = model.heads(a, v)
+    return AVOutput(fused=fused.mean(0), audio=head_a.mean(0), visual=head_v.mean(0), fused_audio=out_a.mean(0),
+                    fused_visual=out_v.mean(0), features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+
+
+def unmasked_heads(out: AVOutput, model: nn.Module, a: torch.Tensor, v: torch.Tensor) -> AVOutput:
+    """``out`` with the unimodal heads (and ``features``) of the unmasked features ``a, v``: for methods that mask
+    what the fusion sees (OPM, the valuation methods) but not what each modality's own head learns from."""
+    head_a, head_v = model.heads(a, v)
+    return dataclasses.replace(out, audio=head_a.mean(0), visual=head_v.mean(0),
+                               features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+
+
+Predictor = Callable[[nn.Module, torch.Tensor, torch.Tensor], "AVOutput | None"]
+
+
+class ForwardContext:
+    """One forward pass, split where methods act: the encoders (:meth:`features`) and what follows
+    (:meth:`output`: a method's ``predict`` or the model's fusion and heads). The features last given to
+    :meth:`output` are kept (``used``): the trainer masks them for the Shapley values, CML reduces them.
+    """
+
+    def __init__(self, model: nn.Module, groups: ParamGroups, batch: Batch, epoch: int, train: bool,
+                 predict: Predictor | None = None) -> None:  # fmt: skip
+        self.model, self.groups, self.batch, self.epoch, self.train = model, groups, batch, epoch, train
+        self.predict = predict
+        self.used: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def features(self, audio: torch.Tensor | None = None, frames: torch.Tensor | None = None):
+        """Time-resolved encoder features ``(a, v)``, each ``[T, B, D]``, of the batch's (or the given) inputs,
+        from fresh neuron state."""
+        neurons.reset(self.model)
+        audio = self.batch.audio if audio is None else audio
+        frames = self.batch.frames if frames is None else frames
+        return self.model.features(audio, frames)
+
+    def output(self, a: torch.Tensor, v: torch.Tensor, keep: bool = True) -> AVOutput:
+        """The output from features: the method's ``predict`` where it has one, else fusion and heads."""
+        out = self.predict(self.model, a, v) if self.predict is not None else None
+        out = out if out is not None else default_output(self.model, a, v)
+        neurons.reset(self.model)
+        if keep:
+            self.used = (a, v)
+        return out
+
+    def run(self) -> AVOutput:
+        """features, then output."""
+        return self.output(*self.features())
+
+
+@dataclass
 class StepContext:
     """One training step as a policy sees it.
 
@@ -63,6 +157,8 @@ class StepContext:
         groups: its parameters by role.
         out: the forward pass's output; ``y``: labels ``[B]``; ``epoch``: 0-based.
         losses: the loss terms by name (``fused``, and ``audio`` / ``visual`` when the heads are trained).
+        batch: the batch (inputs, indices, drop codes); ``fwd``: the forward pass when it went through
+            :class:`ForwardContext` (``fwd.used`` holds the features), else None.
     """
 
     model: torch.nn.Module
@@ -71,6 +167,123 @@ class StepContext:
     y: torch.Tensor
     epoch: int
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    batch: Batch | None = None
+    fwd: ForwardContext | None = None
+
+
+@dataclass
+class TrainStep:
+    """A whole training step, for the method that takes it over (:meth:`Policy.train_step`).
+
+    ``zero_grad()`` clears the gradients; ``optimizer_step()`` runs the trainer's checks (a non-finite gradient
+    stops the run or skips the batch, as configured), clipping and the optimizer step. ``batch_index`` /
+    ``batches``: the step's place in the epoch.
+    """
+
+    model: nn.Module
+    groups: ParamGroups
+    batch: Batch
+    epoch: int
+    batch_index: int
+    batches: int
+    fwd: ForwardContext
+    zero_grad: Callable[[], None]
+    optimizer_step: Callable[[], None]
+
+
+@dataclass
+class FeatureSet:
+    """Time-averaged encoder features of a split: ``audio`` / ``visual`` ``[N, D]``, labels ``y [N]``, data-set
+    ``index [N]`` (CPU tensors)."""
+
+    audio: torch.Tensor
+    visual: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+
+
+@dataclass
+class SamplePlan:
+    """The training samples of one epoch: ``indices [N']`` into the training set (repeats allowed) and each
+    copy's drop code ``drop [N']`` (:data:`DROP_NONE`, :data:`DROP_AUDIO`, :data:`DROP_VISUAL`)."""
+
+    indices: torch.Tensor
+    drop: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.indices.shape != self.drop.shape or self.indices.dim() != 1:
+            raise ValueError(f"a SamplePlan needs indices and drop codes of one length, got {tuple(self.indices.shape)}"
+                             f" and {tuple(self.drop.shape)}")  # fmt: skip
+
+
+class EpochView(ABC):
+    """What a method sees at the start of an epoch: the model (``model``, ``groups``), where the run is (``epoch``,
+    ``epochs``, ``seed``, ``num_classes``) and the run's data, through services the trainer implements.
+
+    Splits are ``"train"`` (the training set, this epoch's augmentation and noise) and ``"val"`` (never the test
+    split). Every pass here is seeded by (seed, epoch): a resumed run repeats it exactly.
+    """
+
+    model: nn.Module
+    groups: ParamGroups
+    epoch: int
+    epochs: int
+    seed: int
+    num_classes: int
+    predict: Predictor | None = None
+
+    @abstractmethod
+    def batches(self, split: str, shuffle: bool = False, limit: int | None = None) -> Iterator[Batch]:
+        """The split's batches (the run's batch size; ``limit``: at most that many)."""
+
+    @abstractmethod
+    def num_batches(self, split: str) -> int:
+        """How many batches one pass over the split has."""
+
+    @abstractmethod
+    def train_copy(self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor],
+                   epochs: int) -> list[float]:  # fmt: skip
+        """Train ``model`` (a copy the method made) on the training split for ``epochs`` epochs with
+        ``loss_fn(out, y)``, using a fresh optimizer of the run's kind and current learning rate; the mean
+        training loss of each epoch."""
+
+    def map(self, split: str, fn: Callable[[ForwardContext, Batch], object], shuffle: bool = False,
+            limit: int | None = None) -> list:  # fmt: skip
+        """``[fn(fwd, batch) for each batch]`` with the model in evaluation mode, without gradients."""
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return [fn(ForwardContext(self.model, self.groups, b, self.epoch, False, self.predict), b)
+                        for b in self.batches(split, shuffle, limit)]  # fmt: skip
+        finally:
+            self.model.train(was)
+
+    def features(self, split: str, shuffle: bool = False, limit: int | None = None) -> FeatureSet:
+        """The split's time-averaged encoder features (evaluation mode)."""
+
+        def one(fwd, b):
+            a, v = fwd.features()
+            neurons.reset(self.model)
+            return a.mean(0).float().cpu(), v.mean(0).float().cpu(), b.y.cpu(), b.index.cpu()
+
+        parts = self.map(split, one, shuffle, limit)
+        return FeatureSet(*(torch.cat([p[i] for p in parts]) for i in range(4)))
+
+    def mean_loss(self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor],
+                  split: str) -> float:  # fmt: skip
+        """Mean of ``loss_fn(out, y)`` over the split, ``model`` in evaluation mode, without gradients."""
+        was = model.training
+        model.eval()
+        total, n = 0.0, 0
+        try:
+            with torch.no_grad():
+                for b in self.batches(split):
+                    total += float(loss_fn(model(b.audio, b.frames), b.y)) * b.y.numel()
+                    n += b.y.numel()
+        finally:
+            model.train(was)
+        return total / max(n, 1)
 
 
 def true_class_score(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -81,6 +294,22 @@ def true_class_score(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return s
 
 
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` in the forward; its gradient times ``scale`` in the backward (a full backward hook on an identity)."""
+    return _ScaleGradient.apply(x, float(scale))
+
+
 class NoiseSource:
     """Seeded Gaussian noise on whatever device the gradients live (one generator per device, resumable)."""
 
@@ -88,11 +317,18 @@ class NoiseSource:
         self.seed = seed
         self.generators: dict[str, torch.Generator] = {}
 
-    def randn(self, like: torch.Tensor) -> torch.Tensor:
-        key = str(like.device)
+    def generator(self, device: torch.device | str) -> torch.Generator:
+        key = str(device)
         if key not in self.generators:
-            self.generators[key] = torch.Generator(device=like.device).manual_seed(self.seed)
-        return torch.randn(like.shape, generator=self.generators[key], device=like.device, dtype=like.dtype)
+            self.generators[key] = torch.Generator(device=device).manual_seed(self.seed)
+        return self.generators[key]
+
+    def randn(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=self.generator(like.device), device=like.device, dtype=like.dtype)
+
+    def rand(self, shape, device: torch.device | str) -> torch.Tensor:
+        """Uniform ``[0, 1)`` draws from the same stream."""
+        return torch.rand(shape, generator=self.generator(device), device=device)
 
     def state_dict(self) -> dict:
         return {k: g.get_state() for k, g in self.generators.items()}
@@ -124,11 +360,17 @@ class Policy:
         config_class: its options dataclass.
         needs_unimodal_losses: the method reads the unimodal heads or their losses (IEMF, MMPareto), so they are
             trained whatever ``loss.unimodal`` says (the original code added them exactly in these runs).
+        needs_features: the training forward must go through :class:`ForwardContext` (``ctx.fwd.used`` holds the
+            features), not the model's own ``forward``.
+        data_parallel: the method works under DDP (False for those that run more passes of the model, or
+            parts of it, than DDP's one forward per step).
     """
 
     name: ClassVar[str] = "normal"
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
     needs_unimodal_losses: ClassVar[bool] = False
+    needs_features: ClassVar[bool] = False
+    data_parallel: ClassVar[bool] = True
 
     def __init__(self, config: PolicyConfig | None = None, seed: int = 0) -> None:
         self.cfg = config if config is not None else self.config_class()
@@ -138,10 +380,29 @@ class Policy:
             )
         self.seed = seed
         self.log: dict[str, float] = {}
+        self.extra: nn.Module | None = None
 
     # -- hooks ----------------------------------------------------------------------------------------------
     def setup(self, model: torch.nn.Module) -> None:
-        """Once, before training, with the (unwrapped) model: attach forward hooks, build prototypes, ..."""
+        """Once, before training, with the (unwrapped) model: attach forward hooks, build ``self.extra``, ..."""
+
+    def on_epoch_start(self, view: EpochView) -> SamplePlan | None:
+        """At the start of every epoch (also the first, also after a resume): epoch-level work; may return the
+        epoch's training samples."""
+        return None
+
+    def forward(self, fwd: ForwardContext) -> AVOutput | None:
+        """The training forward (``fwd.train``) or None for the usual one."""
+        return None
+
+    def predict(self, model: torch.nn.Module, a: torch.Tensor, v: torch.Tensor) -> AVOutput | None:
+        """The output from time-resolved features ``a, v [T, B, D]`` (training and evaluation), or None for the
+        model's fusion and heads."""
+        return None
+
+    def loss_weights(self, ctx: StepContext) -> dict[str, float] | None:
+        """Weights of the loss terms by name (``fused``, ``audio``, ``visual``; a missing name keeps 1), or None."""
+        return None
 
     def loss(self, ctx: StepContext) -> torch.Tensor | None:
         """An extra loss term (added to the total), or None."""
@@ -154,20 +415,33 @@ class Policy:
     def before_step(self, ctx: StepContext) -> None:
         """Act on ``p.grad`` (unscaled, before clipping and the optimizer step)."""
 
+    def train_step(self, step: TrainStep) -> tuple[AVOutput, torch.Tensor] | None:
+        """Take over the whole step (forwards, backwards, optimizer steps): return the step's output and its loss
+        (for the logs), or None to leave the step to the trainer."""
+        return None
+
     def on_validation(self, val: SplitMetrics, epoch: int) -> None:
         """Once per epoch with the validation split's numbers (never the test split's)."""
+
+    def parameters(self) -> list[nn.Parameter]:
+        """The parameters the method adds (``self.extra``), trained by the run's optimizer."""
+        return list(self.extra.parameters()) if self.extra is not None else []
 
     # -- state ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         state: dict = {"log": dict(self.log)}
         if hasattr(self, "noise_source"):  # policies that perturb gradients resume their noise stream
             state["noise"] = self.noise_source.state_dict()
+        if self.extra is not None:
+            state["extra"] = {k: v.detach().clone() for k, v in self.extra.state_dict().items()}
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.log = dict(state.get("log", {}))
         if hasattr(self, "noise_source"):
             self.noise_source.load_state_dict(state.get("noise", {}))
+        if self.extra is not None and "extra" in state:
+            self.extra.load_state_dict(state["extra"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cfg})"
