@@ -70,8 +70,8 @@ def test_hand_set_layer_inverse_effectiveness_through_the_probe():
     assert me[0] > me[1] > me[2]
 
 
-def _checkpoint(tmp_path, fusion: str):
-    """A tiny network with real batch-norm statistics (a few training-mode passes), saved as a checkpoint."""
+def _checkpoint(tmp_path, fusion: str, calibrate: int = 10):
+    """A tiny network with real batch-norm statistics (``calibrate`` training-mode passes), saved as a checkpoint."""
     from snn_msi.data import build_datasets
 
     model = {"num_classes": 10, "widths": [8], "blocks": [1], "stem": "small", "stem_stride": 2, "audio_channels": 1,
@@ -79,10 +79,11 @@ def _checkpoint(tmp_path, fusion: str):
     cfg = demo_config(model=model, data={"dataset": "digits-av", "preset": "hard", "limit": 24})
     torch.manual_seed(0)
     net = build(cfg.model).train()
-    batch = next(iter(torch.utils.data.DataLoader(build_datasets(cfg.data)[0], batch_size=24)))
-    with torch.no_grad():
-        for _ in range(10):
-            net(batch.audio, batch.frames)
+    if calibrate:
+        batch = next(iter(torch.utils.data.DataLoader(build_datasets(cfg.data)[0], batch_size=24)))
+        with torch.no_grad():
+            for _ in range(calibrate):
+                net(batch.audio, batch.frames)
     path = tmp_path / fusion / "best.pt"
     save_checkpoint({"version": CHECKPOINT_VERSION, "config": cfg.to_dict(), "model": net.state_dict()}, path)
     return path
@@ -107,7 +108,7 @@ def test_probe_command_writes_tables_and_plot(tmp_path, capsys):
 
 
 def test_probe_refuses_a_fusion_without_integration_neurons_and_bad_levels(tmp_path, capsys):
-    ckpt = _checkpoint(tmp_path, "concat")
+    ckpt = _checkpoint(tmp_path, "concat", calibrate=0)
     assert main(["probe", str(ckpt), "--samples", "4"]) == 2
     assert "fusion 'concat' has no integration neurons" in capsys.readouterr().err
     with pytest.raises(ValueError, match="sweeps must be some of"):

@@ -163,7 +163,8 @@ def level_summary(table: dict[str, torch.Tensor], rates: dict[str, torch.Tensor]
     ai, ai_lo, ai_hi = _quantiles(table["AI"])
     pa, pv, pcm = float(table["A"].sum()), float(table["V"].sum()), float(table["CM"].sum())
     row = {
-        "neurons": h, "responsive": int(table["responsive"].sum()), "emergent": int(table["emergent"].sum()),
+        "neurons": h, "trials": len(labels), "responsive": int(table["responsive"].sum()),
+        "emergent": int(table["emergent"].sum()),
         "rate_A": pa / h, "rate_V": pv / h, "rate_CM": pcm / h,
         "ME_median": me, "ME_q25": me_lo, "ME_q75": me_hi,
         "ME_population": (pcm - max(pa, pv)) / max(pa, pv) if max(pa, pv) > 0 else float("nan"),
@@ -268,7 +269,7 @@ def probe_checkpoint(checkpoint: str | Path, out: str | Path | None = None, pcfg
     md = markdown_table(result.levels)
     head = (f"Integration layer of {checkpoint} ({cfg.model.fusion}, {cfg.model.neuron}, "
             f"{result.levels[0]['neurons']} neurons, T = {cfg.model.T}); trials: "
-            f"{(pcfg or ProbeConfig()).samples} test samples per level.")  # fmt: skip
+            f"{result.levels[0]['trials']} test samples per level.")  # fmt: skip
     (out / "probe.md").write_text(head + "\n\n" + md + "\n")
     probe_plot(result.levels, result.neurons, out / "probe.png", title=f"{cfg.model.fusion}: {checkpoint}")
     if not quiet:
