@@ -38,7 +38,7 @@ import torch
 
 import neurons
 
-from . import command
+from . import register_command
 
 SWEEPS = ("contrast", "snr", "afferent")
 
@@ -370,7 +370,8 @@ def _snr_pair(text: str) -> tuple[float, float]:
     return a, v
 
 
-@command("probe", description="multisensory responses of a checkpoint's integration layer (ME, additivity vs strength)")
+@register_command("probe", description="multisensory responses of a checkpoint's integration layer (ME, additivity "
+                  "against stimulus strength)")  # fmt: skip
 def _probe_command(q) -> None:
     from ..cli import nonnegative_float, positive_int
 

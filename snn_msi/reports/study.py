@@ -50,7 +50,7 @@ import numpy as np
 from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.rundir import RunDir, config_diff
-from . import study
+from . import register_study
 
 METHODS = ("normal", "iemf", "constant", "noise")
 LOSSES = ("always", "with_iemf")
@@ -670,8 +670,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
 
 
-@study("inverse-effectiveness", description="weaken both modalities step by step; Normal, IEMF, its controls, the "
-       "trend across levels and the compute to reach Normal's accuracy")  # fmt: skip
+@register_study("inverse-effectiveness", description="weaken both modalities step by step; Normal, IEMF, its "
+                "controls, the trend across levels and the compute to reach Normal's accuracy")  # fmt: skip
 def _inverse_effectiveness_command(q) -> None:
     from ..cli import positive_int
 
