@@ -268,7 +268,7 @@ def test_umt_distillation_and_ume_prediction_by_value():
     umt.on_epoch_start(FakeView(model))
     model.eval()
     out = model(batch.audio, batch.frames)
-    assert float(umt.loss(_ctx(model, out, batch))) == pytest.approx(0.0, abs=1e-10)
+    assert float(umt.loss(_ctx(model, out, batch)).detach()) == pytest.approx(0.0, abs=1e-10)
     ume = _policy("ume")
     assert ume.loss_weights(None) == {"fused": 0.0}
     a, v = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
@@ -676,3 +676,49 @@ def test_new_methods_resume_bit_identically(tmp_path):
     wa, wb = load_checkpoint(tmp_path / "a" / "run" / "last.pt"), load_checkpoint(tmp_path / "b" / "run" / "last.pt")
     for k, v in wa["model"].items():
         assert torch.equal(v, wb["model"][k]), k
+
+
+@pytest.mark.parametrize("method, options", [("sample_valuation", {"warmup": 0}), ("modality_valuation", {"warmup": 0}),
+                                             ("relearn", {"reinit_epoch": 1}), ("opm", {"start": 0, "p_exe": 1.0}),
+                                             ("reconboost", {"epochs_per_stage": 1, "correct_epoch": 1}),
+                                             ("greedy", {"start": 0, "epsilon": 0.0})])  # fmt: skip
+def test_epoch_level_methods_act_within_a_short_run(method, options, tmp_path):
+    """The periodic parts (valuation, re-initialisation, drops, stages, curation) do act in a short run."""
+    from snn_msi.training import read_csv
+
+    # re-learning diagnoses after epoch 1 at the earliest (e > 0), at the start of the third epoch
+    trainer = _tiny_trainer(tmp_path, [{"name": method, **options}], epochs=3 if method == "relearn" else 2)
+    trainer.fit()
+    steps = read_csv(tmp_path / "run" / "steps.csv")
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    acted = {
+        "sample_valuation": lambda: rows[0]["train_samples"] > 16 or rows[1]["train_samples"] > 16,
+        "modality_valuation": lambda: all(math.isfinite(s["modality_valuation/phi_audio"]) for s in steps),
+        "relearn": lambda: steps[-1]["relearn/reinits"] == 1.0,
+        "opm": lambda: any(s["opm/executed"] == 1.0 for s in steps),
+        "reconboost": lambda: (
+            [s["reconboost/boosting"] for s in steps][:2] == [1.0, 1.0] and steps[-1]["reconboost/boosting"] == 0.0
+        ),
+        "greedy": lambda: any(s["greedy/curating"] == 1.0 for s in steps),
+    }[method]
+    assert acted(), steps
+
+
+def test_the_methods_study_runs_every_row_and_reports_mean_and_interval(tmp_path, monkeypatch):
+    import snn_msi.reports.study_methods as sm
+
+    tiny = {"model": {**TINY, "num_classes": 10, "visual_channels": 1, "stem_stride": 2}, "batch_size": 16,
+            "data": {"limit": 16}}  # fmt: skip
+    cfg = sm.MethodsStudyConfig(methods=("ume",), seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=tiny)
+    assert sm.cells(cfg) == [("normal", False), ("normal", True), ("ume", False)]  # UME has no IEMF row
+    summary = sm.run_methods_study(cfg)
+    assert [(r["method"], r["iemf"], r["n"]) for r in summary] == [(m, i, 2) for m, i in sm.cells(cfg)]
+    runs = list(__import__("csv").DictReader((tmp_path / "runs.csv").open()))
+    accs = [float(r["test_acc"]) for r in runs if r["method"] == "normal" and r["iemf"] == "True"]
+    mean, lo, hi = summary[1]["acc_mean"], summary[1]["acc_ci_low"], summary[1]["acc_ci_high"]
+    # Student t, 1 degree of freedom: 12.706205 * sd / sqrt(2)
+    half = 12.706205 * float(np.std(accs, ddof=1)) / math.sqrt(2)
+    assert mean == pytest.approx(np.mean(accs)) and (lo, hi) == pytest.approx((mean - half, mean + half))
+    assert "| normal | yes | 2 |" in (tmp_path / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="unknown method 'cmll'"):
+        sm.MethodsStudyConfig(methods=("cmll",)).method_names()

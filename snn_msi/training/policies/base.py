@@ -271,19 +271,21 @@ class EpochView(ABC):
         return FeatureSet(*(torch.cat([p[i] for p in parts]) for i in range(4)))
 
     def mean_loss(self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor],
-                  split: str) -> float:  # fmt: skip
-        """Mean of ``loss_fn(out, y)`` over the split, ``model`` in evaluation mode, without gradients."""
+                  split: str) -> list[float]:  # fmt: skip
+        """Mean over the split of ``loss_fn(out, y)`` (a scalar, or a vector of several losses at once: one pass),
+        ``model`` in evaluation mode, without gradients; a list with one mean per entry."""
         was = model.training
         model.eval()
-        total, n = 0.0, 0
+        total, n = None, 0
         try:
             with torch.no_grad():
                 for b in self.batches(split):
-                    total += float(loss_fn(model(b.audio, b.frames), b.y)) * b.y.numel()
+                    value = loss_fn(model(b.audio, b.frames), b.y).detach().double().reshape(-1) * b.y.numel()
+                    total = value if total is None else total + value
                     n += b.y.numel()
         finally:
             model.train(was)
-        return total / max(n, 1)
+        return [] if total is None else (total / max(n, 1)).tolist()
 
 
 def true_class_score(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

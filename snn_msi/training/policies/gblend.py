@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn.functional as F
 
 from ...schema import check
@@ -47,6 +48,10 @@ def _head_loss(name: str):
         return F.cross_entropy(getattr(out, name).float(), y)
 
     return loss
+
+
+def _all_heads(out, y):
+    return torch.stack([F.cross_entropy(getattr(out, k).float(), y) for k in HEADS])
 
 
 def _unimodal_loss(out, y):
@@ -87,21 +92,22 @@ class GBlend(Policy):
     def on_epoch_start(self, view: EpochView):
         if view.epoch % self.cfg.super_epoch == 0:
             n = min(self.cfg.super_epoch, view.epochs - view.epoch)
-            before = {k: self._losses(view, view.model, k) for k in HEADS}
+            before = self._losses(view, view.model)
             fused = copy.deepcopy(view.model)
             view.train_copy(fused, _head_loss("fused"), n)
             uni = copy.deepcopy(view.model)
             view.train_copy(uni, _unimodal_loss, n)
-            after = {"fused": self._losses(view, fused, "fused"), "audio": self._losses(view, uni, "audio"),
-                     "visual": self._losses(view, uni, "visual")}  # fmt: skip
+            after_fused, after_uni = self._losses(view, fused), self._losses(view, uni)
+            after = {"fused": after_fused["fused"], "audio": after_uni["audio"], "visual": after_uni["visual"]}
             self.weights = blend_weights(before, after)
         self.log.update({f"w_{k}": w for k, w in self.weights.items()})
         return None
 
     @staticmethod
-    def _losses(view: EpochView, model, head: str) -> tuple[float, float]:
-        loss = _head_loss(head)
-        return view.mean_loss(model, loss, "train"), view.mean_loss(model, loss, "val")
+    def _losses(view: EpochView, model) -> dict[str, tuple[float, float]]:
+        """Each head's (training loss, validation loss), one pass per split."""
+        train, val = (view.mean_loss(model, _all_heads, split) for split in ("train", "val"))
+        return {k: (train[i], val[i]) for i, k in enumerate(HEADS)}
 
     def loss_weights(self, ctx):
         return dict(self.weights)
