@@ -32,7 +32,7 @@ from .fused import CPU, CPU_DTYPES, IMPLS, IFFamilyFunction, KernelArgs, kernel_
 BACKENDS = ("auto", "torch", "cpu", "triton")
 
 __all__ = ["BACKENDS", "check_backend", "select", "unavailable_reason", "if_family_multi_step", "reference",
-           "KernelArgs", "kernel_args"]  # fmt: skip
+           "KernelArgs", "kernel_args", "run_fused", "IMPLS"]  # fmt: skip
 
 
 def check_backend(backend: str, owner: str = "neuron") -> str:
@@ -145,9 +145,15 @@ def if_family_multi_step(
         from . import ops
 
         return ops.apply(x_seq, v, kf, a, check_finite, owner, code)
+    return run_fused(code, x_seq, v, kf, a, check_finite, owner)
+
+
+def run_fused(code: int, x, v, k, a: KernelArgs, check: bool, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eager fused op, no argument checks (the neuron modules plan them once): implementation ``code``
+    (``IMPLS.index``), ``k`` float32 or None, ``a`` from :func:`kernel_args`."""
     if code == CPU:
-        return _cpu_eager(x_seq, v, kf, a, check_finite, owner)
-    return IFFamilyFunction.apply(x_seq, v, kf, a, check_finite, owner, code)
+        return _cpu_eager(x, v, k, a, check, owner)
+    return IFFamilyFunction.apply(x, v, None if k is None else k.float(), a, check, owner, code)
 
 
 def _cpu_eager(x, v, k, a: KernelArgs, check: bool, owner: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,8 +162,7 @@ def _cpu_eager(x, v, k, a: KernelArgs, check: bool, owner: str) -> tuple[torch.T
 
     xc = x if x.dtype in CPU_DTYPES else x.float()
     try:
-        s, v_t = cpu.apply_fn()(xc, v, k, a.leak, a.decay_input, a.tau, a.v_threshold, a.v_reset, a.reset, a.surrogate,
-                                a.alpha, a.detach_reset, check)  # fmt: skip
+        s, v_t = cpu.apply_fn()(xc, v, k, *a, check)  # KernelArgs is in the C++ argument order
     except ValueError as err:
         if "SNN_MSI_NONFINITE" not in str(err):
             raise
