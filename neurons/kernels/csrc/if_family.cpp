@@ -163,22 +163,25 @@ template <typename S, int LEAK, bool DECAY_INPUT, int RESET>
 bool forward_impl(const typename IO<S>::raw* x, const float* v0, float* v, typename IO<S>::raw* s, int64_t T,
                   int64_t N, float tau, float k, float th, float vr) {
   std::atomic<int> any_bad{0};
-  at::parallel_for(0, (N + TILE - 1) / TILE, tile_grain(T), [&](int64_t tile_begin, int64_t tile_end) {
+  std::atomic<int>* any_bad_ptr = &any_bad;
+  // by value: the closure's copies of the pointers and scalars cannot alias the outputs the loops write
+  at::parallel_for(0, (N + TILE - 1) / TILE, tile_grain(T), [=](int64_t tile_begin, int64_t tile_end) {
     int bad = 0;
+    alignas(64) float vt[TILE];  // the tile's state on this thread's stack, written back once
     for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
       const int64_t begin = tile * TILE, n = std::min(N, begin + TILE) - begin;
       if (v0 != nullptr) {
-        std::copy(v0 + begin, v0 + begin + n, v + begin);
+        std::copy(v0 + begin, v0 + begin + n, vt);
       } else {
-        std::fill(v + begin, v + begin + n, vr);
+        std::fill(vt, vt + n, vr);
       }
       for (int64_t t = 0; t < T; ++t) {
         const int64_t o = t * N + begin;
-        bad |= forward_tile<S, LEAK, DECAY_INPUT, RESET, true, false>(x + o, v + begin, s + o, nullptr, n, tau, k,
-                                                                       th, vr);
+        bad |= forward_tile<S, LEAK, DECAY_INPUT, RESET, true, false>(x + o, vt, s + o, nullptr, n, tau, k, th, vr);
       }
+      std::copy(vt, vt + n, v + begin);
     }
-    if (bad) any_bad.store(1, std::memory_order_relaxed);
+    if (bad) any_bad_ptr->store(1, std::memory_order_relaxed);
   });
   return any_bad.load() != 0;
 }
