@@ -342,11 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
     q.set_defaults(func=_cmd_build_h5)
 
-    from .reports import COMMANDS
+    from .reports import COMMANDS, add_parsers
 
-    for name in COMMANDS.names():
-        entry = COMMANDS.get(name)
-        entry.factory(sub.add_parser(name, help=entry.description))
+    add_parsers(sub, COMMANDS)
     return p
 
 

@@ -19,7 +19,7 @@ import pkgutil
 
 from neurons.registry import Registry
 
-__all__ = ["COMMANDS", "STUDIES", "register_command", "register_study"]
+__all__ = ["COMMANDS", "STUDIES", "add_parsers", "register_command", "register_study"]
 
 COMMANDS = Registry("command")
 STUDIES = Registry("study")
@@ -35,15 +35,17 @@ def register_study(name: str, description: str):
     return STUDIES.register(name, description=description)
 
 
+def add_parsers(sub, registry: Registry) -> None:
+    """One argparse sub-parser per entry of ``registry`` (descriptions are plain text: a ``%`` stays a ``%``)."""
+    for name in registry.names():
+        entry = registry.get(name)
+        entry.factory(sub.add_parser(name, help=entry.description.replace("%", "%%")))
+
+
 @register_command("study", description="the studies: " + "inverse-effectiveness, energy, ... (`snn-msi study --help`)")
 def _study_command(parser) -> None:
-    sub = parser.add_subparsers(dest="kind", required=True, metavar="STUDY")
-    for name in STUDIES.names():
-        entry = STUDIES.get(name)
-        entry.factory(sub.add_parser(name, help=entry.description))
+    add_parsers(parser.add_subparsers(dest="kind", required=True, metavar="STUDY"), STUDIES)
 
-
-command, study = register_command, register_study  # the older names, until every report module uses the new ones
 
 for _info in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_info.name}")

@@ -1,10 +1,13 @@
 """The trainer: one loop for every method; methods are policies (``policies/``), not branches here.
 
-Per epoch: train (progress bar), validate (model selection), append the epoch's rows to the run log (CSV,
-TensorBoard when installed), then write ``last.pt`` atomically (it carries the best weights too) and, on a new
-best validation accuracy, ``best.pt``. A resumed run continues exactly: model, optimizer, scheduler, policy
-state, RNG states and data order. The test split is evaluated once, at the end, with the best weights, and
-``results.json`` marks the run finished (see :mod:`snn_msi.training.rundir`).
+Per epoch: the methods' epoch-level work (``on_epoch_start`` with a typed :class:`EpochView`; it may resample
+the training set as a :class:`SamplePlan`), train (progress bar), validate (model selection), append the epoch's
+rows to the run log (CSV, TensorBoard when installed), then write ``last.pt`` atomically (it carries the best
+weights too) and, on a new best validation accuracy, ``best.pt``. A resumed run continues exactly: model,
+optimizer, scheduler, policy state, RNG states and data order. The test split is evaluated once, at the end, with
+the best weights (and the methods' state of that epoch), and ``results.json`` marks the run finished (see
+:mod:`snn_msi.training.rundir`). Every split's numbers include macro F1 and mAP, and the evaluation passes each
+modality's Shapley contribution (:mod:`.metrics`).
 
 Every random draw of a sample comes from (seed, epoch, split, index), so a run's numbers do not depend on the
 number of DataLoader workers. They can still differ across machines and thread counts (floating-point sums in
