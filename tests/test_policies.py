@@ -231,6 +231,33 @@ def test_mmpareto_backward_sets_each_encoder_tensor_as_the_official_code():
     torch.testing.assert_close(model.heads.audio.weight.grad, head_grad)  # heads: the plain summed gradient
 
 
+def test_mmpareto_keeps_another_methods_loss_term_on_the_encoders():
+    """A rate regulariser (or LFM's term) next to MMPareto adds its plain gradient to the combined one."""
+    torch.manual_seed(0)
+    model = build(**TINY)
+    inputs, y = (torch.randn(4, 1, 8, 8), torch.randn(4, 1, 3, 8, 8)), torch.tensor([0, 1, 2, 0])
+    ce = torch.nn.functional.cross_entropy
+    enc = [p for p in model.audio_net.parameters()]
+
+    def step(with_extra: bool) -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        out = model(*inputs)
+        losses = {"fused": ce(out.fused, y), "audio": ce(out.audio, y), "visual": ce(out.visual, y)}
+        extra = (out.features["audio"] ** 2).mean() if with_extra else None
+        ctx = StepContext(model, model.parameter_groups(), out, y, 0, losses, extra=extra)
+        total = sum(losses.values()) + (extra if with_extra else 0)
+        assert build_policies([{"name": "mmpareto"}]).policies[0].backward(ctx, total)
+        return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in enc]
+
+    plain = step(False)
+    out = model(*inputs)
+    g_extra = torch.autograd.grad((out.features["audio"] ** 2).mean(), enc, allow_unused=True)
+    g_extra = [torch.zeros_like(p) if g is None else g for p, g in zip(enc, g_extra, strict=True)]
+    assert any(float(g.abs().sum()) > 0 for g in g_extra)
+    for got, base, e in zip(step(True), plain, g_extra, strict=True):
+        torch.testing.assert_close(got, base + e)
+
+
 # -- the registry and composition ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", METHODS.names())
 def test_every_method_builds_from_its_name_and_resumes_its_state(name):

@@ -420,9 +420,9 @@ class Trainer:
         # a term weighted 0 is left out (not multiplied by 0): parameters only it reaches get no gradient, so
         # momentum and weight decay leave them alone, as in the codes that optimise only the other terms
         terms = [v * weights.get(k, 1.0) for k, v in losses.items() if weights.get(k, 1.0) != 0]
-        extra = self.policies.loss(ctx)
-        if extra is not None:
-            terms.append(extra)
+        ctx.extra = self.policies.loss(ctx)
+        if ctx.extra is not None:
+            terms.append(ctx.extra)
         total = sum(terms) if terms else torch.zeros((), device=self.device)
         loss_value = float(total.detach())
         if not math.isfinite(loss_value):

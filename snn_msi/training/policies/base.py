@@ -159,6 +159,8 @@ class StepContext:
         losses: the loss terms by name (``fused``, and ``audio`` / ``visual`` when the heads are trained).
         batch: the batch (inputs, indices, drop codes); ``fwd``: the forward pass when it went through
             :class:`ForwardContext` (``fwd.used`` holds the features), else None.
+        extra: the methods' own loss terms (:meth:`Policy.loss`: a rate regulariser, LFM's term), summed; set
+            before :meth:`Policy.backward`, so that a method that splits the gradient keeps them; None if none.
     """
 
     model: torch.nn.Module
@@ -169,6 +171,7 @@ class StepContext:
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
     batch: Batch | None = None
     fwd: ForwardContext | None = None
+    extra: torch.Tensor | None = None
 
 
 @dataclass

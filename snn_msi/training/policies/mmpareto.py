@@ -61,7 +61,9 @@ def combine(g_mm: torch.Tensor, g_uni: torch.Tensor, k: tuple[float, float], gam
                  iemf="yes")  # fmt: skip
 class MMPareto(Policy):
     """On each encoder, combine the gradient of the fused loss with that of the modality's unimodal loss
-    (:func:`pareto_weights`, :func:`combine`); fusion and heads get the plain gradient of the summed loss."""
+    (:func:`pareto_weights`, :func:`combine`); fusion and heads get the plain gradient of the summed loss.
+    Another method's own loss term (``ctx.extra``: a rate regulariser, LFM) adds its plain gradient on the
+    encoders too: the Pareto combination is over the two task losses only, as in the official code."""
 
     name = "mmpareto"
     config_class = MMParetoConfig
@@ -77,8 +79,12 @@ class MMPareto(Policy):
             g_uni = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_uni, strict=True)]
             k = pareto_weights(g_mm, g_uni)
             self.log[f"k_fused_{m}"] = k[0]
-            for p, a, b in zip(params, g_mm, g_uni, strict=True):
-                combined[id(p)] = (p, combine(a, b, k, self.cfg.gamma))
+            g_extra = [None] * len(params)
+            if ctx.extra is not None and ctx.extra.requires_grad:
+                g_extra = torch.autograd.grad(ctx.extra, params, retain_graph=True, allow_unused=True)
+            for p, a, b, e in zip(params, g_mm, g_uni, g_extra, strict=True):
+                g = combine(a, b, k, self.cfg.gamma)
+                combined[id(p)] = (p, g if e is None else g + e)
         rest = [p for p in ctx.model.parameters() if p.requires_grad and id(p) not in combined]
         total.backward(inputs=rest)  # last: this frees the graph
         for p, g in combined.values():
