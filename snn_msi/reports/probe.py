@@ -27,9 +27,7 @@ per sweep and level), ``probe_neurons.csv`` (one row per neuron, sweep and level
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +37,7 @@ import torch
 import neurons
 
 from . import register_command
+from .files import write_csv
 
 SWEEPS = ("contrast", "snr", "afferent")
 
@@ -264,8 +263,8 @@ def probe_checkpoint(checkpoint: str | Path, out: str | Path | None = None, pcfg
     result = probe_model(model, cfg, pcfg)
     out = Path(out) if out else Path(checkpoint).parent / "probe"
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "probe.csv", result.levels)
-    _write_csv(out / "probe_neurons.csv", result.neurons)
+    write_csv(out / "probe.csv", result.levels)
+    write_csv(out / "probe_neurons.csv", result.neurons)
     md = markdown_table(result.levels)
     head = (f"Integration layer of {checkpoint} ({cfg.model.fusion}, {cfg.model.neuron}, "
             f"{result.levels[0]['neurons']} neurons, T = {cfg.model.T}); trials: "
@@ -350,15 +349,6 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 # -- the command ---------------------------------------------------------------------------------------------------

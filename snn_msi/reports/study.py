@@ -37,7 +37,6 @@ tables) and ``inverse_effectiveness.png``.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -51,6 +50,7 @@ from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.rundir import RunDir, config_diff
 from . import register_study
+from .files import write_csv
 
 METHODS = ("normal", "iemf", "constant", "noise")
 LOSSES = ("always", "with_iemf")
@@ -286,16 +286,16 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
     results.update(zip(specs2, _run_all(configs2, scfg, overwrite), strict=True))
     results.update({k: results[src] for k, src in reused.items()})
     rows = run_rows(results)
-    _write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k != "val_curve"} for r in rows])
+    write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k != "val_curve"} for r in rows])
     summary = summarise_cells(rows, scfg, seeds)
     trend = trend_rows(rows, scfg)
     compute = compute_rows(rows, scfg)
     cells = cell_contrasts(rows, scfg)
-    _write_csv(out / "summary.csv", summary)
-    _write_csv(out / "trend.csv", trend)
-    _write_csv(out / "compute.csv", compute)
+    write_csv(out / "summary.csv", summary)
+    write_csv(out / "trend.csv", trend)
+    write_csv(out / "compute.csv", compute)
     if cells:
-        _write_csv(out / "cells.csv", cells)
+        write_csv(out / "cells.csv", cells)
     md = report_markdown(summary, trend, compute, rows, scfg, cells)
     (out / "summary.md").write_text(md + "\n")
     study_plot(summary, trend, rows, scfg, out / "inverse_effectiveness.png")
@@ -655,15 +655,6 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [])
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 # -- the command -----------------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from ..metrics.energy import CostModel, NeuromorphicProfile, count_ops, price, r
 from ..training.config import TrainConfig, demo_config
 from . import register_study
 from .energy import twin_config
-from .study import _write_csv, run_many, t_interval
+from .files import write_csv
+from .study import run_many, t_interval
 
 SNN, TWIN, TWIN_ZS, CHIP = "SNN", "ReLU twin", "ReLU twin, zero-skipping", "SNN on Loihi"
 COMPUTE, FULL = "45 nm compute", "45 nm compute + memory traffic; Loihi: its per-event figures"
@@ -118,9 +119,9 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
             zs = t["compute_pj"] - scfg.cost.e_mac * (t["macs"] - t["zero_skip_macs"])
             rows.append({**row, "model": TWIN_ZS, "macs": t["zero_skip_macs"], "compute_pj": zs,
                          "total_pj": zs + t["memory_pj"]})  # fmt: skip
-    _write_csv(out / "runs.csv", rows)
+    write_csv(out / "runs.csv", rows)
     summary = summarise(rows, scfg.strengths, seeds)
-    _write_csv(out / "summary.csv", summary)
+    write_csv(out / "summary.csv", summary)
     wall = time.time() - t0
     md = markdown_table(summary)
     note = (f"{len(configs)} runs ({len(scfg.strengths)} strengths x {scfg.seeds} seeds + {scfg.seeds} twins), "

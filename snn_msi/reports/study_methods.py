@@ -22,7 +22,8 @@ import numpy as np
 from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from . import register_study
-from .study import _write_csv, run_many, t_interval
+from .files import write_csv
+from .study import run_many, t_interval
 
 #: left out by default (see the module docstring)
 EXCLUDED = ("iemf", "constant", "noise")
@@ -105,9 +106,9 @@ def run_methods_study(scfg: MethodsStudyConfig, overwrite: bool = False) -> list
     wall = time.time() - t0
     rows = [{"method": m, "iemf": i, "seed": s, **{k: r[k] for k in _KEYS if k in r}}
             for (m, i, s), r in zip(specs, results, strict=True)]  # fmt: skip
-    _write_csv(out / "runs.csv", rows)
+    write_csv(out / "runs.csv", rows)
     summary = summarise(rows, seeds)
-    _write_csv(out / "summary.csv", summary)
+    write_csv(out / "summary.csv", summary)
     md = markdown_table(summary, scfg)
     (out / "summary.md").write_text(md + "\n")
     print(md)
