@@ -273,6 +273,19 @@ def _cmd_build_h5(args) -> int:
     return 0
 
 
+def snr_pairs(option: str, items: str | list[str]) -> list[tuple[float, float]]:
+    """``'AUDIO_DB,IMAGE_DB'`` pairs separated by spaces, in one argument or several -> ``[(audio dB, image dB)]``;
+    a malformed pair is a one-line :class:`ConfigError` naming ``option``."""
+    pairs = []
+    for text in items.split() if isinstance(items, str) else [t for item in items for t in item.split()]:
+        try:
+            a, v = (float(x) for x in text.split(","))
+        except ValueError:
+            raise ConfigError(f"{option}: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
+        pairs.append((a, v))
+    return pairs
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

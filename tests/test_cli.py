@@ -32,3 +32,11 @@ def test_neurons_and_datasets_listings(capsys):
     assert main(["datasets"]) == 0
     assert "kinetics-sounds" in capsys.readouterr().out
     assert set(build_parser()._subparsers._group_actions[0].choices) == set(COMMANDS)
+
+
+@pytest.mark.parametrize("cmd", [["study", "inverse-effectiveness", "--levels"], ["probe", "missing.pt", "--snr"]])
+def test_bad_snr_pairs_are_one_line_errors_naming_the_option(cmd, capsys, tmp_path):
+    assert main([*cmd, "0,10 -10;0", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"{cmd[-1]}: expected 'AUDIO_DB,IMAGE_DB', got '-10;0'") and "\n" not in err
+    assert not (tmp_path / "out").exists()

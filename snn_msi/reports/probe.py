@@ -352,14 +352,6 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
-def _snr_pair(text: str) -> tuple[float, float]:
-    try:
-        a, v = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ValueError(f"--snr: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
-    return a, v
-
-
 @register_command("probe", description="multisensory responses of a checkpoint's integration layer (ME, additivity "
                   "against stimulus strength)")  # fmt: skip
 def _probe_command(q) -> None:
@@ -382,8 +374,10 @@ def _probe_command(q) -> None:
 
 
 def _run(args) -> int:
+    from ..cli import snr_pairs
+
     pcfg = ProbeConfig(samples=args.samples, sweeps=tuple(args.sweeps), contrast=tuple(args.contrast),
-                       snr=tuple(_snr_pair(s) for s in args.snr.split()), afferent=tuple(args.afferent),
+                       snr=tuple(snr_pairs("--snr", args.snr)), afferent=tuple(args.afferent),
                        min_rate=args.min_rate)  # fmt: skip
     probe_checkpoint(args.checkpoint, args.out, pcfg)
     return 0

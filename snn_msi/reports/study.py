@@ -46,7 +46,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.rundir import RunDir, config_diff
 from . import register_study
@@ -688,20 +687,10 @@ def _inverse_effectiveness_command(q) -> None:
     q.set_defaults(func=_run)
 
 
-def _level(text: str) -> tuple[float, float]:
-    try:
-        a, v = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--levels: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
-    return a, v
-
-
-def _levels(items: list[str]) -> list[tuple[float, float]]:
-    return [_level(t) for item in items for t in item.split()]
-
-
 def _run(args) -> int:
-    levels = _levels(args.levels) if args.levels else StudyConfig().levels
+    from ..cli import snr_pairs
+
+    levels = snr_pairs("--levels", args.levels) if args.levels else StudyConfig().levels
     cfg = StudyConfig(
         levels=levels,
         seeds=args.seeds,
