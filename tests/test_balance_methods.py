@@ -347,6 +347,16 @@ def test_reconboost_loss_schedule_and_ensemble_by_value():
     policy.on_epoch_start(FakeView(model, epoch=4))  # stage 0 rectification: the audio learner alone, fused CE
     assert policy.members == ["audio"] and policy.loss_weights(None)["fused"] == 1.0
     torch.testing.assert_close(policy.predict(model, a, v).fused, 0.5 * f_a)
+    # stage 0, boosting, no learner yet: the official one-column constant ensemble has softmax 1, so q_y = 1:
+    # -(w1 - w2) log p_y / C; p uniform over C = 3: 4 ln(3) / 3 = 1.464816
+    policy.on_epoch_start(FakeView(model, epoch=0))
+    assert policy.boosting == "audio" and policy.others == []
+    assert float(boosting_loss(torch.zeros(2, 3), None, torch.tensor([0, 2]), 5.0, 1.0)) == pytest.approx(
+        1.464816, abs=1e-6)  # fmt: skip
+    z = torch.zeros(2, 3)
+    out0 = AVOutput(fused=z, audio=z, visual=torch.randn(2, 3), fused_audio=z, fused_visual=z)
+    assert float(policy.loss(StepContext(model, None, out0, torch.tensor([0, 2]), 0, {}))) == pytest.approx(
+        1.464816, abs=1e-6)  # fmt: skip
 
 
 # -- MLA -----------------------------------------------------------------------------------------------------
@@ -427,8 +437,12 @@ def test_greedy_rates_and_curation_state_machine_by_value():
     early = _policy("greedy")
     early.setup(model)
     early._rates = lambda ctx: setattr(early, "d", 1.0)
-    early.before_step(StepContext(model, model.parameter_groups(), None, None, 1))  # before start: never curates
+    early.before_step(StepContext(model, model.parameter_groups(), None, None, 0))  # the first epoch never curates
     assert not early.curating
+    early.before_step(
+        StepContext(model, model.parameter_groups(), None, None, 1)
+    )  # official starting_epoch 2 (1-based)
+    assert early.curating
 
 
 def test_mmtm_curation_replaces_the_caring_modalitys_excitation_by_its_running_mean():

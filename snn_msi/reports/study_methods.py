@@ -36,7 +36,7 @@ def short_run_options(epochs: int) -> dict[str, dict]:
     one = min(1, epochs - 1)
     return {
         "opm": {"start": one},  # official: no drop while epoch <= 5
-        "greedy": {"start": one},  # official starting_epoch 2
+        "greedy": {"start": one},  # the default (official starting_epoch 2, 1-based)
         "sample_valuation": {"warmup": one},  # official: resampled from epoch 5
         "modality_valuation": {"warmup": one},
         "relearn": {"reinit_epoch": 1, "reinit_num": max(1, epochs // 2)},  # official every 20 epochs, 3 times

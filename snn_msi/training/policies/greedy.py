@@ -25,12 +25,13 @@ from .base import ForwardContext, Policy, PolicyConfig
 @dataclass
 class GreedyConfig(PolicyConfig):
     """``epsilon``: the conditional-utilisation-rate gap that starts a curation (0.01); ``window``: curation
-    steps (``curation_windowsize`` 5); ``start``: first epoch that may curate (``starting_epoch`` 2; the rates
-    accumulate from the first step); ``ratio``: MMTM's squeeze ratio (4)."""
+    steps (``curation_windowsize`` 5); ``start``: first epoch that may curate, 0-based (1: the official
+    ``starting_epoch`` 2 counts epochs from 1; the rates accumulate from the first step); ``ratio``: MMTM's squeeze
+    ratio (4)."""
 
     epsilon: float = field(default=0.01, metadata=check(ge=0))
     window: int = field(default=5, metadata=check(ge=1))
-    start: int = field(default=2, metadata=check(ge=0))
+    start: int = field(default=1, metadata=check(ge=0))
     ratio: float = field(default=4.0, metadata=check(gt=0))
 
 

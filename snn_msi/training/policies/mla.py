@@ -41,7 +41,10 @@ class MLAConfig(PolicyConfig):
 
 def update_projection(p: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
     """One ``GSPlugin`` update: ``k = P r^T``, ``P <- P - k k^T / (alpha + r k)``, ``P <- P / ||P||_F``.
-    P = I (2 x 2), r = [1, 0], alpha 0.1: diag(0.0905357, 0.9958932)."""
+    P = I (2 x 2), r = [1, 0], alpha 0.1: diag(0.0905357, 0.9958932). The denominator is the scalar of OWM's
+    recursive least squares (Zeng et al. 2019, where ``GSPlugin`` comes from); the official MLA code and
+    BalanceBenchmark write ``alpha + torch.mm(k, r)``, a D x D matrix divided elementwise (a deviation, listed
+    in docs/methods.md)."""
     k = p @ r.T
     p = p - (k @ k.T) / (alpha + r @ k)
     return p / torch.linalg.matrix_norm(p)
@@ -88,7 +91,8 @@ class MLA(Policy):
 
     Deviations: the projection runs (see ``projection``); the gates are per sample, as in the paper and
     BalanceBenchmark (the official ``calculate_entropy`` takes a softmax over the batch axis and one entropy per
-    batch); P is the feature size, not a fixed 512. BalanceBenchmark projects with ``grad (I + P^T)`` and reads
+    batch); P is the feature size, not a fixed 512; P's update divides by the scalar ``alpha + r k`` (see
+    :func:`update_projection`). BalanceBenchmark projects with ``grad (I + P^T)`` and reads
     an undefined ``self.alpha``; not followed.
     """
 

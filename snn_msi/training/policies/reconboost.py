@@ -34,14 +34,16 @@ class ReconBoostConfig(PolicyConfig):
     hidden: int = field(default=256, metadata=check(ge=1))
 
 
-def boosting_loss(logits_j: torch.Tensor, ensemble_others: torch.Tensor, y: torch.Tensor, w1: float,
+def boosting_loss(logits_j: torch.Tensor, ensemble_others: torch.Tensor | None, y: torch.Tensor, w1: float,
                   w2: float) -> torch.Tensor:  # fmt: skip
     """The official per-sample ``-w1 mean_c(y_c log p_c) + w2 mean_c(y_c q_c log p_c)``, averaged over the batch:
     ``p = softmax(learner j)``, ``q = softmax(ensemble of the others)`` (a constant); equals
-    ``-(w1 - w2 q_y) log p_y / C``. C 3, uniform p, q_y 0.6, w (5, 1): 4.4 ln(3) / 3 = 1.611298."""
+    ``-(w1 - w2 q_y) log p_y / C``. C 3, uniform p, q_y 0.6, w (5, 1): 4.4 ln(3) / 3 = 1.611298.
+    ``ensemble_others=None`` (no learner yet): the official code's ensemble is then one constant column per sample
+    (``c0.expand(B, 1)``), whose softmax is 1, so ``q`` broadcasts to the one-hot target and ``q_y = 1``."""
     logp = F.log_softmax(logits_j.float(), 1)
     onehot = F.one_hot(y, logits_j.shape[1]).float()
-    q = F.softmax(ensemble_others.detach().float(), 1)
+    q = torch.ones_like(onehot) if ensemble_others is None else F.softmax(ensemble_others.detach().float(), 1)
     per_sample = -w1 * (onehot * logp).mean(1) + w2 * (onehot * q * logp).mean(1)
     return per_sample.mean()
 
@@ -74,11 +76,12 @@ class ReconBoost(Policy):
     The learners are ``f_m = head(encoder_m)`` with one shared head (``common_space``, the official default; an
     MLP, its logits averaged over T like every head here); the prediction is ``F = rho * sum_m f_m`` over the
     learners added so far (rho learnable). Epochs follow :func:`schedule`: in a boosting epoch of stage s,
-    modality j's learner minimises :func:`boosting_loss` against the others' ensemble (uniform before any is
-    added: the official ``c0`` is a constant); in a rectification epoch, after j joins the ensemble, every learner,
-    the head and rho minimise the cross-entropy of ``F``. The model's fusion layer and unimodal heads are unused
-    (its fused and unimodal loss terms are switched off except the fused one, which is ``F``'s cross-entropy, in
-    rectification). Evaluation predicts with the ensemble of the current stage (with the learner being boosted).
+    modality j's learner minimises :func:`boosting_loss` against the others' ensemble (before any is
+    added, the official constant ``c0``: ``q_y = 1``); in a rectification epoch, after j joins the ensemble,
+    every learner, the head and rho minimise the cross-entropy of ``F``. The model's fusion layer and unimodal
+    heads are unused (its fused and unimodal loss terms are switched off except the fused one, which is ``F``'s
+    cross-entropy, in rectification). Evaluation predicts with the ensemble of the current stage (with the
+    learner being boosted).
 
     Deviations: the run's optimizer serves both phases (the official code makes a fresh SGD per stage, with
     its own learning rates and a decay every 30 stages; BalanceBenchmark also shares one); the "GA" term, which
@@ -127,10 +130,9 @@ class ReconBoost(Policy):
             return None
         j = self.boosting
         logits = getattr(ctx.out, j)
+        ens = None  # no learner yet: the official constant ensemble (q_y = 1, see boosting_loss)
         if self.others:
             ens = self.extra.rho.detach() * sum(getattr(ctx.out, m).detach() for m in self.others)
-        else:
-            ens = torch.zeros_like(logits)  # no learner yet: a constant ensemble, uniform softmax
         loss = boosting_loss(logits, ens, ctx.y, self.cfg.w1, self.cfg.w2)
         self.log["boost_loss"] = float(loss.detach())
         return loss
