@@ -56,6 +56,25 @@ def test_trend_is_the_mean_of_per_seed_slopes_with_a_t_interval():
     assert seed_slopes({0: [(0, 1.0), (10, 3.0)], 1: [(5, 1.0)]}) == [pytest.approx(0.2)]  # one x: no slope
 
 
+def test_no_multisensory_gain_against_heads_that_were_not_trained():
+    """With loss.unimodal = with_iemf, Normal does not train its heads: its gain is not reported (nor trended)."""
+    levels = [(0.0, 10.0), (-10.0, 0.0)]
+    results = {}
+    for s in range(3):
+        for lv in levels:
+            for loss in ("always", "with_iemf"):
+                results[("concat", loss, lv, "normal", s)] = _fake_result(0.8 - 0.01 * s, [0.5, 0.6])
+                results[("concat", loss, lv, "iemf", s)] = _fake_result(0.82, [0.5, 0.6], coeff=1.2)
+    rows = run_rows(results)
+    gains = {(r["loss"], r["method"]): r["gain"] for r in rows}
+    assert math.isnan(gains[("with_iemf", "normal")])
+    assert gains[("always", "normal")] == pytest.approx(0.05) and gains[("with_iemf", "iemf")] == pytest.approx(0.05)
+    scfg = StudyConfig(levels=levels, seeds=3, methods=("normal", "iemf"), losses=["always", "with_iemf"])
+    trended = {(t["loss"], t["contrast"]) for t in trend_rows(rows, scfg)}
+    assert ("always", "normal multisensory gain") in trended
+    assert ("with_iemf", "normal multisensory gain") not in trended
+
+
 def test_compute_to_reach_normals_final_validation_accuracy():
     assert epochs_to_reach([0.2, 0.5, 0.7, 0.6], 0.6) == 3 and epochs_to_reach([0.2, 0.5], 0.6) is None
     lv = (-15.0, -5.0)

@@ -312,6 +312,13 @@ def _source(reused: dict, key: Key) -> Key:
     return reused.get(key, key)
 
 
+def _heads_trained(loss: str, method: str) -> bool:
+    """Whether a run trained its unimodal heads: always with ``loss.unimodal: always``; with ``with_iemf`` only
+    when IEMF (or one of its controls, which read the heads) runs. An untrained head is at chance, and a
+    multisensory gain measured against it would mean nothing."""
+    return loss == "always" or method != "normal"
+
+
 def run_rows(results: dict[Key, dict]) -> list[dict]:
     """One row per run, with Normal's paired target and the compute to reach it."""
     rows = []
@@ -320,7 +327,8 @@ def run_rows(results: dict[Key, dict]) -> list[dict]:
         rows.append({"fusion": fusion, "loss": loss, "audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m,
                      "seed": s, "test_acc": r["test_acc"], "test_acc_audio": r["test_acc_audio"],
                      "test_acc_visual": r["test_acc_visual"],
-                     "gain": r["test_acc"] - max(r["test_acc_audio"], r["test_acc_visual"]),
+                     "gain": r["test_acc"] - max(r["test_acc_audio"], r["test_acc_visual"])
+                     if _heads_trained(loss, m) else float("nan"),
                      "coeff_mean": next((v for k, v in r.items() if k.endswith("/coeff")), float("nan")),
                      "final_val_acc": meas["val_acc"][-1], "sops_per_sample": meas["sops"],
                      "macs_per_sample": meas["macs"], "val_curve": meas["val_acc"], "train_n": meas["train_n"],
@@ -437,7 +445,8 @@ def trend_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
                     if (r["fusion"], r["loss"], (r["audio_snr_db"], r["image_snr_db"]), r["method"]) != (*cell, lv, m):
                         continue
                     if ref is None:
-                        points.setdefault(r["seed"], []).append((strength(lv), r[key]))
+                        if not math.isnan(r[key]):
+                            points.setdefault(r["seed"], []).append((strength(lv), r[key]))
                         continue
                     other = by.get((*cell, *lv, ref, r["seed"]))
                     if other is not None:
@@ -526,10 +535,12 @@ def markdown_table(summary: list[dict]) -> str:
         vc = _ci(r.get("iemf_vs_constant", float("nan")), r.get("iemf_vs_constant_low", float("nan")),
                  r.get("iemf_vs_constant_high", float("nan")))  # fmt: skip
         coeff = "-" if math.isnan(r["coeff_mean"]) else f"{r['coeff_mean']:.3f}"
+        gain = ("- (heads untrained)" if math.isnan(r["gain_mean"]) else
+                f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f}")  # fmt: skip
         lines.append(f"| {r.get('fusion', '')} | {r.get('loss', '')} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | "
                      f"{r['method']} | {r['n']} | {100 * r['acc_mean']:.1f} ± {100 * r['acc_std']:.1f} | "
                      f"{100 * r['audio_acc_mean']:.1f} | {100 * r['visual_acc_mean']:.1f} | "
-                     f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f} | {vs} | {vc} | {coeff} |")  # fmt: skip
+                     f"{gain} | {vs} | {vc} | {coeff} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -624,9 +635,11 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
                 if tr and len(x) >= 2:
                     slope, xm = 100 * tr[0]["slope_per_10db"] / 10, x.mean()  # pts per dB
                     ax1.plot(x, d.mean() + slope * (x - xm), ls="--", color=line[0].get_color(), lw=1)
-            best = [100 * max(r["audio_acc_mean"], r["visual_acc_mean"]) for r in rs]
-            ax2.errorbar(best, [100 * r["gain_mean"] for r in rs], [100 * r["gain_std"] for r in rs], marker="o",
-                         capsize=3, label=f"{m}{tag}")  # fmt: skip
+            shown = [r for r in rs if not math.isnan(r["gain_mean"])]  # not against untrained heads
+            if shown:
+                best = [100 * max(r["audio_acc_mean"], r["visual_acc_mean"]) for r in shown]
+                ax2.errorbar(best, [100 * r["gain_mean"] for r in shown], [100 * r["gain_std"] for r in shown],
+                             marker="o", capsize=3, label=f"{m}{tag}")  # fmt: skip
             ratios = [(strength((r["audio_snr_db"], r["image_snr_db"])), r["compute_ratio"]) for r in rows
                       if (r["fusion"], r["loss"], r["method"]) == (*cell, m) and m != "normal"]  # fmt: skip
             if ratios:
