@@ -40,3 +40,16 @@ def test_bad_snr_pairs_are_one_line_errors_naming_the_option(cmd, capsys, tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"{cmd[-1]}: expected 'AUDIO_DB,IMAGE_DB', got '-10;0'") and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+BAD_STUDY_OPTION = {"inverse-effectiveness": ["--fusions", "mis"], "methods": ["--preset", "bad"],
+                    "energy": ["--preset", "bad"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", STUDIES.names())
+def test_a_study_with_a_bad_option_is_one_line_and_writes_nothing(name, capsys, tmp_path):
+    out = tmp_path / "study"
+    assert main(["study", name, *BAD_STUDY_OPTION[name], "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("snn-msi study: error:") and "\n" not in err
+    assert not out.exists()

@@ -673,17 +673,25 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
 FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
 
 
+def add_run_arguments(q, defaults) -> None:
+    """The options every study shares, with the study config ``defaults``' values: ``--seeds``, ``--epochs``,
+    ``--jobs``, ``--out``, ``--overwrite``."""
+    from ..cli import positive_int
+
+    q.add_argument("--seeds", type=positive_int, default=defaults.seeds)
+    q.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    q.add_argument("--jobs", "-j", type=positive_int, default=defaults.jobs, help="runs in parallel")
+    q.add_argument("--out", default=defaults.out)
+    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
+
+
 @register_study("inverse-effectiveness", description="weaken both modalities step by step; Normal, IEMF, its "
                 "controls, the trend across levels and the compute to reach Normal's accuracy")  # fmt: skip
 def _inverse_effectiveness_command(q) -> None:
-    from ..cli import positive_int
-
     d = StudyConfig()
     q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, strongest first, in one quoted argument "
                    "when one starts with '-' (default: --levels '" + " ".join(f"{a:g},{v:g}" for a, v in d.levels)
                    + "')")  # fmt: skip
-    q.add_argument("--seeds", type=positive_int, default=d.seeds)
-    q.add_argument("--epochs", type=positive_int, default=d.epochs)
     q.add_argument("--methods", nargs="+", choices=METHODS, default=list(d.methods),
                    help="normal and any of iemf, constant (needs iemf), noise")  # fmt: skip
     q.add_argument("--control-levels", choices=["weak", "all"], default="weak",
@@ -692,11 +700,9 @@ def _inverse_effectiveness_command(q) -> None:
     q.add_argument("--losses", nargs="+", choices=LOSSES, default=list(d.losses), help="cells: loss.unimodal settings")
     q.add_argument("--full", action="store_true", help="all four cells: --fusions concat msi --losses always "
                    "with_iemf (about 2.5x the default's time)")  # fmt: skip
-    q.add_argument("--jobs", "-j", type=positive_int, default=d.jobs, help="runs in parallel")
     q.add_argument("--dataset", default=d.dataset)
     q.add_argument("--data-root")
-    q.add_argument("--out", default=d.out)
-    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
+    add_run_arguments(q, d)
     q.set_defaults(func=_run)
 
 

@@ -25,7 +25,7 @@ from ..training.config import TrainConfig, demo_config
 from . import register_study
 from .energy import twin_config
 from .files import write_csv
-from .study import run_many, t_interval
+from .study import add_run_arguments, run_many, t_interval
 
 SNN, TWIN, TWIN_ZS, CHIP = "SNN", "ReLU twin", "ReLU twin, zero-skipping", "SNN on Loihi"
 COMPUTE, FULL = "45 nm compute", "45 nm compute + memory traffic; Loihi: its per-event figures"
@@ -99,11 +99,11 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
     """Train (or resume) every run, measure each, write the tables and the plot in ``scfg.out``; the summary."""
     t0 = time.time()
     out = Path(scfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(scfg.seeds))
     keys = [(SNN, s, seed) for s in scfg.strengths for seed in seeds] + [(TWIN, None, seed) for seed in seeds]
     configs = [snn_config(scfg, s, seed) if m == SNN else twin_config(snn_config(scfg, 0.0, seed), out /
                f"relu_s{seed}") for m, s, seed in keys]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)  # after the configs are checked: a bad option writes nothing
     results = run_many(configs, scfg.jobs, overwrite)
     hw, rows, batches = NeuromorphicProfile(), [], {}
     for (model, strength, seed), cfg, res in zip(keys, configs, results, strict=True):
@@ -241,15 +241,11 @@ def _energy_study_command(q) -> None:
         help=f"rate_reg strengths (0: plain training; default {listed})",
     )
     q.add_argument("--target", type=float, default=d.target, help="rate_reg target rate of every layer")
-    q.add_argument("--seeds", type=positive_int, default=d.seeds)
-    q.add_argument("--epochs", type=positive_int, default=d.epochs)
-    q.add_argument("--jobs", "-j", type=positive_int, default=d.jobs, help="runs in parallel")
     q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples the energy is counted on")
     q.add_argument("--dataset", default=d.dataset)
     q.add_argument("--data-root")
     q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
-    q.add_argument("--out", default=d.out)
-    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
+    add_run_arguments(q, d)
     q.set_defaults(func=_run)  # fmt: skip
 
 

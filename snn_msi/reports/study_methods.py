@@ -23,7 +23,7 @@ from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from . import register_study
 from .files import write_csv
-from .study import run_many, t_interval
+from .study import add_run_arguments, run_many, t_interval
 
 #: left out by default (see the module docstring)
 EXCLUDED = ("iemf", "constant", "noise")
@@ -97,12 +97,13 @@ def run_config_for(scfg: MethodsStudyConfig, method: str, iemf: bool, seed: int)
 def run_methods_study(scfg: MethodsStudyConfig, overwrite: bool = False) -> list[dict]:
     """Run (or resume) the study; write ``runs.csv``, ``summary.csv`` and ``summary.md`` in ``scfg.out`` and
     print the table. Returns the summary rows."""
-    out = Path(scfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(scfg.seeds))
     specs = [(m, i, s) for m, i in cells(scfg) for s in seeds]
+    configs = [run_config_for(scfg, *sp) for sp in specs]  # checked before anything is written
+    out = Path(scfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    results = run_many([run_config_for(scfg, *sp) for sp in specs], scfg.jobs, overwrite)
+    results = run_many(configs, scfg.jobs, overwrite)
     wall = time.time() - t0
     rows = [{"method": m, "iemf": i, "seed": s, **{k: r[k] for k in _KEYS if k in r}}
             for (m, i, s), r in zip(specs, results, strict=True)]  # fmt: skip
@@ -167,17 +168,11 @@ def markdown_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) 
                 "seeds: mean and 95% CI of the fused test accuracy, F1, Shapley")  # fmt: skip
 def _methods_study_command(q) -> None:
     """``snn-msi study methods``."""
-    from ..cli import positive_int
-
     d = MethodsStudyConfig()
     q.add_argument("--methods", nargs="+", help="registered method names (default: all but iemf, constant, noise)")
-    q.add_argument("--seeds", type=positive_int, default=d.seeds)
-    q.add_argument("--epochs", type=positive_int, default=d.epochs)
-    q.add_argument("--jobs", "-j", type=positive_int, default=d.jobs, help="runs in parallel")
     q.add_argument("--no-iemf", action="store_true", help="only the methods alone")
     q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
-    q.add_argument("--out", default=d.out)
-    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
+    add_run_arguments(q, d)
     q.set_defaults(func=_run)
 
 
