@@ -6,9 +6,11 @@
     # the same pipeline on the embedded digits-av data, CPU, a few minutes: vanilla against IEMF over 3 seeds
     python experiments/ks_snn.py --demo
 
-Without --demo the defaults are the paper's (spiking ResNet-18 x 2, LIF tau 2 / v_th 0.5, T = 4, concat
-fusion, SGD Nesterov lr 5e-3, 100 epochs, batch 32, lr x0.1 at 70, label smoothing 0.1, unimodal losses with
-IEMF only). Every option of `snn-msi train` works here too (--neuron, --neuron-arg, --set, --resume, ...).
+Without --demo the recipe is the paper's, shipped as `--recipe ks-paper` (snn_msi/recipes/ks_paper.yaml: spiking
+ResNet-18 x 2, LIF tau 2 / v_th 0.5, T = 4, concat fusion, SGD Nesterov lr 5e-3, 100 epochs, batch 32, lr x0.1 at
+70, label smoothing 0.1, unimodal losses with IEMF only); the studies take the same recipe (`snn-msi study methods
+--recipe ks-paper --data-root ...`). Every option of `snn-msi train` works here too (--neuron, --neuron-arg, --set,
+--resume, ...); --demo runs its seeds on an executor as the studies do (--seed-list, --executor ray, ...).
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from snn_msi.cli import add_train_arguments, main_guard, train_config  # noqa: E402
-from snn_msi.data import DataConfig  # noqa: E402
-from snn_msi.reports.study import run_many  # noqa: E402
-from snn_msi.schema import ConfigError  # noqa: E402
+from snn_msi.reports.runs import (  # noqa: E402
+    add_executor_arguments,
+    add_seed_arguments,
+    recipe_path,
+    run_many,
+    run_options,
+)
+from snn_msi.schema import ConfigError, load_yaml  # noqa: E402
 from snn_msi.training import TrainConfig, Trainer, policies_for  # noqa: E402
 
 
@@ -34,17 +41,18 @@ def parse(argv=None) -> argparse.Namespace:
     add_train_arguments(p, demo_flag=False)
     g = p.add_argument_group("the CPU demo")
     g.add_argument("--demo", action="store_true", help="digits-av on CPU: vanilla vs IEMF over --seeds seeds")
-    g.add_argument("--seeds", type=int, default=3, help="(--demo) seeds per method")
-    g.add_argument("--jobs", "-j", type=int, default=2, help="(--demo) runs in parallel")
+    add_seed_arguments(g, seeds=3)
+    add_executor_arguments(p.add_argument_group("(--demo) where the runs run"), jobs=2)
     return p.parse_args(argv)
 
 
 def paper_config(args) -> TrainConfig:
-    """The paper's configuration on Kinetics-Sounds (or its HDF5 cache), with the command line on top."""
+    """The paper's recipe (``ks-paper``) on Kinetics-Sounds (or its HDF5 cache), with the command line on top."""
     root = args.data_root or ""
-    dataset = args.dataset or ("h5" if root.endswith((".h5", ".hdf5")) else "kinetics-sounds")
-    base = TrainConfig(data=DataConfig(dataset=dataset, root=args.data_root))
-    return train_config(args, base=base)
+    base = load_yaml(recipe_path("ks-paper"))
+    if root.endswith((".h5", ".hdf5")) and not args.dataset:
+        base["data"]["dataset"] = "h5"
+    return train_config(args, base=TrainConfig.from_dict(base))
 
 
 def demo(args) -> int:
@@ -52,23 +60,24 @@ def demo(args) -> int:
     from snn_msi.training import demo_config
 
     out = Path(args.out or "runs/demo")
+    opts = run_options(argparse.Namespace(**{**vars(args), "out": str(out)}))
     args.out = None  # each run gets its own folder below
     base = train_config(argparse.Namespace(**{**vars(args), "demo": True}), base=demo_config())
     methods = {"vanilla": [], "IEMF": policies_for(iemf=True)}
     configs, keys = [], []
     for name, policies in methods.items():
-        for seed in range(args.seeds):
+        for seed in opts.seeds:
             policies = [*[p for p in base.policies if p["name"] != "iemf"], *policies]
             configs.append(base.replace(seed=seed, out=str(out / f"{name}_s{seed}"), policies=policies))
             keys.append((name, seed))
     a_db, v_db = base.data.snr()
     print(f"digits-av ({base.data.preset} preset: audio {a_db:g} dB, image {v_db:g} dB), {len(configs)} runs of "
-          f"{base.epochs} epochs, {args.jobs} in parallel; logs and checkpoints in {out}/")  # fmt: skip
+          f"{base.epochs} epochs ({opts.executor} executor); logs and checkpoints in {out}/")  # fmt: skip
     t0 = time.time()
-    results = dict(zip(keys, run_many(configs, args.jobs, overwrite=args.overwrite), strict=True))
+    results = dict(zip(keys, run_many(configs, opts), strict=True))
     rows = []
     for name in methods:
-        rs = [results[(name, s)] for s in range(args.seeds)]
+        rs = [results[(name, s)] for s in opts.seeds]
         row = {"method": name}
         for key, label in (("test_acc", "fused"), ("test_acc_audio", "audio head"), ("test_acc_visual", "visual head")):
             v = 100 * np.array([r[key] for r in rs])
@@ -76,23 +85,24 @@ def demo(args) -> int:
         gain = 100 * np.array([r["test_acc"] - max(r["test_acc_audio"], r["test_acc_visual"]) for r in rs])
         row["gain"] = f"{gain.mean():+.1f}"
         rows.append(row)
-    diffs = [100 * (results[("IEMF", s)]["test_acc"] - results[("vanilla", s)]["test_acc"]) for s in range(args.seeds)]
-    print(f"\nTest accuracy (%), mean ± std over {args.seeds} seeds ({time.time() - t0:.0f} s):\n")
+    diffs = [100 * (results[("IEMF", s)]["test_acc"] - results[("vanilla", s)]["test_acc"]) for s in opts.seeds]
+    print(f"\nTest accuracy (%), mean ± std over {len(opts.seeds)} seeds ({time.time() - t0:.0f} s):\n")
     print("| method | fused | audio head | visual head | multisensory gain (pts) |")
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['fused']} | {r['audio head']} | {r['visual head']} | {r['gain']} |")
     print(f"\nIEMF - vanilla, paired by seed: {np.mean(diffs):+.1f} pts (per seed: "
           f"{', '.join(f'{d:+.1f}' for d in diffs)})")  # fmt: skip
-    print(f"curves: {out}/IEMF_s0/curves.png; energy: snn-msi energy {out}/IEMF_s0/best.pt")
+    first = f"{out}/IEMF_s{opts.seeds[0]}"
+    print(f"curves: {first}/curves.png; energy: snn-msi energy {first}/best.pt")
     return 0
 
 
 def run(args) -> int:
     if args.demo:
         return demo(args)
-    if not args.data_root and not args.config and args.resume is None:
-        raise ConfigError("--data-root is required (or --demo, --config, --resume)")
+    if not args.data_root and not args.config and not args.recipe and args.resume is None:
+        raise ConfigError("--data-root is required (or --demo, --config, --recipe, --resume)")
     cfg = paper_config(args)
     mode = "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
     print(f"run folder: {cfg.out}", file=sys.stderr)

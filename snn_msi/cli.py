@@ -22,47 +22,34 @@ from .schema import ConfigError
 
 
 def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> None:
-    """The options of ``snn-msi train`` (also used by ``experiments/ks_snn.py``)."""
-    from .data import DATASETS, SNR_PRESETS
-    from .models import FUSIONS
+    """The options of ``snn-msi train`` (also used by ``experiments/ks_snn.py``): the recipe options every command
+    that trains shares (:func:`snn_msi.reports.runs.add_recipe_arguments`) and one run's own."""
+    from .reports.runs import add_recipe_arguments
     from .training import METHODS
 
-    g = p.add_argument_group("what to train")
-    g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
+    g = p.add_argument_group("the recipe (--config / --recipe, then these, then --set)")
+    add_recipe_arguments(g)
     if demo_flag:
         g.add_argument("--demo", action="store_true", help="the small digits-av network instead of the paper's")
-    g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
-    g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
     g.add_argument("--layout", help="folder layout where a data set has several (default: auto-detect)")
-    g.add_argument("--preset", choices=list(SNR_PRESETS), help="SNR preset: clean, hard (audio -10 dB, image 0 dB), "
-                   "harder (-15 / -5 dB)")  # fmt: skip
     g.add_argument("--audio-snr", type=float, help="audio SNR in dB (any data set)")
     g.add_argument("--image-snr", type=float, help="image SNR in dB (any data set)")
     g.add_argument("--num-classes", type=int, help="classes of the model (default: from the data set)")
-    g = p.add_argument_group("model")
-    g.add_argument("--neuron", help="any name of `snn-msi neurons`")
-    g.add_argument("--neuron-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan")  # fmt: skip
     g.add_argument("--T", type=int, help="time steps")
-    g.add_argument("--fusion", choices=FUSIONS.names())
     g = p.add_argument_group("method")
     g.add_argument("--method", choices=METHODS.names(), help="balancing method (see `snn-msi methods`)")
     g.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
     g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength)")
     g = p.add_argument_group("optimisation and run")
-    g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
     g.add_argument("--optimizer", choices=["sgd", "adam"])
     g.add_argument("--seed", type=int)
-    g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--workers", type=int, help="DataLoader processes (default: 0 for in-memory data, else the cores)")
     g.add_argument("--out", help="run folder (config, checkpoints, logs, plots); default runs/<dataset>/<name>-<time>")
     g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
                    help="continue a run: its folder or last.pt (without PATH: the folder of --out)")  # fmt: skip
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out instead of refusing")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a config value by its dotted key (repeatable): model.T=8")  # fmt: skip
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -81,45 +68,34 @@ def train_config(args, base=None):
     """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, --demo, a resumed run's
     config or the paper's), then the options, then ``--set``; checked strictly."""
     from .data import DATASETS
-    from .schema import apply_overrides, load_yaml, parse_value
+    from .reports.runs import apply_recipe_arguments, base_recipe
+    from .schema import apply_overrides, load_yaml
     from .training import TrainConfig, demo_config, policies_for
 
     resume_dir = _resume_folder(args)
-    if args.config:
-        d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
-    elif resume_dir is not None and (resume_dir / "config.yaml").is_file():
+    d = base_recipe(args)  # --config / --recipe
+    if d is None and resume_dir is not None and (resume_dir / "config.yaml").is_file():
         d = TrainConfig.from_dict(load_yaml(resume_dir / "config.yaml")).to_dict()
-    elif getattr(args, "demo", False):
+    elif d is None and getattr(args, "demo", False):
         d = demo_config().to_dict()
-    elif base is not None:
+    elif d is None and base is not None:
         d = base.to_dict()
-    elif args.dataset or args.data_root:
+    elif d is None and (args.dataset or args.data_root):
         d = TrainConfig().to_dict()
-    else:
+    elif d is None:
         raise ConfigError("say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
-                          "(see `snn-msi datasets`), or --config FILE")  # fmt: skip
-    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
-                       ("optimizer", args.optimizer), ("seed", args.seed), ("device", args.device)):  # fmt: skip
+                          "(see `snn-msi datasets`), --config FILE or --recipe NAME")  # fmt: skip
+    for key, value in (("batch_size", args.batch_size), ("lr", args.lr), ("optimizer", args.optimizer),
+                       ("seed", args.seed)):  # fmt: skip
         if value is not None:
             d[key] = value
+    apply_recipe_arguments(d, args)
     data, model = d["data"], d["model"]
-    if args.dataset:
-        if args.dataset != data.get("dataset"):
-            data.update(root=None, layout="auto")
-        data["dataset"] = args.dataset
-    for key, value in (("root", args.data_root), ("layout", args.layout), ("preset", args.preset),
-                       ("audio_snr_db", args.audio_snr), ("image_snr_db", args.image_snr),
+    for key, value in (("layout", args.layout), ("audio_snr_db", args.audio_snr), ("image_snr_db", args.image_snr),
                        ("num_workers", args.workers)):  # fmt: skip
         if value is not None:
             data[key] = value
-    if args.neuron and args.neuron != model.get("neuron"):
-        model["neuron"] = args.neuron
-    for item in args.neuron_arg:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
-        model.setdefault("neuron_args", {})[key] = parse_value(value)
-    for key, value in (("T", args.T), ("fusion", args.fusion), ("num_classes", args.num_classes)):
+    for key, value in (("T", args.T), ("num_classes", args.num_classes)):
         if value is not None:
             model[key] = value
     if args.method or args.iemf or args.alpha is not None:

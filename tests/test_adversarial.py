@@ -109,14 +109,16 @@ def test_3_a_kill_between_last_and_best_checkpoints_cannot_mix_epochs(tmp_path, 
 
 # 4 -------------------------------------------------------------------------------------------------------------
 def test_4_cached_results_require_the_same_config(tmp_path):
-    from snn_msi.reports.study import run_config
+    from snn_msi.reports.runs import results, run_config
 
     cfg = _cfg(tmp_path / "run", epochs=1)
-    first = run_config(cfg.to_dict())
-    assert run_config(cfg.to_dict()) == first  # the same config: read back
+    assert run_config(cfg.to_dict()).status == "trained"
+    first = results(cfg.out)
+    assert run_config(cfg.to_dict()).status == "reused" and results(cfg.out) == first  # the same config: read back
     with pytest.raises(ValueError, match="another config.*epochs: 1 -> 2"):
         run_config(cfg.replace(epochs=2).to_dict())
-    assert run_config(cfg.replace(epochs=2).to_dict(), overwrite=True)["epochs"] == 2
+    assert run_config(cfg.replace(epochs=2).to_dict(), overwrite=True).status == "trained"
+    assert results(cfg.out)["epochs"] == 2
 
 
 # 5 -------------------------------------------------------------------------------------------------------------

@@ -720,10 +720,16 @@ def test_epoch_level_methods_act_within_a_short_run(method, options, tmp_path):
 
 def test_the_methods_study_runs_every_row_and_reports_mean_and_interval(tmp_path, monkeypatch):
     import snn_msi.reports.study_methods as sm
+    from snn_msi.reports.runs import RunOptions
 
-    tiny = {"model": {**TINY, "num_classes": 10, "visual_channels": 1, "stem_stride": 2}, "batch_size": 16,
-            "data": {"limit": 16}}  # fmt: skip
-    cfg = sm.MethodsStudyConfig(methods=("ume",), seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=tiny)
+    base = sm.default_recipe(epochs=1)
+    recipe = base.replace(
+        model={**TINY, "num_classes": 10, "visual_channels": 1, "stem_stride": 2},
+        batch_size=16,
+        data={**base.data.to_dict(), "limit": 16},
+    )
+    runs = RunOptions(seeds=[0, 1], jobs=1, out=str(tmp_path), progress=False)
+    cfg = sm.MethodsStudyConfig(methods=("ume",), recipe=recipe, runs=runs)
     assert sm.cells(cfg) == [("normal", False), ("normal", True), ("ume", False)]  # UME has no IEMF row
     summary = sm.run_methods_study(cfg)
     assert [(r["method"], r["iemf"], r["n"]) for r in summary] == [(m, i, 2) for m, i in sm.cells(cfg)]

@@ -3,25 +3,41 @@ import math
 
 import pytest
 
-import snn_msi.reports.study as study
-from snn_msi.reports.study import (
+import snn_msi.reports.study_inverse_effectiveness as study
+from snn_msi.reports.runs import RunOptions
+from snn_msi.reports.stats import seed_slopes, t_interval, tost
+from snn_msi.reports.study_inverse_effectiveness import (
     StudyConfig,
+    default_recipe,
     epochs_to_reach,
     run_rows,
     run_study,
-    seed_slopes,
-    t_interval,
     trend_rows,
 )
 
-TINY = {"model": {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2,
-                  "audio_channels": 1, "visual_channels": 1, "T": 2}, "batch_size": 16}  # fmt: skip
+MODEL = {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2, "audio_channels": 1,
+         "visual_channels": 1, "T": 2}  # fmt: skip
 LEVELS = [(0.0, 10.0), (-15.0, -5.0)]
+
+
+def tiny_recipe(epochs: int = 1):
+    """The study's recipe shrunk: a 4-channel network on 32 samples per split."""
+    base = default_recipe()
+    return base.replace(model=MODEL, batch_size=16, epochs=epochs, data={**base.data.to_dict(), "limit": 32})
 
 
 def test_t_interval():
     m, lo, hi = t_interval([1.0, 2.0, 3.0])
     assert m == 2.0 and lo == pytest.approx(2 - 4.302653 / 3**0.5, rel=1e-5) and hi == pytest.approx(4 - lo)
+
+
+def test_tost_is_the_90_percent_interval_inside_the_margin():
+    diffs = [0.01, -0.02, 0.015, 0.0, -0.005]
+    _, lo, hi = t_interval(diffs, level=0.90)
+    for margin in (0.01, 0.02, 0.05):
+        equivalent, p = tost(diffs, margin)
+        assert equivalent == (-margin < lo and hi < margin) and 0 <= p <= 1
+    assert tost([0.1, 0.1], 0.05) == (False, 1.0) and tost([0.01], 0.05)[0] is False
 
 
 def _measure(curve, sops=100.0):
@@ -44,7 +60,7 @@ def test_trend_is_the_mean_of_per_seed_slopes_with_a_t_interval():
             results[("concat", "always", lv, "normal", s)] = _fake_result(0.7 + 0.01 * x, [0.5, 0.6])
             d = 0.01 - 0.002 * x + 0.01 * s + 0.001 * (s % 2) * x
             results[("concat", "always", lv, "iemf", s)] = _fake_result(0.7 + 0.01 * x + d, [0.5, 0.6], coeff=1.2)
-    scfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], seeds=4, methods=("normal", "iemf"))
+    scfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], methods=("normal", "iemf"))
     trend = {t["contrast"]: t for t in trend_rows(run_rows(results), scfg)}
     slopes = [10 * (-0.002 + 0.001 * (s % 2)) for s in range(4)]  # per 10 dB, per seed
     t = trend["iemf - normal (test_acc)"]
@@ -69,7 +85,7 @@ def test_no_multisensory_gain_against_heads_that_were_not_trained():
     gains = {(r["loss"], r["method"]): r["gain"] for r in rows}
     assert math.isnan(gains[("with_iemf", "normal")])
     assert gains[("always", "normal")] == pytest.approx(0.05) and gains[("with_iemf", "iemf")] == pytest.approx(0.05)
-    scfg = StudyConfig(levels=levels, seeds=3, methods=("normal", "iemf"), losses=["always", "with_iemf"])
+    scfg = StudyConfig(levels=levels, methods=("normal", "iemf"), losses=["always", "with_iemf"])
     trended = {(t["loss"], t["contrast"]) for t in trend_rows(rows, scfg)}
     assert ("always", "normal multisensory gain") in trended
     assert ("with_iemf", "normal multisensory gain") not in trended
@@ -93,7 +109,7 @@ def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked
     """The study's plan without training: which runs it asks for, and what it does with their results."""
     asked = []
 
-    def fake_run_all(configs, scfg, overwrite):
+    def fake_run_all(configs, scfg):
         out = []
         for c in configs:
             asked.append(c)
@@ -103,8 +119,9 @@ def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked
         return out
 
     monkeypatch.setattr(study, "_run_all", fake_run_all)
-    cfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], seeds=3, out=str(tmp_path),
-                      fusions=("concat", "msi"), losses=("always", "with_iemf"))  # fmt: skip
+    runs = RunOptions(seeds=[0, 1, 2], out=str(tmp_path))
+    cfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], runs=runs, fusions=("concat", "msi"),
+                      losses=("always", "with_iemf"))  # fmt: skip
     summary = run_study(cfg)
     plan = {(c.model.fusion, c.loss.unimodal, c.policies[0]["name"] if c.policies else "normal") for c in asked}
     assert ("concat", "with_iemf", "iemf") not in plan and ("msi", "with_iemf", "normal") in plan
@@ -139,9 +156,8 @@ def test_bad_study_configs_are_named():
 
 def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     """Train, measure (operations, the msi layer's enhancement), report and resume a tiny study of the msi layer."""
-    monkeypatch.setattr(study, "demo_config", _tiny_demo_config(study.demo_config))
-    cfg = StudyConfig(levels=LEVELS, seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=TINY, fusions=("msi",),
-                      sop_samples=16)  # fmt: skip
+    runs = RunOptions(seeds=[0, 1], jobs=1, out=str(tmp_path), progress=False)
+    cfg = StudyConfig(levels=LEVELS, recipe=tiny_recipe(), runs=runs, fusions=("msi",), sop_samples=16)
     summary = run_study(cfg)
     assert [(r["method"], r["audio_snr_db"]) for r in summary] == [("normal", 0), ("iemf", 0), ("normal", -15),
                                                                     ("iemf", -15), ("constant", -15)]  # fmt: skip
@@ -162,14 +178,6 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     mtime = (tmp_path / "a+0_v+10" / "normal_s0" / "results.json").stat().st_mtime
     run_study(cfg)  # resumes: nothing is trained again
     assert (tmp_path / "a+0_v+10" / "normal_s0" / "results.json").stat().st_mtime == mtime
-    changed = StudyConfig(**{**cfg.__dict__, "epochs": 2})
+    changed = StudyConfig(**{**cfg.__dict__, "recipe": tiny_recipe(epochs=2)})
     with pytest.raises(ValueError, match="another config.*epochs: 1 -> 2"):
         run_study(changed)  # a cached run is only reused with the same config
-
-
-def _tiny_demo_config(orig):
-    def make(**over):
-        over["data"] = {**over.get("data", {}), "limit": 32}
-        return orig(**over)
-
-    return make

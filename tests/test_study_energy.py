@@ -12,6 +12,7 @@ from torch import nn
 
 import neurons
 from snn_msi.cli import main as cli
+from snn_msi.reports.runs import RunOptions
 from snn_msi.reports.study_energy import (
     SNN,
     TWIN,
@@ -23,6 +24,7 @@ from snn_msi.reports.study_energy import (
     summarise,
 )
 from snn_msi.schema import load_yaml
+from snn_msi.training import demo_config
 from snn_msi.training.policies import build_policies
 from snn_msi.training.policies.rate_reg import RateReg, RateRegConfig
 from snn_msi.training.rundir import config_diff
@@ -113,20 +115,26 @@ def test_summary_by_value():
 
 MODEL = {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2, "audio_channels": 1,
          "visual_channels": 1, "T": 2}  # fmt: skip
-TINY = {"model": MODEL, "batch_size": 16, "data": {"limit": 32}}
+
+
+def tiny_recipe(**over):
+    """The demo recipe shrunk: a 4-channel network on 32 samples per split, one epoch."""
+    data = {**demo_config().data.to_dict(), "limit": 32}
+    return demo_config(**{"model": MODEL, "batch_size": 16, "data": data, "epochs": 1, **over})
 
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
     """One tiny study (lambda 0 and 5, one seed: two SNNs and their twin), shared by the tests below."""
     out = tmp_path_factory.mktemp("study")
-    cfg = EnergyStudyConfig(strengths=(0.0, 5.0), seeds=1, epochs=1, jobs=1, samples=8, out=str(out), base=TINY)
+    runs = RunOptions(seeds=[0], jobs=1, out=str(out), progress=False)
+    cfg = EnergyStudyConfig(strengths=(0.0, 5.0), samples=8, recipe=tiny_recipe(), runs=runs)
     return cfg, run_energy_study(cfg)
 
 
 def test_tiny_energy_study_reports(tiny_study):
     cfg, summary = tiny_study
-    out = Path(cfg.out)
+    out = Path(cfg.runs.out)
     assert [(r["model"], r["strength"]) for r in summary] == [(SNN, 0.0), (SNN, 5.0), (TWIN, None), (TWIN_ZS, None)]
     assert all(r["compute_pj_mean"] > 0 and 0 <= r["test_acc_mean"] <= 1 for r in summary)
     assert summary[2]["compute_pj_mean"] > summary[3]["compute_pj_mean"]  # zero-skipping saves MACs
@@ -146,7 +154,7 @@ def test_tiny_energy_study_reports(tiny_study):
 
 def test_energy_command_with_the_trained_twin(tiny_study, tmp_path, capsys):
     cfg, _ = tiny_study
-    run, twin = Path(cfg.out) / "snn_rr0_s0", Path(cfg.out) / "relu_s0"
+    run, twin = Path(cfg.runs.out) / "snn_rr0_s0", Path(cfg.runs.out) / "relu_s0"
     mtime = (twin / "results.json").stat().st_mtime
     args = ["energy", str(run / "best.pt"), "--samples", "8", "--bins", "5", "--out", str(tmp_path / "e")]
     assert cli([*args, "--train-twin", "--twin-out", str(twin)]) == 0  # the finished twin is reused, not retrained

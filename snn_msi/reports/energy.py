@@ -51,7 +51,7 @@ def train_twin(checkpoint: str | Path, out: str | Path | None = None, overwrite:
     """Train the ReLU twin of a checkpoint with its config (Trainer; a finished twin with the same config is
     reused). Returns the twin's ``best.pt``."""
     from ..training import load_model
-    from .study import run_config
+    from .runs import run_config
 
     _, cfg = load_model(checkpoint)
     tcfg = twin_config(cfg, out if out is not None else default_twin_folder(checkpoint))

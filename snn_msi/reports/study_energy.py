@@ -8,7 +8,7 @@ plus memory traffic, and the SNN on Loihi) and its test accuracy read from the r
 accuracy (mean ± std over seeds), the paired difference against the SNN at ``lambda = 0`` with a 95 % interval
 (Student t over seeds), the firing rate, the operations and the energies, and whether the point is on the Pareto
 front (no other point is both cheaper and more accurate), as ``runs.csv``, ``summary.csv``, ``summary.md`` and
-``pareto.png``. Runs go in parallel and resume as the inverse-effectiveness study's do (:func:`run_many`).
+``pareto.png``. Runs go on an executor and resume as every study's do (:mod:`snn_msi.reports.runs`).
 """
 
 from __future__ import annotations
@@ -25,50 +25,49 @@ from ..training.config import TrainConfig, demo_config
 from . import register_study
 from .energy import twin_config
 from .files import write_csv
-from .study import add_run_arguments, run_many, t_interval
+from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
+from .stats import t_interval
 
 SNN, TWIN, TWIN_ZS, CHIP = "SNN", "ReLU twin", "ReLU twin, zero-skipping", "SNN on Loihi"
 COMPUTE, FULL = "45 nm compute", "45 nm compute + memory traffic; Loihi: its per-event figures"
 
 
+def default_recipe() -> TrainConfig:
+    """The study's recipe unless the user gives one: the demo network on digits-av (hard), 10 epochs."""
+    return demo_config()
+
+
 @dataclass
 class EnergyStudyConfig:
-    """The sweep: ``strengths`` of the rate regulariser (towards ``target``), ``seeds`` per point, the demo recipe
-    for ``epochs`` epochs; ``base``: overrides of the demo training config (``data`` merged key by key)."""
+    """The sweep: ``strengths`` of the rate regulariser (towards ``target``) on the ``recipe`` (None:
+    :func:`default_recipe`); ``samples``: test samples the energy is counted on; ``runs``: seeds, folder and
+    executor."""
 
     strengths: tuple[float, ...] = (0.0, 3.0, 10.0, 30.0)
     target: float = 0.0
-    seeds: int = 3
-    epochs: int = 10
-    jobs: int = 2
     samples: int = 64
-    out: str = "runs/study_energy"
-    dataset: str = "digits-av"
-    data_root: str | None = None
-    preset: str = "hard"
     cost: CostModel = field(default_factory=CostModel)
-    base: dict = field(default_factory=dict)
+    recipe: TrainConfig | None = None
+    runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=[0, 1, 2], out="runs/study_energy"))
 
     def __post_init__(self) -> None:
+        self.recipe = self.recipe or default_recipe()
         if not self.strengths or any(not math.isfinite(s) or s < 0 for s in self.strengths):
             raise ValueError(f"strengths must be finite numbers >= 0, got {list(self.strengths)}")
         if len(set(self.strengths)) != len(self.strengths):
             raise ValueError(f"strengths must differ, got {list(self.strengths)}")
         if not 0.0 <= self.target <= 1.0:
             raise ValueError(f"target must be a rate in [0, 1], got {self.target}")
-        for key in ("seeds", "epochs", "jobs", "samples"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
 
 
 def snn_config(scfg: EnergyStudyConfig, strength: float, seed: int) -> TrainConfig:
-    """The demo recipe with the rate regulariser at ``strength`` (none at 0)."""
-    base = dict(scfg.base)
-    data = {"dataset": scfg.dataset, "root": scfg.data_root, "preset": scfg.preset, **base.pop("data", {})}
-    policies = [{"name": "rate_reg", "strength": strength, "target": scfg.target}] if strength > 0 else []
-    out = Path(scfg.out) / f"snn_rr{strength:g}_s{seed}"
-    return demo_config(**{"epochs": scfg.epochs, "seed": seed, "out": str(out), "data": data, "policies": policies,
-                          **base})  # fmt: skip
+    """The recipe with the rate regulariser at ``strength`` (none at 0) on top of its own methods."""
+    policies = [p for p in scfg.recipe.policies if p["name"] != "rate_reg"]
+    policies += [{"name": "rate_reg", "strength": strength, "target": scfg.target}] if strength > 0 else []
+    out = Path(scfg.runs.out) / f"snn_rr{strength:g}_s{seed}"
+    return scfg.recipe.replace(seed=seed, out=str(out), policies=policies)
 
 
 def _test_batch(cfg: TrainConfig, samples: int):
@@ -95,16 +94,16 @@ def _measure(ckpt: Path, batch, cost: CostModel, hw: NeuromorphicProfile) -> dic
     return price(counts, cost, hw if spiking else None)["totals"]
 
 
-def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[dict]:
-    """Train (or resume) every run, measure each, write the tables and the plot in ``scfg.out``; the summary."""
+def run_energy_study(scfg: EnergyStudyConfig) -> list[dict]:
+    """Train (or resume) every run, measure each, write the tables and the plot in ``scfg.runs.out``; the summary."""
     t0 = time.time()
-    out = Path(scfg.out)
-    seeds = list(range(scfg.seeds))
+    out = Path(scfg.runs.out)
+    seeds = list(scfg.runs.seeds)
     keys = [(SNN, s, seed) for s in scfg.strengths for seed in seeds] + [(TWIN, None, seed) for seed in seeds]
     configs = [snn_config(scfg, s, seed) if m == SNN else twin_config(snn_config(scfg, 0.0, seed), out /
                f"relu_s{seed}") for m, s, seed in keys]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)  # after the configs are checked: a bad option writes nothing
-    results = run_many(configs, scfg.jobs, overwrite)
+    results = run_many(configs, scfg.runs)
     hw, rows, batches = NeuromorphicProfile(), [], {}
     for (model, strength, seed), cfg, res in zip(keys, configs, results, strict=True):
         if seed not in batches:  # every run of a seed reads the same data (the SNNs and the twin alike)
@@ -124,13 +123,16 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
     write_csv(out / "summary.csv", summary)
     wall = time.time() - t0
     md = markdown_table(summary)
-    note = (f"{len(configs)} runs ({len(scfg.strengths)} strengths x {scfg.seeds} seeds + {scfg.seeds} twins), "
-            f"{scfg.epochs} epochs each, {scfg.jobs} in parallel; energy on {scfg.samples} test samples; "
-            f"wall time {wall / 60:.1f} min")  # fmt: skip
+    n, r = len(seeds), scfg.recipe
+    note = (
+        f"{len(configs)} runs ({len(scfg.strengths)} strengths x {n} seeds + {n} twins), {r.data.dataset} "
+        f"(preset {r.data.preset}), {r.epochs} epochs each; energy on {scfg.samples} test samples; "
+        f"wall time {wall / 60:.1f} min"
+    )
     (out / "summary.md").write_text(f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
     from ..plots import pareto_plot
 
-    pareto_plot(_points(summary), out / "pareto.png", f"digits-av, {scfg.seeds} seeds per point; rate_reg "
+    pareto_plot(_points(summary), out / "pareto.png", f"{r.data.dataset}, {n} seeds per point; rate_reg "
                 f"target {scfg.target:g}; mean ± std")  # fmt: skip
     print(md)
     print(f"\n{note}\nwrote {out / 'runs.csv'}, {out / 'summary.md'}, "
@@ -242,11 +244,8 @@ def _energy_study_command(q) -> None:
     )
     q.add_argument("--target", type=float, default=d.target, help="rate_reg target rate of every layer")
     q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples the energy is counted on")
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
-    q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
-    add_run_arguments(q, d)
-    q.set_defaults(func=_run)  # fmt: skip
+    add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
+    q.set_defaults(func=_run)
 
 
 def _strength(text: str) -> float:
@@ -262,8 +261,12 @@ def _strength(text: str) -> float:
 
 
 def _run(args) -> int:
-    cfg = EnergyStudyConfig(strengths=tuple(args.strengths), target=args.target, seeds=args.seeds, epochs=args.epochs,
-                            jobs=args.jobs, samples=args.samples, out=args.out, dataset=args.dataset,
-                            data_root=args.data_root, preset=args.preset)  # fmt: skip
-    run_energy_study(cfg, overwrite=args.overwrite)
+    cfg = EnergyStudyConfig(
+        strengths=tuple(args.strengths),
+        target=args.target,
+        samples=args.samples,
+        recipe=study_recipe(args, default_recipe()),
+        runs=run_options(args),
+    )
+    run_energy_study(cfg)
     return 0

@@ -1,13 +1,18 @@
-"""The methods study: every registered balancing method on digits-av (hard preset), over seeds, alone and with
-IEMF; each row's fused test accuracy as mean and 95 % confidence interval (Student t over seeds), its paired
-difference from plain training, macro F1 and each modality's Shapley contribution.
+"""The methods study: every registered balancing method on the recipe (default: the demo network on digits-av,
+hard preset), over seeds, alone and with IEMF; each row's fused test accuracy as mean and 95 % confidence
+interval (Student t over seeds), its paired difference from plain training, macro F1 and each modality's Shapley
+contribution.
 
-The default is sized for 2 CPU cores: the demo network, a few epochs, 5 seeds, two runs in parallel. The epoch
-options of the methods whose official defaults assume runs of 50-300 epochs (warm-ups, windows, stage lengths,
-re-initialisation periods) are scaled to the short run by :data:`SHORT_RUN_OPTIONS`, printed with the table;
-every other option is the method's official default. A method that does not compose with IEMF gets no IEMF row.
-IEMF's controls (``constant``, ``noise``) belong to the inverse-effectiveness study and are left out here;
-``iemf`` is the ``normal`` row with IEMF. Runs resume as the other studies' do (:func:`run_many`).
+The default is sized for 2 CPU cores: the demo network, a few epochs, 5 seeds, two runs in parallel; any recipe
+runs (``--config``, ``--recipe ks-paper``, ``--dataset``, ``--set``, ...), and the study varies only the method on
+it. The epoch options of the methods whose official defaults assume runs of 50-300 epochs (warm-ups, windows,
+stage lengths, re-initialisation periods) are scaled to the short run by :func:`short_run_options` (runs under 50
+epochs), printed with the table; every other option is the method's official default, unless ``--tuned FILE``
+gives tuned values (``snn-msi sweep`` writes such a file: ``{method: {option: value}}``), because methods compared
+at their defaults on a new data set is not a fair comparison. A method that does not compose with IEMF gets no
+IEMF row. IEMF's controls (``constant``, ``noise``) belong to the inverse-effectiveness study and are left out
+here; ``iemf`` is the ``normal`` row with IEMF. Runs resume as the other studies' do
+(:mod:`snn_msi.reports.runs`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..schema import ConfigError
+from ..schema import ConfigError, load_yaml
 from ..training.config import TrainConfig, demo_config, policies_for
 from . import register_study
 from .files import write_csv
-from .study import add_run_arguments, run_many, t_interval
+from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
+from .stats import t_interval
 
 #: left out by default (see the module docstring)
 EXCLUDED = ("iemf", "constant", "noise")
@@ -46,30 +52,54 @@ def short_run_options(epochs: int) -> dict[str, dict]:
 
 
 SHORT_RUN_OPTIONS = short_run_options(4)
+#: runs of at least this many epochs take every method's official epoch options
+LONG_RUN = 50
+
+
+def default_recipe(epochs: int = 4) -> TrainConfig:
+    """The study's recipe unless the user gives one: the demo network on digits-av (hard), lr x0.1 for the last
+    epoch."""
+    return demo_config(epochs=epochs, milestones=[max(1, epochs - 1)] if epochs > 1 else [])
 
 
 @dataclass
 class MethodsStudyConfig:
-    """``methods``: None = every registered method but :data:`EXCLUDED`; ``base``: overrides of the demo config
-    (tests shrink the model and the data with it)."""
+    """``methods``: None = every registered method but :data:`EXCLUDED`; ``tuned``: per method, options over its
+    defaults (``--tuned FILE``); ``recipe``: the training config every run starts from (None:
+    :func:`default_recipe`); ``runs``: seeds, folder and executor."""
 
     methods: tuple[str, ...] | None = None
-    seeds: int = 5
-    epochs: int = 4
-    jobs: int = 2
     iemf: bool = True
-    out: str = "runs/methods"
-    preset: str = "hard"
-    base: dict = field(default_factory=dict)
+    tuned: dict[str, dict] = field(default_factory=dict)
+    recipe: TrainConfig | None = None
+    runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=list(range(5)), out="runs/methods"))
+
+    def __post_init__(self) -> None:
+        self.recipe = self.recipe or default_recipe()
 
     def method_names(self) -> list[str]:
         from ..training import METHODS
 
         names = list(self.methods) if self.methods else [n for n in METHODS.names() if n not in EXCLUDED]
-        unknown = [n for n in names if n not in METHODS]
+        unknown = [n for n in [*names, *self.tuned] if n not in METHODS]
         if unknown:
             raise ConfigError(f"--methods: {METHODS.unknown(unknown[0])}")
         return ["normal", *[n for n in names if n != "normal"]]
+
+    def options(self, method: str) -> dict:
+        """The method's options: short-run epoch options (runs under :data:`LONG_RUN` epochs), then tuned ones."""
+        epochs = self.recipe.epochs
+        short = short_run_options(epochs).get(method, {}) if 2 <= epochs < LONG_RUN else {}
+        return {**short, **self.tuned.get(method, {})}
+
+
+def load_tuned(path: str | Path) -> dict[str, dict]:
+    """A ``--tuned`` file: ``{method: {option: value}}`` (YAML, as ``snn-msi sweep`` writes ``tuned.yaml``)."""
+    d = load_yaml(path)
+    bad = [k for k, v in d.items() if not isinstance(v, dict)]
+    if bad:
+        raise ConfigError(f"--tuned {path}: expected method: {{option: value}}, got {bad[0]}: {d[bad[0]]!r}")
+    return d
 
 
 def cells(scfg: MethodsStudyConfig) -> list[tuple[str, bool]]:
@@ -85,25 +115,23 @@ def cells(scfg: MethodsStudyConfig) -> list[tuple[str, bool]]:
 
 
 def run_config_for(scfg: MethodsStudyConfig, method: str, iemf: bool, seed: int) -> TrainConfig:
-    options = short_run_options(scfg.epochs).get(method, {}) if scfg.epochs >= 2 else {}
-    base = dict(scfg.base)
-    data = {"dataset": "digits-av", "preset": scfg.preset, **base.pop("data", {})}
-    out = Path(scfg.out) / f"{method}{'+iemf' if iemf else ''}" / f"s{seed}"
-    milestones = [max(1, scfg.epochs - 1)] if scfg.epochs > 1 else []
-    return demo_config(epochs=scfg.epochs, seed=seed, out=str(out), data=data, milestones=milestones,
-                       policies=policies_for(method, iemf=iemf, **options), **base)  # fmt: skip
+    """The recipe with one row's method (and IEMF), the seed and the run's folder."""
+    out = Path(scfg.runs.out) / f"{method}{'+iemf' if iemf else ''}" / f"s{seed}"
+    return scfg.recipe.replace(
+        seed=seed, out=str(out), policies=policies_for(method, iemf=iemf, **scfg.options(method))
+    )
 
 
-def run_methods_study(scfg: MethodsStudyConfig, overwrite: bool = False) -> list[dict]:
-    """Run (or resume) the study; write ``runs.csv``, ``summary.csv`` and ``summary.md`` in ``scfg.out`` and
+def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
+    """Run (or resume) the study; write ``runs.csv``, ``summary.csv`` and ``summary.md`` in ``scfg.runs.out`` and
     print the table. Returns the summary rows."""
-    seeds = list(range(scfg.seeds))
+    seeds = list(scfg.runs.seeds)
     specs = [(m, i, s) for m, i in cells(scfg) for s in seeds]
     configs = [run_config_for(scfg, *sp) for sp in specs]  # checked before anything is written
-    out = Path(scfg.out)
+    out = Path(scfg.runs.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    results = run_many(configs, scfg.jobs, overwrite)
+    results = run_many(configs, scfg.runs)
     wall = time.time() - t0
     rows = [{"method": m, "iemf": i, "seed": s, **{k: r[k] for k in _KEYS if k in r}}
             for (m, i, s), r in zip(specs, results, strict=True)]  # fmt: skip
@@ -113,7 +141,7 @@ def run_methods_study(scfg: MethodsStudyConfig, overwrite: bool = False) -> list
     md = markdown_table(summary, scfg)
     (out / "summary.md").write_text(md + "\n")
     print(md)
-    print(f"\n{len(specs)} runs ({scfg.jobs} in parallel) in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
+    print(f"\n{len(specs)} runs in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
     return summary
 
 
@@ -156,29 +184,47 @@ def markdown_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) 
                      f"{_pct(r['acc_audio'])} | {_pct(r['acc_visual'])} | {_pct(r['shapley_audio'])} / "
                      f"{_pct(r['shapley_visual'])} |")  # fmt: skip
     if scfg is not None:
-        opts = short_run_options(scfg.epochs) if scfg.epochs >= 2 else {}
-        used = {m: o for m, o in opts.items() if m in {r["method"] for r in summary}}
+        used = {m: scfg.options(m) for m in dict.fromkeys(r["method"] for r in summary) if scfg.options(m)}
+        r = scfg.recipe
         lines.append("")
-        lines.append(f"digits-av, preset {scfg.preset}, demo network, {scfg.epochs} epochs, {scfg.seeds} seeds; "
-                     f"short-run options: {used or 'none'}")  # fmt: skip
+        lines.append(
+            f"{r.data.dataset}, preset {r.data.preset}, {r.model.neuron} T={r.model.T} widths "
+            f"{list(r.model.widths)}, {r.epochs} epochs, seeds {_seeds(scfg.runs.seeds)}; options over the "
+            f"defaults: {used or 'none'}"
+        )
     return "\n".join(lines)
 
 
-@register_study("methods", description="every balancing method on digits-av (hard), alone and with IEMF, over "
-                "seeds: mean and 95% CI of the fused test accuracy, F1, Shapley")  # fmt: skip
+def _seeds(seeds: list[int]) -> str:
+    return (
+        f"{seeds[0]}-{seeds[-1]}"
+        if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2
+        else (",".join(map(str, seeds)))
+    )
+
+
+@register_study(
+    "methods",
+    description="every balancing method on the recipe (default: digits-av, hard), alone and "
+    "with IEMF, over seeds: mean and 95% CI of the fused test accuracy, F1, Shapley",
+)
 def _methods_study_command(q) -> None:
     """``snn-msi study methods``."""
     d = MethodsStudyConfig()
     q.add_argument("--methods", nargs="+", help="registered method names (default: all but iemf, constant, noise)")
     q.add_argument("--no-iemf", action="store_true", help="only the methods alone")
-    q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
-    add_run_arguments(q, d)
+    q.add_argument("--tuned", help="YAML {method: {option: value}} over the defaults (snn-msi sweep's tuned.yaml)")
+    add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
     q.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    cfg = MethodsStudyConfig(methods=tuple(args.methods) if args.methods else None, seeds=args.seeds,
-                             epochs=args.epochs, jobs=args.jobs, iemf=not args.no_iemf, out=args.out,
-                             preset=args.preset)  # fmt: skip
-    run_methods_study(cfg, overwrite=args.overwrite)
+    cfg = MethodsStudyConfig(
+        methods=tuple(args.methods) if args.methods else None,
+        iemf=not args.no_iemf,
+        tuned=load_tuned(args.tuned) if args.tuned else {},
+        recipe=study_recipe(args, default_recipe(args.epochs or 4)),
+        runs=run_options(args),
+    )
+    run_methods_study(cfg)
     return 0

@@ -29,53 +29,62 @@ level and seed.
 - ``msi`` runs also report their integration layer's enhancement (:mod:`snn_msi.reports.probe`) on their own
   level's test samples: does the trained layer's ME grow as the cues weaken?
 
-Runs go in parallel and the study resumes: a finished run made with the same configuration is read back, not
-trained again; a folder that holds a run of another configuration is an error (or, with ``overwrite``, trained
-again). Written in ``out``: ``runs.csv``, ``summary.csv``, ``trend.csv``, ``compute.csv``, ``summary.md`` (all
-tables) and ``inverse_effectiveness.png``.
+The recipe is the user's (``--config``, ``--recipe``, ``--set``, ...; default :func:`default_recipe`, the demo
+network for 6 epochs); the study varies only the levels (the data's SNRs), the methods, the fusion and the loss
+setting on it. Runs go on an executor and the study resumes (:mod:`snn_msi.reports.runs`): a finished run made
+with the same configuration is read back, an interrupted one continues from its ``last.pt``; a folder that holds a
+run of another configuration is an error (or, with ``--overwrite``, trained again). Written in ``out``:
+``runs.csv``, ``summary.csv``, ``trend.csv``, ``compute.csv``, ``summary.md`` (all tables) and
+``inverse_effectiveness.png``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..training.config import TrainConfig, demo_config, policies_for
-from ..training.rundir import RunDir, config_diff
 from . import register_study
 from .files import write_csv
+from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
+from .stats import seed_slopes, t_interval
 
 METHODS = ("normal", "iemf", "constant", "noise")
 LOSSES = ("always", "with_iemf")
 DEFAULT_METHODS = ("normal", "iemf", "constant")
 
 
+def default_recipe() -> TrainConfig:
+    """The study's recipe unless the user gives one: the demo network, 6 epochs, lr x0.1 at epoch 5."""
+    return demo_config(epochs=6, milestones=[5])
+
+
 @dataclass
 class StudyConfig:
     """What the study trains. ``levels``: ``(audio dB, image dB)``, strongest first; ``control_levels``: where the
     constant / noise controls run (None: every level but the first); ``fusions`` x ``losses``: the cells, the first
-    of each is the primary cell (every method), the others run normal and iemf; ``sop_samples``: test samples for
-    counting operations; ``base``: overrides of the demo training config."""
+    of each is the primary cell (every method), the others run normal and iemf (``fusions`` None: the recipe's);
+    ``sop_samples``: test samples for counting operations; ``recipe``: the training config every run starts from
+    (None: :func:`default_recipe`); ``runs``: seeds, folder and executor."""
 
     levels: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)])
-    seeds: int = 10
-    epochs: int = 6
-    jobs: int = 2
-    out: str = "runs/study"
-    dataset: str = "digits-av"
-    data_root: str | None = None
     methods: tuple[str, ...] = DEFAULT_METHODS
-    base: dict = field(default_factory=lambda: {"milestones": [5]})
     control_levels: list[tuple[float, float]] | None = None
-    fusions: tuple[str, ...] = ("concat",)
+    fusions: tuple[str, ...] | None = None
     losses: tuple[str, ...] = ("always",)
     sop_samples: int = 64
+    recipe: TrainConfig | None = None
+    runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=list(range(10)), out="runs/study"))
+
+    def __post_init__(self) -> None:
+        self.recipe = self.recipe or default_recipe()
+        self.fusions = tuple(self.fusions or (self.recipe.model.fusion,))
 
     def check(self) -> None:
         from ..models import FUSIONS
@@ -85,9 +94,8 @@ class StudyConfig:
             raise ValueError(f"methods must include 'normal' and be some of {', '.join(METHODS)}, got {self.methods}")
         if "constant" in self.methods and "iemf" not in self.methods:
             raise ValueError("the constant-coefficient control needs the iemf runs (add 'iemf' to methods)")
-        if not self.levels or self.seeds < 1 or self.epochs < 1 or self.jobs < 1 or self.sop_samples < 1:
-            raise ValueError(f"levels must be non-empty and seeds, epochs, jobs, sop_samples >= 1, got "
-                             f"{len(self.levels)} levels, {self.seeds}, {self.epochs}, {self.jobs}, "
+        if not self.levels or self.sop_samples < 1:
+            raise ValueError(f"levels must be non-empty and sop_samples >= 1, got {len(self.levels)} levels, "
                              f"{self.sop_samples}")  # fmt: skip
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels}")
@@ -123,74 +131,33 @@ def _cell_folder(scfg: StudyConfig, cell: tuple[str, str]) -> str:
     return "" if cell == scfg.cells()[0] else f"{cell[0]}-{cell[1]}"
 
 
-def run_config(cfg_dict: dict, overwrite: bool = False) -> dict:
-    """Train one configuration in this process unless its folder holds the same finished run; the results."""
-    from ..training import Trainer
-
-    cfg = TrainConfig.from_dict(cfg_dict)
-    rd = RunDir(cfg.out)
-    if rd.matches(cfg.to_dict()):
-        return rd.results()
-    if rd.holds_run() and not overwrite:
-        diff = config_diff(rd.saved_config() or {}, cfg.to_dict(), ("out", "data.num_workers"))
-        what = f"another config ({'; '.join(diff)})" if diff else "an unfinished run"
-        raise ValueError(f"{rd.path} holds {what}; pass --overwrite to train it again, or another --out")
-    return Trainer(cfg, mode="overwrite", progress=False).fit()
-
-
-def run_many(configs: list[TrainConfig], jobs: int = 2, overwrite: bool = False) -> list[dict]:
-    """Run configurations in parallel processes (spawned, one thread each); order of results = order given."""
-    import functools
-
-    return _map(functools.partial(run_config, overwrite=overwrite), [c.to_dict() for c in configs], jobs)
-
-
-def _map(fn, items: list, jobs: int) -> list:
-    if jobs <= 1:
-        return [fn(x) for x in items]
-    import multiprocessing as mp
-
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
-        return list(pool.map(fn, items))
-
-
-def _one_thread() -> None:
-    """Worker initializer: parallel runs share the cores, so each run uses one thread."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def _config(scfg: StudyConfig, level, method: str, seed: int, coeff: float | None = None,
-            cell: tuple[str, str] = ("concat", "always")) -> TrainConfig:  # fmt: skip
+def _config(
+    scfg: StudyConfig,
+    level,
+    method: str,
+    seed: int,
+    coeff: float | None = None,
+    cell: tuple[str, str] = ("concat", "always"),
+) -> TrainConfig:
+    """The recipe with the study's knobs of one run: the level's SNRs, the cell's fusion and loss setting, the
+    method, the seed and the run's folder."""
     fusion, loss = cell
-    base = dict(scfg.base)
-    defaults = demo_config()
-    model = {**(base.pop("model", None) or defaults.model.to_dict()), "fusion": fusion}
-    loss_cfg = {**defaults.loss.to_dict(), **(base.pop("loss", None) or {}), "unimodal": loss}
-    data = {"dataset": scfg.dataset, "root": scfg.data_root, "audio_snr_db": level[0], "image_snr_db": level[1],
-            "preset": "clean", **base.pop("data", {})}  # fmt: skip
-    out = _run_dir(Path(scfg.out), level, method, seed, _cell_folder(scfg, cell))
-    over = {"epochs": scfg.epochs, "seed": seed, "out": str(out), "data": data, "model": model, "loss": loss_cfg,
-            **base}  # fmt: skip
+    r = scfg.recipe
+    data = {**r.data.to_dict(), "audio_snr_db": level[0], "image_snr_db": level[1], "preset": "clean"}
+    out = _run_dir(Path(scfg.runs.out), level, method, seed, _cell_folder(scfg, cell))
     options = {"coeff": coeff} if method == "constant" else {}
-    over["policies"] = policies_for(method, **options) if method != "iemf" else policies_for(iemf=True)
-    return demo_config(**over)
+    policies = policies_for(method, **options) if method != "iemf" else policies_for(iemf=True)
+    return r.replace(
+        seed=seed,
+        out=str(out),
+        data=data,
+        model={**r.model.to_dict(), "fusion": fusion},
+        loss={**r.loss.to_dict(), "unimodal": loss},
+        policies=policies,
+    )
 
 
 COEFF = "mean iemf/coeff"  # the results key of IEMF's mean coefficient over all steps
-
-
-def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided confidence interval of paired differences (Student t)."""
-    from scipy import stats
-
-    d = np.asarray(diffs, dtype=float)
-    m = float(d.mean())
-    if len(d) < 2:
-        return m, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-    return m, m - half, m + half
 
 
 # -- measuring a finished run -----------------------------------------------------------------------------------
@@ -237,16 +204,12 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
     return out
 
 
-def _train_and_measure(cfg_dict: dict, overwrite: bool, samples: int) -> dict:
-    result = run_config(cfg_dict, overwrite)
-    return {**result, "measure": measure_run(cfg_dict["out"], samples)}
-
-
-def _run_all(configs: list[TrainConfig], scfg: StudyConfig, overwrite: bool) -> list[dict]:
-    import functools
-
-    fn = functools.partial(_train_and_measure, overwrite=overwrite, samples=scfg.sop_samples)
-    return _map(fn, [c.to_dict() for c in configs], scfg.jobs)
+def _run_all(configs: list[TrainConfig], scfg: StudyConfig) -> list[dict]:
+    """Train (or reuse, or resume) every run on the executor, measure each where it ran (cached in its folder),
+    and read results and measures back from the folders."""
+    measure = functools.partial(measure_run, samples=scfg.sop_samples)
+    done = run_many(configs, scfg.runs, after=measure)
+    return [{**r, "measure": measure(c.out)} for c, r in zip(configs, done, strict=True)]
 
 
 # -- the study -------------------------------------------------------------------------------------------------------
@@ -254,12 +217,11 @@ Key = tuple  # (fusion, loss, level, method, seed)
 PROBED = ("ME_median", "ME_population", "AI_median")  # what runs.csv keeps of an integration layer's probe
 
 
-def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
-    """Run (or resume) the study; write the tables and the plot in ``scfg.out``. Returns the per-level summary."""
+def run_study(scfg: StudyConfig) -> list[dict]:
+    """Run (or resume) the study; write the tables and the plot in ``scfg.runs.out``. Returns the per-level summary."""
     scfg.check()
-    out = Path(scfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(scfg.seeds))
+    out = Path(scfg.runs.out)
+    seeds = list(scfg.runs.seeds)
     specs, configs, reused = [], [], {}
     for cell in scfg.cells():
         for m in scfg.methods_of(cell):
@@ -272,7 +234,8 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
                         continue
                     specs.append((*cell, lv, m, s))
                     configs.append(_config(scfg, lv, m, s, cell=cell))
-    results = dict(zip(specs, _run_all(configs, scfg, overwrite), strict=True))
+    out.mkdir(parents=True, exist_ok=True)  # after every config is checked: a bad option writes nothing
+    results = dict(zip(specs, _run_all(configs, scfg), strict=True))
     specs2, configs2 = [], []
     for cell in scfg.cells():
         if "constant" not in scfg.methods_of(cell):
@@ -282,7 +245,7 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
             for s in seeds:
                 specs2.append((*cell, lv, "constant", s))
                 configs2.append(_config(scfg, lv, "constant", s, coeff, cell))
-    results.update(zip(specs2, _run_all(configs2, scfg, overwrite), strict=True))
+    results.update(zip(specs2, _run_all(configs2, scfg), strict=True))
     results.update({k: results[src] for k, src in reused.items()})
     rows = run_rows(results)
     write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k != "val_curve"} for r in rows])
@@ -416,16 +379,6 @@ def summarise(rows: list[dict], levels, methods, seeds) -> list[dict]:
 def _nanmean(xs: list[float]) -> float:
     finite = [x for x in xs if not math.isnan(x)]
     return float(np.mean(finite)) if finite else float("nan")
-
-
-def seed_slopes(points: dict[int, list[tuple[float, float]]]) -> list[float]:
-    """Per seed, the OLS slope of y on x over that seed's ``(x, y)`` points (seeds with < 2 distinct x skipped)."""
-    slopes = []
-    for pts in points.values():
-        x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-        if len(set(x.tolist())) >= 2:
-            slopes.append(float(np.polyfit(x, y, 1)[0]))
-    return slopes
 
 
 def trend_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
@@ -673,18 +626,6 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
 FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
 
 
-def add_run_arguments(q, defaults) -> None:
-    """The options every study shares, with the study config ``defaults``' values: ``--seeds``, ``--epochs``,
-    ``--jobs``, ``--out``, ``--overwrite``."""
-    from ..cli import positive_int
-
-    q.add_argument("--seeds", type=positive_int, default=defaults.seeds)
-    q.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    q.add_argument("--jobs", "-j", type=positive_int, default=defaults.jobs, help="runs in parallel")
-    q.add_argument("--out", default=defaults.out)
-    q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
-
-
 @register_study("inverse-effectiveness", description="weaken both modalities step by step; Normal, IEMF, its "
                 "controls, the trend across levels and the compute to reach Normal's accuracy")  # fmt: skip
 def _inverse_effectiveness_command(q) -> None:
@@ -696,13 +637,11 @@ def _inverse_effectiveness_command(q) -> None:
                    help="normal and any of iemf, constant (needs iemf), noise")  # fmt: skip
     q.add_argument("--control-levels", choices=["weak", "all"], default="weak",
                    help="where constant / noise run: every level but the strongest (weak) or all")  # fmt: skip
-    q.add_argument("--fusions", nargs="+", default=list(d.fusions), help="cells: fusions (first: every method)")
+    q.add_argument("--fusions", nargs="+", help="cells: fusions (first: every method; default: the recipe's)")
     q.add_argument("--losses", nargs="+", choices=LOSSES, default=list(d.losses), help="cells: loss.unimodal settings")
     q.add_argument("--full", action="store_true", help="all four cells: --fusions concat msi --losses always "
                    "with_iemf (about 2.5x the default's time)")  # fmt: skip
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
-    add_run_arguments(q, d)
+    add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
     q.set_defaults(func=_run)
 
 
@@ -712,16 +651,12 @@ def _run(args) -> int:
     levels = snr_pairs("--levels", args.levels) if args.levels else StudyConfig().levels
     cfg = StudyConfig(
         levels=levels,
-        seeds=args.seeds,
-        epochs=args.epochs,
-        jobs=args.jobs,
-        out=args.out,
-        dataset=args.dataset,
-        data_root=args.data_root,
         methods=tuple(args.methods),
         control_levels=None if args.control_levels == "weak" else levels,
-        fusions=tuple(FULL["fusions"] if args.full else args.fusions),
+        fusions=tuple(FULL["fusions"] if args.full else args.fusions or ()),
         losses=tuple(FULL["losses"] if args.full else args.losses),
+        recipe=study_recipe(args, default_recipe()),
+        runs=run_options(args),
     )
-    run_study(cfg, overwrite=args.overwrite)
+    run_study(cfg)
     return 0
