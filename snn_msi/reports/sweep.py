@@ -1,0 +1,430 @@
+"""``snn-msi sweep``: tune a method's options (or any config key) on the validation split with Optuna.
+
+    snn-msi sweep --method ogm_ge --param alpha=0.05:2:log --trials 20 --out runs/sweep_ogm
+    snn-msi sweep --recipe ks-paper --data-root /data/ks --method ogm_ge --iemf --param alpha=0.1:1:log \\
+        --param lr=1e-3:1e-2:log --trials 40 --executor ray --gpus-per-run 1
+
+A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--recipe``,
+``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes; its value is the
+best validation accuracy (the test split is never looked at to choose). A trial trains epoch by epoch, reporting
+each epoch's validation accuracy, and the median pruner stops one that falls below the median of the trials
+before it at the same epoch (``--no-prune``: never). ``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``;
+a name is an option of the method (``alpha`` of OGM-GE; see ``snn-msi methods``) or a dotted config key (``lr``,
+``loss.label_smoothing``).
+
+The trials run on the studies' executors (``--executor local|ray``, ``--jobs`` trials at once) in their own run
+folders ``out/trial_NNN``. Optuna's storage is the SQLite file ``out/sweep.db``: a killed sweep rerun with the
+same command continues (a trial that was running resumes from its folder's ``last.pt``) until ``--trials`` trials
+are complete or pruned. Written in ``out``: ``trials.csv``, ``summary.md``, ``sweep.png`` and ``tuned.yaml``
+(``{method: {option: best value}}``, what ``snn-msi study methods --tuned`` reads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..schema import ConfigError, apply_overrides
+from ..training.config import TrainConfig, demo_config, policies_for
+from . import register_command
+from .files import write_csv
+from .runs import RunOptions, add_run_arguments, make_executor, run_options, study_recipe
+
+__all__ = ["Param", "SweepConfig", "parse_param", "run_sweep"]
+
+STUDY = "sweep"  # the Optuna study's name inside sweep.db
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched value: a number in ``[low, high]`` (``log``: sampled on a log scale; ``integer``: whole
+    numbers) or one of ``choices``."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple = ()
+
+    def suggest(self, trial):
+        if self.choices:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.integer:
+            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def describe(self) -> str:
+        if self.choices:
+            return f"{self.name} in {list(self.choices)}"
+        return (
+            f"{self.name} in [{self.low:g}, {self.high:g}]{' log' if self.log else ''}{' int' if self.integer else ''}"
+        )
+
+
+def parse_param(text: str) -> Param:
+    """``alpha=0.05:2:log``, ``start=0:3:int``, ``lr=1e-3:1e-1:log:int`` is refused; ``fusion=concat,msi``."""
+    from ..schema import parse_value
+
+    name, sep, spec = text.partition("=")
+    bad = ConfigError(f"--param: expected NAME=LOW:HIGH[:log|:int] or NAME=A,B,C, got {text!r}")
+    if not sep or not name or not spec:
+        raise bad
+    if "," in spec:
+        return Param(name, choices=tuple(parse_value(v) for v in spec.split(",")))
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("log", "int")):
+        raise bad
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise bad from None
+    log, integer = len(parts) == 3 and parts[2] == "log", len(parts) == 3 and parts[2] == "int"
+    if not (math.isfinite(low) and math.isfinite(high) and low < high) or (log and low <= 0):
+        raise ConfigError(f"--param {name}: need LOW < HIGH{' and LOW > 0 on a log scale' if log else ''}, got {spec}")
+    if integer and (low != int(low) or high != int(high)):
+        raise ConfigError(f"--param {name}: an :int range needs whole numbers, got {spec}")
+    return Param(name, low, high, log=log, integer=integer)
+
+
+@dataclass
+class SweepConfig:
+    """``method`` (with ``iemf`` on top) on the ``recipe``; ``params`` searched over ``trials`` trials; ``prune``:
+    the median pruner on each epoch's validation accuracy; ``runs``: the seed (the first), folder and executor."""
+
+    method: str = "normal"
+    iemf: bool = False
+    params: list[Param] = field(default_factory=list)
+    trials: int = 20
+    prune: bool = True
+    recipe: TrainConfig | None = None
+    runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=[0], out="runs/sweep"))
+
+    def __post_init__(self) -> None:
+        from ..training import METHODS
+
+        self.recipe = self.recipe or demo_config()
+        if self.method not in METHODS:
+            raise ConfigError(f"--method: {METHODS.unknown(self.method)}")
+        if self.method == "iemf" and self.iemf:
+            raise ConfigError("--method iemf already is IEMF; leave out --iemf")
+        if not self.params:
+            raise ConfigError("say what to tune: --param NAME=LOW:HIGH[:log|:int] (repeatable)")
+        if self.trials < 1:
+            raise ConfigError(f"--trials must be >= 1, got {self.trials}")
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"--param: each name once, got {names}")
+        for p in self.params:  # a method option, or a config key: checked before anything runs
+            if p.name not in self.method_options():
+                apply_overrides(self.recipe.to_dict(), [f"{p.name}=0"], TrainConfig, option="--param")
+
+    def method_options(self) -> set[str]:
+        from ..training import METHODS
+
+        if self.method == "normal":
+            return set()
+        return {f.name for f in dataclasses.fields(METHODS.get(self.method).factory.config_class)}
+
+    def config(self, values: dict, out: str) -> TrainConfig:
+        """The recipe with a trial's ``values``: method options into the method, the rest as ``--set`` keys."""
+        opts = {k: v for k, v in values.items() if k in self.method_options()}
+        d = self.recipe.to_dict()
+        d["policies"] = policies_for(self.method, iemf=self.iemf, **opts)
+        apply_overrides(d, [f"{k}={v}" for k, v in values.items() if k not in opts], TrainConfig, option="--param")
+        return TrainConfig.from_dict({**d, "seed": self.runs.seeds[0], "out": out})
+
+    def spec(self) -> dict:
+        """What makes two sweeps the same sweep (the recipe's placement keys aside)."""
+        r = {k: v for k, v in self.recipe.to_dict().items() if k not in ("out", "device")}
+        r["data"] = {k: v for k, v in r["data"].items() if k not in ("root", "num_workers")}
+        return {
+            "method": self.method,
+            "iemf": self.iemf,
+            "params": [p.describe() for p in self.params],
+            "prune": self.prune,
+            "seed": self.runs.seeds[0],
+            "recipe": r,
+        }
+
+
+# -- one trial, where it runs ------------------------------------------------------------------------------------
+def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, float]:
+    """Train one trial's run epoch by epoch in its folder (resuming from ``last.pt``), reporting each epoch's
+    validation accuracy to Optuna; ``("complete", best val acc)``, ``("pruned", last val acc)`` or ``("fail",
+    nan)`` with the error logged."""
+    import logging
+
+    import optuna
+
+    from ..training import Trainer
+    from ..training.runlog import read_csv
+
+    cfg_dict, trial_id = item
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    trial = optuna.Trial(study, trial_id)
+    cfg = TrainConfig.from_dict(cfg_dict)
+    reported: set[int] = set()
+    try:
+        while True:
+            result = Trainer(cfg, mode="resume", progress=False, stop_after=1, plots=False).fit()
+            rows = read_csv(Path(cfg.out) / "metrics.csv")
+            for r in rows:
+                if int(r["epoch"]) not in reported:
+                    trial.report(float(r["val_acc"]), int(r["epoch"]))
+                    reported.add(int(r["epoch"]))
+            if "best_val_acc" in result:
+                return "complete", float(result["best_val_acc"])
+            if prune and trial.should_prune():
+                return "pruned", float(rows[-1]["val_acc"])
+    except (ValueError, RuntimeError, OSError) as err:
+        logging.getLogger(__name__).error("trial %s (%s) failed: %s", trial.number, cfg.out, err)
+        return "fail", math.nan
+
+
+# -- the sweep -----------------------------------------------------------------------------------------------------
+def _open_study(scfg: SweepConfig):
+    import optuna
+
+    out = Path(scfg.runs.out)
+    db = out / "sweep.db"
+    storage = f"sqlite:///{db.resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0])
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        if scfg.prune
+        else (optuna.pruners.NopPruner())
+    )
+    if db.is_file():
+        study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
+        saved = study.user_attrs.get("spec")
+        if saved != scfg.spec():
+            if not scfg.runs.overwrite:
+                raise ConfigError(
+                    f"{out} holds another sweep ({_first_difference(saved, scfg.spec())}); pass "
+                    "--overwrite to start it again, or another --out"
+                )
+            optuna.delete_study(study_name=STUDY, storage=storage)
+            for folder in out.glob("trial_*"):
+                import shutil
+
+                shutil.rmtree(folder)
+        else:
+            return study, storage
+    out.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", sampler=sampler, pruner=pruner)
+    study.set_user_attr("spec", scfg.spec())
+    return study, storage
+
+
+def _first_difference(a: dict | None, b: dict) -> str:
+    from ..training.rundir import config_diff
+
+    diff = config_diff(a or {}, b)
+    return diff[0] if diff else "an older format"
+
+
+def _requeue_stale(study) -> int:
+    """Trials left running by a killed sweep: enqueued again with the same values and run folder (which resumes
+    from its ``last.pt``); the stale ones are marked failed and not counted."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for t in stale:
+        study.enqueue_trial(t.params, user_attrs={"run_dir": t.user_attrs.get("run_dir")})
+        study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return len(stale)
+
+
+def _counted(study) -> int:
+    from optuna.trial import TrialState
+
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get("requeued"))
+
+
+def run_sweep(scfg: SweepConfig) -> list[dict]:
+    """Run (or continue) the sweep; write ``trials.csv``, ``summary.md``, ``sweep.png`` and ``tuned.yaml`` in
+    ``scfg.runs.out`` and print the table. Returns the trial rows, best first."""
+    from optuna.trial import TrialState
+
+    t0 = time.time()
+    out = Path(scfg.runs.out)
+    study, storage = _open_study(scfg)
+    requeued = _requeue_stale(study)
+    if requeued:
+        print(f"{requeued} trial(s) of a killed sweep continue from their folders")
+    executor = make_executor(scfg.runs)
+    fn = functools.partial(run_trial, storage=storage, prune=scfg.prune)
+    while (left := scfg.trials - _counted(study)) > 0:
+        batch = [study.ask() for _ in range(min(scfg.runs.jobs, left))]
+        items = []
+        for t in batch:
+            values = {p.name: p.suggest(t) for p in scfg.params}
+            folder = t.user_attrs.get("run_dir") or str(out / f"trial_{t.number:03d}")
+            t.set_user_attr("run_dir", folder)
+            items.append((scfg.config(values, folder).to_dict(), t._trial_id))
+        for t, (state, value) in zip(batch, executor.map(fn, items, [i[0]["out"] for i in items]), strict=True):
+            if state == "complete":
+                study.tell(t, value)
+            else:
+                study.tell(t, state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
+    rows = trial_rows(study, scfg)
+    write_csv(out / "trials.csv", rows)
+    md = markdown_table(rows, scfg)
+    (out / "summary.md").write_text(md + "\n")
+    best = rows[0] if rows and rows[0]["state"] == "complete" else {}
+    tuned = (
+        {scfg.method: {p.name: best[p.name] for p in scfg.params if p.name in scfg.method_options()}} if best else {}
+    )
+    if tuned.get(scfg.method):
+        (out / "tuned.yaml").write_text(yaml.safe_dump(tuned, sort_keys=False))
+    sweep_plot(study, scfg, out / "sweep.png")
+    print(md)
+    print(
+        f"\n{len(rows)} trials in {(time.time() - t0) / 60:.1f} min; wrote {out / 'summary.md'}, {out / 'sweep.png'}"
+        + (f", {out / 'tuned.yaml'}" if tuned.get(scfg.method) else "")
+    )
+    return rows
+
+
+def trial_rows(study, scfg: SweepConfig) -> list[dict]:
+    """One row per counted trial: number, state, value (best validation accuracy), epochs trained, the values;
+    complete trials first, best first."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("requeued") or t.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
+            continue
+        rows.append(
+            {
+                "trial": t.number,
+                "state": t.state.name.lower(),
+                "value": t.value if t.value is not None else max(t.intermediate_values.values(), default=math.nan),
+                "epochs": len(t.intermediate_values),
+                **{p.name: t.params.get(p.name) for p in scfg.params},
+                "run_dir": t.user_attrs.get("run_dir"),
+            }
+        )
+    rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] if math.isfinite(r["value"]) else -1)))
+    return rows
+
+
+def markdown_table(rows: list[dict], scfg: SweepConfig) -> str:
+    names = [p.name for p in scfg.params]
+    lines = [f"| trial | state | best val acc % | epochs | {' | '.join(names)} |", "|---" * (4 + len(names)) + "|"]
+    for r in rows:
+        vals = " | ".join(f"{r[n]:.4g}" if isinstance(r[n], float) else str(r[n]) for n in names)
+        acc = f"{100 * r['value']:.1f}" if math.isfinite(r["value"]) else "-"
+        lines.append(f"| {r['trial']} | {r['state']} | {acc} | {r['epochs']} | {vals} |")
+    rec = scfg.recipe
+    lines += [
+        "",
+        f"{scfg.method}{' + iemf' if scfg.iemf else ''} on {rec.data.dataset} (preset {rec.data.preset}), "
+        f"{rec.epochs} epochs, seed {scfg.runs.seeds[0]}; searched: "
+        f"{', '.join(p.describe() for p in scfg.params)}; TPE, "
+        f"{'median pruning per epoch' if scfg.prune else 'no pruning'}",
+    ]
+    return "\n".join(lines)
+
+
+def sweep_plot(study, scfg: SweepConfig, path: Path) -> Path:
+    """Left: each trial's value against the first numeric parameter (complete and pruned); right: every trial's
+    validation accuracy per epoch (pruned trials dashed)."""
+    import matplotlib.pyplot as plt
+
+    from .. import plots  # noqa: F401  (selects the non-interactive backend)
+
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
+    p = next((p for p in scfg.params if not p.choices), scfg.params[0])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
+        pts = [
+            (
+                t.params.get(p.name),
+                t.value if t.value is not None else max(t.intermediate_values.values(), default=math.nan),
+            )
+            for t in trials
+            if t.state.name == state
+        ]
+        if pts:
+            ax1.scatter([x for x, _ in pts], [100 * y for _, y in pts], marker=marker, label=state.lower())
+    if p.log:
+        ax1.set_xscale("log")
+    ax1.set_xlabel(p.name)
+    ax1.set_ylabel("best validation accuracy (%)")
+    ax1.set_title(f"{scfg.method}: {len(trials)} trials")
+    ax1.legend(fontsize=8)
+    for t in trials:
+        steps = sorted(t.intermediate_values.items())
+        if steps:
+            ax2.plot(
+                [s for s, _ in steps],
+                [100 * v for _, v in steps],
+                ls="--" if t.state.name == "PRUNED" else "-",
+                lw=1,
+                alpha=0.8,
+            )
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("validation accuracy (%)")
+    ax2.set_title("per epoch (dashed: pruned)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- the command ---------------------------------------------------------------------------------------------------
+@register_command(
+    "sweep",
+    description="tune a method's options on the validation split with Optuna (TPE, pruning "
+    "per epoch); resumes; runs on the studies' executors",
+)
+def _sweep_command(q) -> None:
+    from ..training import METHODS
+
+    q.add_argument("--method", choices=METHODS.names(), default="normal", help="the method to tune (default normal)")
+    q.add_argument("--iemf", action="store_true", help="with IEMF on top of --method")
+    q.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        type=_param_type,
+        metavar="NAME=LOW:HIGH[:log|:int]",
+        help="a searched value (repeatable): alpha=0.05:2:log, lr=1e-3:1e-1:log, start=0:3:int, fusion=concat,msi",
+    )
+    q.add_argument("--trials", type=int, default=20, help="complete or pruned trials to reach (default 20)")
+    q.add_argument("--no-prune", action="store_true", help="train every trial to the end")
+    add_run_arguments(q, seeds=1, out="runs/sweep", jobs=2)
+    q.set_defaults(func=_run)
+
+
+def _param_type(text: str) -> Param:
+    import argparse
+
+    try:
+        return parse_param(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--param: ")) from None
+
+
+def _run(args) -> int:
+    scfg = SweepConfig(
+        method=args.method,
+        iemf=args.iemf,
+        params=args.param,
+        trials=args.trials,
+        prune=not args.no_prune,
+        recipe=study_recipe(args, demo_config()),
+        runs=run_options(args),
+    )
+    run_sweep(scfg)
+    return 0
