@@ -11,7 +11,8 @@ A run folder (:func:`run_config`): a finished run made with the same configurati
 continues from its own ``last.pt`` exactly as ``snn-msi train --resume`` does; a folder that holds a run of another
 configuration is refused (``--overwrite``: trained again). So a killed study (or a dead Ray worker) rerun with the
 same command trains only what is missing. Keys that do not change what a run computes (:data:`PLACEMENT`: where it
-runs and where its data lies) do not count.
+runs and where its data lies) do not count, nor model values the recipe leaves to the data (``num_classes:
+null``).
 
 The executors put runs on devices and report ``done / running / failed``; both write to the same folders, and the
 studies read their tables from the folders (:func:`results`), so any executor gives the same tables. ``local``
@@ -330,8 +331,9 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> RunOutcome:
 
     cfg = _placed(TrainConfig.from_dict(cfg_dict))
     rd = RunDir(cfg.out)
-    saved = rd.saved_config()
-    diff = config_diff(saved, cfg.to_dict(), PLACEMENT) if saved is not None else []
+    saved, wanted = rd.saved_config(), cfg.to_dict()
+    resolved = tuple(f"model.{k}" for k, v in wanted["model"].items() if v is None)  # from the data, when run
+    diff = config_diff(saved, wanted, PLACEMENT + resolved) if saved is not None else []
     if rd.is_complete() and saved is not None and not diff:
         return RunOutcome(cfg.out, "reused")
     if (diff or rd.is_complete()) and not overwrite:

@@ -1,0 +1,107 @@
+"""``snn-msi sweep``: a tiny OGM-GE alpha sweep on digits-av killed mid-trial and rerun (the trial resumes from its
+folder, the count of trials holds), its outputs, a changed sweep refused, and the values it parses."""
+
+import csv
+
+import pytest
+import yaml
+
+import snn_msi.training as training
+from snn_msi.cli import main
+from snn_msi.reports.study_methods import MethodsStudyConfig, run_config_for
+from snn_msi.reports.sweep import parse_param
+
+pytest.importorskip("optuna")
+
+TINY = [f"--set={kv}" for kv in ("data.limit=32", "model.widths=[4]", "model.blocks=[1]", "model.T=2", "batch_size=16")]
+
+
+def _sweep(out, *extra):
+    return [
+        "sweep",
+        "--method",
+        "ogm_ge",
+        "--param",
+        "alpha=0.05:2:log",
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        *TINY,
+        "--jobs",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_a_killed_sweep_continues_and_writes_its_table_plot_and_tuned_values(tmp_path, monkeypatch, capsys):
+    real = training.Trainer
+
+    class Killed(real):
+        def fit(self):
+            result = super().fit()
+            if self.cfg.out.endswith("trial_001"):
+                raise KeyboardInterrupt  # the sweep is killed after the first epoch of its second trial
+            return result
+
+    out = tmp_path / "sweep"
+    monkeypatch.setattr(training, "Trainer", Killed)
+    with pytest.raises(KeyboardInterrupt):
+        main(_sweep(out))
+    monkeypatch.setattr(training, "Trainer", real)
+    assert (out / "trial_001" / "last.pt").is_file() and not (out / "trial_001" / "results.json").exists()
+    capsys.readouterr()
+    assert main(_sweep(out)) == 0
+    assert "1 trial(s) of a killed sweep continue from their folders" in capsys.readouterr().out
+    with (out / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 and {r["state"] for r in rows} <= {"complete", "pruned"}
+    assert sorted(r["run_dir"].rsplit("/", 1)[1] for r in rows) == ["trial_000", "trial_001", "trial_003"]
+    metrics = (out / "trial_001" / "metrics.csv").read_text().splitlines()[1:]
+    assert [float(r.split(",")[0]) for r in metrics] == [1, 2]  # resumed: each epoch once
+    best = max((r for r in rows if r["state"] == "complete"), key=lambda r: float(r["value"]))
+    assert yaml.safe_load((out / "tuned.yaml").read_text()) == {"ogm_ge": {"alpha": float(best["alpha"])}}
+    assert "| trial | state | best val acc % | epochs | alpha |" in (out / "summary.md").read_text()
+    assert (out / "sweep.png").stat().st_size > 1000
+    assert main(_sweep(out, "--trials", "3")) == 0  # done: nothing more to train
+    assert main(_sweep(out).__add__(["--param", "lr=0.01:0.1:log"])) == 2  # another sweep in the same folder
+    assert "holds another sweep" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("alpha", "expected NAME=LOW:HIGH"),
+        ("alpha=2:1", "need LOW < HIGH"),
+        ("alpha=0:1:log", "LOW > 0"),
+        ("alpha=1:2:cubic", "expected NAME=LOW:HIGH"),
+        ("start=0.5:3:int", "whole numbers"),
+    ],
+)
+def test_bad_params_are_one_line_errors(text, error, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["sweep", "--param", text])
+    assert e.value.code == 2 and error in capsys.readouterr().err
+
+
+def test_params_parse_and_unknown_names_are_refused(capsys, tmp_path):
+    p = parse_param("alpha=0.05:2:log")
+    assert (p.low, p.high, p.log, p.integer) == (0.05, 2.0, True, False)
+    assert parse_param("fusion=concat,msi").choices == ("concat", "msi")
+    assert parse_param("start=0:3:int").integer
+    assert main(["sweep", "--method", "ogm_ge", "--param", "beta=0:1", "--out", str(tmp_path / "s")]) == 2
+    assert "has no key 'beta'" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_the_methods_study_takes_tuned_values(tmp_path):
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text("ogm_ge: {alpha: 0.3}\n")
+    assert main(["study", "methods", "--tuned", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]) == 2
+    from snn_msi.reports.study_methods import load_tuned
+
+    cfg = MethodsStudyConfig(methods=("ogm_ge",), tuned=load_tuned(tuned))
+    assert run_config_for(cfg, "ogm_ge", True, 0).policies == [{"name": "ogm_ge", "alpha": 0.3}, {"name": "iemf"}]
+    assert run_config_for(cfg, "normal", False, 0).policies == []
