@@ -13,10 +13,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .schema import ConfigError
+
+if TYPE_CHECKING:
+    from .training import RunResult
 
 # -- training arguments (shared with experiments/ks_snn.py) ----------------------------------------------
 
@@ -141,11 +145,13 @@ def train_config(args, base=None):
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     """--method / --iemf / --alpha on top of the config's methods."""
-    base = [p for p in current if p["name"] != "iemf"]
-    has_iemf = any(p["name"] == "iemf" for p in current) or args.iemf
+    from .training.policies.iemf import IEMF
+
+    base = [p for p in current if p["name"] != IEMF.name]
+    has_iemf = any(p["name"] == IEMF.name for p in current) or args.iemf
     if args.method:
-        base = policies_for(args.method) if args.method != "iemf" else []
-        has_iemf = has_iemf or args.method == "iemf"
+        base = policies_for(args.method) if args.method != IEMF.name else []
+        has_iemf = has_iemf or args.method == IEMF.name
     if args.alpha is not None:
         from .training import METHODS
 
@@ -155,7 +161,7 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
             raise ConfigError(f"--alpha: the method ({names}) has no alpha; OGM-GE has (--method ogm_ge)")
         for p in takers:
             p["alpha"] = args.alpha
-    return base + ([p for p in current if p["name"] == "iemf"] or [{"name": "iemf"}] if has_iemf else [])
+    return base + ([p for p in current if p["name"] == IEMF.name] or policies_for(iemf=True) if has_iemf else [])
 
 
 def _train_mode(args) -> str:
@@ -164,8 +170,9 @@ def _train_mode(args) -> str:
     return "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
 
 
-def _print_result(result: dict) -> None:
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+def _print_result(result: RunResult) -> None:
+    numbers = result.to_dict()
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in numbers.items()}, indent=1))
 
 
 def _cmd_train(args) -> int:
@@ -225,11 +232,11 @@ def _cmd_methods(args) -> int:
     if args.markdown:
         print("| method | source | what it modulates | composes with IEMF |\n|---|---|---|---|")
         for r in rows:
-            print(f"| {r['method']} | {r['source']} | {r['modulates']} | {r['iemf']} |")
+            print(f"| {r.method} | {r.source} | {r.modulates} | {r.with_iemf} |")
         return 0
     for r in rows:
-        print(f"{r['method']:<12} {r['description']}\n{'':<12} source: {r['source']}\n{'':<12} modulates: "
-              f"{r['modulates']}; with IEMF: {r['iemf']}")  # fmt: skip
+        print(f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
+              f"{r.modulates}; with IEMF: {r.with_iemf}")  # fmt: skip
     return 0
 
 

@@ -32,14 +32,13 @@ def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: st
     return path
 
 
-def training_curves(history: list[dict], steps: list[dict], path: str | Path) -> Path:
-    """Accuracy (fused and per head, train and validation), loss, and the fusion-gradient coefficient over steps
-    (any policy's ``<name>/coeff`` column: IEMF's or a control's). ``history`` / ``steps``: the rows of
-    ``metrics.csv`` / ``steps.csv``."""
+def training_curves(history: list[dict], steps: list[dict], path: str | Path, column: str | None = None) -> Path:
+    """Accuracy (fused and per head, train and validation), loss, and one step-log ``column`` over the steps (the
+    trainer passes a method's headline field, e.g. ``iemf/coeff``: the fusion-gradient coefficient). ``history`` /
+    ``steps``: the rows of ``metrics.csv`` / ``steps.csv``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = next((k for k in (steps[0] if steps else {}) if k.endswith("/coeff")), None)
-    coeff = [(s["step"], s[key]) for s in steps] if key else []
+    coeff = [(s["step"], s[column]) for s in steps if column in s] if column else []
     fig, axes = plt.subplots(1, 3 if coeff else 2, figsize=(13 if coeff else 9, 3.6))
     ep = [h["epoch"] for h in history]
     ax = axes[0]
@@ -60,7 +59,7 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path) ->
         x, y = zip(*coeff, strict=True)
         axes[2].plot(x, y, lw=0.6)
         axes[2].set_xlabel("step")
-        axes[2].set_ylabel(f"fusion-gradient coefficient ({key.split('/')[0]})")
+        axes[2].set_ylabel(column)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -98,8 +98,8 @@ def _ddp_worker(rank, world, port, out):
     train, val, test = build_datasets(cfg.data, cfg.seed)
     trainer = Trainer(cfg, datasets=(train, Subset(val, range(31)), Subset(test, range(33))), progress=False)
     result = trainer.fit()
-    coeff = trainer.policies.policies[0].log["coeff"]
-    torch.save({"coeff": coeff, "steps": trainer.step, "weights": trainer.net.state_dict(), "result": result},
+    coeff = trainer.policies.policies[0].log.coeff
+    torch.save({"coeff": coeff, "steps": trainer.step, "weights": trainer.net.state_dict(), "result": result.to_dict()},
                os.path.join(out, f"rank{rank}.pt"))  # fmt: skip
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
@@ -131,4 +131,4 @@ def test_demo_config_learns_digits_av(tmp_path):
     """The demo network on the hard preset beats chance (10 %) by far within 5 epochs."""
     cfg = demo_config(epochs=5, out=str(tmp_path / "demo"))
     result = Trainer(cfg, progress=False).fit()
-    assert result["test_acc"] > 0.5 and result["test_acc_visual"] > 0.4
+    assert result.test.acc > 0.5 and result.test.acc_visual > 0.4

@@ -110,7 +110,7 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
         if seed not in batches:  # every run of a seed reads the same data (the SNNs and the twin alike)
             batches[seed] = _test_batch(cfg, scfg.samples)
         t = _measure(Path(cfg.out) / "best.pt", batches[seed], scfg.cost, hw)
-        row = {"model": model, "strength": strength, "seed": seed, "test_acc": res["test_acc"],
+        row = {"model": model, "strength": strength, "seed": seed, "test_acc": res.test.acc,
                "firing_rate": t["mean_firing_rate"], "sops": t["sops"], "macs": t["macs"],
                "zero_skip_macs": t["zero_skip_macs"], "compute_pj": t["compute_pj"], "memory_pj": t["memory_pj"],
                "total_pj": t["total_pj"], "chip_pj": t.get("chip_pj", float("nan"))}  # fmt: skip

@@ -16,6 +16,7 @@ from ..models import ModelConfig
 from ..schema import Config, ConfigError, check
 from .losses import LossConfig
 from .policies import parse_policy
+from .policies.iemf import IEMF
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def policies_for(method: str = "normal", iemf: bool = False, **options) -> list[
     ``options`` go to the base method (``normal`` takes none).
     """
     specs = [] if method == "normal" and not options else [{"name": method, **options}]
-    return specs + ([{"name": "iemf"}] if iemf else [])
+    return specs + ([{"name": IEMF.name}] if iemf else [])
 
 
 @dataclass
@@ -70,7 +71,8 @@ class TrainConfig(Config):
     @classmethod
     def upgrade(cls, d: dict) -> dict:
         """Convert the flat method keys of version-1 configs (``method``, ``iemf``, ``iemf_*``, ``ogm_*``, ...)."""
-        flat = ("method", "iemf", "iemf_lambda", "iemf_lambda_mode", "iemf_noise", "iemf_start", "iemf_end",
+        flag = IEMF.name  # version 1's `iemf: true` was the method's name
+        flat = ("method", flag, "iemf_lambda", "iemf_lambda_mode", "iemf_noise", "iemf_start", "iemf_end",
                 "ogm_alpha", "ogm_start", "ogm_end", "lfm_weight", "constant_coeff",
                 "unimodal_label_smoothing")  # fmt: skip
         if not any(k in d for k in flat):
@@ -79,7 +81,7 @@ class TrainConfig(Config):
             raise ConfigError(f"give either 'policies' or the old flat keys ({', '.join(k for k in flat if k in d)}), "
                               "not both")  # fmt: skip
         old = {k: d.pop(k) for k in flat if k in d}
-        for key in ("iemf", "iemf_noise"):
+        for key in (flag, "iemf_noise"):
             if key in old and not isinstance(old[key], bool):
                 raise ConfigError(f"{key} must be true or false, got {old[key]!r}")
         window = {"start": old.get("iemf_start", 0), "end": old.get("iemf_end")}
@@ -91,8 +93,8 @@ class TrainConfig(Config):
                                    **window},
                       "noise": dict(window)}.get(method, {})  # fmt: skip
         d["policies"] = policies_for(method, **base) if method != "normal" else []
-        if old.get("iemf") is True:
-            d["policies"].append({"name": "iemf", "lam": old.get("iemf_lambda", 1.0),
+        if old.get(flag) is True:
+            d["policies"].append({"name": IEMF.name, "lam": old.get("iemf_lambda", 1.0),
                                   "lambda_mode": old.get("iemf_lambda_mode", "inside"),
                                   "noise": old.get("iemf_noise", True), **window})  # fmt: skip
         if "unimodal_label_smoothing" in old:

@@ -53,6 +53,7 @@ from .policies import (
     build_policies,
     check_fusion,
 )
+from .result import RunResult
 from .rundir import CHECKPOINT_VERSION, RunDir, load_checkpoint, save_checkpoint
 from .runlog import RunLog, read_csv
 
@@ -328,7 +329,11 @@ class Trainer:
         self.amp = config.amp and self.device.type == "cuda"
         self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
             self.train_set)  # fmt: skip
-        self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0)
+        self.runlog = RunLog(
+            self.rundir.path,
+            enabled=self.rank == 0,
+            step_columns=("epoch", "step", "loss", *self.policies.log_columns()),
+        )
         self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
         self.start_epoch, self.step = 0, 0
 
@@ -458,8 +463,8 @@ class Trainer:
             self.runlog.step({"epoch": epoch + 1, "step": self.step, "loss": loss_value, **step_log})
             self.step += 1
             if self.progress:
-                bar.set_postfix(loss=f"{loss_value:.3f}", **{k: f"{v:.3f}" for k, v in step_log.items()
-                                                            if k.endswith("/coeff")})  # fmt: skip
+                shown = {k: f"{step_log[k]:.3f}" for k in self.policies.headlines()}
+                bar.set_postfix(loss=f"{loss_value:.3f}", **shown)
         return col.result(), skipped
 
     def _nonfinite(self, batch: Batch, epoch: int, what: str) -> int:
@@ -524,12 +529,14 @@ class Trainer:
     def _plot(self) -> None:
         from ..plots import training_curves
 
+        headlines = self.policies.headlines()
         training_curves(read_csv(self.rundir.path / "metrics.csv"), read_csv(self.rundir.path / "steps.csv"),
-                        self.rundir.path / "curves.png")  # fmt: skip
+                        self.rundir.path / "curves.png", headlines[0] if headlines else None)  # fmt: skip
 
     # -- the run --------------------------------------------------------------------------------------------
-    def fit(self) -> dict[str, float]:
-        """Train (or resume), select on validation, test once with the best weights; returns the results."""
+    def fit(self) -> RunResult | None:
+        """Train (or resume), select on validation, test once with the best weights; returns the results (None
+        when ``stop_after`` stopped the run before its last epoch)."""
         rd = self.rundir
         if self.has_checkpoint:
             if rd.is_complete():
@@ -569,15 +576,14 @@ class Trainer:
                     self._plot()
             done += 1
             if self.stop_after is not None and done >= self.stop_after and epoch + 1 < self.cfg.epochs:
-                return row
+                return None
         if self.best_model is not None:
             self.net.load_state_dict(self.best_model)
             if self.best_policies is not None:  # the methods' own parameters and state of the best epoch too
                 self.policies.load_state_dict(self.best_policies)
-        result = {"best_val_acc": self.best, "best_epoch": self.best_epoch, "epochs": self.cfg.epochs,
-                  **self.evaluate(self.test_set).row("test")}  # fmt: skip
-        policy_means = _policy_means(read_csv(rd.path / "steps.csv")) if self.rank == 0 else {}
-        result.update(policy_means)
+        test = self.evaluate(self.test_set)
+        means = _policy_means(read_csv(rd.path / "steps.csv"), self.policies) if self.rank == 0 else {}
+        result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means)
         if self.rank == 0:
             rd.mark_complete(result)
         self.runlog.close()
@@ -652,7 +658,13 @@ class _EpochView(EpochView):
         return losses
 
 
-def _policy_means(steps: list[dict]) -> dict[str, float]:
-    """Mean of every policy column over all steps (``iemf/coeff`` -> ``mean iemf/coeff``)."""
-    keys = [k for k in (steps[0] if steps else {}) if "/" in k]
-    return {f"mean {k}": float(np.nanmean([float(s[k]) for s in steps])) for k in keys}
+def _policy_means(steps: list[dict], policies: Compose) -> dict[str, dict[str, float]]:
+    """Each policy's declared log fields averaged over the steps that logged them (``{"ogm_ge": {"coeff_audio":
+    ...}}``); a field no step logged is left out."""
+    means: dict[str, dict[str, float]] = {}
+    for p in policies.policies:
+        for name in p.log_class.names():
+            values = np.array([float(s.get(f"{p.name}/{name}", math.nan)) for s in steps], dtype=float)
+            if not np.isnan(values).all():
+                means.setdefault(p.name, {})[name] = float(np.nanmean(values))
+    return means

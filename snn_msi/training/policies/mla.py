@@ -19,7 +19,7 @@ from torch import nn
 from ...models.heads import AVOutput
 from ...schema import ConfigError, check
 from . import register_method
-from .base import Policy, PolicyConfig, TrainStep
+from .base import Composition, Policy, PolicyConfig, PolicyLog, TrainStep
 
 
 @dataclass
@@ -74,11 +74,22 @@ class _SharedHead(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
 
-@register_method(source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
-                        "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
-                 modulates="one optimizer step per modality on a shared head (gradient projected); test-time "
-                           "entropy-gated sum",
-                 iemf="no: MLA trains no fusion layer (modalities alternate on a shared head)")  # fmt: skip
+@dataclass
+class MLALog(PolicyLog):
+    """Each modality's loss, the head's alpha and the audio gate."""
+
+    loss_audio: float = math.nan
+    loss_visual: float = math.nan
+    alpha: float = math.nan
+    gate_audio: float = math.nan
+
+
+@register_method(
+    source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
+    "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
+    modulates="one optimizer step per modality on a shared head (gradient projected); test-time entropy-gated sum",
+    iemf=Composition(False, "MLA trains no fusion layer (modalities alternate on a shared head)"),
+)
 class MLA(Policy):
     """Alternating unimodal adaptation.
 
@@ -98,6 +109,7 @@ class MLA(Policy):
 
     name = "mla"
     config_class = MLAConfig
+    log_class = MLALog
 
     def setup(self, model):
         head = model.heads.audio
