@@ -145,7 +145,7 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
 @register_command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU "
                   "twin at known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)")  # fmt: skip
 def _energy_command(q) -> None:
-    from ..cli import nonnegative_float, positive_int
+    from ..argtypes import nonnegative_float, positive_int
 
     q.add_argument("checkpoint")
     g = q.add_mutually_exclusive_group()

@@ -683,7 +683,7 @@ FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
 def add_run_arguments(q, defaults) -> None:
     """The options every study shares, with the study config ``defaults``' values: ``--seeds``, ``--epochs``,
     ``--jobs``, ``--out``, ``--overwrite``."""
-    from ..cli import positive_int
+    from ..argtypes import positive_int
 
     q.add_argument("--seeds", type=positive_int, default=defaults.seeds)
     q.add_argument("--epochs", type=positive_int, default=defaults.epochs)
@@ -714,7 +714,7 @@ def _inverse_effectiveness_command(q) -> None:
 
 
 def _run(args) -> int:
-    from ..cli import snr_pairs
+    from ..argtypes import snr_pairs
 
     levels = snr_pairs("--levels", args.levels) if args.levels else StudyConfig().levels
     cfg = StudyConfig(

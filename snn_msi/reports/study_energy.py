@@ -229,7 +229,7 @@ def markdown_table(summary: list[dict]) -> str:
                   "strength swept, the trained ReLU twin beside it (Pareto plot + table)")  # fmt: skip
 def _energy_study_command(q) -> None:
     """``snn-msi study energy``."""
-    from ..cli import positive_int
+    from ..argtypes import positive_int
 
     d = EnergyStudyConfig()
     listed = " ".join(f"{s:g}" for s in d.strengths)
