@@ -137,20 +137,20 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     return path
 
 
-def energy_breakdown(snn: dict[str, float], ann: dict[str, float], path: str | Path, chip: str = "Loihi",
+def energy_breakdown(snn, ann, path: str | Path, chip: str = "Loihi",
                      note: str = "") -> Path:  # fmt: skip
     """Stacked energy per inference: the SNN and its ReLU twin at 45 nm (MACs + accumulates, neuron updates or
     ReLU, memory traffic), and the SNN on the neuromorphic chip (synaptic events, neuron updates, spikes routed,
-    analogue layers on a host). ``snn`` / ``ann``: the ``totals`` of :func:`snn_msi.metrics.energy.price`."""
+    analogue layers on a host). ``snn`` / ``ann``: the :class:`~snn_msi.metrics.energy.PriceTotals` of each."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bars = {
-        "SNN, 45 nm": [("MACs + accumulates", snn["synaptic_pj"]), ("neuron updates", snn["neuron_pj"]),
-                       ("memory traffic", snn["memory_pj"])],
-        "ReLU twin, 45 nm": [("MACs + accumulates", ann["synaptic_pj"]), ("neuron updates", ann["neuron_pj"]),
-                             ("memory traffic", ann["memory_pj"])],
-        f"SNN, {chip}": [("synaptic events", snn["chip_synop_pj"]), ("neuron updates", snn["chip_neuron_pj"]),
-                         ("spikes routed", snn["chip_spike_pj"]), ("analogue layers (host)", snn["chip_host_mac_pj"])],
+        "SNN, 45 nm": [("MACs + accumulates", snn.synaptic_pj), ("neuron updates", snn.neuron_pj),
+                       ("memory traffic", snn.memory_pj)],
+        "ReLU twin, 45 nm": [("MACs + accumulates", ann.synaptic_pj), ("neuron updates", ann.neuron_pj),
+                             ("memory traffic", ann.memory_pj)],
+        f"SNN, {chip}": [("synaptic events", snn.chip_synop_pj), ("neuron updates", snn.chip_neuron_pj),
+                         ("spikes routed", snn.chip_spike_pj), ("analogue layers (host)", snn.chip_host_mac_pj)],
     }  # fmt: skip
     colors = {
         "MACs + accumulates": "tab:blue",

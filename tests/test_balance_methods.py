@@ -174,7 +174,7 @@ def test_agm_train_mode_zero_passes_use_batch_statistics_and_leave_the_buffers_a
     torch.testing.assert_close(out.fused, 0.5 * (f_av - f_0v + f_a0) + 0.5 * (f_av - f_a0 + f_0v))
     state = model.state_dict()
     assert buffers and all(torch.equal(state[k], v) for k, v in buffers.items())
-    assert math.isnan(policy.log["acc_eval_mode"])
+    assert math.isnan(policy.log.acc_eval_mode)
 
 
 def test_agm_reports_the_evaluation_mode_path_beside_the_training_mode_one():

@@ -36,8 +36,8 @@ import torch
 
 import neurons
 
+from ..files import write_csv
 from . import register_command
-from .files import write_csv
 
 SWEEPS = ("contrast", "snr", "afferent")
 

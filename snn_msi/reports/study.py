@@ -46,12 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_csv
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.result import RunResult
 from ..training.rundir import RunDir, config_diff
 from . import register_study
-from .files import write_csv
 
 _IEMF, _CONSTANT, _NOISE = IEMF.name, ConstantScale.name, NoiseOnly.name
 METHODS = ("normal", _IEMF, _CONSTANT, _NOISE)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_csv
 from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from . import register_study
-from .files import write_csv
 from .study import add_run_arguments, run_many, t_interval
 
 #: left out by default (see the module docstring)

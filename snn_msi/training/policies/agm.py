@@ -68,7 +68,8 @@ def running_mean(t: float, s: float, k: int) -> float:
 
 @dataclass
 class AGMLog(PolicyLog):
-    """AGM's scores, running means, coefficients and whether the step clipped them."""
+    """AGM's scores, running means, coefficients, whether the step clipped them, and the batch's accuracy in
+    evaluation and in training mode."""
 
     score_audio: float = math.nan
     score_visual: float = math.nan
@@ -78,6 +79,8 @@ class AGMLog(PolicyLog):
     coeff_visual: float = math.nan
     active: float = math.nan
     clipped: float = math.nan
+    acc_eval_mode: float = math.nan
+    acc_train_mode: float = math.nan
 
 
 @register_method(
