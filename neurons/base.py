@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from . import surrogate as surrogate_mod
-from .functional import reset_membrane
+from .functional import RESETS, reset_membrane
 
-__all__ = ["StatefulModule", "BaseNeuron", "NonFiniteInputError", "check_finite", "RESET_MODES", "STEP_MODES",
+__all__ = ["StatefulModule", "BaseNeuron", "NonFiniteInputError", "check_finite", "STEP_MODES",
            "check_positive"]  # fmt: skip
 
 
@@ -44,7 +44,6 @@ def check_finite(x: torch.Tensor, owner: str) -> None:
         raise NonFiniteInputError(f"{owner}: input x contains {what}")
 
 
-RESET_MODES = ("hard", "soft", "none")
 STEP_MODES = ("s", "m")
 
 
@@ -166,8 +165,8 @@ class BaseNeuron(StatefulModule):
             raise TypeError(f"{owner}: v_reset must be a number, got {v_reset!r}") from None
         if not math.isfinite(self.v_reset):
             raise ValueError(f"{owner}: v_reset must be finite, got {v_reset}")
-        if reset not in RESET_MODES:
-            raise ValueError(f"{owner}: reset must be one of {RESET_MODES}, got {reset!r}")
+        if reset not in RESETS:
+            raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
         self.reset_mode = reset
         self.detach_reset = bool(detach_reset)
         self.store_v_seq = bool(store_v_seq)

@@ -20,8 +20,9 @@ import importlib.util
 import torch
 
 from . import surrogate as surrogate_mod
-from .base import RESET_MODES, StatefulModule, check_finite, check_positive
+from .base import StatefulModule, check_finite, check_positive
 from .catalog import register
+from .functional import RESETS
 
 # our surrogate names -> the peers' classes/functions
 _SJ_SURROGATES = {
@@ -55,8 +56,8 @@ class PeerNeuron(StatefulModule):
 
     def __init__(self, reset: str, step_mode: str, check_inputs: bool = True) -> None:
         super().__init__(step_mode)
-        if reset not in RESET_MODES:
-            raise ValueError(f"{type(self).__name__}: reset must be one of {RESET_MODES}, got {reset!r}")
+        if reset not in RESETS:
+            raise ValueError(f"{type(self).__name__}: reset must be one of {RESETS}, got {reset!r}")
         self.reset_mode = reset
         self.check_inputs = bool(check_inputs)
 
