@@ -286,3 +286,69 @@ def test_compose_namespaces_logs_and_rejects_bad_specs():
         from snn_msi.training.policies.mmpareto import MMPareto
 
         Compose([MMPareto(), MMPareto()])
+
+
+def _literal_fields(cls) -> list[tuple[str, tuple]]:
+    import typing
+
+    return [(n, typing.get_args(t)) for n, t in cls.field_types().items() if typing.get_origin(t) is typing.Literal]
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_closed_choice_of_a_method_is_a_literal_with_a_one_line_error(name):
+    cls = METHODS.get(name).factory.config_class
+    for field_name, choices in _literal_fields(cls):
+        for value in choices:  # every declared choice builds
+            build_policies([{"name": name, field_name: value}])
+        with pytest.raises(ConfigError) as err:
+            build_policies([{"name": name, field_name: "bogus"}])
+        assert str(err.value).startswith(f"policies[0]({name}).{field_name} must be one of") and "\n" not in str(
+            err.value
+        )
+
+
+def test_every_closed_choice_of_a_run_config_is_a_literal_with_a_one_line_error():
+    from snn_msi.training import TrainConfig
+
+    where = {"": TrainConfig(), "loss.": TrainConfig().loss, "model.": TrainConfig().model, "data.": TrainConfig().data}
+    seen = []
+    for prefix, cfg in where.items():
+        for field_name, _ in _literal_fields(type(cfg)):
+            d = TrainConfig().to_dict()
+            (d[prefix[:-1]] if prefix else d)[field_name] = "bogus"
+            with pytest.raises(ConfigError, match=rf"^{prefix}{field_name} must be one of [^\n]*, got 'bogus'$"):
+                TrainConfig.from_dict(d)
+            seen.append(prefix + field_name)
+    assert {"optimizer", "on_nonfinite", "loss.unimodal", "model.stem", "data.on_bad_clip"} <= set(seen)
+
+
+def test_a_log_field_a_step_does_not_set_keeps_its_column(tmp_path):
+    """The run log's columns are every declared field, known before the first row (a column missing from the
+    first row was once dropped for the whole run)."""
+    from dataclasses import dataclass
+
+    from snn_msi.training import RunLog, read_csv
+    from snn_msi.training.policies import Compose, Policy, PolicyLog
+
+    @dataclass
+    class LateLog(PolicyLog):
+        early: float = math.nan
+        late: float = math.nan
+
+    class Late(Policy):
+        name = "late"
+        log_class = LateLog
+
+    pol = Compose([Late()])
+    log = RunLog(tmp_path, tensorboard=False, step_columns=("epoch", "step", *pol.log_columns()))
+    p = pol.policies[0]
+    p.log.update(early=1.0)
+    log.step({"epoch": 1, "step": 0, **pol.step_log()})
+    p.log.update(late=2.0)
+    log.step({"epoch": 1, "step": 1, **pol.step_log()})
+    log.epoch({"epoch": 1})
+    rows = read_csv(tmp_path / "steps.csv")
+    assert [r["late/early"] for r in rows] == [1.0, 1.0] and math.isnan(rows[0]["late/late"])
+    assert rows[1]["late/late"] == 2.0
+    with pytest.raises(AttributeError, match="declares no field 'later'"):
+        p.log.update(later=1.0)

@@ -132,3 +132,46 @@ def test_demo_config_learns_digits_av(tmp_path):
     cfg = demo_config(epochs=5, out=str(tmp_path / "demo"))
     result = Trainer(cfg, progress=False).fit()
     assert result.test.acc > 0.5 and result.test.acc_visual > 0.4
+
+
+def test_run_result_reads_and_writes_results_json(tmp_path):
+    """results.json stays the flat object it was: a RunResult writes it and reads it back, and a file written
+    before the record (no F1, mAP or Shapley numbers) still reads."""
+    import json
+    import math
+
+    from snn_msi.training import RunDir, RunResult, SplitMetrics
+
+    test = SplitMetrics(0.9, 0.8, 0.5, 0.6, 0.4, 0.45, 100, 0.7, 0.6, 0.5, 0.75, 0.1, 0.2)
+    result = RunResult(0.85, 3, 4, test, {"iemf": {"coeff": 1.25, "active": 1.0}})
+    (tmp_path / "run").mkdir()
+    rd = RunDir(tmp_path / "run")
+    rd.mark_complete(result)
+    saved = json.loads(rd.results_file.read_text())
+    assert saved["test_acc_audio"] == 0.5 and saved["mean iemf/coeff"] == 1.25 and saved["best_epoch"] == 3
+    back = rd.results()
+    assert back == result and back.test.acc_audio == 0.5 and back.policy_mean("iemf", "coeff") == 1.25
+    assert math.isnan(back.policy_mean("ogm_ge", "coeff_audio"))  # a method the run did not use
+    with pytest.raises(KeyError, match="logs no 'coef'"):
+        back.policy_mean("iemf", "coef")
+    old = {
+        "best_val_acc": 0.5,
+        "best_epoch": 2,
+        "epochs": 2,
+        "test_loss": 1.0,
+        "test_acc": 0.5,
+        "test_acc_audio": 0.4,
+        "test_acc_visual": 0.3,
+        "test_acc_fused_audio": 0.2,
+        "test_acc_fused_visual": 0.1,
+        "test_n": 16,
+        "mean iemf/coeff": 1.1,
+    }
+    rd.results_file.write_text(json.dumps(old))
+    r = rd.results()
+    assert r.test.n == 16 and math.isnan(r.test.f1) and r.policy_mean("iemf", "coeff") == 1.1
+    assert r.to_dict()["test_acc"] == 0.5
+    rd.results_file.write_text(json.dumps({"best_val_acc": 0.5}))
+    with pytest.raises(ValueError, match="is not the results of a run") as err:
+        rd.results()
+    assert "\n" not in str(err.value)

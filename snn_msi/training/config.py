@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..data.config import DataConfig
 from ..models import ModelConfig
@@ -52,7 +53,7 @@ class TrainConfig(Config):
     policies: list[dict] = field(default_factory=list)
     epochs: int = field(default=100, metadata=check(ge=1))
     batch_size: int = field(default=32, metadata=check(ge=1))
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = field(default=5e-3, metadata=check(gt=0))
     momentum: float = field(default=0.9, metadata=check(ge=0, lt=1))
     nesterov: bool = True
@@ -61,7 +62,7 @@ class TrainConfig(Config):
     milestones: tuple[int, ...] = (70,)
     gamma: float = field(default=0.1, metadata=check(gt=0))
     grad_clip: float | None = field(default=None, metadata=check(gt=0))
-    on_nonfinite: str = "stop"
+    on_nonfinite: Literal["stop", "skip"] = "stop"
     seed: int = field(default=0, metadata=check(ge=0))
     device: str = "auto"
     amp: bool = True
@@ -104,10 +105,6 @@ class TrainConfig(Config):
         return d
 
     def validate(self, where: str = "") -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.on_nonfinite not in ("stop", "skip"):
-            raise ConfigError(f"on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if list(self.milestones) != sorted(self.milestones) or any(m < 1 for m in self.milestones):

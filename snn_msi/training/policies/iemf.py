@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
 from .base import (
     Composition,
@@ -72,12 +72,7 @@ class IEMFConfig(FusionScaleConfig):
     the default) or ``"inside"`` (``1 + tanh(lam * r)``)."""
 
     lam: float = field(default=1.0, metadata=check(gt=0))
-    lambda_mode: str = "outside"
-
-    def validate(self, where: str = "") -> None:
-        super().validate(where)
-        if self.lambda_mode not in ("inside", "outside"):
-            raise ConfigError(f"{where or 'iemf'}: lambda_mode must be 'inside' or 'outside', got {self.lambda_mode!r}")
+    lambda_mode: Literal["inside", "outside"] = "outside"
 
 
 def iemf_coefficient(s_a: float, s_v: float, s_av: float, lam: float = 1.0, mode: str = "outside") -> float:

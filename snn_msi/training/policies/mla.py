@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...models.heads import AVOutput
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
 from .base import Composition, Policy, PolicyConfig, PolicyLog, TrainStep
 
@@ -31,12 +32,8 @@ class MLAConfig(PolicyConfig):
     (1 - av_alpha) z_v); ``av_alpha``: 0.5."""
 
     projection: bool = False
-    gating: str = "entropy"
+    gating: Literal["entropy", "average"] = "entropy"
     av_alpha: float = field(default=0.5, metadata=check(ge=0, le=1))
-
-    def validate(self, where: str = "") -> None:
-        if self.gating not in ("entropy", "average"):
-            raise ConfigError(f"{where or 'mla'}: gating must be 'entropy' or 'average', got {self.gating!r}")
 
 
 def update_projection(p: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
 from .base import Composition, NoiseSource, Policy, PolicyLog, WindowConfig, scale_with_noise, true_class_score
 
@@ -23,13 +24,8 @@ class OGMGEConfig(WindowConfig):
 
     alpha: float = field(default=0.8, metadata=check(gt=0))
     end: int | None = field(default=51, metadata=check(ge=1))
-    params: str = "conv"
+    params: Literal["conv", "all"] = "conv"
     noise: bool = True
-
-    def validate(self, where: str = "") -> None:
-        super().validate(where)
-        if self.params not in ("conv", "all"):
-            raise ConfigError(f"{where or 'ogm_ge'}: params must be 'conv' or 'all', got {self.params!r}")
 
 
 def ogm_ge_coefficients(s_a: float, s_v: float, alpha: float) -> tuple[float, float]:

@@ -23,6 +23,7 @@ import fnmatch
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -43,12 +44,10 @@ class RateRegConfig(PolicyConfig):
     strength: float = field(default=1.0, metadata=check(ge=0))
     target: float = field(default=0.0, metadata=check(ge=0, le=1))
     targets: dict = field(default_factory=dict)
-    side: str = "both"
+    side: Literal["both", "above"] = "both"
 
     def validate(self, where: str = "") -> None:
         pre = f"{where}: " if where else ""
-        if self.side not in ("both", "above"):
-            raise ConfigError(f"{pre}side must be 'both' or 'above', got {self.side!r}")
         for pattern, value in self.targets.items():
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not isinstance(pattern, str) or not number or not 0.0 <= value <= 1.0:

@@ -10,10 +10,11 @@ AV_KS_Dataset_sample_level, AV_KS_Dataset_modality_level``; ``code/models/models
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
 from .base import (
     DROP_AUDIO,
@@ -166,13 +167,7 @@ class ModalityValuationConfig(ValuationConfig):
 
     part_ratio: float = field(default=0.2, metadata=check(gt=0, le=1))
     alpha: float = field(default=1.0, metadata=check(ge=0))
-    mode: str = "linear"
-
-    def validate(self, where: str = "") -> None:
-        if self.mode not in ("linear", "tanh", "square"):
-            raise ConfigError(
-                f"{where or 'modality_valuation'}: mode must be linear, tanh or square, got {self.mode!r}"
-            )
+    mode: Literal["linear", "tanh", "square"] = "linear"
 
 
 @register_method(
