@@ -22,6 +22,7 @@ so a long sequence can be fed in chunks).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ from torch import nn
 from . import surrogate as surrogate_mod
 from .functional import RESETS, reset_membrane
 
-__all__ = ["StatefulModule", "BaseNeuron", "NonFiniteInputError", "check_finite", "STEP_MODES",
+__all__ = ["StatefulModule", "StepCost", "BaseNeuron", "NonFiniteInputError", "check_finite", "STEP_MODES",
            "check_positive"]  # fmt: skip
 
 
@@ -60,14 +61,28 @@ def check_positive(name: str, value: float, owner: str, minimum: float = 0.0, in
     return value
 
 
+@dataclass(frozen=True)
+class StepCost:
+    """The arithmetic of one neuron in one time step, besides its threshold compare (one per step) and its reset
+    (one add per spike): ``muladds`` multiply-adds, ``adds`` adds and ``state`` state variables read and written.
+    What the energy count (``snn_msi.metrics.energy``) prices a neuron update at."""
+
+    muladds: int
+    adds: int
+    state: int
+
+
 class StatefulModule(nn.Module):
     """A module with per-sample state (``reset()``) and a step mode (``"s"`` or ``"m"``).
 
     Subclasses implement :meth:`single_step_forward`; the default :meth:`multi_step_forward` loops over T.
+    ``step_cost``: a spiking neuron class's :class:`StepCost`, declared by the class itself (a subclass that
+    changes the dynamics declares its own; one that does not is priced one multiply-add per state variable).
     """
 
     #: names of state tensors; each is ``None`` until the first input fixes its shape
     state_names: tuple[str, ...] = ()
+    step_cost: StepCost | None = None
 
     def __init__(self, step_mode: str = "s") -> None:
         super().__init__()

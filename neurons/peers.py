@@ -20,7 +20,7 @@ import importlib.util
 import torch
 
 from . import surrogate as surrogate_mod
-from .base import StatefulModule, check_finite, check_positive
+from .base import StatefulModule, StepCost, check_finite, check_positive
 from .catalog import register
 from .functional import RESETS
 
@@ -75,6 +75,8 @@ class SpikingJellyNeuron(PeerNeuron):
     """SpikingJelly 2.x ``activation_based.neuron`` node behind our convention."""
 
     library = "spikingjelly"
+    #: per node: IFNode v <- v + x; LIFNode and ParametricLIFNode v <- beta v + x
+    NODE_COSTS = {"if": StepCost(0, 1, 1), "lif": StepCost(1, 0, 1), "plif": StepCost(1, 0, 1)}
 
     def __init__(
         self,
@@ -111,6 +113,7 @@ class SpikingJellyNeuron(PeerNeuron):
             detach_reset=bool(detach_reset),
             step_mode="m",
         )
+        self.step_cost = self.NODE_COSTS.get(node)
         if node == "if":
             self.node = sj_neuron.IFNode(**common)
         elif node == "lif":
@@ -146,6 +149,8 @@ class SnnTorchNeuron(PeerNeuron):
     """
 
     library = "snntorch"
+    #: per cell: Leaky mem <- beta mem + x; Synaptic syn <- alpha syn + x, mem <- beta mem + syn
+    CELL_COSTS = {"leaky": StepCost(1, 0, 1), "synaptic": StepCost(2, 0, 2)}
 
     def __init__(
         self,
@@ -191,6 +196,7 @@ class SnnTorchNeuron(PeerNeuron):
             reset_mechanism=mechanism,
             reset_delay=False,
         )
+        self.step_cost = self.CELL_COSTS.get(cell)
         if cell == "leaky":
             self.cell = snntorch.Leaky(beta=beta, **common)
         elif cell == "synaptic":

@@ -120,6 +120,15 @@ def test_neuron_costs_and_histograms_by_value():
     assert neuron_cost(neurons.create("if")) == (0, 1, 1, "IF")
     assert neuron_cost(neurons.create("alif")) == (3, 0, 2, "AdaptiveLIF")
     assert neuron_cost(neurons.create("izhikevich")) == (5, 2, 2, "Izhikevich")
+    assert neuron_cost(neurons.create("synaptic")) == (2, 0, 2, "Synaptic")
+
+    class OwnLIF(neurons.models.LIF):  # a subclass is priced by its own declaration, not its parent's
+        pass
+
+    assert neuron_cost(OwnLIF()) == (1, 0, 1, "OwnLIF (assumed: 1 multiply-add per state variable)")
+    for name in neurons.available("spikingjelly.*"):
+        assert neuron_cost(neurons.create(name))[3] in ("IFNode", "LIFNode", "ParametricLIFNode")
+        assert "assumed" not in neuron_cost(neurons.create(name))[3]
     model = TwoLayer()
     with SpikeMonitor(model) as mon:
         model(X.expand(2, 1, 4))

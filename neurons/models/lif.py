@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .. import kernels
-from ..base import BaseNeuron, check_positive
+from ..base import BaseNeuron, StepCost, check_positive
 from ..catalog import register
 from ..functional import IFSpec, charge
 
@@ -146,6 +146,8 @@ class IFFamily(BaseNeuron):
 class IF(IFFamily):
     """Integrate-and-fire neuron: ``h = v + x``, no leak."""
 
+    step_cost = StepCost(muladds=0, adds=1, state=1)  # v <- v + x
+
 
 @register("lif", description="leaky integrate-and-fire: h = v + (x - (v - v_reset)) / tau")
 class LIF(IFFamily):
@@ -158,6 +160,7 @@ class LIF(IFFamily):
     """
 
     leak = "div"
+    step_cost = StepCost(muladds=1, adds=0, state=1)  # v <- beta v + x (the input's 1/tau folded into the weights)
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -178,6 +181,7 @@ class ParametricLIF(IFFamily):
     """
 
     leak = "mul"
+    step_cost = StepCost(muladds=1, adds=0, state=1)  # as LIF, with k = sigmoid(w)
 
     def __init__(self, init_tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -10,7 +10,7 @@ What is counted (exactly, from the tensors of the forward pass; ``T`` leading, a
   averaged features, every layer of the ReLU twin) does ``dense MACs = outputs x fan-in`` per step. With
   **zero-skipping** (a named option, ``CostModel(zero_skip=True)``) a MAC whose input is exactly zero is skipped,
   as sparse accelerators do with ReLU zeros: ``MAC = sum over non-zero inputs of their fan-out``.
-- **Neuron state updates**, per neuron and step (:data:`NEURON_COSTS`): the leak as multiply-adds (LIF:
+- **Neuron state updates**, per neuron and step (each neuron class's ``step_cost``): the leak as multiply-adds (LIF:
   ``v <- beta v + x``, one; IF: ``v <- v + x``, one add; adaptive LIF three, Synaptic two, Izhikevich five plus
   two adds), one threshold compare, and one reset (an add) per spike. The ReLU twin does one compare per output.
 - **Memory traffic**, per layer and step for batch-1 inference: weights read once per step (``weight_bits``),
@@ -58,29 +58,16 @@ E_BYTE_SRAM = MEMORY_LEVELS["sram-8kb"]
 HOROWITZ = "Horowitz, ISSCC 2014 (45 nm, 0.9 V)"
 LOIHI = "Davies et al., IEEE Micro 38(1) 2018, Table 2 (Loihi, 14 nm; pre-silicon, consistent with early silicon)"
 
-#: per neuron and time step: (multiply-adds, adds, state variables) of each neuron class (ours and the peers'),
-#: besides the threshold compare (one per step) and the reset (one add per spike)
-NEURON_COSTS = {
-    "IF": (0, 1, 1),  # v <- v + x
-    "LIF": (1, 0, 1),  # v <- beta v + x  (the input's 1/tau folded into the weights)
-    "ParametricLIF": (1, 0, 1),
-    "AdaptiveLIF": (3, 0, 2),  # leak, threshold v_th + beta a, a <- a (1 - 1/tau_a) + s
-    "Synaptic": (2, 0, 2),  # i <- alpha i + x, v <- beta v + i
-    "Izhikevich": (5, 2, 2),  # v (0.04 v + 5), dt (...), + 140 - u, b v - u, u + dt a (...)
-    "IFNode": (0, 1, 1),  # SpikingJelly
-    "LIFNode": (1, 0, 1),
-    "ParametricLIFNode": (1, 0, 1),
-    "Leaky": (1, 0, 1),  # snnTorch
-}
-
 
 def neuron_cost(module: nn.Module) -> tuple[int, int, int, str]:
-    """``(multiply-adds, adds, state variables, name)`` per neuron and step of a neuron module; a class not in
-    :data:`NEURON_COSTS` is priced one multiply-add per state variable (the name says so)."""
+    """``(multiply-adds, adds, state variables, name)`` per neuron and step of a neuron module: the
+    :class:`~neurons.base.StepCost` its class declares (a peer wrapper: the one of its node), else one
+    multiply-add per state variable (the name says so). ``name``: the neuron's class (a peer's own)."""
     inner = next((m for key in ("node", "cell") if isinstance(m := getattr(module, key, None), nn.Module)), module)
     name = type(inner).__name__
-    if name in NEURON_COSTS:
-        return (*NEURON_COSTS[name], name)
+    cost = module.__dict__.get("step_cost", type(module).__dict__.get("step_cost"))
+    if cost is not None:
+        return cost.muladds, cost.adds, cost.state, name
     n = len(getattr(module, "state_names", ())) or 1
     return n, 0, n, f"{name} (assumed: 1 multiply-add per state variable)"
 
@@ -639,7 +626,6 @@ __all__ = [
     "EnergyReport",
     "energy_report",
     "neuron_cost",
-    "NEURON_COSTS",
     "PRECISIONS",
     "ENERGY_TABLE",
     "MEMORY_LEVELS",
