@@ -99,8 +99,8 @@ def _ddp_worker(rank, world, port, out):
     trainer = Trainer(cfg, datasets=(train, Subset(val, range(31)), Subset(test, range(33))), progress=False)
     result = trainer.fit()
     coeff = trainer.policies.policies[0].log.coeff
-    torch.save({"coeff": coeff, "steps": trainer.step, "weights": trainer.net.state_dict(), "result": result.to_dict()},
-               os.path.join(out, f"rank{rank}.pt"))  # fmt: skip
+    state = {"coeff": coeff, "steps": trainer.step, "weights": trainer.model.state_dict(), "result": result.to_dict()}
+    torch.save(state, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
