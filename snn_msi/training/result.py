@@ -28,7 +28,7 @@ class RunResult:
         epochs: the epochs the run trained.
         test: the test split's numbers with the selected weights (``result.test.acc_audio``).
         policy_means: each method's log fields averaged over every step, by method then field
-            (``{"iemf": {"coeff": 1.21, ...}}``); read with :meth:`policy_mean`.
+            (``{"ogm_ge": {"coeff_audio": 0.93, ...}}``); read with :meth:`policy_mean`.
     """
 
     best_val_acc: float
@@ -38,7 +38,7 @@ class RunResult:
     policy_means: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def policy_mean(self, policy: str, name: str) -> float:
-        """The mean over all steps of ``policy``'s log field ``name`` (``policy_mean("iemf", "coeff")``); NaN
+        """The mean over all steps of ``policy``'s log field ``name`` (``policy_mean("ogm_ge", "coeff_audio")``); NaN
         when the run did not use that policy, a ``KeyError`` naming the fields when the policy logs no ``name``."""
         if policy not in self.policy_means:
             return math.nan
