@@ -15,6 +15,7 @@ behave as described (the bug is present), 1 when either is fixed.
 
 import argparse
 import multiprocessing as mp
+import queue
 import sys
 
 import nir
@@ -45,34 +46,43 @@ def two_inputs() -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=[("in_a", "affine"), ("in_b", "affine"), ("affine", "output")])
 
 
-def _load(case: str) -> None:
+def _child(results) -> None:
+    """Case 2, then case 1, reporting each to the parent (after the imports, so the timeout is the call's)."""
     import nirtorch
     import torch
 
-    graph = two_outputs() if case == "two_outputs" else two_inputs()
-    nirtorch.nir_to_torch(graph, {nir.Affine: lambda n: torch.nn.Linear(2, 2)})
+    node_map = {nir.Affine: lambda n: torch.nn.Linear(2, 2)}
+    try:
+        nirtorch.nir_to_torch(two_inputs(), node_map)
+        results.put(("two_inputs", "loaded"))
+    except RuntimeError as err:
+        results.put(("two_inputs", f"RuntimeError: {err}"))
+    results.put(("two_outputs", "started"))
+    nirtorch.nir_to_torch(two_outputs(), node_map)
+    results.put(("two_outputs", "returned"))
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for case 1 (default 20)")
     args = p.parse_args(argv)
-    child = mp.get_context("spawn").Process(target=_load, args=("two_outputs",), daemon=True)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child, args=(results,), daemon=True)
     child.start()
-    child.join(args.timeout)
-    hangs = child.is_alive()
-    if hangs:
+    try:
+        _, two_inputs_result = results.get(timeout=120)  # the child's imports, then case 2
+        results.get(timeout=120)  # case 1 started
+        try:
+            _, two_outputs_result = results.get(timeout=args.timeout)
+        except queue.Empty:
+            two_outputs_result = f"no result after {args.timeout:g} s (hangs)"
+    finally:
         child.kill()
         child.join()
-    print(f"case 1, two outputs: {'no result after %g s (hangs)' % args.timeout if hangs else 'returned'}")
-    try:
-        _load("two_inputs")
-        refuses = False
-        print("case 2, two inputs: loaded")
-    except RuntimeError as err:
-        refuses = True
-        print(f"case 2, two inputs: RuntimeError: {err}")
-    return 0 if hangs and refuses else 1
+    print(f"case 1, two outputs: {two_outputs_result}")
+    print(f"case 2, two inputs: {two_inputs_result}")
+    return 0 if "hangs" in two_outputs_result and two_inputs_result.startswith("RuntimeError") else 1
 
 
 if __name__ == "__main__":

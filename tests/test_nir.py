@@ -63,13 +63,13 @@ def test_export_import_gives_identical_spikes(case, tmp_path):
 
 def test_time_constants_follow_the_documented_mapping():
     dt = 1e-3
-    (_, lif), = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=True, v_reset=0.2), (3,), dt)  # fmt: skip
+    ((_, lif),) = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=True, v_reset=0.2), (3,), dt)
     assert np.allclose(lif.tau, 4.0 * dt) and np.allclose(lif.r, 1.0) and np.allclose(lif.v_leak, 0.2)
-    (_, lif2), = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=False), (3,), dt)  # fmt: skip
+    ((_, lif2),) = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=False), (3,), dt)
     assert np.allclose(lif2.r, 4.0)
-    (_, if_), = neuron_to_nir(neurons.create("if", v_threshold=0.5), (3,), dt)  # fmt: skip
+    ((_, if_),) = neuron_to_nir(neurons.create("if", v_threshold=0.5), (3,), dt)
     assert np.allclose(if_.r, 1.0 / dt) and np.allclose(if_.v_threshold, 0.5)
-    (_, cuba), = neuron_to_nir(neurons.create("synaptic", tau=2.0, tau_syn=8.0, reset="hard"), (3,), dt)  # fmt: skip
+    ((_, cuba),) = neuron_to_nir(neurons.create("synaptic", tau=2.0, tau_syn=8.0, reset="hard"), (3,), dt)
     assert np.allclose(cuba.tau_mem, 2 * dt) and np.allclose(cuba.tau_syn, 8 * dt)
     assert np.allclose(cuba.w_in, 8.0) and np.allclose(cuba.r, 2.0)
     # Euler on the NIR LIF reproduces one of our steps: v + dt/tau_n (v_leak - v + r x)
@@ -140,8 +140,11 @@ def _demo_model(fusion: str = "concat", seed: int = 0):
 
 def _spikes_of(model, audio, frames) -> tuple[dict, object]:
     seen = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
-             for n, m in model.named_modules() if neurons.is_spiking(m)]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
+        for n, m in model.named_modules()
+        if neurons.is_spiking(m)
+    ]
     with torch.no_grad():
         out = model(audio, frames)
     for h in hooks:
@@ -151,8 +154,10 @@ def _spikes_of(model, audio, frames) -> tuple[dict, object]:
 
 def _graph_inputs(model, audio, frames, dtype):
     t = model.config.T
-    return {"input.audio": audio.to(dtype).expand(t, *audio.shape),
-            "input.visual": frames[:, 0].to(dtype).expand(t, frames.shape[0], *frames.shape[2:])}  # fmt: skip
+    return {
+        "input.audio": audio.to(dtype).expand(t, *audio.shape),
+        "input.visual": frames[:, 0].to(dtype).expand(t, frames.shape[0], *frames.shape[2:]),
+    }
 
 
 def _check_avnet_round_trip(model, graph, audio, frames, dtype):
@@ -174,8 +179,21 @@ def _check_avnet_round_trip(model, graph, audio, frames, dtype):
 def demo_checkpoint(tmp_path_factory):
     """The digits-av demo network, trained one short epoch through the CLI."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    code = main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--quiet", "--set", "data.limit=16",
-                 "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--demo",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--set",
+            "data.limit=16",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out / "best.pt"
 
@@ -220,8 +238,9 @@ def test_every_expressible_fusion_round_trips(fusion, tmp_path):
     _check_avnet_round_trip(model, graph, audio, frames, torch.float64)
 
 
-@pytest.mark.parametrize("fusion, words", [("film", "FiLMFusion"), ("gated", "GatedFusion"),
-                                           ("msi", "divisive normalisation")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fusion, words", [("film", "FiLMFusion"), ("gated", "GatedFusion"), ("msi", "divisive normalisation")]
+)
 def test_fusions_nir_cannot_express_raise(fusion, words):
     with pytest.raises(ValueError, match=f"fusion .*{words}"):
         export(_demo_model(fusion), {"audio": (1, 40, 32), "visual": (1, 16, 16)})
@@ -259,8 +278,9 @@ def test_import_rejects_what_our_modules_cannot_run():
     def graph(node, edges_extra=(), metadata=None):
         nodes = {"input": nir.Input(input_type=shape), "n": node, "output": nir.Output(output_type=shape)}
         edges = [("input", "n"), ("n", "output"), *edges_extra]
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3} if metadata is None else metadata,
-                            type_check=False)  # fmt: skip
+        return nir.NIRGraph(
+            nodes=nodes, edges=edges, metadata={"dt": 1e-3} if metadata is None else metadata, type_check=False
+        )
 
     odd_gain = nir.LIF(tau=ones * 2e-3, r=ones * 0.3, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones)
     with pytest.raises(ValueError, match="'n' \\(LIF\\): input gain"):
@@ -308,8 +328,10 @@ def test_snntorch_imports_our_graph_with_the_same_spikes(case, capsys):
     from snntorch.import_nir import import_from_nir
 
     _snntorch()
-    name, kw = {"lif-no-decay-input": ("lif", dict(tau=4.0, decay_input=False)),
-                "synaptic": ("synaptic", dict(reset="hard", tau=4.0, tau_syn=2.0))}[case]  # fmt: skip
+    name, kw = {
+        "lif-no-decay-input": ("lif", dict(tau=4.0, decay_input=False)),
+        "synaptic": ("synaptic", dict(reset="hard", tau=4.0, tau_syn=2.0)),
+    }[case]
     net = _net(name, **kw)
     theirs = import_from_nir(export(net, (F,)))
     x = _input()
@@ -363,11 +385,18 @@ def _snntorch_net(cell: str, reset_delay: bool):
     n = torch.full((H,), 1.0)
     lin = nn.Linear(F, H)
     if cell == "leaky":
-        sn = snn.Leaky(beta=n * 0.75, threshold=n * 0.8, reset_mechanism="zero", init_hidden=True,
-                       reset_delay=reset_delay)  # fmt: skip
+        sn = snn.Leaky(
+            beta=n * 0.75, threshold=n * 0.8, reset_mechanism="zero", init_hidden=True, reset_delay=reset_delay
+        )
     else:
-        sn = snn.Synaptic(alpha=n * 0.5, beta=n * 0.75, threshold=n * 0.8, reset_mechanism="zero", init_hidden=True,
-                          reset_delay=reset_delay)  # fmt: skip
+        sn = snn.Synaptic(
+            alpha=n * 0.5,
+            beta=n * 0.75,
+            threshold=n * 0.8,
+            reset_mechanism="zero",
+            init_hidden=True,
+            reset_delay=reset_delay,
+        )
     return nn.Sequential(lin, sn)
 
 
