@@ -14,7 +14,7 @@ from snn_msi.models import build
 from snn_msi.training import demo_config, load_model
 
 nir = pytest.importorskip("nir", reason="pip install 'snn-msi[nir]'")
-from snn_msi.nir import DEFAULT_DT, NIRNetwork, export, neuron_to_nir  # noqa: E402
+from snn_msi.nir import DEFAULT_DT, INTEGRATIONS, PARTS, NIRNetwork, export, neuron_to_nir  # noqa: E402
 
 T, B, F, H = 16, 8, 10, 12
 
@@ -46,11 +46,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("integration", INTEGRATIONS)
 @pytest.mark.parametrize("case", CASES)
-def test_export_import_gives_identical_spikes(case, tmp_path):
+def test_export_import_gives_identical_spikes(case, integration, tmp_path):
     name, kw = CASES[case]
     net = _net(name, **kw)
-    graph = _through_file(export(net, (F,)), tmp_path)
+    graph = _through_file(export(net, (F,), integration=integration), tmp_path)
     back = NIRNetwork(graph)
     x = _input()
     with torch.no_grad():
@@ -76,6 +77,41 @@ def test_time_constants_follow_the_documented_mapping():
     v, x = 0.3, 0.9
     h = v + dt / lif.tau[0] * (lif.v_leak[0] - v + lif.r[0] * x)
     assert h == pytest.approx(v + (x - (v - 0.2)) / 4.0)
+
+
+def test_exact_integration_writes_exponential_time_constants():
+    """`integration="exact"`: exp(-dt/tau_nir) = 1 - 1/tau, the input gains as under Euler; tau = 1 has no value."""
+    dt = 1.0
+    ((_, lif),) = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=False), (3,), dt, integration="exact")
+    assert np.allclose(np.exp(-dt / lif.tau), 0.75) and np.allclose(lif.r, 4.0)
+    ((_, cuba),) = neuron_to_nir(
+        neurons.create("synaptic", tau=2.0, tau_syn=8.0, reset="hard"), (3,), dt, integration="exact"
+    )
+    assert np.allclose(np.exp(-dt / cuba.tau_syn), 1 - 1 / 8) and np.allclose(cuba.w_in, 8.0)
+    with pytest.raises(ValueError, match=r"1 \(LIF\): tau = 1 step"):
+        export(_net("lif", tau=1.0), (F,), integration="exact")
+    with pytest.raises(ValueError, match="integration must be one of euler, exact"):
+        export(_net("lif"), (F,), integration="rk4")
+
+
+def test_flatten_is_written_with_negative_dims_that_batch_aware_readers_share():
+    """NIR's Flatten counts dimensions per sample; snnTorch and Norse hand them to torch.nn.Flatten with a batch
+    axis in front. Negative dimensions mean the same axes either way."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), neurons.create("lif", step_mode="m"), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    graph = export(net, (1, 6, 6))
+    flat = graph.nodes["2"]
+    assert (int(flat.start_dim), int(flat.end_dim)) == (-3, -1)
+    x = torch.randn(5, 2, 4, 4)
+    assert torch.equal(nn.Flatten(int(flat.start_dim), int(flat.end_dim))(x), x.flatten(1))
+    seq = torch.randn(4, 5, 1, 6, 6) * 2
+    with torch.no_grad():
+        s = net[1](net[0](seq.flatten(0, 1)).view(4, 5, 2, 4, 4))  # the convolution is not multi-step
+        assert torch.equal(NIRNetwork(graph)(seq), net[3](s.flatten(2)))
+    with pytest.raises(ValueError, match="flattens the batch axis"):
+        export(nn.Sequential(nn.Flatten(0)), (3,))
+    with pytest.raises(ValueError, match="apply to an AVNet"):
+        export(net, (1, 6, 6), part="fusion")
 
 
 def test_parametric_lif_exports_as_lif_with_its_current_tau():
@@ -218,6 +254,47 @@ def test_export_nir_command_writes_a_graph_that_nir_reads(demo_checkpoint, tmp_p
     spikes = _check_avnet_round_trip(model, graph, audio, frames, torch.float64)
     assert len(spikes) == 10 and 0.01 < torch.cat([s.flatten() for s in spikes.values()]).mean() < 0.9
     _check_avnet_round_trip(model, graph, audio, frames, torch.float32)
+
+
+@pytest.mark.parametrize("pool, integration", [("avg", "euler"), ("sum", "exact")])
+def test_export_nir_parts_chain_to_the_model(demo_checkpoint, tmp_path, pool, integration):
+    """`--part` for each part (one input, one output): chained through our NIRNetwork they give the model's spikes
+    in every layer and its fused output; with `--pool sum` a backbone part outputs the sum over its map and the
+    fusion part takes the 1/N. `--outputs fused` leaves one output."""
+    model, cfg = load_model(demo_checkpoint)
+    model = model.double()
+    torch.manual_seed(7)
+    audio, frames = torch.randn(3, 1, 40, 32).double() * 2, torch.randn(3, 1, 1, 16, 16).double() * 2
+    spikes, out = _spikes_of(model, audio, frames)
+    inputs = _graph_inputs(model, audio, frames, torch.float64)
+    shapes = ["--audio-shape", "1,40,32", "--visual-shape", "1,16,16", "--frames", "1"]
+    options = ["--pool", pool, "--integration", integration, *shapes]
+    graphs = {}
+    for part in PARTS:
+        path = tmp_path / f"{part}.nir"
+        assert main(["export-nir", str(demo_checkpoint), str(path), "--part", part, *options]) == 0
+        graphs[part] = nir.read(path)
+        assert (sorted(graphs[part].inputs), sorted(graphs[part].outputs)) == (["input"], ["output"])
+    features = {}
+    for part, key in (("audio_net", "input.audio"), ("visual_net", "input.visual")):
+        net = NIRNetwork(graphs[part], dtype=torch.float64)
+        with torch.no_grad():
+            features[part] = net(inputs[key], record=True)
+        for name, s in spikes.items():
+            if name.startswith(part + "."):
+                assert torch.equal(s, net.recorded[name]), name
+        n = int(np.prod(spikes[f"{part}.layers.1.sn2"].shape[-2:]))
+        assert float(graphs[part].metadata["output_scale"]) == pytest.approx(1.0 / n if pool == "sum" else 1.0)
+    with torch.no_grad():
+        fused = NIRNetwork(graphs["fusion"], dtype=torch.float64)(torch.cat(list(features.values()), -1))
+    assert torch.allclose(fused.mean(0), out.fused, atol=1e-9)
+    if pool == "avg":
+        path = tmp_path / "fused.nir"
+        assert main(["export-nir", str(demo_checkpoint), str(path), "--outputs", "fused", *options]) == 0
+        graph = nir.read(path)
+        assert sorted(graph.outputs) == ["output.fused"] and not any(n.startswith("heads.") for n in graph.nodes)
+        with torch.no_grad():
+            assert torch.allclose(NIRNetwork(graph, dtype=torch.float64)(**inputs).mean(0), out.fused, atol=1e-9)
 
 
 def test_export_nir_command_errors_are_one_line(tmp_path, capsys):
