@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import logging
+import re
 import signal
 import sys
 import warnings
@@ -241,7 +242,8 @@ def _compare(ours: torch.Tensor | dict, theirs: torch.Tensor) -> str:
 
 def _error(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"fails: {type(err).__name__}: {text[:90]}"
+    text = re.sub(r"<class '(?:\w+\.)*(\w+)'>", r"\1", text)  # <class 'nir.ir.conv.Conv2d'> -> Conv2d
+    return f"fails: {type(err).__name__}: {text[:120]}"
 
 
 def measure(tool: str, case: str, timeout: float) -> str:
