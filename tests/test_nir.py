@@ -297,13 +297,26 @@ def test_export_nir_parts_chain_to_the_model(demo_checkpoint, tmp_path, pool, in
             assert torch.allclose(NIRNetwork(graph, dtype=torch.float64)(**inputs).mean(0), out.fused, atol=1e-9)
 
 
-def test_export_nir_command_errors_are_one_line(tmp_path, capsys):
+def test_export_nir_command_errors_are_one_line(demo_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export-nir", "--help"])
     assert e.value.code == 0 and "usage: snn-msi export-nir" in capsys.readouterr().out
     assert main(["export-nir", str(tmp_path / "missing.pt"), str(tmp_path / "x.nir")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err
+    for bad, words in (
+        (["--dt", "0"], "dt must be"),
+        (["--part", "heads"], "invalid choice"),
+        (["--pool", "max"], "invalid choice"),
+        (["--integration", "rk4"], "invalid choice"),
+    ):
+        out = tmp_path / "bad.nir"
+        try:
+            code = main(["export-nir", str(demo_checkpoint), str(out), *bad])
+        except SystemExit as e:  # argparse refuses a choice before the command runs
+            code = e.code
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and words in err.splitlines()[-1] and not out.exists(), (bad, err)
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum", "bn_product"])
