@@ -31,6 +31,7 @@ from torch import nn
 
 import neurons
 from snn_msi.nir import NIRNetwork, export
+from snn_msi.nir.interop import in_topological_order
 
 T, B = 12, 3
 TOOLS = ("snntorch", "norse", "sinabs", "rockpool")
@@ -183,18 +184,6 @@ def _steps(net, x, stateful: bool):
     return torch.stack(outs)
 
 
-def _topological(executor) -> bool:
-    """Put a nirtorch `GraphExecutor`'s execution order in topological order; True when that changed it."""
-    graph, order, done = executor.graph, [], set()
-    while len(order) < len(graph.node_list):
-        ready = [n for n in graph.node_list if n not in done and set(graph.find_source_nodes_of(n)) <= done]
-        order += ready
-        done |= set(ready)
-    changed = [n.name for n in order] != [n.name for n in executor.execution_order]
-    executor.execution_order = order
-    return changed
-
-
 def _load(tool: str, graph, dt: float):
     if tool == "snntorch":
         from snntorch.import_nir import import_from_nir
@@ -263,7 +252,7 @@ def measure(tool: str, case: str, timeout: float) -> str:
             warnings.simplefilter("ignore")
             net = _load(tool, graph, dt)
             result = _compare(ours, _run(tool, net, x))
-            if result != "identical" and tool != "snntorch" and _topological(net):
+            if result != "identical" and tool != "snntorch" and in_topological_order(net):
                 fixed = _compare(ours, _run(tool, net, x))
                 result = f"{result}; in topological order: {fixed}"
     except _Timeout:

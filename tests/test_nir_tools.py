@@ -25,6 +25,7 @@ from snn_msi.training.rundir import CHECKPOINT_VERSION, save_checkpoint
 
 nir = pytest.importorskip("nir", reason="pip install 'snn-msi[nir]'")
 from snn_msi.nir import export  # noqa: E402
+from snn_msi.nir.interop import in_topological_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"audio": (1, 40, 32), "visual": (1, 16, 16)}
@@ -127,19 +128,6 @@ def _steps(net, x: torch.Tensor, stateful: bool) -> torch.Tensor:
     return torch.stack(outs)
 
 
-def _topological(executor) -> None:
-    """Workaround for nirtorch's `GraphExecutor` (under Norse's, Sinabs' and Rockpool's `from_nir`), whose
-    pre-order walk runs a residual block's sum before its shortcut (`scripts/nir_nirtorch_execution_order.py`):
-    put its `execution_order` in topological order."""
-    graph, order, done = executor.graph, [], set()
-    while len(order) < len(graph.node_list):
-        ready = [n for n in graph.node_list if n not in done and set(graph.find_source_nodes_of(n)) <= done]
-        assert ready, "a cycle"
-        order += ready
-        done |= set(ready)
-    executor.execution_order = order
-
-
 # -- snnTorch ------------------------------------------------------------------------------------------------
 def test_snntorch_runs_the_demo_parts_with_identical_spikes(demo, capsys):
     """`--part` x 3 (nirtorch's `nir_to_torch` takes one input), `--pool avg` (snnTorch maps AvgPool2d, not
@@ -209,7 +197,7 @@ def test_norse_runs_the_demo_parts_with_identical_spikes(demo):
     for part, x in (("audio_net", demo["xa"]), ("visual_net", demo["xv"])):
         graph = graphs[part]
         net = _norse(graph, dt=float(graph.metadata["dt"]))
-        _topological(net)
+        in_topological_order(net)
         seen, _ = _record(net, (LIFBoxCell,))
         with torch.no_grad():
             out[part] = _steps(net, x, stateful=True)
@@ -233,7 +221,7 @@ def test_norse_without_the_workarounds(demo):
         out, _ = _norse(graph, dt=1e-4)(demo["xa"][0])
     assert out.dim() == 4  # [B, C, h, w]: the shortcut conv's output, not the [B, C] features
     net = _norse(_export(demo, "--part", "audio_net", "--pool", "avg"), dt=1e-4)
-    _topological(net)
+    in_topological_order(net)
     with torch.no_grad(), pytest.raises(ValueError, match="No inputs found for node audio_net_flatten"):
         net(demo["xa"][0])
 

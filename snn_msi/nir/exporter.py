@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
@@ -39,14 +39,16 @@ from neurons.peers import PeerNeuron
 from ..models.avnet import AVNet
 from ..models.fusion import BNProductFusion, ConcatFusion, SpikingIntegration, SumFusion
 from ..models.resnet import SeqConv, SpikingBasicBlock, SpikingResNet
-from .timing import DEFAULT_DT, check_dt, check_integration, nir_module, tau_to_nir
+from .timing import DEFAULT_DT, Integration, check_dt, check_integration, nir_module, tau_to_nir
 
 __all__ = ["EXPORTERS", "FUSION_EXPORTERS", "PARTS", "POOLS", "OUTPUTS", "export", "export_checkpoint", "neuron_to_nir"]
 
 Part = Literal["audio_net", "visual_net", "fusion"]
-PARTS: tuple[str, ...] = ("audio_net", "visual_net", "fusion")
-POOLS: tuple[str, ...] = ("avg", "sum")
-OUTPUTS: tuple[str, ...] = ("all", "fused")
+Pool = Literal["avg", "sum"]
+Outputs = Literal["all", "fused"]
+PARTS: tuple[str, ...] = get_args(Part)
+POOLS: tuple[str, ...] = get_args(Pool)
+OUTPUTS: tuple[str, ...] = get_args(Outputs)
 
 #: module type -> converter `(builder, module, name, sources, shape) -> (output names, output shape)`
 EXPORTERS: dict[type, Callable[..., tuple[list[str], tuple[int, ...]]]] = {}
@@ -474,10 +476,10 @@ def export(
     frames: int = 1,
     metadata: Mapping[str, Any] | None = None,
     *,
-    outputs: Literal["all", "fused"] = "all",
+    outputs: Outputs = "all",
     part: Part | None = None,
-    pool: Literal["avg", "sum"] = "avg",
-    integration: Literal["euler", "exact"] = "euler",
+    pool: Pool = "avg",
+    integration: Integration = "euler",
 ):
     """The NIR graph (`nir.NIRGraph`) of `model` at step `dt` seconds.
 

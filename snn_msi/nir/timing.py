@@ -16,13 +16,13 @@ Either way the fraction of the way to the target a state moves in one step is `1
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 #: the default simulation step in seconds (snnTorch's NIR import and export assume 1e-4)
 DEFAULT_DT = 1e-4
 
 Integration = Literal["euler", "exact"]
-INTEGRATIONS: tuple[str, ...] = ("euler", "exact")
+INTEGRATIONS: tuple[str, ...] = get_args(Integration)
 
 
 def nir_module():
@@ -46,6 +46,7 @@ def check_dt(dt) -> float:
 
 
 def check_integration(integration: str) -> str:
+    """`integration` if it is one of `INTEGRATIONS`, else a `ValueError` naming the choices."""
     if integration not in INTEGRATIONS:
         raise ValueError(f"integration must be one of {', '.join(INTEGRATIONS)}, got {integration!r}")
     return integration
