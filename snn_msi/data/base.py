@@ -24,6 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, sample_frame_indices
+from .loader import PackedSample, pack_sample, unpack
 from .rng import sample_generator
 from .sample import AVSample, BadClips, ClipRecord
 
@@ -188,21 +189,18 @@ class AudioVisualFiles(Dataset):
     def generator(self, i: int) -> torch.Generator:
         return sample_generator(self.seed, self.epoch if self.train else -1, self.split, i)
 
-    def __getitem__(self, i: int) -> AVSample:
+    def pack(self, i: int) -> PackedSample | AVSample:
+        """Sample ``i`` as a DataLoader worker hands it over (:mod:`snn_msi.data.loader`): the spectrogram, the
+        uint8 crop of the chosen frames and the sample's draws (audio noise, frames, crop, flip, image noise)."""
         rec, g = self.records[i], self.generator(i)
         wav = add_noise_snr(load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None], self.audio_snr_db, g)[0]
         idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
         frames = load_frames([rec.frames[j] for j in idx])
-        return AVSample(self.audio_transform(wav), transform_frames(self.frame_transform, frames, self.image_snr_db, g),
-                        rec.label, rec.clip_id)  # fmt: skip
+        return pack_sample(self.audio_transform(wav), frames, rec.label, rec.clip_id, self.frame_transform,
+                           self.image_snr_db, g)  # fmt: skip
 
-
-def transform_frames(transform: FrameTransform, frames: torch.Tensor, snr_db: float | None,
-                     g: torch.Generator) -> torch.Tensor:  # fmt: skip
-    """``transform`` with noise at ``snr_db`` added to the [0, 1] pixels of each frame before normalisation."""
-    if snr_db is None:
-        return transform(frames, generator=g)
-    return transform(frames, generator=g, corrupt=lambda x: add_noise_snr(x.flatten(0, 1), snr_db, g).view_as(x))
+    def __getitem__(self, i: int) -> AVSample:
+        return unpack(self.pack(i))
 
 
 def read_list(path: Path) -> list[tuple[int, list[str]]]:
