@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
+from torch.utils.data._utils.pin_memory import pin_memory
 
 from snn_msi.data import DigitsAV, KineticsSounds
 from snn_msi.data.h5 import H5Dataset, build_h5
@@ -94,6 +95,13 @@ def test_other_transforms_and_in_memory_sets_pass_through():
     batch = collate([Packed(digits)[i] for i in range(3)])
     out = to_device(batch, "cpu")
     assert torch.equal(out.frames, torch.stack([digits[i].frames for i in range(3)]))
+    clip = torch.ones(1, 3, 9, 9, dtype=torch.uint8)
+    h5ish = collate([pack_sample(torch.zeros(1, 2, 2), clip, 0, "x", FrameTransform(4), None, None)])
+    with pytest.MonkeyPatch.context() as mp:  # pinning needs CUDA: keep the structure, copy the tensors
+        mp.setattr(torch.Tensor, "pin_memory", lambda self, *a: self.clone())
+        pinned = pin_memory(h5ish)
+    assert isinstance(pinned, PackedBatch)
+    assert torch.equal(to_device(pinned, "cpu").frames, to_device(h5ish, "cpu").frames)
     opts = loader_options(2, "cuda")
     assert opts["pin_memory"] and opts["num_workers"] == 2 and not opts["persistent_workers"]
     assert loader_options(0, "cpu") == {"num_workers": 0, "pin_memory": False}

@@ -136,8 +136,9 @@ class H5Dataset(Dataset):
         audio_snr_db, image_snr_db: noise at this SNR (dB); audio noise needs a cache built with waveforms.
         seed: the per-sample random streams.
         in_memory: read the split into memory once (``True``), read from the file on demand (``False``), or
-            ``"auto"``: in memory when the split takes less than a quarter of the memory available now. In memory,
-            DataLoader workers (forked) share the arrays with the main process.
+            ``"auto"``: in memory when the split (times the ranks on this machine under ``torchrun``) takes less
+            than a quarter of the memory available now. In memory, DataLoader workers (forked) share the arrays
+            with the main process, and a read is a copy of the crop.
     """
 
     def __init__(self, path: str | Path, split: str = "train", train: bool | None = None, frames_per_clip: int = 3,
@@ -175,7 +176,8 @@ class H5Dataset(Dataset):
         self.frame_transform = frame_transform or FrameTransform(image_size, train=self.train)
         self._arrays: dict | None = None  # the split in memory
         self._handle: tuple | None = None  # (pid, file, {name: dataset}) of this process
-        if in_memory is True or (in_memory == "auto" and nbytes < available_memory() / 4):
+        ranks = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun: every rank of the machine holds a copy
+        if in_memory is True or (in_memory == "auto" and nbytes * ranks < available_memory() / 4):
             with h5py.File(self.path, "r") as f:
                 self._arrays = {k: f[split][k][:] for k in ("frames", self.audio_key)}
 
