@@ -158,6 +158,48 @@ def test_agm_forward_and_gradients_follow_the_official_three_passes():
     assert policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, False)) is None
 
 
+def test_agm_train_mode_zero_passes_use_batch_statistics_and_leave_the_buffers_alone():
+    model, batch = _model(), _batch()
+    policy = _policy("agm", clip_threshold=None, zero_pass_mode="train", report_eval_path=False)
+    model.train()
+    out = policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
+    ref = _model()
+    ref.train()
+    f_av = ref(batch.audio, batch.frames).fused  # the one forward that updates the running statistics
+    buffers = {k: v.clone() for k, v in ref.state_dict().items() if "running" in k or "num_batches" in k}
+    f_a0 = ref(batch.audio, torch.zeros_like(batch.frames)).fused  # batch statistics, as in training
+    f_0v = ref(torch.zeros_like(batch.audio), batch.frames).fused
+    torch.testing.assert_close(out.fused, 0.5 * (f_av - f_0v + f_a0) + 0.5 * (f_av - f_a0 + f_0v))
+    state = model.state_dict()
+    assert buffers and all(torch.equal(state[k], v) for k, v in buffers.items())
+    assert math.isnan(policy.log["acc_eval_mode"])
+
+
+def test_agm_reports_the_evaluation_mode_path_beside_the_training_mode_one():
+    """The official zero-input passes run in eval mode with autograd, so training moves the evaluation-mode path
+    too: the accuracy of both paths on the training batch is logged every step, and measuring it changes nothing
+    in the step (no autograd, no buffers, forked random streams)."""
+    batch = _batch(b=6)
+    runs = {}
+    for report in (True, False):
+        model = _model()
+        model.train()
+        policy = _policy("agm", clip_threshold=None, report_eval_path=report)
+        out = policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
+        F.cross_entropy(out.fused, batch.y).backward()
+        runs[report] = (policy.log, model.fusion.head.weight.grad.clone(), model.state_dict())
+    log = runs[True][0]
+    ref = _model()
+    ref.train()
+    train_acc = float((ref(batch.audio, batch.frames).fused.argmax(1) == batch.y).float().mean())
+    ref.eval()
+    with torch.no_grad():
+        eval_acc = float((ref(batch.audio, batch.frames).fused.argmax(1) == batch.y).float().mean())
+    assert log["acc_train_mode"] == pytest.approx(train_acc) and log["acc_eval_mode"] == pytest.approx(eval_acc)
+    assert torch.equal(runs[True][1], runs[False][1])
+    assert all(torch.equal(runs[True][2][k], v) for k, v in runs[False][2].items())
+
+
 def test_agm_clips_when_a_fusion_gradient_leaves_the_threshold():
     model = _model()
     for p in model.parameters():
@@ -372,7 +414,7 @@ def test_mla_projection_and_gating_by_value():
 
 def test_mla_step_takes_one_optimizer_step_per_modality_with_the_projection():
     model, batch = _model(), _batch()
-    policy = _policy("mla")
+    policy = _policy("mla", projection=True)
     policy.setup(model)
     head = policy.extra.head
     opt = torch.optim.SGD(list(model.parameters()) + list(policy.extra.parameters()), lr=0.1)
@@ -402,8 +444,8 @@ def test_mla_step_takes_one_optimizer_step_per_modality_with_the_projection():
     raw_v = torch.autograd.grad(F.cross_entropy((feat_v @ w1.T + seen[1][1]).mean(0), batch.y), w1)[0]
     torch.testing.assert_close(seen[1][2], raw_v @ want_p.T, rtol=1e-4, atol=1e-7)
     assert out.fused.shape == (4, 3) and math.isfinite(float(loss))
-    # no projection: the official runs (their GSPlugin never matches the parameter name)
-    off = _policy("mla", projection=False)
+    # no projection by default: the official runs (their GSPlugin never matches the parameter name)
+    off = _policy("mla")
     off.setup(_model())
     assert torch.equal(off.extra.P, torch.eye(4))
 

@@ -24,13 +24,13 @@ from .base import Policy, PolicyConfig, TrainStep
 
 @dataclass
 class MLAConfig(PolicyConfig):
-    """``projection``: project the shared head's gradient (the paper's gradient modification; the official
-    ``GSPlugin`` tests the parameter name ``module.weight`` on a bare ``nn.Linear`` whose weight is named
-    ``weight``, so the official runs never project: ``false`` reproduces them); ``gating``: ``"entropy"`` (the
+    """``projection``: project the shared head's gradient (the paper's gradient modification). Default ``false``,
+    as the official runs: their ``GSPlugin`` tests the parameter name ``module.weight`` on a bare ``nn.Linear``
+    whose weight is named ``weight``, so it never projects; ``true`` is the paper's text; ``gating``: ``"entropy"`` (the
     paper's test-time fusion) or ``"average"`` (the official default without ``--dynamic``: ``av_alpha`` z_a +
     (1 - av_alpha) z_v); ``av_alpha``: 0.5."""
 
-    projection: bool = True
+    projection: bool = False
     gating: str = "entropy"
     av_alpha: float = field(default=0.5, metadata=check(ge=0, le=1))
 
@@ -89,11 +89,11 @@ class MLA(Policy):
     prediction is :func:`entropy_gates`-weighted ``w_a z_a + w_v z_v`` (or the fixed average); ``audio`` /
     ``visual`` are ``z_a`` / ``z_v``. The model's fusion layer and unimodal heads are unused.
 
-    Deviations: the projection runs (see ``projection``); the gates are per sample, as in the paper and
-    BalanceBenchmark (the official ``calculate_entropy`` takes a softmax over the batch axis and one entropy per
-    batch); P is the feature size, not a fixed 512; P's update divides by the scalar ``alpha + r k`` (see
-    :func:`update_projection`). BalanceBenchmark projects with ``grad (I + P^T)`` and reads
-    an undefined ``self.alpha``; not followed.
+    Deviations (the default does not project, as the official runs; see ``projection``): the
+    gates are per sample, as in the paper and BalanceBenchmark (the official ``calculate_entropy`` takes a softmax
+    over the batch axis and one entropy per batch); P is the feature size, not a fixed 512; P's update divides by
+    the scalar ``alpha + r k`` (see :func:`update_projection`). BalanceBenchmark projects with ``grad (I + P^T)``
+    and reads an undefined ``self.alpha``; not followed.
     """
 
     name = "mla"
