@@ -45,17 +45,20 @@ def load_wav(path: Path, sample_rate: int, seconds: float | None = None) -> torc
     return torch.from_numpy(np.ascontiguousarray(wav))
 
 
-def load_frames(paths: Sequence[Path]) -> torch.Tensor:
-    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ)."""
+def load_frames(paths: Sequence[Path], contiguous: bool = True) -> torch.Tensor:
+    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ); with
+    ``contiguous=False`` a view of the decoded ``[K, H, W, 3]`` pixels (a DataLoader worker copies only a crop)."""
     imgs, size = [], None
     for p in paths:
         with Image.open(p) as im:
-            im = im.convert("RGB")
+            if im.mode != "RGB":
+                im = im.convert("RGB")
             size = size or im.size
             if im.size != size:
                 im = im.resize(size)
             imgs.append(np.asarray(im))
-    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+    frames = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
+    return frames.contiguous() if contiguous else frames
 
 
 def check_clip(rec: ClipRecord, min_frames: int, audio_seconds: float | None) -> str | None:
@@ -195,7 +198,7 @@ class AudioVisualFiles(Dataset):
         rec, g = self.records[i], self.generator(i)
         wav = add_noise_snr(load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None], self.audio_snr_db, g)[0]
         idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
-        frames = load_frames([rec.frames[j] for j in idx])
+        frames = load_frames([rec.frames[j] for j in idx], contiguous=False)
         return pack_sample(self.audio_transform(wav), frames, rec.label, rec.clip_id, self.frame_transform,
                            self.image_snr_db, g)  # fmt: skip
 
