@@ -174,10 +174,15 @@ def main(argv=None) -> int:
         help="samples/s of a GPU training step to compare with (default: the paper network on one H200, "
         "bf16, batch 16, 2026-11-27: %(default).0f)",
     )
+    p.add_argument("--threads", type=int, help="intra-op threads of the main process (default: PyTorch's)")
     p.add_argument("--no-layouts", action="store_true", help="skip the HDF5 layout measurement")
     args = p.parse_args(argv)
     if any(w < 0 for w in args.workers) or args.rounds < 1 or args.batch < 1:
         p.error("--workers must be >= 0, --rounds and --batch >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     clips = 48 if args.quick else args.clips
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -185,7 +190,7 @@ def main(argv=None) -> int:
     print(
         f"# {datetime.date.today()}, {platform.processor() or platform.machine()}, {cores} cores, PyTorch "
         f"{torch.__version__}, h5py {h5py.__version__}; load average at start {load[0]:.1f} {load[1]:.1f} "
-        f"{load[2]:.1f}; batch transform on {device}"
+        f"{load[2]:.1f}; batch transform on {device}, main process {torch.get_num_threads()} thread(s)"
     )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ks"

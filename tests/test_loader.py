@@ -4,15 +4,26 @@ numbers as the per-sample transform did before it was split (a copy of that code
 import math
 
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data._utils.pin_memory import pin_memory
 
 from snn_msi.data import DigitsAV, KineticsSounds
+from snn_msi.data.base import load_wav, read_pcm16
 from snn_msi.data.h5 import H5Dataset, build_h5
-from snn_msi.data.loader import Packed, PackedBatch, PackedSample, collate, loader_options, pack_sample, to_device
-from snn_msi.encoders import FrameTransform, add_noise_snr
+from snn_msi.data.loader import (
+    PCM,
+    Packed,
+    PackedBatch,
+    PackedSample,
+    collate,
+    loader_options,
+    pack_sample,
+    to_device,
+)
+from snn_msi.encoders import FrameTransform, LogSpectrogram, add_noise_snr, fit_length
 
 from .trees import make_ks_tree
 
@@ -127,3 +138,29 @@ def test_workers_hand_over_compact_samples_with_the_same_numbers(tmp_path):
         items = list(loader)
         assert all(isinstance(b, PackedBatch) and b.frames.dtype == torch.uint8 for b in items)
         assert torch.equal(torch.cat([to_device(b, "cpu").frames for b in items])[:8], expected)
+
+
+def test_pcm_audio_becomes_the_same_spectrograms_on_the_device(tmp_path):
+    g = torch.Generator().manual_seed(7)
+    t = LogSpectrogram(sample_rate=22050, duration=0.5)
+    paths = []
+    for i, n in enumerate([22050, 5000, 11025, 30000, 97]):  # longer, shorter (tiled) and exact lengths
+        paths.append(tmp_path / f"{i}.wav")
+        sf.write(paths[-1], torch.randint(-30000, 30000, (n,), generator=g, dtype=torch.int16).numpy(), 22050)
+    others = {
+        "float": ((9000,), 22050, "FLOAT"),
+        "stereo": ((9000, 2), 22050, "PCM_16"),
+        "16k": ((9000,), 16000, "PCM_16"),
+    }
+    for name, (shape, sr, subtype) in others.items():
+        sf.write(tmp_path / f"{name}.wav", torch.rand(shape, generator=g).numpy() - 0.5, sr, subtype=subtype)
+        assert read_pcm16(tmp_path / f"{name}.wav", 22050, 0.5) is None
+    expected = torch.stack([t(load_wav(p, 22050, 0.5)) for p in paths])
+    frames = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    pcm = [PCM(fit_length(read_pcm16(p, 22050, 0.5), t.num_samples, t.fit), t) for p in paths]
+    samples = [pack_sample(a, frames, 0, "x", FrameTransform(8), None, None) for a in pcm]
+    batch = collate(samples)
+    assert batch.audio.dtype == torch.int16 and batch.audio_transform is t
+    assert torch.equal(to_device(batch, "cpu").audio, expected)
+    mixed = collate([samples[0]._replace(audio=expected[0]), *samples[1:]])  # spectrograms made in the worker
+    assert mixed.audio_transform is None and torch.equal(to_device(mixed, "cpu").audio, expected)

@@ -1,10 +1,11 @@
 """How samples travel from DataLoader workers to the training device.
 
 A worker hands over a :class:`PackedSample`: the uint8 crop of the chosen frames (not 3 x 3 x 224 x 224 float32
-pixels, 1.8 MB), the spectrogram as computed or stored (float16 from an HDF5 cache), and the sample's random draws
+pixels, 1.8 MB), the audio as int16 samples (16-bit PCM files; the spectrogram is made on the device) or as a
+spectrogram (float16 as an HDF5 cache stores it; float32 where noise was added), and the sample's random draws
 (crop box, flip, standard-normal image noise when an image SNR is set). :func:`collate` packs a batch of them into
 one uint8 buffer (one shared-memory segment per batch, in a worker); :func:`to_device` moves it to the training
-device and finishes it there on the whole batch (to float, resize, flip, noise, normalise:
+device and finishes it there on the whole batch (spectrograms; frames to float, resize, flip, noise, normalise:
 :func:`~snn_msi.encoders.finish_frames`). The draws are made where they always were (per sample, from the
 generator of (seed, epoch, split, index)), so results do not depend on the worker count; and the finished batch
 has the same numbers as samples finished one by one (``ds[i]``).
@@ -20,24 +21,34 @@ as they are. :func:`loader_options` are the DataLoader settings the trainer uses
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset, Subset, default_collate, get_worker_info
 
-from ..encoders import CropPlan, FrameSpec, FrameTransform, crop_frames, finish_frames
+from ..encoders import CropPlan, FrameSpec, FrameTransform, LogSpectrogram, crop_frames, finish_frames
 from .sample import AVSample
+
+
+class PCM(NamedTuple):
+    """A clip's int16 samples (already cut or tiled to ``transform``'s length) and the spectrogram to make of
+    them, divided by 32768, on the device."""
+
+    samples: torch.Tensor
+    transform: LogSpectrogram
 
 
 class PackedSample(NamedTuple):
     """One sample as a worker hands it over.
 
-    audio: ``[1, F, T]`` spectrogram (float16 or float32; made float32 on the device); frames: uint8 ``[K, C, h,
-    w]``, the crop of the K chosen frames; flip: mirror them; noise: standard normal ``[K, C, size, size]`` float32
-    for ``snr_db`` (None without image noise); spec: the transform's size and normalisation.
+    audio: ``[1, F, T]`` spectrogram (float16 or float32; made float32 on the device) or :class:`PCM` samples;
+    frames: uint8 ``[K, C, h, w]``, the crop of the K chosen frames; flip: mirror them; noise: standard normal
+    ``[K, C, size, size]`` float32 for ``snr_db`` (None without image noise); spec: the transform's size and
+    normalisation.
     """
 
-    audio: torch.Tensor
+    audio: torch.Tensor | PCM
     frames: torch.Tensor
     flip: bool
     noise: torch.Tensor | None
@@ -48,10 +59,12 @@ class PackedSample(NamedTuple):
 
 
 class PackedBatch(NamedTuple):
-    """:func:`collate` of B :class:`PackedSample`: ``frames`` is one flat uint8 buffer of the B crops, whose
-    shapes are ``shapes [B, 4]``; ``flip [B]`` bool; ``noise [B, K, C, size, size]`` or None; ``label [B]``."""
+    """:func:`collate` of B :class:`PackedSample`: ``audio`` spectrograms ``[B, 1, F, T]`` or, with an
+    ``audio_transform``, int16 samples ``[B, n]``; ``frames`` is one flat uint8 buffer of the B crops, whose shapes
+    are ``shapes [B, 4]``; ``flip [B]`` bool; ``noise [B, K, C, size, size]`` or None; ``label [B]``."""
 
     audio: torch.Tensor
+    audio_transform: LogSpectrogram | None
     frames: torch.Tensor
     shapes: torch.Tensor
     flip: torch.Tensor
@@ -74,6 +87,8 @@ def pack_sample(audio: torch.Tensor, frames, label: int, clip_id: str, transform
     crop = frames.crop if hasattr(frames, "crop") else lambda p: crop_frames(frames, p).contiguous()
     if not isinstance(transform, FrameTransform):
         kw = {} if snr_db is None else {"snr_db": snr_db}
+        if isinstance(audio, PCM):
+            audio = _spectrogram(audio.samples[None], audio.transform)[0]
         return AVSample(audio, transform(crop(CropPlan(0, 0, h, w, False)), generator=g, **kw), label, clip_id)
     plan = transform.plan(h, w, g)
     noise = None if snr_db is None else torch.randn((k, c, transform.size, transform.size), generator=g)
@@ -98,8 +113,14 @@ def collate(items: list) -> PackedBatch | AVSample:
         return default_collate(items)
     if any(s.spec != first.spec or s.snr_db != first.snr_db for s in items):
         raise ValueError("collate: the samples of a batch come from transforms with different settings")
+    audio, transform = [s.audio for s in items], None
+    if all(isinstance(a, PCM) and a.transform is first.audio.transform for a in audio):
+        audio, transform = [a.samples for a in audio], first.audio.transform
+    else:  # spectrograms here where a batch mixes clips (other files, noise): one shape for the batch
+        audio = [_spectrogram(a.samples[None], a.transform)[0] if isinstance(a, PCM) else a for a in audio]
     return PackedBatch(
-        audio=_stack([s.audio for s in items]),
+        audio=_stack(audio),
+        audio_transform=transform,
         frames=_stack([s.frames.reshape(-1) for s in items], cat=True),
         shapes=torch.tensor([tuple(s.frames.shape) for s in items], dtype=torch.long),
         flip=torch.tensor([s.flip for s in items]),
@@ -123,7 +144,18 @@ def to_device(batch: PackedBatch | AVSample, device: torch.device | str) -> AVSa
     crops = [c.view(s) for c, s in zip(flat.split([k * c * h * w for k, c, h, w in shapes]), shapes, strict=True)]
     noise = None if batch.noise is None else batch.noise.to(device, non_blocking=True)
     frames = finish_frames(crops, batch.flip.tolist(), batch.spec, batch.snr_db, noise)
-    return AVSample(batch.audio.to(device, non_blocking=True).float(), frames, batch.label, batch.clip_id)
+    audio = batch.audio.to(device, non_blocking=True)
+    if batch.audio_transform is None:
+        audio = audio.float()
+    else:
+        t = batch.audio_transform
+        audio = _spectrogram(audio, t if t.window.device == audio.device else copy.deepcopy(t).to(audio.device))
+    return AVSample(audio, frames, batch.label, batch.clip_id)
+
+
+def _spectrogram(samples: torch.Tensor, transform: LogSpectrogram) -> torch.Tensor:
+    """``[B, n]`` int16 -> ``[B, 1, F, T]``: what the transform makes of ``load_wav``'s float samples."""
+    return transform(samples * (1 / 32768.0))
 
 
 def unpack(sample: PackedSample | AVSample) -> AVSample:
