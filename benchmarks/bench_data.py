@@ -75,30 +75,36 @@ def batch_bytes(batch) -> int:
 
 
 class Row:
-    """One path at one worker count: a persistent loader, read epoch by epoch, each batch finished on ``device``."""
+    """One path at one worker count: a persistent loader, read epoch by epoch, each batch finished on ``device``
+    (``rates``) or, in the next epoch, only received from the workers (``raw``: what a GPU run asks of the CPU)."""
 
     def __init__(self, name: str, ds, workers: int, batch: int, device: torch.device) -> None:
-        self.name, self.workers, self.device, self.rates = name, workers, device, []
+        self.name, self.workers, self.device, self.rates, self.raw = name, workers, device, [], []
         opts = loader_options(workers, device, persistent=True)
         self.loader = DataLoader(Packed(ds), batch_size=batch, shuffle=True, collate_fn=collate, **opts)
         t0 = time.perf_counter()
-        self.epoch()  # warm-up: starts the workers, opens the files
+        self.epoch(finish=True)  # warm-up: starts the workers, opens the files
         self.start = time.perf_counter() - t0
 
-    def epoch(self) -> float:
+    def epoch(self, finish: bool) -> float:
         t0, n = time.perf_counter(), 0
         for item in self.loader:
-            n += len(to_device(item, self.device).label)
+            n += len(to_device(item, self.device).label if finish else item.label)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return n / (time.perf_counter() - t0)
 
     def measure(self) -> None:
-        self.rates.append(self.epoch())
+        self.rates.append(self.epoch(finish=True))
+        self.raw.append(self.epoch(finish=False))
 
     @property
     def rate(self) -> float:
         return statistics.median(self.rates)
+
+    @property
+    def raw_rate(self) -> float:
+        return statistics.median(self.raw)
 
 
 def finish_rate(ds, batch: int, device: torch.device, n: int = 3) -> float:
@@ -225,8 +231,8 @@ def main(argv=None) -> int:
                 f"{name:<9} {batch_bytes(b) / len(b.label) / 1e6:6.2f} MB (uint8 crops, audio {b.audio.dtype}); "
                 f"float samples of before: {before / 1e6:.2f} MB"
             )
-        fin = finish_rate(sets["hdf5"], args.batch, device)
-        print(f"# batch transform alone on {device}: {fin:.0f} samples/s")
+        rates = ", ".join(f"{name} {finish_rate(ds, args.batch, device):.0f}" for name, ds in sets.items())
+        print(f"# batch transform alone on {device} ({torch.get_num_threads()} thread(s)), samples/s: {rates}")
 
         rows = [Row(name, ds, w, args.batch, device) for name, ds in sets.items() for w in args.workers]
         for _ in range(args.rounds):
@@ -237,11 +243,19 @@ def main(argv=None) -> int:
             f"\n# samples/s to a finished batch on {device}: median of {args.rounds} interleaved rounds of one "
             f"epoch ({clips} samples) each; load average at end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
         )
-        print(f"{'path':<9} {'workers':>7} {'samples/s':>10} {'per worker':>10}   {'rounds':<24} {'start':>6}")
+        print(f"{'':<17} {'finished on ' + device.type:>21}   {'workers only':>21}")
+        print(
+            f"{'path':<9} {'workers':>7} {'samples/s':>10} {'per worker':>10}   {'samples/s':>10} {'per worker':>10}"
+            f"   {'start':>6}   rounds (finished)"
+        )
         for r in rows:
             per = f"{r.rate / r.workers:10.1f}" if r.workers else f"{'':>10}"
+            raw = f"{r.raw_rate / r.workers:10.1f}" if r.workers else f"{'':>10}"
             rounds = " ".join(f"{x:.0f}" for x in r.rates)
-            print(f"{r.name:<9} {r.workers:>7} {r.rate:>10.1f} {per}   {rounds:<24} {r.start:5.2f}s")
+            print(
+                f"{r.name:<9} {r.workers:>7} {r.rate:>10.1f} {per}   {r.raw_rate:>10.1f} {raw}   {r.start:5.2f}s   "
+                f"{rounds}"
+            )
         by = {(r.name, r.workers): r.rate for r in rows}
         w = max(args.workers)
         print()
@@ -256,14 +270,14 @@ def main(argv=None) -> int:
                 ratio, verdict = by[a] / by[b], "met" if by[a] / by[b] >= target else "not met"
                 text = f"{a[0]} {a[1]} workers / {b[0]} {b[1]} workers"
                 print(f"{text:<40} {ratio:5.2f}x   (issue 28 target >= {target}x: {verdict})")
-        print(f"\n# GPU step rate to feed: {args.gpu_rate:.0f} samples/s")
+        print(f"\n# GPU step rate to feed: {args.gpu_rate:.0f} samples/s (the batch transform runs on the GPU there)")
         for name in sets:
             one = [r for r in rows if r.name == name and r.workers > 0]
             if one:
                 r = min(one, key=lambda r: r.workers)
-                per = r.rate / r.workers
+                per = r.raw_rate / r.workers
                 print(
-                    f"{name:<9} {per:7.1f} samples/s per worker ({r.workers} worker(s) here) -> "
+                    f"{name:<9} {per:7.1f} samples/s per worker (workers only, {r.workers} worker(s) here) -> "
                     f"{math.ceil(args.gpu_rate / per)} workers (free cores) per GPU"
                 )
 
