@@ -80,6 +80,7 @@ class Row:
 
     def __init__(self, name: str, ds, workers: int, batch: int, device: torch.device) -> None:
         self.name, self.workers, self.device, self.rates, self.raw = name, workers, device, [], []
+        self.cpu = []  # (main, workers) CPU seconds per sample of the finished epochs
         opts = loader_options(workers, device, persistent=True)
         self.loader = DataLoader(Packed(ds), batch_size=batch, shuffle=True, collate_fn=collate, **opts)
         t0 = time.perf_counter()
@@ -87,15 +88,28 @@ class Row:
         self.start = time.perf_counter() - t0
 
     def epoch(self, finish: bool) -> float:
-        t0, n = time.perf_counter(), 0
+        t0, c0, w0, n = time.perf_counter(), time.process_time(), self.worker_cpu(), 0
         for item in self.loader:
             n += len(to_device(item, self.device).label if finish else item.label)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+        self.last_cpu = ((time.process_time() - c0) / n, (self.worker_cpu() - w0) / n)
         return n / (time.perf_counter() - t0)
+
+    def worker_cpu(self) -> float:
+        """CPU seconds the loader's (persistent) worker processes have used so far (Linux; 0 elsewhere)."""
+        total = 0.0
+        for w in getattr(getattr(self.loader, "_iterator", None), "_workers", []):
+            try:
+                fields = Path(f"/proc/{w.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
 
     def measure(self) -> None:
         self.rates.append(self.epoch(finish=True))
+        self.cpu.append(self.last_cpu)
         self.raw.append(self.epoch(finish=False))
 
     @property
@@ -243,18 +257,19 @@ def main(argv=None) -> int:
             f"\n# samples/s to a finished batch on {device}: median of {args.rounds} interleaved rounds of one "
             f"epoch ({clips} samples) each; load average at end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
         )
-        print(f"{'':<17} {'finished on ' + device.type:>21}   {'workers only':>21}")
+        print(f"{'':<17} {'finished on ' + device.type:>21}   {'workers only':>21}   {'CPU ms/sample':>16}")
         print(
             f"{'path':<9} {'workers':>7} {'samples/s':>10} {'per worker':>10}   {'samples/s':>10} {'per worker':>10}"
-            f"   {'start':>6}   rounds (finished)"
+            f"   {'main':>7} {'workers':>8}   {'start':>6}   rounds (finished)"
         )
         for r in rows:
             per = f"{r.rate / r.workers:10.1f}" if r.workers else f"{'':>10}"
             raw = f"{r.raw_rate / r.workers:10.1f}" if r.workers else f"{'':>10}"
+            main_ms, worker_ms = (1e3 * statistics.median(c[i] for c in r.cpu) for i in (0, 1))
             rounds = " ".join(f"{x:.0f}" for x in r.rates)
             print(
-                f"{r.name:<9} {r.workers:>7} {r.rate:>10.1f} {per}   {r.raw_rate:>10.1f} {raw}   {r.start:5.2f}s   "
-                f"{rounds}"
+                f"{r.name:<9} {r.workers:>7} {r.rate:>10.1f} {per}   {r.raw_rate:>10.1f} {raw}   {main_ms:7.2f} "
+                f"{worker_ms:8.2f}   {r.start:5.2f}s   {rounds}"
             )
         by = {(r.name, r.workers): r.rate for r in rows}
         w = max(args.workers)
@@ -272,13 +287,14 @@ def main(argv=None) -> int:
                 print(f"{text:<40} {ratio:5.2f}x   (issue 28 target >= {target}x: {verdict})")
         print(f"\n# GPU step rate to feed: {args.gpu_rate:.0f} samples/s (the batch transform runs on the GPU there)")
         for name in sets:
-            one = [r for r in rows if r.name == name and r.workers > 0]
-            if one:
-                r = min(one, key=lambda r: r.workers)
-                per = r.raw_rate / r.workers
+            with_workers = [r for r in rows if r.name == name and r.workers > 0]
+            if with_workers:
+                r = max(with_workers, key=lambda r: r.workers)
+                per, cpu = r.raw_rate / r.workers, statistics.median(c[1] for c in r.cpu)
                 print(
-                    f"{name:<9} {per:7.1f} samples/s per worker (workers only, {r.workers} worker(s) here) -> "
-                    f"{math.ceil(args.gpu_rate / per)} workers (free cores) per GPU"
+                    f"{name:<9} {per:7.1f} samples/s per worker here (workers only, {r.workers} worker(s)) -> "
+                    f"{math.ceil(args.gpu_rate / per)} workers; {1e3 * cpu:.2f} CPU ms a sample in the workers -> "
+                    f"{args.gpu_rate * cpu:.1f} free cores' worth per GPU"
                 )
 
         if not args.no_layouts:
