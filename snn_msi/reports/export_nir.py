@@ -20,7 +20,7 @@ def _shape(text: str) -> tuple[int, ...]:
 
 @register_command("export-nir", description="write a checkpoint's spiking network as a NIR graph (nir.read loads it)")
 def _export_nir_command(q) -> None:
-    from ..cli import positive_int
+    from ..argtypes import positive_int
 
     q.add_argument("checkpoint", help="best.pt / last.pt of a run")
     q.add_argument("out", help="the .nir file to write (HDF5)")

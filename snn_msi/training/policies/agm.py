@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import ForwardContext, Policy, WindowConfig, scale_gradient
+from .base import Composition, ForwardContext, Policy, PolicyLog, WindowConfig, scale_gradient
 
 
 @dataclass
@@ -66,10 +66,29 @@ def running_mean(t: float, s: float, k: int) -> float:
     return t * (k - 1) / k + s / k
 
 
-@register_method(source="Li et al., ICCV 2023 (arXiv 2308.07686); github.com/lihong2303/AGM_ICCV2023@5a65542",
-                 modulates="the gradient reaching each Shapley mono-modal response (and so that modality's encoder) "
-                           "x exp(alpha (optimal ratio - ratio))",
-                 iemf="yes (AGM on the mono-modal responses, IEMF on the fusion layer)")  # fmt: skip
+@dataclass
+class AGMLog(PolicyLog):
+    """AGM's scores, running means, coefficients, whether the step clipped them, and the batch's accuracy in
+    evaluation and in training mode."""
+
+    score_audio: float = math.nan
+    score_visual: float = math.nan
+    running_audio: float = math.nan
+    running_visual: float = math.nan
+    coeff_audio: float = math.nan
+    coeff_visual: float = math.nan
+    active: float = math.nan
+    clipped: float = math.nan
+    acc_eval_mode: float = math.nan
+    acc_train_mode: float = math.nan
+
+
+@register_method(
+    source="Li et al., ICCV 2023 (arXiv 2308.07686); github.com/lihong2303/AGM_ICCV2023@5a65542",
+    modulates="the gradient reaching each Shapley mono-modal response (and so that modality's encoder) "
+    "x exp(alpha (optimal ratio - ratio))",
+    iemf=Composition(True, "AGM on the mono-modal responses, IEMF on the fusion layer"),
+)
 class AGM(Policy):
     """Adaptive gradient modulation.
 
@@ -103,6 +122,7 @@ class AGM(Policy):
 
     name = "agm"
     config_class = AGMConfig
+    log_class = AGMLog
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)
@@ -170,7 +190,7 @@ class AGM(Policy):
         grads = [p.grad for p in ctx.groups.fusion if p.grad is not None]
         if thr is not None and grads and max(float(g.abs().max()) for g in grads) > thr:
             torch.nn.utils.clip_grad_norm_([p for p in ctx.model.parameters()], max_norm=self.cfg.clip_norm)
-            self.log["clipped"] = 1.0
+            self.log.update(clipped=1.0)
 
     def state_dict(self):
         return {**super().state_dict(), "t": dict(self.t), "k": self.k}

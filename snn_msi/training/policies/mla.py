@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...models.heads import AVOutput
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
-from .base import Policy, PolicyConfig, TrainStep
+from .base import Composition, Policy, PolicyConfig, PolicyLog, TrainStep
 
 
 @dataclass
@@ -31,12 +32,8 @@ class MLAConfig(PolicyConfig):
     (1 - av_alpha) z_v); ``av_alpha``: 0.5."""
 
     projection: bool = False
-    gating: str = "entropy"
+    gating: Literal["entropy", "average"] = "entropy"
     av_alpha: float = field(default=0.5, metadata=check(ge=0, le=1))
-
-    def validate(self, where: str = "") -> None:
-        if self.gating not in ("entropy", "average"):
-            raise ConfigError(f"{where or 'mla'}: gating must be 'entropy' or 'average', got {self.gating!r}")
 
 
 def update_projection(p: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -74,11 +71,22 @@ class _SharedHead(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
 
-@register_method(source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
-                        "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
-                 modulates="one optimizer step per modality on a shared head (gradient projected); test-time "
-                           "entropy-gated sum",
-                 iemf="no: MLA trains no fusion layer (modalities alternate on a shared head)")  # fmt: skip
+@dataclass
+class MLALog(PolicyLog):
+    """Each modality's loss, the head's alpha and the audio gate."""
+
+    loss_audio: float = math.nan
+    loss_visual: float = math.nan
+    alpha: float = math.nan
+    gate_audio: float = math.nan
+
+
+@register_method(
+    source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
+    "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
+    modulates="one optimizer step per modality on a shared head (gradient projected); test-time entropy-gated sum",
+    iemf=Composition(False, "MLA trains no fusion layer (modalities alternate on a shared head)"),
+)
 class MLA(Policy):
     """Alternating unimodal adaptation.
 
@@ -98,6 +106,7 @@ class MLA(Policy):
 
     name = "mla"
     config_class = MLAConfig
+    log_class = MLALog
 
     def setup(self, model):
         head = model.heads.audio
