@@ -31,11 +31,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
+from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
 from .config import TrainConfig
@@ -203,7 +204,7 @@ class IndexedDataset(Dataset):
 
 def _collate_indexed(items):
     samples, index, drop = zip(*items, strict=True)
-    return default_collate(list(samples)), torch.tensor(index), torch.tensor(drop)
+    return collate(list(samples)), torch.tensor(index), torch.tensor(drop)
 
 
 def to_batch(item, device: torch.device) -> Batch:
@@ -217,8 +218,9 @@ def to_batch(item, device: torch.device) -> Batch:
     n = y.numel()
     index = torch.arange(n) if index is None else index
     drop = torch.zeros(n, dtype=torch.long) if drop is None else drop
-    return Batch(sample.audio.to(device, non_blocking=True), sample.frames.to(device, non_blocking=True),
-                 y.to(device, non_blocking=True), index.to(device), drop.to(device), list(sample.clip_id))  # fmt: skip
+    sample = to_device(sample, device)  # compact worker batches are finished on the device
+    y = y.to(device, non_blocking=True)
+    return Batch(sample.audio, sample.frames, y, index.to(device), drop.to(device), list(sample.clip_id))
 
 
 @torch.no_grad()
@@ -253,7 +255,8 @@ def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size:
     process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
     (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
     device = torch.device(device)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=_default_workers(ds))
+    opts = loader_options(_default_workers(ds), device)
+    loader = DataLoader(Packed(ds), batch_size=batch_size, shuffle=False, collate_fn=collate, **opts)
     predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
     forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
     batches = (to_batch(b, device) for b in loader)
@@ -354,9 +357,9 @@ class Trainer:
     def _loader(self, ds: Dataset, epoch: int, train: bool, plan: SamplePlan | None = None,
                 shuffle: bool | None = None, seed_offset: int = 0) -> DataLoader:  # fmt: skip
         shuffle = train if shuffle is None else shuffle
-        sampler, collate = None, None
+        sampler, collate_fn, ds = None, collate, Packed(ds)
         if train:
-            ds, collate = IndexedDataset(ds, plan), _collate_indexed
+            ds, collate_fn = IndexedDataset(ds, plan), _collate_indexed
         if self.distributed:
             from torch.utils.data.distributed import DistributedSampler
 
@@ -368,9 +371,9 @@ class Trainer:
             shuffle = False
         # data order depends on (seed, epoch) only
         g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch + seed_offset)
+        opts = loader_options(self.workers, self.device)
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
-                          num_workers=self.workers, drop_last=False, pin_memory=self.device.type == "cuda",
-                          collate_fn=collate)  # fmt: skip
+                          drop_last=False, collate_fn=collate_fn, **opts)  # fmt: skip
 
     def _bar(self, loader, desc: str):
         from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader twice
