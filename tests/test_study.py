@@ -7,6 +7,7 @@ import snn_msi.reports.study_inverse_effectiveness as study
 from snn_msi.reports.runs import RunOptions
 from snn_msi.reports.stats import seed_slopes, t_interval, tost
 from snn_msi.reports.study_inverse_effectiveness import (
+    MeasuredRun,
     StudyConfig,
     default_recipe,
     epochs_to_reach,
@@ -14,6 +15,7 @@ from snn_msi.reports.study_inverse_effectiveness import (
     run_study,
     trend_rows,
 )
+from snn_msi.training import RunResult, SplitMetrics
 
 MODEL = {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2, "audio_channels": 1,
          "visual_channels": 1, "T": 2}  # fmt: skip
@@ -45,10 +47,9 @@ def _measure(curve, sops=100.0):
 
 
 def _fake_result(acc, curve, sops=100.0, coeff=None):
-    r = {"test_acc": acc, "test_acc_audio": 0.3, "test_acc_visual": acc - 0.05, "measure": _measure(curve, sops)}
-    if coeff is not None:
-        r["mean iemf/coeff"] = coeff
-    return r
+    test = SplitMetrics(1.0, acc, 0.3, acc - 0.05, 0.3, 0.3, 100)
+    means = {"iemf": {"coeff": coeff}} if coeff is not None else {}
+    return MeasuredRun(RunResult(curve[-1], len(curve), len(curve), test, means), _measure(curve, sops))
 
 
 def test_trend_is_the_mean_of_per_seed_slopes_with_a_t_interval():

@@ -34,8 +34,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..argtypes import nonnegative_float, positive_int
 from ..schema import ConfigError
 from ..training.config import TrainConfig
+from ..training.result import RunResult
 from ..training.rundir import RunDir, config_diff
 
 __all__ = [
@@ -76,26 +78,6 @@ def recipe_path(name: str) -> Path:
 
 
 # -- the recipe options ------------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
 def seed_list(text: str) -> list[int]:
     """``'100-109'``, ``'3,5,7'`` or ``'0-2,10'`` -> the seeds, in order, each once."""
     seeds: list[int] = []
@@ -142,7 +124,7 @@ def add_recipe_arguments(g) -> None:
     )
     g.add_argument("--fusion", choices=FUSIONS.names())
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--epochs", type=_positive_int)
+    g.add_argument("--epochs", type=positive_int)
     g.add_argument(
         "--set",
         action="append",
@@ -240,7 +222,7 @@ class RunOptions:
 
 def add_seed_arguments(g, seeds: int = 3) -> None:
     """``--seeds N`` (from ``--seed-start``) or ``--seed-list 100-109``: the seeds of every point."""
-    g.add_argument("--seeds", type=_positive_int, default=seeds, help=f"seeds per point (default {seeds})")
+    g.add_argument("--seeds", type=positive_int, default=seeds, help=f"seeds per point (default {seeds})")
     g.add_argument("--seed-start", type=int, default=0, help="the first of --seeds N seeds (default 0)")
     g.add_argument("--seed-list", type=seed_list, help="these seeds instead (100-109, 3,5,7)")
 
@@ -257,16 +239,19 @@ def add_executor_arguments(g, jobs: int = 2) -> None:
     g.add_argument(
         "--jobs",
         "-j",
-        type=_positive_int,
+        type=positive_int,
         default=jobs,
         help="runs at once (local; a local Ray gets --jobs x --cpus-per-run CPUs)",
     )
     g.add_argument(
         "--address", help="(ray) the cluster to join: auto, or HOST:PORT (default: $RAY_ADDRESS, else a local Ray)"
     )
-    g.add_argument("--cpus-per-run", type=_fraction, default=1.0, help="(ray) CPUs each run asks for")
+    g.add_argument("--cpus-per-run", type=nonnegative_float, default=1.0, help="(ray) CPUs each run asks for")
     g.add_argument(
-        "--gpus-per-run", type=_fraction, default=0.0, help="(ray) GPUs each run asks for (0.5: two runs share a GPU)"
+        "--gpus-per-run",
+        type=nonnegative_float,
+        default=0.0,
+        help="(ray) GPUs each run asks for (0.5: two runs share a GPU)",
     )
     g.add_argument("--max-retries", type=int, default=3, help="(ray) retries of a run whose worker or node died")
 
@@ -344,7 +329,7 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> RunOutcome:
     return RunOutcome(cfg.out, "resumed" if resume else "trained")
 
 
-def results(out: str | Path) -> dict:
+def results(out: str | Path) -> RunResult:
     """The results of a finished run, read from its folder (``results.json``)."""
     return RunDir(out).results()
 
@@ -544,7 +529,9 @@ def _run_then(cfg_dict: dict, overwrite: bool, after: Callable[[str], object] | 
     return outcome
 
 
-def run_many(configs: list[TrainConfig], opts: RunOptions, after: Callable[[str], object] | None = None) -> list[dict]:
+def run_many(
+    configs: list[TrainConfig], opts: RunOptions, after: Callable[[str], object] | None = None
+) -> list[RunResult]:
     """Make every configuration's folder hold its finished run (reused, resumed or trained, on ``opts``'
     executor; ``after(folder)`` then runs where the run ran, e.g. a measurement cached in the folder) and return
     each run's results read from its folder, in the order given. Prints how many runs were trained, resumed and

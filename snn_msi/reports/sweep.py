@@ -30,10 +30,10 @@ from pathlib import Path
 
 import yaml
 
+from ..files import write_csv
 from ..schema import ConfigError, apply_overrides
 from ..training.config import TrainConfig, demo_config, policies_for
 from . import register_command
-from .files import write_csv
 from .runs import RunOptions, add_run_arguments, make_executor, run_options, study_recipe
 
 __all__ = ["Param", "SweepConfig", "parse_param", "run_sweep"]
@@ -179,8 +179,8 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
                 if int(r["epoch"]) not in reported:
                     trial.report(float(r["val_acc"]), int(r["epoch"]))
                     reported.add(int(r["epoch"]))
-            if "best_val_acc" in result:
-                return "complete", float(result["best_val_acc"])
+            if result is not None:  # the last epoch trained: the run is finished
+                return "complete", result.best_val_acc
             if prune and trial.should_prune():
                 return "pruned", float(rows[-1]["val_acc"])
     except (ValueError, RuntimeError, OSError) as err:
