@@ -36,6 +36,9 @@ run() {  # run NAME CMD...: log to $OUT/NAME.txt, show the tail, never stop the 
 # torch.compile through the Triton op, CUDA-graph capture of a layer, the tiny network under reduce-overhead
 run test_cuda python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_compile.py -m "not slow"
 
+# the local executor spreads parallel runs over the GPUs (one tiny run per GPU, at once; devices must differ)
+run executor_gpus python3 benchmarks/check_executor_gpus.py
+
 # whole training step, paper network: LIF against its ReLU twin (the issue-15 target), float32 and bfloat16
 run bench_train python3 benchmarks/bench_train.py --device cuda --dtype float32 bfloat16 --rounds 5 --steps 6
 # one layer fwd+bwd: eager, CUDA graph, compile (reduce-overhead); T=4, N=1e3..1e6
@@ -54,6 +57,7 @@ fi
 {
   echo "# summary $(date -u) on $(head -n 3 "$OUT/gpu.txt" | tail -n 1)"
   grep -h -E "passed|failed|error" "$OUT/test_cuda.txt" | tail -n 2
+  grep -h -E "GPU\(s\)|distinct|FAILED" "$OUT/executor_gpus.txt"
   grep -h -E "^# training step|/ReLU|^relu|^lif" "$OUT"/bench_train*.txt
   grep -h -E "^# bench_layer|^ *4 +1e\+04" "$OUT"/bench_layer*.txt
 } | tee "$OUT/summary.txt"
