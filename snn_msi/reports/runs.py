@@ -48,8 +48,10 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "RayExecutor",
+    "add_executor_arguments",
     "add_recipe_arguments",
     "add_run_arguments",
+    "add_seed_arguments",
     "apply_recipe_arguments",
     "base_recipe",
     "make_executor",
@@ -60,6 +62,8 @@ __all__ = [
     "run_options",
     "seed_list",
     "study_recipe",
+    "visible_gpus",
+    "worker_device",
 ]
 
 #: the shipped recipes, ``--recipe NAME`` (``snn_msi/recipes/NAME.yaml``, ``-`` for ``_``)
