@@ -15,6 +15,7 @@ LAYERS = {
     "neurons": 0,
     "snn_msi.schema": 0,  # typed configs: a leaf every layer uses
     "snn_msi.plots": 0,  # draws the numbers it is given: a leaf
+    "snn_msi.files": 0,  # atomic writes with one-line errors: a leaf
     "snn_msi.encoders": 1,
     "snn_msi.data": 2,
     "snn_msi.models": 3,

@@ -3,7 +3,9 @@ TensorBoard when it is installed.
 
 Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed by
 its first row (policies log the same keys every step). On resume, :meth:`RunLog.truncate` cuts both files back
-to the checkpoint's epoch, so an epoch redone after a kill appears once.
+to the checkpoint's epoch (to nothing when a run starts afresh), so an epoch redone after a kill appears once;
+the rows it keeps are copied as text, so a value reads back as it was written (``1`` stays ``1``, an empty cell
+stays empty), and a row a kill cut short is dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import math
 import os
 from pathlib import Path
+
+from ..files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +65,26 @@ class _CsvAppender:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def truncate(self, keep) -> None:
-        rows = read_csv(self.path)
+    def truncate(self, epochs_done: int) -> None:
+        """Keep the header and the complete rows of epochs ``<= epochs_done``, byte for byte (atomically)."""
+        if not self.path.is_file():
+            return
+        with self.path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
         if not rows:
             return
-        kept = [r for r in rows if keep(r)]
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields)
-            w.writeheader()
-            w.writerows(kept)
-        os.replace(tmp, self.path)
+        header, col = rows[0], rows[0].index("epoch") if "epoch" in rows[0] else None
+        kept = [r for r in rows[1:] if col is not None and len(r) == len(header) and _epoch(r[col]) <= epochs_done]
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as fh:
+            csv.writer(fh).writerows([header, *kept])
+        self.fields = header
+
+
+def _epoch(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.inf
 
 
 class RunLog:
@@ -81,7 +94,7 @@ class RunLog:
     """
 
     def __init__(self, folder: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.folder, self.enabled = Path(folder), enabled
+        self.folder, self.enabled, self._tensorboard = Path(folder), enabled, tensorboard
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
         self.steps = _CsvAppender(self.folder / "steps.csv")
         self._pending: list[dict] = []
@@ -117,7 +130,12 @@ class RunLog:
         if self.enabled:
             self._pending = []
             for f in (self.metrics, self.steps):
-                f.truncate(lambda r: r.get("epoch", math.inf) <= epochs_done)
+                f.truncate(epochs_done)
+
+    def relocate(self, folder: str | Path) -> None:
+        """The run's files moved to ``folder`` (a run that replaced another, after its first checkpoint)."""
+        self.close()
+        self.__init__(folder, self.enabled, self._tensorboard)
 
     def close(self) -> None:
         if self._tb is not None:

@@ -1,0 +1,96 @@
+"""Writing files so that a full disk, a read-only folder or a kill never leaves a partial file: every writer of
+the package (checkpoints, configs, logs rewritten on resume, HDF5 caches, prepared clips, reports) writes to a
+temporary file beside the target and renames it over the target when it is complete.
+
+A failure to write is one :class:`WriteError` (an ``OSError``: the CLI prints it as one line and exits 2) that
+names the file and the reason (``No space left on device``, ``Read-only file system``, ...); the temporary file
+is removed. Temporary files are named ``.<name>.tmp<pid><suffix>``, so that a run folder's owner can remove those
+a killed process left behind (:func:`remove_orphans`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["WriteError", "atomic_path", "write_text", "write_error", "remove_orphans", "tmp_path"]
+
+
+class WriteError(OSError):
+    """A file could not be written (full disk, read-only folder, no permission); one line naming the file."""
+
+
+def tmp_path(path: Path) -> Path:
+    """The temporary file that :func:`atomic_path` writes before ``path`` (its suffix kept, for writers that choose
+    a format by it)."""
+    return path.with_name(f".{path.name}.tmp{os.getpid()}{path.suffix}")
+
+
+def _reason(err: BaseException, folder: Path) -> str:
+    """A one-line reason for a failed write: the OS's words, with the free space when the disk may be full."""
+    if isinstance(err, OSError) and err.strerror:
+        reason = err.strerror
+    else:
+        text = str(err).strip()
+        reason = text.splitlines()[-1] if text else type(err).__name__
+    full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if full or not isinstance(err, OSError):
+        try:
+            free = shutil.disk_usage(folder).free
+            reason += f" ({free / 2**20:.1f} MiB free on that disk)"
+        except OSError:
+            pass
+    return reason
+
+
+def write_error(path: Path, err: BaseException) -> WriteError:
+    """``err`` (raised while writing ``path``) as a one-line :class:`WriteError`."""
+    if isinstance(err, WriteError):
+        return err
+    code = err.errno if isinstance(err, OSError) else None
+    return WriteError(code, f"cannot write {path}: {_reason(err, path.parent if path.parent.is_dir() else Path('.'))}")
+
+
+@contextmanager
+def atomic_path(path: str | Path, wrap: tuple[type[BaseException], ...] = (OSError, RuntimeError)) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends without an error it replaces ``path``.
+
+    Any error removes the temporary file; errors of the types in ``wrap`` (a writer's way of saying the disk is
+    full or read-only: ``OSError``, torch's and libsndfile's ``RuntimeError``) become a :class:`WriteError`.
+    """
+    path = Path(path)
+    tmp = tmp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except wrap as err:
+        raise write_error(path, err) from None
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only folder: nothing was written there either
+            pass
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """``text`` -> ``path`` (UTF-8), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def remove_orphans(folder: Path, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` in ``folder`` (of the files ``names``; default all), as a
+    killed writer leaves them; only call this while no other process writes there. Returns what was removed."""
+    removed = []
+    for p in folder.glob(".*.tmp*") if folder.is_dir() else ():
+        target = p.name[1:].rsplit(".tmp", 1)[0]
+        if p.is_file() and (names is None or target in names):
+            p.unlink()
+            removed.append(p)
+    return removed
