@@ -118,7 +118,7 @@ def train_config(args, base=None):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
-        model.setdefault("neuron_args", {})[key] = parse_value(value)
+        model.setdefault("neuron_args", {})[key] = parse_value(value, f"--neuron-arg {key}")
     for key, value in (("T", args.T), ("fusion", args.fusion), ("num_classes", args.num_classes)):
         if value is not None:
             model[key] = value

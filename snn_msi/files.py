@@ -23,6 +23,10 @@ __all__ = ["WriteError", "atomic_path", "write_text", "write_error", "remove_orp
 class WriteError(OSError):
     """A file could not be written (full disk, read-only folder, no permission); one line naming the file."""
 
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = code
+
 
 def tmp_path(path: Path) -> Path:
     """The temporary file that :func:`atomic_path` writes before ``path`` (its suffix kept, for writers that choose
@@ -52,7 +56,7 @@ def write_error(path: Path, err: BaseException) -> WriteError:
     if isinstance(err, WriteError):
         return err
     code = err.errno if isinstance(err, OSError) else None
-    return WriteError(code, f"cannot write {path}: {_reason(err, path.parent if path.parent.is_dir() else Path('.'))}")
+    return WriteError(f"cannot write {path}: {_reason(err, path.parent if path.parent.is_dir() else Path('.'))}", code)
 
 
 @contextmanager

@@ -40,10 +40,9 @@ import socket
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..files import atomic_path, remove_orphans, write_text
-from ..schema import ConfigError
+from ..schema import ConfigError, yaml_dump
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +363,7 @@ class RunDir:
 
     def write_config(self, config) -> None:
         """``config.yaml``, marked as written by a run (a user's own config.yaml in the folder is not a run)."""
-        write_text(self.config_file, CONFIG_HEADER + yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_text(self.config_file, CONFIG_HEADER + yaml_dump(config.to_dict()))
 
     def mark_complete(self, results: dict) -> None:
         write_text(self.results_file, json.dumps(results, indent=1))
