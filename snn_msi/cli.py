@@ -255,8 +255,9 @@ def _cmd_prepare(args) -> int:
     for clip, why in list(report["failed"].items())[:20]:
         print(f"  {clip}: {why}")
     if report["renamed"]:
-        print(f"{len(report['renamed'])} clip(s) share a name with a clip of another class; their ids got the class "
-              f"appended (e.g. {next(iter(report['renamed'].items()))}); see prepare_report.json")  # fmt: skip
+        print(f"{len(report['renamed'])} clip id(s) differ from the file name (a name in two classes or with two "
+              f"extensions, or characters a list line cannot hold; e.g. {next(iter(report['renamed'].items()))}); "
+              "clip_ids.json maps every id to its video")  # fmt: skip
     return 0 if report["done"] + report["skipped"] > 0 else 1
 
 
