@@ -36,18 +36,22 @@ def tmp_path(path: Path) -> Path:
 
 def _reason(err: BaseException, folder: Path) -> str:
     """A one-line reason for a failed write: the OS's words, with the free space when the disk may be full."""
-    if isinstance(err, OSError) and err.strerror:
-        reason = err.strerror
-    else:
+    if isinstance(err, OSError) and err.errno:  # the OS's words (HDF5 puts pages of its own around them)
+        reason = os.strerror(err.errno)
+    elif isinstance(err, OSError) and err.strerror:
+        reason = err.strerror.strip().splitlines()[0]
+    else:  # a writer's own error (torch: "unexpected pos ..."): on a full disk, say so
         text = str(err).strip()
-        reason = text.splitlines()[-1] if text else type(err).__name__
+        reason = text.splitlines()[0] if text else type(err).__name__
     full = isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     if full or not isinstance(err, OSError):
         try:
             free = shutil.disk_usage(folder).free
-            reason += f" ({free / 2**20:.1f} MiB free on that disk)"
         except OSError:
-            pass
+            return reason
+        if not isinstance(err, OSError) and free < 2**20:
+            reason = os.strerror(errno.ENOSPC)
+        reason += f" ({free / 2**20:.1f} MiB free on that disk)"
     return reason
 
 

@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..files import write_text
+
 
 class AVSample(NamedTuple):
     """One audio-visual example.
@@ -54,9 +56,4 @@ class BadClips:
         return f"{self.count} bad clip(s): " + "; ".join(parts)
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"count": self.count, "problems": self.problems}, indent=1))
-        tmp.replace(path)
-        return path
+        return write_text(path, json.dumps({"count": self.count, "problems": self.problems}, indent=1))

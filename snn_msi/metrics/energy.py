@@ -47,6 +47,7 @@ from torch import nn
 
 import neurons
 
+from ..files import atomic_path, write_text
 from .monitor import SpikeMonitor
 
 #: pJ per (MAC, accumulate) and bits per word at 45 nm (Horowitz, ISSCC 2014)
@@ -529,7 +530,7 @@ class EnergyReport:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / n for n in ("energy.json", "energy.csv", "neurons.csv", "histograms.csv")]
-        paths[0].write_text(json.dumps(asdict(self), indent=1))
+        write_text(paths[0], json.dumps(asdict(self), indent=1))
         rows = [{"model": m, **{k: v for k, v in r.items() if not k.endswith("_steps")}}
                 for m, part in (("snn", self.snn), ("ann", self.ann)) for r in part["layers"]]  # fmt: skip
         _write_rows(paths[1], rows)
@@ -543,7 +544,7 @@ class EnergyReport:
 
 
 def _write_rows(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
-    with path.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fieldnames or (list(rows[0]) if rows else ["empty"]))
         w.writeheader()
         w.writerows(rows)

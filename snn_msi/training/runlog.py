@@ -16,7 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from ..files import atomic_path
+from ..files import atomic_path, write_error
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,16 @@ class _CsvAppender:
         extra = sorted({k for r in rows for k in r} - set(self.fields))
         if extra:
             log.warning("%s: columns %s were not in its first row; they are not logged", self.path.name, extra)
-        with self.path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with self.path.open("a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                w.writerows(rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:  # a row cut short by a full disk is dropped on resume (truncate)
+            raise write_error(self.path, err) from None
 
     def truncate(self, epochs_done: int) -> None:
         """Keep the header and the complete rows of epochs ``<= epochs_done``, byte for byte (atomically)."""
