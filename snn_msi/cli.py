@@ -373,7 +373,10 @@ def main_guard(prog: str, func, args) -> int:
         print(f"{prog}: stopped: {err}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as err:  # ConfigError and FileNotFoundError included: the user's input
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = str(err).strip().splitlines()
+        if len(lines) > 1 and lines[1].startswith("Original Traceback"):  # re-raised from a DataLoader worker
+            lines = [lines[-1].split(": ", 1)[-1]]
+        msg = lines[0] if lines else type(err).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 
