@@ -82,13 +82,13 @@ def train_config(args, base=None):
     config or the paper's), then the options, then ``--set``; checked strictly."""
     from .data import DATASETS
     from .schema import apply_overrides, load_yaml, parse_value
-    from .training import TrainConfig, demo_config, policies_for
+    from .training import RunDir, TrainConfig, demo_config, policies_for
 
     resume_dir = _resume_folder(args)
     if args.config:
         d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
-    elif resume_dir is not None and (resume_dir / "config.yaml").is_file():
-        d = TrainConfig.from_dict(load_yaml(resume_dir / "config.yaml")).to_dict()
+    elif resume_dir is not None and RunDir(resume_dir).resume_config_file.is_file():
+        d = TrainConfig.from_dict(load_yaml(RunDir(resume_dir).resume_config_file)).to_dict()
     elif getattr(args, "demo", False):
         d = demo_config().to_dict()
     elif base is not None:

@@ -74,10 +74,10 @@ def load_frames(paths: Sequence[Path]) -> torch.Tensor:
                 im = im.convert("RGB")
         except Exception as err:  # any decoder failure: name the file
             raise ClipReadError(f"cannot read {p}: {_first_line(err)}") from None
-            size = size or im.size
-            if im.size != size:
-                im = im.resize(size)
-            imgs.append(np.asarray(im))
+        size = size or im.size
+        if im.size != size:
+            im = im.resize(size)
+        imgs.append(np.asarray(im))
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
 
 

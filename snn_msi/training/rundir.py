@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from ..files import atomic_path, remove_orphans, write_text
+from ..files import atomic_path, remove_orphans, write_error, write_text
 from ..schema import ConfigError, yaml_dump
 
 log = logging.getLogger(__name__)
@@ -171,9 +171,14 @@ class _Lock:
         previous = self._owner(fd)
         if previous:
             log.warning("%s: took over the lock of %s, which is no longer running", self.file.parent, previous)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            os.fsync(fd)
+        except OSError as err:  # a full disk
+            self.file.unlink(missing_ok=True)
+            os.close(fd)
+            raise write_error(self.file, err) from None
         self._held[self.key] = [fd, 1]
         self.acquired = True
 
@@ -253,6 +258,13 @@ class RunDir:
 
     def results(self) -> dict:
         return json.loads(self.results_file.read_text())
+
+    @property
+    def resume_config_file(self) -> Path:
+        """The config.yaml of the run that ``--resume`` continues: the new run's, when an ``--overwrite`` was
+        killed after the new run's first checkpoint (:meth:`prepare` then finishes replacing the old one)."""
+        pending = self.staging / "config.yaml"
+        return pending if (self.staging / "last.pt").is_file() and pending.is_file() else self.path / "config.yaml"
 
     def saved_config(self) -> dict | None:
         from ..schema import load_yaml
