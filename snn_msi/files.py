@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["WriteError", "atomic_path", "write_text", "write_error", "remove_orphans", "tmp_path"]
+__all__ = ["WriteError", "atomic_path", "write_text", "write_error", "is_write_failure", "remove_orphans", "tmp_path"]
 
 
 class WriteError(OSError):
@@ -55,20 +55,38 @@ def _reason(err: BaseException, folder: Path) -> str:
     return reason
 
 
-def write_error(path: Path, err: BaseException) -> WriteError:
-    """``err`` (raised while writing ``path``) as a one-line :class:`WriteError`."""
+#: errno values of a failed write: full disk or quota, file too large, read-only, no permission, I/O error
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def is_write_failure(err: BaseException, folder: Path) -> bool:
+    """``err`` says that writing failed: an ``OSError`` with a write errno (or a folder that does not exist), or a
+    writer's ``RuntimeError`` (torch's "unexpected pos", libsndfile's) on a disk with less than 1 MiB free."""
+    if isinstance(err, OSError):
+        return err.errno in WRITE_ERRNOS or err.errno == errno.ENOENT and not folder.is_dir()
+    if "unexpected pos" in str(err):  # torch.save: the file ended before all was written
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
+def write_error(path: Path, err: BaseException, what: str = "") -> WriteError:
+    """``err`` (raised while writing ``path``, a ``what``: "checkpoint", ...) as a one-line :class:`WriteError`."""
     if isinstance(err, WriteError):
         return err
     code = err.errno if isinstance(err, OSError) else None
-    return WriteError(f"cannot write {path}: {_reason(err, path.parent if path.parent.is_dir() else Path('.'))}", code)
+    reason = _reason(err, path.parent if path.parent.is_dir() else Path("."))
+    return WriteError(f"cannot write {what + ' ' if what else ''}{path}: {reason}", code)
 
 
 @contextmanager
-def atomic_path(path: str | Path, wrap: tuple[type[BaseException], ...] = (OSError, RuntimeError)) -> Iterator[Path]:
+def atomic_path(path: str | Path, what: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without an error it replaces ``path``.
 
-    Any error removes the temporary file; errors of the types in ``wrap`` (a writer's way of saying the disk is
-    full or read-only: ``OSError``, torch's and libsndfile's ``RuntimeError``) become a :class:`WriteError`.
+    Any error removes the temporary file; an error of writing (:func:`is_write_failure`) becomes a
+    :class:`WriteError` naming the file (a ``what``: "checkpoint", ...); any other error passes unchanged.
     """
     path = Path(path)
     tmp = tmp_path(path)
@@ -76,8 +94,10 @@ def atomic_path(path: str | Path, wrap: tuple[type[BaseException], ...] = (OSErr
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
-    except wrap as err:
-        raise write_error(path, err) from None
+    except (OSError, RuntimeError) as err:
+        if not is_write_failure(err, path.parent):
+            raise
+        raise write_error(path, err, what) from None
     finally:
         try:
             tmp.unlink(missing_ok=True)

@@ -96,7 +96,7 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     """Write atomically (:func:`snn_msi.files.atomic_path`): a kill or a full disk never leaves a partial
     checkpoint, and a full disk or a read-only folder is a one-line ``OSError`` naming the file."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, "checkpoint") as tmp:
         torch.save(state, tmp)
         lifecycle_hook(f"writing_{path.name}", state.get("epoch"))
     return path
@@ -173,6 +173,7 @@ class _Lock:
             log.warning("%s: took over the lock of %s, which is no longer running", self.file.parent, previous)
         try:
             os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
             os.fsync(fd)
         except OSError as err:  # a full disk
