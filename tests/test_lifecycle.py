@@ -30,6 +30,7 @@ from snn_msi.data.folder import AudioVisualFolder
 from snn_msi.data.prepare import assign_ids, clip_id
 from snn_msi.schema import ConfigError, parse_value, yaml_dump, yaml_load
 from snn_msi.training import load_checkpoint
+from snn_msi.training.rundir import CONFIG_HEADER
 
 from .trees import _jpgs, _wav, make_ks_tree
 
@@ -70,7 +71,7 @@ def _cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def _one_line(err: str, *needles: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("run folder:", "WARNING"))]
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith(("run folder:", "WARNING", "prepare:"))]
     assert len(lines) == 1 and "Traceback" not in err, err
     for n in needles:
         assert n in lines[0], (n, lines[0])
@@ -139,10 +140,10 @@ def ref(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def killed_runs(tmp_path_factory):
     """Started at once (two cores): a run stopped in epoch 1 before its first checkpoint (case 1 and 5), and a run
-    killed right after the last.pt of its best epoch 1 (case 3)."""
+    killed while it writes the best.pt of its best epoch 1, after that epoch's last.pt (case 3 and 13)."""
     base = tmp_path_factory.mktemp("killed")
     stopped = _spawn(*RUN, "--out", base / "stopped", stop_at="after_log:1")
-    killed = _spawn(*RUN, "--out", base / "killed", kill_at="after_last_pt:1")
+    killed = _spawn(*RUN, "--out", base / "killed", kill_at="writing_best.pt:1")
     yield {"stopped": (stopped, base / "stopped"), "killed": (killed, base / "killed")}
     for p in (stopped, killed):
         if p.poll() is None:
@@ -237,14 +238,28 @@ def test_2_overwrite_checks_first_and_keeps_the_old_run_until_the_new_one_has_a_
     # killed before its first checkpoint: the old run is whole
     _killed(_spawn(*RUN, "--out", out, "--overwrite", "--seed", "1", kill_at="after_log:1"))
     assert {k: v for k, v in _files(out).items() if not k.startswith(".")} == before
-    # killed after it: the next owner finishes the replacement
-    _killed(_spawn(*RUN, "--out", out, "--overwrite", "--seed", "1", kill_at="after_best_pt:1"))
-    assert _files(out)["results.json"] == before["results.json"]
+    # the next owner removes what the killed one left; a new run replaces the old one, the user's file stays
+    code, _, err = _cli(capsys, "train", *RUN, "--out", out, "--overwrite", "--seed", "1")
+    assert code == 0 and "removed the new run of a killed --overwrite" in err
+    assert yaml_load((out / "config.yaml").read_text())["seed"] == 1 and (out / "notes.txt").read_text() == "mine"
+    assert [r[0] for r in _rows(out / "metrics.csv")] == ["epoch", "1", "2"] and not list(out.glob(".*"))
+
+
+def test_2_an_overwrite_killed_after_its_first_checkpoint_is_finished_by_the_next_owner(ref, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(ref, out)
+    (out / "notes.txt").write_text("mine")
+    staging = out / ".replacing"  # what a kill between the new run's first checkpoint and the swap leaves
+    shutil.copytree(ref, staging)
+    config = yaml_load((ref / "config.yaml").read_text())
+    (staging / "config.yaml").write_text(CONFIG_HEADER + yaml_dump({**config, "epochs": 3}))
+    (staging / "results.json").unlink()
+    (out / "metrics.csv").write_text("old run\n")
     code, _, err = _cli(capsys, "train", "--resume", out, "--quiet")
-    assert code == 0 and "finishing the --overwrite" in err
-    assert yaml_load((out / "config.yaml").read_text())["seed"] == 1 and not (out / ".replacing").exists()
-    assert (out / "notes.txt").read_text() == "mine"  # only a run's files are replaced
-    assert [r[0] for r in _rows(out / "metrics.csv")] == ["epoch", "1", "2"]
+    assert code == 0 and "finishing the --overwrite" in err, err
+    assert json.loads((out / "results.json").read_text())["epochs"] == 3  # the new run, continued
+    assert [r[0] for r in _rows(out / "metrics.csv")] == ["epoch", "1", "2", "3"]
+    assert (out / "notes.txt").read_text() == "mine" and not staging.exists()
 
 
 def test_2_a_folder_with_a_users_config_or_tb_holds_no_run_and_is_never_emptied(tmp_path, capsys):
@@ -265,8 +280,7 @@ def test_3_a_finished_run_always_has_best_pt_and_resume_is_exact(killed_runs, re
     proc, out = killed_runs["killed"]
     _killed(proc)
     assert (out / "last.pt").is_file() and not (out / "best.pt").exists()  # killed between the two
-    _killed(_spawn("--resume", out, "--quiet", kill_at="writing_last.pt:2"))  # and again, inside a write
-    assert list(out.glob(".last.pt.tmp*"))  # the half-written checkpoint (case 13)
+    assert list(out.glob(".best.pt.tmp*"))  # inside the write of best.pt: its temporary file stays (case 13)
     code, _, err = _cli(capsys, "train", "--resume", out, "--quiet")
     assert code == 0, err
     assert "best.pt restored from last.pt (epoch 1)" in err and not list(out.glob(".*.tmp*"))
@@ -400,8 +414,9 @@ def test_7_command_line_values_and_duplicate_keys(tmp_path):
 
     c = cfg("--set", "seed=010", "--set", "lr=1e-3", "--neuron", "lif", "--neuron-arg", "tau=2.5e0")
     assert c.seed == 10 and c.lr == 0.001 and c.model.neuron_args["tau"] == 2.5
-    with pytest.raises(ConfigError, match="must be a number, got '2:30'"):
-        cfg("--neuron", "lif", "--neuron-arg", "tau=2:30")
+    assert cfg("--neuron", "lif", "--neuron-arg", "tau=2:30").model.neuron_args["tau"] == "2:30"  # not 150
+    with pytest.raises(ConfigError, match="lr must be a number, got '1:30'"):
+        cfg("--set", "lr=1:30")
     with pytest.raises(ConfigError, match="duplicate key 'T'"):
         cfg("--set", "model={T: 2, T: 3}")
     path = tmp_path / "c.yaml"
