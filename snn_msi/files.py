@@ -5,19 +5,30 @@ temporary file beside the target and renames it over the target when it is compl
 A failure to write is one :class:`WriteError` (an ``OSError``: the CLI prints it as one line and exits 2) that
 names the file and the reason (``No space left on device``, ``Read-only file system``, ...); the temporary file
 is removed. Temporary files are named ``.<name>.tmp<pid><suffix>``, so that a run folder's owner can remove those
-a killed process left behind (:func:`remove_orphans`).
+a killed process left behind (:func:`remove_orphans`). A leaf: data, the energy report (``snn_msi.metrics``), the
+run folder and the reports write through it; tables go through :func:`write_csv`.
 """
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["WriteError", "atomic_path", "write_text", "write_error", "is_write_failure", "remove_orphans", "tmp_path"]
+__all__ = [
+    "WriteError",
+    "atomic_path",
+    "write_text",
+    "write_csv",
+    "write_error",
+    "is_write_failure",
+    "remove_orphans",
+    "tmp_path",
+]
 
 
 class WriteError(OSError):
@@ -109,6 +120,16 @@ def write_text(path: str | Path, text: str) -> Path:
     """``text`` -> ``path`` (UTF-8), atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_csv(path: str | Path, rows: list[dict], fieldnames: Sequence[str] | None = None) -> Path:
+    """``rows`` (dicts with the same keys, in column order; ``fieldnames``: the columns, default the first row's)
+    -> ``path``, atomically."""
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(fieldnames) if fieldnames is not None else list(rows[0]) if rows else [])
+        w.writeheader()
+        w.writerows(rows)
     return Path(path)
 
 

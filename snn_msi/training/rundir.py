@@ -43,6 +43,7 @@ import torch
 
 from ..files import atomic_path, remove_orphans, write_error, write_text
 from ..schema import ConfigError, yaml_dump
+from .result import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +258,13 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.results_file.is_file()
 
-    def results(self) -> dict:
-        return json.loads(self.results_file.read_text())
+    def results(self) -> RunResult:
+        """The finished run's :class:`RunResult` (a one-line ``ValueError`` for a file that is not one)."""
+        try:
+            data = json.loads(self.results_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.results_file} is not JSON: {err}") from None
+        return RunResult.from_dict(data, str(self.results_file))
 
     @property
     def resume_config_file(self) -> Path:
@@ -378,8 +384,9 @@ class RunDir:
         """``config.yaml``, marked as written by a run (a user's own config.yaml in the folder is not a run)."""
         write_text(self.config_file, CONFIG_HEADER + yaml_dump(config.to_dict()))
 
-    def mark_complete(self, results: dict) -> None:
-        write_text(self.results_file, json.dumps(results, indent=1))
+    def mark_complete(self, result: RunResult) -> None:
+        """Write ``results.json`` atomically: the run is finished."""
+        write_text(self.results_file, json.dumps(result.to_dict(), indent=1))
 
 
 def _written_by_run(config_file: Path) -> bool:

@@ -1,11 +1,12 @@
 """The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus
 TensorBoard when it is installed.
 
-Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed by
-its first row (policies log the same keys every step). On resume, :meth:`RunLog.truncate` cuts both files back
-to the checkpoint's epoch (to nothing when a run starts afresh), so an epoch redone after a kill appears once;
-the rows it keeps are copied as text, so a value reads back as it was written (``1`` stays ``1``, an empty cell
-stays empty), and a row a kill cut short is dropped.
+Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed when
+it is created: the columns declared up front (``steps.csv``: the trainer's and every policy's declared log fields),
+then those of its first row; a resumed run keeps its file's header. On resume, :meth:`RunLog.truncate` cuts both
+files back to the checkpoint's epoch (to nothing when a run starts afresh), so an epoch redone after a kill
+appears once; the rows it keeps are copied as text, so a value reads back as it was written (``1`` stays ``1``,
+an empty cell stays empty), and a row a kill cut short is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..files import atomic_path, write_error
@@ -40,8 +42,8 @@ def read_csv(path: str | Path) -> list[dict[str, float | str]]:
 
 
 class _CsvAppender:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, columns: Sequence[str] = ()) -> None:
+        self.path, self.columns = path, list(columns)
         self.fields: list[str] | None = None
         if path.is_file() and path.stat().st_size > 0:
             with path.open(newline="") as fh:
@@ -53,7 +55,7 @@ class _CsvAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.is_file() or self.fields is None
         if new:
-            self.fields = list(dict.fromkeys(k for r in rows for k in r))
+            self.fields = list(dict.fromkeys([*self.columns, *(k for r in rows for k in r)]))
         extra = sorted({k for r in rows for k in r} - set(self.fields))
         if extra:
             log.warning("%s: columns %s were not in its first row; they are not logged", self.path.name, extra)
@@ -93,13 +95,17 @@ def _epoch(text: str) -> float:
 class RunLog:
     """Append epoch and step rows of one run (``enabled=False`` on non-zero ranks: nothing is written).
 
-    Every row has an ``epoch`` (1-based); step rows also a global ``step``.
+    Every row has an ``epoch`` (1-based); step rows also a global ``step``. ``step_columns``: the columns of
+    ``steps.csv`` known before the first step (a value a step does not log is an empty cell, never a lost column).
     """
 
-    def __init__(self, folder: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.folder, self.enabled, self._tensorboard = Path(folder), enabled, tensorboard
+    def __init__(
+        self, folder: str | Path, enabled: bool = True, tensorboard: bool = True, step_columns: Sequence[str] = ()
+    ) -> None:
+        self.folder, self.enabled = Path(folder), enabled
+        self._tensorboard, self._step_columns = tensorboard, tuple(step_columns)
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
-        self.steps = _CsvAppender(self.folder / "steps.csv")
+        self.steps = _CsvAppender(self.folder / "steps.csv", step_columns)
         self._pending: list[dict] = []
         self._tb = None
         if enabled and tensorboard:
@@ -138,7 +144,7 @@ class RunLog:
     def relocate(self, folder: str | Path) -> None:
         """The run's files moved to ``folder`` (a run that replaced another, after its first checkpoint)."""
         self.close()
-        self.__init__(folder, self.enabled, self._tensorboard)
+        self.__init__(folder, self.enabled, self._tensorboard, self._step_columns)
 
     def close(self) -> None:
         if self._tb is not None:
