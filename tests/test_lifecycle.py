@@ -499,7 +499,7 @@ def test_9_every_writer_on_a_full_or_read_only_disk_says_so_in_one_line(writer, 
             "export-nir": ["export-nir", ref / "best.pt", disk / "net.nir"],
         }.get(writer)
         if argv is None:  # the studies' tables (runs.csv, summary.csv, ...) go through write_csv
-            from snn_msi.reports.files import write_csv
+            from snn_msi.files import write_csv
 
             with pytest.raises(OSError) as err:
                 write_csv(disk / "summary.csv", [{"a": 1}])
