@@ -172,7 +172,7 @@ def apply_recipe_arguments(d: dict, args) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
-        model.setdefault("neuron_args", {})[key] = parse_value(value)
+        model.setdefault("neuron_args", {})[key] = parse_value(value, f"--neuron-arg {key}")
     if args.fusion is not None:
         model["fusion"] = args.fusion
     return d

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from ..metrics.energy import CostModel, NeuromorphicProfile, PriceTotals, count_ops, price, relu_twin
 from ..training.config import TrainConfig, demo_config
 from . import register_study
@@ -129,7 +129,7 @@ def run_energy_study(scfg: EnergyStudyConfig) -> list[dict]:
         f"(preset {r.data.preset}), {r.epochs} epochs each; energy on {scfg.samples} test samples; "
         f"wall time {wall / 60:.1f} min"
     )
-    (out / "summary.md").write_text(f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
+    write_text(out / "summary.md", f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
     from ..plots import pareto_plot
 
     pareto_plot(_points(summary), out / "pareto.png", f"{r.data.dataset}, {n} seeds per point; rate_reg "

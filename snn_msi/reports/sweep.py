@@ -7,10 +7,10 @@
 A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--recipe``,
 ``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes; its value is the
 best validation accuracy (the test split is never looked at to choose). A trial trains epoch by epoch, reporting
-each epoch's validation accuracy, and the median pruner stops one that falls below the median of the trials
-before it at the same epoch (``--no-prune``: never). ``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``;
-a name is an option of the method (``alpha`` of OGM-GE; see ``snn-msi methods``) or a dotted config key (``lr``,
-``loss.label_smoothing``).
+each epoch's validation accuracy, and from the second epoch on the median pruner stops one that falls below the
+median of the trials before it at the same epoch (``--no-prune``: never). ``--param NAME=LOW:HIGH[:log|:int]`` or
+``NAME=A,B,C``; a name is an option of the method (``alpha`` of OGM-GE; see ``snn-msi methods``) or a dotted
+config key (``lr``, ``loss.label_smoothing``).
 
 The trials run on the studies' executors (``--executor local|ray``, ``--jobs`` trials at once) in their own run
 folders ``out/trial_NNN``. Optuna's storage is the SQLite file ``out/sweep.db``: a killed sweep rerun with the
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from ..schema import ConfigError, apply_overrides
 from ..training.config import TrainConfig, demo_config, policies_for
 from . import register_command
@@ -198,7 +198,7 @@ def _open_study(scfg: SweepConfig):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0])
     pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
         if scfg.prune
         else (optuna.pruners.NopPruner())
     )
@@ -280,13 +280,13 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
     rows = trial_rows(study, scfg)
     write_csv(out / "trials.csv", rows)
     md = markdown_table(rows, scfg)
-    (out / "summary.md").write_text(md + "\n")
+    write_text(out / "summary.md", md + "\n")
     best = rows[0] if rows and rows[0]["state"] == "complete" else {}
     tuned = (
         {scfg.method: {p.name: best[p.name] for p in scfg.params if p.name in scfg.method_options()}} if best else {}
     )
     if tuned.get(scfg.method):
-        (out / "tuned.yaml").write_text(yaml.safe_dump(tuned, sort_keys=False))
+        write_text(out / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
     sweep_plot(study, scfg, out / "sweep.png")
     print(md)
     print(
@@ -341,6 +341,7 @@ def sweep_plot(study, scfg: SweepConfig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
+    from ..plots import save_figure
 
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
     p = next((p for p in scfg.params if not p.choices), scfg.params[0])
@@ -376,8 +377,7 @@ def sweep_plot(study, scfg: SweepConfig, path: Path) -> Path:
     ax2.set_ylabel("validation accuracy (%)")
     ax2.set_title("per epoch (dashed: pruned)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
