@@ -108,11 +108,12 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         from ..training import METHODS
+        from ..training.policies.iemf import IEMF
 
         self.recipe = self.recipe or demo_config()
         if self.method not in METHODS:
             raise ConfigError(f"--method: {METHODS.unknown(self.method)}")
-        if self.method == "iemf" and self.iemf:
+        if self.method == IEMF.name and self.iemf:
             raise ConfigError("--method iemf already is IEMF; leave out --iemf")
         if not self.params:
             raise ConfigError("say what to tune: --param NAME=LOW:HIGH[:log|:int] (repeatable)")
@@ -146,7 +147,7 @@ class SweepConfig:
         r["data"] = {k: v for k, v in r["data"].items() if k not in ("root", "num_workers")}
         return {
             "method": self.method,
-            "iemf": self.iemf,
+            "with_iemf": self.iemf,
             "params": [p.describe() for p in self.params],
             "prune": self.prune,
             "seed": self.runs.seeds[0],
