@@ -128,7 +128,7 @@ def add_recipe_arguments(g) -> None:
     )
     g.add_argument("--fusion", choices=FUSIONS.names())
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--epochs", type=positive_int)
+    g.add_argument("--epochs", type=int, help="(checked with the config: >= 1)")
     g.add_argument(
         "--set",
         action="append",
