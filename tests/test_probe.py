@@ -267,9 +267,9 @@ def test_probe_over_a_folder_of_runs_summarises_the_seeds(tmp_path, capsys):
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "trials: stimuli" not in out  # the per-checkpoint heads are in their files; the tables are printed
+    assert out.count("trials: stimuli, 8 test samples presented once each") == 2
     folder = tmp_path / "runs" / "probe"
-    assert "trials: stimuli, 8 test samples presented once each" in (folder / "run_a" / "probe.md").read_text()
+    assert "trials: stimuli, 8 test samples" in (folder / "run_a" / "probe.md").read_text()
     assert (folder / "run_b" / "probe.csv").is_file() and "| afferent | afferent rates x1 | 2 |" in out
     assert [r["checkpoints"] for r in _rows(folder / "probe_seeds.csv")] == ["2", "2"]
 

@@ -452,9 +452,7 @@ class ProbeResult:
     levels: list[dict] = field(default_factory=list)  # one row per sweep, level and layer (trained, untrained, learned)
     neurons: list[dict] = field(default_factory=list)  # one row per neuron, layer, sweep and level
     stimuli: dict[str, list[int]] = field(default_factory=dict)  # per layer: each neuron's stimulus (repeats)
-
-    def rows(self, layer: str) -> list[dict]:
-        return [r for r in self.levels if r["layer"] == layer]
+    head: str = ""  # what was probed and how (the first line of probe.md)
 
 
 def probe_model(model, cfg, pcfg: ProbeConfig | None = None, untrained: torch.nn.Module | None = None) -> ProbeResult:
@@ -512,8 +510,8 @@ def probe_model(model, cfg, pcfg: ProbeConfig | None = None, untrained: torch.nn
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
 def _trials_line(pcfg: ProbeConfig, cfg, result: ProbeResult) -> str:
-    a_db, v_db = pcfg.noise_snr or cfg.data.snr()
     if pcfg.trials == "repeats":
+        a_db, v_db = pcfg.noise_snr or cfg.data.snr()
         n = len(set(result.stimuli.get("trained", [])) | set(result.stimuli.get("untrained", [])))
         return (
             f"trials: repeats, each neuron at its most effective of the first {pcfg.samples} test samples "
@@ -541,7 +539,7 @@ def probe_checkpoint(
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "probe.csv", result.levels)
     write_csv(out / "probe_neurons.csv", result.neurons)
-    head = (
+    result.head = head = (
         f"Integration layer of {checkpoint} ({cfg.model.fusion}, {cfg.model.neuron}, "
         f"{result.levels[0]['neurons']} neurons, T = {cfg.model.T}), trained and untrained (the same config and "
         f"seed {cfg.seed}, freshly initialised) on the checkpoint's encoders; learned = trained - untrained. "
@@ -640,7 +638,7 @@ def probe_checkpoints(
     (out / "probe_seeds.md").write_text(head + "\n\n" + md + "\n")
     if not quiet:
         for c, n, res in zip(checkpoints, names, results, strict=True):
-            print(f"## {c}\n\n{markdown_table(res.levels)}\n\n(files in {out / n})\n")
+            print(f"## {c}\n\n{res.head}\n\n{markdown_table(res.levels)}\n\n(files in {out / n})\n")
         print(head + "\n\n" + md)
         print(f"\nwrote {out / 'probe_seeds.md'}, {out / 'probe_seeds.csv'}")
     return results, summary
