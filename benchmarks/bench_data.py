@@ -75,38 +75,42 @@ def batch_bytes(batch) -> int:
 
 
 class Row:
-    """One path at one worker count, two persistent loaders read in turn, epoch by epoch: the trainer's for
-    ``device`` (``rates``, ``cpu``: each batch finished on the device; workers feeding a CPU finish them
-    themselves) and the compact batches a GPU gets, only received (``raw``, ``raw_cpu``: what a GPU run asks of
-    the CPU)."""
+    """One path at one worker count: a persistent loader, read epoch by epoch, each batch finished on ``device``
+    (``rates``) or, in the next epoch, only received from the workers (``raw``: what a GPU run asks of the CPU)."""
 
     def __init__(self, name: str, ds, workers: int, batch: int, device: torch.device) -> None:
-        self.name, self.workers, self.device = name, workers, device
-        self.rates, self.raw, self.cpu, self.raw_cpu = [], [], [], []  # cpu: (main, workers) CPU s per sample
+        self.name, self.workers, self.device, self.rates, self.raw = name, workers, device, [], []
+        self.cpu = []  # (main, workers) CPU seconds per sample of the finished epochs
         opts = loader_options(workers, device, persistent=True)
-        compact = {k: v for k, v in opts.items() if k != "worker_init_fn"}
         self.loader = DataLoader(Packed(ds), batch_size=batch, shuffle=True, collate_fn=collate, **opts)
-        self.compact = DataLoader(Packed(ds), batch_size=batch, shuffle=True, collate_fn=collate, **compact)
         t0 = time.perf_counter()
-        self.epoch(self.loader, finish=True)  # warm-up: starts the workers, opens the files
+        self.epoch(finish=True)  # warm-up: starts the workers, opens the files
         self.start = time.perf_counter() - t0
-        self.epoch(self.compact, finish=False)
 
-    def epoch(self, loader: DataLoader, finish: bool) -> tuple[float, tuple[float, float]]:
-        """(samples/s, (main, workers) CPU seconds per sample) of one epoch."""
-        t0, c0, w0, n = time.perf_counter(), time.process_time(), worker_cpu(loader), 0
-        for item in loader:
+    def epoch(self, finish: bool) -> float:
+        t0, c0, w0, n = time.perf_counter(), time.process_time(), self.worker_cpu(), 0
+        for item in self.loader:
             n += len(to_device(item, self.device).label if finish else item.label)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        return n / (time.perf_counter() - t0), ((time.process_time() - c0) / n, (worker_cpu(loader) - w0) / n)
+        self.last_cpu = ((time.process_time() - c0) / n, (self.worker_cpu() - w0) / n)
+        return n / (time.perf_counter() - t0)
+
+    def worker_cpu(self) -> float:
+        """CPU seconds the loader's (persistent) worker processes have used so far (Linux; 0 elsewhere)."""
+        total = 0.0
+        for w in getattr(getattr(self.loader, "_iterator", None), "_workers", []):
+            try:
+                fields = Path(f"/proc/{w.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
 
     def measure(self) -> None:
-        runs = ((self.loader, True, self.rates, self.cpu), (self.compact, False, self.raw, self.raw_cpu))
-        for loader, finish, rates, cpu in runs:
-            rate, used = self.epoch(loader, finish)
-            rates.append(rate)
-            cpu.append(used)
+        self.rates.append(self.epoch(finish=True))
+        self.cpu.append(self.last_cpu)
+        self.raw.append(self.epoch(finish=False))
 
     @property
     def rate(self) -> float:
@@ -115,18 +119,6 @@ class Row:
     @property
     def raw_rate(self) -> float:
         return statistics.median(self.raw)
-
-
-def worker_cpu(loader: DataLoader) -> float:
-    """CPU seconds a loader's (persistent) worker processes have used so far (Linux; 0 elsewhere)."""
-    total = 0.0
-    for w in getattr(getattr(loader, "_iterator", None), "_workers", []):
-        try:
-            fields = Path(f"/proc/{w.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
 
 
 def finish_rate(ds, batch: int, device: torch.device, n: int = 3) -> float:
@@ -243,7 +235,7 @@ def main(argv=None) -> int:
             "hdf5-mem": H5Dataset(path, "train", train=True, image_size=args.image_size, in_memory=True),
         }
 
-        print("\n# bytes per sample from a worker to the main process (train transforms), compact (what a GPU gets)")
+        print("\n# bytes per sample from a worker to the main process (train transforms)")
         for name, ds in sets.items():
             b = next(iter(DataLoader(Packed(ds), batch_size=args.batch, collate_fn=collate)))
             assert isinstance(b, PackedBatch)
@@ -251,7 +243,7 @@ def main(argv=None) -> int:
             before = s.audio.numel() * 4 + s.frames.numel() * 4
             print(
                 f"{name:<9} {batch_bytes(b) / len(b.label) / 1e6:6.2f} MB (uint8 crops, audio {b.audio.dtype}); "
-                f"float samples (before; and to a CPU, finished in the workers): {before / 1e6:.2f} MB"
+                f"float samples of before: {before / 1e6:.2f} MB"
             )
         rates = ", ".join(f"{name} {finish_rate(ds, args.batch, device):.0f}" for name, ds in sets.items())
         print(f"# batch transform alone on {device} ({torch.get_num_threads()} thread(s)), samples/s: {rates}")
@@ -265,7 +257,7 @@ def main(argv=None) -> int:
             f"\n# samples/s to a finished batch on {device}: median of {args.rounds} interleaved rounds of one "
             f"epoch ({clips} samples) each; load average at end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
         )
-        print(f"{'':<17} {'finished on ' + device.type:>21}   {'compact, received':>21}   {'CPU ms/sample':>16}")
+        print(f"{'':<17} {'finished on ' + device.type:>21}   {'workers only':>21}   {'CPU ms/sample':>16}")
         print(
             f"{'path':<9} {'workers':>7} {'samples/s':>10} {'per worker':>10}   {'samples/s':>10} {'per worker':>10}"
             f"   {'main':>7} {'workers':>8}   {'start':>6}   rounds (finished)"
@@ -298,9 +290,9 @@ def main(argv=None) -> int:
             with_workers = [r for r in rows if r.name == name and r.workers > 0]
             if with_workers:
                 r = max(with_workers, key=lambda r: r.workers)
-                per, cpu = r.raw_rate / r.workers, statistics.median(c[1] for c in r.raw_cpu)
+                per, cpu = r.raw_rate / r.workers, statistics.median(c[1] for c in r.cpu)
                 print(
-                    f"{name:<9} {per:7.1f} samples/s per worker here (compact, {r.workers} worker(s)) -> "
+                    f"{name:<9} {per:7.1f} samples/s per worker here (workers only, {r.workers} worker(s)) -> "
                     f"{math.ceil(args.gpu_rate / per)} workers; {1e3 * cpu:.2f} CPU ms a sample in the workers -> "
                     f"{args.gpu_rate * cpu:.1f} free cores' worth per GPU"
                 )

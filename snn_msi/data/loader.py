@@ -6,10 +6,9 @@ spectrogram (float16 as an HDF5 cache stores it; float32 where noise was added),
 (crop box, flip, standard-normal image noise when an image SNR is set). :func:`collate` packs a batch of them into
 one uint8 buffer (one shared-memory segment per batch, in a worker); :func:`to_device` moves it to the training
 device and finishes it there on the whole batch (spectrograms; frames to float, resize, flip, noise, normalise:
-:func:`~snn_msi.encoders.finish_frames`); workers that feed a CPU finish their batches themselves. The draws
-are made where they always were (per sample, from the generator of (seed, epoch, split, index)), so results do not
-depend on the worker count; and the finished batch has the same numbers as samples finished one by one
-(``ds[i]``).
+:func:`~snn_msi.encoders.finish_frames`). The draws are made where they always were (per sample, from the
+generator of (seed, epoch, split, index)), so results do not depend on the worker count; and the finished batch
+has the same numbers as samples finished one by one (``ds[i]``).
 
 Data sets that can pack samples have a ``pack(i)`` method (``ds[i]`` is ``pack(i)`` finished on the CPU);
 :class:`Packed` serves ``pack`` to a DataLoader, through ``Subset``s; others (in-memory ``digits-av``) are served
@@ -119,7 +118,7 @@ def collate(items: list) -> PackedBatch | AVSample:
         audio, transform = [a.samples for a in audio], first.audio.transform
     else:  # spectrograms here where a batch mixes clips (other files, noise): one shape for the batch
         audio = [_spectrogram(a.samples[None], a.transform)[0] if isinstance(a, PCM) else a for a in audio]
-    batch = PackedBatch(
+    return PackedBatch(
         audio=_stack(audio),
         audio_transform=transform,
         frames=_stack([s.frames.reshape(-1) for s in items], cat=True),
@@ -131,7 +130,6 @@ def collate(items: list) -> PackedBatch | AVSample:
         spec=first.spec,
         snr_db=first.snr_db,
     )
-    return to_device(batch, "cpu") if _finish_here else batch
 
 
 def to_device(batch: PackedBatch | AVSample, device: torch.device | str) -> AVSample:
@@ -185,21 +183,10 @@ class Packed(Dataset):
         return ds.pack(j) if hasattr(ds, "pack") else self.dataset[i]
 
 
-_finish_here = False  # set in DataLoader workers that feed a CPU: they finish their batches themselves
-
-
-def _finish_in_worker(worker_id: int) -> None:
-    global _finish_here
-    _finish_here = True
-
-
 def loader_options(workers: int, device: torch.device | str, persistent: bool = False) -> dict:
     """DataLoader settings: ``workers`` processes, page-locked batches for a CUDA device (``pin_memory``: the
     host-to-device copy runs asynchronously), and with workers 4 batches in flight per worker (compact batches
     make that cheaper than PyTorch's default 2 of float batches) and ``persistent`` workers.
-
-    For a CPU device the workers finish each batch themselves (the same code on the same kind of processor, so
-    the same numbers): the batch transform then runs in parallel in the workers, not in the training process.
 
     Persistent workers keep the data set copy they were started with: only a loader iterated again over an
     unchanged data set (a benchmark, a fixed evaluation set) may use them. The trainer makes one loader per epoch
@@ -209,6 +196,4 @@ def loader_options(workers: int, device: torch.device | str, persistent: bool = 
     opts: dict = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers > 0:
         opts.update(prefetch_factor=4, persistent_workers=persistent)
-        if device.type == "cpu":
-            opts["worker_init_fn"] = _finish_in_worker
     return opts
