@@ -27,10 +27,15 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     from .models import FUSIONS
     from .training import METHODS
 
+    from .models import RECIPES
+
     g = p.add_argument_group("what to train")
     g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
     if demo_flag:
-        g.add_argument("--demo", action="store_true", help="the small digits-av network instead of the paper's")
+        g.add_argument("--demo", action="store_true", help="the demo recipe (--model demo): the small network on the "
+                       "embedded digits-av; with --dataset, classes, channels and image size come from that data")  # fmt: skip
+    g.add_argument("--model", metavar="RECIPE", help=f"model recipe: {', '.join(RECIPES.names())} (`snn-msi recipes`) "
+                   "or a recipe YAML file; its architecture and the schedule it trains with (default: paper)")  # fmt: skip
     g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
     g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
     g.add_argument("--layout", help="folder layout where a data set has several (default: auto-detect)")
@@ -78,34 +83,42 @@ def _resume_folder(args) -> Path | None:
 
 
 def train_config(args, base=None):
-    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, --demo, a resumed run's
-    config or the paper's), then the options, then ``--set``; checked strictly."""
+    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, a resumed run's config or
+    the paper's), then the model recipe (--model, --demo), then the options, then ``--set``; checked strictly.
+
+    A data set other than the base's (``--dataset``) brings its own classes, channels and SNR: the base's class
+    and channel counts are dropped (taken from the data) and no SNR preset is kept that the command line does not
+    ask for."""
     from .data import DATASETS
     from .schema import apply_overrides, load_yaml, parse_value
-    from .training import TrainConfig, demo_config, policies_for
+    from .training import TrainConfig, policies_for, recipe_config
 
     resume_dir = _resume_folder(args)
+    recipe = getattr(args, "model", None) or ("demo" if getattr(args, "demo", False) else None)
     if args.config:
         d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
     elif resume_dir is not None and (resume_dir / "config.yaml").is_file():
         d = TrainConfig.from_dict(load_yaml(resume_dir / "config.yaml")).to_dict()
-    elif getattr(args, "demo", False):
-        d = demo_config().to_dict()
+        recipe = None  # a resumed run keeps its configuration
     elif base is not None:
         d = base.to_dict()
-    elif args.dataset or args.data_root:
+    elif recipe or args.dataset or args.data_root:
         d = TrainConfig().to_dict()
     else:
         raise ConfigError("say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
                           "(see `snn-msi datasets`), or --config FILE")  # fmt: skip
+    if recipe:
+        d = recipe_config(recipe, d).to_dict()
     for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                        ("optimizer", args.optimizer), ("seed", args.seed), ("device", args.device)):  # fmt: skip
         if value is not None:
             d[key] = value
     data, model = d["data"], d["model"]
     if args.dataset:
-        if args.dataset != data.get("dataset"):
-            data.update(root=None, layout="auto")
+        if args.dataset != data.get("dataset"):  # another data set: what the old one fixed comes from the new one
+            data.update(root=None, layout="auto", preset="clean", audio_snr_db=None, image_snr_db=None,
+                        frames_per_clip=None)  # fmt: skip
+            model.update(num_classes=None, audio_channels=None, visual_channels=None)
         data["dataset"] = args.dataset
     for key, value in (("root", args.data_root), ("layout", args.layout), ("preset", args.preset),
                        ("audio_snr_db", args.audio_snr), ("image_snr_db", args.image_snr),

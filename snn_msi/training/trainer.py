@@ -38,7 +38,7 @@ from neurons import NonFiniteInputError
 from ..data import build_datasets
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
-from .config import TrainConfig
+from .config import TrainConfig, schedule_warnings
 from .losses import av_losses
 from .metrics import MetricsCollector, SplitMetrics
 from .policies import (
@@ -281,7 +281,7 @@ class Trainer:
         model: default ``build(config.model)`` (with class and channel counts taken from the data).
         policies: default from ``config.policies``.
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
-        progress: progress bars.
+        progress: progress bars (and one-line warnings about a schedule that does not fit the data).
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
         plots: draw ``curves.png`` after every epoch.
     """
@@ -329,6 +329,8 @@ class Trainer:
         self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
             self.train_set)  # fmt: skip
         self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0)
+        for warning in schedule_warnings(config, len(self.train_set)) if self.rank == 0 and progress else []:
+            log.warning(warning)
         self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
         self.start_epoch, self.step = 0, 0
 
