@@ -24,18 +24,18 @@ from .schema import ConfigError
 def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> None:
     """The options of ``snn-msi train`` (also used by ``experiments/ks_snn.py``)."""
     from .data import DATASETS, SNR_PRESETS
-    from .models import FUSIONS
+    from .models import FUSIONS, RECIPES
     from .training import METHODS
-
-    from .models import RECIPES
 
     g = p.add_argument_group("what to train")
     g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
     if demo_flag:
-        g.add_argument("--demo", action="store_true", help="the demo recipe (--model demo): the small network on the "
-                       "embedded digits-av; with --dataset, classes, channels and image size come from that data")  # fmt: skip
-    g.add_argument("--model", metavar="RECIPE", help=f"model recipe: {', '.join(RECIPES.names())} (`snn-msi recipes`) "
-                   "or a recipe YAML file; its architecture and the schedule it trains with (default: paper)")  # fmt: skip
+        demo_help = "the demo recipe (--model demo): the small network on the embedded digits-av; with --dataset, "
+        demo_help += "classes, channels and image size come from that data"
+        g.add_argument("--demo", action="store_true", help=demo_help)
+    model_help = f"model recipe: {', '.join(RECIPES.names())} (`snn-msi recipes`) or a recipe YAML file; "
+    model_help += "its architecture and the schedule it trains with (default: paper)"
+    g.add_argument("--model", metavar="RECIPE", help=model_help)
     g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
     g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
     g.add_argument("--layout", help="folder layout where a data set has several (default: auto-detect)")
@@ -116,8 +116,8 @@ def train_config(args, base=None):
     data, model = d["data"], d["model"]
     if args.dataset:
         if args.dataset != data.get("dataset"):  # another data set: what the old one fixed comes from the new one
-            data.update(root=None, layout="auto", preset="clean", audio_snr_db=None, image_snr_db=None,
-                        frames_per_clip=None)  # fmt: skip
+            data.update(dict.fromkeys(("root", "audio_snr_db", "image_snr_db", "frames_per_clip")))
+            data.update(layout="auto", preset="clean")
             model.update(num_classes=None, audio_channels=None, visual_channels=None)
         data["dataset"] = args.dataset
     for key, value in (("root", args.data_root), ("layout", args.layout), ("preset", args.preset),

@@ -99,8 +99,25 @@ def test_demo_with_another_dataset_takes_the_data(tmp_path):
 def test_train_on_a_3_class_rgb_folder(how, tmp_path, capsys):
     """Both ways to a small network train on RGB frames of 3 classes (the demo's own data is 1-channel, 10 classes)."""
     tree = make_learnable_folder_tree(tmp_path / "tree", per_class=4)
-    rc = main(["train", *how, "--dataset", "folder", "--data-root", str(tree), "--epochs", "1", "--quiet",
-               "--workers", "0", "--set", "data.image_size=32", "--out", str(tmp_path / "run")])  # fmt: skip
+    rc = main(
+        [
+            "train",
+            *how,
+            "--dataset",
+            "folder",
+            "--data-root",
+            str(tree),
+            "--epochs",
+            "1",
+            "--quiet",
+            "--workers",
+            "0",
+            "--set",
+            "data.image_size=32",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["epochs"] == 1 and result["test_n"] == 3
@@ -120,9 +137,27 @@ def test_schedule_warnings():
 def test_trainer_prints_the_schedule_warnings(tmp_path, caplog):
     tree = make_learnable_folder_tree(tmp_path / "tree", per_class=4)
     caplog.set_level(logging.WARNING)
-    main(["train", "--dataset", "folder", "--data-root", str(tree), "--epochs", "1", "--workers", "0",
-          "--set", "data.image_size=32", "--set", "model.widths=[8]", "--set", "model.blocks=[1]",
-          "--out", str(tmp_path / "run")])  # fmt: skip
+    main(
+        [
+            "train",
+            "--dataset",
+            "folder",
+            "--data-root",
+            str(tree),
+            "--epochs",
+            "1",
+            "--workers",
+            "0",
+            "--set",
+            "data.image_size=32",
+            "--set",
+            "model.widths=[8]",
+            "--set",
+            "model.blocks=[1]",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     text = caplog.text
     assert "lr milestone(s) [70]" in text and "step(s) per epoch" in text
 
@@ -131,8 +166,22 @@ def test_trainer_prints_the_schedule_warnings(tmp_path, caplog):
 def test_small_recipe_learns_a_60_clip_folder(tmp_path, capsys):
     """``snn-msi train --model small`` on 60 clips of 3 classes, its default schedule: above chance (1/3)."""
     tree = make_learnable_folder_tree(tmp_path / "tree", per_class=20)
-    rc = main(["train", "--model", "small", "--dataset", "folder", "--data-root", str(tree), "--quiet",
-               "--workers", "0", "--out", str(tmp_path / "run")])  # fmt: skip
+    rc = main(
+        [
+            "train",
+            "--model",
+            "small",
+            "--dataset",
+            "folder",
+            "--data-root",
+            str(tree),
+            "--quiet",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["test_n"] == 12 and result["test_acc"] > 0.6 and result["best_val_acc"] > 0.5

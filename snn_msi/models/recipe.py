@@ -3,8 +3,8 @@
 A recipe is a YAML file in ``snn_msi/models/recipes/`` (its name is the file's stem)::
 
     description: one line (what ``snn-msi recipes`` prints)
-    model: {widths: [16, 32], blocks: [1, 1], stem: small}    # ModelConfig keys; missing ones: the defaults (the paper's)
-    train: {epochs: 15, lr: 0.05, data: {image_size: 64}}     # optional: the schedule and input size it trains with
+    model: {widths: [16, 32], blocks: [1, 1]}       # ModelConfig keys; missing ones: the defaults (the paper's)
+    train: {epochs: 8, data: {image_size: 64}}      # optional: the schedule and input size it trains with
 
 ``model`` is the architecture (what :func:`snn_msi.models.build` builds); ``train`` holds the settings of the rest
 of a run's configuration that belong with that architecture (any ``TrainConfig`` key; the training layer reads
@@ -68,8 +68,7 @@ def _parse(name: str, d: dict, source: str) -> Recipe:
             raise ConfigError(f"recipe {source}: {key} must be a mapping, got {type(d[key]).__name__}")
     if "model" in (d.get("train") or {}):
         raise ConfigError(f"recipe {source}: the architecture goes under model:, not train.model")
-    recipe = Recipe(name, str(d.get("description", "")), dict(d.get("model") or {}), dict(d.get("train") or {}),
-                    source)  # fmt: skip
+    recipe = Recipe(name, str(d.get("description", "")), dict(d.get("model") or {}), dict(d.get("train") or {}), source)
     recipe()  # its model part is checked when it is registered
     return recipe
 

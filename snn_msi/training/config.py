@@ -20,8 +20,15 @@ from .policies import parse_policy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "DataConfig", "LossConfig", "demo_config", "recipe_config", "policies_for",
-           "schedule_warnings"]
+__all__ = [
+    "TrainConfig",
+    "DataConfig",
+    "LossConfig",
+    "demo_config",
+    "recipe_config",
+    "policies_for",
+    "schedule_warnings",
+]
 
 
 def policies_for(method: str = "normal", iemf: bool = False, **options) -> list[dict]:
@@ -130,13 +137,17 @@ def schedule_warnings(cfg: TrainConfig, train_samples: int) -> list[str]:
     out = []
     late = [m for m in cfg.milestones if m >= cfg.epochs]
     if late:
-        out.append(f"lr milestone(s) {late} lie at or beyond the run's {cfg.epochs} epochs: the learning rate stays "
-                   f"{cfg.lr:g} all run (set --set milestones=[...] in epochs)")  # fmt: skip
+        out.append(
+            f"lr milestone(s) {late} lie at or beyond the run's {cfg.epochs} epochs: the learning rate stays "
+            f"{cfg.lr:g} all run (set --set milestones=[...] in epochs)"
+        )
     steps = math.ceil(train_samples / cfg.batch_size)
     if steps < FEW_STEPS:
-        out.append(f"{steps} step(s) per epoch ({train_samples} training samples, batch {cfg.batch_size}) for "
-                   f"{cfg.epochs} epochs at lr {cfg.lr:g}: a schedule made for large data sets may not move; "
-                   "try --model small (its schedule is for small data), a larger --lr or a smaller --batch-size")  # fmt: skip
+        out.append(
+            f"{steps} step(s) per epoch ({train_samples} training samples, batch {cfg.batch_size}) for {cfg.epochs} "
+            f"epochs at lr {cfg.lr:g}: a schedule made for large data sets may not move; try --model small (its "
+            "schedule is for small data), a larger --lr or a smaller --batch-size"
+        )
     return out
 
 
