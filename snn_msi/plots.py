@@ -38,8 +38,8 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path) ->
     ``metrics.csv`` / ``steps.csv``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = next((k for k in (steps[0] if steps else {}) if k.endswith("/coeff")), None)
-    coeff = [(s["step"], s[key]) for s in steps] if key else []
+    coeff_key = next((k for k in (steps[0] if steps else {}) if k.endswith("/coeff")), None)
+    coeff = [(s["step"], s[coeff_key]) for s in steps] if coeff_key else []
     fig, axes = plt.subplots(1, 3 if coeff else 2, figsize=(13 if coeff else 9, 3.6))
     ep = [h["epoch"] for h in history]
     ax = axes[0]
@@ -60,7 +60,7 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path) ->
         x, y = zip(*coeff, strict=True)
         axes[2].plot(x, y, lw=0.6)
         axes[2].set_xlabel("step")
-        axes[2].set_ylabel(f"fusion-gradient coefficient ({key.split('/')[0]})")
+        axes[2].set_ylabel(f"fusion-gradient coefficient ({coeff_key.split('/')[0]})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
