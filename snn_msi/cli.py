@@ -26,6 +26,7 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     from .data import DATASETS, SNR_PRESETS
     from .models import FUSIONS, RECIPES
     from .training import METHODS
+    from .training.loggers import DEFAULT_LOGGERS, LOGGERS
 
     g = p.add_argument_group("what to train")
     g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
@@ -69,6 +70,18 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value by its dotted key (repeatable): model.T=8")  # fmt: skip
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    logger_help = f"where each epoch's numbers go, comma-separated: {', '.join(LOGGERS.names())} (default: "
+    logger_help += "%(default)s; the CSV files are always written; a backend not installed is one warning line)"
+    g.add_argument("--logger", default=",".join(DEFAULT_LOGGERS), type=_logger_names, metavar="NAMES", help=logger_help)
+
+
+def _logger_names(text: str) -> tuple[str, ...]:
+    from .training.loggers import parse_loggers
+
+    try:
+        return parse_loggers(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--logger: ")) from None
 
 
 def _resume_folder(args) -> Path | None:
@@ -186,7 +199,7 @@ def _cmd_train(args) -> int:
 
     cfg = train_config(args)
     print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet).fit()
+    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet, loggers=args.logger).fit()
     _print_result(result)
     return 0
 

@@ -1,5 +1,5 @@
-"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus
-TensorBoard when it is installed.
+"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus the
+logging backends asked for (TensorBoard by default; MLflow, W&B: :mod:`.loggers`).
 
 Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed by
 its first row (policies log the same keys every step). On resume, :meth:`RunLog.truncate` cuts both files back
@@ -13,6 +13,8 @@ import logging
 import math
 import os
 from pathlib import Path
+
+from .loggers import DEFAULT_LOGGERS, create_loggers, parse_loggers
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +79,18 @@ class _CsvAppender:
 class RunLog:
     """Append epoch and step rows of one run (``enabled=False`` on non-zero ranks: nothing is written).
 
-    Every row has an ``epoch`` (1-based); step rows also a global ``step``.
+    Every row has an ``epoch`` (1-based); step rows also a global ``step``. ``loggers``: backend names of
+    :data:`~snn_msi.training.loggers.LOGGERS` that get each epoch's row too; ``config``: the run's (plain)
+    configuration, which they record.
     """
 
-    def __init__(self, folder: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(self, folder: str | Path, enabled: bool = True, loggers=DEFAULT_LOGGERS, config=None) -> None:
         self.folder, self.enabled = Path(folder), enabled
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
         self.steps = _CsvAppender(self.folder / "steps.csv")
         self._pending: list[dict] = []
-        self._tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.folder / "tb"))  # creates the folder on its first event
-            except ImportError:  # TensorBoard is optional: without it, the CSV files are the log
-                self._tb = None
+        self.logger_names, self.config = parse_loggers(loggers), config
+        self._loggers: list | None = None  # made with the first epoch's row: a run that fails before writes none
 
     def step(self, row: dict) -> None:
         """Queue one step row (written with the epoch's row)."""
@@ -106,11 +104,10 @@ class RunLog:
         self.steps.append(self._pending)
         self._pending = []
         self.metrics.append([row])
-        if self._tb is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "epoch":
-                    self._tb.add_scalar(k, v, row["epoch"])
-            self._tb.flush()
+        if self._loggers is None:
+            self._loggers = create_loggers(self.logger_names, self.folder, self.config)
+        for logger in self._loggers:
+            logger.log_epoch(row, int(row["epoch"]))
 
     def truncate(self, epochs_done: int) -> None:
         """Drop rows of epochs after ``epochs_done`` (they are redone after a resume)."""
@@ -120,6 +117,6 @@ class RunLog:
                 f.truncate(lambda r: r.get("epoch", math.inf) <= epochs_done)
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        for logger in self._loggers or []:
+            logger.close()
+        self._loggers = None

@@ -39,6 +39,7 @@ from ..data import build_datasets
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
 from .config import TrainConfig, schedule_warnings
+from .loggers import DEFAULT_LOGGERS
 from .losses import av_losses
 from .metrics import MetricsCollector, SplitMetrics
 from .policies import (
@@ -284,11 +285,13 @@ class Trainer:
         progress: progress bars (and one-line warnings about a schedule that does not fit the data).
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
         plots: draw ``curves.png`` after every epoch.
+        loggers: where the epochs' numbers go besides the CSV files (``tb``, ``mlflow``, ``wandb``: :mod:`.loggers`).
     """
 
     def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset, Dataset] | None = None,
                  model: AVNet | None = None, policies: Compose | None = None, mode: str = "new",
-                 progress: bool = True, stop_after: int | None = None, plots: bool = True) -> None:  # fmt: skip
+                 progress: bool = True, stop_after: int | None = None, plots: bool = True,
+                 loggers: tuple[str, ...] = DEFAULT_LOGGERS) -> None:  # fmt: skip
         self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
         self.rank, self.world = _dist_info()
@@ -328,7 +331,7 @@ class Trainer:
         self.amp = config.amp and self.device.type == "cuda"
         self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
             self.train_set)  # fmt: skip
-        self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0)
+        self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0, loggers=loggers, config=config.to_dict())
         for warning in schedule_warnings(config, len(self.train_set)) if self.rank == 0 and progress else []:
             log.warning(warning)
         self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
