@@ -1,5 +1,6 @@
 """The ``snn-msi`` command line: train, evaluate, neurons, methods, datasets, prepare, build-h5, and the report
-commands each module of ``snn_msi.reports`` registers (energy, study, ...).
+commands each module of ``snn_msi.reports`` registers (energy, study, ...), all through one registry
+(:mod:`snn_msi.commands`).
 
 Every subcommand has ``--help``. A user error (a bad argument, value, file or folder) is one line on stderr naming
 it, exit code 2; a run that stops on a non-finite loss exits 1; never a traceback for either.
@@ -13,10 +14,16 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from .argtypes import positive_int
+from .commands import register_command
 from .schema import ConfigError
+
+if TYPE_CHECKING:
+    from .training import RunResult
 
 # -- training arguments (shared with experiments/ks_snn.py) ----------------------------------------------
 
@@ -167,11 +174,13 @@ def train_config(args, base=None):
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     """--method / --iemf / --alpha on top of the config's methods."""
-    base = [p for p in current if p["name"] != "iemf"]
-    has_iemf = any(p["name"] == "iemf" for p in current) or args.iemf
+    from .training.policies.iemf import IEMF
+
+    base = [p for p in current if p["name"] != IEMF.name]
+    has_iemf = any(p["name"] == IEMF.name for p in current) or args.iemf
     if args.method:
-        base = policies_for(args.method) if args.method != "iemf" else []
-        has_iemf = has_iemf or args.method == "iemf"
+        base = policies_for(args.method) if args.method != IEMF.name else []
+        has_iemf = has_iemf or args.method == IEMF.name
     if args.alpha is not None:
         from .training import METHODS
 
@@ -181,7 +190,7 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
             raise ConfigError(f"--alpha: the method ({names}) has no alpha; OGM-GE has (--method ogm_ge)")
         for p in takers:
             p["alpha"] = args.alpha
-    return base + ([p for p in current if p["name"] == "iemf"] or [{"name": "iemf"}] if has_iemf else [])
+    return base + ([p for p in current if p["name"] == IEMF.name] or policies_for(iemf=True) if has_iemf else [])
 
 
 def _train_mode(args) -> str:
@@ -190,8 +199,9 @@ def _train_mode(args) -> str:
     return "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
 
 
-def _print_result(result: dict) -> None:
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+def _print_result(result: RunResult) -> None:
+    numbers = result.to_dict()
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in numbers.items()}, indent=1))
 
 
 def _cmd_train(args) -> int:
@@ -202,6 +212,12 @@ def _cmd_train(args) -> int:
     result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet, loggers=args.logger).fit()
     _print_result(result)
     return 0
+
+
+@register_command("train", description="train a model (--demo: digits-av; --dataset/--data-root: the paper's network)")
+def _train_command(q: argparse.ArgumentParser) -> None:
+    add_train_arguments(q)
+    q.set_defaults(func=_cmd_train)
 
 
 # -- other commands ----------------------------------------------------------------------------------------
@@ -236,12 +252,24 @@ def _cmd_neurons(args: argparse.Namespace) -> int:
     return 0
 
 
+@register_command("neurons", description="list the neuron registry (or --demo: rates table + raster plot)")
+def _neurons_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--demo", action="store_true", help="run every neuron on a fixed ramp input")
+    q.add_argument("--out", default="runs/neurons", help="folder for the raster PNG")
+    q.set_defaults(func=_cmd_neurons)
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
     for name, desc in DATASETS.available().items():
         print(f"{name:<16} {desc}")
     return 0
+
+
+@register_command("datasets", description="the data sets snn-msi knows and how to get them")
+def _datasets_command(q: argparse.ArgumentParser) -> None:
+    q.set_defaults(func=_cmd_datasets)
 
 
 def _cmd_methods(args) -> int:
@@ -251,12 +279,18 @@ def _cmd_methods(args) -> int:
     if args.markdown:
         print("| method | source | what it modulates | composes with IEMF |\n|---|---|---|---|")
         for r in rows:
-            print(f"| {r['method']} | {r['source']} | {r['modulates']} | {r['iemf']} |")
+            print(f"| {r.method} | {r.source} | {r.modulates} | {r.with_iemf} |")
         return 0
     for r in rows:
-        print(f"{r['method']:<12} {r['description']}\n{'':<12} source: {r['source']}\n{'':<12} modulates: "
-              f"{r['modulates']}; with IEMF: {r['iemf']}")  # fmt: skip
+        print(f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
+              f"{r.modulates}; with IEMF: {r.with_iemf}")  # fmt: skip
     return 0
+
+
+@register_command("methods", description="the balancing methods, their sources and whether they compose with IEMF")
+def _methods_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    q.set_defaults(func=_cmd_methods)
 
 
 def _cmd_evaluate(args) -> int:
@@ -273,6 +307,15 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+@register_command("evaluate", description="accuracy of a checkpoint on a split")
+def _evaluate_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("checkpoint")
+    q.add_argument("--split", choices=["train", "val", "test"], default="test")
+    q.add_argument("--data-root")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    q.set_defaults(func=_cmd_evaluate)
+
+
 def _cmd_prepare(args) -> int:
     from .data.prepare import prepare
 
@@ -284,6 +327,15 @@ def _cmd_prepare(args) -> int:
         print(f"{len(report['renamed'])} clip(s) share a name with a clip of another class; their ids got the class "
               f"appended (e.g. {next(iter(report['renamed'].items()))}); see prepare_report.json")  # fmt: skip
     return 0 if report["done"] + report["skipped"] > 0 else 1
+
+
+@register_command("prepare", description="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
+def _prepare_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("video_dir")
+    q.add_argument("out_root")
+    q.add_argument("--frames", type=positive_int, default=10)
+    q.add_argument("--workers", type=positive_int, default=None)
+    q.set_defaults(func=_cmd_prepare)
 
 
 def _cmd_build_h5(args) -> int:
@@ -299,91 +351,31 @@ def _cmd_build_h5(args) -> int:
     return 0
 
 
-def snr_pairs(option: str, items: str | list[str]) -> list[tuple[float, float]]:
-    """``'AUDIO_DB,IMAGE_DB'`` pairs separated by spaces, in one argument or several -> ``[(audio dB, image dB)]``;
-    a malformed pair is a one-line :class:`ConfigError` naming ``option``."""
-    pairs = []
-    for text in items.split() if isinstance(items, str) else [t for item in items for t in item.split()]:
-        try:
-            a, v = (float(x) for x in text.split(","))
-        except ValueError:
-            raise ConfigError(f"{option}: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
-        pairs.append((a, v))
-    return pairs
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
+@register_command("build-h5", description="precompute spectrograms and frames into one HDF5 file")
+def _build_h5_command(q: argparse.ArgumentParser) -> None:
     from .data import DATASETS
 
-    p = argparse.ArgumentParser(
-        prog="snn-msi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    q = sub.add_parser("neurons", help="list the neuron registry (or --demo: rates table + raster plot)")
-    q.add_argument("--demo", action="store_true", help="run every neuron on a fixed ramp input")
-    q.add_argument("--out", default="runs/neurons", help="folder for the raster PNG")
-    q.set_defaults(func=_cmd_neurons)
-
-    q = sub.add_parser("methods", help="the balancing methods, their sources and whether they compose with IEMF")
-    q.add_argument("--markdown", action="store_true", help="as a Markdown table")
-    q.set_defaults(func=_cmd_methods)
-
-    q = sub.add_parser("datasets", help="the data sets snn-msi knows and how to get them")
-    q.set_defaults(func=_cmd_datasets)
-
-    q = sub.add_parser("train", help="train a model (--demo: digits-av; --dataset/--data-root: the paper's network)")
-    add_train_arguments(q)
-    q.set_defaults(func=_cmd_train)
-
-    q = sub.add_parser("evaluate", help="accuracy of a checkpoint on a split")
-    q.add_argument("checkpoint")
-    q.add_argument("--split", choices=["train", "val", "test"], default="test")
-    q.add_argument("--data-root")
-    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    q.set_defaults(func=_cmd_evaluate)
-
-    q = sub.add_parser("prepare", help="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
-    q.add_argument("video_dir")
-    q.add_argument("out_root")
-    q.add_argument("--frames", type=positive_int, default=10)
-    q.add_argument("--workers", type=positive_int, default=None)
-    q.set_defaults(func=_cmd_prepare)
-
-    q = sub.add_parser("build-h5", help="precompute spectrograms and frames into one HDF5 file")
     q.add_argument("root")
     q.add_argument("out")
-    q.add_argument("--dataset", choices=[n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"],
-                   default="kinetics-sounds")  # fmt: skip
+    builders = [n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"]
+    q.add_argument("--dataset", choices=builders, default="kinetics-sounds")
     q.add_argument("--layout", default="auto")
     q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
     q.add_argument("--val-fraction", type=float, default=0.1)
     q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
     q.set_defaults(func=_cmd_build_h5)
 
-    from .reports import COMMANDS, add_parsers
 
-    add_parsers(sub, COMMANDS)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``snn-msi`` parser: one sub-command per entry of the command registry (the built-in commands above and
+    every report's)."""
+    from . import reports  # noqa: F401  (registers the report commands)
+    from .commands import COMMANDS, add_parsers
+
+    p = argparse.ArgumentParser(
+        prog="snn-msi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_parsers(p.add_subparsers(dest="command", required=True, metavar="COMMAND"), COMMANDS)
     return p
 
 

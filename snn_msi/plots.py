@@ -32,14 +32,13 @@ def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: st
     return path
 
 
-def training_curves(history: list[dict], steps: list[dict], path: str | Path) -> Path:
-    """Accuracy (fused and per head, train and validation), loss, and the fusion-gradient coefficient over steps
-    (any policy's ``<name>/coeff`` column: IEMF's or a control's). ``history`` / ``steps``: the rows of
-    ``metrics.csv`` / ``steps.csv``."""
+def training_curves(history: list[dict], steps: list[dict], path: str | Path, column: str | None = None) -> Path:
+    """Accuracy (fused and per head, train and validation), loss, and one step-log ``column`` over the steps (the
+    trainer passes a method's headline field, e.g. ``iemf/coeff``: the fusion-gradient coefficient). ``history`` /
+    ``steps``: the rows of ``metrics.csv`` / ``steps.csv``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    coeff_key = next((k for k in (steps[0] if steps else {}) if k.endswith("/coeff")), None)
-    coeff = [(s["step"], s[coeff_key]) for s in steps] if coeff_key else []
+    coeff = [(s["step"], s[column]) for s in steps if column in s] if column else []
     fig, axes = plt.subplots(1, 3 if coeff else 2, figsize=(13 if coeff else 9, 3.6))
     ep = [h["epoch"] for h in history]
     ax = axes[0]
@@ -60,7 +59,7 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path) ->
         x, y = zip(*coeff, strict=True)
         axes[2].plot(x, y, lw=0.6)
         axes[2].set_xlabel("step")
-        axes[2].set_ylabel(f"fusion-gradient coefficient ({coeff_key.split('/')[0]})")
+        axes[2].set_ylabel(column)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -138,20 +137,20 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     return path
 
 
-def energy_breakdown(snn: dict[str, float], ann: dict[str, float], path: str | Path, chip: str = "Loihi",
+def energy_breakdown(snn, ann, path: str | Path, chip: str = "Loihi",
                      note: str = "") -> Path:  # fmt: skip
     """Stacked energy per inference: the SNN and its ReLU twin at 45 nm (MACs + accumulates, neuron updates or
     ReLU, memory traffic), and the SNN on the neuromorphic chip (synaptic events, neuron updates, spikes routed,
-    analogue layers on a host). ``snn`` / ``ann``: the ``totals`` of :func:`snn_msi.metrics.energy.price`."""
+    analogue layers on a host). ``snn`` / ``ann``: the :class:`~snn_msi.metrics.energy.PriceTotals` of each."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bars = {
-        "SNN, 45 nm": [("MACs + accumulates", snn["synaptic_pj"]), ("neuron updates", snn["neuron_pj"]),
-                       ("memory traffic", snn["memory_pj"])],
-        "ReLU twin, 45 nm": [("MACs + accumulates", ann["synaptic_pj"]), ("neuron updates", ann["neuron_pj"]),
-                             ("memory traffic", ann["memory_pj"])],
-        f"SNN, {chip}": [("synaptic events", snn["chip_synop_pj"]), ("neuron updates", snn["chip_neuron_pj"]),
-                         ("spikes routed", snn["chip_spike_pj"]), ("analogue layers (host)", snn["chip_host_mac_pj"])],
+        "SNN, 45 nm": [("MACs + accumulates", snn.synaptic_pj), ("neuron updates", snn.neuron_pj),
+                       ("memory traffic", snn.memory_pj)],
+        "ReLU twin, 45 nm": [("MACs + accumulates", ann.synaptic_pj), ("neuron updates", ann.neuron_pj),
+                             ("memory traffic", ann.memory_pj)],
+        f"SNN, {chip}": [("synaptic events", snn.chip_synop_pj), ("neuron updates", snn.chip_neuron_pj),
+                         ("spikes routed", snn.chip_spike_pj), ("analogue layers (host)", snn.chip_host_mac_pj)],
     }  # fmt: skip
     colors = {
         "MACs + accumulates": "tab:blue",

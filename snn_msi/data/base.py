@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, sample_frame_indices
+from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, fit_length, sample_frame_indices
+from .loader import PCM, PackedSample, pack_sample, unpack
 from .rng import sample_generator
 from .sample import AVSample, BadClips, ClipRecord
 
@@ -44,17 +45,29 @@ def load_wav(path: Path, sample_rate: int, seconds: float | None = None) -> torc
     return torch.from_numpy(np.ascontiguousarray(wav))
 
 
-def load_frames(paths: Sequence[Path]) -> torch.Tensor:
-    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ)."""
+def read_pcm16(path: Path, sample_rate: int, seconds: float | None = None) -> torch.Tensor | None:
+    """The samples :func:`load_wav` reads, as int16 (``load_wav`` = these / 32768, exactly), where the file is
+    mono 16-bit PCM at ``sample_rate``; None for any other file."""
+    with sf.SoundFile(str(path)) as f:
+        if f.subtype != "PCM_16" or f.channels != 1 or f.samplerate != sample_rate:
+            return None
+        return torch.from_numpy(f.read(-1 if seconds is None else int(math.ceil(seconds * sample_rate)), "int16"))
+
+
+def load_frames(paths: Sequence[Path], contiguous: bool = True) -> torch.Tensor:
+    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ); with
+    ``contiguous=False`` a view of the decoded ``[K, H, W, 3]`` pixels (a DataLoader worker copies only a crop)."""
     imgs, size = [], None
     for p in paths:
         with Image.open(p) as im:
-            im = im.convert("RGB")
+            if im.mode != "RGB":
+                im = im.convert("RGB")
             size = size or im.size
             if im.size != size:
                 im = im.resize(size)
             imgs.append(np.asarray(im))
-    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+    frames = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
+    return frames.contiguous() if contiguous else frames
 
 
 def check_clip(rec: ClipRecord, min_frames: int, audio_seconds: float | None) -> str | None:
@@ -188,21 +201,29 @@ class AudioVisualFiles(Dataset):
     def generator(self, i: int) -> torch.Generator:
         return sample_generator(self.seed, self.epoch if self.train else -1, self.split, i)
 
-    def __getitem__(self, i: int) -> AVSample:
+    def pack(self, i: int) -> PackedSample | AVSample:
+        """Sample ``i`` as a DataLoader worker hands it over (:mod:`snn_msi.data.loader`): the spectrogram, the
+        uint8 crop of the chosen frames and the sample's draws (audio noise, frames, crop, flip, image noise)."""
         rec, g = self.records[i], self.generator(i)
-        wav = add_noise_snr(load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None], self.audio_snr_db, g)[0]
+        audio = self._pcm(rec.wav)
+        if audio is None:
+            wav = load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None]
+            audio = self.audio_transform(add_noise_snr(wav, self.audio_snr_db, g)[0])
         idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
-        frames = load_frames([rec.frames[j] for j in idx])
-        return AVSample(self.audio_transform(wav), transform_frames(self.frame_transform, frames, self.image_snr_db, g),
-                        rec.label, rec.clip_id)  # fmt: skip
+        frames = load_frames([rec.frames[j] for j in idx], contiguous=False)
+        return pack_sample(audio, frames, rec.label, rec.clip_id, self.frame_transform, self.image_snr_db, g)
 
+    def _pcm(self, path: Path) -> PCM | None:
+        """The clip's int16 samples cut or tiled to the spectrogram's length, to be transformed on the device;
+        None where that would not give the same numbers (noise to add, a transform of its own, other files)."""
+        t = self.audio_transform
+        if self.audio_snr_db is not None or not isinstance(t, LogSpectrogram) or t.num_samples is None:
+            return None
+        pcm = read_pcm16(path, self.sample_rate, self.audio_seconds)
+        return None if pcm is None else PCM(fit_length(pcm, t.num_samples, t.fit), t)
 
-def transform_frames(transform: FrameTransform, frames: torch.Tensor, snr_db: float | None,
-                     g: torch.Generator) -> torch.Tensor:  # fmt: skip
-    """``transform`` with noise at ``snr_db`` added to the [0, 1] pixels of each frame before normalisation."""
-    if snr_db is None:
-        return transform(frames, generator=g)
-    return transform(frames, generator=g, corrupt=lambda x: add_noise_snr(x.flatten(0, 1), snr_db, g).view_as(x))
+    def __getitem__(self, i: int) -> AVSample:
+        return unpack(self.pack(i))
 
 
 def read_list(path: Path) -> list[tuple[int, list[str]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ class ModelConfig(Config):
     fusion: str = "concat"
     widths: tuple[int, ...] = (64, 128, 256, 512)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
-    stem: str = "imagenet"
+    stem: Literal["imagenet", "small"] = "imagenet"
     stem_stride: int | None = field(default=None, metadata=check(ge=1))
     audio_channels: int | None = field(default=None, metadata=check(ge=1))
     visual_channels: int | None = field(default=None, metadata=check(ge=1))
@@ -64,8 +65,6 @@ class ModelConfig(Config):
         if len(self.widths) != len(self.blocks) or not self.widths or min(self.widths + self.blocks) < 1:
             raise ConfigError(f"{pre}widths and blocks need the same non-zero length and positive values, got "
                               f"{list(self.widths)} and {list(self.blocks)}")  # fmt: skip
-        if self.stem not in ("imagenet", "small"):
-            raise ConfigError(f"{pre}stem must be 'imagenet' or 'small', got {self.stem!r}")
 
     def missing_from_data(self) -> list[str]:
         """The fields still None, which the data set has to supply."""

@@ -119,7 +119,7 @@ def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None 
     paths = report.write(out)
     firing_rate_bars(report.firing_rates, out / "firing_rates.png")
     energy_bars(report.totals, out / "energy.png", "compute: 45 nm CMOS (Horowitz 2014)")
-    energy_breakdown(report.snn["totals"], report.ann["totals"], out / "energy_breakdown.png",
+    energy_breakdown(report.snn.totals, report.ann.totals, out / "energy_breakdown.png",
                      report.neuromorphic["name"], "SNN vs " + ("trained" if report.ann_trained else "UNTRAINED")
                      + " ReLU twin, per inference")  # fmt: skip
     spike_histograms(report.histograms, out / "spike_histograms.png")
@@ -145,7 +145,7 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
 @register_command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU "
                   "twin at known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)")  # fmt: skip
 def _energy_command(q) -> None:
-    from ..cli import nonnegative_float, positive_int
+    from ..argtypes import nonnegative_float, positive_int
 
     q.add_argument("checkpoint")
     g = q.add_mutually_exclusive_group()

@@ -36,8 +36,8 @@ import torch
 
 import neurons
 
+from ..files import write_csv
 from . import register_command
-from .files import write_csv
 
 SWEEPS = ("contrast", "snr", "afferent")
 
@@ -355,7 +355,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
 @register_command("probe", description="multisensory responses of a checkpoint's integration layer (ME, additivity "
                   "against stimulus strength)")  # fmt: skip
 def _probe_command(q) -> None:
-    from ..cli import nonnegative_float, positive_int
+    from ..argtypes import nonnegative_float, positive_int
 
     d = ProbeConfig()
     q.add_argument("checkpoint", help="best.pt / last.pt of a run with an integration layer (--fusion msi)")
@@ -374,7 +374,7 @@ def _probe_command(q) -> None:
 
 
 def _run(args) -> int:
-    from ..cli import snr_pairs
+    from ..argtypes import snr_pairs
 
     pcfg = ProbeConfig(samples=args.samples, sweeps=tuple(args.sweeps), contrast=tuple(args.contrast),
                        snr=tuple(snr_pairs("--snr", args.snr)), afferent=tuple(args.afferent),

@@ -11,12 +11,14 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..data.config import DataConfig
 from ..models import ModelConfig, Recipe, get_recipe
 from ..schema import Config, ConfigError, check
 from .losses import LossConfig
 from .policies import parse_policy
+from .policies.iemf import IEMF
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ def policies_for(method: str = "normal", iemf: bool = False, **options) -> list[
     ``options`` go to the base method (``normal`` takes none).
     """
     specs = [] if method == "normal" and not options else [{"name": method, **options}]
-    return specs + ([{"name": "iemf"}] if iemf else [])
+    return specs + ([{"name": IEMF.name}] if iemf else [])
 
 
 @dataclass
@@ -60,7 +62,7 @@ class TrainConfig(Config):
     policies: list[dict] = field(default_factory=list)
     epochs: int = field(default=100, metadata=check(ge=1))
     batch_size: int = field(default=32, metadata=check(ge=1))
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "adam"] = "sgd"
     lr: float = field(default=5e-3, metadata=check(gt=0))
     momentum: float = field(default=0.9, metadata=check(ge=0, lt=1))
     nesterov: bool = True
@@ -69,7 +71,7 @@ class TrainConfig(Config):
     milestones: tuple[int, ...] = (70,)
     gamma: float = field(default=0.1, metadata=check(gt=0))
     grad_clip: float | None = field(default=None, metadata=check(gt=0))
-    on_nonfinite: str = "stop"
+    on_nonfinite: Literal["stop", "skip"] = "stop"
     seed: int = field(default=0, metadata=check(ge=0))
     device: str = "auto"
     amp: bool = True
@@ -79,7 +81,8 @@ class TrainConfig(Config):
     @classmethod
     def upgrade(cls, d: dict) -> dict:
         """Convert the flat method keys of version-1 configs (``method``, ``iemf``, ``iemf_*``, ``ogm_*``, ...)."""
-        flat = ("method", "iemf", "iemf_lambda", "iemf_lambda_mode", "iemf_noise", "iemf_start", "iemf_end",
+        flag = IEMF.name  # version 1's `iemf: true` was the method's name
+        flat = ("method", flag, "iemf_lambda", "iemf_lambda_mode", "iemf_noise", "iemf_start", "iemf_end",
                 "ogm_alpha", "ogm_start", "ogm_end", "lfm_weight", "constant_coeff",
                 "unimodal_label_smoothing")  # fmt: skip
         if not any(k in d for k in flat):
@@ -88,7 +91,7 @@ class TrainConfig(Config):
             raise ConfigError(f"give either 'policies' or the old flat keys ({', '.join(k for k in flat if k in d)}), "
                               "not both")  # fmt: skip
         old = {k: d.pop(k) for k in flat if k in d}
-        for key in ("iemf", "iemf_noise"):
+        for key in (flag, "iemf_noise"):
             if key in old and not isinstance(old[key], bool):
                 raise ConfigError(f"{key} must be true or false, got {old[key]!r}")
         window = {"start": old.get("iemf_start", 0), "end": old.get("iemf_end")}
@@ -100,8 +103,8 @@ class TrainConfig(Config):
                                    **window},
                       "noise": dict(window)}.get(method, {})  # fmt: skip
         d["policies"] = policies_for(method, **base) if method != "normal" else []
-        if old.get("iemf") is True:
-            d["policies"].append({"name": "iemf", "lam": old.get("iemf_lambda", 1.0),
+        if old.get(flag) is True:
+            d["policies"].append({"name": IEMF.name, "lam": old.get("iemf_lambda", 1.0),
                                   "lambda_mode": old.get("iemf_lambda_mode", "inside"),
                                   "noise": old.get("iemf_noise", True), **window})  # fmt: skip
         if "unimodal_label_smoothing" in old:
@@ -111,10 +114,6 @@ class TrainConfig(Config):
         return d
 
     def validate(self, where: str = "") -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ConfigError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.on_nonfinite not in ("stop", "skip"):
-            raise ConfigError(f"on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if list(self.milestones) != sorted(self.milestones) or any(m < 1 for m in self.milestones):

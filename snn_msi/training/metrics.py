@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -70,6 +71,15 @@ class SplitMetrics:
     def row(self, prefix: str) -> dict[str, float]:
         """``{"<prefix>_loss": ..., "<prefix>_acc": ..., "<prefix>_n": ...}`` for the logs."""
         return {f"{prefix}_{k}": v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, float], prefix: str) -> SplitMetrics:
+        """The inverse of :meth:`row` (other keys ignored; a number a row predates, e.g. ``f1``, is NaN)."""
+        values = {f.name: row[f"{prefix}_{f.name}"] for f in fields(cls) if f"{prefix}_{f.name}" in row}
+        missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in values]
+        if missing:
+            raise KeyError(f"no {', '.join(f'{prefix}_{k}' for k in missing)}")
+        return cls(**{**values, "n": int(values["n"])})
 
 
 def batch_sums(loss: torch.Tensor, out, y: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..schema import ConfigError
+from .result import RunResult
 
 __all__ = ["RunDir", "RunExistsError", "save_checkpoint", "load_checkpoint", "config_diff", "CHECKPOINT_VERSION",
            "RESUMABLE"]  # fmt: skip
@@ -141,8 +142,13 @@ class RunDir:
     def is_complete(self) -> bool:
         return self.results_file.is_file()
 
-    def results(self) -> dict:
-        return json.loads(self.results_file.read_text())
+    def results(self) -> RunResult:
+        """The finished run's :class:`RunResult` (a one-line ``ValueError`` for a file that is not one)."""
+        try:
+            data = json.loads(self.results_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.results_file} is not JSON: {err}") from None
+        return RunResult.from_dict(data, str(self.results_file))
 
     def saved_config(self) -> dict | None:
         from ..schema import load_yaml
@@ -187,10 +193,11 @@ class RunDir:
     def write_config(self, config) -> None:
         config.save(self.config_file)
 
-    def mark_complete(self, results: dict) -> None:
+    def mark_complete(self, result: RunResult) -> None:
+        """Write ``results.json`` atomically: the run is finished."""
         tmp = self.results_file.with_name(f".results.json.tmp{os.getpid()}")
         try:
-            tmp.write_text(json.dumps(results, indent=1))
+            tmp.write_text(json.dumps(result.to_dict(), indent=1))
             os.replace(tmp, self.results_file)
         finally:
             tmp.unlink(missing_ok=True)

@@ -1,9 +1,10 @@
 """The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus the
 logging backends asked for (TensorBoard by default; MLflow, W&B: :mod:`.loggers`).
 
-Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed by
-its first row (policies log the same keys every step). On resume, :meth:`RunLog.truncate` cuts both files back
-to the checkpoint's epoch, so an epoch redone after a kill appears once.
+Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed when
+it is created: the columns declared up front (``steps.csv``: the trainer's and every policy's declared log fields),
+then those of its first row; a resumed run keeps its file's header. On resume, :meth:`RunLog.truncate` cuts both
+files back to the checkpoint's epoch, so an epoch redone after a kill appears once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from .loggers import DEFAULT_LOGGERS, create_loggers, parse_loggers
@@ -38,8 +40,8 @@ def read_csv(path: str | Path) -> list[dict[str, float | str]]:
 
 
 class _CsvAppender:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, columns: Sequence[str] = ()) -> None:
+        self.path, self.columns = path, list(columns)
         self.fields: list[str] | None = None
         if path.is_file() and path.stat().st_size > 0:
             with path.open(newline="") as fh:
@@ -51,7 +53,7 @@ class _CsvAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.is_file() or self.fields is None
         if new:
-            self.fields = list(dict.fromkeys(k for r in rows for k in r))
+            self.fields = list(dict.fromkeys([*self.columns, *(k for r in rows for k in r)]))
         extra = sorted({k for r in rows for k in r} - set(self.fields))
         if extra:
             log.warning("%s: columns %s were not in its first row; they are not logged", self.path.name, extra)
@@ -79,15 +81,23 @@ class _CsvAppender:
 class RunLog:
     """Append epoch and step rows of one run (``enabled=False`` on non-zero ranks: nothing is written).
 
-    Every row has an ``epoch`` (1-based); step rows also a global ``step``. ``loggers``: backend names of
-    :data:`~snn_msi.training.loggers.LOGGERS` that get each epoch's row too; ``config``: the run's (plain)
-    configuration, which they record.
+    Every row has an ``epoch`` (1-based); step rows also a global ``step``. ``step_columns``: the columns of
+    ``steps.csv`` known before the first step (a value a step does not log is an empty cell, never a lost column).
+    ``loggers``: backend names of :data:`~snn_msi.training.loggers.LOGGERS` that get each epoch's row too;
+    ``config``: the run's (plain) configuration, which they record.
     """
 
-    def __init__(self, folder: str | Path, enabled: bool = True, loggers=DEFAULT_LOGGERS, config=None) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        enabled: bool = True,
+        step_columns: Sequence[str] = (),
+        loggers: Sequence[str] = DEFAULT_LOGGERS,
+        config: dict | None = None,
+    ) -> None:
         self.folder, self.enabled = Path(folder), enabled
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
-        self.steps = _CsvAppender(self.folder / "steps.csv")
+        self.steps = _CsvAppender(self.folder / "steps.csv", step_columns)
         self._pending: list[dict] = []
         self.logger_names, self.config = parse_loggers(loggers), config
         self._loggers: list | None = None  # made with the first epoch's row: a run that fails before writes none

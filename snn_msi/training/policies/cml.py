@@ -7,6 +7,7 @@ weight); BalanceBenchmark ``CML_trainer.py: conf_loss``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Policy, WindowConfig
+from .base import Composition, Policy, PolicyLog, WindowConfig
 
 
 @dataclass
@@ -36,9 +37,20 @@ def confidence_penalty(full: torch.Tensor, reduced: torch.Tensor, y: torch.Tenso
     return F.relu((conf_red - conf_full) * sign).sum()
 
 
-@register_method(source="Ma et al., ICML 2023 (arXiv 2306.01265); github.com/QingyangZhang/CML@9d2496e",
-                 modulates="adds lam * sum relu(conf(one modality) - conf(both)): no subset more confident than all",
-                 iemf="yes (a loss term; IEMF scales the fusion layer's share of its gradient)")  # fmt: skip
+@dataclass
+class CMLLog(PolicyLog):
+    """CML's penalties of the one-modality predictions."""
+
+    penalty_audio_only: float = math.nan
+    penalty_visual_only: float = math.nan
+    active: float = math.nan
+
+
+@register_method(
+    source="Ma et al., ICML 2023 (arXiv 2306.01265); github.com/QingyangZhang/CML@9d2496e",
+    modulates="adds lam * sum relu(conf(one modality) - conf(both)): no subset more confident than all",
+    iemf=Composition(True, "a loss term; IEMF scales the fusion layer's share of its gradient"),
+)
 class CML(Policy):
     """Calibrating multimodal learning.
 
@@ -56,6 +68,7 @@ class CML(Policy):
 
     name = "cml"
     config_class = CMLConfig
+    log_class = CMLLog
     needs_features = True
 
     def loss(self, ctx):

@@ -8,6 +8,7 @@ Wang, Tran & Feiszli, "What makes training multi-modal classification networks h
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import EpochView, Policy, PolicyConfig
+from .base import Composition, EpochView, Policy, PolicyConfig, PolicyLog
 
 HEADS = ("fused", "audio", "visual")
 
@@ -58,11 +59,21 @@ def _unimodal_loss(out, y):
     return F.cross_entropy(out.audio.float(), y) + F.cross_entropy(out.visual.float(), y)
 
 
-@register_method(source="Wang et al., CVPR 2020 (arXiv 1905.12681); no official code; BalanceBenchmark@4c1482f "
-                        "GBlending_trainer.py",
-                 modulates="weights of the fused and unimodal losses: generalisation / overfitting^2 per head, "
-                           "re-estimated every super-epoch",
-                 iemf="yes (caveat: IEMF scales the fusion gradient the blend already weights)")  # fmt: skip
+@dataclass
+class GBlendLog(PolicyLog):
+    """The blend weight of each loss term."""
+
+    w_fused: float = math.nan
+    w_audio: float = math.nan
+    w_visual: float = math.nan
+
+
+@register_method(
+    source="Wang et al., CVPR 2020 (arXiv 1905.12681); no official code; BalanceBenchmark@4c1482f GBlending_trainer.py",
+    modulates="weights of the fused and unimodal losses: generalisation / overfitting^2 per head, "
+    "re-estimated every super-epoch",
+    iemf=Composition(True, "caveat: IEMF scales the fusion gradient the blend already weights"),
+)
 class GBlend(Policy):
     """Gradient blending (online, per super-epoch).
 
@@ -82,6 +93,7 @@ class GBlend(Policy):
 
     name = "gblend"
     config_class = GBlendConfig
+    log_class = GBlendLog
     needs_unimodal_losses = True
     data_parallel = False  # the copies train in one process
 
@@ -100,7 +112,7 @@ class GBlend(Policy):
             after_fused, after_uni = self._losses(view, fused), self._losses(view, uni)
             after = {"fused": after_fused["fused"], "audio": after_uni["audio"], "visual": after_uni["visual"]}
             self.weights = blend_weights(before, after)
-        self.log.update({f"w_{k}": w for k, w in self.weights.items()})
+        self.log.update(**{f"w_{k}": w for k, w in self.weights.items()})
         return None
 
     @staticmethod

@@ -7,6 +7,7 @@ train_epoch, valid``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -16,7 +17,7 @@ from ...models.fusion import ConcatFusion, SumFusion
 from ...models.heads import AVOutput
 from ...schema import ConfigError, check
 from . import register_method
-from .base import Policy, PolicyConfig
+from .base import Composition, Policy, PolicyConfig, PolicyLog
 
 FUSIONS = ("concat", "sum")
 
@@ -44,9 +45,20 @@ def cosine_logits(h: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tenso
     return scale * F.normalize(h, dim=1) @ F.normalize(w, dim=1).T
 
 
-@register_method(source="Xu et al., ICASSP 2023 (arXiv 2303.05338); github.com/GeWu-Lab/MMCosine_ICASSP23@00ba0a9",
-                 modulates="the fused logits: s * cos(features_m, class weights_m) summed over modalities, no bias",
-                 iemf="yes (IEMF's fused score is the cosine logits)", fusions=FUSIONS)  # fmt: skip
+@dataclass
+class MMCosineLog(PolicyLog):
+    """Each modality's mean largest cosine."""
+
+    cos_audio: float = math.nan
+    cos_visual: float = math.nan
+
+
+@register_method(
+    source="Xu et al., ICASSP 2023 (arXiv 2303.05338); github.com/GeWu-Lab/MMCosine_ICASSP23@00ba0a9",
+    modulates="the fused logits: s * cos(features_m, class weights_m) summed over modalities, no bias",
+    iemf=Composition(True, "IEMF's fused score is the cosine logits"),
+    fusions=FUSIONS,
+)
 class MMCosine(Policy):
     """Multi-modal cosine loss.
 
@@ -64,6 +76,7 @@ class MMCosine(Policy):
 
     name = "mmcosine"
     config_class = MMCosineConfig
+    log_class = MMCosineLog
 
     def setup(self, model):
         class_weights(model.fusion)  # refuses a fusion without per-modality class weights

@@ -10,11 +10,12 @@ never trained unless IEMF was on, so its ratios were noise).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ...schema import check
 from . import register_method
-from .base import Policy, WindowConfig
+from .base import Composition, Policy, PolicyLog, WindowConfig
 
 
 @dataclass
@@ -36,9 +37,20 @@ def mslr_ratio(history: list[float], acc: float, window: int) -> float:
     return acc / mean if mean > 0 else 1.0
 
 
-@register_method(source="Yao & Mihalcea, Findings of ACL 2022; the IEMF code's dynamic variant",
-                 modulates="each branch's gradients x base_m * (val acc_m / its mean over the last 5 epochs)",
-                 iemf="yes")  # fmt: skip
+@dataclass
+class MSLRLog(PolicyLog):
+    """Each branch's learning-rate scale."""
+
+    scale_audio: float = math.nan
+    scale_visual: float = math.nan
+    active: float = math.nan
+
+
+@register_method(
+    source="Yao & Mihalcea, Findings of ACL 2022; the IEMF code's dynamic variant",
+    modulates="each branch's gradients x base_m * (val acc_m / its mean over the last 5 epochs)",
+    iemf=Composition(True),
+)
 class MSLR(Policy):
     """After each validation, ``ratio_m = acc_m / mean(acc_m over the previous history epochs)`` (1 until that
     many epochs exist; recomputed each epoch, not compounded) from the unimodal heads' validation accuracy; in
@@ -48,6 +60,7 @@ class MSLR(Policy):
 
     name = "mslr"
     config_class = MSLRConfig
+    log_class = MSLRLog
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:

@@ -7,6 +7,7 @@ Fan, Xu, Wang, Wang & Guo, "PMR: prototypical modal rebalance for multimodal lea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, EpochView, Policy, WindowConfig
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyLog, WindowConfig
 
 
 @dataclass
@@ -55,10 +56,24 @@ def pmr_coefficients(score_a: float, score_v: float, alpha: float) -> tuple[floa
     return 0.0, 0.0
 
 
-@register_method(source="Fan et al., CVPR 2023 (arXiv 2211.07089); "
-                        "github.com/fanyunfeng-bit/Modal-Imbalance-PMR@3615e48",
-                 modulates="adds alpha * CE(-distance to class prototypes) of the weaker modality's features",
-                 iemf="yes (the prototype term reaches the encoders only; IEMF scales the fusion layer)")  # fmt: skip
+@dataclass
+class PMRLog(PolicyLog):
+    """Prototype scores, coefficients and losses."""
+
+    score_audio: float = math.nan
+    score_visual: float = math.nan
+    beta: float = math.nan
+    gamma: float = math.nan
+    loss_audio: float = math.nan
+    loss_visual: float = math.nan
+    active: float = math.nan
+
+
+@register_method(
+    source="Fan et al., CVPR 2023 (arXiv 2211.07089); github.com/fanyunfeng-bit/Modal-Imbalance-PMR@3615e48",
+    modulates="adds alpha * CE(-distance to class prototypes) of the weaker modality's features",
+    iemf=Composition(True, "the prototype term reaches the encoders only; IEMF scales the fusion layer"),
+)
 class PMR(Policy):
     """Prototypical modal rebalance.
 
@@ -77,6 +92,7 @@ class PMR(Policy):
 
     name = "pmr"
     config_class = PMRConfig
+    log_class = PMRLog
     data_parallel = False  # the prototypes come from each process's own batches
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -92,8 +108,6 @@ class PMR(Policy):
             if view.epoch >= 2 and old is not None:
                 new = (1 - self.cfg.momentum) * new + self.cfg.momentum * old.cpu()
             self.protos[m] = new
-        self.log.update({k: 0.0 for k in ("score_audio", "score_visual", "beta", "gamma", "loss_audio",
-                                          "loss_visual", "active")})  # fmt: skip
         return None
 
     def loss(self, ctx):
