@@ -165,6 +165,8 @@ def train_config(args, base=None):
         label = "+".join(p["name"] for p in d.get("policies", [])) or "normal"
         d["out"] = f"runs/{data['dataset']}/{label}-{model['neuron']}-s{d['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
     apply_overrides(d, args.set, TrainConfig)
+    if d["data"].get("root"):  # stored absolute: evaluate, energy and resume work from any folder
+        d["data"]["root"] = str(Path(d["data"]["root"]).expanduser().resolve())
     cfg = TrainConfig.from_dict(d)
     entry = DATASETS.get(cfg.data.dataset)
     if entry.needs_root and not cfg.data.root:
@@ -295,24 +297,108 @@ def _methods_command(q: argparse.ArgumentParser) -> None:
 
 def _cmd_evaluate(args) -> int:
     from .data import build_datasets
-    from .training import evaluate, load_model, resolve_device
+    from .training import load_model, resolve_device
+    from .training.trainer import _base_dataset, evaluate_collect
 
     device = resolve_device(args.device)
     model, cfg = load_model(args.checkpoint, device)
-    data = cfg.data.replace(root=args.data_root) if args.data_root else cfg.data
+    if args.data_root:
+        data = cfg.data.replace(root=str(Path(args.data_root).expanduser().resolve()))
+    elif cfg.data.root and not Path(cfg.data.root).exists():
+        raise ConfigError(
+            f"the run's data root {cfg.data.root} (in its config) is not there from {Path.cwd()}; "
+            "give the data's folder with --data-root DIR"
+        )
+    else:
+        data = cfg.data
     sets = build_datasets(data, cfg.seed)
-    split = {"train": 0, "val": 1, "test": 2}[args.split]
-    metrics = evaluate(model, sets[split], device, cfg.batch_size)
+    ds = sets[{"train": 0, "val": 1, "test": 2}[args.split]]
+    collected = evaluate_collect(model, ds, device, cfg.batch_size)
+    metrics = collected.result()
     print(json.dumps(metrics.row(args.split), indent=1))
+    classes = [str(c) for c in getattr(_base_dataset(ds), "classes", None) or range(cfg.model.num_classes)]
+    table = evaluation_tables(collected.predictions(), classes, cfg.model.num_classes)
+    print(_per_class_text(table["per_class"], args.split), file=sys.stderr)
+    if args.out:
+        written = write_evaluation(Path(args.out), table, metrics.row(args.split), classes, args.split)
+        print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
 
-@register_command("evaluate", description="accuracy of a checkpoint on a split")
+HEADS = ("fused", "audio", "visual")
+
+
+def evaluation_tables(pred: dict, classes: list[str], num_classes: int) -> dict:
+    """Per-class precision / recall / F1 of the fused prediction and of each unimodal head, and the fused
+    confusion matrix (scikit-learn's, through :mod:`snn_msi.training.metrics`)."""
+    from .training.metrics import confusion, per_class
+
+    reports = {h: per_class(pred["y"], pred[h], num_classes) for h in HEADS}
+    rows = []
+    for c in range(num_classes):
+        row = {"class": classes[c] if c < len(classes) else str(c), "support": int(reports["fused"]["support"][c])}
+        for h in HEADS:
+            prefix = "" if h == "fused" else f"{h}_"
+            row.update({f"{prefix}{k}": float(reports[h][k][c]) for k in ("precision", "recall", "f1")})
+        rows.append(row)
+    return {"per_class": rows, "confusion": confusion(pred["y"], pred["fused"], num_classes)}
+
+
+def _per_class_text(rows: list[dict], split: str) -> str:
+    width = max([5, *(len(r["class"]) for r in rows)])
+    lines = [
+        f"{split} split, fused prediction per class:",
+        f"{'class':<{width}} {'n':>5} {'precision':>9} {'recall':>7} {'F1':>6}   audio F1  visual F1",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['class']:<{width}} {r['support']:>5} {r['precision']:>9.3f} {r['recall']:>7.3f} "
+            f"{r['f1']:>6.3f}   {r['audio_f1']:>8.3f}  {r['visual_f1']:>9.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_evaluation(out: Path, table: dict, row: dict, classes: list[str], split: str) -> list[Path]:
+    """``metrics.json`` (the split's numbers, per-head accuracies included), ``heads.csv`` (accuracy and macro F1
+    of the fused prediction, each unimodal head and each modality's part of the fused logits),
+    ``per_class.csv``, ``confusion_matrix.csv`` and ``confusion_matrix.png`` in ``out``."""
+    import csv
+
+    from .plots import confusion_matrix_plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = [r["class"] for r in table["per_class"]]
+    (out / "metrics.json").write_text(json.dumps({"split": split, "classes": classes, **row}, indent=1))
+    heads = [
+        ("fused", row[f"{split}_acc"], row[f"{split}_f1"]),
+        ("audio head", row[f"{split}_acc_audio"], row[f"{split}_f1_audio"]),
+        ("visual head", row[f"{split}_acc_visual"], row[f"{split}_f1_visual"]),
+        ("audio part of the fused logits", row[f"{split}_acc_fused_audio"], ""),
+        ("visual part of the fused logits", row[f"{split}_acc_fused_visual"], ""),
+    ]
+    with (out / "heads.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["head", "accuracy", "macro_f1"])
+        w.writerows(heads)
+    with (out / "per_class.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table["per_class"][0]))
+        w.writeheader()
+        w.writerows(table["per_class"])
+    with (out / "confusion_matrix.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["true \\ predicted", *names])
+        w.writerows([name, *map(int, counts)] for name, counts in zip(names, table["confusion"], strict=True))
+    png = confusion_matrix_plot(table["confusion"], names, out / "confusion_matrix.png", f"{split} split, fused")
+    return [out / "metrics.json", out / "heads.csv", out / "per_class.csv", out / "confusion_matrix.csv", png]
+
+
+@register_command("evaluate", description="accuracy, per-class table and confusion matrix of a checkpoint on a split")
 def _evaluate_command(q: argparse.ArgumentParser) -> None:
-    q.add_argument("checkpoint")
-    q.add_argument("--split", choices=["train", "val", "test"], default="test")
-    q.add_argument("--data-root")
+    q.add_argument("checkpoint", help="a run's best.pt (or last.pt)")
+    q.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
+    q.add_argument("--data-root", help="the data's folder, where it is not where the run found it")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    q.add_argument("--out", help="folder for metrics.json, heads.csv, per_class.csv, confusion_matrix.csv and .png")
     q.set_defaults(func=_cmd_evaluate)
 
 

@@ -255,13 +255,20 @@ def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size:
     """Loss (plain cross-entropy of the fused logits), accuracies and imbalance numbers of ``model`` on ``ds`` (one
     process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
     (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
+    return evaluate_collect(model, ds, device, batch_size, amp, policies).result()
+
+
+def evaluate_collect(
+    model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32, amp: bool = False, policies=None
+) -> MetricsCollector:
+    """:func:`evaluate`'s pass, returned unreduced: ``.result()`` the numbers, ``.predictions()`` every sample's."""
     device = torch.device(device)
     opts = loader_options(_default_workers(ds), device)
     loader = DataLoader(Packed(ds), batch_size=batch_size, shuffle=False, collate_fn=collate, **opts)
     predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
     forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
     batches = (to_batch(b, device) for b in loader)
-    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward).result()
+    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward)
 
 
 def _load_weights(model, weights, path) -> None:
