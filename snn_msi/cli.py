@@ -57,17 +57,17 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g.add_argument("--neuron-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan")  # fmt: skip
     g.add_argument("--T", type=int, help="time steps")
-    g.add_argument("--fusion", choices=FUSIONS.names())
+    g.add_argument("--fusion", choices=FUSIONS.names(), help="how the two modalities meet (default: concat)")
     g = p.add_argument_group("method")
     g.add_argument("--method", choices=METHODS.names(), help="balancing method (see `snn-msi methods`)")
     g.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
     g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength)")
     g = p.add_argument_group("optimisation and run")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--optimizer", choices=["sgd", "adam"])
-    g.add_argument("--seed", type=int)
+    g.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's; the paper's 100)")
+    g.add_argument("--batch-size", type=int, help="clips per step (default: the recipe's; the paper's 32)")
+    g.add_argument("--lr", type=float, help="learning rate (default: the recipe's; the paper's 0.005)")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], help="SGD with Nesterov momentum (the paper's) or Adam")
+    g.add_argument("--seed", type=int, help="seed of weights, splits, augmentation and data order (default: 0)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--workers", type=int, help="DataLoader processes (default: 0 for in-memory data, else the cores)")
     g.add_argument("--out", help="run folder (config, checkpoints, logs, plots); default runs/<dataset>/<name>-<time>")
@@ -417,10 +417,10 @@ def _cmd_prepare(args) -> int:
 
 @register_command("prepare", description="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
 def _prepare_command(q: argparse.ArgumentParser) -> None:
-    q.add_argument("video_dir")
-    q.add_argument("out_root")
-    q.add_argument("--frames", type=positive_int, default=10)
-    q.add_argument("--workers", type=positive_int, default=None)
+    q.add_argument("video_dir", help="folder of videos, one sub-folder per label: <label>/<clip>.mp4")
+    q.add_argument("out_root", help="where the seed layout goes (train/audio, train/video, my_train.txt, ...)")
+    q.add_argument("--frames", type=positive_int, default=10, help="frames kept per clip (default: %(default)s)")
+    q.add_argument("--workers", type=positive_int, default=None, help="decoding processes (default: the cores)")
     q.set_defaults(func=_cmd_prepare)
 
 
@@ -441,13 +441,13 @@ def _cmd_build_h5(args) -> int:
 def _build_h5_command(q: argparse.ArgumentParser) -> None:
     from .data import DATASETS
 
-    q.add_argument("root")
-    q.add_argument("out")
+    q.add_argument("root", help="the data set's folder")
+    q.add_argument("out", help="the .h5 file to write")
     builders = [n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"]
-    q.add_argument("--dataset", choices=builders, default="kinetics-sounds")
-    q.add_argument("--layout", default="auto")
+    q.add_argument("--dataset", choices=builders, default="kinetics-sounds", help="its layout (default: %(default)s)")
+    q.add_argument("--layout", default="auto", help="folder layout where a data set has several (default: detect)")
     q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
-    q.add_argument("--val-fraction", type=float, default=0.1)
+    q.add_argument("--val-fraction", type=float, default=0.1, help="share of training clips held out (default: 0.1)")
     q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
     q.set_defaults(func=_cmd_build_h5)
 

@@ -685,10 +685,10 @@ def add_run_arguments(q, defaults) -> None:
     ``--jobs``, ``--out``, ``--overwrite``."""
     from ..argtypes import positive_int
 
-    q.add_argument("--seeds", type=positive_int, default=defaults.seeds)
-    q.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    q.add_argument("--seeds", type=positive_int, default=defaults.seeds, help="seeds per cell (default: %(default)s)")
+    q.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="epochs per run (default: %(default)s)")
     q.add_argument("--jobs", "-j", type=positive_int, default=defaults.jobs, help="runs in parallel")
-    q.add_argument("--out", default=defaults.out)
+    q.add_argument("--out", default=defaults.out, help="folder of the runs and the report (default: %(default)s)")
     q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
 
 
@@ -707,8 +707,8 @@ def _inverse_effectiveness_command(q) -> None:
     q.add_argument("--losses", nargs="+", choices=LOSSES, default=list(d.losses), help="cells: loss.unimodal settings")
     q.add_argument("--full", action="store_true", help="all four cells: --fusions concat msi --losses always "
                    "with_iemf (about 2.5x the default's time)")  # fmt: skip
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
+    q.add_argument("--dataset", default=d.dataset, help="data set of every run (default: %(default)s)")
+    q.add_argument("--data-root", help="its folder (data sets other than digits-av)")
     add_run_arguments(q, d)
     q.set_defaults(func=_run)
 
