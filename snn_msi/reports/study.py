@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,13 +148,47 @@ def run_many(configs: list[TrainConfig], jobs: int = 2, overwrite: bool = False)
     return _map(functools.partial(run_config, overwrite=overwrite), [c.to_dict() for c in configs], jobs)
 
 
-def _map(fn, items: list, jobs: int) -> list:
-    if jobs <= 1:
-        return [fn(x) for x in items]
-    import multiprocessing as mp
+def _map(fn, items: list[dict], jobs: int) -> list:
+    """``[fn(item) for item in items]`` in ``jobs`` processes (results in the order given); on stderr, a bar over
+    the runs and one line per finished run (its folder, test and best validation accuracy, time so far)."""
+    import sys
+    import time
 
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
-        return list(pool.map(fn, items))
+    from tqdm import tqdm
+
+    results: list = [None] * len(items)
+    t0 = time.time()
+    bar = tqdm(total=len(items), desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def finished(i: int, result) -> None:
+        results[i] = result
+        bar.update()
+        line = run_line(items[i]["out"], getattr(result, "result", result), bar.n, len(items), time.time() - t0)
+        bar.write(line, file=sys.stderr)
+
+    try:
+        if jobs <= 1:
+            for i, item in enumerate(items):
+                finished(i, fn(item))
+        else:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+                futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+    finally:
+        bar.close()
+    return results
+
+
+def run_line(out: str, result: RunResult, done: int, total: int, seconds: float) -> str:
+    """``[3/12] runs/demo/IEMF_s0: test 0.873 (audio 0.41, visual 0.80), best val 0.880 at epoch 9; 35 s``."""
+    t = result.test
+    return (
+        f"[{done}/{total}] {out}: test {t.acc:.3f} (audio {t.acc_audio:.2f}, visual {t.acc_visual:.2f}), best val "
+        f"{result.best_val_acc:.3f} at epoch {result.best_epoch}; {seconds:.0f} s"
+    )
 
 
 def _one_thread() -> None:
