@@ -274,6 +274,19 @@ def _datasets_command(q: argparse.ArgumentParser) -> None:
     q.set_defaults(func=_cmd_datasets)
 
 
+def _cmd_recipes(args) -> int:
+    from .models import RECIPES
+
+    for name, desc in RECIPES.available().items():
+        print(f"{name:<8} {desc}")
+    return 0
+
+
+@register_command("recipes", description="the model recipes of --model (and build(name) in Python)")
+def _recipes_command(q: argparse.ArgumentParser) -> None:
+    q.set_defaults(func=_cmd_recipes)
+
+
 def _cmd_methods(args) -> int:
     from .training import method_table
 

@@ -185,3 +185,9 @@ def test_small_recipe_learns_a_60_clip_folder(tmp_path, capsys):
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["test_n"] == 12 and result["test_acc"] > 0.6 and result["best_val_acc"] > 0.5
+
+
+def test_recipes_command_lists_every_recipe(capsys):
+    assert main(["recipes"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == RECIPES.names()
