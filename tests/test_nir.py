@@ -437,7 +437,7 @@ def test_snntorch_folds_decay_input_into_its_threshold(capsys):
     from snntorch.import_nir import import_from_nir
 
     _snntorch()
-    net = _net("lif", tau=2.0, v_threshold=0.5)
+    net = _net("lif", tau=3.0, v_threshold=0.5)  # not a power of two: the folding rounds
     theirs = import_from_nir(export(net, (F,)))
     assert "scaling weights" in capsys.readouterr().out
     x = _input()

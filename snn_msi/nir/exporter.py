@@ -36,6 +36,7 @@ from neurons.models import AdaptiveLIF, Izhikevich, Synaptic
 from neurons.models.lif import IFFamily
 from neurons.peers import PeerNeuron
 
+from ..files import atomic_path
 from ..models.avnet import AVNet
 from ..models.fusion import BNProductFusion, ConcatFusion, SpikingIntegration, SumFusion
 from ..models.resnet import SeqConv, SpikingBasicBlock, SpikingResNet
@@ -628,7 +629,6 @@ def export_checkpoint(
         metadata={"checkpoint": str(checkpoint), "dataset": cfg.data.dataset},
         **options,
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(out, graph)
+    with atomic_path(out) as tmp:  # a full or read-only disk: one line naming the file, no partial file
+        nir.write(tmp, graph)
     return graph
