@@ -197,7 +197,7 @@ def test_agm_reports_the_evaluation_mode_path_beside_the_training_mode_one():
     ref.eval()
     with torch.no_grad():
         eval_acc = float((ref(batch.audio, batch.frames).fused.argmax(1) == batch.y).float().mean())
-    assert log["acc_train_mode"] == pytest.approx(train_acc) and log["acc_eval_mode"] == pytest.approx(eval_acc)
+    assert log.acc_train_mode == pytest.approx(train_acc) and log.acc_eval_mode == pytest.approx(eval_acc)
     assert torch.equal(runs[True][1], runs[False][1])
     assert all(torch.equal(runs[True][2][k], v) for k, v in runs[False][2].items())
 

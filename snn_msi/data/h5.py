@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from ..encoders import CropPlan, FrameTransform, LogMelSpectrogram, LogSpectrogram, add_noise_snr, sample_frame_indices
+from ..files import atomic_path
 from .base import AudioVisualFiles, load_frames, load_wav
 from .loader import PackedSample, pack_sample, unpack
 from .rng import sample_generator
@@ -54,7 +55,8 @@ def _stored_frames(rec, frame_size: int | None) -> torch.Tensor:
 
 def build_h5(datasets: dict[str, AudioVisualFiles], out: str | Path, frame_size: int | None = None,
              progress: bool = True, waveforms: bool = False) -> Path:  # fmt: skip
-    """Write the splits of file-backed data sets to ``out`` (atomically: a temporary file, then a rename).
+    """Write the splits of file-backed data sets to ``out`` (atomically: a temporary file, then a rename; a full
+    or read-only disk is a one-line :class:`~snn_msi.files.WriteError` and leaves no file).
 
     Args:
         datasets: ``{"train": ds, "val": ds, "test": ds}`` (their index checks have already run).
@@ -62,50 +64,55 @@ def build_h5(datasets: dict[str, AudioVisualFiles], out: str | Path, frame_size:
         waveforms: also store the waveforms, so that training can add noise at an audio SNR.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
-        _write_h5(datasets, tmp, frame_size, progress, waveforms)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp:
+        # no chunk cache: every chunk goes to the disk as it is written, so a full disk fails that write (HDF5's
+        # cache would fail later, in destructors that ignore errors, and go on into a crash)
+        f = h5py.File(tmp, "w", rdcc_nbytes=0)
+        try:
+            _write_h5(datasets, f, frame_size, progress, waveforms)
+        except BaseException:
+            try:  # the first error is the one to report; closing a file on a full disk fails again
+                f.close()
+            except (OSError, RuntimeError):
+                pass
+            raise
+        f.close()
     return out
 
 
-def _write_h5(datasets, tmp: Path, frame_size, progress: bool, waveforms: bool) -> None:
+def _write_h5(datasets, f: h5py.File, frame_size, progress: bool, waveforms: bool) -> None:
     classes = None
-    with h5py.File(tmp, "w") as f:
-        for split, ds in datasets.items():
-            classes = classes or ds.classes
-            if ds.classes != classes:
-                raise ValueError(f"build_h5: split {split!r} has other classes than the first split")
-            n = len(ds)
-            first = ds.records[0]
-            spec = ds.audio_transform(load_wav(first.wav, ds.sample_rate, ds.audio_seconds))
-            fr = _stored_frames(first, frame_size)
-            g = f.create_group(split)
-            a = g.create_dataset("audio", (n, *spec.shape), dtype="float16", chunks=(1, *spec.shape))
-            v = g.create_dataset("frames", (n, *fr.shape), dtype="uint8", chunks=(1, 1, *fr.shape[1:]))
-            g.create_dataset("label", data=np.asarray([r.label for r in ds.records], dtype=np.int64))
-            g.create_dataset("clip_id", data=[r.clip_id for r in ds.records], dtype=h5py.string_dtype())
-            n_wave = ds.audio_transform.num_samples
-            if waveforms and n_wave is None:
-                raise ValueError("build_h5: waveforms=True needs an audio transform of fixed duration")
-            w = g.create_dataset("wave", (n, n_wave), dtype="float16", chunks=(1, n_wave)) if waveforms else None
-            for i, rec in enumerate(tqdm(ds.records, desc=f"build-h5 {split}", disable=not progress)):
-                wav = load_wav(rec.wav, ds.sample_rate, ds.audio_seconds)
-                a[i] = ds.audio_transform(wav).numpy()
-                if w is not None:
-                    from ..encoders import fit_length
+    for split, ds in datasets.items():
+        classes = classes or ds.classes
+        if ds.classes != classes:
+            raise ValueError(f"build_h5: split {split!r} has other classes than the first split")
+        n = len(ds)
+        first = ds.records[0]
+        spec = ds.audio_transform(load_wav(first.wav, ds.sample_rate, ds.audio_seconds))
+        fr = _stored_frames(first, frame_size)
+        g = f.create_group(split)
+        a = g.create_dataset("audio", (n, *spec.shape), dtype="float16", chunks=(1, *spec.shape))
+        v = g.create_dataset("frames", (n, *fr.shape), dtype="uint8", chunks=(1, 1, *fr.shape[1:]))
+        g.create_dataset("label", data=np.asarray([r.label for r in ds.records], dtype=np.int64))
+        g.create_dataset("clip_id", data=[r.clip_id for r in ds.records], dtype=h5py.string_dtype())
+        n_wave = ds.audio_transform.num_samples
+        if waveforms and n_wave is None:
+            raise ValueError("build_h5: waveforms=True needs an audio transform of fixed duration")
+        w = g.create_dataset("wave", (n, n_wave), dtype="float16", chunks=(1, n_wave)) if waveforms else None
+        for i, rec in enumerate(tqdm(ds.records, desc=f"build-h5 {split}", disable=not progress)):
+            wav = load_wav(rec.wav, ds.sample_rate, ds.audio_seconds)
+            a[i] = ds.audio_transform(wav).numpy()
+            if w is not None:
+                from ..encoders import fit_length
 
-                    w[i] = fit_length(wav, n_wave, ds.audio_transform.fit).numpy()
-                frames = _stored_frames(rec, frame_size)
-                if frames.shape != fr.shape:
-                    raise ValueError(f"clip {rec.clip_id}: frames {tuple(frames.shape)} differ from {tuple(fr.shape)}; "
-                                     "pass frame_size to resize all clips")  # fmt: skip
-                v[i] = frames.numpy()
-            f.attrs["audio_transform"] = json.dumps(_transform_spec(ds.audio_transform))
-        f.attrs["classes"] = classes or []
+                w[i] = fit_length(wav, n_wave, ds.audio_transform.fit).numpy()
+            frames = _stored_frames(rec, frame_size)
+            if frames.shape != fr.shape:
+                raise ValueError(f"clip {rec.clip_id}: frames {tuple(frames.shape)} differ from {tuple(fr.shape)}; "
+                                 "pass frame_size to resize all clips")  # fmt: skip
+            v[i] = frames.numpy()
+        f.attrs["audio_transform"] = json.dumps(_transform_spec(ds.audio_transform))
+    f.attrs["classes"] = classes or []
 
 
 def available_memory() -> int:

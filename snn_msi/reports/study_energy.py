@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from ..metrics.energy import CostModel, NeuromorphicProfile, PriceTotals, count_ops, price, relu_twin
 from ..training.config import TrainConfig, demo_config
 from . import register_study
@@ -127,7 +127,7 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
     note = (f"{len(configs)} runs ({len(scfg.strengths)} strengths x {scfg.seeds} seeds + {scfg.seeds} twins), "
             f"{scfg.epochs} epochs each, {scfg.jobs} in parallel; energy on {scfg.samples} test samples; "
             f"wall time {wall / 60:.1f} min")  # fmt: skip
-    (out / "summary.md").write_text(f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
+    write_text(out / "summary.md", f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
     from ..plots import pareto_plot
 
     pareto_plot(_points(summary), out / "pareto.png", f"digits-av, {scfg.seeds} seeds per point; rate_reg "
@@ -242,8 +242,8 @@ def _energy_study_command(q) -> None:
     )
     q.add_argument("--target", type=float, default=d.target, help="rate_reg target rate of every layer")
     q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples the energy is counted on")
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
+    q.add_argument("--dataset", default=d.dataset, help="data set of every run (default: %(default)s)")
+    q.add_argument("--data-root", help="its folder (data sets other than digits-av)")
     q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
     add_run_arguments(q, d)
     q.set_defaults(func=_run)  # fmt: skip
