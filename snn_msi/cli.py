@@ -89,13 +89,13 @@ def train_config(args, base=None):
     config or the paper's), then the options, then ``--set``; checked strictly."""
     from .data import DATASETS
     from .schema import apply_overrides, load_yaml, parse_value
-    from .training import TrainConfig, demo_config, policies_for
+    from .training import RunDir, TrainConfig, demo_config, policies_for
 
     resume_dir = _resume_folder(args)
     if args.config:
         d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
-    elif resume_dir is not None and (resume_dir / "config.yaml").is_file():
-        d = TrainConfig.from_dict(load_yaml(resume_dir / "config.yaml")).to_dict()
+    elif resume_dir is not None and RunDir(resume_dir).resume_config_file.is_file():
+        d = TrainConfig.from_dict(load_yaml(RunDir(resume_dir).resume_config_file)).to_dict()
     elif getattr(args, "demo", False):
         d = demo_config().to_dict()
     elif base is not None:
@@ -125,7 +125,7 @@ def train_config(args, base=None):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
-        model.setdefault("neuron_args", {})[key] = parse_value(value)
+        model.setdefault("neuron_args", {})[key] = parse_value(value, f"--neuron-arg {key}")
     for key, value in (("T", args.T), ("fusion", args.fusion), ("num_classes", args.num_classes)):
         if value is not None:
             model[key] = value
@@ -298,8 +298,9 @@ def _cmd_prepare(args) -> int:
     for clip, why in list(report["failed"].items())[:20]:
         print(f"  {clip}: {why}")
     if report["renamed"]:
-        print(f"{len(report['renamed'])} clip(s) share a name with a clip of another class; their ids got the class "
-              f"appended (e.g. {next(iter(report['renamed'].items()))}); see prepare_report.json")  # fmt: skip
+        print(f"{len(report['renamed'])} clip id(s) differ from the file name (a name in two classes or with two "
+              f"extensions, or characters a list line cannot hold; e.g. {next(iter(report['renamed'].items()))}); "
+              "clip_ids.json maps every id to its video")  # fmt: skip
     return 0 if report["done"] + report["skipped"] > 0 else 1
 
 
@@ -364,7 +365,10 @@ def main_guard(prog: str, func, args) -> int:
         print(f"{prog}: stopped: {err}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as err:  # ConfigError and FileNotFoundError included: the user's input
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = str(err).strip().splitlines()
+        if len(lines) > 1 and lines[1].startswith("Original Traceback"):  # re-raised from a DataLoader worker
+            lines = [lines[-1].split(": ", 1)[-1]]
+        msg = lines[0] if lines else type(err).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .files import atomic_path  # noqa: E402
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> None:
+    """``fig`` -> ``path`` (PNG) atomically: a full or read-only disk is one line naming the file, no partial PNG."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+
 
 def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: str = "spike raster") -> Path:
     """One panel per entry; each ``[T, N]`` 0/1 tensor is drawn as dots at (t, neuron)."""
@@ -27,7 +35,7 @@ def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: st
     axes[-1, 0].set_xlabel("time step")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
     return path
 
@@ -61,7 +69,7 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path, co
         axes[2].set_xlabel("step")
         axes[2].set_ylabel(column)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -75,7 +83,7 @@ def firing_rate_bars(rates: dict[str, float], path: str | Path) -> Path:
     ax.set_xticks(range(len(rates)), list(rates), rotation=75, ha="right", fontsize=7)
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -97,7 +105,7 @@ def energy_bars(totals: dict[str, float], path: str | Path, note: str = "") -> P
     if note:
         ax.set_title(note, fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -132,7 +140,7 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     ax2.set_ylabel("fused accuracy - normal (pts, 95% CI)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -175,7 +183,7 @@ def energy_breakdown(snn, ann, path: str | Path, chip: str = "Loihi",
     if note:
         ax.set_title(note, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -199,7 +207,7 @@ def spike_histograms(histograms: dict[str, dict], path: str | Path) -> Path:
     axes[-1, 0].set_xlabel("firing rate", fontsize=7)
     axes[-1, 1].set_xlabel("spikes per sample", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -240,6 +248,6 @@ def pareto_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(handles) - 1) // 4), 1, 1))
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
     return path

@@ -15,6 +15,7 @@ LAYERS = {
     "neurons": 0,
     "snn_msi.schema": 0,  # typed configs: a leaf every layer uses
     "snn_msi.plots": 0,  # draws the numbers it is given: a leaf
+    "snn_msi.files": 0,  # atomic writes with one-line errors: a leaf
     "snn_msi.argtypes": 0,  # command-line argument types: a leaf the CLI and the reports use
     "snn_msi.commands": 0,  # the command registry the CLI and the reports register in: a leaf
     "snn_msi.encoders": 1,

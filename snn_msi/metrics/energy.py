@@ -46,7 +46,7 @@ from torch import nn
 
 import neurons
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from .monitor import SpikeMonitor
 
 #: pJ per (MAC, accumulate) and bits per word at 45 nm (Horowitz, ISSCC 2014)
@@ -571,7 +571,7 @@ class EnergyReport:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / n for n in ("energy.json", "energy.csv", "neurons.csv", "histograms.csv")]
-        paths[0].write_text(json.dumps(asdict(self), indent=1))
+        write_text(paths[0], json.dumps(asdict(self), indent=1))
         rows = [{"model": m, **{k: v for k, v in r.items() if not k.endswith("_steps")}}
                 for m, part in (("snn", self.snn), ("ann", self.ann)) for r in part.layers]  # fmt: skip
         write_csv(paths[1], rows)

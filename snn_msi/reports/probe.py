@@ -36,7 +36,7 @@ import torch
 
 import neurons
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from . import register_command
 
 SWEEPS = ("contrast", "snr", "afferent")
@@ -269,7 +269,7 @@ def probe_checkpoint(checkpoint: str | Path, out: str | Path | None = None, pcfg
     head = (f"Integration layer of {checkpoint} ({cfg.model.fusion}, {cfg.model.neuron}, "
             f"{result.levels[0]['neurons']} neurons, T = {cfg.model.T}); trials: "
             f"{result.levels[0]['trials']} test samples per level.")  # fmt: skip
-    (out / "probe.md").write_text(head + "\n\n" + md + "\n")
+    write_text(out / "probe.md", head + "\n\n" + md + "\n")
     probe_plot(result.levels, result.neurons, out / "probe.png", title=f"{cfg.model.fusion}: {checkpoint}")
     if not quiet:
         print(head + "\n\n" + md)
@@ -310,6 +310,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     from matplotlib.ticker import NullFormatter
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
+    from ..plots import save_figure
 
     sweeps = list(dict.fromkeys(r["sweep"] for r in levels))
     xlabel = {"contrast": "input contrast (x)", "snr": "mean SNR of the two modalities (dB)",
@@ -344,9 +345,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, Path(path), 110)
     plt.close(fig)
     return path
 

@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.result import RunResult
@@ -230,10 +229,7 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
         s = level_summary(neuron_table(rates, 0.01), rates, labels)
         out.update({k: s[k] for k in ("ME_median", "ME_population", "AI_median", "AI_population", "rate_CM",
                                       "responsive", "frac_super_additive")})  # fmt: skip
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    os.replace(tmp, cache)
+    write_text(cache, json.dumps(out))
     return out
 
 
@@ -305,7 +301,7 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
     if cells:
         write_csv(out / "cells.csv", cells)
     md = report_markdown(summary, trend, compute, rows, scfg, cells)
-    (out / "summary.md").write_text(md + "\n")
+    write_text(out / "summary.md", md + "\n")
     study_plot(summary, trend, rows, scfg, out / "inverse_effectiveness.png")
     print(md)
     print(f"\nwrote {out / 'runs.csv'}, {out / 'summary.md'}, {out / 'inverse_effectiveness.png'} and the CSV tables")
@@ -625,6 +621,7 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     import matplotlib.pyplot as plt
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
+    from ..plots import save_figure
 
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.4))
     for cell in scfg.cells():
@@ -670,8 +667,7 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     ax3.set_title("compute to reach Normal's accuracy (per seed)")
     ax3.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 

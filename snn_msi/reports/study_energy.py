@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from ..metrics.energy import CostModel, NeuromorphicProfile, PriceTotals, count_ops, price, relu_twin
 from ..training.config import TrainConfig, demo_config
 from . import register_study
@@ -127,7 +127,7 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
     note = (f"{len(configs)} runs ({len(scfg.strengths)} strengths x {scfg.seeds} seeds + {scfg.seeds} twins), "
             f"{scfg.epochs} epochs each, {scfg.jobs} in parallel; energy on {scfg.samples} test samples; "
             f"wall time {wall / 60:.1f} min")  # fmt: skip
-    (out / "summary.md").write_text(f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
+    write_text(out / "summary.md", f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
     from ..plots import pareto_plot
 
     pareto_plot(_points(summary), out / "pareto.png", f"digits-av, {scfg.seeds} seeds per point; rate_reg "

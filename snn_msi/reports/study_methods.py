@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_csv
+from ..files import write_csv, write_text
 from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
@@ -112,7 +112,7 @@ def run_methods_study(scfg: MethodsStudyConfig, overwrite: bool = False) -> list
     summary = summarise(rows, seeds)
     write_csv(out / "summary.csv", summary)
     md = markdown_table(summary, scfg)
-    (out / "summary.md").write_text(md + "\n")
+    write_text(out / "summary.md", md + "\n")
     print(md)
     print(f"\n{len(specs)} runs ({scfg.jobs} in parallel) in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
     return summary

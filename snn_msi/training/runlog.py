@@ -4,7 +4,9 @@ TensorBoard when it is installed.
 Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed when
 it is created: the columns declared up front (``steps.csv``: the trainer's and every policy's declared log fields),
 then those of its first row; a resumed run keeps its file's header. On resume, :meth:`RunLog.truncate` cuts both
-files back to the checkpoint's epoch, so an epoch redone after a kill appears once.
+files back to the checkpoint's epoch (to nothing when a run starts afresh), so an epoch redone after a kill
+appears once; the rows it keeps are copied as text, so a value reads back as it was written (``1`` stays ``1``,
+an empty cell stays empty), and a row a kill cut short is dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from ..files import atomic_path, write_error
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +59,37 @@ class _CsvAppender:
         extra = sorted({k for r in rows for k in r} - set(self.fields))
         if extra:
             log.warning("%s: columns %s were not in its first row; they are not logged", self.path.name, extra)
-        with self.path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with self.path.open("a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                w.writerows(rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:  # a row cut short by a full disk is dropped on resume (truncate)
+            raise write_error(self.path, err) from None
 
-    def truncate(self, keep) -> None:
-        rows = read_csv(self.path)
+    def truncate(self, epochs_done: int) -> None:
+        """Keep the header and the complete rows of epochs ``<= epochs_done``, byte for byte (atomically)."""
+        if not self.path.is_file():
+            return
+        with self.path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
         if not rows:
             return
-        kept = [r for r in rows if keep(r)]
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields)
-            w.writeheader()
-            w.writerows(kept)
-        os.replace(tmp, self.path)
+        header, col = rows[0], rows[0].index("epoch") if "epoch" in rows[0] else None
+        kept = [r for r in rows[1:] if col is not None and len(r) == len(header) and _epoch(r[col]) <= epochs_done]
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as fh:
+            csv.writer(fh).writerows([header, *kept])
+        self.fields = header
+
+
+def _epoch(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.inf
 
 
 class RunLog:
@@ -87,6 +103,7 @@ class RunLog:
         self, folder: str | Path, enabled: bool = True, tensorboard: bool = True, step_columns: Sequence[str] = ()
     ) -> None:
         self.folder, self.enabled = Path(folder), enabled
+        self._tensorboard, self._step_columns = tensorboard, tuple(step_columns)
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
         self.steps = _CsvAppender(self.folder / "steps.csv", step_columns)
         self._pending: list[dict] = []
@@ -122,7 +139,12 @@ class RunLog:
         if self.enabled:
             self._pending = []
             for f in (self.metrics, self.steps):
-                f.truncate(lambda r: r.get("epoch", math.inf) <= epochs_done)
+                f.truncate(epochs_done)
+
+    def relocate(self, folder: str | Path) -> None:
+        """The run's files moved to ``folder`` (a run that replaced another, after its first checkpoint)."""
+        self.close()
+        self.__init__(folder, self.enabled, self._tensorboard, self._step_columns)
 
     def close(self) -> None:
         if self._tb is not None:

@@ -31,11 +31,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
+from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
 from .config import TrainConfig
@@ -54,7 +55,7 @@ from .policies import (
     check_fusion,
 )
 from .result import RunResult
-from .rundir import CHECKPOINT_VERSION, RunDir, load_checkpoint, save_checkpoint
+from .rundir import CHECKPOINT_VERSION, RunDir, lifecycle_hook, load_checkpoint, save_checkpoint
 from .runlog import RunLog, read_csv
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,7 @@ class IndexedDataset(Dataset):
 
 def _collate_indexed(items):
     samples, index, drop = zip(*items, strict=True)
-    return default_collate(list(samples)), torch.tensor(index), torch.tensor(drop)
+    return collate(list(samples)), torch.tensor(index), torch.tensor(drop)
 
 
 def to_batch(item, device: torch.device) -> Batch:
@@ -217,8 +218,9 @@ def to_batch(item, device: torch.device) -> Batch:
     n = y.numel()
     index = torch.arange(n) if index is None else index
     drop = torch.zeros(n, dtype=torch.long) if drop is None else drop
-    return Batch(sample.audio.to(device, non_blocking=True), sample.frames.to(device, non_blocking=True),
-                 y.to(device, non_blocking=True), index.to(device), drop.to(device), list(sample.clip_id))  # fmt: skip
+    sample = to_device(sample, device)  # compact worker batches are finished on the device
+    y = y.to(device, non_blocking=True)
+    return Batch(sample.audio, sample.frames, y, index.to(device), drop.to(device), list(sample.clip_id))
 
 
 @torch.no_grad()
@@ -242,6 +244,9 @@ def evaluate_pass(model, groups, batches, device: torch.device, amp: bool, predi
                 masked = {"only_audio": fwd.output(a, zv, keep=False).fused,
                           "only_visual": fwd.output(za, v, keep=False).fused,
                           "none": fwd.output(za, zv, keep=False).fused}  # fmt: skip
+        if not bool(torch.isfinite(out.fused).all()):
+            ids = list(batch.clip_id)
+            raise NonFiniteLossError(f"non-finite outputs for the clips {', '.join(ids[:4])}{' ...' * (len(ids) > 4)}")
         col.add(F.cross_entropy(out.fused.float(), batch.y), out, batch.y,
                 {k: z.float() for k, z in masked.items()} if masked else None)  # fmt: skip
     return col
@@ -253,7 +258,8 @@ def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size:
     process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
     (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
     device = torch.device(device)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=_default_workers(ds))
+    opts = loader_options(_default_workers(ds), device)
+    loader = DataLoader(Packed(ds), batch_size=batch_size, shuffle=False, collate_fn=collate, **opts)
     predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
     forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
     batches = (to_batch(b, device) for b in loader)
@@ -305,6 +311,14 @@ class Trainer:
         self.rundir = RunDir(config.out, mode)
         self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
+        try:
+            self._build(config, datasets, model)
+        except BaseException:  # the folder is unlocked (and removed when the run wrote nothing)
+            self.rundir.release()
+            raise
+
+    def _build(self, config: TrainConfig, datasets, model) -> None:
+        """Data, model, optimizer and log of the run (the folder is locked)."""
         seed_everything(config.seed)
         self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, config.out)
         if model is None:
@@ -330,7 +344,7 @@ class Trainer:
         self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
             self.train_set)  # fmt: skip
         self.runlog = RunLog(
-            self.rundir.path,
+            self.rundir.work,
             enabled=self.rank == 0,
             step_columns=("epoch", "step", "loss", *self.policies.log_columns()),
         )
@@ -354,9 +368,9 @@ class Trainer:
     def _loader(self, ds: Dataset, epoch: int, train: bool, plan: SamplePlan | None = None,
                 shuffle: bool | None = None, seed_offset: int = 0) -> DataLoader:  # fmt: skip
         shuffle = train if shuffle is None else shuffle
-        sampler, collate = None, None
+        sampler, collate_fn, ds = None, collate, Packed(ds)
         if train:
-            ds, collate = IndexedDataset(ds, plan), _collate_indexed
+            ds, collate_fn = IndexedDataset(ds, plan), _collate_indexed
         if self.distributed:
             from torch.utils.data.distributed import DistributedSampler
 
@@ -368,9 +382,9 @@ class Trainer:
             shuffle = False
         # data order depends on (seed, epoch) only
         g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch + seed_offset)
+        opts = loader_options(self.workers, self.device)
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
-                          num_workers=self.workers, drop_last=False, pin_memory=self.device.type == "cuda",
-                          collate_fn=collate)  # fmt: skip
+                          drop_last=False, collate_fn=collate_fn, **opts)  # fmt: skip
 
     def _bar(self, loader, desc: str):
         from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader twice
@@ -477,8 +491,12 @@ class Trainer:
             f"{' ...' if len(ids) > 8 else ''} (lower --lr, check those clips, or --set on_nonfinite=skip)"
         )
 
-    def evaluate(self, ds: Dataset) -> SplitMetrics:
-        """Loss, accuracies and imbalance numbers on a data set (each sample once, also across ranks)."""
+    def evaluate(self, ds: Dataset, epoch: int | None = None) -> SplitMetrics:
+        """Loss, accuracies and imbalance numbers on a data set (each sample once, also across ranks).
+
+        Non-finite outputs (a diverged model, whatever ``on_nonfinite`` says: a model that cannot be evaluated
+        cannot be selected) stop the run with :class:`NonFiniteLossError`, naming the epoch and step; its last
+        checkpoint, of the last good epoch, stays as it is."""
         if self.distributed:  # what DDP's forward does first: every rank evaluates with rank 0's BN statistics
             for buf in self.model.buffers():
                 dist.broadcast(buf, 0)
@@ -487,8 +505,12 @@ class Trainer:
             forward = self.policies.forward if self.policies.owner("forward") is not None else None
             col = evaluate_pass(self.model, self.groups, batches, self.device, self.amp, self.predict, forward)
             return col.result()
-        except NonFiniteInputError as err:
-            raise NonFiniteLossError(f"the model has diverged: evaluating it gives non-finite values ({err})") from None
+        except (NonFiniteInputError, NonFiniteLossError) as err:
+            when = f" at epoch {epoch + 1}, step {self.step}" if epoch is not None else ""
+            kept = (f"; {self.rundir.last} (epoch {epoch}) is the last good checkpoint"
+                    if epoch and self.rundir.last.is_file() else "")  # fmt: skip
+            raise NonFiniteLossError(f"the model has diverged{when}: evaluating it gives non-finite values ({err})"
+                                     f"{kept}") from None  # fmt: skip
 
     def epoch_view(self, epoch: int) -> _EpochView:
         """The typed view of the run that methods get at the start of ``epoch``."""
@@ -513,6 +535,25 @@ class Trainer:
             "best_policies": self.best_policies,
         }
 
+    def _save_best(self, config: dict) -> None:
+        """``best.pt``: the best weights so far (with the methods' state of that epoch) and the config."""
+        save_checkpoint({"version": CHECKPOINT_VERSION, "config": config, "model": self.best_model,
+                         "policies": self.best_policies, "epoch": self.best_epoch, "val_acc": self.best},
+                        self.rundir.best)  # fmt: skip
+
+    def _restore_best(self) -> None:
+        """After a resume: write ``best.pt`` from ``last.pt``'s best weights when a kill came between the two."""
+        rd = self.rundir
+        if self.rank != 0 or self.best_model is None:
+            return
+        try:
+            current = load_checkpoint(rd.best).get("epoch") if rd.best.is_file() else None
+        except ValueError:  # a corrupt best.pt is replaced too
+            current = None
+        if current != self.best_epoch:
+            log.warning("%s: best.pt restored from last.pt (epoch %d)", rd.path, self.best_epoch)
+            self._save_best(self.cfg.to_dict())
+
     def load_state_dict(self, state: dict, path: Path) -> None:
         if state.get("version") != CHECKPOINT_VERSION or "optimizer" not in state:
             raise ValueError(f"checkpoint {path} cannot be resumed (version {state.get('version')}, or a weights-only"
@@ -531,24 +572,60 @@ class Trainer:
         from ..plots import training_curves
 
         headlines = self.policies.headlines()
-        training_curves(read_csv(self.rundir.path / "metrics.csv"), read_csv(self.rundir.path / "steps.csv"),
-                        self.rundir.path / "curves.png", headlines[0] if headlines else None)  # fmt: skip
+        training_curves(read_csv(self.rundir.work / "metrics.csv"), read_csv(self.rundir.work / "steps.csv"),
+                        self.rundir.work / "curves.png", headlines[0] if headlines else None)  # fmt: skip
 
     # -- the run --------------------------------------------------------------------------------------------
     def fit(self) -> RunResult | None:
         """Train (or resume), select on validation, test once with the best weights; returns the results (None
-        when ``stop_after`` stopped the run before its last epoch)."""
+        when ``stop_after`` stopped the run before its last epoch).
+
+        Resuming a finished run returns its results, or, with more ``epochs`` than it trained (``--resume RUN
+        --epochs N``), continues it to epoch N as a larger ``max_epochs`` does in Lightning: from its last
+        checkpoint, with the learning-rate schedule where it stopped (the same milestones and gamma). Fewer epochs
+        than trained is an error. The run folder is unlocked at the end, also when a run fails.
+        """
+        try:
+            return self._fit()
+        finally:
+            self.runlog.close()
+            self.rundir.release()
+
+    def _resume(self) -> bool:
+        """Load ``last.pt``; True when the run is finished and has nothing to do."""
+        rd = self.rundir
+        state = load_checkpoint(rd.last)
+        trained = int(state.get("epoch", 0))
+        if self.cfg.epochs < trained:
+            raise ConfigError(f"--epochs {self.cfg.epochs}: {rd.path} has trained {trained} epochs already; a run "
+                              f"continues to more epochs, it cannot be cut back (give --epochs {trained} or more, "
+                              "or start a new run)")  # fmt: skip
+        finished = rd.is_complete() and trained >= self.cfg.epochs
+        self.load_state_dict(state, rd.last)
+        self._restore_best()
+        if finished:
+            return True
+        if rd.is_complete():
+            rd.results_file.unlink()  # the results of the shorter run: the continued run writes its own
+            lr = self.optimizer.param_groups[0]["lr"]
+            log.warning("continuing the finished run %s from epoch %d to %d; the learning-rate schedule goes on where "
+                        "it stopped (lr %g now; x%g at epochs %s)", rd.path, trained, self.cfg.epochs, lr,
+                        self.cfg.gamma, list(self.cfg.milestones) or "none")  # fmt: skip
+        self.runlog.truncate(self.start_epoch)
+        if self.rank == 0:
+            rd.write_config(self.cfg)  # the resumable keys it may change (epochs, device, ...)
+        log.info("resumed from %s at epoch %d", rd.last, self.start_epoch)
+        return False
+
+    def _fit(self) -> RunResult | None:
         rd = self.rundir
         if self.has_checkpoint:
-            if rd.is_complete():
-                saved = rd.saved_config() or {}
-                rd.check_resume_config(saved, self.cfg.to_dict())
+            if self._resume():
+                rd.check_resume_config(rd.saved_config() or {}, self.cfg.to_dict())
                 log.info("%s is a finished run; its results are returned as they are", rd.path)
                 return rd.results()
-            self.load_state_dict(load_checkpoint(rd.last), rd.last)
-            self.runlog.truncate(self.start_epoch)
-            log.info("resumed from %s at epoch %d", rd.last, self.start_epoch)
         elif self.rank == 0:
+            self.runlog.truncate(0)  # a run that starts afresh (--resume before any checkpoint) logs from nothing
             rd.write_config(self.cfg)
         done = 0
         for epoch in range(self.start_epoch, self.cfg.epochs):
@@ -556,7 +633,7 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             plan = self.policies.on_epoch_start(self.epoch_view(epoch))
             train, skipped = self.train_epoch(epoch, plan)
-            val = self.evaluate(self.val_set)
+            val = self.evaluate(self.val_set, epoch)
             self.scheduler.step()
             self.policies.on_validation(val, epoch)
             row = {"epoch": epoch + 1, "lr": lr, **train.row("train"), **val.row("val"), "nonfinite_skipped": skipped,
@@ -567,12 +644,15 @@ class Trainer:
                 self.best_policies = _to_cpu(self.policies.state_dict())
             if self.rank == 0:
                 self.runlog.epoch(row)  # the row first: a kill before the checkpoint redoes (and re-logs) the epoch
+                lifecycle_hook("after_log", epoch + 1)
                 state = self.state_dict(epoch + 1)
                 save_checkpoint(state, rd.last)
+                lifecycle_hook("after_last_pt", epoch + 1)
                 if self.best_epoch == epoch + 1:
-                    save_checkpoint({"version": CHECKPOINT_VERSION, "config": state["config"], "model": self.best_model,
-                                     "policies": self.best_policies, "epoch": epoch + 1, "val_acc": self.best},
-                                    rd.best)  # fmt: skip
+                    self._save_best(state["config"])
+                    lifecycle_hook("after_best_pt", epoch + 1)
+                if rd.commit():  # a run that replaces another: its first checkpoint is written, the old run goes
+                    self.runlog.relocate(rd.work)
                 if self.plots:
                     self._plot()
             done += 1
@@ -583,11 +663,10 @@ class Trainer:
             if self.best_policies is not None:  # the methods' own parameters and state of the best epoch too
                 self.policies.load_state_dict(self.best_policies)
         test = self.evaluate(self.test_set)
-        means = _policy_means(read_csv(rd.path / "steps.csv"), self.policies) if self.rank == 0 else {}
+        means = _policy_means(read_csv(rd.work / "steps.csv"), self.policies) if self.rank == 0 else {}
         result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means)
         if self.rank == 0:
             rd.mark_complete(result)
-        self.runlog.close()
         return result
 
 
