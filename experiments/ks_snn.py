@@ -97,7 +97,7 @@ def run(args) -> int:
     cfg = paper_config(args)
     mode = "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
     print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=mode, progress=not args.quiet).fit()
+    result = Trainer(cfg, mode=mode, progress=not args.quiet, loggers=args.logger).fit()
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()})
     return 0
 

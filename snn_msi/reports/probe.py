@@ -360,7 +360,7 @@ def _probe_command(q) -> None:
     q.add_argument("checkpoint", help="best.pt / last.pt of a run with an integration layer (--fusion msi)")
     q.add_argument("--out", help="folder for probe.md / probe.csv / probe_neurons.csv / probe.png (default: beside it)")
     q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples (trials) per level")
-    q.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(d.sweeps))
+    q.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(d.sweeps), help="which input sweeps to run")
     q.add_argument("--contrast", nargs="+", type=nonnegative_float, default=list(d.contrast), help="input scales")
     q.add_argument("--snr", default=" ".join(f"{a:g},{v:g}" for a, v in d.snr),
                    help="'AUDIO_DB,IMAGE_DB' pairs separated by spaces, in one argument: --snr '-15,-5 0,10' "

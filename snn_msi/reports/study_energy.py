@@ -242,8 +242,8 @@ def _energy_study_command(q) -> None:
     )
     q.add_argument("--target", type=float, default=d.target, help="rate_reg target rate of every layer")
     q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples the energy is counted on")
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
+    q.add_argument("--dataset", default=d.dataset, help="data set of every run (default: %(default)s)")
+    q.add_argument("--data-root", help="its folder (data sets other than digits-av)")
     q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
     add_run_arguments(q, d)
     q.set_defaults(func=_run)  # fmt: skip
