@@ -34,7 +34,9 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from snn_msi.models import build  # noqa: E402
-from snn_msi.training.policies import METHODS, StepContext  # noqa: E402
+from snn_msi.training.config import policies_for  # noqa: E402
+from snn_msi.training.policies import StepContext  # noqa: E402
+from snn_msi.training.policies.iemf import IEMF  # noqa: E402
 
 ROWS = ("relu", "lif", "lif-torch", "spikingjelly.lif")
 
@@ -54,7 +56,7 @@ class Step:
         self.net, self.inputs, self.device, self.dtype = model, inputs, device, dtype
         self.model = model if compile_mode is None else torch.compile(model, fullgraph=True, mode=compile_mode)
         self.opt = torch.optim.SGD(model.parameters(), lr=5e-3, momentum=0.9, nesterov=True)
-        self.policy = METHODS.create("iemf")
+        self.policy = IEMF()
         self.groups = model.parameter_groups()
         self.times: list[float] = []
 
@@ -185,14 +187,14 @@ def end_to_end_epoch(device: str, quick: bool) -> None:
         model = {"num_classes": 4} if not quick else {"num_classes": 4, "widths": [8, 16], "blocks": [1, 1]}
         data = DataConfig(num_workers=min(4, os.cpu_count() or 1)).to_dict()
         cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), "model": model, "epochs": 1, "batch_size": 16,
-                                     "policies": [{"name": "ogm_ge"}, {"name": "iemf"}], "device": device,
+                                     "policies": policies_for("ogm_ge", iemf=True), "device": device,
                                      "out": str(Path(tmp) / "run"), "data": data})  # fmt: skip
         t0 = time.perf_counter()
         result = Trainer(cfg, datasets=sets, progress=False).fit()
         dt = time.perf_counter() - t0
         ok = all((Path(tmp) / "run" / f).is_file() for f in ("last.pt", "best.pt", "metrics.csv"))
         print(f"\n# end-to-end: 1 epoch of OGM-GE + IEMF on a synthetic KS tree ({len(sets[0])} train clips), "
-              f"{device}, amp={cfg.amp}: {dt:.1f} s, test_acc {result['test_acc']:.3f}, "
+              f"{device}, amp={cfg.amp}: {dt:.1f} s, test_acc {result.test.acc:.3f}, "
               f"files written: {ok}")  # fmt: skip
 
 

@@ -54,11 +54,12 @@ def demo(args) -> int:
     out = Path(args.out or "runs/demo")
     args.out = None  # each run gets its own folder below
     base = train_config(argparse.Namespace(**{**vars(args), "demo": True}), base=demo_config())
-    methods = {"vanilla": [], "IEMF": policies_for(iemf=True)}
+    iemf = policies_for(iemf=True)
+    methods = {"vanilla": [], "IEMF": iemf}
     configs, keys = [], []
     for name, policies in methods.items():
         for seed in range(args.seeds):
-            policies = [*[p for p in base.policies if p["name"] != "iemf"], *policies]
+            policies = [*[p for p in base.policies if p["name"] != iemf[0]["name"]], *policies]
             configs.append(base.replace(seed=seed, out=str(out / f"{name}_s{seed}"), policies=policies))
             keys.append((name, seed))
     a_db, v_db = base.data.snr()
@@ -70,13 +71,13 @@ def demo(args) -> int:
     for name in methods:
         rs = [results[(name, s)] for s in range(args.seeds)]
         row = {"method": name}
-        for key, label in (("test_acc", "fused"), ("test_acc_audio", "audio head"), ("test_acc_visual", "visual head")):
-            v = 100 * np.array([r[key] for r in rs])
+        for key, label in (("acc", "fused"), ("acc_audio", "audio head"), ("acc_visual", "visual head")):
+            v = 100 * np.array([getattr(r.test, key) for r in rs])
             row[label] = f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}"
-        gain = 100 * np.array([r["test_acc"] - max(r["test_acc_audio"], r["test_acc_visual"]) for r in rs])
+        gain = 100 * np.array([r.test.acc - max(r.test.acc_audio, r.test.acc_visual) for r in rs])
         row["gain"] = f"{gain.mean():+.1f}"
         rows.append(row)
-    diffs = [100 * (results[("IEMF", s)]["test_acc"] - results[("vanilla", s)]["test_acc"]) for s in range(args.seeds)]
+    diffs = [100 * (results[("IEMF", s)].test.acc - results[("vanilla", s)].test.acc) for s in range(args.seeds)]
     print(f"\nTest accuracy (%), mean ± std over {args.seeds} seeds ({time.time() - t0:.0f} s):\n")
     print("| method | fused | audio head | visual head | multisensory gain (pts) |")
     print("|---|---|---|---|---|")
@@ -96,8 +97,8 @@ def run(args) -> int:
     cfg = paper_config(args)
     mode = "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
     print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=mode, progress=not args.quiet).fit()
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    result = Trainer(cfg, mode=mode, progress=not args.quiet, loggers=args.logger).fit()
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()})
     return 0
 
 

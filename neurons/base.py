@@ -14,22 +14,26 @@ Fused kernels are opt-in: a class offers one through :meth:`BaseNeuron.spec`. A 
 step of the dynamics (``charge``, ``fire``, ``threshold``, ``after_spike``, ...) without defining ``spec``
 itself loses its parent's spec, so it can never silently run the parent's kernel.
 
-Step modes: ``step_mode="s"`` takes ``[B, ...]`` per call and keeps state between calls until :meth:`reset`;
-``step_mode="m"`` takes ``[T, B, ...]`` and runs all T steps in one call (state persists across calls too,
-so a long sequence can be fed in chunks).
+Step modes (SpikingJelly's convention; snnTorch neurons are single-step): ``step_mode="s"`` (the default) takes
+one time step ``[B, ...]`` per call and keeps state between calls until :meth:`reset`; ``step_mode="m"`` takes
+``[T, B, ...]`` and runs all T steps in one call (state persists across calls too, so a long sequence can be fed
+in chunks). A single-step neuron cannot tell a ``[T, B, F]`` sequence from one step of a ``[B1, B2, F]`` input: it
+treats it as one step, and a later call whose shape differs from the state's raises ``ValueError`` (reset between
+sequences) instead of silently starting over.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from . import surrogate as surrogate_mod
-from .functional import reset_membrane
+from .functional import RESETS, reset_membrane
 
-__all__ = ["StatefulModule", "BaseNeuron", "NonFiniteInputError", "check_finite", "RESET_MODES", "STEP_MODES",
+__all__ = ["StatefulModule", "StepCost", "BaseNeuron", "NonFiniteInputError", "check_finite", "STEP_MODES",
            "check_positive"]  # fmt: skip
 
 
@@ -44,7 +48,6 @@ def check_finite(x: torch.Tensor, owner: str) -> None:
         raise NonFiniteInputError(f"{owner}: input x contains {what}")
 
 
-RESET_MODES = ("hard", "soft", "none")
 STEP_MODES = ("s", "m")
 
 
@@ -61,14 +64,28 @@ def check_positive(name: str, value: float, owner: str, minimum: float = 0.0, in
     return value
 
 
+@dataclass(frozen=True)
+class StepCost:
+    """The arithmetic of one neuron in one time step, besides its threshold compare (one per step) and its reset
+    (one add per spike): ``muladds`` multiply-adds, ``adds`` adds and ``state`` state variables read and written.
+    What the energy count (``snn_msi.metrics.energy``) prices a neuron update at."""
+
+    muladds: int
+    adds: int
+    state: int
+
+
 class StatefulModule(nn.Module):
     """A module with per-sample state (``reset()``) and a step mode (``"s"`` or ``"m"``).
 
     Subclasses implement :meth:`single_step_forward`; the default :meth:`multi_step_forward` loops over T.
+    ``step_cost``: a spiking neuron class's :class:`StepCost`, declared by the class itself (a subclass that
+    changes the dynamics declares its own; one that does not is priced one multiply-add per state variable).
     """
 
     #: names of state tensors; each is ``None`` until the first input fixes its shape
     state_names: tuple[str, ...] = ()
+    step_cost: StepCost | None = None
 
     def __init__(self, step_mode: str = "s") -> None:
         super().__init__()
@@ -166,8 +183,8 @@ class BaseNeuron(StatefulModule):
             raise TypeError(f"{owner}: v_reset must be a number, got {v_reset!r}") from None
         if not math.isfinite(self.v_reset):
             raise ValueError(f"{owner}: v_reset must be finite, got {v_reset}")
-        if reset not in RESET_MODES:
-            raise ValueError(f"{owner}: reset must be one of {RESET_MODES}, got {reset!r}")
+        if reset not in RESETS:
+            raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
         self.reset_mode = reset
         self.detach_reset = bool(detach_reset)
         self.store_v_seq = bool(store_v_seq)
@@ -216,8 +233,14 @@ class BaseNeuron(StatefulModule):
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on a float32 input."""
-        if self.v is None or self.v.shape != x.shape:
+        if self.v is None:
             self.init_state(x)
+        elif self.v.shape != x.shape:
+            raise ValueError(
+                f"{type(self).__name__} (step_mode={self.step_mode!r}) holds state of shape {tuple(self.v.shape)} "
+                f"from earlier steps and got input of shape {tuple(x.shape)}: call neurons.reset(model) between "
+                "sequences; a [T, B, ...] sequence in one call needs step_mode='m'"
+            )
         h = self.charge(x)
         s = self.fire(h)
         s_reset = s.detach() if self.detach_reset else s

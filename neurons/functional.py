@@ -16,13 +16,13 @@ State and arithmetic are float32 whatever the input dtype; spikes come back in t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 from . import surrogate as surrogate_mod
 
-__all__ = ["LEAKS", "RESETS", "IFSpec", "charge", "reset_membrane", "if_step"]
+__all__ = ["LEAKS", "RESETS", "IFSpec", "IF_SPEC_FIELDS", "charge", "reset_membrane", "if_step"]
 
 #: leak codes of the fused kernels: IF (no leak), LIF (divide by tau), ParametricLIF (multiply by k)
 LEAKS = ("none", "div", "mul")
@@ -82,6 +82,11 @@ class IFSpec:
 
     def spike_fn(self) -> surrogate_mod.Surrogate:
         return surrogate_mod.get(self.surrogate, self.alpha)
+
+
+#: the spec's fields, in order: the one list the kernel arguments (:class:`~neurons.kernels.fused.KernelArgs`),
+#: the neuron modules' plan key and the C++ ``apply`` signature (``csrc/if_family.cpp``) follow
+IF_SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(IFSpec))
 
 
 def charge(x: torch.Tensor, v: torch.Tensor, leak: str, decay_input: bool, v_reset: float, tau: float = 1.0,

@@ -20,8 +20,9 @@ import importlib.util
 import torch
 
 from . import surrogate as surrogate_mod
-from .base import RESET_MODES, StatefulModule, check_finite, check_positive
+from .base import StatefulModule, StepCost, check_finite, check_positive
 from .catalog import register
+from .functional import RESETS
 
 # our surrogate names -> the peers' classes/functions
 _SJ_SURROGATES = {
@@ -49,16 +50,39 @@ def _surrogate(name: str, alpha: float | None, native: dict[str, object], owner:
 
 
 class PeerNeuron(StatefulModule):
-    """Wraps one peer neuron module; subclasses build it and define one step."""
+    """Wraps one peer neuron module; subclasses build it and define one step.
+
+    Takes the neuron arguments every family shares (as :class:`~neurons.base.BaseNeuron` does; ``reset``
+    defaults to the library's ``default_reset``), checks them and keeps them as attributes (``v_threshold``,
+    ``v_reset``, ``reset_mode``, ``surrogate``, ``alpha``, ``detach_reset``); ``owner`` names the peer in errors.
+    """
 
     library = ""
+    default_reset = "hard"
 
-    def __init__(self, reset: str, step_mode: str, check_inputs: bool = True) -> None:
+    def __init__(
+        self,
+        v_threshold: float = 1.0,
+        v_reset: float = 0.0,
+        reset: str | None = None,
+        surrogate: str = "atan",
+        alpha: float | None = None,
+        detach_reset: bool = False,
+        step_mode: str = "s",
+        check_inputs: bool = True,
+        *,
+        owner: str = "",
+    ) -> None:
         super().__init__(step_mode)
-        if reset not in RESET_MODES:
-            raise ValueError(f"{type(self).__name__}: reset must be one of {RESET_MODES}, got {reset!r}")
+        owner = owner or type(self).__name__
+        reset = self.default_reset if reset is None else reset
+        if reset not in RESETS:
+            raise ValueError(f"{owner}: reset must be one of {RESETS}, got {reset!r}")
         self.reset_mode = reset
         self.check_inputs = bool(check_inputs)
+        self.v_threshold = check_positive("v_threshold", v_threshold, owner)
+        self.v_reset = float(v_reset)
+        self.surrogate_name, self.alpha, self.detach_reset = surrogate, alpha, bool(detach_reset)
 
     @property
     def kind(self) -> str:
@@ -74,26 +98,16 @@ class SpikingJellyNeuron(PeerNeuron):
     """SpikingJelly 2.x ``activation_based.neuron`` node behind our convention."""
 
     library = "spikingjelly"
+    #: per node: IFNode v <- v + x; LIFNode and ParametricLIFNode v <- beta v + x
+    NODE_COSTS = {"if": StepCost(0, 1, 1), "lif": StepCost(1, 0, 1), "plif": StepCost(1, 0, 1)}
 
-    def __init__(
-        self,
-        node: str,
-        tau: float | None = None,
-        decay_input: bool = True,
-        v_threshold: float = 1.0,
-        v_reset: float = 0.0,
-        reset: str = "hard",
-        surrogate: str = "atan",
-        alpha: float | None = None,
-        detach_reset: bool = False,
-        step_mode: str = "s",
-        check_inputs: bool = True,
-    ) -> None:
-        super().__init__(reset, step_mode, check_inputs)
+    def __init__(self, node: str, tau: float | None = None, decay_input: bool = True, **shared) -> None:
+        owner = f"spikingjelly.{node}"
+        super().__init__(**shared, owner=owner)
         from spikingjelly.activation_based import neuron as sj_neuron
         from spikingjelly.activation_based import surrogate as sj_surrogate
 
-        owner = f"spikingjelly.{node}"
+        reset = self.reset_mode
         if reset == "none":
             raise ValueError(f"{owner}: SpikingJelly has no reset='none'; use 'hard' or 'soft'")
 
@@ -102,14 +116,15 @@ class SpikingJellyNeuron(PeerNeuron):
             return lambda a: cls() if a is None else cls(alpha=float(a))
 
         native = {ours: native_cls(theirs) for ours, theirs in _SJ_SURROGATES.items()}
-        sg = _surrogate(surrogate, alpha, native, owner)
+        sg = _surrogate(self.surrogate_name, self.alpha, native, owner)
         common = dict(
-            v_threshold=check_positive("v_threshold", v_threshold, owner),
-            v_reset=float(v_reset) if reset == "hard" else None,
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset if reset == "hard" else None,
             surrogate_function=sg,
-            detach_reset=bool(detach_reset),
+            detach_reset=self.detach_reset,
             step_mode="m",
         )
+        self.step_cost = self.NODE_COSTS.get(node)
         if node == "if":
             self.node = sj_neuron.IFNode(**common)
         elif node == "lif":
@@ -145,32 +160,21 @@ class SnnTorchNeuron(PeerNeuron):
     """
 
     library = "snntorch"
+    default_reset = "soft"
+    #: per cell: Leaky mem <- beta mem + x; Synaptic syn <- alpha syn + x, mem <- beta mem + syn
+    CELL_COSTS = {"leaky": StepCost(1, 0, 1), "synaptic": StepCost(2, 0, 2)}
 
-    def __init__(
-        self,
-        cell: str,
-        tau: float = 2.0,
-        tau_syn: float = 4.0,
-        decay_input: bool = False,
-        v_threshold: float = 1.0,
-        v_reset: float = 0.0,
-        reset: str = "soft",
-        surrogate: str = "atan",
-        alpha: float | None = None,
-        detach_reset: bool = False,
-        step_mode: str = "s",
-        check_inputs: bool = True,
-    ) -> None:
-        super().__init__(reset, step_mode, check_inputs)
+    def __init__(self, cell: str, tau: float = 2.0, tau_syn: float = 4.0, decay_input: bool = False, **shared) -> None:
+        owner = f"snntorch.{cell}"
+        super().__init__(**shared, owner=owner)
         import snntorch
         from snntorch import surrogate as snn_surrogate
 
-        owner = f"snntorch.{cell}"
         if decay_input:
             raise ValueError(f"{owner}: snnTorch adds the input unscaled; use decay_input=False")
-        if float(v_reset) != 0.0:
-            raise ValueError(f"{owner}: snnTorch resets to 0; v_reset must be 0.0, got {v_reset}")
-        if detach_reset:
+        if self.v_reset != 0.0:
+            raise ValueError(f"{owner}: snnTorch resets to 0; v_reset must be 0.0, got {self.v_reset:g}")
+        if self.detach_reset:
             raise ValueError(f"{owner}: snnTorch always keeps the reset in the graph; use detach_reset=False")
 
         def native_fn(name):
@@ -181,15 +185,16 @@ class SnnTorchNeuron(PeerNeuron):
 
             return make
 
-        spike_grad = _surrogate(surrogate, alpha, {n: native_fn(n) for n in _SNN_SURROGATES}, owner)
-        mechanism = {"soft": "subtract", "hard": "zero", "none": "none"}[reset]
+        spike_grad = _surrogate(self.surrogate_name, self.alpha, {n: native_fn(n) for n in _SNN_SURROGATES}, owner)
+        mechanism = {"soft": "subtract", "hard": "zero", "none": "none"}[self.reset_mode]
         beta = 1.0 - 1.0 / check_positive("tau", tau, owner, minimum=1.0, inclusive=True)
         common = dict(
-            threshold=check_positive("v_threshold", v_threshold, owner),
+            threshold=self.v_threshold,
             spike_grad=spike_grad,
             reset_mechanism=mechanism,
             reset_delay=False,
         )
+        self.step_cost = self.CELL_COSTS.get(cell)
         if cell == "leaky":
             self.cell = snntorch.Leaky(beta=beta, **common)
         elif cell == "synaptic":
@@ -237,8 +242,13 @@ def _register_peers() -> None:
 
 
 def _signature_without(cls, first: str):
+    """The factory's signature: ``cls``'s own arguments but ``first``, then the shared ones of
+    :class:`PeerNeuron` (``reset`` with ``cls``'s default), all keyword arguments."""
     import inspect
 
-    sig = inspect.signature(cls.__init__)
-    params = [p for n, p in sig.parameters.items() if n not in ("self", first)]
-    return sig.replace(parameters=params)
+    own = inspect.signature(cls.__init__).parameters.items()
+    own = [p for n, p in own if n not in ("self", first) and p.kind is not p.VAR_KEYWORD]
+    shared = inspect.signature(PeerNeuron.__init__).parameters.items()
+    shared = [p.replace(default=cls.default_reset) if n == "reset" else p for n, p in shared if n != "owner"][1:]
+    params = [p.replace(kind=p.KEYWORD_ONLY) for p in own + shared]
+    return inspect.Signature(params)

@@ -1,5 +1,6 @@
 """The ``snn-msi`` command line: train, evaluate, neurons, methods, datasets, prepare, build-h5, and the report
-commands each module of ``snn_msi.reports`` registers (energy, study, ...).
+commands each module of ``snn_msi.reports`` registers (energy, study, ...), all through one registry
+(:mod:`snn_msi.commands`).
 
 Every subcommand has ``--help``. A user error (a bad argument, value, file or folder) is one line on stderr naming
 it, exit code 2; a run that stops on a non-finite loss exits 1; never a traceback for either.
@@ -13,10 +14,16 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
+from .argtypes import positive_int
+from .commands import register_command
 from .schema import ConfigError
+
+if TYPE_CHECKING:
+    from .training import RunResult
 
 # -- training arguments (shared with experiments/ks_snn.py) ----------------------------------------------
 
@@ -24,13 +31,19 @@ from .schema import ConfigError
 def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> None:
     """The options of ``snn-msi train`` (also used by ``experiments/ks_snn.py``)."""
     from .data import DATASETS, SNR_PRESETS
-    from .models import FUSIONS
+    from .models import FUSIONS, RECIPES
     from .training import METHODS
+    from .training.loggers import DEFAULT_LOGGERS, LOGGERS
 
     g = p.add_argument_group("what to train")
     g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
     if demo_flag:
-        g.add_argument("--demo", action="store_true", help="the small digits-av network instead of the paper's")
+        demo_help = "the demo recipe (--model demo): the small network on the embedded digits-av; with --dataset, "
+        demo_help += "classes, channels and image size come from that data"
+        g.add_argument("--demo", action="store_true", help=demo_help)
+    model_help = f"model recipe: {', '.join(RECIPES.names())} (`snn-msi recipes`) or a recipe YAML file; "
+    model_help += "its architecture and the schedule it trains with (default: paper)"
+    g.add_argument("--model", metavar="RECIPE", help=model_help)
     g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
     g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
     g.add_argument("--layout", help="folder layout where a data set has several (default: auto-detect)")
@@ -44,17 +57,17 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g.add_argument("--neuron-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan")  # fmt: skip
     g.add_argument("--T", type=int, help="time steps")
-    g.add_argument("--fusion", choices=FUSIONS.names())
+    g.add_argument("--fusion", choices=FUSIONS.names(), help="how the two modalities meet (default: concat)")
     g = p.add_argument_group("method")
     g.add_argument("--method", choices=METHODS.names(), help="balancing method (see `snn-msi methods`)")
     g.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
     g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength)")
     g = p.add_argument_group("optimisation and run")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--optimizer", choices=["sgd", "adam"])
-    g.add_argument("--seed", type=int)
+    g.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's; the paper's 100)")
+    g.add_argument("--batch-size", type=int, help="clips per step (default: the recipe's; the paper's 32)")
+    g.add_argument("--lr", type=float, help="learning rate (default: the recipe's; the paper's 0.005)")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], help="SGD with Nesterov momentum (the paper's) or Adam")
+    g.add_argument("--seed", type=int, help="seed of weights, splits, augmentation and data order (default: 0)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--workers", type=int, help="DataLoader processes (default: 0 for in-memory data, else the cores)")
     g.add_argument("--out", help="run folder (config, checkpoints, logs, plots); default runs/<dataset>/<name>-<time>")
@@ -64,6 +77,18 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value by its dotted key (repeatable): model.T=8")  # fmt: skip
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    logger_help = f"where each epoch's numbers go, comma-separated: {', '.join(LOGGERS.names())} (default: "
+    logger_help += "%(default)s; the CSV files are always written; a backend not installed is one warning line)"
+    g.add_argument("--logger", default=",".join(DEFAULT_LOGGERS), type=_logger_names, metavar="NAMES", help=logger_help)
+
+
+def _logger_names(text: str) -> tuple[str, ...]:
+    from .training.loggers import parse_loggers
+
+    try:
+        return parse_loggers(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--logger: ")) from None
 
 
 def _resume_folder(args) -> Path | None:
@@ -78,34 +103,42 @@ def _resume_folder(args) -> Path | None:
 
 
 def train_config(args, base=None):
-    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, --demo, a resumed run's
-    config or the paper's), then the options, then ``--set``; checked strictly."""
+    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, a resumed run's config or
+    the paper's), then the model recipe (--model, --demo), then the options, then ``--set``; checked strictly.
+
+    A data set other than the base's (``--dataset``) brings its own classes, channels and SNR: the base's class
+    and channel counts are dropped (taken from the data) and no SNR preset is kept that the command line does not
+    ask for."""
     from .data import DATASETS
     from .schema import apply_overrides, load_yaml, parse_value
-    from .training import TrainConfig, demo_config, policies_for
+    from .training import RunDir, TrainConfig, policies_for, recipe_config
 
     resume_dir = _resume_folder(args)
+    recipe = getattr(args, "model", None) or ("demo" if getattr(args, "demo", False) else None)
     if args.config:
         d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
-    elif resume_dir is not None and (resume_dir / "config.yaml").is_file():
-        d = TrainConfig.from_dict(load_yaml(resume_dir / "config.yaml")).to_dict()
-    elif getattr(args, "demo", False):
-        d = demo_config().to_dict()
+    elif resume_dir is not None and RunDir(resume_dir).resume_config_file.is_file():
+        d = TrainConfig.from_dict(load_yaml(RunDir(resume_dir).resume_config_file)).to_dict()
+        recipe = None  # a resumed run keeps its configuration
     elif base is not None:
         d = base.to_dict()
-    elif args.dataset or args.data_root:
+    elif recipe or args.dataset or args.data_root:
         d = TrainConfig().to_dict()
     else:
         raise ConfigError("say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
                           "(see `snn-msi datasets`), or --config FILE")  # fmt: skip
+    if recipe:
+        d = recipe_config(recipe, d).to_dict()
     for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr),
                        ("optimizer", args.optimizer), ("seed", args.seed), ("device", args.device)):  # fmt: skip
         if value is not None:
             d[key] = value
     data, model = d["data"], d["model"]
     if args.dataset:
-        if args.dataset != data.get("dataset"):
-            data.update(root=None, layout="auto")
+        if args.dataset != data.get("dataset"):  # another data set: what the old one fixed comes from the new one
+            data.update(dict.fromkeys(("root", "audio_snr_db", "image_snr_db", "frames_per_clip")))
+            data.update(layout="auto", preset="clean")
+            model.update(num_classes=None, audio_channels=None, visual_channels=None)
         data["dataset"] = args.dataset
     for key, value in (("root", args.data_root), ("layout", args.layout), ("preset", args.preset),
                        ("audio_snr_db", args.audio_snr), ("image_snr_db", args.image_snr),
@@ -118,7 +151,7 @@ def train_config(args, base=None):
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
-        model.setdefault("neuron_args", {})[key] = parse_value(value)
+        model.setdefault("neuron_args", {})[key] = parse_value(value, f"--neuron-arg {key}")
     for key, value in (("T", args.T), ("fusion", args.fusion), ("num_classes", args.num_classes)):
         if value is not None:
             model[key] = value
@@ -132,6 +165,8 @@ def train_config(args, base=None):
         label = "+".join(p["name"] for p in d.get("policies", [])) or "normal"
         d["out"] = f"runs/{data['dataset']}/{label}-{model['neuron']}-s{d['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
     apply_overrides(d, args.set, TrainConfig)
+    if d["data"].get("root"):  # stored absolute: evaluate, energy and resume work from any folder
+        d["data"]["root"] = str(Path(d["data"]["root"]).expanduser().resolve())
     cfg = TrainConfig.from_dict(d)
     entry = DATASETS.get(cfg.data.dataset)
     if entry.needs_root and not cfg.data.root:
@@ -141,11 +176,13 @@ def train_config(args, base=None):
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     """--method / --iemf / --alpha on top of the config's methods."""
-    base = [p for p in current if p["name"] != "iemf"]
-    has_iemf = any(p["name"] == "iemf" for p in current) or args.iemf
+    from .training.policies.iemf import IEMF
+
+    base = [p for p in current if p["name"] != IEMF.name]
+    has_iemf = any(p["name"] == IEMF.name for p in current) or args.iemf
     if args.method:
-        base = policies_for(args.method) if args.method != "iemf" else []
-        has_iemf = has_iemf or args.method == "iemf"
+        base = policies_for(args.method) if args.method != IEMF.name else []
+        has_iemf = has_iemf or args.method == IEMF.name
     if args.alpha is not None:
         from .training import METHODS
 
@@ -155,7 +192,7 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
             raise ConfigError(f"--alpha: the method ({names}) has no alpha; OGM-GE has (--method ogm_ge)")
         for p in takers:
             p["alpha"] = args.alpha
-    return base + ([p for p in current if p["name"] == "iemf"] or [{"name": "iemf"}] if has_iemf else [])
+    return base + ([p for p in current if p["name"] == IEMF.name] or policies_for(iemf=True) if has_iemf else [])
 
 
 def _train_mode(args) -> str:
@@ -164,8 +201,9 @@ def _train_mode(args) -> str:
     return "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
 
 
-def _print_result(result: dict) -> None:
-    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()}, indent=1))
+def _print_result(result: RunResult) -> None:
+    numbers = result.to_dict()
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in numbers.items()}, indent=1))
 
 
 def _cmd_train(args) -> int:
@@ -173,9 +211,15 @@ def _cmd_train(args) -> int:
 
     cfg = train_config(args)
     print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet).fit()
+    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet, loggers=args.logger).fit()
     _print_result(result)
     return 0
+
+
+@register_command("train", description="train a model (--demo: digits-av; --dataset/--data-root: the paper's network)")
+def _train_command(q: argparse.ArgumentParser) -> None:
+    add_train_arguments(q)
+    q.set_defaults(func=_cmd_train)
 
 
 # -- other commands ----------------------------------------------------------------------------------------
@@ -210,12 +254,37 @@ def _cmd_neurons(args: argparse.Namespace) -> int:
     return 0
 
 
+@register_command("neurons", description="list the neuron registry (or --demo: rates table + raster plot)")
+def _neurons_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--demo", action="store_true", help="run every neuron on a fixed ramp input")
+    q.add_argument("--out", default="runs/neurons", help="folder for the raster PNG")
+    q.set_defaults(func=_cmd_neurons)
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
     for name, desc in DATASETS.available().items():
         print(f"{name:<16} {desc}")
     return 0
+
+
+@register_command("datasets", description="the data sets snn-msi knows and how to get them")
+def _datasets_command(q: argparse.ArgumentParser) -> None:
+    q.set_defaults(func=_cmd_datasets)
+
+
+def _cmd_recipes(args) -> int:
+    from .models import RECIPES
+
+    for name, desc in RECIPES.available().items():
+        print(f"{name:<8} {desc}")
+    return 0
+
+
+@register_command("recipes", description="the model recipes of --model (and build(name) in Python)")
+def _recipes_command(q: argparse.ArgumentParser) -> None:
+    q.set_defaults(func=_cmd_recipes)
 
 
 def _cmd_methods(args) -> int:
@@ -225,26 +294,125 @@ def _cmd_methods(args) -> int:
     if args.markdown:
         print("| method | source | what it modulates | composes with IEMF |\n|---|---|---|---|")
         for r in rows:
-            print(f"| {r['method']} | {r['source']} | {r['modulates']} | {r['iemf']} |")
+            print(f"| {r.method} | {r.source} | {r.modulates} | {r.with_iemf} |")
         return 0
     for r in rows:
-        print(f"{r['method']:<12} {r['description']}\n{'':<12} source: {r['source']}\n{'':<12} modulates: "
-              f"{r['modulates']}; with IEMF: {r['iemf']}")  # fmt: skip
+        print(f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
+              f"{r.modulates}; with IEMF: {r.with_iemf}")  # fmt: skip
     return 0
+
+
+@register_command("methods", description="the balancing methods, their sources and whether they compose with IEMF")
+def _methods_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    q.set_defaults(func=_cmd_methods)
 
 
 def _cmd_evaluate(args) -> int:
     from .data import build_datasets
-    from .training import evaluate, load_model, resolve_device
+    from .training import load_model, resolve_device
+    from .training.trainer import _base_dataset, evaluate_collect
 
     device = resolve_device(args.device)
     model, cfg = load_model(args.checkpoint, device)
-    data = cfg.data.replace(root=args.data_root) if args.data_root else cfg.data
+    if args.data_root:
+        data = cfg.data.replace(root=str(Path(args.data_root).expanduser().resolve()))
+    elif cfg.data.root and not Path(cfg.data.root).exists():
+        raise ConfigError(
+            f"the run's data root {cfg.data.root} (in its config) is not there from {Path.cwd()}; "
+            "give the data's folder with --data-root DIR"
+        )
+    else:
+        data = cfg.data
     sets = build_datasets(data, cfg.seed)
-    split = {"train": 0, "val": 1, "test": 2}[args.split]
-    metrics = evaluate(model, sets[split], device, cfg.batch_size)
+    ds = sets[{"train": 0, "val": 1, "test": 2}[args.split]]
+    collected = evaluate_collect(model, ds, device, cfg.batch_size)
+    metrics = collected.result()
     print(json.dumps(metrics.row(args.split), indent=1))
+    classes = [str(c) for c in getattr(_base_dataset(ds), "classes", None) or range(cfg.model.num_classes)]
+    table = evaluation_tables(collected.predictions(), classes, cfg.model.num_classes)
+    print(_per_class_text(table["per_class"], args.split), file=sys.stderr)
+    if args.out:
+        written = write_evaluation(Path(args.out), table, metrics.row(args.split), classes, args.split)
+        print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
+
+
+HEADS = ("fused", "audio", "visual")
+
+
+def evaluation_tables(pred: dict, classes: list[str], num_classes: int) -> dict:
+    """Per-class precision / recall / F1 of the fused prediction and of each unimodal head, and the fused
+    confusion matrix (scikit-learn's, through :mod:`snn_msi.training.metrics`)."""
+    from .training.metrics import confusion, per_class
+
+    reports = {h: per_class(pred["y"], pred[h], num_classes) for h in HEADS}
+    rows = []
+    for c in range(num_classes):
+        row = {"class": classes[c] if c < len(classes) else str(c), "support": int(reports["fused"]["support"][c])}
+        for h in HEADS:
+            prefix = "" if h == "fused" else f"{h}_"
+            row.update({f"{prefix}{k}": float(reports[h][k][c]) for k in ("precision", "recall", "f1")})
+        rows.append(row)
+    return {"per_class": rows, "confusion": confusion(pred["y"], pred["fused"], num_classes)}
+
+
+def _per_class_text(rows: list[dict], split: str) -> str:
+    width = max([5, *(len(r["class"]) for r in rows)])
+    lines = [
+        f"{split} split, fused prediction per class:",
+        f"{'class':<{width}} {'n':>5} {'precision':>9} {'recall':>7} {'F1':>6}   audio F1  visual F1",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['class']:<{width}} {r['support']:>5} {r['precision']:>9.3f} {r['recall']:>7.3f} "
+            f"{r['f1']:>6.3f}   {r['audio_f1']:>8.3f}  {r['visual_f1']:>9.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_evaluation(out: Path, table: dict, row: dict, classes: list[str], split: str) -> list[Path]:
+    """``metrics.json`` (the split's numbers, per-head accuracies included), ``heads.csv`` (accuracy and macro F1
+    of the fused prediction, each unimodal head and each modality's part of the fused logits),
+    ``per_class.csv``, ``confusion_matrix.csv`` and ``confusion_matrix.png`` in ``out``."""
+    import csv
+
+    from .plots import confusion_matrix_plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = [r["class"] for r in table["per_class"]]
+    (out / "metrics.json").write_text(json.dumps({"split": split, "classes": classes, **row}, indent=1))
+    heads = [
+        ("fused", row[f"{split}_acc"], row[f"{split}_f1"]),
+        ("audio head", row[f"{split}_acc_audio"], row[f"{split}_f1_audio"]),
+        ("visual head", row[f"{split}_acc_visual"], row[f"{split}_f1_visual"]),
+        ("audio part of the fused logits", row[f"{split}_acc_fused_audio"], ""),
+        ("visual part of the fused logits", row[f"{split}_acc_fused_visual"], ""),
+    ]
+    with (out / "heads.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["head", "accuracy", "macro_f1"])
+        w.writerows(heads)
+    with (out / "per_class.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table["per_class"][0]))
+        w.writeheader()
+        w.writerows(table["per_class"])
+    with (out / "confusion_matrix.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["true \\ predicted", *names])
+        w.writerows([name, *map(int, counts)] for name, counts in zip(names, table["confusion"], strict=True))
+    png = confusion_matrix_plot(table["confusion"], names, out / "confusion_matrix.png", f"{split} split, fused")
+    return [out / "metrics.json", out / "heads.csv", out / "per_class.csv", out / "confusion_matrix.csv", png]
+
+
+@register_command("evaluate", description="accuracy, per-class table and confusion matrix of a checkpoint on a split")
+def _evaluate_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("checkpoint", help="a run's best.pt (or last.pt)")
+    q.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
+    q.add_argument("--data-root", help="the data's folder, where it is not where the run found it")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    q.add_argument("--out", help="folder for metrics.json, heads.csv, per_class.csv, confusion_matrix.csv and .png")
+    q.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_prepare(args) -> int:
@@ -255,9 +423,19 @@ def _cmd_prepare(args) -> int:
     for clip, why in list(report["failed"].items())[:20]:
         print(f"  {clip}: {why}")
     if report["renamed"]:
-        print(f"{len(report['renamed'])} clip(s) share a name with a clip of another class; their ids got the class "
-              f"appended (e.g. {next(iter(report['renamed'].items()))}); see prepare_report.json")  # fmt: skip
+        print(f"{len(report['renamed'])} clip id(s) differ from the file name (a name in two classes or with two "
+              f"extensions, or characters a list line cannot hold; e.g. {next(iter(report['renamed'].items()))}); "
+              "clip_ids.json maps every id to its video")  # fmt: skip
     return 0 if report["done"] + report["skipped"] > 0 else 1
+
+
+@register_command("prepare", description="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
+def _prepare_command(q: argparse.ArgumentParser) -> None:
+    q.add_argument("video_dir", help="folder of videos, one sub-folder per label: <label>/<clip>.mp4")
+    q.add_argument("out_root", help="where the seed layout goes (train/audio, train/video, my_train.txt, ...)")
+    q.add_argument("--frames", type=positive_int, default=10, help="frames kept per clip (default: %(default)s)")
+    q.add_argument("--workers", type=positive_int, default=None, help="decoding processes (default: the cores)")
+    q.set_defaults(func=_cmd_prepare)
 
 
 def _cmd_build_h5(args) -> int:
@@ -273,91 +451,31 @@ def _cmd_build_h5(args) -> int:
     return 0
 
 
-def snr_pairs(option: str, items: str | list[str]) -> list[tuple[float, float]]:
-    """``'AUDIO_DB,IMAGE_DB'`` pairs separated by spaces, in one argument or several -> ``[(audio dB, image dB)]``;
-    a malformed pair is a one-line :class:`ConfigError` naming ``option``."""
-    pairs = []
-    for text in items.split() if isinstance(items, str) else [t for item in items for t in item.split()]:
-        try:
-            a, v = (float(x) for x in text.split(","))
-        except ValueError:
-            raise ConfigError(f"{option}: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
-        pairs.append((a, v))
-    return pairs
+@register_command("build-h5", description="precompute spectrograms and frames into one HDF5 file")
+def _build_h5_command(q: argparse.ArgumentParser) -> None:
+    from .data import DATASETS
 
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    q.add_argument("root", help="the data set's folder")
+    q.add_argument("out", help="the .h5 file to write")
+    builders = [n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"]
+    q.add_argument("--dataset", choices=builders, default="kinetics-sounds", help="its layout (default: %(default)s)")
+    q.add_argument("--layout", default="auto", help="folder layout where a data set has several (default: detect)")
+    q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
+    q.add_argument("--val-fraction", type=float, default=0.1, help="share of training clips held out (default: 0.1)")
+    q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
+    q.set_defaults(func=_cmd_build_h5)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS
+    """The ``snn-msi`` parser: one sub-command per entry of the command registry (the built-in commands above and
+    every report's)."""
+    from . import reports  # noqa: F401  (registers the report commands)
+    from .commands import COMMANDS, add_parsers
 
     p = argparse.ArgumentParser(
         prog="snn-msi", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    q = sub.add_parser("neurons", help="list the neuron registry (or --demo: rates table + raster plot)")
-    q.add_argument("--demo", action="store_true", help="run every neuron on a fixed ramp input")
-    q.add_argument("--out", default="runs/neurons", help="folder for the raster PNG")
-    q.set_defaults(func=_cmd_neurons)
-
-    q = sub.add_parser("methods", help="the balancing methods, their sources and whether they compose with IEMF")
-    q.add_argument("--markdown", action="store_true", help="as a Markdown table")
-    q.set_defaults(func=_cmd_methods)
-
-    q = sub.add_parser("datasets", help="the data sets snn-msi knows and how to get them")
-    q.set_defaults(func=_cmd_datasets)
-
-    q = sub.add_parser("train", help="train a model (--demo: digits-av; --dataset/--data-root: the paper's network)")
-    add_train_arguments(q)
-    q.set_defaults(func=_cmd_train)
-
-    q = sub.add_parser("evaluate", help="accuracy of a checkpoint on a split")
-    q.add_argument("checkpoint")
-    q.add_argument("--split", choices=["train", "val", "test"], default="test")
-    q.add_argument("--data-root")
-    q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    q.set_defaults(func=_cmd_evaluate)
-
-    q = sub.add_parser("prepare", help="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
-    q.add_argument("video_dir")
-    q.add_argument("out_root")
-    q.add_argument("--frames", type=positive_int, default=10)
-    q.add_argument("--workers", type=positive_int, default=None)
-    q.set_defaults(func=_cmd_prepare)
-
-    q = sub.add_parser("build-h5", help="precompute spectrograms and frames into one HDF5 file")
-    q.add_argument("root")
-    q.add_argument("out")
-    q.add_argument("--dataset", choices=[n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"],
-                   default="kinetics-sounds")  # fmt: skip
-    q.add_argument("--layout", default="auto")
-    q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
-    q.add_argument("--val-fraction", type=float, default=0.1)
-    q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
-    q.set_defaults(func=_cmd_build_h5)
-
-    from .reports import COMMANDS, add_parsers
-
-    add_parsers(sub, COMMANDS)
+    add_parsers(p.add_subparsers(dest="command", required=True, metavar="COMMAND"), COMMANDS)
     return p
 
 
@@ -372,7 +490,10 @@ def main_guard(prog: str, func, args) -> int:
         print(f"{prog}: stopped: {err}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as err:  # ConfigError and FileNotFoundError included: the user's input
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = str(err).strip().splitlines()
+        if len(lines) > 1 and lines[1].startswith("Original Traceback"):  # re-raised from a DataLoader worker
+            lines = [lines[-1].split(": ", 1)[-1]]
+        msg = lines[0] if lines else type(err).__name__
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 

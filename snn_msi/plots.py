@@ -11,6 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .files import atomic_path  # noqa: E402
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> None:
+    """``fig`` -> ``path`` (PNG) atomically: a full or read-only disk is one line naming the file, no partial PNG."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+
 
 def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: str = "spike raster") -> Path:
     """One panel per entry; each ``[T, N]`` 0/1 tensor is drawn as dots at (t, neuron)."""
@@ -27,19 +35,18 @@ def spike_raster(spikes: Mapping[str, torch.Tensor], path: str | Path, title: st
     axes[-1, 0].set_xlabel("time step")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
     plt.close(fig)
     return path
 
 
-def training_curves(history: list[dict], steps: list[dict], path: str | Path) -> Path:
-    """Accuracy (fused and per head, train and validation), loss, and the fusion-gradient coefficient over steps
-    (any policy's ``<name>/coeff`` column: IEMF's or a control's). ``history`` / ``steps``: the rows of
-    ``metrics.csv`` / ``steps.csv``."""
+def training_curves(history: list[dict], steps: list[dict], path: str | Path, column: str | None = None) -> Path:
+    """Accuracy (fused and per head, train and validation), loss, and one step-log ``column`` over the steps (the
+    trainer passes a method's headline field, e.g. ``iemf/coeff``: the fusion-gradient coefficient). ``history`` /
+    ``steps``: the rows of ``metrics.csv`` / ``steps.csv``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = next((k for k in (steps[0] if steps else {}) if k.endswith("/coeff")), None)
-    coeff = [(s["step"], s[key]) for s in steps] if key else []
+    coeff = [(s["step"], s[column]) for s in steps if column in s] if column else []
     fig, axes = plt.subplots(1, 3 if coeff else 2, figsize=(13 if coeff else 9, 3.6))
     ep = [h["epoch"] for h in history]
     ax = axes[0]
@@ -60,9 +67,9 @@ def training_curves(history: list[dict], steps: list[dict], path: str | Path) ->
         x, y = zip(*coeff, strict=True)
         axes[2].plot(x, y, lw=0.6)
         axes[2].set_xlabel("step")
-        axes[2].set_ylabel(f"fusion-gradient coefficient ({key.split('/')[0]})")
+        axes[2].set_ylabel(column)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -76,7 +83,7 @@ def firing_rate_bars(rates: dict[str, float], path: str | Path) -> Path:
     ax.set_xticks(range(len(rates)), list(rates), rotation=75, ha="right", fontsize=7)
     ax.set_ylabel("firing rate (spikes / neuron / step)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -98,7 +105,7 @@ def energy_bars(totals: dict[str, float], path: str | Path, note: str = "") -> P
     if note:
         ax.set_title(note, fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -133,25 +140,25 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     ax2.set_ylabel("fused accuracy - normal (pts, 95% CI)")
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
 
-def energy_breakdown(snn: dict[str, float], ann: dict[str, float], path: str | Path, chip: str = "Loihi",
+def energy_breakdown(snn, ann, path: str | Path, chip: str = "Loihi",
                      note: str = "") -> Path:  # fmt: skip
     """Stacked energy per inference: the SNN and its ReLU twin at 45 nm (MACs + accumulates, neuron updates or
     ReLU, memory traffic), and the SNN on the neuromorphic chip (synaptic events, neuron updates, spikes routed,
-    analogue layers on a host). ``snn`` / ``ann``: the ``totals`` of :func:`snn_msi.metrics.energy.price`."""
+    analogue layers on a host). ``snn`` / ``ann``: the :class:`~snn_msi.metrics.energy.PriceTotals` of each."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bars = {
-        "SNN, 45 nm": [("MACs + accumulates", snn["synaptic_pj"]), ("neuron updates", snn["neuron_pj"]),
-                       ("memory traffic", snn["memory_pj"])],
-        "ReLU twin, 45 nm": [("MACs + accumulates", ann["synaptic_pj"]), ("neuron updates", ann["neuron_pj"]),
-                             ("memory traffic", ann["memory_pj"])],
-        f"SNN, {chip}": [("synaptic events", snn["chip_synop_pj"]), ("neuron updates", snn["chip_neuron_pj"]),
-                         ("spikes routed", snn["chip_spike_pj"]), ("analogue layers (host)", snn["chip_host_mac_pj"])],
+        "SNN, 45 nm": [("MACs + accumulates", snn.synaptic_pj), ("neuron updates", snn.neuron_pj),
+                       ("memory traffic", snn.memory_pj)],
+        "ReLU twin, 45 nm": [("MACs + accumulates", ann.synaptic_pj), ("neuron updates", ann.neuron_pj),
+                             ("memory traffic", ann.memory_pj)],
+        f"SNN, {chip}": [("synaptic events", snn.chip_synop_pj), ("neuron updates", snn.chip_neuron_pj),
+                         ("spikes routed", snn.chip_spike_pj), ("analogue layers (host)", snn.chip_host_mac_pj)],
     }  # fmt: skip
     colors = {
         "MACs + accumulates": "tab:blue",
@@ -176,7 +183,7 @@ def energy_breakdown(snn: dict[str, float], ann: dict[str, float], path: str | P
     if note:
         ax.set_title(note, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -200,7 +207,7 @@ def spike_histograms(histograms: dict[str, dict], path: str | Path) -> Path:
     axes[-1, 0].set_xlabel("firing rate", fontsize=7)
     axes[-1, 1].set_xlabel("spikes per sample", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -241,6 +248,36 @@ def pareto_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(handles) - 1) // 4), 1, 1))
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, 120)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix_plot(matrix, classes: list[str], path: str | Path, title: str = "confusion matrix") -> Path:
+    """A confusion matrix ``[true, predicted]`` (counts) as a heat map, each row also as a share of its class."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = np.asarray(matrix, dtype=float)
+    share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    n = len(classes)
+    side = min(14.0, 2.5 + 0.5 * n)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    color = "white" if share[i, j] > 0.5 else "black"
+                    ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

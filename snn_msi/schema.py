@@ -11,12 +11,18 @@ A config class is a dataclass deriving from :class:`Config`. Its field annotatio
 
 :func:`apply_overrides` sets dotted keys from ``KEY=VALUE`` strings (``--set model.T=8``), parsing each value as
 a YAML scalar and checking it like the rest.
+
+YAML (config files, ``--set`` and ``--neuron-arg`` values) is read with the YAML 1.2 core schema, as JSON reads
+numbers: ``1e-3`` is a number, ``010`` is 10, ``1:30`` is a string (not 90, base 60), ``yes`` / ``on`` are strings
+(only ``true`` / ``false`` are booleans), dates stay strings. A key given twice in one mapping is an error naming
+the key and both lines (PyYAML keeps the last silently). Tags that construct objects are refused (safe loading).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -25,7 +31,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "check", "apply_overrides", "parse_value", "load_yaml"]
+__all__ = ["Config", "ConfigError", "check", "apply_overrides", "parse_value", "load_yaml", "yaml_load", "yaml_dump"]
 
 
 class ConfigError(ValueError):
@@ -182,32 +188,99 @@ class Config:
 
     def save(self, path: str | Path) -> Path:
         """Write YAML atomically."""
-        import os
+        from .files import write_text
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_text(path, yaml_dump(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
         return cls.from_dict(load_yaml(path), "")
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with the YAML 1.2 core schema's scalars and duplicate keys refused."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            lines: dict = {}  # key -> the line it first appears on
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = key in lines
+                except TypeError:  # an unhashable key: the base class says so
+                    continue
+                if seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (also on line {lines[key] + 1})", key_node.start_mark
+                    )
+                lines[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_int(self, node) -> int:
+        text = self.construct_scalar(node)
+        sign, digits = (-1, text[1:]) if text[0] == "-" else (1, text.lstrip("+"))
+        if digits[:2] in ("0o", "0x"):
+            return sign * int(digits[2:], 8 if digits[1] == "o" else 16)
+        return sign * int(digits, 10)
+
+    def construct_yaml_float(self, node) -> float:
+        text = self.construct_scalar(node).lower()
+        if text.lstrip("+-") == ".inf":
+            return -math.inf if text[0] == "-" else math.inf
+        return math.nan if text == ".nan" else float(text)
+
+
+_CORE = {
+    "bool": (r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    "int": (r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    "float": (
+        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|INF|Inf)|\.(?:nan|NaN|NAN)",
+        "-+0123456789.",
+    ),
+    "null": (r"~|null|Null|NULL|", ["~", "n", "N", ""]),
+}
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag.rsplit(":", 1)[-1] not in (*_CORE, "timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _name, (_pattern, _first) in _CORE.items():
+    _Yaml12Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_name}", re.compile(f"^(?:{_pattern})$"), list(_first))
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _Yaml12Loader.construct_yaml_int)
+
+
+class _Yaml12Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper that also quotes strings YAML 1.2 would read as another type (``"1e-3"``)."""
+
+
+for _name, (_pattern, _first) in _CORE.items():
+    _Yaml12Dumper.add_implicit_resolver(f"tag:yaml.org,2002:{_name}", re.compile(f"^(?:{_pattern})$"), list(_first))
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:float", _Yaml12Loader.construct_yaml_float)
+
+
+def yaml_dump(data) -> str:
+    """``data`` as YAML that :func:`yaml_load` reads back as it was (key order kept)."""
+    return yaml.dump(data, Dumper=_Yaml12Dumper, sort_keys=False)
+
+
+def yaml_load(text: str):
+    """``text`` as YAML 1.2 (core schema; duplicate keys refused; no object-constructing tags)."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 (a SafeLoader)
+
+
 def load_yaml(path: str | Path) -> dict:
-    """A YAML file that holds a mapping; one-line errors for a missing, unreadable, empty or non-mapping file."""
+    """A YAML file that holds a mapping; one-line errors for a missing, unreadable, empty or non-mapping file and
+    for a duplicate key (naming it and its lines)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
     try:
-        d = yaml.safe_load(text)
+        d = yaml_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
@@ -219,11 +292,14 @@ def load_yaml(path: str | Path) -> dict:
     return d
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value as a YAML scalar: ``8`` -> 8, ``0.5`` -> 0.5, ``true`` -> True, ``null`` -> None,
-    ``[1, 2]`` -> [1, 2]; anything else stays a string."""
+def parse_value(text: str, where: str = "value") -> Any:
+    """A command-line value as a YAML 1.2 scalar: ``8`` -> 8, ``0.5`` / ``1e-3`` -> a float, ``true`` -> True,
+    ``null`` -> None, ``[1, 2]`` -> [1, 2]; anything else stays a string. A mapping with a key given twice is a
+    :class:`ConfigError` naming ``where`` and the key."""
     try:
-        return yaml.safe_load(text)
+        return yaml_load(text)
+    except yaml.constructor.ConstructorError as err:
+        raise ConfigError(f"{where} {text!r}: {err.problem}") from None
     except yaml.YAMLError:
         return text
 
@@ -242,7 +318,7 @@ def apply_overrides(d: dict, assignments: list[str], cls: type[Config], option: 
                 where = ".".join(parts[:i]) or "the config"
                 raise ConfigError(f"{option} {key}: {where} has no key {part!r}; valid: {', '.join(sorted(fields))}")
             if i == len(parts) - 1:
-                node[part] = parse_value(text)
+                node[part] = parse_value(text, f"{option} {key}")
                 break
             tp = owner.field_types()[part] if owner is not None else None
             owner = tp if isinstance(tp, type) and issubclass(tp, Config) else None

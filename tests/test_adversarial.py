@@ -103,7 +103,7 @@ def test_3_a_kill_between_last_and_best_checkpoints_cannot_mix_epochs(tmp_path, 
     monkeypatch.setattr(trainer_mod, "save_checkpoint", real)
     assert not (tmp_path / "run" / "results.json").exists()
     result = Trainer(cfg, progress=False, mode="resume").fit()
-    assert result["test_acc"] == ref["test_acc"] and result["best_epoch"] == ref["best_epoch"]
+    assert result.test.acc == ref.test.acc and result.best_epoch == ref.best_epoch
     assert [r["epoch"] for r in read_csv(tmp_path / "run" / "metrics.csv")] == [1, 2]  # every row, once
 
 
@@ -116,7 +116,7 @@ def test_4_cached_results_require_the_same_config(tmp_path):
     assert run_config(cfg.to_dict()) == first  # the same config: read back
     with pytest.raises(ValueError, match="another config.*epochs: 1 -> 2"):
         run_config(cfg.replace(epochs=2).to_dict())
-    assert run_config(cfg.replace(epochs=2).to_dict(), overwrite=True)["epochs"] == 2
+    assert run_config(cfg.replace(epochs=2).to_dict(), overwrite=True).epochs == 2
 
 
 # 5 -------------------------------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ def test_9_results_do_not_depend_on_the_worker_count(tmp_path):
         result = Trainer(cfg, progress=False).fit()
         weights.append((load_checkpoint(tmp_path / f"w{workers}" / "last.pt")["model"], result))
     (w0, r0), (w2, r2) = weights
-    assert r0["test_acc"] == r2["test_acc"] and r0["mean iemf/coeff"] == r2["mean iemf/coeff"]
+    assert r0.test.acc == r2.test.acc and r0.policy_mean("iemf", "coeff") == r2.policy_mean("iemf", "coeff")
     for k in w0:
         assert torch.equal(w0[k], w2[k]), k
 

@@ -24,6 +24,7 @@ from snn_msi.training.policies import (
     DROP_NONE,
     DROP_VISUAL,
     Batch,
+    Composition,
     EpochView,
     FeatureSet,
     ForwardContext,
@@ -98,9 +99,10 @@ class FakeView(EpochView):
 def test_every_new_method_is_registered_with_its_sources_and_iemf_answer():
     for name in NEW:
         e = METHODS.get(name)
-        assert "arXiv" in e.source and e.modulates and (e.iemf.startswith("yes") or e.iemf.startswith("no: "))
-    assert not any(composes_with_iemf(n) for n in ("mla", "reconboost", "ume"))
-    assert all(composes_with_iemf(n) for n in NEW if n not in ("mla", "reconboost", "ume"))
+        assert "arXiv" in e.source and e.modulates and isinstance(e.iemf, Composition) and not e.iemf.itself
+    assert not any(composes_with_iemf(n).composes for n in ("mla", "reconboost", "ume"))
+    assert all(composes_with_iemf(n).composes for n in NEW if n not in ("mla", "reconboost", "ume"))
+    assert str(composes_with_iemf("mla")).startswith("no: MLA trains no fusion layer")
 
 
 # -- AGM -----------------------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ def test_agm_forward_and_gradients_follow_the_official_three_passes():
     torch.testing.assert_close(out.fused, m_a + m_v)
     s_a, s_v = agm_score(m_a, batch.y), agm_score(m_v, batch.y)
     c_a, c_v = agm_coefficients(s_a, s_v, 0.0, 0.0, 1.0)  # t starts at 0, updated after the coefficients
-    assert (policy.log["coeff_audio"], policy.log["coeff_visual"]) == pytest.approx((c_a, c_v), rel=1e-6)
+    assert (policy.log.coeff_audio, policy.log.coeff_visual) == pytest.approx((c_a, c_v), rel=1e-6)
     assert policy.t["audio"] == pytest.approx(s_a) and policy.k == 1
     # gradients: the hooks multiply what reaches m_a by c_a and m_v by c_v
     F.cross_entropy(out.fused, batch.y).backward()
@@ -154,8 +156,50 @@ def test_agm_forward_and_gradients_follow_the_official_three_passes():
     # outside the window the coefficients are 1; evaluation uses the plain forward
     policy2 = _policy("agm", start=3)
     policy2.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
-    assert policy2.log["coeff_audio"] == 1.0 and policy2.log["active"] == 0.0
+    assert policy2.log.coeff_audio == 1.0 and policy2.log.active == 0.0
     assert policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, False)) is None
+
+
+def test_agm_train_mode_zero_passes_use_batch_statistics_and_leave_the_buffers_alone():
+    model, batch = _model(), _batch()
+    policy = _policy("agm", clip_threshold=None, zero_pass_mode="train", report_eval_path=False)
+    model.train()
+    out = policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
+    ref = _model()
+    ref.train()
+    f_av = ref(batch.audio, batch.frames).fused  # the one forward that updates the running statistics
+    buffers = {k: v.clone() for k, v in ref.state_dict().items() if "running" in k or "num_batches" in k}
+    f_a0 = ref(batch.audio, torch.zeros_like(batch.frames)).fused  # batch statistics, as in training
+    f_0v = ref(torch.zeros_like(batch.audio), batch.frames).fused
+    torch.testing.assert_close(out.fused, 0.5 * (f_av - f_0v + f_a0) + 0.5 * (f_av - f_a0 + f_0v))
+    state = model.state_dict()
+    assert buffers and all(torch.equal(state[k], v) for k, v in buffers.items())
+    assert math.isnan(policy.log.acc_eval_mode)
+
+
+def test_agm_reports_the_evaluation_mode_path_beside_the_training_mode_one():
+    """The official zero-input passes run in eval mode with autograd, so training moves the evaluation-mode path
+    too: the accuracy of both paths on the training batch is logged every step, and measuring it changes nothing
+    in the step (no autograd, no buffers, forked random streams)."""
+    batch = _batch(b=6)
+    runs = {}
+    for report in (True, False):
+        model = _model()
+        model.train()
+        policy = _policy("agm", clip_threshold=None, report_eval_path=report)
+        out = policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
+        F.cross_entropy(out.fused, batch.y).backward()
+        runs[report] = (policy.log, model.fusion.head.weight.grad.clone(), model.state_dict())
+    log = runs[True][0]
+    ref = _model()
+    ref.train()
+    train_acc = float((ref(batch.audio, batch.frames).fused.argmax(1) == batch.y).float().mean())
+    ref.eval()
+    with torch.no_grad():
+        eval_acc = float((ref(batch.audio, batch.frames).fused.argmax(1) == batch.y).float().mean())
+    assert log.acc_train_mode == pytest.approx(train_acc) and log.acc_eval_mode == pytest.approx(eval_acc)
+    assert torch.equal(runs[True][1], runs[False][1])
+    assert all(torch.equal(runs[True][2][k], v) for k, v in runs[False][2].items())
 
 
 def test_agm_clips_when_a_fusion_gradient_leaves_the_threshold():
@@ -163,11 +207,11 @@ def test_agm_clips_when_a_fusion_gradient_leaves_the_threshold():
     for p in model.parameters():
         p.grad = torch.full_like(p, 0.1)
     policy = _policy("agm")
-    policy.log["clipped"] = 0.0
+    policy.log.clipped = 0.0
     model.fusion.head.weight.grad[0, 0] = 2.0  # > 1: clip every gradient to total norm 1
     policy.before_step(_ctx(model, None, _batch()))
     norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()])
-    assert policy.log["clipped"] == 1.0 and float(norm) == pytest.approx(1.0, rel=1e-5)
+    assert policy.log.clipped == 1.0 and float(norm) == pytest.approx(1.0, rel=1e-5)
 
 
 # -- PMR -----------------------------------------------------------------------------------------------------
@@ -188,7 +232,7 @@ def test_pmr_prototypes_momentum_and_loss_by_value():
     batch = dataclasses.replace(_batch(2), y=torch.tensor([0, 1]))
     loss = policy.loss(StepContext(None, None, out, batch.y, 0, {}, batch))
     assert float(loss) == pytest.approx(1.5 * math.log(2), abs=1e-5)
-    assert policy.log["score_audio"] == pytest.approx(1.761594, abs=1e-5) and policy.log["gamma"] == 1.5
+    assert policy.log.score_audio == pytest.approx(1.761594, abs=1e-5) and policy.log.gamma == 1.5
     # momentum: plain at epochs 0 and 1 (the official skips it on the first update), then 0.8 new + 0.2 old
     model = _model(num_classes=2)
     fs = FeatureSet(torch.tensor([[3.0, 0.0], [5.0, 0.0]]), torch.tensor([[1.0, 1.0], [1.0, 1.0]]),
@@ -296,16 +340,16 @@ def test_opm_forward_drops_inside_the_window_only():
     policy = _policy("opm", p_exe=0.0, start=0)
     out = policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
     torch.testing.assert_close(out.fused, plain)
-    assert policy.log["executed"] == 0.0
+    assert policy.log.executed == 0.0
     policy = _policy("opm", p_exe=1.0, start=0)
     out = policy.forward(ForwardContext(model, model.parameter_groups(), batch, 0, True))
-    q = opm_drop_probabilities(policy.log["score_audio"], policy.log["score_visual"], 0.5, 0.5)
-    assert (policy.log["q_audio"], policy.log["q_visual"]) == pytest.approx(q)
-    assert policy.log["executed"] == 1.0 and min(policy.log["kept_audio"], policy.log["kept_visual"]) <= 1.0
-    assert max(policy.log["kept_audio"], policy.log["kept_visual"]) == 1.0  # only the dominant one drops
+    q = opm_drop_probabilities(policy.log.score_audio, policy.log.score_visual, 0.5, 0.5)
+    assert (policy.log.q_audio, policy.log.q_visual) == pytest.approx(q)
+    assert policy.log.executed == 1.0 and min(policy.log.kept_audio, policy.log.kept_visual) <= 1.0
+    assert max(policy.log.kept_audio, policy.log.kept_visual) == 1.0  # only the dominant one drops
     late = _policy("opm")  # warm-up: epochs 0-5 never drop
     late.forward(ForwardContext(model, model.parameter_groups(), batch, 5, True))
-    assert late.log["active"] == 0.0 and late.log["executed"] == 0.0
+    assert late.log.active == 0.0 and late.log.executed == 0.0
 
 
 # -- G-Blending ----------------------------------------------------------------------------------------------
@@ -372,7 +416,7 @@ def test_mla_projection_and_gating_by_value():
 
 def test_mla_step_takes_one_optimizer_step_per_modality_with_the_projection():
     model, batch = _model(), _batch()
-    policy = _policy("mla")
+    policy = _policy("mla", projection=True)
     policy.setup(model)
     head = policy.extra.head
     opt = torch.optim.SGD(list(model.parameters()) + list(policy.extra.parameters()), lr=0.1)
@@ -402,8 +446,8 @@ def test_mla_step_takes_one_optimizer_step_per_modality_with_the_projection():
     raw_v = torch.autograd.grad(F.cross_entropy((feat_v @ w1.T + seen[1][1]).mean(0), batch.y), w1)[0]
     torch.testing.assert_close(seen[1][2], raw_v @ want_p.T, rtol=1e-4, atol=1e-7)
     assert out.fused.shape == (4, 3) and math.isfinite(float(loss))
-    # no projection: the official runs (their GSPlugin never matches the parameter name)
-    off = _policy("mla", projection=False)
+    # no projection by default: the official runs (their GSPlugin never matches the parameter name)
+    off = _policy("mla")
     off.setup(_model())
     assert torch.equal(off.extra.P, torch.eye(4))
 
@@ -503,7 +547,7 @@ def test_valuation_forward_zeroes_the_planned_modality_before_the_fusion_only():
     want = default_output(model, a * keep_a, v * keep_v)
     torch.testing.assert_close(out.fused, want.fused)
     torch.testing.assert_close(out.audio, default_output(model, a, v).audio)  # the heads see both modalities
-    assert policy.log["dropped_in_batch"] == 0.5
+    assert policy.log.dropped_in_batch == 0.5
     assert policy.forward(ForwardContext(model, model.parameter_groups(), _batch(), 0, True)) is None
 
 
@@ -559,8 +603,8 @@ def test_relearn_diagnoses_after_every_reinit_epoch_at_most_reinit_num_times():
         policy.on_epoch_start(FakeView(model, epoch=epoch, features={"train": feats, "val": val}, classes=2))
         # diagnosed after epoch 2 (at the start of epoch 3) only: audio clusters generalise (gap 0), visual do not
         assert policy.count == (1 if epoch >= 3 else 0)
-    assert policy.log["alpha_audio"] == 0.0
-    assert policy.log["alpha_visual"] == pytest.approx(math.tanh(3 * 0.5))
+    assert policy.log.alpha_audio == 0.0
+    assert policy.log.alpha_visual == pytest.approx(math.tanh(3 * 0.5))
 
 
 # -- metrics -------------------------------------------------------------------------------------------------
@@ -639,7 +683,6 @@ def test_a_sample_plan_sets_the_epochs_samples_and_drop_codes(tmp_path):
 
         def loss(self, ctx):
             seen.append((ctx.batch.index.tolist(), ctx.batch.drop.tolist()))
-            self.log["n"] = float(len(ctx.y))
             return None
 
     from snn_msi.training.policies import Compose
@@ -726,9 +769,9 @@ def test_the_methods_study_runs_every_row_and_reports_mean_and_interval(tmp_path
     cfg = sm.MethodsStudyConfig(methods=("ume",), seeds=2, epochs=1, jobs=1, out=str(tmp_path), base=tiny)
     assert sm.cells(cfg) == [("normal", False), ("normal", True), ("ume", False)]  # UME has no IEMF row
     summary = sm.run_methods_study(cfg)
-    assert [(r["method"], r["iemf"], r["n"]) for r in summary] == [(m, i, 2) for m, i in sm.cells(cfg)]
+    assert [(r["method"], r["with_iemf"], r["n"]) for r in summary] == [(m, i, 2) for m, i in sm.cells(cfg)]
     runs = list(__import__("csv").DictReader((tmp_path / "runs.csv").open()))
-    accs = [float(r["test_acc"]) for r in runs if r["method"] == "normal" and r["iemf"] == "True"]
+    accs = [float(r["test_acc"]) for r in runs if r["method"] == "normal" and r["with_iemf"] == "True"]
     mean, lo, hi = summary[1]["acc_mean"], summary[1]["acc_ci_low"], summary[1]["acc_ci_high"]
     # Student t, 1 degree of freedom: 12.706205 * sd / sqrt(2)
     half = 12.706205 * float(np.std(accs, ddof=1)) / math.sqrt(2)

@@ -63,46 +63,46 @@ def test_counts_of_a_hand_built_snn_by_value():
 def test_prices_of_a_hand_built_snn_by_value():
     _, c = _snn_counts()
     p = price(c, CostModel(), NeuromorphicProfile())
-    t = p["totals"]
-    assert (t["macs"], t["zero_skip_macs"], t["sops"], t["spikes"]) == (24, 12, 6, 3)
+    t = p.totals
+    assert (t.macs, t.zero_skip_macs, t.sops, t.spikes) == (24, 12, 6, 3)
     # IF: per neuron and step one add (integrate), no multiply-add; 3 neurons x 2 steps = 6 updates
-    assert (t["updates"], t["state_muladds"], t["state_adds"], t["compares"], t["resets"]) == (6, 0, 6, 6, 3)
+    assert (t.updates, t.state_muladds, t.state_adds, t.compares, t.resets) == (6, 0, 6, 6, 3)
     # fp32, bytes: fc1 weights 12 x 4 B x 2 steps = 96, in 8 x 4 = 32, out 6 x 4 = 24; fc2 weights 6 x 4 x 2 = 48,
     # in 6 spikes x 1/8 = 0.75, out 4 x 4 = 16; membrane 6 updates x 4 B x 2 (read + write) = 48; spikes 6 / 8
-    assert (t["weight_bytes"], t["act_bytes"], t["state_bytes"], t["spike_bytes"]) == (144, 72.75, 48, 0.75)
-    assert t["bytes"] == 265.5
+    assert (t.weight_bytes, t.act_bytes, t.state_bytes, t.spike_bytes) == (144, 72.75, 48, 0.75)
+    assert t.bytes == 265.5
     # compute: 4.6 x 24 + 0.9 x 6 = 115.8 (synaptic); 0.9 x (6 adds + 3 resets) + 0.9 x 6 compares = 13.5
-    assert t["synaptic_pj"] == pytest.approx(115.8) and t["neuron_pj"] == pytest.approx(13.5)
-    assert t["compute_pj"] == pytest.approx(129.3) and t["memory_pj"] == pytest.approx(265.5 * 1.25)
+    assert t.synaptic_pj == pytest.approx(115.8) and t.neuron_pj == pytest.approx(13.5)
+    assert t.compute_pj == pytest.approx(129.3) and t.memory_pj == pytest.approx(265.5 * 1.25)
     # per step: 12 MACs x 4.6 + 0.9 x (SOPs + spike resets) + (3 adds + 3 compares) x 0.9
-    assert p["per_step"]["compute_pj"] == pytest.approx([55.2 + 0.9 * 3 + 5.4, 55.2 + 0.9 * 6 + 5.4])
-    assert p["per_step"]["sops"] == [2.0, 4.0] and p["per_step"]["spikes"] == [1.0, 2.0]
+    assert p.per_step["compute_pj"] == pytest.approx([55.2 + 0.9 * 3 + 5.4, 55.2 + 0.9 * 6 + 5.4])
+    assert p.per_step["sops"] == [2.0, 4.0] and p.per_step["spikes"] == [1.0, 2.0]
     # Loihi: 23.6 x 6 SOPs + 81 x 6 updates + 1.7 x 3 spikes + the analogue layer on a host, 4.6 x 24
-    assert t["chip_pj"] == pytest.approx(141.6 + 486 + 5.1 + 110.4)
+    assert t.chip_pj == pytest.approx(141.6 + 486 + 5.1 + 110.4)
     # zero-skipping: the analogue layer does 12 MACs, not 24
-    assert price(c, CostModel(zero_skip=True))["totals"]["synaptic_pj"] == pytest.approx(4.6 * 12 + 0.9 * 6)
+    assert price(c, CostModel(zero_skip=True)).totals.synaptic_pj == pytest.approx(4.6 * 12 + 0.9 * 6)
 
 
 def test_lif_leak_and_other_precisions_by_value():
     _, c = _snn_counts("lif", torch.tensor([[[3.0, 0.0, 0.6, 0.0]]]))
-    t = price(c, CostModel(precision="int8", memory="dram"))["totals"]
+    t = price(c, CostModel(precision="int8", memory="dram")).totals
     # LIF, tau 2: h = v/2 + x/2: neuron 0 gets 1.5 -> spike, reset, 1.5 -> spike; neuron 2 0.3, 0.45: never
-    assert t["spikes"] == 2 and t["sops"] == 4 and t["state_muladds"] == 6 and t["state_adds"] == 0
+    assert t.spikes == 2 and t.sops == 4 and t.state_muladds == 6 and t.state_adds == 0
     # int8: MAC 0.23, AC 0.03 pJ; 8-bit values; DRAM 1.3 nJ per 64 bits = 162.5 pJ per byte
-    assert t["synaptic_pj"] == pytest.approx(0.23 * 24 + 0.03 * 4)
-    assert t["neuron_pj"] == pytest.approx(0.23 * 6 + 0.03 * 2 + 0.03 * 6)
-    assert t["weight_bytes"] == 12 * 2 + 6 * 2 and t["memory_pj"] == pytest.approx(t["bytes"] * 162.5)
+    assert t.synaptic_pj == pytest.approx(0.23 * 24 + 0.03 * 4)
+    assert t.neuron_pj == pytest.approx(0.23 * 6 + 0.03 * 2 + 0.03 * 6)
+    assert t.weight_bytes == 12 * 2 + 6 * 2 and t.memory_pj == pytest.approx(t.bytes * 162.5)
 
 
 def test_relu_twin_counts_by_value():
     model = TwoLayer("relu")
     c = count_ops(model, lambda: model(X), T=1, samples=1, detect_spikes=False)
-    t = price(c, CostModel())["totals"]
+    t = price(c, CostModel()).totals
     # fc1: 3 x 4 = 12 MACs (6 on non-zero inputs); ReLU([2, 0, 0.6]) -> fc2: 2 x 3 = 6 MACs (2 non-zero x 2 = 4)
-    assert (t["macs"], t["zero_skip_macs"], t["sops"], t["compares"], t["updates"]) == (18, 10, 0, 3, 0)
-    assert t["weight_bytes"] == 48 + 24 and t["act_bytes"] == (16 + 12) + (12 + 8)
-    assert t["compute_pj"] == pytest.approx(4.6 * 18 + 0.9 * 3)
-    assert price(c, CostModel(zero_skip=True))["totals"]["compute_pj"] == pytest.approx(4.6 * 10 + 0.9 * 3)
+    assert (t.macs, t.zero_skip_macs, t.sops, t.compares, t.updates) == (18, 10, 0, 3, 0)
+    assert t.weight_bytes == 48 + 24 and t.act_bytes == (16 + 12) + (12 + 8)
+    assert t.compute_pj == pytest.approx(4.6 * 18 + 0.9 * 3)
+    assert price(c, CostModel(zero_skip=True)).totals.compute_pj == pytest.approx(4.6 * 10 + 0.9 * 3)
 
 
 def test_conv_fan_out_with_padding_by_value():
@@ -120,6 +120,15 @@ def test_neuron_costs_and_histograms_by_value():
     assert neuron_cost(neurons.create("if")) == (0, 1, 1, "IF")
     assert neuron_cost(neurons.create("alif")) == (3, 0, 2, "AdaptiveLIF")
     assert neuron_cost(neurons.create("izhikevich")) == (5, 2, 2, "Izhikevich")
+    assert neuron_cost(neurons.create("synaptic")) == (2, 0, 2, "Synaptic")
+
+    class OwnLIF(neurons.models.LIF):  # a subclass is priced by its own declaration, not its parent's
+        pass
+
+    assert neuron_cost(OwnLIF()) == (1, 0, 1, "OwnLIF (assumed: 1 multiply-add per state variable)")
+    for name in neurons.available("spikingjelly.*"):
+        assert neuron_cost(neurons.create(name))[3] in ("IFNode", "LIFNode", "ParametricLIFNode")
+        assert "assumed" not in neuron_cost(neurons.create(name))[3]
     model = TwoLayer()
     with SpikeMonitor(model) as mon:
         model(X.expand(2, 1, 4))
@@ -150,10 +159,10 @@ def test_report_on_an_avnet_and_its_untrained_twin():
     model = build(**TINY)
     a, f = torch.randn(3, 1, 8, 8), torch.randn(3, 2, 3, 8, 8)
     rep = energy_report(model, a, f, CostModel(precision="fp16"))
-    s, t = rep.snn["totals"], rep.ann["totals"]
-    assert s["compute_pj"] == pytest.approx(sum(r["compute_pj"] for r in rep.snn["layers"] + rep.snn["neurons"]))
-    assert t["macs"] == pytest.approx(sum(r["dense_macs"] for r in rep.snn["layers"]) / TINY["T"])  # one ANN step
-    assert all(r["input"] == "spikes" for r in rep.snn["layers"] if "layers." in r["name"])
+    s, t = rep.snn.totals, rep.ann.totals
+    assert s.compute_pj == pytest.approx(sum(r["compute_pj"] for r in rep.snn.layers + rep.snn.neurons))
+    assert t.macs == pytest.approx(sum(r["dense_macs"] for r in rep.snn.layers) / TINY["T"])  # one ANN step
+    assert all(r["input"] == "spikes" for r in rep.snn.layers if "layers." in r["name"])
     assert not rep.ann_trained and "UNTRAINED" in rep.table() and "E_MAC=1.5" in rep.table()
 
 

@@ -8,6 +8,7 @@ The Triton kernels run on the CPU here under TRITON_INTERPRET=1 (set in conftest
 
 import itertools
 import os
+import re
 
 import pytest
 import torch
@@ -141,3 +142,46 @@ def test_module_keeps_state_dtype_and_shape(impl):
     assert s.dtype == torch.bfloat16 and n.v.dtype == torch.float32 and n.v.shape == (2, 3, 5)
     n(torch.rand(4, 7, device=DEVICE))  # a new shape starts from a fresh state
     assert n.v.shape == (7,)
+
+
+def _cpp_parameters(source: str, function: str) -> list[str]:
+    """The parameter names of a top-level C++ function of ``if_family.cpp``."""
+    m = re.search(rf"^\S[^\n(]*\b{function}\(([^)]*)\)\s*\{{", source, re.M)
+    assert m is not None, function
+    return [re.findall(r"\w+", p)[-1] for p in m.group(1).split(",")]
+
+
+def test_the_cpp_signatures_follow_the_spec_fields():
+    """One list of the IF spec's fields: the kernel arguments are it, the C++ ``apply`` takes it in order and by
+    name, and the launch code passes ``forward`` / ``backward`` the fields their C++ parameters name."""
+    import ast
+    from pathlib import Path
+
+    from neurons.functional import IF_SPEC_FIELDS
+    from neurons.kernels.fused import KernelArgs
+
+    csrc = Path(kernels.__file__).parent / "csrc" / "if_family.cpp"
+    source = csrc.read_text()
+    assert KernelArgs._fields == IF_SPEC_FIELDS == tuple(f for f in IFSpec.__dataclass_fields__)
+    assert _cpp_parameters(source, "apply") == ["x", "v0", "k", *IF_SPEC_FIELDS, "check"]
+    # forward / backward take some fields (and k) under short names: the launch code passes those fields there
+    short = {"th": "v_threshold", "vr": "v_reset", "sg_id": "surrogate"}
+    launch = ast.parse((Path(kernels.__file__).parent / "fused.py").read_text())
+    calls = {
+        node.func.attr: node
+        for node in ast.walk(launch)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and getattr(node.func.value, "id", None) == "cpu"
+    }
+    for fn in ("forward", "backward"):
+        params = [short.get(p, p) for p in _cpp_parameters(source, fn)]
+        passed = [
+            a.attr if isinstance(a, ast.Attribute) and getattr(a.value, "id", None) == "a" else None
+            for a in calls[fn].args
+        ]
+        assert len(params) == len(passed), fn
+        for name, field in zip(params, passed, strict=True):
+            if field is not None:  # an argument taken from the KernelArgs: the parameter names that field
+                assert name == field, (fn, name, field)
+        assert {p for p in params if p in IF_SPEC_FIELDS} == {f for f in passed if f is not None}, fn

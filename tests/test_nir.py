@@ -14,7 +14,7 @@ from snn_msi.models import build
 from snn_msi.training import demo_config, load_model
 
 nir = pytest.importorskip("nir", reason="pip install 'snn-msi[nir]'")
-from snn_msi.nir import DEFAULT_DT, NIRNetwork, export, neuron_to_nir  # noqa: E402
+from snn_msi.nir import DEFAULT_DT, INTEGRATIONS, PARTS, NIRNetwork, export, neuron_to_nir  # noqa: E402
 
 T, B, F, H = 16, 8, 10, 12
 
@@ -46,11 +46,12 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("integration", INTEGRATIONS)
 @pytest.mark.parametrize("case", CASES)
-def test_export_import_gives_identical_spikes(case, tmp_path):
+def test_export_import_gives_identical_spikes(case, integration, tmp_path):
     name, kw = CASES[case]
     net = _net(name, **kw)
-    graph = _through_file(export(net, (F,)), tmp_path)
+    graph = _through_file(export(net, (F,), integration=integration), tmp_path)
     back = NIRNetwork(graph)
     x = _input()
     with torch.no_grad():
@@ -63,19 +64,54 @@ def test_export_import_gives_identical_spikes(case, tmp_path):
 
 def test_time_constants_follow_the_documented_mapping():
     dt = 1e-3
-    (_, lif), = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=True, v_reset=0.2), (3,), dt)  # fmt: skip
+    ((_, lif),) = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=True, v_reset=0.2), (3,), dt)
     assert np.allclose(lif.tau, 4.0 * dt) and np.allclose(lif.r, 1.0) and np.allclose(lif.v_leak, 0.2)
-    (_, lif2), = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=False), (3,), dt)  # fmt: skip
+    ((_, lif2),) = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=False), (3,), dt)
     assert np.allclose(lif2.r, 4.0)
-    (_, if_), = neuron_to_nir(neurons.create("if", v_threshold=0.5), (3,), dt)  # fmt: skip
+    ((_, if_),) = neuron_to_nir(neurons.create("if", v_threshold=0.5), (3,), dt)
     assert np.allclose(if_.r, 1.0 / dt) and np.allclose(if_.v_threshold, 0.5)
-    (_, cuba), = neuron_to_nir(neurons.create("synaptic", tau=2.0, tau_syn=8.0, reset="hard"), (3,), dt)  # fmt: skip
+    ((_, cuba),) = neuron_to_nir(neurons.create("synaptic", tau=2.0, tau_syn=8.0, reset="hard"), (3,), dt)
     assert np.allclose(cuba.tau_mem, 2 * dt) and np.allclose(cuba.tau_syn, 8 * dt)
     assert np.allclose(cuba.w_in, 8.0) and np.allclose(cuba.r, 2.0)
     # Euler on the NIR LIF reproduces one of our steps: v + dt/tau_n (v_leak - v + r x)
     v, x = 0.3, 0.9
     h = v + dt / lif.tau[0] * (lif.v_leak[0] - v + lif.r[0] * x)
     assert h == pytest.approx(v + (x - (v - 0.2)) / 4.0)
+
+
+def test_exact_integration_writes_exponential_time_constants():
+    """`integration="exact"`: exp(-dt/tau_nir) = 1 - 1/tau, the input gains as under Euler; tau = 1 has no value."""
+    dt = 1.0
+    ((_, lif),) = neuron_to_nir(neurons.create("lif", tau=4.0, decay_input=False), (3,), dt, integration="exact")
+    assert np.allclose(np.exp(-dt / lif.tau), 0.75) and np.allclose(lif.r, 4.0)
+    ((_, cuba),) = neuron_to_nir(
+        neurons.create("synaptic", tau=2.0, tau_syn=8.0, reset="hard"), (3,), dt, integration="exact"
+    )
+    assert np.allclose(np.exp(-dt / cuba.tau_syn), 1 - 1 / 8) and np.allclose(cuba.w_in, 8.0)
+    with pytest.raises(ValueError, match=r"1 \(LIF\): tau = 1 step"):
+        export(_net("lif", tau=1.0), (F,), integration="exact")
+    with pytest.raises(ValueError, match="integration must be one of euler, exact"):
+        export(_net("lif"), (F,), integration="rk4")
+
+
+def test_flatten_is_written_with_negative_dims_that_batch_aware_readers_share():
+    """NIR's Flatten counts dimensions per sample; snnTorch and Norse hand them to torch.nn.Flatten with a batch
+    axis in front. Negative dimensions mean the same axes either way."""
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), neurons.create("lif", step_mode="m"), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    graph = export(net, (1, 6, 6))
+    flat = graph.nodes["2"]
+    assert (int(flat.start_dim), int(flat.end_dim)) == (-3, -1)
+    x = torch.randn(5, 2, 4, 4)
+    assert torch.equal(nn.Flatten(int(flat.start_dim), int(flat.end_dim))(x), x.flatten(1))
+    seq = torch.randn(4, 5, 1, 6, 6) * 2
+    with torch.no_grad():
+        s = net[1](net[0](seq.flatten(0, 1)).view(4, 5, 2, 4, 4))  # the convolution is not multi-step
+        assert torch.equal(NIRNetwork(graph)(seq), net[3](s.flatten(2)))
+    with pytest.raises(ValueError, match="flattens the batch axis"):
+        export(nn.Sequential(nn.Flatten(0)), (3,))
+    with pytest.raises(ValueError, match="apply to an AVNet"):
+        export(net, (1, 6, 6), part="fusion")
 
 
 def test_parametric_lif_exports_as_lif_with_its_current_tau():
@@ -140,8 +176,11 @@ def _demo_model(fusion: str = "concat", seed: int = 0):
 
 def _spikes_of(model, audio, frames) -> tuple[dict, object]:
     seen = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
-             for n, m in model.named_modules() if neurons.is_spiking(m)]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
+        for n, m in model.named_modules()
+        if neurons.is_spiking(m)
+    ]
     with torch.no_grad():
         out = model(audio, frames)
     for h in hooks:
@@ -151,8 +190,10 @@ def _spikes_of(model, audio, frames) -> tuple[dict, object]:
 
 def _graph_inputs(model, audio, frames, dtype):
     t = model.config.T
-    return {"input.audio": audio.to(dtype).expand(t, *audio.shape),
-            "input.visual": frames[:, 0].to(dtype).expand(t, frames.shape[0], *frames.shape[2:])}  # fmt: skip
+    return {
+        "input.audio": audio.to(dtype).expand(t, *audio.shape),
+        "input.visual": frames[:, 0].to(dtype).expand(t, frames.shape[0], *frames.shape[2:]),
+    }
 
 
 def _check_avnet_round_trip(model, graph, audio, frames, dtype):
@@ -174,8 +215,21 @@ def _check_avnet_round_trip(model, graph, audio, frames, dtype):
 def demo_checkpoint(tmp_path_factory):
     """The digits-av demo network, trained one short epoch through the CLI."""
     out = tmp_path_factory.mktemp("demo") / "run"
-    code = main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--quiet", "--set", "data.limit=16",
-                 "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "train",
+            "--demo",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--set",
+            "data.limit=16",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out / "best.pt"
 
@@ -202,13 +256,67 @@ def test_export_nir_command_writes_a_graph_that_nir_reads(demo_checkpoint, tmp_p
     _check_avnet_round_trip(model, graph, audio, frames, torch.float32)
 
 
-def test_export_nir_command_errors_are_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("pool, integration", [("avg", "euler"), ("sum", "exact")])
+def test_export_nir_parts_chain_to_the_model(demo_checkpoint, tmp_path, pool, integration):
+    """`--part` for each part (one input, one output): chained through our NIRNetwork they give the model's spikes
+    in every layer and its fused output; with `--pool sum` a backbone part outputs the sum over its map and the
+    fusion part takes the 1/N. `--outputs fused` leaves one output."""
+    model, cfg = load_model(demo_checkpoint)
+    model = model.double()
+    torch.manual_seed(7)
+    audio, frames = torch.randn(3, 1, 40, 32).double() * 2, torch.randn(3, 1, 1, 16, 16).double() * 2
+    spikes, out = _spikes_of(model, audio, frames)
+    inputs = _graph_inputs(model, audio, frames, torch.float64)
+    shapes = ["--audio-shape", "1,40,32", "--visual-shape", "1,16,16", "--frames", "1"]
+    options = ["--pool", pool, "--integration", integration, *shapes]
+    graphs = {}
+    for part in PARTS:
+        path = tmp_path / f"{part}.nir"
+        assert main(["export-nir", str(demo_checkpoint), str(path), "--part", part, *options]) == 0
+        graphs[part] = nir.read(path)
+        assert (sorted(graphs[part].inputs), sorted(graphs[part].outputs)) == (["input"], ["output"])
+    features = {}
+    for part, key in (("audio_net", "input.audio"), ("visual_net", "input.visual")):
+        net = NIRNetwork(graphs[part], dtype=torch.float64)
+        with torch.no_grad():
+            features[part] = net(inputs[key], record=True)
+        for name, s in spikes.items():
+            if name.startswith(part + "."):
+                assert torch.equal(s, net.recorded[name]), name
+        n = int(np.prod(spikes[f"{part}.layers.1.sn2"].shape[-2:]))
+        assert float(graphs[part].metadata["output_scale"]) == pytest.approx(1.0 / n if pool == "sum" else 1.0)
+    with torch.no_grad():
+        fused = NIRNetwork(graphs["fusion"], dtype=torch.float64)(torch.cat(list(features.values()), -1))
+    assert torch.allclose(fused.mean(0), out.fused, atol=1e-9)
+    if pool == "avg":
+        path = tmp_path / "fused.nir"
+        assert main(["export-nir", str(demo_checkpoint), str(path), "--outputs", "fused", *options]) == 0
+        graph = nir.read(path)
+        assert sorted(graph.outputs) == ["output.fused"] and not any(n.startswith("heads.") for n in graph.nodes)
+        with torch.no_grad():
+            assert torch.allclose(NIRNetwork(graph, dtype=torch.float64)(**inputs).mean(0), out.fused, atol=1e-9)
+
+
+def test_export_nir_command_errors_are_one_line(demo_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export-nir", "--help"])
     assert e.value.code == 0 and "usage: snn-msi export-nir" in capsys.readouterr().out
     assert main(["export-nir", str(tmp_path / "missing.pt"), str(tmp_path / "x.nir")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err
+    for bad, words in (
+        (["--dt", "0"], "dt must be"),
+        (["--part", "heads"], "invalid choice"),
+        (["--pool", "max"], "invalid choice"),
+        (["--integration", "rk4"], "invalid choice"),
+    ):
+        out = tmp_path / "bad.nir"
+        try:
+            code = main(["export-nir", str(demo_checkpoint), str(out), *bad])
+        except SystemExit as e:  # argparse refuses a choice before the command runs
+            code = e.code
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and words in err.splitlines()[-1] and not out.exists(), (bad, err)
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum", "bn_product"])
@@ -220,8 +328,9 @@ def test_every_expressible_fusion_round_trips(fusion, tmp_path):
     _check_avnet_round_trip(model, graph, audio, frames, torch.float64)
 
 
-@pytest.mark.parametrize("fusion, words", [("film", "FiLMFusion"), ("gated", "GatedFusion"),
-                                           ("msi", "divisive normalisation")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fusion, words", [("film", "FiLMFusion"), ("gated", "GatedFusion"), ("msi", "divisive normalisation")]
+)
 def test_fusions_nir_cannot_express_raise(fusion, words):
     with pytest.raises(ValueError, match=f"fusion .*{words}"):
         export(_demo_model(fusion), {"audio": (1, 40, 32), "visual": (1, 16, 16)})
@@ -259,8 +368,9 @@ def test_import_rejects_what_our_modules_cannot_run():
     def graph(node, edges_extra=(), metadata=None):
         nodes = {"input": nir.Input(input_type=shape), "n": node, "output": nir.Output(output_type=shape)}
         edges = [("input", "n"), ("n", "output"), *edges_extra]
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3} if metadata is None else metadata,
-                            type_check=False)  # fmt: skip
+        return nir.NIRGraph(
+            nodes=nodes, edges=edges, metadata={"dt": 1e-3} if metadata is None else metadata, type_check=False
+        )
 
     odd_gain = nir.LIF(tau=ones * 2e-3, r=ones * 0.3, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones)
     with pytest.raises(ValueError, match="'n' \\(LIF\\): input gain"):
@@ -308,8 +418,10 @@ def test_snntorch_imports_our_graph_with_the_same_spikes(case, capsys):
     from snntorch.import_nir import import_from_nir
 
     _snntorch()
-    name, kw = {"lif-no-decay-input": ("lif", dict(tau=4.0, decay_input=False)),
-                "synaptic": ("synaptic", dict(reset="hard", tau=4.0, tau_syn=2.0))}[case]  # fmt: skip
+    name, kw = {
+        "lif-no-decay-input": ("lif", dict(tau=4.0, decay_input=False)),
+        "synaptic": ("synaptic", dict(reset="hard", tau=4.0, tau_syn=2.0)),
+    }[case]
     net = _net(name, **kw)
     theirs = import_from_nir(export(net, (F,)))
     x = _input()
@@ -325,7 +437,7 @@ def test_snntorch_folds_decay_input_into_its_threshold(capsys):
     from snntorch.import_nir import import_from_nir
 
     _snntorch()
-    net = _net("lif", tau=2.0, v_threshold=0.5)
+    net = _net("lif", tau=3.0, v_threshold=0.5)  # not a power of two: the folding rounds
     theirs = import_from_nir(export(net, (F,)))
     assert "scaling weights" in capsys.readouterr().out
     x = _input()
@@ -363,11 +475,18 @@ def _snntorch_net(cell: str, reset_delay: bool):
     n = torch.full((H,), 1.0)
     lin = nn.Linear(F, H)
     if cell == "leaky":
-        sn = snn.Leaky(beta=n * 0.75, threshold=n * 0.8, reset_mechanism="zero", init_hidden=True,
-                       reset_delay=reset_delay)  # fmt: skip
+        sn = snn.Leaky(
+            beta=n * 0.75, threshold=n * 0.8, reset_mechanism="zero", init_hidden=True, reset_delay=reset_delay
+        )
     else:
-        sn = snn.Synaptic(alpha=n * 0.5, beta=n * 0.75, threshold=n * 0.8, reset_mechanism="zero", init_hidden=True,
-                          reset_delay=reset_delay)  # fmt: skip
+        sn = snn.Synaptic(
+            alpha=n * 0.5,
+            beta=n * 0.75,
+            threshold=n * 0.8,
+            reset_mechanism="zero",
+            init_hidden=True,
+            reset_delay=reset_delay,
+        )
     return nn.Sequential(lin, sn)
 
 

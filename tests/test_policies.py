@@ -78,17 +78,17 @@ def test_iemf_scales_exactly_the_fusion_gradient_with_the_unscaled_std_noise():
     model, before = _model_with_grads()
     policy = build_policies([{"name": "iemf", "noise": False}]).policies[0]
     policy.before_step(_ctx(model))
-    assert policy.log["coeff"] == pytest.approx(1.379949, abs=1e-5)
-    assert policy.log["score_audio"] == pytest.approx(0.6, abs=1e-6)
+    assert policy.log.coeff == pytest.approx(1.379949, abs=1e-5)
+    assert policy.log.score_audio == pytest.approx(0.6, abs=1e-6)
     assert _changed(model, before) == {"fusion.head.weight", "fusion.head.bias"}
     w = model.fusion.head.weight
-    torch.testing.assert_close(w.grad, before["fusion.head.weight"] * policy.log["coeff"])
+    torch.testing.assert_close(w.grad, before["fusion.head.weight"] * policy.log.coeff)
     # with noise: grad * c + N(0, std(unscaled grad) + 1e-8)
     model, before = _model_with_grads()
     policy = build_policies([{"name": "iemf"}]).policies[0]
     policy.before_step(_ctx(model))
     g0 = before["fusion.head.weight"]
-    noise = model.fusion.head.weight.grad - g0 * policy.log["coeff"]
+    noise = model.fusion.head.weight.grad - g0 * policy.log.coeff
     assert noise.std().item() == pytest.approx(g0.std().item(), rel=0.35)
 
 
@@ -97,7 +97,7 @@ def test_window_is_start_inclusive_end_exclusive(epoch, active):
     model, before = _model_with_grads()
     policy = build_policies([{"name": "iemf", "start": 2, "end": 5}]).policies[0]
     policy.before_step(_ctx(model, epoch))
-    assert bool(_changed(model, before)) == active and policy.log["active"] == float(active)
+    assert bool(_changed(model, before)) == active and policy.log.active == float(active)
 
 
 def test_constant_and_noise_controls():
@@ -123,11 +123,11 @@ def test_ogm_ge_modulates_the_dominant_encoders_conv_weights_in_epochs_0_to_50()
     model, before = _model_with_grads()
     policy = build_policies([{"name": "ogm_ge", "noise": False}]).policies[0]
     policy.before_step(_ctx(model))
-    assert policy.log["coeff_visual"] == pytest.approx(0.314191, abs=1e-5) and policy.log["coeff_audio"] == 1.0
+    assert policy.log.coeff_visual == pytest.approx(0.314191, abs=1e-5) and policy.log.coeff_audio == 1.0
     conv = {n for n, p in model.named_parameters() if p.dim() == 4 and n.startswith("visual_net.")}
     assert _changed(model, before) == conv
     name = sorted(conv)[0]
-    torch.testing.assert_close(dict(model.named_parameters())[name].grad, before[name] * policy.log["coeff_visual"])
+    torch.testing.assert_close(dict(model.named_parameters())[name].grad, before[name] * policy.log.coeff_visual)
     # the generalisation-enhancement noise reaches both encoders (the weaker one's coefficient is 1)
     model, before = _model_with_grads()
     build_policies([{"name": "ogm_ge"}]).policies[0].before_step(_ctx(model))
@@ -153,7 +153,7 @@ def test_mslr_ratio_and_scaling_by_value():
         policy.on_validation(SplitMetrics(0.0, 0.5, acc_a, acc_v, 0.0, 0.0, 10), epoch=0)
     model, before = _model_with_grads()
     policy.before_step(_ctx(model, epoch=6))
-    assert policy.log["scale_audio"] == pytest.approx(1.0) and policy.log["scale_visual"] == pytest.approx(1.1)
+    assert policy.log.scale_audio == pytest.approx(1.0) and policy.log.scale_visual == pytest.approx(1.1)
     groups = model.parameter_groups()
     visual = {n for n, p in model.named_parameters() if any(p is q for q in groups.branch("visual"))}
     assert _changed(model, before) == visual  # audio's coefficient is exactly 1 here
@@ -225,7 +225,7 @@ def test_mmpareto_backward_sets_each_encoder_tensor_as_the_official_code():
     losses = losses_of(out)
     policy = build_policies([{"name": "mmpareto"}]).policies[0]
     assert policy.backward(StepContext(model, model.parameter_groups(), out, y, 0, losses), sum(losses.values()))
-    assert policy.log["k_fused_audio"] == pytest.approx(k[0])
+    assert policy.log.k_fused_audio == pytest.approx(k[0])
     for p, a, b in zip(enc, g_mm, g_a, strict=True):
         torch.testing.assert_close(p.grad, combine(a, b, k, 1.5))
     torch.testing.assert_close(model.heads.audio.weight.grad, head_grad)  # heads: the plain summed gradient
@@ -286,3 +286,69 @@ def test_compose_namespaces_logs_and_rejects_bad_specs():
         from snn_msi.training.policies.mmpareto import MMPareto
 
         Compose([MMPareto(), MMPareto()])
+
+
+def _literal_fields(cls) -> list[tuple[str, tuple]]:
+    import typing
+
+    return [(n, typing.get_args(t)) for n, t in cls.field_types().items() if typing.get_origin(t) is typing.Literal]
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_closed_choice_of_a_method_is_a_literal_with_a_one_line_error(name):
+    cls = METHODS.get(name).factory.config_class
+    for field_name, choices in _literal_fields(cls):
+        for value in choices:  # every declared choice builds
+            build_policies([{"name": name, field_name: value}])
+        with pytest.raises(ConfigError) as err:
+            build_policies([{"name": name, field_name: "bogus"}])
+        assert str(err.value).startswith(f"policies[0]({name}).{field_name} must be one of") and "\n" not in str(
+            err.value
+        )
+
+
+def test_every_closed_choice_of_a_run_config_is_a_literal_with_a_one_line_error():
+    from snn_msi.training import TrainConfig
+
+    where = {"": TrainConfig(), "loss.": TrainConfig().loss, "model.": TrainConfig().model, "data.": TrainConfig().data}
+    seen = []
+    for prefix, cfg in where.items():
+        for field_name, _ in _literal_fields(type(cfg)):
+            d = TrainConfig().to_dict()
+            (d[prefix[:-1]] if prefix else d)[field_name] = "bogus"
+            with pytest.raises(ConfigError, match=rf"^{prefix}{field_name} must be one of [^\n]*, got 'bogus'$"):
+                TrainConfig.from_dict(d)
+            seen.append(prefix + field_name)
+    assert {"optimizer", "on_nonfinite", "loss.unimodal", "model.stem", "data.on_bad_clip"} <= set(seen)
+
+
+def test_a_log_field_a_step_does_not_set_keeps_its_column(tmp_path):
+    """The run log's columns are every declared field, known before the first row (a column missing from the
+    first row was once dropped for the whole run)."""
+    from dataclasses import dataclass
+
+    from snn_msi.training import RunLog, read_csv
+    from snn_msi.training.policies import Compose, Policy, PolicyLog
+
+    @dataclass
+    class LateLog(PolicyLog):
+        early: float = math.nan
+        late: float = math.nan
+
+    class Late(Policy):
+        name = "late"
+        log_class = LateLog
+
+    pol = Compose([Late()])
+    log = RunLog(tmp_path, loggers=("csv",), step_columns=("epoch", "step", *pol.log_columns()))
+    p = pol.policies[0]
+    p.log.update(early=1.0)
+    log.step({"epoch": 1, "step": 0, **pol.step_log()})
+    p.log.update(late=2.0)
+    log.step({"epoch": 1, "step": 1, **pol.step_log()})
+    log.epoch({"epoch": 1})
+    rows = read_csv(tmp_path / "steps.csv")
+    assert [r["late/early"] for r in rows] == [1.0, 1.0] and math.isnan(rows[0]["late/late"])
+    assert rows[1]["late/late"] == 2.0
+    with pytest.raises(AttributeError, match="declares no field 'later'"):
+        p.log.update(later=1.0)

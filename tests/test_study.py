@@ -5,6 +5,7 @@ import pytest
 
 import snn_msi.reports.study as study
 from snn_msi.reports.study import (
+    MeasuredRun,
     StudyConfig,
     epochs_to_reach,
     run_rows,
@@ -13,6 +14,7 @@ from snn_msi.reports.study import (
     t_interval,
     trend_rows,
 )
+from snn_msi.training import RunResult, SplitMetrics
 
 TINY = {"model": {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2,
                   "audio_channels": 1, "visual_channels": 1, "T": 2}, "batch_size": 16}  # fmt: skip
@@ -29,10 +31,9 @@ def _measure(curve, sops=100.0):
 
 
 def _fake_result(acc, curve, sops=100.0, coeff=None):
-    r = {"test_acc": acc, "test_acc_audio": 0.3, "test_acc_visual": acc - 0.05, "measure": _measure(curve, sops)}
-    if coeff is not None:
-        r["mean iemf/coeff"] = coeff
-    return r
+    test = SplitMetrics(1.0, acc, 0.3, acc - 0.05, 0.3, 0.3, 100)
+    means = {"iemf": {"coeff": coeff}} if coeff is not None else {}
+    return MeasuredRun(RunResult(curve[-1], len(curve), len(curve), test, means), _measure(curve, sops))
 
 
 def test_trend_is_the_mean_of_per_seed_slopes_with_a_t_interval():

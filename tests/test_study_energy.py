@@ -48,7 +48,7 @@ def test_rate_penalty_by_value_and_its_gradient():
     net(X)
     loss = policy.loss(None)
     assert float(loss.detach()) == pytest.approx(2.0 * (0.5 - 0.25) ** 2)  # 0.125
-    assert policy.log == {"penalty": 0.0625, "rate": 0.5, "max_rate": 0.5, "layers": 1.0}
+    assert policy.log.values() == {"penalty": 0.0625, "rate": 0.5, "max_rate": 0.5, "layers": 1.0}
     loss.backward()  # through the IF neuron's surrogate gradient
     assert net[0].weight.grad is not None and net[0].weight.grad.abs().sum() > 0
     assert policy.loss(None) is None  # the rates are used once
@@ -71,7 +71,7 @@ def test_rate_reg_records_nothing_without_gradients_and_checks_its_options():
     policy.setup(net)
     with torch.no_grad():
         net(X)
-    assert policy.loss(None) is None and policy.log["layers"] == 0.0
+    assert policy.loss(None) is None and policy.log.layers == 0.0
     with pytest.raises(ValueError, match="side"):
         build_policies([{"name": "rate_reg", "side": "below"}])
     with pytest.raises(ValueError, match="targets"):

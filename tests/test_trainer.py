@@ -98,9 +98,9 @@ def _ddp_worker(rank, world, port, out):
     train, val, test = build_datasets(cfg.data, cfg.seed)
     trainer = Trainer(cfg, datasets=(train, Subset(val, range(31)), Subset(test, range(33))), progress=False)
     result = trainer.fit()
-    coeff = trainer.policies.policies[0].log["coeff"]
-    torch.save({"coeff": coeff, "steps": trainer.step, "weights": trainer.net.state_dict(), "result": result},
-               os.path.join(out, f"rank{rank}.pt"))  # fmt: skip
+    coeff = trainer.policies.policies[0].log.coeff
+    state = {"coeff": coeff, "steps": trainer.step, "weights": trainer.model.state_dict(), "result": result.to_dict()}
+    torch.save(state, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
@@ -131,4 +131,47 @@ def test_demo_config_learns_digits_av(tmp_path):
     """The demo network on the hard preset beats chance (10 %) by far within 5 epochs."""
     cfg = demo_config(epochs=5, out=str(tmp_path / "demo"))
     result = Trainer(cfg, progress=False).fit()
-    assert result["test_acc"] > 0.5 and result["test_acc_visual"] > 0.4
+    assert result.test.acc > 0.5 and result.test.acc_visual > 0.4
+
+
+def test_run_result_reads_and_writes_results_json(tmp_path):
+    """results.json stays the flat object it was: a RunResult writes it and reads it back, and a file written
+    before the record (no F1, mAP or Shapley numbers) still reads."""
+    import json
+    import math
+
+    from snn_msi.training import RunDir, RunResult, SplitMetrics
+
+    test = SplitMetrics(0.9, 0.8, 0.5, 0.6, 0.4, 0.45, 100, 0.7, 0.6, 0.5, 0.75, 0.1, 0.2)
+    result = RunResult(0.85, 3, 4, test, {"iemf": {"coeff": 1.25, "active": 1.0}})
+    (tmp_path / "run").mkdir()
+    rd = RunDir(tmp_path / "run")
+    rd.mark_complete(result)
+    saved = json.loads(rd.results_file.read_text())
+    assert saved["test_acc_audio"] == 0.5 and saved["mean iemf/coeff"] == 1.25 and saved["best_epoch"] == 3
+    back = rd.results()
+    assert back == result and back.test.acc_audio == 0.5 and back.policy_mean("iemf", "coeff") == 1.25
+    assert math.isnan(back.policy_mean("ogm_ge", "coeff_audio"))  # a method the run did not use
+    with pytest.raises(KeyError, match="logs no 'coef'"):
+        back.policy_mean("iemf", "coef")
+    old = {
+        "best_val_acc": 0.5,
+        "best_epoch": 2,
+        "epochs": 2,
+        "test_loss": 1.0,
+        "test_acc": 0.5,
+        "test_acc_audio": 0.4,
+        "test_acc_visual": 0.3,
+        "test_acc_fused_audio": 0.2,
+        "test_acc_fused_visual": 0.1,
+        "test_n": 16,
+        "mean iemf/coeff": 1.1,
+    }
+    rd.results_file.write_text(json.dumps(old))
+    r = rd.results()
+    assert r.test.n == 16 and math.isnan(r.test.f1) and r.policy_mean("iemf", "coeff") == 1.1
+    assert r.to_dict()["test_acc"] == 0.5
+    rd.results_file.write_text(json.dumps({"best_val_acc": 0.5}))
+    with pytest.raises(ValueError, match="is not the results of a run") as err:
+        rd.results()
+    assert "\n" not in str(err.value)

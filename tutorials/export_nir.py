@@ -3,8 +3,9 @@
 `snn-msi export-nir CHECKPOINT OUT.nir` writes the spiking network (both backbones, the fusion, the unimodal
 heads) as a NIR graph: convolutions with their batch norm folded in, LIF / IF / Synaptic neurons with their time
 constants at a step `dt` (default 1e-4 s), residual additions as two edges into one node. Any NIR tool reads it
-(`nir.read`); `snn_msi.nir.NIRNetwork` runs it with this package's modules. See the NIR page for the parameter
-mapping and what cannot be exported (soft reset, adaptive neurons, max pooling, ...).
+(`nir.read`); `snn_msi.nir.NIRNetwork` runs it with this package's modules. Other tools' importers take one input:
+`--part` writes one part per file, and the parts chained compute the model (step 4). See the NIR page for the
+parameter mapping, the options each tool needs and what cannot be exported (soft reset, max pooling, ...).
 """
 
 from pathlib import Path
@@ -19,8 +20,8 @@ from snn_msi.training import load_model
 
 run = Path("runs/tutorials/nir")
 # a tiny training run of the demo network (LIF neurons, hard reset: exportable)
-assert main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--set", "data.limit=16", "--quiet",
-             "--overwrite", "--out", str(run)]) == 0  # fmt: skip
+train = ["train", "--demo", "--epochs", "1", "--batch-size", "16", "--set", "data.limit=16", "--quiet"]
+assert main([*train, "--overwrite", "--out", str(run)]) == 0
 
 # 1. export: one command
 assert main(["export-nir", str(run / "best.pt"), str(run / "model.nir")]) == 0
@@ -50,3 +51,14 @@ print("stem firing rate:", round(spikes.mean().item(), 3))
 same = (logits["output.fused"].mean(0).argmax(1) == out.fused.argmax(1)).float().mean().item()
 print(f"the imported graph predicts the same class as the model on {same:.0%} of the clips")
 print("largest logit difference:", (logits["output.fused"].mean(0) - out.fused).abs().max().item())
+
+# 4. for tools whose importer takes one input (snnTorch, Norse, Sinabs, Rockpool): one part per file; Norse and
+#    Sinabs map SumPool2d, so the backbones' average pool is written as a sum with its 1/N in the fusion part
+parts = {}
+for part in ("audio_net", "visual_net", "fusion"):
+    assert main(["export-nir", str(run / "best.pt"), str(run / f"{part}.nir"), "--part", part, "--pool", "sum"]) == 0
+    parts[part] = NIRNetwork(nir.read(run / f"{part}.nir"))
+with torch.no_grad():
+    features = [parts["audio_net"](inputs["input.audio"]), parts["visual_net"](inputs["input.visual"])]
+    fused = parts["fusion"](torch.cat(features, -1))  # the backbones' outputs, audio first
+print("the three parts chained give the whole graph's fused logits:", torch.allclose(fused, logits["output.fused"]))

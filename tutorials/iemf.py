@@ -8,7 +8,6 @@ it did to `steps.csv` under its own name (`iemf/coeff`, `ogm_ge/...`). Tiny sett
 """
 
 import csv
-import json
 from pathlib import Path
 
 from snn_msi.cli import main
@@ -29,4 +28,5 @@ print("what the policies logged:", sorted(k for k in steps[0] if "/" in k))
 cfg = demo_config(policies=policies_for("ogm_ge", iemf=True), epochs=1, batch_size=8, out=str(out / "python"))
 cfg = cfg.replace(data=cfg.data.replace(limit=16))
 result = Trainer(cfg, progress=False, mode="overwrite").fit()
-print(json.dumps({k: round(v, 3) for k, v in result.items() if k.startswith("test_acc")}))
+t = result.test  # a RunResult: typed fields, no string keys
+print(f"test accuracy: fused {t.acc:.3f}, audio head {t.acc_audio:.3f}, visual head {t.acc_visual:.3f}")

@@ -97,8 +97,8 @@ def backward(grad_s, grad_v_last, x, v0, leak, tau, k, decay_input, th, vr, rese
 
 
 def apply_fn():
-    """The extension's ``apply(x, v0, k, leak, decay_input, tau, th, vr, reset, sg, alpha, detach, check)``: the
-    eager op with its autograd node in C++ -> ``[spikes, v_T]``."""
+    """The extension's ``apply(x, v0, k, *KernelArgs, check)``: the eager op with its autograd node in C++ ->
+    ``[spikes, v_T]``."""
     return _load().apply
 
 

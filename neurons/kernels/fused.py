@@ -17,12 +17,13 @@ in cache (its forward writes only the spikes); the Triton kernel saves the charg
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from collections import namedtuple
+from dataclasses import fields
 
 import torch
 
 from ..base import NonFiniteInputError
-from ..functional import LEAKS, IFSpec
+from ..functional import IF_SPEC_FIELDS, LEAKS, IFSpec
 
 __all__ = ["IMPLS", "CPU", "TRITON", "CPU_DTYPES", "KernelArgs", "kernel_args", "forward", "backward",
            "IFFamilyFunction", "raise_nonfinite"]  # fmt: skip
@@ -34,18 +35,12 @@ _MUL = LEAKS.index("mul")
 CPU_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-class KernelArgs(NamedTuple):
-    """An :class:`~neurons.functional.IFSpec` as the kernels take it: integer codes and plain numbers."""
+class KernelArgs(namedtuple("KernelArgs", IF_SPEC_FIELDS)):
+    """An :class:`~neurons.functional.IFSpec` as the kernels take it, field by field in :data:`IF_SPEC_FIELDS`
+    order (the C++ ``apply`` signature's): ``leak``, ``reset`` and ``surrogate`` as integer codes, the others as
+    plain floats and bools."""
 
-    leak: int
-    decay_input: bool
-    tau: float
-    v_threshold: float
-    v_reset: float
-    reset: int
-    surrogate: int
-    alpha: float
-    detach_reset: bool
+    __slots__ = ()
 
     @property
     def k(self) -> float:
@@ -53,12 +48,15 @@ class KernelArgs(NamedTuple):
         return 0.0 if self.leak == 0 else 1.0 / self.tau
 
 
+#: each spec field's plain type in the kernels (the codes are ints)
+_PLAIN = {f.name: {"float": float, "bool": bool}.get(f.type, int) for f in fields(IFSpec)}
+
+
 def _kernel_args(spec: IFSpec) -> KernelArgs:
-    leak, reset, sg = spec.codes
-    if sg < 0:
+    codes = dict(zip(("leak", "reset", "surrogate"), spec.codes, strict=True))
+    if codes["surrogate"] < 0:
         raise ValueError(f"surrogate {spec.surrogate!r} has no fused kernel; use backend='torch'")
-    return KernelArgs(leak, bool(spec.decay_input), float(spec.tau), float(spec.v_threshold), float(spec.v_reset),
-                      reset, sg, float(spec.alpha), bool(spec.detach_reset))  # fmt: skip
+    return KernelArgs(*(_PLAIN[f](codes.get(f, getattr(spec, f))) for f in IF_SPEC_FIELDS))
 
 
 _kernel_args_cached = functools.lru_cache(maxsize=256)(_kernel_args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import check_positive
+from ..base import StepCost, check_positive
 from ..catalog import register
 from .lif import LIF
 
@@ -20,6 +20,8 @@ class AdaptiveLIF(LIF):
         beta: threshold increment per unit of adaptation (>= 0).
         **kwargs: see :class:`LIF`.
     """
+
+    step_cost = StepCost(muladds=3, adds=0, state=2)  # leak, threshold v_th + beta a, a <- a (1 - 1/tau_a) + s
 
     state_names = ("v", "a")
 

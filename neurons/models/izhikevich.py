@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import BaseNeuron, check_positive
+from ..base import BaseNeuron, StepCost, check_positive
 from ..catalog import register
 
 
@@ -20,6 +20,8 @@ class Izhikevich(BaseNeuron):
     The cut-off ``v_peak`` and the reset ``c`` are in millivolts, so the shared ``v_threshold`` / ``v_reset`` of
     the unit-scale models do not apply (``neurons.create`` drops a shared ``v_threshold``).
     """
+
+    step_cost = StepCost(muladds=5, adds=2, state=2)  # v (0.04 v + 5), dt (...), + 140 - u, b v - u, u + dt a (...)
 
     state_names = ("v", "u")
     excluded_args = ("v_threshold", "v_reset")

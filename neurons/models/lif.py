@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .. import kernels
-from ..base import BaseNeuron, check_positive
+from ..base import BaseNeuron, StepCost, check_positive
 from ..catalog import register
 from ..functional import IFSpec, charge
 
@@ -49,18 +49,34 @@ class IFFamily(BaseNeuron):
         """ParametricLIF's learnable leak ``sigmoid(w)``; None for the fixed leaks."""
         return None
 
+    def _spec_values(self, tau: float) -> tuple:
+        """The module's :class:`IFSpec` values in :data:`~neurons.functional.IF_SPEC_FIELDS` order, with ``tau``."""
+        sg = self.surrogate
+        return (
+            self.leak,
+            self.decay_input,
+            tau,
+            self.v_threshold,
+            self.v_reset,
+            self.reset_mode,
+            sg.name,
+            sg.alpha,
+            self.detach_reset,
+        )
+
     def spec(self) -> IFSpec:
-        return IFSpec(self.leak, self.decay_input, self.tau, self.v_threshold, self.v_reset, self.reset_mode,
-                      self.surrogate.name, self.surrogate.alpha, self.detach_reset)  # fmt: skip
+        return IFSpec(*self._spec_values(self.tau))
+
+    def _fused_tau(self) -> float:
+        """``tau`` as the kernels take it: ParametricLIF's (a read of its parameter: a GPU sync, and a graph
+        break under ``torch.compile``) is not read, since its kernels take the tensor ``k``."""
+        return self.tau if self.leak != "mul" else 1.0
 
     def _fused_spec(self) -> IFSpec | None:
-        """:meth:`spec` for the kernels; ParametricLIF's ``tau`` (a read of its parameter: a GPU sync, and a
-        graph break under ``torch.compile``) is not read, since its kernels take the tensor ``k``."""
+        """:meth:`spec` for the kernels (see :meth:`_fused_tau`)."""
         if type(self).spec is not IFFamily.spec:  # a subclass with its own spec, or with new dynamics (None)
             return self.spec()
-        return IFSpec(self.leak, self.decay_input, self.tau if self.leak != "mul" else 1.0, self.v_threshold,
-                      self.v_reset, self.reset_mode, self.surrogate.name, self.surrogate.alpha,
-                      self.detach_reset)  # fmt: skip
+        return IFSpec(*self._spec_values(self._fused_tau()))
 
     def charge(self, x: torch.Tensor) -> torch.Tensor:
         return charge(x, self.v, self.leak, self.decay_input, self.v_reset, self.tau, self.k())
@@ -70,11 +86,15 @@ class IFFamily(BaseNeuron):
             return self._multi_step(x_seq)
         # eager: the spec, its kernel arguments and the implementation are planned once per setting (a tuple
         # compare per call instead of building and hashing a spec, ~15 us of a small layer's ~60 us)
-        sg = self.surrogate
         env = _environ.get("SNN_MSI_BACKEND"), _environ.get("TRITON_INTERPRET")
-        key = (self.decay_input, self.tau if self.leak != "mul" else 0.0, self.v_threshold, self.v_reset,
-               self.reset_mode, sg.name, sg.alpha, self.detach_reset, self.store_v_seq, self.check_inputs,
-               self.backend, x_seq.device.type, env)  # fmt: skip
+        key = (
+            self._spec_values(self._fused_tau()),
+            self.store_v_seq,
+            self.check_inputs,
+            self.backend,
+            x_seq.device.type,
+            env,
+        )
         plan = self.__dict__.get("_plan")
         if plan is None or plan[0] != key:
             plan = self.__dict__["_plan"] = (key, *self._make_plan(x_seq))
@@ -126,6 +146,8 @@ class IFFamily(BaseNeuron):
 class IF(IFFamily):
     """Integrate-and-fire neuron: ``h = v + x``, no leak."""
 
+    step_cost = StepCost(muladds=0, adds=1, state=1)  # v <- v + x
+
 
 @register("lif", description="leaky integrate-and-fire: h = v + (x - (v - v_reset)) / tau")
 class LIF(IFFamily):
@@ -138,6 +160,7 @@ class LIF(IFFamily):
     """
 
     leak = "div"
+    step_cost = StepCost(muladds=1, adds=0, state=1)  # v <- beta v + x (the input's 1/tau folded into the weights)
 
     def __init__(self, tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -158,6 +181,7 @@ class ParametricLIF(IFFamily):
     """
 
     leak = "mul"
+    step_cost = StepCost(muladds=1, adds=0, state=1)  # as LIF, with k = sigmoid(w)
 
     def __init__(self, init_tau: float = 2.0, decay_input: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)

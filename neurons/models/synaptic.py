@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import BaseNeuron, check_positive
+from ..base import BaseNeuron, StepCost, check_positive
 from ..catalog import register
 
 
@@ -18,6 +18,8 @@ class Synaptic(BaseNeuron):
         tau: membrane time constant in steps (>= 1); snnTorch's ``beta = 1 - 1/tau``.
         tau_syn: synaptic time constant in steps (>= 1); snnTorch's ``alpha = 1 - 1/tau_syn``.
     """
+
+    step_cost = StepCost(muladds=2, adds=0, state=2)  # i <- alpha i + x, v <- beta v + i
 
     state_names = ("v", "i_syn")
 

@@ -1,6 +1,8 @@
 """Audio-visual data sets, all returning :class:`AVSample`, behind one registry (``DATASETS``).
 
 ``build_datasets(DataConfig(...), seed)`` gives ``(train, val, test)``; ``snn-msi datasets`` lists the names.
+:mod:`snn_msi.data.loader` is how their samples reach the training device (compact from DataLoader workers,
+finished there on whole batches).
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Subclasses only build the list of :class:`ClipRecord` (and the class names) for their layout; this base class
 checks every clip (missing or unreadable wav / jpg, too few frames, empty, silent or non-finite audio, a clip
-listed twice), reports what it found (count, ids, one JSON file per split) and skips those clips or raises,
-as asked. ``__getitem__`` never meets a bad file it was not told about.
+listed twice, a file name that is not UTF-8), reports what it found (count, ids, one JSON file per split) and
+skips those clips or raises, as asked. The check decodes every image and the audio the loader reads, so
+``__getitem__`` never meets a bad file it was not told about; a file that goes bad after the check (changed on
+disk during a run) is a :class:`ClipReadError` naming the clip and the file.
 
 Every sample's random draws (frame choice, crop, flip, noise at the requested SNR) come from a generator seeded
 by (seed, epoch, split, index), so results do not depend on the DataLoader's worker count.
@@ -23,18 +25,38 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, sample_frame_indices
+from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, fit_length, sample_frame_indices
+from .loader import PCM, PackedSample, pack_sample, unpack
 from .rng import sample_generator
 from .sample import AVSample, BadClips, ClipRecord
 
 log = logging.getLogger(__name__)
 
 
+class ClipReadError(OSError):
+    """A clip's file could not be read or decoded; the message names the clip and the file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def _utf8(path: Path) -> bool:
+    """The path's name is UTF-8 (``os.fsdecode`` turns other bytes into lone surrogates that no library takes)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def load_wav(path: Path, sample_rate: int, seconds: float | None = None) -> torch.Tensor:
     """Mono float32 samples at ``sample_rate`` (resampled if the file differs), the first ``seconds`` if given."""
-    info = sf.info(str(path))
-    frames = -1 if seconds is None else int(math.ceil(seconds * info.samplerate))
-    data, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    try:
+        info = sf.info(str(path))
+        frames = -1 if seconds is None else int(math.ceil(seconds * info.samplerate))
+        data, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except Exception as err:  # any decoder failure: name the file
+        raise ClipReadError(f"cannot read {path}: {_first_line(err)}") from None
     wav = data.mean(axis=1)
     if sr != sample_rate:
         from scipy.signal import resample_poly
@@ -44,21 +66,49 @@ def load_wav(path: Path, sample_rate: int, seconds: float | None = None) -> torc
     return torch.from_numpy(np.ascontiguousarray(wav))
 
 
-def load_frames(paths: Sequence[Path]) -> torch.Tensor:
-    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ)."""
+def read_pcm16(path: Path, sample_rate: int, seconds: float | None = None) -> torch.Tensor | None:
+    """The samples :func:`load_wav` reads, as int16 (``load_wav`` = these / 32768, exactly), where the file is
+    mono 16-bit PCM at ``sample_rate``; None for any other file."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if f.subtype != "PCM_16" or f.channels != 1 or f.samplerate != sample_rate:
+                return None
+            return torch.from_numpy(f.read(-1 if seconds is None else int(math.ceil(seconds * sample_rate)), "int16"))
+    except Exception as err:  # any decoder failure: name the file
+        raise ClipReadError(f"cannot read {path}: {_first_line(err)}") from None
+
+
+def load_frames(paths: Sequence[Path], contiguous: bool = True) -> torch.Tensor:
+    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ); with
+    ``contiguous=False`` a view of the decoded ``[K, H, W, 3]`` pixels (a DataLoader worker copies only a crop)."""
     imgs, size = [], None
     for p in paths:
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            size = size or im.size
-            if im.size != size:
-                im = im.resize(size)
-            imgs.append(np.asarray(im))
-    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+        try:
+            with Image.open(p) as im:
+                if im.mode != "RGB":
+                    im = im.convert("RGB")
+                else:
+                    im.load()
+        except Exception as err:  # any decoder failure: name the file
+            raise ClipReadError(f"cannot read {p}: {_first_line(err)}") from None
+        size = size or im.size
+        if im.size != size:
+            im = im.resize(size)
+        imgs.append(np.asarray(im))
+    frames = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
+    return frames.contiguous() if contiguous else frames
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def check_clip(rec: ClipRecord, min_frames: int, audio_seconds: float | None) -> str | None:
-    """The first problem of a clip, or None. Reads wav headers and the used audio; verifies each jpg."""
+    """The first problem of a clip, or None. Reads wav headers and the used audio; decodes each image (as the
+    loader will: a truncated JPEG passes ``Image.verify`` but not this)."""
+    if not all(_utf8(p) for p in (rec.wav, *rec.frames)):
+        return "file name not UTF-8 (rename it, or convert the videos with `snn-msi prepare`)"
     if not rec.wav.is_file():
         return "missing wav"
     try:
@@ -80,8 +130,8 @@ def check_clip(rec: ClipRecord, min_frames: int, audio_seconds: float | None) ->
     for p in rec.frames:
         try:
             with Image.open(p) as im:
-                im.verify()
-        except Exception:  # unreadable image: reported, not raised
+                im.convert("RGB")
+        except Exception:  # unreadable or truncated image: reported, not raised
             return "unreadable jpg"
     return None
 
@@ -188,21 +238,32 @@ class AudioVisualFiles(Dataset):
     def generator(self, i: int) -> torch.Generator:
         return sample_generator(self.seed, self.epoch if self.train else -1, self.split, i)
 
-    def __getitem__(self, i: int) -> AVSample:
+    def pack(self, i: int) -> PackedSample | AVSample:
+        """Sample ``i`` as a DataLoader worker hands it over (:mod:`snn_msi.data.loader`): the spectrogram, the
+        uint8 crop of the chosen frames and the sample's draws (audio noise, frames, crop, flip, image noise)."""
         rec, g = self.records[i], self.generator(i)
-        wav = add_noise_snr(load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None], self.audio_snr_db, g)[0]
-        idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
-        frames = load_frames([rec.frames[j] for j in idx])
-        return AVSample(self.audio_transform(wav), transform_frames(self.frame_transform, frames, self.image_snr_db, g),
-                        rec.label, rec.clip_id)  # fmt: skip
+        try:
+            audio = self._pcm(rec.wav)
+            if audio is None:
+                wav = load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None]
+                audio = self.audio_transform(add_noise_snr(wav, self.audio_snr_db, g)[0])
+            idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
+            frames = load_frames([rec.frames[j] for j in idx], contiguous=False)
+        except ClipReadError as err:
+            raise ClipReadError(f"clip {rec.clip_id} of the {self.split} split: {err}") from None
+        return pack_sample(audio, frames, rec.label, rec.clip_id, self.frame_transform, self.image_snr_db, g)
 
+    def _pcm(self, path: Path) -> PCM | None:
+        """The clip's int16 samples cut or tiled to the spectrogram's length, to be transformed on the device;
+        None where that would not give the same numbers (noise to add, a transform of its own, other files)."""
+        t = self.audio_transform
+        if self.audio_snr_db is not None or not isinstance(t, LogSpectrogram) or t.num_samples is None:
+            return None
+        pcm = read_pcm16(path, self.sample_rate, self.audio_seconds)
+        return None if pcm is None else PCM(fit_length(pcm, t.num_samples, t.fit), t)
 
-def transform_frames(transform: FrameTransform, frames: torch.Tensor, snr_db: float | None,
-                     g: torch.Generator) -> torch.Tensor:  # fmt: skip
-    """``transform`` with noise at ``snr_db`` added to the [0, 1] pixels of each frame before normalisation."""
-    if snr_db is None:
-        return transform(frames, generator=g)
-    return transform(frames, generator=g, corrupt=lambda x: add_noise_snr(x.flatten(0, 1), snr_db, g).view_as(x))
+    def __getitem__(self, i: int) -> AVSample:
+        return unpack(self.pack(i))
 
 
 def read_list(path: Path) -> list[tuple[int, list[str]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..schema import Config, ConfigError, check
 
@@ -40,7 +41,7 @@ class DataConfig(Config):
     image_size: int = field(default=224, metadata=check(ge=8))
     num_workers: int | None = field(default=None, metadata=check(ge=0))
     limit: int | None = field(default=None, metadata=check(ge=1))
-    on_bad_clip: str = "skip"
+    on_bad_clip: Literal["skip", "raise"] = "skip"
 
     def validate(self, where: str = "") -> None:
         pre = f"{where}." if where else ""
@@ -50,8 +51,6 @@ class DataConfig(Config):
             raise ConfigError(f"{pre}dataset: {DATASETS.unknown(self.dataset)}")
         if self.preset not in SNR_PRESETS:
             raise ConfigError(f"{pre}preset must be one of {', '.join(SNR_PRESETS)}, got {self.preset!r}")
-        if self.on_bad_clip not in ("skip", "raise"):
-            raise ConfigError(f"{pre}on_bad_clip must be 'skip' or 'raise', got {self.on_bad_clip!r}")
         layouts = DATASETS.get(self.dataset).layouts
         if self.layout not in layouts:
             raise ConfigError(f"{pre}layout of {self.dataset} must be one of {', '.join(layouts)}, got {self.layout!r}")

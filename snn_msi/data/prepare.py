@@ -1,17 +1,26 @@
 """Turn a folder of videos ``<label>/<clip>.<ext>`` into the Kinetics-Sounds seed layout with PyAV.
 
 Per clip: a mono wav at 22,050 Hz and ``n_frames`` evenly spaced jpg frames; ``my_train.txt`` /
-``my_test.txt`` list ``<clip>,<n_frames>,<class_index>``. Parallel over clips, resumable (finished clips are
+``my_test.txt`` list ``<clip_id>,<n_frames>,<class_index>``. Parallel over clips, resumable (finished clips are
 skipped), with a report of the clips that failed (unreadable, no audio stream, too short).
 
-A clip's id is its file name without extension; a name that occurs in more than one class folder would make the
-list files ambiguous, so each of those clips gets the id ``<name>__<label>`` (and the report says so).
+Every input video gets exactly one clip id, whatever its name (:func:`clip_id`): the file name without its
+extension, with the characters a list line or a folder name cannot hold written as ``%XX`` (UTF-8 bytes; the
+bytes of a name that is not UTF-8 too), so ``urllib.parse.unquote(id, errors="surrogateescape")`` gives the name
+back. Where names would still collide, the id is made longer: the extension is kept when one class has the same
+name with several extensions, ``__<label>`` is appended when two classes have the same name (and ``~2``, ``~3``
+in the unlikely case that this too is taken). ``clip_ids.json`` maps every id to its video (and every label
+folder written to its source folder), and ``prepare_report.json`` lists the ids that differ from the file names.
+Every file is written atomically: a full or read-only disk stops with one line naming the file, leaving no
+partial file.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -19,9 +28,63 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from ..files import atomic_path, write_text
 from .base import require_dir, stratified_split
 
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v"}
+#: characters written as %XX wherever they are in a name (list separators, path separators, the escape itself)
+_RESERVED = set("%,/\\")
+#: longest id in UTF-8 bytes (a folder name and ``<id>.wav`` must fit the usual 255-byte limit)
+MAX_ID_BYTES = 200
+
+
+def clip_id(name: str) -> str:
+    """A name (a file name without extension, or a label folder) as an id that a list line and a folder name
+    hold: ``%``, ``,``, ``/``, ``\\``, characters that are not printable, leading or trailing white space, a
+    leading ``.`` and the bytes of a non-UTF-8 name (lone surrogates of ``os.fsdecode``) are written ``%XX``.
+    ``urllib.parse.unquote(clip_id(n), errors="surrogateescape") == n``, except for a name too long for a file
+    name, which is cut and given a hash of the full name (``clip_ids.json`` maps it back)."""
+    out = []
+    for i, c in enumerate(name):
+        if 0xDC80 <= ord(c) <= 0xDCFF:  # a byte of a name that is not UTF-8
+            out.append(f"%{ord(c) - 0xDC00:02X}")
+        elif c in _RESERVED or not c.isprintable() or _at_edge(c, i, len(name)):
+            out.append("".join(f"%{b:02X}" for b in c.encode("utf-8")))
+        else:
+            out.append(c)
+    text = "".join(out)
+    if len(text.encode("utf-8")) <= MAX_ID_BYTES:
+        return text
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    cut = text.encode("utf-8")[: MAX_ID_BYTES - 13].decode("utf-8", "ignore")
+    cut = cut[: cut.rfind("%")] if "%" in cut[-2:] else cut  # never half an escape
+    return f"{cut}~{digest}"
+
+
+def _at_edge(c: str, i: int, n: int) -> bool:
+    """White space at either end, or a ``.`` at the start (a hidden file, ``.`` or ``..``)."""
+    return (c.isspace() and i in (0, n - 1)) or (c == "." and i == 0)
+
+
+def assign_ids(videos: list[tuple[str, Path]]) -> list[str]:
+    """One distinct id per ``(label folder, video)`` (see the module docstring), in the order given."""
+    stems: dict[tuple[str, str], int] = {}
+    for label, v in videos:
+        stems[label, v.stem] = stems.get((label, v.stem), 0) + 1
+    ids = [clip_id(v.stem if stems[label, v.stem] == 1 else v.name) for label, v in videos]
+    classes_of: dict[str, set[str]] = {}
+    for (label, _), i in zip(videos, ids, strict=True):
+        classes_of.setdefault(i, set()).add(label)
+    ids = [f"{i}__{clip_id(label)}" if len(classes_of[i]) > 1 else i for (label, _), i in zip(videos, ids, strict=True)]
+    taken: set[str] = set()
+    for k, i in enumerate(ids):
+        unique, n = i, 1
+        while unique in taken:
+            n += 1
+            unique = f"{i}~{n}"
+        taken.add(unique)
+        ids[k] = unique
+    return ids
 
 
 def _extract(video: Path, wav_out: Path, frames_out: Path, n_frames: int, sample_rate: int) -> str | None:
@@ -54,13 +117,15 @@ def _extract(video: Path, wav_out: Path, frames_out: Path, n_frames: int, sample
         return "too short (audio)"
     if len(images) < n_frames:
         return f"too short ({len(images)} frames < {n_frames})"
-    frames_out.mkdir(parents=True, exist_ok=True)
-    for i, j in enumerate(np.linspace(0, len(images) - 1, n_frames).round().astype(int)):
-        images[j].convert("RGB").save(frames_out / f"frame_{i}.jpg", quality=90)
-    wav_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = wav_out.with_name(f".{wav_out.name}.tmp.wav")
-    sf.write(tmp, audio, sample_rate)
-    os.replace(tmp, wav_out)  # the wav is written last: its presence marks a finished clip
+    try:
+        for i, j in enumerate(np.linspace(0, len(images) - 1, n_frames).round().astype(int)):
+            with atomic_path(frames_out / f"frame_{i}.jpg") as tmp:
+                images[j].convert("RGB").save(tmp, format="JPEG", quality=90)
+        with atomic_path(wav_out) as tmp:  # the wav is written last: its presence marks a finished clip
+            sf.write(tmp, audio, sample_rate, format="WAV")
+    except OSError:  # a full or read-only disk: no half-written clip stays behind
+        shutil.rmtree(frames_out, ignore_errors=True)
+        raise
     return None
 
 
@@ -78,7 +143,8 @@ def prepare(
     workers: int | None = None,
     progress: bool = True,
 ) -> dict:
-    """Convert ``video_dir`` into the seed layout under ``out_root``; returns ``{"done", "skipped", "failed"}``."""
+    """Convert ``video_dir`` into the seed layout under ``out_root``; returns ``{"done", "skipped", "failed",
+    "renamed"}`` (``renamed``: video -> id, for the ids that are not the file name without extension)."""
     video_dir, out_root = require_dir(Path(video_dir), "video folder"), Path(out_root)
     classes = sorted(p.name for p in video_dir.iterdir() if p.is_dir())
     clips = [(label, v) for label, c in enumerate(classes) for v in sorted((video_dir / c).iterdir())
@@ -87,17 +153,15 @@ def prepare(
         raise ValueError(f"{video_dir}: no videos found as <label>/<clip>.<ext> ({', '.join(sorted(VIDEO_EXTS))})")
     _, test_idx = stratified_split([label for label, _ in clips], test_fraction, seed)
     test_set = set(test_idx)
-    stems = [v.stem for _, v in clips]
-    renamed = {}
+    ids = assign_ids([(classes[label], v) for label, v in clips])
+    folders = [clip_id(c) for c in classes]
+    renamed = {os.fsdecode(v.relative_to(video_dir)): i for (_, v), i in zip(clips, ids, strict=True) if i != v.stem}
     jobs, skipped, split_of = [], 0, {}
-    for i, (label, v) in enumerate(clips):
+    for i, ((label, v), clip) in enumerate(zip(clips, ids, strict=True)):
         split = "test" if i in test_set else "train"
-        clip = v.stem if stems.count(v.stem) == 1 else f"{v.stem}__{classes[label]}"
-        if clip != v.stem:
-            renamed[str(v.relative_to(video_dir))] = clip
         split_of[clip] = (split, label)
-        wav = out_root / split / "audio" / classes[label] / f"{clip}.wav"
-        frames = out_root / split / "video" / classes[label] / clip
+        wav = out_root / split / "audio" / folders[label] / f"{clip}.wav"
+        frames = out_root / split / "video" / folders[label] / clip
         if wav.is_file() and all((frames / f"frame_{k}.jpg").is_file() for k in range(n_frames)):
             skipped += 1
             continue
@@ -111,9 +175,12 @@ def prepare(
     for split in ("train", "test"):
         lines = [f"{clip},{n_frames},{label}" for clip, (s, label) in sorted(split_of.items())
                  if s == split and clip not in failed]  # fmt: skip
-        (out_root / f"my_{split}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        write_text(out_root / f"my_{split}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    sources = {i: os.path.join(classes[label], v.name) for (label, v), i in zip(clips, ids, strict=True)}
+    mapping = {"classes": dict(zip(folders, classes, strict=True)), "clips": sources}
+    write_text(out_root / "clip_ids.json", json.dumps(mapping, indent=1))
     report = {"done": len(jobs) - len(failed), "skipped": skipped, "failed": failed, "renamed": renamed}
-    (out_root / "prepare_report.json").write_text(json.dumps(report, indent=1))
+    write_text(out_root / "prepare_report.json", json.dumps(report, indent=1))
     return report
 
 

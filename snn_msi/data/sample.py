@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..files import write_text
+
 
 class AVSample(NamedTuple):
     """One audio-visual example.
@@ -50,13 +52,15 @@ class BadClips:
     def summary(self) -> str:
         if not self.problems:
             return "no bad clips"
-        parts = [f"{len(ids)} {problem} (e.g. {', '.join(ids[:3])})" for problem, ids in sorted(self.problems.items())]
+        parts = []
+        for problem, ids in sorted(self.problems.items()):
+            parts.append(f"{len(ids)} {problem} (e.g. {', '.join(_printable(i) for i in ids[:3])})")
         return f"{self.count} bad clip(s): " + "; ".join(parts)
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"count": self.count, "problems": self.problems}, indent=1))
-        tmp.replace(path)
-        return path
+        return write_text(path, json.dumps({"count": self.count, "problems": self.problems}, indent=1))
+
+
+def _printable(clip_id: str) -> str:
+    """An id as text any terminal takes (the bytes of a non-UTF-8 name as ``\\xNN``)."""
+    return clip_id.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

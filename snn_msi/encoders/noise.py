@@ -13,9 +13,14 @@ def add_noise_snr(x: torch.Tensor, snr_db: float | None, generator: torch.Genera
     """
     if snr_db is None:
         return x
+    return scale_noise(x, snr_db, torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32))
+
+
+def scale_noise(x: torch.Tensor, snr_db: float, noise: torch.Tensor) -> torch.Tensor:
+    """``x + noise * s`` with ``s`` as in :func:`add_noise_snr`: the second half of it, for noise ``[B, ...]``
+    (standard normal, float32) drawn elsewhere (a DataLoader worker draws it; the training device adds it)."""
     if not torch.isfinite(torch.as_tensor(float(snr_db))):
         raise ValueError(f"SNR must be a finite number of dB, got {snr_db}")
     power = x.float().pow(2).flatten(1).mean(1).clamp_min(1e-12)
     std = torch.sqrt(power / 10.0 ** (float(snr_db) / 10.0)).view(-1, *([1] * (x.dim() - 1)))
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
     return (x.float() + noise * std).to(x.dtype)

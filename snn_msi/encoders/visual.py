@@ -7,11 +7,14 @@ once per clip and applied to all of its frames (the same crop and flip), as torc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .noise import scale_noise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,6 +29,24 @@ def sample_frame_indices(n_frames: int, k: int, train: bool, generator: torch.Ge
     return [int(i) for i in torch.linspace(0, n_frames - 1, k).round().long().tolist()]
 
 
+class CropPlan(NamedTuple):
+    """A clip's random draws: the crop box (pixels) shared by all its frames, and whether they are mirrored."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+    flip: bool
+
+
+class FrameSpec(NamedTuple):
+    """The non-random half of a :class:`FrameTransform`: output side and per-channel normalisation."""
+
+    size: int
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+
+
 class FrameTransform(nn.Module):
     """Resize / random-resized-crop / horizontal flip / normalise a batch of clips.
 
@@ -35,6 +56,11 @@ class FrameTransform(nn.Module):
         mean, std: per-channel normalisation (ImageNet by default; ``None`` to skip).
 
     Shape: ``[B, F, C, H, W]`` or ``[F, C, H, W]`` -> same with ``H = W = size``, float32.
+
+    The transform comes in two halves, which DataLoader workers and the training device split between them:
+    :meth:`plan` draws a clip's crop box and flip (and :func:`crop_frames` cuts the uint8 crop, so a worker hands
+    over only those pixels); :func:`finish_frames` converts, resizes, flips, adds noise and normalises whole
+    batches on any device. ``forward`` is the two in sequence.
     """
 
     def __init__(
@@ -48,8 +74,7 @@ class FrameTransform(nn.Module):
     ) -> None:
         super().__init__()
         self.size, self.train_mode, self.scale, self.generator = size, train, scale, generator
-        self.mean = None if mean is None else torch.tensor(mean).view(-1, 1, 1)
-        self.std = None if std is None else torch.tensor(std).view(-1, 1, 1)
+        self.spec = FrameSpec(size, None if mean is None else tuple(mean), None if std is None else tuple(std))
 
     def _crop_box(self, h: int, w: int, g: torch.Generator | None) -> tuple[int, int, int, int]:
         area = h * w
@@ -64,36 +89,81 @@ class FrameTransform(nn.Module):
                 return top, left, ch, cw
         return 0, 0, h, w
 
+    def plan(self, h: int, w: int, generator: torch.Generator | None = None) -> CropPlan:
+        """One clip's draws for frames of ``h x w`` pixels: a random crop box, then a flip with p = 0.5, in
+        training; the whole frame, unflipped, in evaluation (no draws)."""
+        if not self.train_mode:
+            return CropPlan(0, 0, h, w, False)
+        g = generator if generator is not None else self.generator
+        box = self._crop_box(h, w, g)
+        return CropPlan(*box, torch.rand(1, generator=g).item() < 0.5)
+
     def forward(self, clips: torch.Tensor, generator: torch.Generator | None = None,
-                corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
-        """Transform ``clips``; random draws come from ``generator`` (default: the one given at construction);
-        ``corrupt`` (e.g. noise at an SNR) acts on the ``[B, F, C, size, size]`` pixels in [0, 1] before the
-        normalisation."""
+                snr_db: float | None = None) -> torch.Tensor:  # fmt: skip
+        """Transform ``clips``; random draws come from ``generator`` (default: the one given at construction):
+        each clip's crop box and flip in turn, then, with ``snr_db``, Gaussian noise at that SNR (dB, per frame)
+        added to the ``[0, 1]`` pixels before the normalisation."""
         g = generator if generator is not None else self.generator
         single = clips.dim() == 4
         if single:
             clips = clips.unsqueeze(0)
         if clips.dim() != 5:
             raise ValueError(f"FrameTransform expects [B, F, C, H, W] or [F, C, H, W], got {tuple(clips.shape)}")
-        scale = 1 / 255.0 if clips.dtype == torch.uint8 else 1.0
         b, f, c, h, w = clips.shape
-        if self.train_mode:
-            out = []
-            for clip in clips:  # one crop box per clip (cheap parameter draw; the resize itself is batched per clip)
-                top, left, ch, cw = self._crop_box(h, w, g)
-                crop = clip[..., top : top + ch, left : left + cw].float() * scale  # convert only the crop
-                crop = F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False)
-                if torch.rand(1, generator=g).item() < 0.5:
-                    crop = crop.flip(-1)
-                out.append(crop)
-            x = torch.stack(out)
-        else:
-            x = clips.reshape(b * f, c, h, w).float() * scale
-            if (h, w) != (self.size, self.size):
-                x = F.interpolate(x, size=(self.size, self.size), mode="bilinear")
-            x = x.reshape(b, f, c, self.size, self.size)
-        if corrupt is not None:
-            x = corrupt(x)
-        if self.mean is not None:
-            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        plans = [self.plan(h, w, g) for _ in range(b)]
+        noise = None
+        if snr_db is not None:
+            noise = torch.randn((b * f, c, self.size, self.size), generator=g, dtype=torch.float32)
+        crops = [crop_frames(clip, p) for clip, p in zip(clips, plans, strict=True)]
+        x = finish_frames(crops, [p.flip for p in plans], self.spec, snr_db, noise)
         return x[0] if single else x
+
+
+def crop_frames(clip: torch.Tensor, plan: CropPlan) -> torch.Tensor:
+    """The crop of ``plan`` out of a clip ``[F, C, H, W]`` (a view)."""
+    return clip[..., plan.top : plan.top + plan.height, plan.left : plan.left + plan.width]
+
+
+def finish_frames(
+    crops: Sequence[torch.Tensor],
+    flips: Sequence[bool],
+    spec: FrameSpec,
+    snr_db: float | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The batched half of :class:`FrameTransform`, on the crops' device: to float in [0, 1] (from uint8),
+    bilinear resize to ``spec.size``, mirror where ``flips``, add ``noise`` (standard normal ``[B * F, C, size,
+    size]`` or ``[B, F, C, size, size]``) scaled to ``snr_db`` per frame, normalise.
+
+    Shape: B crops ``[F, C, h_b, w_b]`` -> ``[B, F, C, size, size]`` float32. Crops of one shape are converted and
+    resized as one batch, others one by one; both give the same numbers as a clip transformed alone.
+    """
+    s = spec.size
+    if len({tuple(c.shape) for c in crops}) == 1:
+        x = torch.stack(list(crops))
+        b, f, c, h, w = x.shape
+        x = _to_unit(x.reshape(b * f, c, h, w))
+        if (h, w) != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
+        x = x.reshape(b, f, c, s, s)
+        if any(flips):
+            x = torch.where(torch.tensor(list(flips), device=x.device).view(-1, 1, 1, 1, 1), x.flip(-1), x)
+    else:
+        out = []
+        for crop, flip in zip(crops, flips, strict=True):
+            y = _to_unit(crop)
+            if tuple(y.shape[-2:]) != (s, s):
+                y = F.interpolate(y, size=(s, s), mode="bilinear", align_corners=False)
+            out.append(y.flip(-1) if flip else y)
+        x = torch.stack(out)
+    if snr_db is not None:
+        x = scale_noise(x.flatten(0, 1), snr_db, noise.reshape(-1, *x.shape[2:])).view_as(x)
+    if spec.mean is not None:  # in place: x is new here, and a fresh batch-sized buffer costs page faults on a CPU
+        x = x.sub_(torch.tensor(spec.mean, device=x.device).view(-1, 1, 1))
+        x = x.div_(torch.tensor(spec.std, device=x.device).view(-1, 1, 1))
+    return x
+
+
+def _to_unit(x: torch.Tensor) -> torch.Tensor:
+    """Float pixels in [0, 1]: ``uint8 * (1 / 255)`` in one pass (the same float32 product as converting first)."""
+    return x * (1 / 255.0) if x.dtype == torch.uint8 else x.float()

@@ -10,7 +10,7 @@ What is counted (exactly, from the tensors of the forward pass; ``T`` leading, a
   averaged features, every layer of the ReLU twin) does ``dense MACs = outputs x fan-in`` per step. With
   **zero-skipping** (a named option, ``CostModel(zero_skip=True)``) a MAC whose input is exactly zero is skipped,
   as sparse accelerators do with ReLU zeros: ``MAC = sum over non-zero inputs of their fan-out``.
-- **Neuron state updates**, per neuron and step (:data:`NEURON_COSTS`): the leak as multiply-adds (LIF:
+- **Neuron state updates**, per neuron and step (each neuron class's ``step_cost``): the leak as multiply-adds (LIF:
   ``v <- beta v + x``, one; IF: ``v <- v + x``, one add; adaptive LIF three, Synaptic two, Izhikevich five plus
   two adds), one threshold compare, and one reset (an add) per spike. The ReLU twin does one compare per output.
 - **Memory traffic**, per layer and step for batch-1 inference: weights read once per step (``weight_bits``),
@@ -36,7 +36,6 @@ layer before it), residual additions, pooling and the mean over time steps.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -47,6 +46,7 @@ from torch import nn
 
 import neurons
 
+from ..files import write_csv, write_text
 from .monitor import SpikeMonitor
 
 #: pJ per (MAC, accumulate) and bits per word at 45 nm (Horowitz, ISSCC 2014)
@@ -58,29 +58,16 @@ E_BYTE_SRAM = MEMORY_LEVELS["sram-8kb"]
 HOROWITZ = "Horowitz, ISSCC 2014 (45 nm, 0.9 V)"
 LOIHI = "Davies et al., IEEE Micro 38(1) 2018, Table 2 (Loihi, 14 nm; pre-silicon, consistent with early silicon)"
 
-#: per neuron and time step: (multiply-adds, adds, state variables) of each neuron class (ours and the peers'),
-#: besides the threshold compare (one per step) and the reset (one add per spike)
-NEURON_COSTS = {
-    "IF": (0, 1, 1),  # v <- v + x
-    "LIF": (1, 0, 1),  # v <- beta v + x  (the input's 1/tau folded into the weights)
-    "ParametricLIF": (1, 0, 1),
-    "AdaptiveLIF": (3, 0, 2),  # leak, threshold v_th + beta a, a <- a (1 - 1/tau_a) + s
-    "Synaptic": (2, 0, 2),  # i <- alpha i + x, v <- beta v + i
-    "Izhikevich": (5, 2, 2),  # v (0.04 v + 5), dt (...), + 140 - u, b v - u, u + dt a (...)
-    "IFNode": (0, 1, 1),  # SpikingJelly
-    "LIFNode": (1, 0, 1),
-    "ParametricLIFNode": (1, 0, 1),
-    "Leaky": (1, 0, 1),  # snnTorch
-}
-
 
 def neuron_cost(module: nn.Module) -> tuple[int, int, int, str]:
-    """``(multiply-adds, adds, state variables, name)`` per neuron and step of a neuron module; a class not in
-    :data:`NEURON_COSTS` is priced one multiply-add per state variable (the name says so)."""
+    """``(multiply-adds, adds, state variables, name)`` per neuron and step of a neuron module: the
+    :class:`~neurons.base.StepCost` its class declares (a peer wrapper: the one of its node), else one
+    multiply-add per state variable (the name says so). ``name``: the neuron's class (a peer's own)."""
     inner = next((m for key in ("node", "cell") if isinstance(m := getattr(module, key, None), nn.Module)), module)
     name = type(inner).__name__
-    if name in NEURON_COSTS:
-        return (*NEURON_COSTS[name], name)
+    cost = module.__dict__.get("step_cost", type(module).__dict__.get("step_cost"))
+    if cost is not None:
+        return cost.muladds, cost.adds, cost.state, name
     n = len(getattr(module, "state_names", ())) or 1
     return n, 0, n, f"{name} (assumed: 1 multiply-add per state variable)"
 
@@ -312,12 +299,68 @@ def count_ops(model: nn.Module, run, T: int, samples: int, detect_spikes: bool =
 
 
 # -- pricing ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PriceTotals:
+    """Per inference, summed over the layers: operation counts, bytes moved and energies (pJ).
+
+    Operations: ``dense_macs`` (every MAC of the layers), ``macs`` (those on analogue inputs), ``zero_skip_macs``
+    (of them, on non-zero inputs), ``sops`` (synaptic accumulates), the neurons' ``spikes``, ``updates``,
+    ``state_muladds``, ``state_adds``, ``resets`` and ``compares`` (threshold compares plus the ReLU twin's
+    ``relu_outputs``). Bytes: ``weight_bytes``, ``act_bytes``, ``state_bytes``, ``spike_bytes`` and their sum
+    ``bytes``. Energies at 45 nm: ``synaptic_pj`` + ``neuron_pj`` = ``compute_pj``; ``memory_pj``; ``total_pj``
+    (compute + memory). ``mean_firing_rate``: spikes per neuron update. On a neuromorphic chip (None when not
+    priced on one): ``chip_synop_pj``, ``chip_neuron_pj``, ``chip_spike_pj``, ``chip_host_mac_pj`` (analogue
+    layers on a host) and their sum ``chip_pj``.
+    """
+
+    dense_macs: float
+    macs: float
+    zero_skip_macs: float
+    sops: float
+    weight_bytes: float
+    act_bytes: float
+    spikes: float
+    updates: float
+    state_muladds: float
+    state_adds: float
+    resets: float
+    state_bytes: float
+    spike_bytes: float
+    compares: float
+    relu_outputs: float
+    bytes: float
+    synaptic_pj: float
+    neuron_pj: float
+    compute_pj: float
+    memory_pj: float
+    total_pj: float
+    mean_firing_rate: float
+    chip_synop_pj: float | None = None
+    chip_neuron_pj: float | None = None
+    chip_spike_pj: float | None = None
+    chip_host_mac_pj: float | None = None
+    chip_pj: float | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    """What :func:`price` returns, per inference: ``layers`` (one row per synaptic layer), ``neurons`` (one row
+    per neuron layer), the ReLU ``activations`` (outputs per layer), the :class:`PriceTotals` and ``per_step``
+    (``macs``, ``zero_skip_macs``, ``sops``, ``spikes`` and ``compute_pj``, one number per time step)."""
+
+    layers: list[dict]
+    neurons: list[dict]
+    activations: dict[str, float]
+    totals: PriceTotals
+    per_step: dict[str, list[float]]
+
+
 def layer_energy(r: LayerOps, e_mac: float, e_ac: float, zero_skip: bool = False) -> float:
     """``E_MAC x MACs + E_AC x SOPs`` of one layer, in pJ (summed over what was measured)."""
     return e_mac * (r.zero_skip_macs if zero_skip else r.macs) + e_ac * r.sops
 
 
-def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None) -> dict:
+def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None) -> Price:
     """Per inference (divided by ``counts.samples``): rows per layer and per neuron layer, totals of every
     operation kind, bytes and energy on the CMOS profile (and on ``hw`` when given), and per-step totals."""
     b, T = counts.samples, counts.T
@@ -387,7 +430,7 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
     neuron_step_pj = (t["neuron_pj"] - cost.e_ac * t["resets"]) / T  # the same every step, resets follow spikes
     per_step["compute_pj"] = (cost.e_mac * mac_steps + cost.e_ac * (step["sops"] + step["spikes"])
                               + neuron_step_pj).tolist()  # fmt: skip
-    return {"layers": layers, "neurons": neuron_rows, "activations": relu, "totals": t, "per_step": per_step}
+    return Price(layers, neuron_rows, relu, PriceTotals(**t), per_step)
 
 
 def relu_config(config):
@@ -417,8 +460,8 @@ class EnergyReport:
     neuromorphic: dict
     samples: int
     T: int
-    snn: dict
-    ann: dict
+    snn: Price
+    ann: Price
     firing_rates: dict[str, float] = field(default_factory=dict)
     firing_rates_per_step: dict[str, list[float]] = field(default_factory=dict)
     histograms: dict[str, dict] = field(default_factory=dict)
@@ -443,18 +486,18 @@ class EnergyReport:
 
     def _neuron_kinds(self) -> str:
         kinds = {(r["neuron"], r["state_muladds"] / r["updates"], r["state_adds"] / r["updates"])
-                 for r in self.snn["neurons"] if r["updates"]}  # fmt: skip
+                 for r in self.snn.neurons if r["updates"]}  # fmt: skip
         return "; ".join(f"{n}: {m:g} multiply-adds, {a:g} adds" for n, m, a in sorted(kinds)) or "none"
 
     def _per_step(self) -> str:
-        p = self.snn["per_step"]
+        p = self.snn.per_step
         return "; ".join(
             f"t{i}: {sop:.3g} SOPs, {sp:.3g} spikes, {pj:.3g} pJ"
             for i, (sop, sp, pj) in enumerate(zip(p["sops"], p["spikes"], p["compute_pj"], strict=True))
         )
 
     def table(self) -> str:
-        s, a = self.snn["totals"], self.ann["totals"]
+        s, a = self.snn.totals, self.ann.totals
         acc = self.accuracy
         status = "TRAINED" if self.ann_trained else "UNTRAINED: architecture-only comparison, not at matched accuracy"
 
@@ -465,40 +508,40 @@ class EnergyReport:
                  f"ReLU twin      {self.accuracy_split} accuracy {pct(acc['ann'])}   [{status}; {self.ann_source}]",
                  "", f"{'SNN layer':<34} {'input':>8} {'fr_in':>6} {'MACs':>10} {'SOPs':>10} {'pJ 45nm':>10} "
                  f"{'bytes':>10}"]  # fmt: skip
-        for r in self.snn["layers"]:
+        for r in self.snn.layers:
             fr = f"{r['fr_in']:.3f}" if r["input"] == "spikes" else "-"
             lines.append(f"{r['name']:<34} {r['input']:>8} {fr:>6} {r['macs']:>10.3e} {r['sops']:>10.3e} "
                          f"{r['compute_pj']:>10.3e} {r['weight_bytes'] + r['act_bytes']:>10.3e}")  # fmt: skip
         lines += ["", f"{'SNN neuron layer':<34} {'neurons':>8} {'rate':>6} {'spikes':>10} {'mul-adds':>10} "
                   f"{'pJ 45nm':>10} {'bytes':>10}"]  # fmt: skip
-        for r in self.snn["neurons"]:
+        for r in self.snn.neurons:
             lines.append(f"{r['name']:<34} {r['neurons']:>8.0f} {r['rate']:>6.3f} {r['spikes']:>10.3e} "
                          f"{r['state_muladds']:>10.3e} {r['compute_pj']:>10.3e} "
                          f"{r['state_bytes'] + r['spike_bytes']:>10.3e}")  # fmt: skip
         rows = [("operations per inference", None, None),
-                ("MACs on analogue inputs", s["macs"], a["macs"]),
-                ("  of them on non-zero inputs (zero-skip)", s["zero_skip_macs"], a["zero_skip_macs"]),
-                ("synaptic accumulates (SOPs)", s["sops"], a["sops"]),
-                ("neuron leak multiply-adds", s["state_muladds"], a["state_muladds"]),
-                ("neuron adds (integrate)", s["state_adds"], a["state_adds"]),
-                ("threshold compares (ReLU: compares)", s["compares"], a["compares"]),
-                ("resets (= spikes)", s["resets"], a["resets"]),
+                ("MACs on analogue inputs", s.macs, a.macs),
+                ("  of them on non-zero inputs (zero-skip)", s.zero_skip_macs, a.zero_skip_macs),
+                ("synaptic accumulates (SOPs)", s.sops, a.sops),
+                ("neuron leak multiply-adds", s.state_muladds, a.state_muladds),
+                ("neuron adds (integrate)", s.state_adds, a.state_adds),
+                ("threshold compares (ReLU: compares)", s.compares, a.compares),
+                ("resets (= spikes)", s.resets, a.resets),
                 ("memory traffic (bytes)", None, None),
-                ("weights", s["weight_bytes"], a["weight_bytes"]),
-                ("layer inputs + outputs", s["act_bytes"], a["act_bytes"]),
-                ("membrane state (read + write)", s["state_bytes"], a["state_bytes"]),
-                ("spikes written", s["spike_bytes"], a["spike_bytes"]),
+                ("weights", s.weight_bytes, a.weight_bytes),
+                ("layer inputs + outputs", s.act_bytes, a.act_bytes),
+                ("membrane state (read + write)", s.state_bytes, a.state_bytes),
+                ("spikes written", s.spike_bytes, a.spike_bytes),
                 ("energy per inference (pJ)", None, None),
-                ("45 nm: MACs + accumulates", s["synaptic_pj"], a["synaptic_pj"]),
-                ("45 nm: neuron updates / ReLU", s["neuron_pj"], a["neuron_pj"]),
-                ("45 nm: compute", s["compute_pj"], a["compute_pj"]),
-                ("45 nm: memory traffic", s["memory_pj"], a["memory_pj"]),
-                ("45 nm: compute + memory", s["total_pj"], a["total_pj"]),
-                (f"{self.neuromorphic['name']}: synaptic events", s["chip_synop_pj"], None),
-                (f"{self.neuromorphic['name']}: neuron updates", s["chip_neuron_pj"], None),
-                (f"{self.neuromorphic['name']}: spikes routed", s["chip_spike_pj"], None),
-                (f"{self.neuromorphic['name']}: analogue layers on a host", s["chip_host_mac_pj"], None),
-                (f"{self.neuromorphic['name']}: total", s["chip_pj"], None)]  # fmt: skip
+                ("45 nm: MACs + accumulates", s.synaptic_pj, a.synaptic_pj),
+                ("45 nm: neuron updates / ReLU", s.neuron_pj, a.neuron_pj),
+                ("45 nm: compute", s.compute_pj, a.compute_pj),
+                ("45 nm: memory traffic", s.memory_pj, a.memory_pj),
+                ("45 nm: compute + memory", s.total_pj, a.total_pj),
+                (f"{self.neuromorphic['name']}: synaptic events", s.chip_synop_pj, None),
+                (f"{self.neuromorphic['name']}: neuron updates", s.chip_neuron_pj, None),
+                (f"{self.neuromorphic['name']}: spikes routed", s.chip_spike_pj, None),
+                (f"{self.neuromorphic['name']}: analogue layers on a host", s.chip_host_mac_pj, None),
+                (f"{self.neuromorphic['name']}: total", s.chip_pj, None)]  # fmt: skip
         lines += ["", f"{'':<44} {'SNN':>11} {'ReLU twin':>11}"]
         for label, x, y in rows:
             if x is None and y is None:
@@ -506,14 +549,13 @@ class EnergyReport:
                 continue
             fy = "-" if y is None else f"{y:>11.4g}"
             lines.append(f"  {label:<42} {x:>11.4g} {fy:>11}")
-        ann_zs = self.cost["e_mac"] * a["zero_skip_macs"] + a["neuron_pj"]
+        ann_zs = self.cost["e_mac"] * a.zero_skip_macs + a.neuron_pj
         lines += [
             "",
-            f"SNN / ReLU twin, 45 nm compute: {s['compute_pj'] / a['compute_pj']:.3f}; compute + memory: "
-            f"{s['total_pj'] / a['total_pj']:.3f}; against the twin with zero-skipping: "
-            f"{s['compute_pj'] / ann_zs:.3f} (compute)",
-            f"SNN on {self.neuromorphic['name']} / ReLU twin at 45 nm (compute + memory): "
-            f"{s['chip_pj'] / a['total_pj']:.3f}",
+            f"SNN / ReLU twin, 45 nm compute: {s.compute_pj / a.compute_pj:.3f}; compute + memory: "
+            f"{s.total_pj / a.total_pj:.3f}; against the twin with zero-skipping: "
+            f"{s.compute_pj / ann_zs:.3f} (compute)",
+            f"SNN on {self.neuromorphic['name']} / ReLU twin at 45 nm (compute + memory): {s.chip_pj / a.total_pj:.3f}",
             f"per time step (SNN): {self._per_step()}",
             "assumptions:",
             *[f"  - {x}" for x in self.assumptions()],
@@ -529,24 +571,17 @@ class EnergyReport:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / n for n in ("energy.json", "energy.csv", "neurons.csv", "histograms.csv")]
-        paths[0].write_text(json.dumps(asdict(self), indent=1))
+        write_text(paths[0], json.dumps(asdict(self), indent=1))
         rows = [{"model": m, **{k: v for k, v in r.items() if not k.endswith("_steps")}}
-                for m, part in (("snn", self.snn), ("ann", self.ann)) for r in part["layers"]]  # fmt: skip
-        _write_rows(paths[1], rows)
-        _write_rows(paths[2], [{k: v for k, v in r.items() if k != "spikes_steps"} for r in self.snn["neurons"]])
+                for m, part in (("snn", self.snn), ("ann", self.ann)) for r in part.layers]  # fmt: skip
+        write_csv(paths[1], rows)
+        write_csv(paths[2], [{k: v for k, v in r.items() if k != "spikes_steps"} for r in self.snn.neurons])
         hist = [{"layer": layer, "histogram": kind, "bin_low": lo, "bin_high": hi, "n": n}
                 for layer, h in self.histograms.items() for kind in ("rate", "count")
                 for lo, hi, n in zip(h[kind]["edges"][:-1], h[kind]["edges"][1:], h[kind]["counts"],
                                      strict=True)]  # fmt: skip
-        _write_rows(paths[3], hist, ["layer", "histogram", "bin_low", "bin_high", "n"])
+        write_csv(paths[3], hist, ["layer", "histogram", "bin_low", "bin_high", "n"])
         return paths
-
-
-def _write_rows(path: Path, rows: list[dict], fieldnames: list[str] | None = None) -> None:
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fieldnames or (list(rows[0]) if rows else ["empty"]))
-        w.writeheader()
-        w.writerows(rows)
 
 
 def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, cost: CostModel | None = None,
@@ -565,16 +600,36 @@ def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, c
     ann = ann_model if trained else relu_twin(model.config)
     ann_counts = count_ops(ann, lambda: ann(audio, frames), ann.config.T, b, detect_spikes=False)
     snn_priced, ann_priced = price(counts, cost, hw), price(ann_counts, cost)
-    s, a = snn_priced["totals"], ann_priced["totals"]
-    totals = {"snn_pj": s["compute_pj"], "ann_pj": a["compute_pj"], "snn_mem_pj": s["memory_pj"],
-              "ann_mem_pj": a["memory_pj"], "snn_chip_pj": s["chip_pj"], "mean_firing_rate": s["mean_firing_rate"],
-              "sops": s["sops"], "macs": s["macs"], "ann_macs": a["macs"]}  # fmt: skip
+    s, a = snn_priced.totals, ann_priced.totals
+    totals = {"snn_pj": s.compute_pj, "ann_pj": a.compute_pj, "snn_mem_pj": s.memory_pj, "ann_mem_pj": a.memory_pj,
+              "snn_chip_pj": s.chip_pj, "mean_firing_rate": s.mean_firing_rate, "sops": s.sops, "macs": s.macs,
+              "ann_macs": a.macs}  # fmt: skip
     mon = counts.monitor
     return EnergyReport(asdict(cost), asdict(hw), b, T, snn_priced, ann_priced, mon.firing_rates(),
                         {k: v.tolist() for k, v in mon.firing_rates_per_step().items()}, mon.histograms(bins), totals,
                         ann_trained=trained)  # fmt: skip
 
 
-__all__ = ["CostModel", "NeuromorphicProfile", "OpCounter", "LayerOps", "Counts", "count_ops", "price",
-           "layer_energy", "relu_config", "relu_twin", "EnergyReport", "energy_report", "neuron_cost", "NEURON_COSTS",
-           "PRECISIONS", "ENERGY_TABLE", "MEMORY_LEVELS", "E_BYTE_SRAM", "HOROWITZ", "LOIHI"]  # fmt: skip
+__all__ = [
+    "CostModel",
+    "NeuromorphicProfile",
+    "OpCounter",
+    "LayerOps",
+    "Counts",
+    "count_ops",
+    "price",
+    "Price",
+    "PriceTotals",
+    "layer_energy",
+    "relu_config",
+    "relu_twin",
+    "EnergyReport",
+    "energy_report",
+    "neuron_cost",
+    "PRECISIONS",
+    "ENERGY_TABLE",
+    "MEMORY_LEVELS",
+    "E_BYTE_SRAM",
+    "HOROWITZ",
+    "LOIHI",
+]

@@ -61,8 +61,8 @@ import torch
 
 import neurons
 
+from ..files import write_csv, write_text
 from . import register_command
-from .files import write_csv
 
 SWEEPS = ("contrast", "snr", "afferent")
 TRIALS = ("repeats", "stimuli")
@@ -546,7 +546,7 @@ def probe_checkpoint(
         f"{_trials_line(pcfg, cfg, result)}."
     )
     md = markdown_table(result.levels)
-    (out / "probe.md").write_text(head + "\n\n" + md + "\n")
+    write_text(out / "probe.md", head + "\n\n" + md + "\n")
     probe_plot(result.levels, result.neurons, out / "probe.png", title=f"{cfg.model.fusion}: {checkpoint}")
     if not quiet:
         print(head + "\n\n" + md)
@@ -635,7 +635,7 @@ def probe_checkpoints(
         "checkpoints."
     )
     md = seeds_table(summary)
-    (out / "probe_seeds.md").write_text(head + "\n\n" + md + "\n")
+    write_text(out / "probe_seeds.md", head + "\n\n" + md + "\n")
     if not quiet:
         for c, n, res in zip(checkpoints, names, results, strict=True):
             print(f"## {c}\n\n{res.head}\n\n{markdown_table(res.levels)}\n\n(files in {out / n})\n")
@@ -725,6 +725,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     from matplotlib.ticker import NullFormatter
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
+    from ..plots import save_figure
 
     sweeps = list(dict.fromkeys(r["sweep"] for r in levels))
     xlabel = {
@@ -776,11 +777,9 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, Path(path), 110)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
@@ -790,7 +789,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     "untrained (ME, additivity against stimulus strength)",
 )
 def _probe_command(q) -> None:
-    from ..cli import nonnegative_float, positive_int
+    from ..argtypes import nonnegative_float, positive_int
 
     d = ProbeConfig()
     q.add_argument(
@@ -825,7 +824,7 @@ def _probe_command(q) -> None:
         metavar="AUDIO_DB,IMAGE_DB",
         help="SNR of the candidates and of the contrast and afferent sweeps (default: the checkpoint's)",
     )
-    q.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(d.sweeps))
+    q.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(d.sweeps), help="which input sweeps to run")
     q.add_argument("--contrast", nargs="+", type=nonnegative_float, default=list(d.contrast), help="input scales")
     q.add_argument(
         "--snr",
@@ -850,7 +849,7 @@ def _probe_command(q) -> None:
 
 
 def _run(args) -> int:
-    from ..cli import snr_pairs
+    from ..argtypes import snr_pairs
 
     noise = None
     if args.noise_snr is not None:

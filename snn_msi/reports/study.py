@@ -39,21 +39,23 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..files import write_csv, write_text
 from ..training.config import TrainConfig, demo_config, policies_for
+from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
+from ..training.result import RunResult
 from ..training.rundir import RunDir, config_diff
 from . import register_study
-from .files import write_csv
 
-METHODS = ("normal", "iemf", "constant", "noise")
+_IEMF, _CONSTANT, _NOISE = IEMF.name, ConstantScale.name, NoiseOnly.name
+METHODS = ("normal", _IEMF, _CONSTANT, _NOISE)
 LOSSES = ("always", "with_iemf")
-DEFAULT_METHODS = ("normal", "iemf", "constant")
+DEFAULT_METHODS = ("normal", _IEMF, _CONSTANT)
 
 
 @dataclass
@@ -83,7 +85,7 @@ class StudyConfig:
         bad = [m for m in self.methods if m not in METHODS]
         if bad or "normal" not in self.methods:
             raise ValueError(f"methods must include 'normal' and be some of {', '.join(METHODS)}, got {self.methods}")
-        if "constant" in self.methods and "iemf" not in self.methods:
+        if _CONSTANT in self.methods and _IEMF not in self.methods:
             raise ValueError("the constant-coefficient control needs the iemf runs (add 'iemf' to methods)")
         if not self.levels or self.seeds < 1 or self.epochs < 1 or self.jobs < 1 or self.sop_samples < 1:
             raise ValueError(f"levels must be non-empty and seeds, epochs, jobs, sop_samples >= 1, got "
@@ -108,10 +110,10 @@ class StudyConfig:
 
     def methods_of(self, cell: tuple[str, str]) -> list[str]:
         primary = cell == self.cells()[0]
-        return [m for m in self.methods if primary or m in ("normal", "iemf")]
+        return [m for m in self.methods if primary or m in ("normal", _IEMF)]
 
     def levels_of(self, method: str) -> list[tuple[float, float]]:
-        return self.controls() if method in ("constant", "noise") else list(self.levels)
+        return self.controls() if method in (_CONSTANT, _NOISE) else list(self.levels)
 
 
 def _run_dir(out: Path, level: tuple[float, float], method: str, seed: int, cell: str = "") -> Path:
@@ -123,7 +125,7 @@ def _cell_folder(scfg: StudyConfig, cell: tuple[str, str]) -> str:
     return "" if cell == scfg.cells()[0] else f"{cell[0]}-{cell[1]}"
 
 
-def run_config(cfg_dict: dict, overwrite: bool = False) -> dict:
+def run_config(cfg_dict: dict, overwrite: bool = False) -> RunResult:
     """Train one configuration in this process unless its folder holds the same finished run; the results."""
     from ..training import Trainer
 
@@ -138,20 +140,54 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> dict:
     return Trainer(cfg, mode="overwrite", progress=False).fit()
 
 
-def run_many(configs: list[TrainConfig], jobs: int = 2, overwrite: bool = False) -> list[dict]:
+def run_many(configs: list[TrainConfig], jobs: int = 2, overwrite: bool = False) -> list[RunResult]:
     """Run configurations in parallel processes (spawned, one thread each); order of results = order given."""
     import functools
 
     return _map(functools.partial(run_config, overwrite=overwrite), [c.to_dict() for c in configs], jobs)
 
 
-def _map(fn, items: list, jobs: int) -> list:
-    if jobs <= 1:
-        return [fn(x) for x in items]
-    import multiprocessing as mp
+def _map(fn, items: list[dict], jobs: int) -> list:
+    """``[fn(item) for item in items]`` in ``jobs`` processes (results in the order given); on stderr, a bar over
+    the runs and one line per finished run (its folder, test and best validation accuracy, time so far)."""
+    import sys
+    import time
 
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
-        return list(pool.map(fn, items))
+    from tqdm import tqdm
+
+    results: list = [None] * len(items)
+    t0 = time.time()
+    bar = tqdm(total=len(items), desc="runs", unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def finished(i: int, result) -> None:
+        results[i] = result
+        bar.update()
+        line = run_line(items[i]["out"], getattr(result, "result", result), bar.n, len(items), time.time() - t0)
+        bar.write(line, file=sys.stderr)
+
+    try:
+        if jobs <= 1:
+            for i, item in enumerate(items):
+                finished(i, fn(item))
+        else:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+                futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+    finally:
+        bar.close()
+    return results
+
+
+def run_line(out: str, result: RunResult, done: int, total: int, seconds: float) -> str:
+    """``[3/12] runs/demo/IEMF_s0: test 0.873 (audio 0.41, visual 0.80), best val 0.880 at epoch 9; 35 s``."""
+    t = result.test
+    return (
+        f"[{done}/{total}] {out}: test {t.acc:.3f} (audio {t.acc_audio:.2f}, visual {t.acc_visual:.2f}), best val "
+        f"{result.best_val_acc:.3f} at epoch {result.best_epoch}; {seconds:.0f} s"
+    )
 
 
 def _one_thread() -> None:
@@ -173,12 +209,9 @@ def _config(scfg: StudyConfig, level, method: str, seed: int, coeff: float | Non
     out = _run_dir(Path(scfg.out), level, method, seed, _cell_folder(scfg, cell))
     over = {"epochs": scfg.epochs, "seed": seed, "out": str(out), "data": data, "model": model, "loss": loss_cfg,
             **base}  # fmt: skip
-    options = {"coeff": coeff} if method == "constant" else {}
-    over["policies"] = policies_for(method, **options) if method != "iemf" else policies_for(iemf=True)
+    options = {"coeff": coeff} if method == _CONSTANT else {}
+    over["policies"] = policies_for(method, **options) if method != _IEMF else policies_for(iemf=True)
     return demo_config(**over)
-
-
-COEFF = "mean iemf/coeff"  # the results key of IEMF's mean coefficient over all steps
 
 
 def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -230,19 +263,24 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
         s = level_summary(neuron_table(rates, 0.01), rates, labels)
         out.update({k: s[k] for k in ("ME_median", "ME_population", "AI_median", "AI_population", "rate_CM",
                                       "responsive", "frac_super_additive")})  # fmt: skip
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out))
-    os.replace(tmp, cache)
+    write_text(cache, json.dumps(out))
     return out
 
 
-def _train_and_measure(cfg_dict: dict, overwrite: bool, samples: int) -> dict:
+@dataclass(frozen=True)
+class MeasuredRun:
+    """A finished run's results and what :func:`measure_run` counted on it."""
+
+    result: RunResult
+    measure: dict
+
+
+def _train_and_measure(cfg_dict: dict, overwrite: bool, samples: int) -> MeasuredRun:
     result = run_config(cfg_dict, overwrite)
-    return {**result, "measure": measure_run(cfg_dict["out"], samples)}
+    return MeasuredRun(result, measure_run(cfg_dict["out"], samples))
 
 
-def _run_all(configs: list[TrainConfig], scfg: StudyConfig, overwrite: bool) -> list[dict]:
+def _run_all(configs: list[TrainConfig], scfg: StudyConfig, overwrite: bool) -> list[MeasuredRun]:
     import functools
 
     fn = functools.partial(_train_and_measure, overwrite=overwrite, samples=scfg.sop_samples)
@@ -263,7 +301,7 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
     specs, configs, reused = [], [], {}
     for cell in scfg.cells():
         for m in scfg.methods_of(cell):
-            if m == "constant":
+            if m == _CONSTANT:
                 continue
             for lv in scfg.levels_of(m):
                 for s in seeds:
@@ -275,13 +313,14 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
     results = dict(zip(specs, _run_all(configs, scfg, overwrite), strict=True))
     specs2, configs2 = [], []
     for cell in scfg.cells():
-        if "constant" not in scfg.methods_of(cell):
+        if _CONSTANT not in scfg.methods_of(cell):
             continue
         for lv in scfg.controls():
-            coeff = float(np.mean([results[_source(reused, (*cell, lv, "iemf", s))][COEFF] for s in seeds]))
+            runs = [results[_source(reused, (*cell, lv, _IEMF, s))].result for s in seeds]
+            coeff = float(np.mean([r.policy_mean(_IEMF, "coeff") for r in runs]))
             for s in seeds:
-                specs2.append((*cell, lv, "constant", s))
-                configs2.append(_config(scfg, lv, "constant", s, coeff, cell))
+                specs2.append((*cell, lv, _CONSTANT, s))
+                configs2.append(_config(scfg, lv, _CONSTANT, s, coeff, cell))
     results.update(zip(specs2, _run_all(configs2, scfg, overwrite), strict=True))
     results.update({k: results[src] for k, src in reused.items()})
     rows = run_rows(results)
@@ -296,7 +335,7 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
     if cells:
         write_csv(out / "cells.csv", cells)
     md = report_markdown(summary, trend, compute, rows, scfg, cells)
-    (out / "summary.md").write_text(md + "\n")
+    write_text(out / "summary.md", md + "\n")
     study_plot(summary, trend, rows, scfg, out / "inverse_effectiveness.png")
     print(md)
     print(f"\nwrote {out / 'runs.csv'}, {out / 'summary.md'}, {out / 'inverse_effectiveness.png'} and the CSV tables")
@@ -305,7 +344,7 @@ def run_study(scfg: StudyConfig, overwrite: bool = False) -> list[dict]:
 
 def _reuses_always(scfg: StudyConfig, cell: tuple[str, str], method: str) -> bool:
     """IEMF trains the unimodal heads in both loss settings: its with_iemf runs are its always runs."""
-    return cell[1] == "with_iemf" and method == "iemf" and "always" in scfg.losses
+    return cell[1] == "with_iemf" and method == _IEMF and "always" in scfg.losses
 
 
 def _source(reused: dict, key: Key) -> Key:
@@ -319,17 +358,15 @@ def _heads_trained(loss: str, method: str) -> bool:
     return loss == "always" or method != "normal"
 
 
-def run_rows(results: dict[Key, dict]) -> list[dict]:
+def run_rows(results: dict[Key, MeasuredRun]) -> list[dict]:
     """One row per run, with Normal's paired target and the compute to reach it."""
     rows = []
-    for (fusion, loss, lv, m, s), r in results.items():
-        meas = r["measure"]
+    for (fusion, loss, lv, m, s), run in results.items():
+        meas, t = run.measure, run.result.test
         rows.append({"fusion": fusion, "loss": loss, "audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m,
-                     "seed": s, "test_acc": r["test_acc"], "test_acc_audio": r["test_acc_audio"],
-                     "test_acc_visual": r["test_acc_visual"],
-                     "gain": r["test_acc"] - max(r["test_acc_audio"], r["test_acc_visual"])
-                     if _heads_trained(loss, m) else float("nan"),
-                     "coeff_mean": next((v for k, v in r.items() if k.endswith("/coeff")), float("nan")),
+                     "seed": s, "test_acc": t.acc, "test_acc_audio": t.acc_audio, "test_acc_visual": t.acc_visual,
+                     "gain": t.acc - max(t.acc_audio, t.acc_visual) if _heads_trained(loss, m) else float("nan"),
+                     "coeff_mean": run.result.policy_mean(m, "coeff") if m != "normal" else float("nan"),
                      "final_val_acc": meas["val_acc"][-1], "sops_per_sample": meas["sops"],
                      "macs_per_sample": meas["macs"], "val_curve": meas["val_acc"], "train_n": meas["train_n"],
                      **{k: meas.get(k, float("nan")) for k in PROBED}})  # fmt: skip
@@ -381,8 +418,8 @@ def summarise_cells(rows: list[dict], scfg: StudyConfig, seeds) -> list[dict]:
         cell_rows = [r for r in rows if (r["fusion"], r["loss"]) == cell]
         for row in summarise(cell_rows, scfg.levels, scfg.methods_of(cell), seeds):
             lv = (row["audio_snr_db"], row["image_snr_db"])
-            paired = row["method"] == "iemf" and "constant" in scfg.methods_of(cell) and lv in scfg.controls()
-            d, lo, hi = t_interval(_paired(rows, cell, lv, "iemf", "constant")) if paired else (float("nan"),) * 3
+            paired = row["method"] == _IEMF and _CONSTANT in scfg.methods_of(cell) and lv in scfg.controls()
+            d, lo, hi = t_interval(_paired(rows, cell, lv, _IEMF, _CONSTANT)) if paired else (float("nan"),) * 3
             summary.append({"fusion": cell[0], "loss": cell[1], **row, "iemf_vs_constant": d,
                             "iemf_vs_constant_low": lo, "iemf_vs_constant_high": hi})  # fmt: skip
     return summary
@@ -435,11 +472,11 @@ def trend_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
     for cell in scfg.cells():
         methods = scfg.methods_of(cell)
         contrasts = [(m, "normal", "test_acc") for m in methods if m != "normal"]
-        if "constant" in methods:
-            contrasts.append(("iemf", "constant", "test_acc"))
+        if _CONSTANT in methods:
+            contrasts.append((_IEMF, _CONSTANT, "test_acc"))
         for m, ref, key in [*contrasts, ("normal", None, "gain")]:
             points: dict[int, list[tuple[float, float]]] = {}
-            levels = scfg.controls() if "constant" in (m, ref) or m == "noise" else scfg.levels
+            levels = scfg.controls() if _CONSTANT in (m, ref) or m == _NOISE else scfg.levels
             for lv in levels:
                 for r in rows:
                     if (r["fusion"], r["loss"], (r["audio_snr_db"], r["image_snr_db"]), r["method"]) != (*cell, lv, m):
@@ -618,6 +655,7 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     import matplotlib.pyplot as plt
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
+    from ..plots import save_figure
 
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 4.4))
     for cell in scfg.cells():
@@ -663,8 +701,7 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     ax3.set_title("compute to reach Normal's accuracy (per seed)")
     ax3.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, 110)
     plt.close(fig)
     return path
 
@@ -676,12 +713,12 @@ FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
 def add_run_arguments(q, defaults) -> None:
     """The options every study shares, with the study config ``defaults``' values: ``--seeds``, ``--epochs``,
     ``--jobs``, ``--out``, ``--overwrite``."""
-    from ..cli import positive_int
+    from ..argtypes import positive_int
 
-    q.add_argument("--seeds", type=positive_int, default=defaults.seeds)
-    q.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    q.add_argument("--seeds", type=positive_int, default=defaults.seeds, help="seeds per cell (default: %(default)s)")
+    q.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="epochs per run (default: %(default)s)")
     q.add_argument("--jobs", "-j", type=positive_int, default=defaults.jobs, help="runs in parallel")
-    q.add_argument("--out", default=defaults.out)
+    q.add_argument("--out", default=defaults.out, help="folder of the runs and the report (default: %(default)s)")
     q.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
 
 
@@ -700,14 +737,14 @@ def _inverse_effectiveness_command(q) -> None:
     q.add_argument("--losses", nargs="+", choices=LOSSES, default=list(d.losses), help="cells: loss.unimodal settings")
     q.add_argument("--full", action="store_true", help="all four cells: --fusions concat msi --losses always "
                    "with_iemf (about 2.5x the default's time)")  # fmt: skip
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
+    q.add_argument("--dataset", default=d.dataset, help="data set of every run (default: %(default)s)")
+    q.add_argument("--data-root", help="its folder (data sets other than digits-av)")
     add_run_arguments(q, d)
     q.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    from ..cli import snr_pairs
+    from ..argtypes import snr_pairs
 
     levels = snr_pairs("--levels", args.levels) if args.levels else StudyConfig().levels
     cfg = StudyConfig(

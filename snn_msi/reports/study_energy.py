@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics.energy import CostModel, NeuromorphicProfile, count_ops, price, relu_twin
+from ..files import write_csv, write_text
+from ..metrics.energy import CostModel, NeuromorphicProfile, PriceTotals, count_ops, price, relu_twin
 from ..training.config import TrainConfig, demo_config
 from . import register_study
 from .energy import twin_config
-from .files import write_csv
 from .study import add_run_arguments, run_many, t_interval
 
 SNN, TWIN, TWIN_ZS, CHIP = "SNN", "ReLU twin", "ReLU twin, zero-skipping", "SNN on Loihi"
@@ -82,7 +82,7 @@ def _test_batch(cfg: TrainConfig, samples: int):
     return next(iter(DataLoader(Subset(test, range(n)), batch_size=n)))
 
 
-def _measure(ckpt: Path, batch, cost: CostModel, hw: NeuromorphicProfile) -> dict:
+def _measure(ckpt: Path, batch, cost: CostModel, hw: NeuromorphicProfile) -> PriceTotals:
     """Energy totals per inference of a finished run's best weights on ``batch`` (the twin: one step, ReLU)."""
     from ..training import load_model
 
@@ -92,7 +92,7 @@ def _measure(ckpt: Path, batch, cost: CostModel, hw: NeuromorphicProfile) -> dic
         model = relu_twin(cfg.model, model.state_dict())
     n = len(batch.label)
     counts = count_ops(model, lambda: model(batch.audio, batch.frames), model.config.T, n, detect_spikes=spiking)
-    return price(counts, cost, hw if spiking else None)["totals"]
+    return price(counts, cost, hw if spiking else None).totals
 
 
 def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[dict]:
@@ -110,15 +110,15 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
         if seed not in batches:  # every run of a seed reads the same data (the SNNs and the twin alike)
             batches[seed] = _test_batch(cfg, scfg.samples)
         t = _measure(Path(cfg.out) / "best.pt", batches[seed], scfg.cost, hw)
-        row = {"model": model, "strength": strength, "seed": seed, "test_acc": res["test_acc"],
-               "firing_rate": t["mean_firing_rate"], "sops": t["sops"], "macs": t["macs"],
-               "zero_skip_macs": t["zero_skip_macs"], "compute_pj": t["compute_pj"], "memory_pj": t["memory_pj"],
-               "total_pj": t["total_pj"], "chip_pj": t.get("chip_pj", float("nan"))}  # fmt: skip
+        row = {"model": model, "strength": strength, "seed": seed, "test_acc": res.test.acc,
+               "firing_rate": t.mean_firing_rate, "sops": t.sops, "macs": t.macs,
+               "zero_skip_macs": t.zero_skip_macs, "compute_pj": t.compute_pj, "memory_pj": t.memory_pj,
+               "total_pj": t.total_pj, "chip_pj": float("nan") if t.chip_pj is None else t.chip_pj}  # fmt: skip
         rows.append(row)
         if model == TWIN:  # the same trained twin on sparse hardware: MACs on non-zero inputs only
-            zs = t["compute_pj"] - scfg.cost.e_mac * (t["macs"] - t["zero_skip_macs"])
-            rows.append({**row, "model": TWIN_ZS, "macs": t["zero_skip_macs"], "compute_pj": zs,
-                         "total_pj": zs + t["memory_pj"]})  # fmt: skip
+            zs = t.compute_pj - scfg.cost.e_mac * (t.macs - t.zero_skip_macs)
+            rows.append({**row, "model": TWIN_ZS, "macs": t.zero_skip_macs, "compute_pj": zs,
+                         "total_pj": zs + t.memory_pj})  # fmt: skip
     write_csv(out / "runs.csv", rows)
     summary = summarise(rows, scfg.strengths, seeds)
     write_csv(out / "summary.csv", summary)
@@ -127,7 +127,7 @@ def run_energy_study(scfg: EnergyStudyConfig, overwrite: bool = False) -> list[d
     note = (f"{len(configs)} runs ({len(scfg.strengths)} strengths x {scfg.seeds} seeds + {scfg.seeds} twins), "
             f"{scfg.epochs} epochs each, {scfg.jobs} in parallel; energy on {scfg.samples} test samples; "
             f"wall time {wall / 60:.1f} min")  # fmt: skip
-    (out / "summary.md").write_text(f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
+    write_text(out / "summary.md", f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
     from ..plots import pareto_plot
 
     pareto_plot(_points(summary), out / "pareto.png", f"digits-av, {scfg.seeds} seeds per point; rate_reg "
@@ -229,7 +229,7 @@ def markdown_table(summary: list[dict]) -> str:
                   "strength swept, the trained ReLU twin beside it (Pareto plot + table)")  # fmt: skip
 def _energy_study_command(q) -> None:
     """``snn-msi study energy``."""
-    from ..cli import positive_int
+    from ..argtypes import positive_int
 
     d = EnergyStudyConfig()
     listed = " ".join(f"{s:g}" for s in d.strengths)
@@ -242,8 +242,8 @@ def _energy_study_command(q) -> None:
     )
     q.add_argument("--target", type=float, default=d.target, help="rate_reg target rate of every layer")
     q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples the energy is counted on")
-    q.add_argument("--dataset", default=d.dataset)
-    q.add_argument("--data-root")
+    q.add_argument("--dataset", default=d.dataset, help="data set of every run (default: %(default)s)")
+    q.add_argument("--data-root", help="its folder (data sets other than digits-av)")
     q.add_argument("--preset", default=d.preset, help="SNR preset (clean, hard, harder)")
     add_run_arguments(q, d)
     q.set_defaults(func=_run)  # fmt: skip

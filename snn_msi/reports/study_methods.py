@@ -19,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_csv, write_text
 from ..schema import ConfigError
 from ..training.config import TrainConfig, demo_config, policies_for
+from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from . import register_study
-from .files import write_csv
 from .study import add_run_arguments, run_many, t_interval
 
 #: left out by default (see the module docstring)
-EXCLUDED = ("iemf", "constant", "noise")
+EXCLUDED = (IEMF.name, ConstantScale.name, NoiseOnly.name)
 
 
 def short_run_options(epochs: int) -> dict[str, dict]:
@@ -79,7 +80,7 @@ def cells(scfg: MethodsStudyConfig) -> list[tuple[str, bool]]:
     rows = []
     for m in scfg.method_names():
         rows.append((m, False))
-        if scfg.iemf and composes_with_iemf(m):
+        if scfg.iemf and composes_with_iemf(m).composes:
             rows.append((m, True))
     return rows
 
@@ -105,13 +106,13 @@ def run_methods_study(scfg: MethodsStudyConfig, overwrite: bool = False) -> list
     t0 = time.time()
     results = run_many(configs, scfg.jobs, overwrite)
     wall = time.time() - t0
-    rows = [{"method": m, "iemf": i, "seed": s, **{k: r[k] for k in _KEYS if k in r}}
+    rows = [{"method": m, "with_iemf": i, "seed": s, **{k: v for k, v in r.to_dict().items() if k in _KEYS}}
             for (m, i, s), r in zip(specs, results, strict=True)]  # fmt: skip
     write_csv(out / "runs.csv", rows)
     summary = summarise(rows, seeds)
     write_csv(out / "summary.csv", summary)
     md = markdown_table(summary, scfg)
-    (out / "summary.md").write_text(md + "\n")
+    write_text(out / "summary.md", md + "\n")
     print(md)
     print(f"\n{len(specs)} runs ({scfg.jobs} in parallel) in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
     return summary
@@ -127,17 +128,18 @@ _MEANS = ("acc_audio", "acc_visual", "f1", "map", "shapley_audio", "shapley_visu
 def summarise(rows: list[dict], seeds: list[int]) -> list[dict]:
     """Per (method, IEMF): accuracy mean and 95 % CI, paired difference from ``normal`` (plain) and its CI, mean
     F1, mAP and Shapley contributions."""
-    by = {(r["method"], r["iemf"], r["seed"]): r for r in rows}
+    by = {(r["method"], r["with_iemf"], r["seed"]): r for r in rows}
     base = {s: by[("normal", False, s)]["test_acc"] for s in seeds if ("normal", False, s) in by}
     summary = []
-    for m, i in dict.fromkeys((r["method"], r["iemf"]) for r in rows):
+    for m, i in dict.fromkeys((r["method"], r["with_iemf"]) for r in rows):
         runs = [by[(m, i, s)] for s in seeds if (m, i, s) in by]
         acc, lo, hi = t_interval([r["test_acc"] for r in runs])
         diffs = [by[(m, i, s)]["test_acc"] - base[s] for s in seeds if (m, i, s) in by and s in base]
         d, dlo, dhi = t_interval(diffs) if (m, i) != ("normal", False) and diffs else (0.0, 0.0, 0.0)
         means = {k: float(np.mean([r.get(f"test_{k}", math.nan) for r in runs])) for k in _MEANS}
-        summary.append({"method": m, "iemf": i, "n": len(runs), "acc_mean": acc, "acc_ci_low": lo, "acc_ci_high": hi,
-                        "diff_vs_normal": d, "diff_ci_low": dlo, "diff_ci_high": dhi, **means})  # fmt: skip
+        summary.append({"method": m, "with_iemf": i, "n": len(runs), "acc_mean": acc, "acc_ci_low": lo,
+                        "acc_ci_high": hi, "diff_vs_normal": d, "diff_ci_low": dlo, "diff_ci_high": dhi,
+                        **means})  # fmt: skip
     return summary
 
 
@@ -150,8 +152,8 @@ def markdown_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) 
              "Shapley audio / visual (pts) |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in summary:
         d, lo, hi = (100 * r[k] for k in ("diff_vs_normal", "diff_ci_low", "diff_ci_high"))
-        vs = "-" if (r["method"], r["iemf"]) == ("normal", False) else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-        lines.append(f"| {r['method']} | {'yes' if r['iemf'] else 'no'} | {r['n']} | {_pct(r['acc_mean'])} "
+        vs = "-" if (r["method"], r["with_iemf"]) == ("normal", False) else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+        lines.append(f"| {r['method']} | {'yes' if r['with_iemf'] else 'no'} | {r['n']} | {_pct(r['acc_mean'])} "
                      f"[{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}] | {vs} | {_pct(r['f1'])} | "
                      f"{_pct(r['acc_audio'])} | {_pct(r['acc_visual'])} | {_pct(r['shapley_audio'])} / "
                      f"{_pct(r['shapley_visual'])} |")  # fmt: skip

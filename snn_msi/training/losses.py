@@ -8,11 +8,12 @@ every term (0.1 in the original).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from ..schema import Config, ConfigError, check
+from ..schema import Config, check
 
 __all__ = ["LossConfig", "av_losses"]
 
@@ -21,14 +22,9 @@ __all__ = ["LossConfig", "av_losses"]
 class LossConfig(Config):
     """Which terms and how smoothed (defaults: the original code's)."""
 
-    unimodal: str = "with_iemf"
+    unimodal: Literal["always", "with_iemf"] = "with_iemf"
     label_smoothing: float = field(default=0.1, metadata=check(ge=0, lt=1))
     unimodal_label_smoothing: float | None = field(default=None, metadata=check(ge=0, lt=1))
-
-    def validate(self, where: str = "") -> None:
-        if self.unimodal not in ("always", "with_iemf"):
-            pre = f"{where}." if where else ""
-            raise ConfigError(f"{pre}unimodal must be 'always' or 'with_iemf', got {self.unimodal!r}")
 
     def trains_heads(self, required: bool) -> bool:
         """Whether the unimodal cross-entropies join the loss (``required``: a method reads the heads)."""

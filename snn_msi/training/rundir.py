@@ -1,19 +1,28 @@
-"""One run's folder, owned by one object: config, checkpoints, logs and the completion marker.
+"""One run's folder, owned by one process: config, checkpoints, logs and the completion marker.
 
-    runs/x/config.yaml      the run's configuration (written once the run has really started)
+    runs/x/.lock            the owner's pid and host, while a process runs in the folder
+    runs/x/config.yaml      the run's configuration (first line: a comment saying a run wrote it)
     runs/x/last.pt          everything resume needs, the best weights so far included (one atomic file)
-    runs/x/best.pt          the best weights and the config, for evaluate / energy (a copy made after last.pt)
+    runs/x/best.pt          the best weights and the config, for evaluate / energy (a copy made after last.pt,
+                            restored from last.pt on resume if a kill came in between)
     runs/x/metrics.csv      one row per epoch, appended before the checkpoint of that epoch
     runs/x/steps.csv        one row per step, appended per epoch
     runs/x/results.json     the final results: its presence marks a finished run
 
 Rules that make a lost or mixed-up run impossible:
 
-- a folder that holds a run is never reused silently: ``mode="new"`` refuses it (``--resume`` continues it,
-  ``--overwrite`` removes that run's files first);
-- ``last.pt`` holds the best weights too, so a kill between writing ``last.pt`` and ``best.pt`` cannot make the
-  final test use another epoch's weights;
-- the logs are cut back to the checkpoint's epoch on resume, so each epoch's row appears exactly once;
+- one process at a time: a second one gets a one-line error naming the owner; the lock of a process that died
+  (even by SIGKILL) is taken over with a warning;
+- a folder that holds a run (its checkpoints, logs, results or a config.yaml a run wrote) is never reused
+  silently: ``mode="new"`` refuses it, ``--resume`` continues it, ``--overwrite`` replaces it once the new run has
+  written its first checkpoint (until then the old run stays whole); only the files a run writes
+  (:data:`RUN_FILES`) are ever removed, and a folder with such names but no run is refused, not emptied;
+- every file is written atomically (:mod:`snn_msi.files`); temporary files of a killed process are removed by
+  the next owner;
+- ``last.pt`` holds the best weights too, so a kill between writing ``last.pt`` and ``best.pt`` can neither make
+  the final test use another epoch's weights nor leave a finished run without ``best.pt``;
+- the logs are cut back to the checkpoint's epoch on resume (and emptied when a run starts afresh), so each
+  epoch's and step's row appears exactly once;
 - a resumed run keeps its configuration: a changed value is an error, except those in :data:`RESUMABLE`;
 - :meth:`RunDir.matches` tells whether a finished run was made with a given configuration (cache hits of the
   demo and the study require an identical config).
@@ -21,47 +30,76 @@ Rules that make a lost or mixed-up run impossible:
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import shutil
+import signal
+import socket
 from pathlib import Path
 
 import torch
 
-from ..schema import ConfigError
+from ..files import atomic_path, remove_orphans, write_error, write_text
+from ..schema import ConfigError, yaml_dump
+from .result import RunResult
 
-__all__ = ["RunDir", "RunExistsError", "save_checkpoint", "load_checkpoint", "config_diff", "CHECKPOINT_VERSION",
-           "RESUMABLE"]  # fmt: skip
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "RunDir",
+    "RunExistsError",
+    "RunLockedError",
+    "lifecycle_hook",
+    "save_checkpoint",
+    "load_checkpoint",
+    "config_diff",
+    "CHECKPOINT_VERSION",
+    "RESUMABLE",
+]
 
 CHECKPOINT_VERSION = 2
 #: config keys a resumed run may change (more epochs, another device or worker count, a moved folder)
 RESUMABLE = ("epochs", "device", "out", "data.num_workers", "data.root")
-#: the files and folders a run writes (what --overwrite removes)
+#: the files and folders a run writes (what --overwrite replaces; nothing else in the folder is touched)
 RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv", "steps.csv", "results.json", "curves.png", "tb",
              "energy")  # fmt: skip
+#: the files whose presence means the folder holds a run (besides a config.yaml that a run wrote)
+RUN_DATA = ("last.pt", "best.pt", "metrics.csv", "steps.csv", "results.json")
+#: the first line of a run's config.yaml
+CONFIG_HEADER = "# snn-msi run configuration (written by the run; `snn-msi train --resume` reads it)\n"
+#: where a run started with --overwrite writes until its first checkpoint, and where the old run's files wait
+#: for deletion while the new run's files move in
+STAGING, REPLACED = ".replacing", ".replaced"
 
 
 class RunExistsError(ConfigError):
     """The output folder already holds a run."""
 
 
+class RunLockedError(ConfigError):
+    """Another live process owns the run folder."""
+
+
+def lifecycle_hook(point: str, epoch: int | None = None) -> None:
+    """Test-only instrumentation (``tests/test_lifecycle.py``): ``SNN_MSI_TEST_KILL_AT`` / ``SNN_MSI_TEST_STOP_AT``
+    set to ``"<point>"`` or ``"<point>:<epoch>"`` send this process SIGKILL / SIGSTOP when it reaches that point
+    of the run's life cycle (``after_log``, ``writing_last.pt``, ``after_last_pt``, ``after_best_pt``, ``locked``).
+    Unset (always, outside the tests), it does nothing."""
+    for var, sig in (("SNN_MSI_TEST_KILL_AT", signal.SIGKILL), ("SNN_MSI_TEST_STOP_AT", signal.SIGSTOP)):
+        spec = os.environ.get(var)
+        if spec and spec in (point, f"{point}:{epoch}"):
+            os.kill(os.getpid(), sig)
+
+
 def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename; the temporary file never stays
-    behind, and a full disk or a read-only folder is a one-line ``OSError`` naming the file."""
+    """Write atomically (:func:`snn_msi.files.atomic_path`): a kill or a full disk never leaves a partial
+    checkpoint, and a full disk or a read-only folder is a one-line ``OSError`` naming the file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, "checkpoint") as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # torch reports a full disk as a RuntimeError ("unexpected pos ...")
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
-        if isinstance(err, RuntimeError):
-            free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else 0
-            reason = f"{reason} ({free / 2**20:.0f} MiB free on that disk)"
-        raise OSError(f"cannot write checkpoint {path}: {reason}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        lifecycle_hook(f"writing_{path.name}", state.get("epoch"))
     return path
 
 
@@ -102,13 +140,77 @@ def config_diff(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
             if k not in ignore and fa.get(k) != fb.get(k)]  # fmt: skip
 
 
+class _Lock:
+    """An exclusive lock on a run folder: ``<folder>/.lock`` holds the owner's pid and host, and the owner holds
+    an ``flock`` on it for as long as it lives (the kernel drops it when the process dies, even by SIGKILL, so a
+    lock left by a dead process is recognised and taken over). Re-entrant within one process."""
+
+    _held: dict[str, list] = {}  # folder -> [file descriptor, holders] of this process
+
+    def __init__(self, folder: Path) -> None:
+        self.file = folder / ".lock"
+        self.key = str(folder.resolve())
+        self.acquired = False
+
+    def acquire(self) -> None:
+        if self.key in self._held:
+            self._held[self.key][1] += 1
+            self.acquired = True
+            return
+        while True:
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = self._owner(fd)
+                os.close(fd)
+                raise RunLockedError(f"run folder {self.file.parent} is in use by {owner} (lock file {self.file}); "
+                                     "wait for it to finish, or use another --out") from None  # fmt: skip
+            if os.path.exists(self.file) and os.fstat(fd).st_ino == os.stat(self.file).st_ino:
+                break
+            os.close(fd)  # the file was removed by its previous owner while we waited: lock the new one
+        previous = self._owner(fd)
+        if previous:
+            log.warning("%s: took over the lock of %s, which is no longer running", self.file.parent, previous)
+        try:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+            os.fsync(fd)
+        except OSError as err:  # a full disk
+            self.file.unlink(missing_ok=True)
+            os.close(fd)
+            raise write_error(self.file, err) from None
+        self._held[self.key] = [fd, 1]
+        self.acquired = True
+
+    @staticmethod
+    def _owner(fd: int) -> str:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 4096).decode(errors="replace").split()
+        return f"process {text[0]} on {text[1]}" if len(text) >= 2 else ""
+
+    def release(self) -> None:
+        if not self.acquired:
+            return
+        self.acquired = False
+        held = self._held[self.key]
+        held[1] -= 1
+        if held[1] == 0:
+            del self._held[self.key]
+            self.file.unlink(missing_ok=True)  # while still locked: a waiting process then locks a new file
+            os.close(held[0])
+
+
 class RunDir:
-    """The folder of one run.
+    """The folder of one run, owned by one process while it runs (``<folder>/.lock``).
 
     Args:
         path: the folder.
         mode: ``"new"`` (the folder must not hold a run), ``"resume"`` (continue from ``last.pt``; start afresh
-            when there is none) or ``"overwrite"`` (remove this run's files first; other files stay).
+            when there is none) or ``"overwrite"`` (the new run is written to ``<folder>/.replacing/`` and replaces
+            the old run's files, and only those, once it has written its first checkpoint: a new run that fails
+            or is killed before that leaves the old one whole).
     """
 
     def __init__(self, path: str | Path, mode: str = "new") -> None:
@@ -117,32 +219,59 @@ class RunDir:
         self.path, self.mode = Path(path), mode
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"output folder {self.path} is a file")
+        self.work = self.path  # where the run writes now (the staging folder while it replaces another run)
+        self._lock = _Lock(self.path)
+        self._created: Path | None = None
 
     # -- paths ----------------------------------------------------------------------------------------------
     @property
     def config_file(self) -> Path:
-        return self.path / "config.yaml"
+        return self.work / "config.yaml"
 
     @property
     def last(self) -> Path:
-        return self.path / "last.pt"
+        return self.work / "last.pt"
 
     @property
     def best(self) -> Path:
-        return self.path / "best.pt"
+        return self.work / "best.pt"
 
     @property
     def results_file(self) -> Path:
-        return self.path / "results.json"
+        return self.work / "results.json"
+
+    @property
+    def staging(self) -> Path:
+        return self.path / STAGING
 
     def holds_run(self) -> bool:
-        return any((self.path / name).exists() for name in RUN_FILES)
+        """The folder holds a run's files (a checkpoint, a log, results, or a config.yaml a run wrote); a user's
+        own ``config.yaml`` or ``tb/`` is not a run."""
+        return any((self.path / name).exists() for name in RUN_DATA) or _written_by_run(self.path / "config.yaml")
+
+    def foreign_files(self) -> list[str]:
+        """Files a run would write that are there without a run (a user's own ``config.yaml``, ``tb/``, ...)."""
+        if self.holds_run():
+            return []
+        return [name for name in RUN_FILES if (self.path / name).exists()]
 
     def is_complete(self) -> bool:
         return self.results_file.is_file()
 
-    def results(self) -> dict:
-        return json.loads(self.results_file.read_text())
+    def results(self) -> RunResult:
+        """The finished run's :class:`RunResult` (a one-line ``ValueError`` for a file that is not one)."""
+        try:
+            data = json.loads(self.results_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{self.results_file} is not JSON: {err}") from None
+        return RunResult.from_dict(data, str(self.results_file))
+
+    @property
+    def resume_config_file(self) -> Path:
+        """The config.yaml of the run that ``--resume`` continues: the new run's, when an ``--overwrite`` was
+        killed after the new run's first checkpoint (:meth:`prepare` then finishes replacing the old one)."""
+        pending = self.staging / "config.yaml"
+        return pending if (self.staging / "last.pt").is_file() and pending.is_file() else self.path / "config.yaml"
 
     def saved_config(self) -> dict | None:
         from ..schema import load_yaml
@@ -156,26 +285,93 @@ class RunDir:
 
     # -- life cycle -----------------------------------------------------------------------------------------
     def prepare(self) -> bool:
-        """Check the folder for this mode (``overwrite``: remove the old run's files); True when there is a
-        checkpoint to resume. Creates nothing: the folder appears with the run's first file, so a command that
-        fails before training leaves no empty folder behind."""
-        if self.mode == "new" and self.holds_run():
-            what = "a finished run" if self.is_complete() else "a run"
-            raise RunExistsError(f"output folder {self.path} already holds {what}; use --resume to continue it, "
-                                 "--overwrite to replace it, or another --out")  # fmt: skip
-        if self.mode == "overwrite":
-            for name in RUN_FILES:
-                p = self.path / name
-                if p.is_dir():
-                    shutil.rmtree(p)
-                elif p.exists():
-                    p.unlink()
+        """Lock the folder and check it for this mode; True when there is a checkpoint to resume.
+
+        Under the lock, what a killed process left is tidied first: its temporary files, and an interrupted
+        ``--overwrite`` (finished when the new run had written its checkpoint, else undone). A command that fails
+        before the run writes its first file leaves no folder behind (:meth:`release`).
+        """
         existing = self.path
         while not existing.exists():
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise OSError(f"output folder {self.path} is not writable ({existing} is read-only or not a folder)")
+        if not self.path.exists():
+            try:
+                self.path.mkdir(parents=True)
+            except OSError as err:
+                raise OSError(f"cannot create output folder {self.path}: {err.strerror or err}") from None
+            self._created = existing
+        self._lock.acquire()
+        lifecycle_hook("locked")
+        try:
+            self._recover()
+            foreign = self.foreign_files()
+            if foreign and self.mode != "resume":
+                raise RunExistsError(f"output folder {self.path} holds {', '.join(foreign)} but no run; a run writes "
+                                     "those names: move them, or use another --out")  # fmt: skip
+            if self.mode == "new" and self.holds_run():
+                what = "a finished run" if self.is_complete() else "a run"
+                raise RunExistsError(f"output folder {self.path} already holds {what}; use --resume to continue it, "
+                                     "--overwrite to replace it, or another --out")  # fmt: skip
+            if self.mode == "overwrite" and self.holds_run():
+                self.staging.mkdir()
+                self.work = self.staging
+        except BaseException:
+            self.release()
+            raise
         return self.mode == "resume" and self.last.is_file()
+
+    def _recover(self) -> None:
+        """Tidy what a killed process left (we hold the lock: nobody else writes here)."""
+        for folder in (self.path, self.staging):
+            remove_orphans(folder)
+        if self.staging.is_dir():
+            if (self.staging / "last.pt").is_file():
+                log.warning("%s: finishing the --overwrite that a killed process left (its new run had written a "
+                            "checkpoint)", self.path)  # fmt: skip
+                self._replace_old_run()
+            else:
+                log.warning("%s: removed the new run of a killed --overwrite (it had written no checkpoint; the "
+                            "old run is as it was)", self.path)  # fmt: skip
+                shutil.rmtree(self.staging)
+        if (self.path / REPLACED).is_dir():
+            shutil.rmtree(self.path / REPLACED)
+
+    def _replace_old_run(self) -> None:
+        """Move the old run's files aside, the new run's into the folder, then delete the old ones."""
+        trash = self.path / REPLACED
+        trash.mkdir(exist_ok=True)
+        for name in RUN_FILES:
+            if (self.path / name).exists() and not (trash / name).exists():
+                os.replace(self.path / name, trash / name)
+        for p in self.staging.iterdir():
+            os.replace(p, self.path / p.name)
+        self.staging.rmdir()
+        shutil.rmtree(trash)
+
+    def commit(self) -> bool:
+        """After the first checkpoint of a run that replaces another: the old run's files go, the new run's take
+        their place. True when files moved (the caller then writes to :attr:`work`, now the folder itself)."""
+        if self.work == self.path:
+            return False
+        self._replace_old_run()
+        self.work = self.path
+        return True
+
+    def release(self) -> None:
+        """Unlock; a replacing run that wrote no checkpoint is removed (the old run stays), and a folder this
+        object created is removed again when nothing was written to it."""
+        if self.work != self.path and self.staging.is_dir():
+            shutil.rmtree(self.staging)
+            self.work = self.path
+        self._lock.release()
+        if self._created is not None:
+            folder = self.path
+            while folder != self._created and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+                folder = folder.parent
+            self._created = None
 
     def check_resume_config(self, saved: dict, requested: dict) -> None:
         """A resumed run keeps its config: raise naming every changed key not in :data:`RESUMABLE`."""
@@ -185,12 +381,17 @@ class RunDir:
                               "keeps its configuration (start a new run with --out, or --overwrite)")  # fmt: skip
 
     def write_config(self, config) -> None:
-        config.save(self.config_file)
+        """``config.yaml``, marked as written by a run (a user's own config.yaml in the folder is not a run)."""
+        write_text(self.config_file, CONFIG_HEADER + yaml_dump(config.to_dict()))
 
-    def mark_complete(self, results: dict) -> None:
-        tmp = self.results_file.with_name(f".results.json.tmp{os.getpid()}")
-        try:
-            tmp.write_text(json.dumps(results, indent=1))
-            os.replace(tmp, self.results_file)
-        finally:
-            tmp.unlink(missing_ok=True)
+    def mark_complete(self, result: RunResult) -> None:
+        """Write ``results.json`` atomically: the run is finished."""
+        write_text(self.results_file, json.dumps(result.to_dict(), indent=1))
+
+
+def _written_by_run(config_file: Path) -> bool:
+    try:
+        with config_file.open(encoding="utf-8", errors="replace") as fh:
+            return fh.readline() == CONFIG_HEADER
+    except OSError:
+        return False

@@ -1,9 +1,12 @@
-"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus
-TensorBoard when it is installed.
+"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus the
+logging backends asked for (TensorBoard by default; MLflow, W&B: :mod:`.loggers`).
 
-Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed by
-its first row (policies log the same keys every step). On resume, :meth:`RunLog.truncate` cuts both files back
-to the checkpoint's epoch, so an epoch redone after a kill appears once.
+Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed when
+it is created: the columns declared up front (``steps.csv``: the trainer's and every policy's declared log fields),
+then those of its first row; a resumed run keeps its file's header. On resume, :meth:`RunLog.truncate` cuts both
+files back to the checkpoint's epoch (to nothing when a run starts afresh), so an epoch redone after a kill
+appears once; the rows it keeps are copied as text, so a value reads back as it was written (``1`` stays ``1``,
+an empty cell stays empty), and a row a kill cut short is dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ import csv
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+from ..files import atomic_path, write_error
+from .loggers import DEFAULT_LOGGERS, create_loggers, parse_loggers
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +43,8 @@ def read_csv(path: str | Path) -> list[dict[str, float | str]]:
 
 
 class _CsvAppender:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, columns: Sequence[str] = ()) -> None:
+        self.path, self.columns = path, list(columns)
         self.fields: list[str] | None = None
         if path.is_file() and path.stat().st_size > 0:
             with path.open(newline="") as fh:
@@ -49,50 +56,67 @@ class _CsvAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.is_file() or self.fields is None
         if new:
-            self.fields = list(dict.fromkeys(k for r in rows for k in r))
+            self.fields = list(dict.fromkeys([*self.columns, *(k for r in rows for k in r)]))
         extra = sorted({k for r in rows for k in r} - set(self.fields))
         if extra:
             log.warning("%s: columns %s were not in its first row; they are not logged", self.path.name, extra)
-        with self.path.open("a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with self.path.open("a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                w.writerows(rows)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:  # a row cut short by a full disk is dropped on resume (truncate)
+            raise write_error(self.path, err) from None
 
-    def truncate(self, keep) -> None:
-        rows = read_csv(self.path)
+    def truncate(self, epochs_done: int) -> None:
+        """Keep the header and the complete rows of epochs ``<= epochs_done``, byte for byte (atomically)."""
+        if not self.path.is_file():
+            return
+        with self.path.open(newline="") as fh:
+            rows = list(csv.reader(fh))
         if not rows:
             return
-        kept = [r for r in rows if keep(r)]
-        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.fields)
-            w.writeheader()
-            w.writerows(kept)
-        os.replace(tmp, self.path)
+        header, col = rows[0], rows[0].index("epoch") if "epoch" in rows[0] else None
+        kept = [r for r in rows[1:] if col is not None and len(r) == len(header) and _epoch(r[col]) <= epochs_done]
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as fh:
+            csv.writer(fh).writerows([header, *kept])
+        self.fields = header
+
+
+def _epoch(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.inf
 
 
 class RunLog:
     """Append epoch and step rows of one run (``enabled=False`` on non-zero ranks: nothing is written).
 
-    Every row has an ``epoch`` (1-based); step rows also a global ``step``.
+    Every row has an ``epoch`` (1-based); step rows also a global ``step``. ``step_columns``: the columns of
+    ``steps.csv`` known before the first step (a value a step does not log is an empty cell, never a lost column).
+    ``loggers``: backend names of :data:`~snn_msi.training.loggers.LOGGERS` that get each epoch's row too;
+    ``config``: the run's (plain) configuration, which they record.
     """
 
-    def __init__(self, folder: str | Path, enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        enabled: bool = True,
+        step_columns: Sequence[str] = (),
+        loggers: Sequence[str] = DEFAULT_LOGGERS,
+        config: dict | None = None,
+    ) -> None:
         self.folder, self.enabled = Path(folder), enabled
+        self._step_columns = tuple(step_columns)
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
-        self.steps = _CsvAppender(self.folder / "steps.csv")
+        self.steps = _CsvAppender(self.folder / "steps.csv", step_columns)
         self._pending: list[dict] = []
-        self._tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.folder / "tb"))  # creates the folder on its first event
-            except ImportError:  # TensorBoard is optional: without it, the CSV files are the log
-                self._tb = None
+        self.logger_names, self.config = parse_loggers(loggers), config
+        self._loggers: list | None = None  # made with the first epoch's row: a run that fails before writes none
 
     def step(self, row: dict) -> None:
         """Queue one step row (written with the epoch's row)."""
@@ -106,20 +130,24 @@ class RunLog:
         self.steps.append(self._pending)
         self._pending = []
         self.metrics.append([row])
-        if self._tb is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "epoch":
-                    self._tb.add_scalar(k, v, row["epoch"])
-            self._tb.flush()
+        if self._loggers is None:
+            self._loggers = create_loggers(self.logger_names, self.folder, self.config)
+        for logger in self._loggers:
+            logger.log_epoch(row, int(row["epoch"]))
 
     def truncate(self, epochs_done: int) -> None:
         """Drop rows of epochs after ``epochs_done`` (they are redone after a resume)."""
         if self.enabled:
             self._pending = []
             for f in (self.metrics, self.steps):
-                f.truncate(lambda r: r.get("epoch", math.inf) <= epochs_done)
+                f.truncate(epochs_done)
+
+    def relocate(self, folder: str | Path) -> None:
+        """The run's files moved to ``folder`` (a run that replaced another, after its first checkpoint)."""
+        self.close()
+        self.__init__(folder, self.enabled, self._step_columns, self.logger_names, self.config)
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        for logger in self._loggers or []:
+            logger.close()
+        self._loggers = None

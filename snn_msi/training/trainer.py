@@ -31,14 +31,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
+from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
-from .config import TrainConfig
+from .config import TrainConfig, schedule_warnings
+from .loggers import DEFAULT_LOGGERS
 from .losses import av_losses
 from .metrics import MetricsCollector, SplitMetrics
 from .policies import (
@@ -53,7 +55,8 @@ from .policies import (
     build_policies,
     check_fusion,
 )
-from .rundir import CHECKPOINT_VERSION, RunDir, load_checkpoint, save_checkpoint
+from .result import RunResult
+from .rundir import CHECKPOINT_VERSION, RunDir, lifecycle_hook, load_checkpoint, save_checkpoint
 from .runlog import RunLog, read_csv
 
 log = logging.getLogger(__name__)
@@ -202,7 +205,7 @@ class IndexedDataset(Dataset):
 
 def _collate_indexed(items):
     samples, index, drop = zip(*items, strict=True)
-    return default_collate(list(samples)), torch.tensor(index), torch.tensor(drop)
+    return collate(list(samples)), torch.tensor(index), torch.tensor(drop)
 
 
 def to_batch(item, device: torch.device) -> Batch:
@@ -216,21 +219,22 @@ def to_batch(item, device: torch.device) -> Batch:
     n = y.numel()
     index = torch.arange(n) if index is None else index
     drop = torch.zeros(n, dtype=torch.long) if drop is None else drop
-    return Batch(sample.audio.to(device, non_blocking=True), sample.frames.to(device, non_blocking=True),
-                 y.to(device, non_blocking=True), index.to(device), drop.to(device), list(sample.clip_id))  # fmt: skip
+    sample = to_device(sample, device)  # compact worker batches are finished on the device
+    y = y.to(device, non_blocking=True)
+    return Batch(sample.audio, sample.frames, y, index.to(device), drop.to(device), list(sample.clip_id))
 
 
 @torch.no_grad()
-def evaluate_pass(net, groups, batches, device: torch.device, amp: bool, predict=None, forward=None,
+def evaluate_pass(model, groups, batches, device: torch.device, amp: bool, predict=None, forward=None,
                   shapley: bool = True) -> MetricsCollector:  # fmt: skip
     """One evaluation pass: loss (plain cross-entropy of the fused logits, as the original validates),
     accuracies, F1, mAP and, with ``shapley``, the fused predictions with each modality's features masked.
     ``predict`` / ``forward``: the methods' (a method's own evaluation forward, e.g. Greedy's MMTM encoders)."""
-    net.eval()
+    model.eval()
     col = MetricsCollector(device)
     for batch in batches:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-            fwd = ForwardContext(net, groups, batch, 0, False, predict)
+            fwd = ForwardContext(model, groups, batch, 0, False, predict)
             out = forward(fwd) if forward is not None else None
             if out is None:
                 out = fwd.run()
@@ -241,6 +245,9 @@ def evaluate_pass(net, groups, batches, device: torch.device, amp: bool, predict
                 masked = {"only_audio": fwd.output(a, zv, keep=False).fused,
                           "only_visual": fwd.output(za, v, keep=False).fused,
                           "none": fwd.output(za, zv, keep=False).fused}  # fmt: skip
+        if not bool(torch.isfinite(out.fused).all()):
+            ids = list(batch.clip_id)
+            raise NonFiniteLossError(f"non-finite outputs for the clips {', '.join(ids[:4])}{' ...' * (len(ids) > 4)}")
         col.add(F.cross_entropy(out.fused.float(), batch.y), out, batch.y,
                 {k: z.float() for k, z in masked.items()} if masked else None)  # fmt: skip
     return col
@@ -251,12 +258,20 @@ def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size:
     """Loss (plain cross-entropy of the fused logits), accuracies and imbalance numbers of ``model`` on ``ds`` (one
     process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
     (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
+    return evaluate_collect(model, ds, device, batch_size, amp, policies).result()
+
+
+def evaluate_collect(
+    model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32, amp: bool = False, policies=None
+) -> MetricsCollector:
+    """:func:`evaluate`'s pass, returned unreduced: ``.result()`` the numbers, ``.predictions()`` every sample's."""
     device = torch.device(device)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=_default_workers(ds))
+    opts = loader_options(_default_workers(ds), device)
+    loader = DataLoader(Packed(ds), batch_size=batch_size, shuffle=False, collate_fn=collate, **opts)
     predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
     forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
     batches = (to_batch(b, device) for b in loader)
-    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward).result()
+    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward)
 
 
 def _load_weights(model, weights, path) -> None:
@@ -281,14 +296,16 @@ class Trainer:
         model: default ``build(config.model)`` (with class and channel counts taken from the data).
         policies: default from ``config.policies``.
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
-        progress: progress bars.
+        progress: progress bars (and one-line warnings about a schedule that does not fit the data).
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
         plots: draw ``curves.png`` after every epoch.
+        loggers: where the epochs' numbers go besides the CSV files (``tb``, ``mlflow``, ``wandb``: :mod:`.loggers`).
     """
 
     def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset, Dataset] | None = None,
                  model: AVNet | None = None, policies: Compose | None = None, mode: str = "new",
-                 progress: bool = True, stop_after: int | None = None, plots: bool = True) -> None:  # fmt: skip
+                 progress: bool = True, stop_after: int | None = None, plots: bool = True,
+                 loggers: tuple[str, ...] = DEFAULT_LOGGERS) -> None:  # fmt: skip
         self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
         self.rank, self.world = _dist_info()
@@ -304,31 +321,48 @@ class Trainer:
         self.rundir = RunDir(config.out, mode)
         self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
+        self.loggers = loggers
+        try:
+            self._build(config, datasets, model)
+        except BaseException:  # the folder is unlocked (and removed when the run wrote nothing)
+            self.rundir.release()
+            raise
+
+    def _build(self, config: TrainConfig, datasets, model) -> None:
+        """Data, model, optimizer and log of the run (the folder is locked)."""
         seed_everything(config.seed)
         self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, config.out)
         if model is None:
             config = config.replace(model=resolve_model_config(config.model, self.train_set).to_dict())
             model = build(config.model)
         self.cfg = config
-        self.net = model.to(self.device)
-        self.model = self.net
+        self.model = model.to(self.device)  # the plain model, as the methods' contexts see it
+        self.wrapped = self.model  # the model as the training forward runs it: DDP-wrapped and / or compiled
         if self.distributed:
-            self.model = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         if config.compile:
-            self.model = torch.compile(self.model)
-        self.groups = self.net.parameter_groups()
-        self.policies.setup(self.net)
+            self.wrapped = torch.compile(self.wrapped)
+        self.groups = self.model.parameter_groups()
+        self.policies.setup(self.model)
         self.predict = self.policies.predict if self.policies.owner("predict") is not None else None
         self.unimodal = config.loss.trains_heads(self.policies.needs_unimodal_losses)
-        self.params = list(self.net.parameters()) + self.policies.parameters()
+        self.params = list(self.model.parameters()) + self.policies.parameters()
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones), config.gamma)
         self.amp = config.amp and self.device.type == "cuda"
         self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
             self.train_set)  # fmt: skip
-        self.runlog = RunLog(self.rundir.path, enabled=self.rank == 0)
+        self.runlog = RunLog(
+            self.rundir.work,
+            enabled=self.rank == 0,
+            step_columns=("epoch", "step", "loss", *self.policies.log_columns()),
+            loggers=self.loggers,
+            config=config.to_dict(),
+        )
+        for warning in schedule_warnings(config, len(self.train_set)) if self.progress else []:
+            log.warning(warning)
         self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
         self.start_epoch, self.step = 0, 0
 
@@ -336,7 +370,7 @@ class Trainer:
         """The run's optimizer over ``params`` (default: the model's and the methods' parameters)."""
         c = self.cfg
         if params is None:
-            params = [p for p in self.net.parameters() if p.requires_grad] + self.policies.parameters()
+            params = [p for p in self.model.parameters() if p.requires_grad] + self.policies.parameters()
         if not c.weight_decay_1d:  # timm's filter: no decay on biases and norm weights (1-D tensors)
             params = [{"params": [p for p in params if p.dim() > 1]},
                       {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]  # fmt: skip
@@ -349,9 +383,9 @@ class Trainer:
     def _loader(self, ds: Dataset, epoch: int, train: bool, plan: SamplePlan | None = None,
                 shuffle: bool | None = None, seed_offset: int = 0) -> DataLoader:  # fmt: skip
         shuffle = train if shuffle is None else shuffle
-        sampler, collate = None, None
+        sampler, collate_fn, ds = None, collate, Packed(ds)
         if train:
-            ds, collate = IndexedDataset(ds, plan), _collate_indexed
+            ds, collate_fn = IndexedDataset(ds, plan), _collate_indexed
         if self.distributed:
             from torch.utils.data.distributed import DistributedSampler
 
@@ -363,9 +397,9 @@ class Trainer:
             shuffle = False
         # data order depends on (seed, epoch) only
         g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch + seed_offset)
+        opts = loader_options(self.workers, self.device)
         return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
-                          num_workers=self.workers, drop_last=False, pin_memory=self.device.type == "cuda",
-                          collate_fn=collate)  # fmt: skip
+                          drop_last=False, collate_fn=collate_fn, **opts)  # fmt: skip
 
     def _bar(self, loader, desc: str):
         from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader twice
@@ -376,13 +410,13 @@ class Trainer:
     def _forward(self, batch: Batch, epoch: int) -> tuple[AVOutput, ForwardContext | None]:
         """The training forward: a method's own, the features-then-prediction path where a method needs it, else
         the (possibly DDP-wrapped or compiled) model."""
-        fwd = ForwardContext(self.net, self.groups, batch, epoch, True, self.predict)
+        fwd = ForwardContext(self.model, self.groups, batch, epoch, True, self.predict)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             out = self.policies.forward(fwd)
             if out is None and (self.predict is not None or self.policies.needs_features):
                 out = fwd.run()
             if out is None:
-                return self.model(batch.audio, batch.frames), None
+                return self.wrapped(batch.audio, batch.frames), None
         return out, fwd
 
     def _optimizer_step(self, epoch: int) -> None:
@@ -399,8 +433,8 @@ class Trainer:
     def _step(self, batch: Batch, epoch: int, index: int, batches: int) -> tuple[AVOutput, float, torch.Tensor]:
         """One training step; returns the output, the loss (a float, for the logs) and the loss tensor."""
         if self.policies.owner("train_step") is not None:
-            fwd = ForwardContext(self.net, self.groups, batch, epoch, True, self.predict)
-            step = TrainStep(self.net, self.groups, batch, epoch, index, batches, fwd,
+            fwd = ForwardContext(self.model, self.groups, batch, epoch, True, self.predict)
+            step = TrainStep(self.model, self.groups, batch, epoch, index, batches, fwd,
                              lambda: self.optimizer.zero_grad(set_to_none=True),
                              lambda: self._optimizer_step(epoch))  # fmt: skip
             out, total = self.policies.train_step(step)
@@ -411,7 +445,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         out, fwd = self._forward(batch, epoch)
         losses = av_losses(out, batch.y, self.cfg.loss, self.unimodal)
-        ctx = StepContext(self.net, self.groups, out, batch.y, epoch, losses, batch, fwd)
+        ctx = StepContext(self.model, self.groups, out, batch.y, epoch, losses, batch, fwd)
         weights = self.policies.loss_weights(ctx) or {}
         unknown = set(weights) - set(losses)
         if unknown:
@@ -436,7 +470,7 @@ class Trainer:
     def train_epoch(self, epoch: int, plan: SamplePlan | None = None) -> tuple[SplitMetrics, int]:
         """One epoch (on ``plan``'s samples when a method resampled the training set); returns its training
         metrics and the number of batches skipped for a non-finite loss."""
-        self.model.train()
+        self.wrapped.train()
         base = _base_dataset(self.train_set)
         if hasattr(base, "set_epoch"):
             base.set_epoch(epoch)
@@ -458,8 +492,8 @@ class Trainer:
             self.runlog.step({"epoch": epoch + 1, "step": self.step, "loss": loss_value, **step_log})
             self.step += 1
             if self.progress:
-                bar.set_postfix(loss=f"{loss_value:.3f}", **{k: f"{v:.3f}" for k, v in step_log.items()
-                                                            if k.endswith("/coeff")})  # fmt: skip
+                shown = {k: f"{step_log[k]:.3f}" for k in self.policies.headlines()}
+                bar.set_postfix(loss=f"{loss_value:.3f}", **shown)
         return col.result(), skipped
 
     def _nonfinite(self, batch: Batch, epoch: int, what: str) -> int:
@@ -472,17 +506,26 @@ class Trainer:
             f"{' ...' if len(ids) > 8 else ''} (lower --lr, check those clips, or --set on_nonfinite=skip)"
         )
 
-    def evaluate(self, ds: Dataset) -> SplitMetrics:
-        """Loss, accuracies and imbalance numbers on a data set (each sample once, also across ranks)."""
+    def evaluate(self, ds: Dataset, epoch: int | None = None) -> SplitMetrics:
+        """Loss, accuracies and imbalance numbers on a data set (each sample once, also across ranks).
+
+        Non-finite outputs (a diverged model, whatever ``on_nonfinite`` says: a model that cannot be evaluated
+        cannot be selected) stop the run with :class:`NonFiniteLossError`, naming the epoch and step; its last
+        checkpoint, of the last good epoch, stays as it is."""
         if self.distributed:  # what DDP's forward does first: every rank evaluates with rank 0's BN statistics
-            for buf in self.net.buffers():
+            for buf in self.model.buffers():
                 dist.broadcast(buf, 0)
         batches = (to_batch(b, self.device) for b in self._loader(ds, 0, train=False))
         try:
             forward = self.policies.forward if self.policies.owner("forward") is not None else None
-            return evaluate_pass(self.net, self.groups, batches, self.device, self.amp, self.predict, forward).result()
-        except NonFiniteInputError as err:
-            raise NonFiniteLossError(f"the model has diverged: evaluating it gives non-finite values ({err})") from None
+            col = evaluate_pass(self.model, self.groups, batches, self.device, self.amp, self.predict, forward)
+            return col.result()
+        except (NonFiniteInputError, NonFiniteLossError) as err:
+            when = f" at epoch {epoch + 1}, step {self.step}" if epoch is not None else ""
+            kept = (f"; {self.rundir.last} (epoch {epoch}) is the last good checkpoint"
+                    if epoch and self.rundir.last.is_file() else "")  # fmt: skip
+            raise NonFiniteLossError(f"the model has diverged{when}: evaluating it gives non-finite values ({err})"
+                                     f"{kept}") from None  # fmt: skip
 
     def epoch_view(self, epoch: int) -> _EpochView:
         """The typed view of the run that methods get at the start of ``epoch``."""
@@ -496,7 +539,7 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "epoch": epochs_done,
             "step": self.step,
-            "model": self.net.state_dict(),
+            "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "policies": self.policies.state_dict(),
@@ -507,12 +550,31 @@ class Trainer:
             "best_policies": self.best_policies,
         }
 
+    def _save_best(self, config: dict) -> None:
+        """``best.pt``: the best weights so far (with the methods' state of that epoch) and the config."""
+        save_checkpoint({"version": CHECKPOINT_VERSION, "config": config, "model": self.best_model,
+                         "policies": self.best_policies, "epoch": self.best_epoch, "val_acc": self.best},
+                        self.rundir.best)  # fmt: skip
+
+    def _restore_best(self) -> None:
+        """After a resume: write ``best.pt`` from ``last.pt``'s best weights when a kill came between the two."""
+        rd = self.rundir
+        if self.rank != 0 or self.best_model is None:
+            return
+        try:
+            current = load_checkpoint(rd.best).get("epoch") if rd.best.is_file() else None
+        except ValueError:  # a corrupt best.pt is replaced too
+            current = None
+        if current != self.best_epoch:
+            log.warning("%s: best.pt restored from last.pt (epoch %d)", rd.path, self.best_epoch)
+            self._save_best(self.cfg.to_dict())
+
     def load_state_dict(self, state: dict, path: Path) -> None:
         if state.get("version") != CHECKPOINT_VERSION or "optimizer" not in state:
             raise ValueError(f"checkpoint {path} cannot be resumed (version {state.get('version')}, or a weights-only"
                              " file)")  # fmt: skip
         self.rundir.check_resume_config(state["config"], self.cfg.to_dict())
-        _load_weights(self.net, state["model"], path)
+        _load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.policies.load_state_dict(state["policies"])
@@ -524,23 +586,61 @@ class Trainer:
     def _plot(self) -> None:
         from ..plots import training_curves
 
-        training_curves(read_csv(self.rundir.path / "metrics.csv"), read_csv(self.rundir.path / "steps.csv"),
-                        self.rundir.path / "curves.png")  # fmt: skip
+        headlines = self.policies.headlines()
+        training_curves(read_csv(self.rundir.work / "metrics.csv"), read_csv(self.rundir.work / "steps.csv"),
+                        self.rundir.work / "curves.png", headlines[0] if headlines else None)  # fmt: skip
 
     # -- the run --------------------------------------------------------------------------------------------
-    def fit(self) -> dict[str, float]:
-        """Train (or resume), select on validation, test once with the best weights; returns the results."""
+    def fit(self) -> RunResult | None:
+        """Train (or resume), select on validation, test once with the best weights; returns the results (None
+        when ``stop_after`` stopped the run before its last epoch).
+
+        Resuming a finished run returns its results, or, with more ``epochs`` than it trained (``--resume RUN
+        --epochs N``), continues it to epoch N as a larger ``max_epochs`` does in Lightning: from its last
+        checkpoint, with the learning-rate schedule where it stopped (the same milestones and gamma). Fewer epochs
+        than trained is an error. The run folder is unlocked at the end, also when a run fails.
+        """
+        try:
+            return self._fit()
+        finally:
+            self.runlog.close()
+            self.rundir.release()
+
+    def _resume(self) -> bool:
+        """Load ``last.pt``; True when the run is finished and has nothing to do."""
+        rd = self.rundir
+        state = load_checkpoint(rd.last)
+        trained = int(state.get("epoch", 0))
+        if self.cfg.epochs < trained:
+            raise ConfigError(f"--epochs {self.cfg.epochs}: {rd.path} has trained {trained} epochs already; a run "
+                              f"continues to more epochs, it cannot be cut back (give --epochs {trained} or more, "
+                              "or start a new run)")  # fmt: skip
+        finished = rd.is_complete() and trained >= self.cfg.epochs
+        self.load_state_dict(state, rd.last)
+        self._restore_best()
+        if finished:
+            return True
+        if rd.is_complete():
+            rd.results_file.unlink()  # the results of the shorter run: the continued run writes its own
+            lr = self.optimizer.param_groups[0]["lr"]
+            log.warning("continuing the finished run %s from epoch %d to %d; the learning-rate schedule goes on where "
+                        "it stopped (lr %g now; x%g at epochs %s)", rd.path, trained, self.cfg.epochs, lr,
+                        self.cfg.gamma, list(self.cfg.milestones) or "none")  # fmt: skip
+        self.runlog.truncate(self.start_epoch)
+        if self.rank == 0:
+            rd.write_config(self.cfg)  # the resumable keys it may change (epochs, device, ...)
+        log.info("resumed from %s at epoch %d", rd.last, self.start_epoch)
+        return False
+
+    def _fit(self) -> RunResult | None:
         rd = self.rundir
         if self.has_checkpoint:
-            if rd.is_complete():
-                saved = rd.saved_config() or {}
-                rd.check_resume_config(saved, self.cfg.to_dict())
+            if self._resume():
+                rd.check_resume_config(rd.saved_config() or {}, self.cfg.to_dict())
                 log.info("%s is a finished run; its results are returned as they are", rd.path)
                 return rd.results()
-            self.load_state_dict(load_checkpoint(rd.last), rd.last)
-            self.runlog.truncate(self.start_epoch)
-            log.info("resumed from %s at epoch %d", rd.last, self.start_epoch)
         elif self.rank == 0:
+            self.runlog.truncate(0)  # a run that starts afresh (--resume before any checkpoint) logs from nothing
             rd.write_config(self.cfg)
         done = 0
         for epoch in range(self.start_epoch, self.cfg.epochs):
@@ -548,39 +648,40 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             plan = self.policies.on_epoch_start(self.epoch_view(epoch))
             train, skipped = self.train_epoch(epoch, plan)
-            val = self.evaluate(self.val_set)
+            val = self.evaluate(self.val_set, epoch)
             self.scheduler.step()
             self.policies.on_validation(val, epoch)
             row = {"epoch": epoch + 1, "lr": lr, **train.row("train"), **val.row("val"), "nonfinite_skipped": skipped,
                    "train_samples": train.n, "seconds": time.time() - t0}  # fmt: skip
             if val.acc > self.best:
                 self.best, self.best_epoch = val.acc, epoch + 1
-                self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.net.state_dict().items()})
+                self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
                 self.best_policies = _to_cpu(self.policies.state_dict())
             if self.rank == 0:
                 self.runlog.epoch(row)  # the row first: a kill before the checkpoint redoes (and re-logs) the epoch
+                lifecycle_hook("after_log", epoch + 1)
                 state = self.state_dict(epoch + 1)
                 save_checkpoint(state, rd.last)
+                lifecycle_hook("after_last_pt", epoch + 1)
                 if self.best_epoch == epoch + 1:
-                    save_checkpoint({"version": CHECKPOINT_VERSION, "config": state["config"], "model": self.best_model,
-                                     "policies": self.best_policies, "epoch": epoch + 1, "val_acc": self.best},
-                                    rd.best)  # fmt: skip
+                    self._save_best(state["config"])
+                    lifecycle_hook("after_best_pt", epoch + 1)
+                if rd.commit():  # a run that replaces another: its first checkpoint is written, the old run goes
+                    self.runlog.relocate(rd.work)
                 if self.plots:
                     self._plot()
             done += 1
             if self.stop_after is not None and done >= self.stop_after and epoch + 1 < self.cfg.epochs:
-                return row
+                return None
         if self.best_model is not None:
-            self.net.load_state_dict(self.best_model)
+            self.model.load_state_dict(self.best_model)
             if self.best_policies is not None:  # the methods' own parameters and state of the best epoch too
                 self.policies.load_state_dict(self.best_policies)
-        result = {"best_val_acc": self.best, "best_epoch": self.best_epoch, "epochs": self.cfg.epochs,
-                  **self.evaluate(self.test_set).row("test")}  # fmt: skip
-        policy_means = _policy_means(read_csv(rd.path / "steps.csv")) if self.rank == 0 else {}
-        result.update(policy_means)
+        test = self.evaluate(self.test_set)
+        means = _policy_means(read_csv(rd.work / "steps.csv"), self.policies) if self.rank == 0 else {}
+        result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means)
         if self.rank == 0:
             rd.mark_complete(result)
-        self.runlog.close()
         return result
 
 
@@ -600,7 +701,7 @@ class _EpochView(EpochView):
 
     def __init__(self, trainer: Trainer, epoch: int) -> None:
         self.trainer = trainer
-        self.model, self.groups = trainer.net, trainer.groups
+        self.model, self.groups = trainer.model, trainer.groups
         self.epoch, self.epochs, self.seed = epoch, trainer.cfg.epochs, trainer.cfg.seed
         self.num_classes = int(trainer.cfg.model.num_classes)
         self.predict = trainer.predict
@@ -652,7 +753,13 @@ class _EpochView(EpochView):
         return losses
 
 
-def _policy_means(steps: list[dict]) -> dict[str, float]:
-    """Mean of every policy column over all steps (``iemf/coeff`` -> ``mean iemf/coeff``)."""
-    keys = [k for k in (steps[0] if steps else {}) if "/" in k]
-    return {f"mean {k}": float(np.nanmean([float(s[k]) for s in steps])) for k in keys}
+def _policy_means(steps: list[dict], policies: Compose) -> dict[str, dict[str, float]]:
+    """Each policy's declared log fields averaged over the steps that logged them (``{"ogm_ge": {"coeff_audio":
+    ...}}``); a field no step logged is left out."""
+    means: dict[str, dict[str, float]] = {}
+    for p in policies.policies:
+        for name in p.log_class.names():
+            values = np.array([float(s.get(f"{p.name}/{name}", math.nan)) for s in steps], dtype=float)
+            if not np.isnan(values).all():
+                means.setdefault(p.name, {})[name] = float(np.nanmean(values))
+    return means

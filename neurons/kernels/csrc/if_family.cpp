@@ -451,11 +451,13 @@ struct IFFamilyFunction : public torch::autograd::Function<IFFamilyFunction> {
   }
 };
 
+// the spec's arguments in neurons.functional.IF_SPEC_FIELDS order, by those names (tests/test_kernels.py checks)
 std::vector<torch::Tensor> apply(const torch::Tensor& x, const c10::optional<torch::Tensor>& v0,
                                  const c10::optional<torch::Tensor>& k, int64_t leak, bool decay_input, double tau,
-                                 double th, double vr, int64_t reset, int64_t sg_id, double alpha, bool detach_reset,
-                                 bool check) {
-  return IFFamilyFunction::apply(x, v0, k, leak, decay_input, tau, th, vr, reset, sg_id, alpha, detach_reset, check);
+                                 double v_threshold, double v_reset, int64_t reset, int64_t surrogate, double alpha,
+                                 bool detach_reset, bool check) {
+  return IFFamilyFunction::apply(x, v0, k, leak, decay_input, tau, v_threshold, v_reset, reset, surrogate, alpha,
+                                 detach_reset, check);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from neurons.registry import Registry
 
@@ -24,24 +25,29 @@ from .base import (
     DROP_VISUAL,
     MODALITIES,
     Batch,
+    Composition,
     EpochView,
     FeatureSet,
     ForwardContext,
     NoiseSource,
     Policy,
     PolicyConfig,
+    PolicyLog,
     SamplePlan,
     StepContext,
     TrainStep,
     WindowConfig,
     default_output,
+    log_fields,
     scale_gradient,
     scale_with_noise,
     true_class_score,
     unmasked_heads,
 )
 
-__all__ = ["METHODS", "register_method", "build_policies", "Compose", "Policy", "PolicyConfig", "WindowConfig",
+__all__ = ["METHODS", "register_method", "build_policies", "Compose", "Policy", "PolicyConfig", "PolicyLog",
+    "log_fields",
+           "Composition", "WindowConfig",
            "StepContext", "NoiseSource", "scale_with_noise", "true_class_score", "method_table", "Batch",
            "ForwardContext", "EpochView", "FeatureSet", "SamplePlan", "TrainStep", "default_output",
            "scale_gradient", "unmasked_heads", "DROP_NONE", "DROP_AUDIO", "DROP_VISUAL", "MODALITIES",
@@ -50,18 +56,18 @@ __all__ = ["METHODS", "register_method", "build_policies", "Compose", "Policy", 
 METHODS = Registry("method")
 
 
-def register_method(cls=None, *, source: str, modulates: str, iemf: str, fusions: tuple[str, ...] | None = None):
+def register_method(cls=None, *, source: str, modulates: str, iemf: Composition,
+                    fusions: tuple[str, ...] | None = None):  # fmt: skip
     """Class decorator: register a :class:`Policy` subclass under ``cls.name``.
 
     Args:
         source: the paper and the official code it follows.
         modulates: what it acts on, in a few words.
-        iemf: whether it composes with IEMF: ``"yes ..."``, or ``"no: <why>"`` (a run that lists both is refused
-            with that reason).
+        iemf: whether it composes with IEMF (a run that lists both is refused with the reason when it does not).
         fusions: the fusions it supports (None: every one); a run with another is refused.
     """
-    if not (iemf.startswith("yes") or iemf.startswith("no: ") or iemf == "is IEMF"):
-        raise ValueError(f"iemf must be 'yes ...', 'no: <why>' or 'is IEMF', got {iemf!r}")
+    if not isinstance(iemf, Composition):
+        raise TypeError(f"iemf must be a Composition, got {iemf!r}")
 
     def deco(c):
         return METHODS.register(c.name, c, source=source, modulates=modulates, iemf=iemf, fusions=fusions)
@@ -69,9 +75,9 @@ def register_method(cls=None, *, source: str, modulates: str, iemf: str, fusions
     return deco(cls) if cls is not None else deco
 
 
-def composes_with_iemf(name: str) -> bool:
-    """Whether the registered method ``name`` may run in one run with IEMF."""
-    return not METHODS.get(name).iemf.startswith("no")
+def composes_with_iemf(name: str) -> Composition:
+    """Whether the registered method ``name`` may run in one run with IEMF, and why."""
+    return METHODS.get(name).iemf
 
 
 def check_fusion(names: Sequence[str], fusion: str) -> None:
@@ -108,11 +114,11 @@ class Compose(Policy):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ConfigError(f"method(s) {', '.join(twice)} listed twice; each method acts once per step")
-        if "iemf" in names:
-            for p in policies:
-                if p.name != "iemf" and p.name in METHODS and not composes_with_iemf(p.name):
-                    why = METHODS.get(p.name).iemf.removeprefix("no: ")
-                    raise ConfigError(f"method {p.name!r} does not compose with IEMF: {why}")
+        registered = [METHODS.get(n).iemf for n in names if n in METHODS]
+        if any(c.itself for c in registered):
+            for name, c in zip([n for n in names if n in METHODS], registered, strict=True):
+                if not c.composes:
+                    raise ConfigError(f"method {name!r} does not compose with IEMF: {c.reason}")
         step = [p.name for p in policies if _overrides(p, "train_step")]
         if step and len(policies) > 1:
             raise ConfigError(f"method {step[0]!r} takes over the whole training step and runs alone, not with "
@@ -185,9 +191,17 @@ class Compose(Policy):
     def parameters(self):
         return [q for p in self.policies for q in p.parameters()]
 
+    def log_columns(self) -> list[str]:
+        """Every policy's declared log fields, namespaced by policy (the columns :meth:`step_log` fills)."""
+        return [f"{p.name}/{k}" for p in self.policies for k in p.log_class.names()]
+
+    def headlines(self) -> list[str]:
+        """The log columns the progress bar shows and ``curves.png`` plots (each policy's ``headline``)."""
+        return [f"{p.name}/{p.log_class.headline}" for p in self.policies if p.log_class.headline is not None]
+
     def step_log(self) -> dict[str, float]:
         """What every policy did in the last step, keys namespaced by policy."""
-        return {f"{p.name}/{k}": float(v) for p in self.policies for k, v in p.log.items()}
+        return {f"{p.name}/{k}": float(v) for p in self.policies for k, v in p.log.values().items()}
 
     def state_dict(self):
         return {"policies": [{"name": p.name, **p.state_dict()} for p in self.policies]}
@@ -219,7 +233,7 @@ def parse_policy(spec: Mapping, where: str = "policies[0]") -> tuple[type[Policy
 
 
 def build_policies(specs: Sequence[Mapping], seed: int = 0) -> Compose:
-    """A :class:`Compose` of the methods ``specs`` (``[{"name": "ogm_ge", "alpha": 0.8}, {"name": "iemf"}]``).
+    """A :class:`Compose` of the methods ``specs`` (``[{"name": "ogm_ge", "alpha": 0.8}, {"name": "lfm"}]``).
 
     Each method gets its own seed (``seed`` and its position), for its noise stream.
     """
@@ -230,14 +244,24 @@ def build_policies(specs: Sequence[Mapping], seed: int = 0) -> Compose:
     return Compose(policies)
 
 
-def method_table() -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class MethodRow:
+    """One registered method as ``snn-msi methods`` shows it."""
+
+    method: str
+    description: str
+    source: str
+    modulates: str
+    with_iemf: Composition
+    fusions: str
+
+
+def method_table() -> list[MethodRow]:
     """One row per registered method: name, description, source, what it modulates, composes with IEMF, fusions."""
-    rows = []
-    for name in METHODS.names():
-        e = METHODS.get(name)
-        rows.append({"method": name, "description": e.description, "source": e.source, "modulates": e.modulates,
-                     "iemf": e.iemf, "fusions": ", ".join(e.fusions) if e.fusions else "all"})  # fmt: skip
-    return rows
+    return [
+        MethodRow(name, e.description, e.source, e.modulates, e.iemf, ", ".join(e.fusions) if e.fusions else "all")
+        for name, e in ((n, METHODS.get(n)) for n in METHODS.names())
+    ]
 
 
 # every module of this package registers its methods on import

@@ -23,15 +23,17 @@ Evaluation uses the same ``predict`` (MMCosine's cosine logits, MLA's gating, Re
 average). It sees the model through a typed :class:`~snn_msi.models.ParamGroups` (no parameter-name prefixes),
 the output through :class:`~snn_msi.models.AVOutput`, the batch through :class:`Batch`, the run's data through
 :class:`EpochView` and the validation numbers through :class:`~snn_msi.training.metrics.SplitMetrics`. What it
-did in the last step is in ``self.log`` (plain floats, the same keys every step); the trainer namespaces the keys
-by the policy's name (``iemf/coeff``). Options are a small :class:`PolicyConfig` dataclass per method, loaded
-strictly from the run's YAML. Parameters a method adds (MLA's shared head, ReconBoost's boost rate, Greedy's
-MMTM blocks) live in ``self.extra``: the run's optimizer trains them and checkpoints carry them.
+did in the last step is in ``self.log``, an instance of its :class:`PolicyLog` dataclass (``log_class``): the
+fields are declared with their defaults, so the run log knows every column before the first step; the trainer
+namespaces them by the policy's name (``iemf/coeff``). Options are a small :class:`PolicyConfig` dataclass per
+method, loaded strictly from the run's YAML. Parameters a method adds (MLA's shared head, ReconBoost's boost rate,
+Greedy's MMTM blocks) live in ``self.extra``: the run's optimizer trains them and checkpoints carry them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,10 +50,31 @@ from ...models.heads import AVOutput, ParamGroups
 from ...schema import Config, ConfigError, check
 from ..metrics import SplitMetrics
 
-__all__ = ["Policy", "PolicyConfig", "WindowConfig", "StepContext", "NoiseSource", "scale_with_noise",
-           "true_class_score", "Batch", "ForwardContext", "EpochView", "FeatureSet", "SamplePlan", "TrainStep",
-           "default_output", "unmasked_heads", "scale_gradient", "DROP_NONE", "DROP_AUDIO", "DROP_VISUAL",
-           "MODALITIES"]  # fmt: skip
+__all__ = [
+    "Policy",
+    "PolicyConfig",
+    "PolicyLog",
+    "log_fields",
+    "Composition",
+    "WindowConfig",
+    "StepContext",
+    "NoiseSource",
+    "scale_with_noise",
+    "true_class_score",
+    "Batch",
+    "ForwardContext",
+    "EpochView",
+    "FeatureSet",
+    "SamplePlan",
+    "TrainStep",
+    "default_output",
+    "unmasked_heads",
+    "scale_gradient",
+    "DROP_NONE",
+    "DROP_AUDIO",
+    "DROP_VISUAL",
+    "MODALITIES",
+]
 
 MODALITIES = ("audio", "visual")
 #: per-sample drop codes of a :class:`SamplePlan` (the valuation paper's: 1 = audio dropped, 2 = visual dropped)
@@ -61,6 +84,68 @@ DROP_NONE, DROP_AUDIO, DROP_VISUAL = 0, 1, 2
 @dataclass
 class PolicyConfig(Config):
     """Options of a method (subclasses add theirs)."""
+
+
+@dataclass
+class PolicyLog:
+    """What a method did in the last step: one float field per column of ``steps.csv`` (``<method>/<field>``).
+
+    A method declares its fields (:func:`log_fields`, or a subclass), each with the value it logs before the step
+    that first sets it (NaN: not measured yet); the run log's columns are the union of the declared fields, known
+    before the first row. :meth:`update` refuses a field that was not declared. ``headline``: the field the
+    progress bar shows and ``curves.png`` plots over the steps (IEMF's coefficient), if any."""
+
+    headline: ClassVar[str | None] = None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def __setattr__(self, name: str, value: float) -> None:
+        if name not in self.names():
+            raise AttributeError(f"{type(self).__name__} declares no field {name!r}; add it to the class")
+        object.__setattr__(self, name, value)
+
+    def update(self, **values: float) -> None:
+        """Set fields by name (each value as a float)."""
+        for k, v in values.items():
+            setattr(self, k, float(v))
+
+    def values(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+def log_fields(
+    name: str, *fields: str, base: type[PolicyLog] = PolicyLog, headline: str | None = None, **defaults: float
+) -> type[PolicyLog]:
+    """A method's :class:`PolicyLog` dataclass ``name``: ``base``'s fields, then float ``fields`` (default NaN: not
+    measured yet), then ``defaults`` (``field=value``: what the log holds before a step sets it)."""
+    spec = [(f, float, dataclasses.field(default=math.nan)) for f in fields]
+    spec += [(f, float, dataclasses.field(default=float(v))) for f, v in defaults.items()]
+    cls = dataclasses.make_dataclass(name, spec, bases=(base,))
+    cls.headline = headline if headline is not None else base.headline
+    return cls
+
+
+@dataclass(frozen=True)
+class Composition:
+    """Whether a method may run in one run with IEMF, and why: ``composes`` with a ``reason`` (shown by ``snn-msi
+    methods``; a refused run names it); ``itself``: the method is IEMF."""
+
+    composes: bool
+    reason: str = ""
+    itself: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.composes and not self.reason:
+            raise ValueError("a method that does not compose with IEMF says why (Composition(False, reason))")
+
+    def __str__(self) -> str:
+        if self.itself:
+            return "is IEMF"
+        if not self.composes:
+            return f"no: {self.reason}"
+        return f"yes ({self.reason})" if self.reason else "yes"
 
 
 @dataclass
@@ -363,6 +448,7 @@ class Policy:
     Class attributes:
         name: the registry name (also the log namespace).
         config_class: its options dataclass.
+        log_class: the fields it logs each step (a :class:`PolicyLog` dataclass with defaults).
         needs_unimodal_losses: the method reads the unimodal heads or their losses (IEMF, MMPareto), so they are
             trained whatever ``loss.unimodal`` says (the original code added them exactly in these runs).
         needs_features: the training forward must go through :class:`ForwardContext` (``ctx.fwd.used`` holds the
@@ -373,6 +459,7 @@ class Policy:
 
     name: ClassVar[str] = "normal"
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    log_class: ClassVar[type[PolicyLog]] = PolicyLog
     needs_unimodal_losses: ClassVar[bool] = False
     needs_features: ClassVar[bool] = False
     data_parallel: ClassVar[bool] = True
@@ -384,7 +471,7 @@ class Policy:
                 f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(self.cfg).__name__}"
             )
         self.seed = seed
-        self.log: dict[str, float] = {}
+        self.log = self.log_class()
         self.extra: nn.Module | None = None
 
     # -- hooks ----------------------------------------------------------------------------------------------
@@ -434,7 +521,7 @@ class Policy:
 
     # -- state ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        state: dict = {"log": dict(self.log)}
+        state: dict = {"log": self.log.values()}
         if hasattr(self, "noise_source"):  # policies that perturb gradients resume their noise stream
             state["noise"] = self.noise_source.state_dict()
         if self.extra is not None:
@@ -442,7 +529,8 @@ class Policy:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.log = dict(state.get("log", {}))
+        saved = state.get("log", {})
+        self.log = self.log_class(**{k: saved[k] for k in self.log_class.names() if k in saved})
         if hasattr(self, "noise_source"):
             self.noise_source.load_state_dict(state.get("noise", {}))
         if self.extra is not None and "extra" in state:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Policy, WindowConfig
+from .base import Composition, Policy, WindowConfig, log_fields
 
 
 @dataclass
@@ -36,9 +36,11 @@ def confidence_penalty(full: torch.Tensor, reduced: torch.Tensor, y: torch.Tenso
     return F.relu((conf_red - conf_full) * sign).sum()
 
 
-@register_method(source="Ma et al., ICML 2023 (arXiv 2306.01265); github.com/QingyangZhang/CML@9d2496e",
-                 modulates="adds lam * sum relu(conf(one modality) - conf(both)): no subset more confident than all",
-                 iemf="yes (a loss term; IEMF scales the fusion layer's share of its gradient)")  # fmt: skip
+@register_method(
+    source="Ma et al., ICML 2023 (arXiv 2306.01265); github.com/QingyangZhang/CML@9d2496e",
+    modulates="adds lam * sum relu(conf(one modality) - conf(both)): no subset more confident than all",
+    iemf=Composition(True, "a loss term; IEMF scales the fusion layer's share of its gradient"),
+)
 class CML(Policy):
     """Calibrating multimodal learning.
 
@@ -56,6 +58,8 @@ class CML(Policy):
 
     name = "cml"
     config_class = CMLConfig
+    #: logged each step: CML's penalties of the one-modality predictions.
+    log_class = log_fields("CMLLog", "penalty_audio_only", "penalty_visual_only", "active")
     needs_features = True
 
     def loss(self, ctx):

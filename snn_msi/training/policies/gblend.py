@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import EpochView, Policy, PolicyConfig
+from .base import Composition, EpochView, Policy, PolicyConfig, log_fields
 
 HEADS = ("fused", "audio", "visual")
 
@@ -58,11 +58,12 @@ def _unimodal_loss(out, y):
     return F.cross_entropy(out.audio.float(), y) + F.cross_entropy(out.visual.float(), y)
 
 
-@register_method(source="Wang et al., CVPR 2020 (arXiv 1905.12681); no official code; BalanceBenchmark@4c1482f "
-                        "GBlending_trainer.py",
-                 modulates="weights of the fused and unimodal losses: generalisation / overfitting^2 per head, "
-                           "re-estimated every super-epoch",
-                 iemf="yes (caveat: IEMF scales the fusion gradient the blend already weights)")  # fmt: skip
+@register_method(
+    source="Wang et al., CVPR 2020 (arXiv 1905.12681); no official code; BalanceBenchmark@4c1482f GBlending_trainer.py",
+    modulates="weights of the fused and unimodal losses: generalisation / overfitting^2 per head, "
+    "re-estimated every super-epoch",
+    iemf=Composition(True, "caveat: IEMF scales the fusion gradient the blend already weights"),
+)
 class GBlend(Policy):
     """Gradient blending (online, per super-epoch).
 
@@ -82,6 +83,8 @@ class GBlend(Policy):
 
     name = "gblend"
     config_class = GBlendConfig
+    #: logged each step: the blend weight of each loss term.
+    log_class = log_fields("GBlendLog", "w_fused", "w_audio", "w_visual")
     needs_unimodal_losses = True
     data_parallel = False  # the copies train in one process
 
@@ -100,7 +103,7 @@ class GBlend(Policy):
             after_fused, after_uni = self._losses(view, fused), self._losses(view, uni)
             after = {"fused": after_fused["fused"], "audio": after_uni["audio"], "visual": after_uni["visual"]}
             self.weights = blend_weights(before, after)
-        self.log.update({f"w_{k}": w for k, w in self.weights.items()})
+        self.log.update(**{f"w_{k}": w for k, w in self.weights.items()})
         return None
 
     @staticmethod

@@ -19,7 +19,7 @@ import neurons
 
 from ...schema import check
 from . import register_method
-from .base import ForwardContext, Policy, PolicyConfig
+from .base import Composition, ForwardContext, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -94,11 +94,12 @@ def relative_grad_norm(params) -> float:
     return gn / wn if wn > 0 else 0.0
 
 
-@register_method(source="Wu et al., ICML 2022 (arXiv 2202.05306); "
-                        "github.com/nyukat/greedy_multimodal_learning@cf28c4c",
-                 modulates="adds MMTM mid-fusion blocks; when the modalities' bypass/main gradient ratios drift "
-                           "apart, cuts the cross-modal flow into the greedier one for a few steps",
-                 iemf="yes (the MMTM blocks are not the fusion layer IEMF scales)")  # fmt: skip
+@register_method(
+    source="Wu et al., ICML 2022 (arXiv 2202.05306); github.com/nyukat/greedy_multimodal_learning@cf28c4c",
+    modulates="adds MMTM mid-fusion blocks; when the modalities' bypass/main gradient ratios drift "
+    "apart, cuts the cross-modal flow into the greedier one for a few steps",
+    iemf=Composition(True, "the MMTM blocks are not the fusion layer IEMF scales"),
+)
 class Greedy(Policy):
     """Balanced multi-modal learning (the "guided" algorithm).
 
@@ -121,6 +122,8 @@ class Greedy(Policy):
 
     name = "greedy"
     config_class = GreedyConfig
+    #: logged each step: whether the step curates, the cared modality and the speed gap.
+    log_class = log_fields("GreedyLog", "curating", "caring", "d_bdr")
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

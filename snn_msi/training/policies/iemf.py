@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
-from .base import NoiseSource, Policy, StepContext, WindowConfig, scale_with_noise, true_class_score
+from .base import (
+    Composition,
+    NoiseSource,
+    Policy,
+    StepContext,
+    WindowConfig,
+    log_fields,
+    scale_with_noise,
+    true_class_score,
+)
 
 
 @dataclass
@@ -28,6 +38,8 @@ class FusionScale(Policy):
     """
 
     config_class = FusionScaleConfig
+    #: logged each step: the fusion-gradient coefficient and whether the window is open.
+    log_class = log_fields("FusionScaleLog", "coeff", "active", headline="coeff")
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -51,12 +63,7 @@ class IEMFConfig(FusionScaleConfig):
     the default) or ``"inside"`` (``1 + tanh(lam * r)``)."""
 
     lam: float = field(default=1.0, metadata=check(gt=0))
-    lambda_mode: str = "outside"
-
-    def validate(self, where: str = "") -> None:
-        super().validate(where)
-        if self.lambda_mode not in ("inside", "outside"):
-            raise ConfigError(f"{where or 'iemf'}: lambda_mode must be 'inside' or 'outside', got {self.lambda_mode!r}")
+    lambda_mode: Literal["inside", "outside"] = "outside"
 
 
 def iemf_coefficient(s_a: float, s_v: float, s_av: float, lam: float = 1.0, mode: str = "outside") -> float:
@@ -65,9 +72,11 @@ def iemf_coefficient(s_a: float, s_v: float, s_av: float, lam: float = 1.0, mode
     return lam * (1.0 + math.tanh(r)) if mode == "outside" else 1.0 + math.tanh(lam * r)
 
 
-@register_method(source="He et al., arXiv 2505.10176 (2025); github.com/Brain-Cog-Lab/BIM-ML",
-                 modulates="fusion-layer gradient x coefficient from unimodal vs fused true-class scores (+ noise)",
-                 iemf="is IEMF")  # fmt: skip
+@register_method(
+    source="He et al., arXiv 2505.10176 (2025); github.com/Brain-Cog-Lab/BIM-ML",
+    modulates="fusion-layer gradient x coefficient from unimodal vs fused true-class scores (+ noise)",
+    iemf=Composition(True, itself=True),
+)
 class IEMF(FusionScale):
     """Inverse effectiveness driven multimodal fusion.
 
@@ -79,6 +88,8 @@ class IEMF(FusionScale):
 
     name = "iemf"
     config_class = IEMFConfig
+    #: logged each step: the true-class scores behind the coefficient.
+    log_class = log_fields("IEMFLog", "score_audio", "score_visual", "score_fused", base=FusionScale.log_class)
 
     def coefficient(self, ctx):
         out, y = ctx.out, ctx.y
@@ -94,8 +105,11 @@ class ConstantConfig(FusionScaleConfig):
     coeff: float = field(default=1.0, metadata=check(gt=0))
 
 
-@register_method(source="this toolkit: the control IEMF's paper did not run", iemf="no: replaces IEMF's coefficient",
-                 modulates="fusion-layer gradient x a fixed coefficient (+ the same noise)")  # fmt: skip
+@register_method(
+    source="this toolkit: the control IEMF's paper did not run",
+    iemf=Composition(False, "replaces IEMF's coefficient"),
+    modulates="fusion-layer gradient x a fixed coefficient (+ the same noise)",
+)
 class ConstantScale(FusionScale):
     """Control for IEMF: a fixed coefficient on the fusion gradient with the same noise (is it the adaptivity, or
     a larger fusion learning rate?)."""
@@ -107,7 +121,7 @@ class ConstantScale(FusionScale):
         return self.cfg.coeff
 
 
-@register_method(source="this toolkit: the noise-alone control", iemf="no: replaces IEMF's coefficient",
+@register_method(source="this toolkit: the noise-alone control", iemf=Composition(False, "replaces IEMF's coefficient"),
                  modulates="fusion-layer gradient + N(0, std(grad)) (coefficient 1)")  # fmt: skip
 class NoiseOnly(FusionScale):
     """Control for IEMF: coefficient 1 with the same gradient noise (is it the noise?)."""

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Policy, PolicyConfig
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -36,18 +36,22 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
     return (0.5 * (kl_pm + kl_qm)).mean()
 
 
-@register_method(source="Yang et al., NeurIPS 2024; github.com/njustkmg/NeurIPS24-LFM; the IEMF code's baseline",
-                 modulates="adds weight * JS(softmax(audio head) || softmax(visual head)) to the loss",
-                 iemf="yes")  # fmt: skip
+@register_method(
+    source="Yang et al., NeurIPS 2024; github.com/njustkmg/NeurIPS24-LFM; the IEMF code's baseline",
+    modulates="adds weight * JS(softmax(audio head) || softmax(visual head)) to the loss",
+    iemf=Composition(True),
+)
 class LFM(Policy):
     """Adds ``weight * JS(softmax(z_audio) || softmax(z_visual))`` on the unimodal heads' logits (the original
     used batch 16 with it); the heads are trained by their own losses too."""
 
     name = "lfm"
     config_class = LFMConfig
+    #: logged each step: the Jensen-Shannon term.
+    log_class = log_fields("LFMLog", "js")
     needs_unimodal_losses = True
 
     def loss(self, ctx):
         js = js_divergence(ctx.out.audio, ctx.out.visual)
-        self.log["js"] = float(js.detach())
+        self.log.update(js=float(js.detach()))
         return self.cfg.weight * js

@@ -11,32 +11,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...models.heads import AVOutput
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
-from .base import Policy, PolicyConfig, TrainStep
+from .base import Composition, Policy, PolicyConfig, TrainStep, log_fields
 
 
 @dataclass
 class MLAConfig(PolicyConfig):
-    """``projection``: project the shared head's gradient (the paper's gradient modification; the official
-    ``GSPlugin`` tests the parameter name ``module.weight`` on a bare ``nn.Linear`` whose weight is named
-    ``weight``, so the official runs never project: ``false`` reproduces them); ``gating``: ``"entropy"`` (the
+    """``projection``: project the shared head's gradient (the paper's gradient modification). Default ``false``,
+    as the official runs: their ``GSPlugin`` tests the parameter name ``module.weight`` on a bare ``nn.Linear``
+    whose weight is named ``weight``, so it never projects; ``true`` is the paper's text; ``gating``: ``"entropy"`` (the
     paper's test-time fusion) or ``"average"`` (the official default without ``--dynamic``: ``av_alpha`` z_a +
     (1 - av_alpha) z_v); ``av_alpha``: 0.5."""
 
-    projection: bool = True
-    gating: str = "entropy"
+    projection: bool = False
+    gating: Literal["entropy", "average"] = "entropy"
     av_alpha: float = field(default=0.5, metadata=check(ge=0, le=1))
-
-    def validate(self, where: str = "") -> None:
-        if self.gating not in ("entropy", "average"):
-            raise ConfigError(f"{where or 'mla'}: gating must be 'entropy' or 'average', got {self.gating!r}")
 
 
 def update_projection(p: torch.Tensor, r: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -74,11 +71,12 @@ class _SharedHead(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
 
-@register_method(source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
-                        "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
-                 modulates="one optimizer step per modality on a shared head (gradient projected); test-time "
-                           "entropy-gated sum",
-                 iemf="no: MLA trains no fusion layer (modalities alternate on a shared head)")  # fmt: skip
+@register_method(
+    source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
+    "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
+    modulates="one optimizer step per modality on a shared head (gradient projected); test-time entropy-gated sum",
+    iemf=Composition(False, "MLA trains no fusion layer (modalities alternate on a shared head)"),
+)
 class MLA(Policy):
     """Alternating unimodal adaptation.
 
@@ -89,15 +87,17 @@ class MLA(Policy):
     prediction is :func:`entropy_gates`-weighted ``w_a z_a + w_v z_v`` (or the fixed average); ``audio`` /
     ``visual`` are ``z_a`` / ``z_v``. The model's fusion layer and unimodal heads are unused.
 
-    Deviations: the projection runs (see ``projection``); the gates are per sample, as in the paper and
-    BalanceBenchmark (the official ``calculate_entropy`` takes a softmax over the batch axis and one entropy per
-    batch); P is the feature size, not a fixed 512; P's update divides by the scalar ``alpha + r k`` (see
-    :func:`update_projection`). BalanceBenchmark projects with ``grad (I + P^T)`` and reads
-    an undefined ``self.alpha``; not followed.
+    Deviations (the default does not project, as the official runs; see ``projection``): the
+    gates are per sample, as in the paper and BalanceBenchmark (the official ``calculate_entropy`` takes a softmax
+    over the batch axis and one entropy per batch); P is the feature size, not a fixed 512; P's update divides by
+    the scalar ``alpha + r k`` (see :func:`update_projection`). BalanceBenchmark projects with ``grad (I + P^T)``
+    and reads an undefined ``self.alpha``; not followed.
     """
 
     name = "mla"
     config_class = MLAConfig
+    #: logged each step: each modality's loss, the head's alpha and the audio gate.
+    log_class = log_fields("MLALog", "loss_audio", "loss_visual", "alpha", "gate_audio")
 
     def setup(self, model):
         head = model.heads.audio

@@ -16,7 +16,7 @@ from ...models.fusion import ConcatFusion, SumFusion
 from ...models.heads import AVOutput
 from ...schema import ConfigError, check
 from . import register_method
-from .base import Policy, PolicyConfig
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 FUSIONS = ("concat", "sum")
 
@@ -44,9 +44,12 @@ def cosine_logits(h: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tenso
     return scale * F.normalize(h, dim=1) @ F.normalize(w, dim=1).T
 
 
-@register_method(source="Xu et al., ICASSP 2023 (arXiv 2303.05338); github.com/GeWu-Lab/MMCosine_ICASSP23@00ba0a9",
-                 modulates="the fused logits: s * cos(features_m, class weights_m) summed over modalities, no bias",
-                 iemf="yes (IEMF's fused score is the cosine logits)", fusions=FUSIONS)  # fmt: skip
+@register_method(
+    source="Xu et al., ICASSP 2023 (arXiv 2303.05338); github.com/GeWu-Lab/MMCosine_ICASSP23@00ba0a9",
+    modulates="the fused logits: s * cos(features_m, class weights_m) summed over modalities, no bias",
+    iemf=Composition(True, "IEMF's fused score is the cosine logits"),
+    fusions=FUSIONS,
+)
 class MMCosine(Policy):
     """Multi-modal cosine loss.
 
@@ -64,6 +67,8 @@ class MMCosine(Policy):
 
     name = "mmcosine"
     config_class = MMCosineConfig
+    #: logged each step: each modality's mean largest cosine.
+    log_class = log_fields("MMCosineLog", "cos_audio", "cos_visual")
 
     def setup(self, model):
         class_weights(model.fusion)  # refuses a fusion without per-modality class weights

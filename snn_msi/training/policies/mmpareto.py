@@ -15,7 +15,7 @@ import torch
 
 from ...schema import check
 from . import register_method
-from .base import Policy, PolicyConfig
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -56,9 +56,11 @@ def combine(g_mm: torch.Tensor, g_uni: torch.Tensor, k: tuple[float, float], gam
     return new * scale * gamma
 
 
-@register_method(source="Wei & Hu, ICML 2024; github.com/GeWu-Lab/MMPareto_ICML2024",
-                 modulates="each encoder's gradient: Pareto combination of fused and unimodal losses, x gamma",
-                 iemf="yes")  # fmt: skip
+@register_method(
+    source="Wei & Hu, ICML 2024; github.com/GeWu-Lab/MMPareto_ICML2024",
+    modulates="each encoder's gradient: Pareto combination of fused and unimodal losses, x gamma",
+    iemf=Composition(True),
+)
 class MMPareto(Policy):
     """On each encoder, combine the gradient of the fused loss with that of the modality's unimodal loss
     (:func:`pareto_weights`, :func:`combine`); fusion and heads get the plain gradient of the summed loss.
@@ -67,6 +69,8 @@ class MMPareto(Policy):
 
     name = "mmpareto"
     config_class = MMParetoConfig
+    #: logged each step: the Pareto weight of the fused loss in each encoder's gradient.
+    log_class = log_fields("MMParetoLog", "k_fused_audio", "k_fused_visual")
     needs_unimodal_losses = True
 
     def backward(self, ctx, total):
@@ -78,7 +82,7 @@ class MMPareto(Policy):
             g_mm = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_mm, strict=True)]
             g_uni = [torch.zeros_like(p) if g is None else g for p, g in zip(params, g_uni, strict=True)]
             k = pareto_weights(g_mm, g_uni)
-            self.log[f"k_fused_{m}"] = k[0]
+            self.log.update(**{f"k_fused_{m}": k[0]})
             g_extra = [None] * len(params)
             if ctx.extra is not None and ctx.extra.requires_grad:
                 g_extra = torch.autograd.grad(ctx.extra, params, retain_graph=True, allow_unused=True)

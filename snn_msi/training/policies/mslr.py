@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ...schema import check
 from . import register_method
-from .base import Policy, WindowConfig
+from .base import Composition, Policy, WindowConfig, log_fields
 
 
 @dataclass
@@ -36,9 +36,11 @@ def mslr_ratio(history: list[float], acc: float, window: int) -> float:
     return acc / mean if mean > 0 else 1.0
 
 
-@register_method(source="Yao & Mihalcea, Findings of ACL 2022; the IEMF code's dynamic variant",
-                 modulates="each branch's gradients x base_m * (val acc_m / its mean over the last 5 epochs)",
-                 iemf="yes")  # fmt: skip
+@register_method(
+    source="Yao & Mihalcea, Findings of ACL 2022; the IEMF code's dynamic variant",
+    modulates="each branch's gradients x base_m * (val acc_m / its mean over the last 5 epochs)",
+    iemf=Composition(True),
+)
 class MSLR(Policy):
     """After each validation, ``ratio_m = acc_m / mean(acc_m over the previous history epochs)`` (1 until that
     many epochs exist; recomputed each epoch, not compounded) from the unimodal heads' validation accuracy; in
@@ -48,6 +50,8 @@ class MSLR(Policy):
 
     name = "mslr"
     config_class = MSLRConfig
+    #: logged each step: each branch's learning-rate scale.
+    log_class = log_fields("MSLRLog", "scale_audio", "scale_visual", "active")
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from . import register_method
-from .base import Policy
+from .base import Composition, Policy
 
 
-@register_method(source="-", modulates="nothing", iemf="yes")
+@register_method(source="-", modulates="nothing", iemf=Composition(True))
 class Normal(Policy):
     """Plain training: fused (+ unimodal) cross-entropy, no modulation."""
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
-from .base import NoiseSource, Policy, WindowConfig, scale_with_noise, true_class_score
+from .base import Composition, NoiseSource, Policy, WindowConfig, log_fields, scale_with_noise, true_class_score
 
 
 @dataclass
@@ -23,13 +24,8 @@ class OGMGEConfig(WindowConfig):
 
     alpha: float = field(default=0.8, metadata=check(gt=0))
     end: int | None = field(default=51, metadata=check(ge=1))
-    params: str = "conv"
+    params: Literal["conv", "all"] = "conv"
     noise: bool = True
-
-    def validate(self, where: str = "") -> None:
-        super().validate(where)
-        if self.params not in ("conv", "all"):
-            raise ConfigError(f"{where or 'ogm_ge'}: params must be 'conv' or 'all', got {self.params!r}")
 
 
 def ogm_ge_coefficients(s_a: float, s_v: float, alpha: float) -> tuple[float, float]:
@@ -47,9 +43,11 @@ def ogm_ge_coefficients(s_a: float, s_v: float, alpha: float) -> tuple[float, fl
     return 1.0 - math.tanh(alpha * max(ratio_a, 0.0)), 1.0
 
 
-@register_method(source="Peng et al., CVPR 2022 (Eq. 10); github.com/GeWu-Lab/OGM-GE_CVPR2022",
-                 modulates="the dominant modality's encoder conv gradients x (1 - tanh(alpha * ratio)) + noise",
-                 iemf="yes (OGM-GE on the encoders, IEMF on the fusion layer)")  # fmt: skip
+@register_method(
+    source="Peng et al., CVPR 2022 (Eq. 10); github.com/GeWu-Lab/OGM-GE_CVPR2022",
+    modulates="the dominant modality's encoder conv gradients x (1 - tanh(alpha * ratio)) + noise",
+    iemf=Composition(True, "OGM-GE on the encoders, IEMF on the fusion layer"),
+)
 class OGMGE(Policy):
     """On-the-fly gradient modulation with generalisation enhancement.
 
@@ -60,6 +58,8 @@ class OGMGE(Policy):
 
     name = "ogm_ge"
     config_class = OGMGEConfig
+    #: logged each step: the modalities' scores and coefficients.
+    log_class = log_fields("OGMGELog", "score_audio", "score_visual", "coeff_audio", "coeff_visual", "active")
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

@@ -15,7 +15,16 @@ import torch
 
 from ...schema import check
 from . import register_method
-from .base import ForwardContext, NoiseSource, Policy, WindowConfig, true_class_score, unmasked_heads
+from .base import (
+    Composition,
+    ForwardContext,
+    NoiseSource,
+    Policy,
+    WindowConfig,
+    log_fields,
+    true_class_score,
+    unmasked_heads,
+)
 
 
 @dataclass
@@ -51,9 +60,11 @@ def drop_features(a: torch.Tensor, v: torch.Tensor, keep_a: torch.Tensor, keep_v
     return a * keep_a.view(1, -1, 1).to(a.dtype) * scale, v * keep_v.view(1, -1, 1).to(v.dtype) * scale
 
 
-@register_method(source="Wei et al., TPAMI 2024 (arXiv 2410.11582); github.com/GeWu-Lab/BML_TPAMI2024@4b3aa4f",
-                 modulates="drops the dominant modality's features per sample (prob. from score ratio), rescaled",
-                 iemf="yes (IEMF's fused score then comes from the dropped-feature prediction)")  # fmt: skip
+@register_method(
+    source="Wei et al., TPAMI 2024 (arXiv 2410.11582); github.com/GeWu-Lab/BML_TPAMI2024@4b3aa4f",
+    modulates="drops the dominant modality's features per sample (prob. from score ratio), rescaled",
+    iemf=Composition(True, "IEMF's fused score then comes from the dropped-feature prediction"),
+)
 class OPM(Policy):
     """On-the-fly prediction modulation ("OPRM").
 
@@ -71,6 +82,18 @@ class OPM(Policy):
 
     name = "opm"
     config_class = OPMConfig
+    #: logged each step: scores, drop probabilities and the kept fraction of each modality.
+    log_class = log_fields(
+        "OPMLog",
+        "score_audio",
+        "score_visual",
+        "q_audio",
+        "q_visual",
+        "active",
+        "executed",
+        "kept_audio",
+        "kept_visual",
+    )
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, EpochView, Policy, WindowConfig
+from .base import MODALITIES, Composition, EpochView, Policy, WindowConfig, log_fields
 
 
 @dataclass
@@ -55,10 +55,11 @@ def pmr_coefficients(score_a: float, score_v: float, alpha: float) -> tuple[floa
     return 0.0, 0.0
 
 
-@register_method(source="Fan et al., CVPR 2023 (arXiv 2211.07089); "
-                        "github.com/fanyunfeng-bit/Modal-Imbalance-PMR@3615e48",
-                 modulates="adds alpha * CE(-distance to class prototypes) of the weaker modality's features",
-                 iemf="yes (the prototype term reaches the encoders only; IEMF scales the fusion layer)")  # fmt: skip
+@register_method(
+    source="Fan et al., CVPR 2023 (arXiv 2211.07089); github.com/fanyunfeng-bit/Modal-Imbalance-PMR@3615e48",
+    modulates="adds alpha * CE(-distance to class prototypes) of the weaker modality's features",
+    iemf=Composition(True, "the prototype term reaches the encoders only; IEMF scales the fusion layer"),
+)
 class PMR(Policy):
     """Prototypical modal rebalance.
 
@@ -77,6 +78,10 @@ class PMR(Policy):
 
     name = "pmr"
     config_class = PMRConfig
+    #: logged each step: prototype scores, coefficients and losses.
+    log_class = log_fields(
+        "PMRLog", "score_audio", "score_visual", "beta", "gamma", "loss_audio", "loss_visual", "active"
+    )
     data_parallel = False  # the prototypes come from each process's own batches
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -92,8 +97,6 @@ class PMR(Policy):
             if view.epoch >= 2 and old is not None:
                 new = (1 - self.cfg.momentum) * new + self.cfg.momentum * old.cpu()
             self.protos[m] = new
-        self.log.update({k: 0.0 for k in ("score_audio", "score_visual", "beta", "gamma", "loss_audio",
-                                          "loss_visual", "active")})  # fmt: skip
         return None
 
     def loss(self, ctx):

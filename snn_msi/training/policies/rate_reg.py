@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -29,7 +30,7 @@ import neurons
 
 from ...schema import ConfigError, check
 from . import register_method
-from .base import Policy, PolicyConfig
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,10 @@ class RateRegConfig(PolicyConfig):
     strength: float = field(default=1.0, metadata=check(ge=0))
     target: float = field(default=0.0, metadata=check(ge=0, le=1))
     targets: dict = field(default_factory=dict)
-    side: str = "both"
+    side: Literal["both", "above"] = "both"
 
     def validate(self, where: str = "") -> None:
         pre = f"{where}: " if where else ""
-        if self.side not in ("both", "above"):
-            raise ConfigError(f"{pre}side must be 'both' or 'above', got {self.side!r}")
         for pattern, value in self.targets.items():
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not isinstance(pattern, str) or not number or not 0.0 <= value <= 1.0:
@@ -55,15 +54,18 @@ class RateRegConfig(PolicyConfig):
                                   f"{pattern!r}: {value!r}")  # fmt: skip
 
 
-@register_method(source="per-layer squared rate penalty, as the activity regularisers of Zenke & Vogels, Neural "
-                 "Computation 2021",
-                 modulates="adds strength * mean over spiking layers of (rate - target)^2 to the loss",
-                 iemf="yes")  # fmt: skip
+@register_method(
+    source="per-layer squared rate penalty, as the activity regularisers of Zenke & Vogels, Neural Computation 2021",
+    modulates="adds strength * mean over spiking layers of (rate - target)^2 to the loss",
+    iemf=Composition(True),
+)
 class RateReg(Policy):
     """Adds ``strength * mean_l (r_l - target_l)^2`` over the spiking layers' firing rates of the forward pass."""
 
     name = "rate_reg"
     config_class = RateRegConfig
+    #: logged each step: the penalty, the mean and largest firing rate and the layers counted.
+    log_class = log_fields("RateRegLog", "penalty", "rate", "max_rate", "layers")
 
     def __init__(self, config: RateRegConfig | None = None, seed: int = 0) -> None:
         super().__init__(config, seed)

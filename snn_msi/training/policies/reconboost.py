@@ -16,7 +16,7 @@ from torch import nn
 from ...models.heads import AVOutput
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, EpochView, Policy, PolicyConfig
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -66,10 +66,12 @@ class _Ensemble(nn.Module):
         self.rho = nn.Parameter(torch.tensor(float(rho)))
 
 
-@register_method(source="Hua et al., ICML 2024 (arXiv 2405.09321); github.com/huacong/ReconBoost@14ab57a",
-                 modulates="alternates stages: one modality's learner fit to the others' residual, then the "
-                           "ensemble rho * sum_m head(f_m) rectified",
-                 iemf="no: ReconBoost has no fusion layer (it predicts with an additive ensemble)")  # fmt: skip
+@register_method(
+    source="Hua et al., ICML 2024 (arXiv 2405.09321); github.com/huacong/ReconBoost@14ab57a",
+    modulates="alternates stages: one modality's learner fit to the others' residual, then the "
+    "ensemble rho * sum_m head(f_m) rectified",
+    iemf=Composition(False, "ReconBoost has no fusion layer (it predicts with an additive ensemble)"),
+)
 class ReconBoost(Policy):
     """Modality reconcilement by boosting.
 
@@ -90,6 +92,8 @@ class ReconBoost(Policy):
 
     name = "reconboost"
     config_class = ReconBoostConfig
+    #: logged each step: the stage, the boosted modality and the boosting loss.
+    log_class = log_fields("ReconBoostLog", "stage", "boosting", "modality", "rho", "boost_loss")
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -110,7 +114,7 @@ class ReconBoost(Policy):
         self.boosting = modality if boosting else None
         self.others = [m for m in MODALITIES if m in added and m != modality]
         self.log.update(stage=float(stage), boosting=float(boosting), modality=float(MODALITIES.index(modality)),
-                        rho=float(self.extra.rho.detach()), boost_loss=0.0)  # fmt: skip
+                        rho=float(self.extra.rho.detach()))  # fmt: skip
         return None
 
     def predict(self, model, a, v):
@@ -124,9 +128,9 @@ class ReconBoost(Policy):
         return {"fused": 0.0 if self.boosting else 1.0, "audio": 0.0, "visual": 0.0}
 
     def loss(self, ctx):
-        self.log["rho"] = float(self.extra.rho.detach())
+        self.log.update(rho=float(self.extra.rho.detach()))
         if self.boosting is None:
-            self.log["boost_loss"] = 0.0
+            self.log.update(boost_loss=0.0)
             return None
         j = self.boosting
         logits = getattr(ctx.out, j)
@@ -134,7 +138,7 @@ class ReconBoost(Policy):
         if self.others:
             ens = self.extra.rho.detach() * sum(getattr(ctx.out, m).detach() for m in self.others)
         loss = boosting_loss(logits, ens, ctx.y, self.cfg.w1, self.cfg.w2)
-        self.log["boost_loss"] = float(loss.detach())
+        self.log.update(boost_loss=float(loss.detach()))
         return loss
 
     def state_dict(self):

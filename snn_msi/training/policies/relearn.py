@@ -15,7 +15,7 @@ import torch
 
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, EpochView, Policy, PolicyConfig
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -54,11 +54,12 @@ def reinit_strength(purity_train: float, purity_val: float, lam: float) -> float
     return float(np.tanh(lam * abs(purity_train - purity_val)))
 
 
-@register_method(source="Wei et al., ECCV 2024 (arXiv 2407.09705); "
-                        "github.com/GeWu-Lab/Diagnosing_Relearning_ECCV2024@025085e",
-                 modulates="every reinit_epoch epochs: each encoder's weights <- alpha_m init + (1 - alpha_m) "
-                           "current, alpha_m from its train/val cluster-purity gap",
-                 iemf="yes (acts on the encoders between epochs; IEMF scales the fusion layer each step)")  # fmt: skip
+@register_method(
+    source="Wei et al., ECCV 2024 (arXiv 2407.09705); github.com/GeWu-Lab/Diagnosing_Relearning_ECCV2024@025085e",
+    modulates="every reinit_epoch epochs: each encoder's weights <- alpha_m init + (1 - alpha_m) "
+    "current, alpha_m from its train/val cluster-purity gap",
+    iemf=Composition(True, "acts on the encoders between epochs; IEMF scales the fusion layer each step"),
+)
 class Relearn(Policy):
     """Diagnosing and re-learning.
 
@@ -76,13 +77,16 @@ class Relearn(Policy):
 
     name = "relearn"
     config_class = RelearnConfig
+    #: logged each step: the last re-initialisation's strengths and purity gaps, and how many there were.
+    log_class = log_fields(
+        "RelearnLog", alpha_audio=0.0, alpha_visual=0.0, reinits=0.0, purity_gap_audio=0.0, purity_gap_visual=0.0
+    )
     data_parallel = False  # the diagnosis reads one process's features
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)
         self.init: dict[str, list[torch.Tensor]] = {}
         self.count = 0
-        self.log = {"alpha_audio": 0.0, "alpha_visual": 0.0, "reinits": 0.0}
 
     def setup(self, model):
         groups = model.parameter_groups()
@@ -98,12 +102,10 @@ class Relearn(Policy):
                 p_train = cluster_purity(getattr(train, m).numpy(), train.y.numpy(), view.num_classes)
                 p_val = cluster_purity(getattr(val, m).numpy(), val.y.numpy(), view.num_classes)
                 alphas[m] = reinit_strength(p_train, p_val, self.cfg.lam)
-                self.log[f"purity_gap_{m}"] = abs(p_train - p_val)
+                self.log.update(**{f"purity_gap_{m}": abs(p_train - p_val)})
             self.blend(view.groups, alphas)
             self.log.update(alpha_audio=alphas["audio"], alpha_visual=alphas["visual"])
-        self.log["reinits"] = float(self.count)
-        self.log.setdefault("purity_gap_audio", 0.0)
-        self.log.setdefault("purity_gap_visual", 0.0)
+        self.log.update(reinits=float(self.count))
         return None
 
     @torch.no_grad()

@@ -21,7 +21,7 @@ from ...models.heads import AVOutput
 from ...schema import check
 from ..rundir import load_checkpoint
 from . import register_method
-from .base import MODALITIES, EpochView, Policy, PolicyConfig
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -46,10 +46,11 @@ def distillation(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tens
     return sum(F.mse_loss(student[m].float(), teacher[m].float()) for m in MODALITIES)
 
 
-@register_method(source="Du et al., ICML 2023 (arXiv 2305.01233); no official code; BalanceBenchmark@4c1482f "
-                        "UMT_trainer.py",
-                 modulates="adds lam * MSE(student features, frozen unimodal teachers' features) per modality",
-                 iemf="yes (the distillation term reaches the encoders; IEMF scales the fusion layer)")  # fmt: skip
+@register_method(
+    source="Du et al., ICML 2023 (arXiv 2305.01233); no official code; BalanceBenchmark@4c1482f UMT_trainer.py",
+    modulates="adds lam * MSE(student features, frozen unimodal teachers' features) per modality",
+    iemf=Composition(True, "the distillation term reaches the encoders; IEMF scales the fusion layer"),
+)
 class UMT(Policy):
     """Uni-modal teachers.
 
@@ -66,6 +67,8 @@ class UMT(Policy):
 
     name = "umt"
     config_class = UMTConfig
+    #: logged each step: the teachers' last training loss and the distillation term.
+    log_class = log_fields("UMTLog", "teacher_loss", mse=0.0)
     data_parallel = False  # the teachers are trained inside the run, in one process
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -87,7 +90,7 @@ class UMT(Policy):
             student.requires_grad_(True)
             losses = view.train_copy(student, unimodal_loss, self.cfg.teacher_epochs or view.epochs)
             self.teacher_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
-            self.log["teacher_loss"] = losses[-1]
+            self.log.update(teacher_loss=losses[-1])
         try:
             self.teacher.load_state_dict(self.teacher_state)
         except RuntimeError as err:
@@ -96,8 +99,6 @@ class UMT(Policy):
                              f"{first}") from None  # fmt: skip
         self.teacher.requires_grad_(False)
         self.teacher.eval()
-        self.log.setdefault("teacher_loss", float("nan"))
-        self.log.setdefault("mse", 0.0)
         return None
 
     def loss(self, ctx):
@@ -106,7 +107,7 @@ class UMT(Policy):
             ta, tv = self.teacher.features(ctx.batch.audio, ctx.batch.frames)
             neurons.reset(self.teacher)
         mse = distillation(ctx.out.features, {"audio": ta.mean(0), "visual": tv.mean(0)})
-        self.log["mse"] = float(mse.detach())
+        self.log.update(mse=float(mse.detach()))
         return self.cfg.lam * mse
 
     def state_dict(self):
@@ -126,9 +127,11 @@ class UMEConfig(PolicyConfig):
     """No options: the unimodal models train alone, the prediction averages them."""
 
 
-@register_method(source="Du et al., ICML 2023 (arXiv 2305.01233); no official code",
-                 modulates="trains each encoder + unimodal head alone (no fused loss); predicts their average logits",
-                 iemf="no: UME trains no fusion layer (it averages independent unimodal models)")  # fmt: skip
+@register_method(
+    source="Du et al., ICML 2023 (arXiv 2305.01233); no official code",
+    modulates="trains each encoder + unimodal head alone (no fused loss); predicts their average logits",
+    iemf=Composition(False, "UME trains no fusion layer (it averages independent unimodal models)"),
+)
 class UME(Policy):
     """Uni-modal ensemble.
 
@@ -142,10 +145,12 @@ class UME(Policy):
 
     name = "ume"
     config_class = UMEConfig
+    #: logged each step: the fused loss term's weight.
+    log_class = log_fields("UMELog", "fused_weight")
     needs_unimodal_losses = True
 
     def loss_weights(self, ctx):
-        self.log["fused_weight"] = 0.0
+        self.log.update(fused_weight=0.0)
         return {"fused": 0.0}
 
     def predict(self, model, a, v):

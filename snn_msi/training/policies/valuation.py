@@ -10,20 +10,23 @@ AV_KS_Dataset_sample_level, AV_KS_Dataset_modality_level``; ``code/models/models
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
-from ...schema import ConfigError, check
+from ...schema import check
 from . import register_method
 from .base import (
     DROP_AUDIO,
     DROP_NONE,
     DROP_VISUAL,
+    Composition,
     EpochView,
     ForwardContext,
     Policy,
     PolicyConfig,
     SamplePlan,
+    log_fields,
     unmasked_heads,
 )
 
@@ -82,9 +85,8 @@ class _Valuation(Policy):
 
     data_parallel = False  # the plan is made from one process's pass over the whole training set
 
-    def __init__(self, config=None, seed: int = 0) -> None:
-        super().__init__(config, seed)
-        self.log = {"phi_audio": 0.0, "phi_visual": 0.0, "extra_fraction": 0.0, "dropped_in_batch": 0.0}
+    #: logged each step: mean Shapley contributions, the extra copies' fraction and the batch's dropped fraction.
+    log_class = log_fields("ValuationLog", phi_audio=0.0, phi_visual=0.0, extra_fraction=0.0, dropped_in_batch=0.0)
 
     def valuate(self, view: EpochView):
         """Per-sample correctness of the fused prediction with both modalities, audio alone and visual alone
@@ -107,20 +109,22 @@ class _Valuation(Policy):
         drop = fwd.batch.drop
         if not fwd.train or not bool((drop != DROP_NONE).any()):
             if fwd.train:
-                self.log["dropped_in_batch"] = 0.0
+                self.log.update(dropped_in_batch=0.0)
             return None
         a, v = fwd.features()
         keep_a = (drop != DROP_AUDIO).to(a.dtype).view(1, -1, 1)
         keep_v = (drop != DROP_VISUAL).to(v.dtype).view(1, -1, 1)
-        self.log["dropped_in_batch"] = float((drop != DROP_NONE).float().mean())
+        self.log.update(dropped_in_batch=float((drop != DROP_NONE).float().mean()))
         return unmasked_heads(fwd.output(a * keep_a, v * keep_v), fwd.model, a, v)
 
 
-@register_method(source="Wei et al., CVPR 2024 (arXiv 2309.06255); "
-                        "github.com/GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation@7ed12b0 sample_level.py",
-                 modulates="per-sample Shapley contribution of each modality -> extra single-modality copies of "
-                           "the samples where it contributes little",
-                 iemf="yes (caveat: a single-modality copy lowers IEMF's fused score on its batch)")  # fmt: skip
+@register_method(
+    source="Wei et al., CVPR 2024 (arXiv 2309.06255); "
+    "github.com/GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation@7ed12b0 sample_level.py",
+    modulates="per-sample Shapley contribution of each modality -> extra single-modality copies of "
+    "the samples where it contributes little",
+    iemf=Composition(True, "caveat: a single-modality copy lowers IEMF's fused score on its batch"),
+)
 class SampleValuation(_Valuation):
     """Sample-level modality valuation.
 
@@ -139,11 +143,11 @@ class SampleValuation(_Valuation):
 
     def on_epoch_start(self, view: EpochView):
         if view.epoch < self.cfg.warmup:
-            self.log["extra_fraction"] = 0.0
+            self.log.update(extra_fraction=0.0)
             return None
         phi_a, phi_v, index = self.valuate(view)
         plan = sample_plan(phi_a, phi_v, index)
-        self.log["extra_fraction"] = (len(plan.indices) - len(index)) / max(len(index), 1)
+        self.log.update(extra_fraction=(len(plan.indices) - len(index)) / max(len(index), 1))
         return plan
 
 
@@ -154,20 +158,16 @@ class ModalityValuationConfig(ValuationConfig):
 
     part_ratio: float = field(default=0.2, metadata=check(gt=0, le=1))
     alpha: float = field(default=1.0, metadata=check(ge=0))
-    mode: str = "linear"
-
-    def validate(self, where: str = "") -> None:
-        if self.mode not in ("linear", "tanh", "square"):
-            raise ConfigError(
-                f"{where or 'modality_valuation'}: mode must be linear, tanh or square, got {self.mode!r}"
-            )
+    mode: Literal["linear", "tanh", "square"] = "linear"
 
 
-@register_method(source="Wei et al., CVPR 2024 (arXiv 2309.06255); "
-                        "github.com/GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation@7ed12b0 modality_level.py",
-                 modulates="mean Shapley contribution per modality -> extra copies with the stronger modality "
-                           "dropped, in proportion to the gap",
-                 iemf="yes (caveat: a single-modality copy lowers IEMF's fused score on its batch)")  # fmt: skip
+@register_method(
+    source="Wei et al., CVPR 2024 (arXiv 2309.06255); "
+    "github.com/GeWu-Lab/Valuate-and-Enhance-Multimodal-Cooperation@7ed12b0 modality_level.py",
+    modulates="mean Shapley contribution per modality -> extra copies with the stronger modality "
+    "dropped, in proportion to the gap",
+    iemf=Composition(True, "caveat: a single-modality copy lowers IEMF's fused score on its batch"),
+)
 class ModalityValuation(_Valuation):
     """Modality-level valuation.
 
@@ -185,7 +185,7 @@ class ModalityValuation(_Valuation):
 
     def on_epoch_start(self, view: EpochView):
         if view.epoch < self.cfg.warmup:
-            self.log["extra_fraction"] = 0.0
+            self.log.update(extra_fraction=0.0)
             return None
         phi_a, phi_v, index = self.valuate(view)
         n = len(index)
@@ -196,6 +196,6 @@ class ModalityValuation(_Valuation):
         extra = int(modality_gap(mean_a, mean_v, self.cfg.alpha, self.cfg.mode) * n)
         chosen = index[torch.randint(0, n, (extra,), generator=g)]
         code = DROP_VISUAL if (1.0 - mean_a) > (1.0 - mean_v) else DROP_AUDIO  # drop the stronger modality
-        self.log["extra_fraction"] = extra / max(n, 1)
+        self.log.update(extra_fraction=extra / max(n, 1))
         return SamplePlan(torch.cat([index, chosen]),
                           torch.cat([torch.full_like(index, DROP_NONE), torch.full_like(chosen, code)]))  # fmt: skip

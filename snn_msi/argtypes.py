@@ -1,0 +1,48 @@
+"""Argument types of the command line, shared by ``snn_msi.cli`` and the report commands (``snn_msi.reports``).
+
+Each is an argparse ``type=`` (a bad value is argparse's one-line error, exit 2) or, for ``snr_pairs``, a parser
+whose error is a one-line :class:`~snn_msi.schema.ConfigError` naming the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .schema import ConfigError
+
+__all__ = ["positive_int", "nonnegative_float", "snr_pairs"]
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def snr_pairs(option: str, items: str | list[str]) -> list[tuple[float, float]]:
+    """``'AUDIO_DB,IMAGE_DB'`` pairs separated by spaces, in one argument or several -> ``[(audio dB, image dB)]``;
+    a malformed pair is a one-line :class:`ConfigError` naming ``option``."""
+    pairs = []
+    for text in items.split() if isinstance(items, str) else [t for item in items for t in item.split()]:
+        try:
+            a, v = (float(x) for x in text.split(","))
+        except ValueError:
+            raise ConfigError(f"{option}: expected 'AUDIO_DB,IMAGE_DB', got {text!r}") from None
+        pairs.append((a, v))
+    return pairs
