@@ -280,7 +280,7 @@ def test_initial_layer_is_the_trainers(tmp_path):
     model = {"widths": [8], "blocks": [1], "stem": "small", "T": 2, "fusion": "msi"}
     cfg = demo_config(model=model, data={"dataset": "digits-av", "limit": 24}, out=str(tmp_path / "run"))
     trainer = Trainer(cfg, progress=False, plots=False)
-    state, fresh = trainer.net.fusion.state_dict(), initial_layer(trainer.cfg).state_dict()
+    state, fresh = trainer.model.fusion.state_dict(), initial_layer(trainer.cfg).state_dict()
     assert state.keys() == fresh.keys() and all(torch.equal(state[k], fresh[k]) for k in state)
 
 
