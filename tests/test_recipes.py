@@ -48,7 +48,7 @@ def test_build_small_forward_and_keyword_form():
 
 def test_register_recipe_from_yaml(tmp_path):
     path = tmp_path / "tiny_test.yaml"
-    path.write_text("description: tiny\nmodel: {widths: [8], blocks: [1], stem: small}\ntrain: {epochs: 2}\n")
+    path.write_text("description: tiny\nmodel: {widths: [8], blocks: [1], stem: small}\nepochs: 2\n")
     recipe = register_recipe(path)
     try:
         assert "tiny_test" in RECIPES and build("tiny_test", num_classes=2).config.widths == (8,)
@@ -56,13 +56,16 @@ def test_register_recipe_from_yaml(tmp_path):
     finally:
         RECIPES._entries.pop("tiny_test")  # the registry is global: leave it as the package ships it
     assert get_recipe(str(path)).model == recipe.model  # a file path works without registering
+    # a run's config.yaml is a recipe too
+    TrainConfig(epochs=3, model=build("small", num_classes=3).config).save(tmp_path / "config.yaml")
+    assert recipe_config(str(tmp_path / "config.yaml")).epochs == 3
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: {widths: [8], blokcs: [1]}\n")
     with pytest.raises(ConfigError, match="recipe bad: model.*blokcs"):
         register_recipe(bad)
-    bad.write_text("modle: {}\n")
-    with pytest.raises(ConfigError, match="bad.yaml: unknown key.*modle"):
-        register_recipe(bad)
+    bad.write_text("model: {}\nepohcs: 3\n")
+    with pytest.raises(ConfigError, match="recipe bad: unknown key.*epohcs"):
+        recipe_config(str(bad))
 
 
 def _args(*argv):
@@ -79,7 +82,7 @@ def test_model_option_applies_every_recipe(name, tmp_path):
     # another data set than the recipe's: classes and channels from the data, no SNR preset nobody asked for
     assert (cfg.model.num_classes, cfg.model.audio_channels, cfg.model.visual_channels) == (None, None, None)
     assert cfg.data.snr() == (None, None)
-    if "epochs" in recipe.train:
+    if "epochs" in recipe.train:  # the recipe's schedule comes with its architecture
         assert cfg.epochs == recipe.train["epochs"]
 
 

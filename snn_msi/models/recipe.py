@@ -1,14 +1,17 @@
 """Model recipes by name, as timm's model names: ``build("small", num_classes=3)``, ``snn-msi train --model small``.
 
-A recipe is a YAML file in ``snn_msi/models/recipes/`` (its name is the file's stem)::
+A recipe is a YAML file in ``snn_msi/models/recipes/`` (its name is the file's stem): a partial run
+configuration (the form of a run's ``config.yaml``) with a one-line ``description``::
 
     description: one line (what ``snn-msi recipes`` prints)
     model: {widths: [16, 32], blocks: [1, 1]}       # ModelConfig keys; missing ones: the defaults (the paper's)
-    train: {epochs: 8, data: {image_size: 64}}      # optional: the schedule and input size it trains with
+    epochs: 8                                       # any other key of a run's config: the schedule, input size,
+    data: {image_size: 64}                          # ... this architecture trains with
 
-``model`` is the architecture (what :func:`snn_msi.models.build` builds); ``train`` holds the settings of the rest
-of a run's configuration that belong with that architecture (any ``TrainConfig`` key; the training layer reads
-them, the command line still overrides them). Class and channel counts a recipe leaves out come from the data.
+``model`` is the architecture (what :func:`snn_msi.models.build` builds); the other keys are the settings of the
+rest of a run that belong with that architecture (the training layer checks and applies them; the command line
+still overrides them). A full run config (a ``config.yaml``, a paper's recipe) is a recipe too. Class and channel
+counts a recipe leaves out come from the data.
 
 Shipped: ``paper`` (the IEMF paper's network and schedule), ``small`` (a network that trains on a CPU, with a
 schedule for small data sets) and ``demo`` (the digits-av demo, ``--demo``). :func:`register_recipe` adds one
@@ -34,7 +37,7 @@ RECIPES = Registry("model recipe")
 
 @dataclass(frozen=True)
 class Recipe:
-    """One recipe: ``model`` (ModelConfig keys) and ``train`` (other TrainConfig keys), both plain values.
+    """One recipe: ``model`` (ModelConfig keys) and ``train`` (the other keys of a run's config), plain values.
 
     Calling it returns its :class:`ModelConfig` with ``overrides`` on top: ``RECIPES.create("small",
     num_classes=3)``.
@@ -55,21 +58,16 @@ class Recipe:
 
     @property
     def dataset(self) -> str | None:
-        """The data set the recipe is bound to (its ``train.data.dataset``), if any."""
+        """The data set the recipe is bound to (its ``data.dataset``), if any."""
         return (self.train.get("data") or {}).get("dataset")
 
 
 def _parse(name: str, d: dict, source: str) -> Recipe:
-    unknown = sorted(set(d) - {"description", "model", "train"})
-    if unknown:
-        raise ConfigError(f"recipe {source}: unknown key(s) {', '.join(unknown)}; valid: description, model, train")
-    for key in ("model", "train"):
-        if not isinstance(d.get(key) or {}, dict):
-            raise ConfigError(f"recipe {source}: {key} must be a mapping, got {type(d[key]).__name__}")
-    if "model" in (d.get("train") or {}):
-        raise ConfigError(f"recipe {source}: the architecture goes under model:, not train.model")
-    recipe = Recipe(name, str(d.get("description", "")), dict(d.get("model") or {}), dict(d.get("train") or {}), source)
-    recipe()  # its model part is checked when it is registered
+    if not isinstance(d.get("model") or {}, dict):
+        raise ConfigError(f"recipe {source}: model must be a mapping, got {type(d['model']).__name__}")
+    train = {k: v for k, v in d.items() if k not in ("description", "model")}
+    recipe = Recipe(name, str(d.get("description", "")), dict(d.get("model") or {}), train, source)
+    recipe()  # its model part is checked when it is registered; the rest when a run applies it
     return recipe
 
 
