@@ -9,7 +9,7 @@ OUT ?= runs/demo
 
 install:
 	$(PIP) install -q torch==2.13.0          # the CPU build; an open range would pull a multi-GB CUDA build
-	$(PIP) install -q -e ".[test,peers,triton,data,nir,docs,scale]"
+	$(PIP) install -q -e ".[test,peers,triton,data,nir,docs,logging,scale]"
 	$(PIP) install -q --no-deps spikingjelly==2.0.0   # its metadata pulls CUDA torch/torchvision/torchaudio
 	$(PIP) install -q --no-deps norse==1.1.0 sinabs==3.1.3 rockpool==3.1.0   # NIR importers: CUDA torch, nir<=1.0.4
 

@@ -6,10 +6,10 @@
     # the same pipeline on the embedded digits-av data, CPU, a few minutes: vanilla against IEMF over 3 seeds
     python experiments/ks_snn.py --demo
 
-Without --demo the recipe is the paper's, shipped as `--recipe ks-paper` (snn_msi/recipes/ks_paper.yaml: spiking
+Without --demo the recipe is the paper's, shipped as `--model ks-paper` (snn_msi/models/recipes/ks-paper.yaml: spiking
 ResNet-18 x 2, LIF tau 2 / v_th 0.5, T = 4, concat fusion, SGD Nesterov lr 5e-3, 100 epochs, batch 32, lr x0.1 at
 70, label smoothing 0.1, unimodal losses with IEMF only); the studies take the same recipe (`snn-msi study methods
---recipe ks-paper --data-root ...`). Every option of `snn-msi train` works here too (--neuron, --neuron-arg, --set,
+--model ks-paper --data-root ...`). Every option of `snn-msi train` works here too (--neuron, --neuron-arg, --set,
 --resume, ...); --demo runs its seeds on an executor as the studies do (--seed-list, --executor ray, ...).
 """
 
@@ -28,12 +28,11 @@ from snn_msi.cli import add_train_arguments, main_guard, train_config  # noqa: E
 from snn_msi.reports.runs import (  # noqa: E402
     add_executor_arguments,
     add_seed_arguments,
-    recipe_path,
     run_many,
     run_options,
 )
-from snn_msi.schema import ConfigError, load_yaml  # noqa: E402
-from snn_msi.training import TrainConfig, Trainer, policies_for  # noqa: E402
+from snn_msi.schema import ConfigError  # noqa: E402
+from snn_msi.training import TrainConfig, Trainer, policies_for, recipe_config  # noqa: E402
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -49,10 +48,10 @@ def parse(argv=None) -> argparse.Namespace:
 def paper_config(args) -> TrainConfig:
     """The paper's recipe (``ks-paper``) on Kinetics-Sounds (or its HDF5 cache), with the command line on top."""
     root = args.data_root or ""
-    base = load_yaml(recipe_path("ks-paper"))
+    base = recipe_config("ks-paper")
     if root.endswith((".h5", ".hdf5")) and not args.dataset:
-        base["data"]["dataset"] = "h5"
-    return train_config(args, base=TrainConfig.from_dict(base))
+        base = base.replace(data={**base.data.to_dict(), "dataset": "h5"})
+    return train_config(args, base=base)
 
 
 def demo(args) -> int:
@@ -102,12 +101,12 @@ def demo(args) -> int:
 def run(args) -> int:
     if args.demo:
         return demo(args)
-    if not args.data_root and not args.config and not args.recipe and args.resume is None:
-        raise ConfigError("--data-root is required (or --demo, --config, --recipe, --resume)")
+    if not args.data_root and not args.config and not args.model and args.resume is None:
+        raise ConfigError("--data-root is required (or --demo, --config, --model, --resume)")
     cfg = paper_config(args)
     mode = "resume" if args.resume is not None else ("overwrite" if args.overwrite else "new")
     print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=mode, progress=not args.quiet).fit()
+    result = Trainer(cfg, mode=mode, progress=not args.quiet, loggers=args.logger).fit()
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()})
     return 0
 

@@ -14,9 +14,12 @@ Fused kernels are opt-in: a class offers one through :meth:`BaseNeuron.spec`. A 
 step of the dynamics (``charge``, ``fire``, ``threshold``, ``after_spike``, ...) without defining ``spec``
 itself loses its parent's spec, so it can never silently run the parent's kernel.
 
-Step modes: ``step_mode="s"`` takes ``[B, ...]`` per call and keeps state between calls until :meth:`reset`;
-``step_mode="m"`` takes ``[T, B, ...]`` and runs all T steps in one call (state persists across calls too,
-so a long sequence can be fed in chunks).
+Step modes (SpikingJelly's convention; snnTorch neurons are single-step): ``step_mode="s"`` (the default) takes
+one time step ``[B, ...]`` per call and keeps state between calls until :meth:`reset`; ``step_mode="m"`` takes
+``[T, B, ...]`` and runs all T steps in one call (state persists across calls too, so a long sequence can be fed
+in chunks). A single-step neuron cannot tell a ``[T, B, F]`` sequence from one step of a ``[B1, B2, F]`` input: it
+treats it as one step, and a later call whose shape differs from the state's raises ``ValueError`` (reset between
+sequences) instead of silently starting over.
 """
 
 from __future__ import annotations
@@ -230,8 +233,14 @@ class BaseNeuron(StatefulModule):
 
     def _step(self, x: torch.Tensor) -> torch.Tensor:
         """One step on a float32 input."""
-        if self.v is None or self.v.shape != x.shape:
+        if self.v is None:
             self.init_state(x)
+        elif self.v.shape != x.shape:
+            raise ValueError(
+                f"{type(self).__name__} (step_mode={self.step_mode!r}) holds state of shape {tuple(self.v.shape)} "
+                f"from earlier steps and got input of shape {tuple(x.shape)}: call neurons.reset(model) between "
+                "sequences; a [T, B, ...] sequence in one call needs step_mode='m'"
+            )
         h = self.charge(x)
         s = self.fire(h)
         s_reset = s.detach() if self.detach_reset else s

@@ -67,6 +67,11 @@ def split_shared(name: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], 
 def create(name: str, /, **kwargs: Any) -> nn.Module:
     """Build the neuron registered as ``name``.
 
+    ``step_mode`` (a shared argument) is ``"s"`` unless given, as in SpikingJelly: each call is ONE time step, so
+    a ``[T, B, F]`` sequence is taken as a single step of shape ``[T, B, F]``. Feed sequences with
+    ``create(name, step_mode="m")`` (``[T, B, ...] -> [T, B, ...]``), or loop over T in single-step mode as in
+    snnTorch; :func:`neurons.set_step_mode` switches every neuron of a model.
+
     Shared arguments (:data:`SHARED_ARGS`) that this neuron does not take are ignored; any other argument it
     does not take raises ``ValueError`` listing the valid ones. Unknown names raise with close matches.
     """

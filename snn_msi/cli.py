@@ -33,11 +33,14 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     that trains shares (:func:`snn_msi.reports.runs.add_recipe_arguments`) and one run's own."""
     from .reports.runs import add_recipe_arguments
     from .training import METHODS
+    from .training.loggers import DEFAULT_LOGGERS, LOGGERS
 
-    g = p.add_argument_group("the recipe (--config / --recipe, then these, then --set)")
+    g = p.add_argument_group("what to train (--config, then --model, then these, then --set)")
     add_recipe_arguments(g)
     if demo_flag:
-        g.add_argument("--demo", action="store_true", help="the small digits-av network instead of the paper's")
+        demo_help = "the demo recipe (--model demo): the small network on the embedded digits-av; with --dataset, "
+        demo_help += "classes, channels and image size come from that data"
+        g.add_argument("--demo", action="store_true", help=demo_help)
     g.add_argument("--layout", help="folder layout where a data set has several (default: auto-detect)")
     g.add_argument("--audio-snr", type=float, help="audio SNR in dB (any data set)")
     g.add_argument("--image-snr", type=float, help="image SNR in dB (any data set)")
@@ -48,16 +51,28 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
     g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength)")
     g = p.add_argument_group("optimisation and run")
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
-    g.add_argument("--optimizer", choices=["sgd", "adam"])
-    g.add_argument("--seed", type=int)
+    g.add_argument("--batch-size", type=int, help="clips per step (default: the recipe's; the paper's 32)")
+    g.add_argument("--lr", type=float, help="learning rate (default: the recipe's; the paper's 0.005)")
+    g.add_argument("--optimizer", choices=["sgd", "adam"], help="SGD with Nesterov momentum (the paper's) or Adam")
+    g.add_argument("--seed", type=int, help="seed of weights, splits, augmentation and data order (default: 0)")
     g.add_argument("--workers", type=int, help="DataLoader processes (default: 0 for in-memory data, else the cores)")
     g.add_argument("--out", help="run folder (config, checkpoints, logs, plots); default runs/<dataset>/<name>-<time>")
     g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
                    help="continue a run: its folder or last.pt (without PATH: the folder of --out)")  # fmt: skip
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out instead of refusing")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    logger_help = f"where each epoch's numbers go, comma-separated: {', '.join(LOGGERS.names())} (default: "
+    logger_help += "%(default)s; the CSV files are always written; a backend not installed is one warning line)"
+    g.add_argument("--logger", default=",".join(DEFAULT_LOGGERS), type=_logger_names, metavar="NAMES", help=logger_help)
+
+
+def _logger_names(text: str) -> tuple[str, ...]:
+    from .training.loggers import parse_loggers
+
+    try:
+        return parse_loggers(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--logger: ")) from None
 
 
 def _resume_folder(args) -> Path | None:
@@ -72,26 +87,33 @@ def _resume_folder(args) -> Path | None:
 
 
 def train_config(args, base=None):
-    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, --demo, a resumed run's
-    config or the paper's), then the options, then ``--set``; checked strictly."""
+    """The :class:`TrainConfig` a command line asks for: ``base`` (default: --config, a resumed run's config or
+    the paper's), then the model recipe (--model, --demo), then the options, then ``--set``; checked strictly.
+
+    A data set other than the base's (``--dataset``) brings its own classes, channels and SNR: the base's class
+    and channel counts are dropped (taken from the data) and no SNR preset is kept that the command line does not
+    ask for."""
     from .data import DATASETS
-    from .reports.runs import apply_recipe_arguments, base_recipe
+    from .reports.runs import apply_recipe_arguments
     from .schema import apply_overrides, load_yaml
-    from .training import RunDir, TrainConfig, demo_config, policies_for
+    from .training import RunDir, TrainConfig, policies_for, recipe_config
 
     resume_dir = _resume_folder(args)
-    d = base_recipe(args)  # --config / --recipe
-    if d is None and resume_dir is not None and RunDir(resume_dir).resume_config_file.is_file():
+    recipe = getattr(args, "model", None) or ("demo" if getattr(args, "demo", False) else None)
+    if args.config:
+        d = TrainConfig.from_dict(load_yaml(args.config)).to_dict()
+    elif resume_dir is not None and RunDir(resume_dir).resume_config_file.is_file():
         d = TrainConfig.from_dict(load_yaml(RunDir(resume_dir).resume_config_file)).to_dict()
-    elif d is None and getattr(args, "demo", False):
-        d = demo_config().to_dict()
-    elif d is None and base is not None:
+        recipe = None  # a resumed run keeps its configuration
+    elif base is not None:
         d = base.to_dict()
-    elif d is None and (args.dataset or args.data_root):
+    elif recipe or args.dataset or args.data_root:
         d = TrainConfig().to_dict()
-    elif d is None:
+    else:
         raise ConfigError("say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
-                          "(see `snn-msi datasets`), --config FILE or --recipe NAME")  # fmt: skip
+                          "(see `snn-msi datasets`), or --config FILE")  # fmt: skip
+    if recipe:
+        d = recipe_config(recipe, d).to_dict()
     for key, value in (("batch_size", args.batch_size), ("lr", args.lr), ("optimizer", args.optimizer),
                        ("seed", args.seed)):  # fmt: skip
         if value is not None:
@@ -115,6 +137,8 @@ def train_config(args, base=None):
         label = "+".join(p["name"] for p in d.get("policies", [])) or "normal"
         d["out"] = f"runs/{data['dataset']}/{label}-{model['neuron']}-s{d['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
     apply_overrides(d, args.set, TrainConfig)
+    if d["data"].get("root"):  # stored absolute: evaluate, energy and resume work from any folder
+        d["data"]["root"] = str(Path(d["data"]["root"]).expanduser().resolve())
     cfg = TrainConfig.from_dict(d)
     entry = DATASETS.get(cfg.data.dataset)
     if entry.needs_root and not cfg.data.root:
@@ -159,7 +183,7 @@ def _cmd_train(args) -> int:
 
     cfg = train_config(args)
     print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet).fit()
+    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet, loggers=args.logger).fit()
     _print_result(result)
     return 0
 
@@ -222,6 +246,19 @@ def _datasets_command(q: argparse.ArgumentParser) -> None:
     q.set_defaults(func=_cmd_datasets)
 
 
+def _cmd_recipes(args) -> int:
+    from .models import RECIPES
+
+    for name, desc in RECIPES.available().items():
+        print(f"{name:<8} {desc}")
+    return 0
+
+
+@register_command("recipes", description="the model recipes of --model (and build(name) in Python)")
+def _recipes_command(q: argparse.ArgumentParser) -> None:
+    q.set_defaults(func=_cmd_recipes)
+
+
 def _cmd_methods(args) -> int:
     from .training import method_table
 
@@ -245,24 +282,108 @@ def _methods_command(q: argparse.ArgumentParser) -> None:
 
 def _cmd_evaluate(args) -> int:
     from .data import build_datasets
-    from .training import evaluate, load_model, resolve_device
+    from .training import load_model, resolve_device
+    from .training.trainer import _base_dataset, evaluate_collect
 
     device = resolve_device(args.device)
     model, cfg = load_model(args.checkpoint, device)
-    data = cfg.data.replace(root=args.data_root) if args.data_root else cfg.data
+    if args.data_root:
+        data = cfg.data.replace(root=str(Path(args.data_root).expanduser().resolve()))
+    elif cfg.data.root and not Path(cfg.data.root).exists():
+        raise ConfigError(
+            f"the run's data root {cfg.data.root} (in its config) is not there from {Path.cwd()}; "
+            "give the data's folder with --data-root DIR"
+        )
+    else:
+        data = cfg.data
     sets = build_datasets(data, cfg.seed)
-    split = {"train": 0, "val": 1, "test": 2}[args.split]
-    metrics = evaluate(model, sets[split], device, cfg.batch_size)
+    ds = sets[{"train": 0, "val": 1, "test": 2}[args.split]]
+    collected = evaluate_collect(model, ds, device, cfg.batch_size)
+    metrics = collected.result()
     print(json.dumps(metrics.row(args.split), indent=1))
+    classes = [str(c) for c in getattr(_base_dataset(ds), "classes", None) or range(cfg.model.num_classes)]
+    table = evaluation_tables(collected.predictions(), classes, cfg.model.num_classes)
+    print(_per_class_text(table["per_class"], args.split), file=sys.stderr)
+    if args.out:
+        written = write_evaluation(Path(args.out), table, metrics.row(args.split), classes, args.split)
+        print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
 
-@register_command("evaluate", description="accuracy of a checkpoint on a split")
+HEADS = ("fused", "audio", "visual")
+
+
+def evaluation_tables(pred: dict, classes: list[str], num_classes: int) -> dict:
+    """Per-class precision / recall / F1 of the fused prediction and of each unimodal head, and the fused
+    confusion matrix (scikit-learn's, through :mod:`snn_msi.training.metrics`)."""
+    from .training.metrics import confusion, per_class
+
+    reports = {h: per_class(pred["y"], pred[h], num_classes) for h in HEADS}
+    rows = []
+    for c in range(num_classes):
+        row = {"class": classes[c] if c < len(classes) else str(c), "support": int(reports["fused"]["support"][c])}
+        for h in HEADS:
+            prefix = "" if h == "fused" else f"{h}_"
+            row.update({f"{prefix}{k}": float(reports[h][k][c]) for k in ("precision", "recall", "f1")})
+        rows.append(row)
+    return {"per_class": rows, "confusion": confusion(pred["y"], pred["fused"], num_classes)}
+
+
+def _per_class_text(rows: list[dict], split: str) -> str:
+    width = max([5, *(len(r["class"]) for r in rows)])
+    lines = [
+        f"{split} split, fused prediction per class:",
+        f"{'class':<{width}} {'n':>5} {'precision':>9} {'recall':>7} {'F1':>6}   audio F1  visual F1",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['class']:<{width}} {r['support']:>5} {r['precision']:>9.3f} {r['recall']:>7.3f} "
+            f"{r['f1']:>6.3f}   {r['audio_f1']:>8.3f}  {r['visual_f1']:>9.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_evaluation(out: Path, table: dict, row: dict, classes: list[str], split: str) -> list[Path]:
+    """``metrics.json`` (the split's numbers, per-head accuracies included), ``heads.csv`` (accuracy and macro F1
+    of the fused prediction, each unimodal head and each modality's part of the fused logits),
+    ``per_class.csv``, ``confusion_matrix.csv`` and ``confusion_matrix.png`` in ``out``."""
+    import csv
+
+    from .plots import confusion_matrix_plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    names = [r["class"] for r in table["per_class"]]
+    (out / "metrics.json").write_text(json.dumps({"split": split, "classes": classes, **row}, indent=1))
+    heads = [
+        ("fused", row[f"{split}_acc"], row[f"{split}_f1"]),
+        ("audio head", row[f"{split}_acc_audio"], row[f"{split}_f1_audio"]),
+        ("visual head", row[f"{split}_acc_visual"], row[f"{split}_f1_visual"]),
+        ("audio part of the fused logits", row[f"{split}_acc_fused_audio"], ""),
+        ("visual part of the fused logits", row[f"{split}_acc_fused_visual"], ""),
+    ]
+    with (out / "heads.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["head", "accuracy", "macro_f1"])
+        w.writerows(heads)
+    with (out / "per_class.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(table["per_class"][0]))
+        w.writeheader()
+        w.writerows(table["per_class"])
+    with (out / "confusion_matrix.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["true \\ predicted", *names])
+        w.writerows([name, *map(int, counts)] for name, counts in zip(names, table["confusion"], strict=True))
+    png = confusion_matrix_plot(table["confusion"], names, out / "confusion_matrix.png", f"{split} split, fused")
+    return [out / "metrics.json", out / "heads.csv", out / "per_class.csv", out / "confusion_matrix.csv", png]
+
+
+@register_command("evaluate", description="accuracy, per-class table and confusion matrix of a checkpoint on a split")
 def _evaluate_command(q: argparse.ArgumentParser) -> None:
-    q.add_argument("checkpoint")
-    q.add_argument("--split", choices=["train", "val", "test"], default="test")
-    q.add_argument("--data-root")
+    q.add_argument("checkpoint", help="a run's best.pt (or last.pt)")
+    q.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
+    q.add_argument("--data-root", help="the data's folder, where it is not where the run found it")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    q.add_argument("--out", help="folder for metrics.json, heads.csv, per_class.csv, confusion_matrix.csv and .png")
     q.set_defaults(func=_cmd_evaluate)
 
 
@@ -282,10 +403,10 @@ def _cmd_prepare(args) -> int:
 
 @register_command("prepare", description="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")
 def _prepare_command(q: argparse.ArgumentParser) -> None:
-    q.add_argument("video_dir")
-    q.add_argument("out_root")
-    q.add_argument("--frames", type=positive_int, default=10)
-    q.add_argument("--workers", type=positive_int, default=None)
+    q.add_argument("video_dir", help="folder of videos, one sub-folder per label: <label>/<clip>.mp4")
+    q.add_argument("out_root", help="where the seed layout goes (train/audio, train/video, my_train.txt, ...)")
+    q.add_argument("--frames", type=positive_int, default=10, help="frames kept per clip (default: %(default)s)")
+    q.add_argument("--workers", type=positive_int, default=None, help="decoding processes (default: the cores)")
     q.set_defaults(func=_cmd_prepare)
 
 
@@ -306,13 +427,13 @@ def _cmd_build_h5(args) -> int:
 def _build_h5_command(q: argparse.ArgumentParser) -> None:
     from .data import DATASETS
 
-    q.add_argument("root")
-    q.add_argument("out")
+    q.add_argument("root", help="the data set's folder")
+    q.add_argument("out", help="the .h5 file to write")
     builders = [n for n in DATASETS.names() if DATASETS.get(n).needs_root and n != "h5"]
-    q.add_argument("--dataset", choices=builders, default="kinetics-sounds")
-    q.add_argument("--layout", default="auto")
+    q.add_argument("--dataset", choices=builders, default="kinetics-sounds", help="its layout (default: %(default)s)")
+    q.add_argument("--layout", default="auto", help="folder layout where a data set has several (default: detect)")
     q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
-    q.add_argument("--val-fraction", type=float, default=0.1)
+    q.add_argument("--val-fraction", type=float, default=0.1, help="share of training clips held out (default: 0.1)")
     q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
     q.set_defaults(func=_cmd_build_h5)
 

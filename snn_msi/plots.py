@@ -251,3 +251,33 @@ def pareto_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
     save_figure(fig, path, 120)
     plt.close(fig)
     return path
+
+
+def confusion_matrix_plot(matrix, classes: list[str], path: str | Path, title: str = "confusion matrix") -> Path:
+    """A confusion matrix ``[true, predicted]`` (counts) as a heat map, each row also as a share of its class."""
+    import numpy as np
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    m = np.asarray(matrix, dtype=float)
+    share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    n = len(classes)
+    side = min(14.0, 2.5 + 0.5 * n)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    color = "white" if share[i, j] > 0.5 else "black"
+                    ax.text(j, i, f"{m[i, j]:.0f}", ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

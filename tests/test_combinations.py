@@ -39,7 +39,7 @@ def _train(tmp_path, capsys, *args) -> dict:
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = json.loads(captured.out)
-    assert 0.0 <= result.test.acc <= 1.0 and result.test.n == 16
+    assert 0.0 <= result["test_acc"] <= 1.0 and result["test_n"] == 16
     return result
 
 
@@ -47,7 +47,7 @@ def _refusal(method: str, iemf: bool, fusion: str) -> str | None:
     """The start of the one-line error a combination must give, from the method's registry entry (None: runs)."""
     entry = METHODS.get(method)
     if iemf and not composes_with_iemf(method).composes:
-        return f"method '{method}' does not compose with IEMF: {entry.iemf.removeprefix('no: ')}"
+        return f"method '{method}' does not compose with IEMF: {entry.iemf.reason}"
     if entry.fusions is not None and fusion not in entry.fusions:
         return f"method '{method}' needs a fusion with a linear head per modality"
     return None

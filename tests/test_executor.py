@@ -56,7 +56,7 @@ def _study(ks, out, executor):
         "kinetics-sounds",
         "--data-root",
         str(ks),
-        "--recipe",
+        "--model",
         "ks-paper",
         *TINY,
         "--executor",

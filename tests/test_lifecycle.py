@@ -142,7 +142,7 @@ def killed_runs(tmp_path_factory):
     """Started at once (two cores): a run stopped in epoch 1 before its first checkpoint (case 1 and 5), and a run
     killed while it writes the best.pt of its best epoch 1, after that epoch's last.pt (case 3 and 13)."""
     base = tmp_path_factory.mktemp("killed")
-    stopped = _spawn(*RUN, "--out", base / "stopped", stop_at="after_log:1")
+    stopped = _spawn(*RUN, "--epochs", "1", "--out", base / "stopped", stop_at="after_log:1")
     killed = _spawn(*RUN, "--out", base / "killed", kill_at="writing_best.pt:1")
     yield {"stopped": (stopped, base / "stopped"), "killed": (killed, base / "killed")}
     for p in (stopped, killed):
@@ -177,7 +177,7 @@ def test_1_a_run_folder_has_one_owner_and_a_dead_owners_lock_is_taken_over(kille
     assert (out / "metrics.csv").is_file() and not (out / "last.pt").exists()  # nothing of the owner's touched
     out, err = _resume_stopped(killed_runs, capsys)
     assert f"took over the lock of process {owner.pid}" in err and not (out / ".lock").exists()
-    assert _rows(out / "metrics.csv") == _rows(ref / "metrics.csv")  # one header, each epoch once
+    assert _rows(out / "metrics.csv") == _rows(ref / "metrics.csv")[:2]  # one header, the epoch once
 
 
 def test_1_the_lock_is_exclusive_reentrant_and_released(tmp_path, caplog):
@@ -236,29 +236,29 @@ def test_2_overwrite_checks_first_and_keeps_the_old_run_until_the_new_one_has_a_
     _one_line(err, "typo")
     assert _files(out) == before
     # killed before its first checkpoint: the old run is whole
-    _killed(_spawn(*RUN, "--out", out, "--overwrite", "--seed", "1", kill_at="after_log:1"))
+    _killed(_spawn(*RUN, "--epochs", "1", "--out", out, "--overwrite", "--seed", "1", kill_at="after_log:1"))
     assert {k: v for k, v in _files(out).items() if not k.startswith(".")} == before
     # the next owner removes what the killed one left; a new run replaces the old one, the user's file stays
-    code, _, err = _cli(capsys, "train", *RUN, "--out", out, "--overwrite", "--seed", "1")
+    code, _, err = _cli(capsys, "train", *RUN, "--epochs", "1", "--out", out, "--overwrite", "--seed", "1")
     assert code == 0 and "removed the new run of a killed --overwrite" in err
     assert yaml_load((out / "config.yaml").read_text())["seed"] == 1 and (out / "notes.txt").read_text() == "mine"
-    assert [r[0] for r in _rows(out / "metrics.csv")] == ["epoch", "1", "2"] and not list(out.glob(".*"))
+    assert [r[0] for r in _rows(out / "metrics.csv")] == ["epoch", "1"] and not list(out.glob(".*"))
 
 
 def test_2_an_overwrite_killed_after_its_first_checkpoint_is_finished_by_the_next_owner(ref, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(ref, out)
     (out / "notes.txt").write_text("mine")
-    staging = out / ".replacing"  # what a kill between the new run's first checkpoint and the swap leaves
+    staging = out / ".replacing"  # what a kill between the new run's last checkpoint and the swap leaves
     shutil.copytree(ref, staging)
-    config = yaml_load((ref / "config.yaml").read_text())
-    (staging / "config.yaml").write_text(CONFIG_HEADER + yaml_dump({**config, "epochs": 3}))
     (staging / "results.json").unlink()
+    config = yaml_load((ref / "config.yaml").read_text())
+    (out / "config.yaml").write_text(CONFIG_HEADER + yaml_dump({**config, "seed": 7}))  # the old run's
     (out / "metrics.csv").write_text("old run\n")
-    code, _, err = _cli(capsys, "train", "--resume", out, "--quiet")
+    code, _, err = _cli(capsys, "train", "--resume", out, "--quiet")  # reads the new run's config
     assert code == 0 and "finishing the --overwrite" in err, err
-    assert json.loads((out / "results.json").read_text())["epochs"] == 3  # the new run, continued
-    assert [r[0] for r in _rows(out / "metrics.csv")] == ["epoch", "1", "2", "3"]
+    assert (out / "results.json").read_text() == (ref / "results.json").read_text()  # the new run, finished
+    assert _rows(out / "metrics.csv") == _rows(ref / "metrics.csv")
     assert (out / "notes.txt").read_text() == "mine" and not staging.exists()
 
 
@@ -369,9 +369,8 @@ def test_4_prepare_gives_every_video_one_clip_and_maps_it_back(prepared, capsys)
 # 5 -------------------------------------------------------------------------------------------------------------
 def test_5_a_kill_before_the_first_checkpoint_logs_each_epoch_and_step_once(killed_runs, ref, capsys):
     out, _ = _resume_stopped(killed_runs, capsys)
-    assert _rows(out / "metrics.csv") == _rows(ref / "metrics.csv")
-    assert _rows(out / "steps.csv") == _rows(ref / "steps.csv")  # every step once, in order
-    assert _same_weights(out / "last.pt", ref / "last.pt")
+    assert _rows(out / "metrics.csv") == _rows(ref / "metrics.csv")[:2]
+    assert _rows(out / "steps.csv") == [r for r in _rows(ref / "steps.csv") if r[0] in ("epoch", "1")]  # once each
 
 
 # 6 -------------------------------------------------------------------------------------------------------------
@@ -593,7 +592,7 @@ def test_13_no_temporary_file_stays_and_logs_keep_the_types_they_were_written_wi
     from snn_msi.training.runlog import RunLog
 
     (out / "metrics.csv").write_text((out / "metrics.csv").read_text() + "3,0.05,1.5")  # a row a kill cut short
-    RunLog(out, tensorboard=False).truncate(1)  # what a resume from epoch 1 does
+    RunLog(out, loggers=("csv",)).truncate(1)  # what a resume from epoch 1 does
     kept = (out / "metrics.csv").read_text().splitlines()
     assert kept == (ref / "metrics.csv").read_text().splitlines()[:2]  # byte for byte: 1 stays 1, empty stays empty
     assert kept[1].split(",")[0] == "1"

@@ -340,7 +340,7 @@ def test_a_log_field_a_step_does_not_set_keeps_its_column(tmp_path):
         log_class = LateLog
 
     pol = Compose([Late()])
-    log = RunLog(tmp_path, tensorboard=False, step_columns=("epoch", "step", *pol.log_columns()))
+    log = RunLog(tmp_path, loggers=("csv",), step_columns=("epoch", "step", *pol.log_columns()))
     p = pol.policies[0]
     p.log.update(early=1.0)
     log.step({"epoch": 1, "step": 0, **pol.step_log()})

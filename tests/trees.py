@@ -116,6 +116,24 @@ def make_folder_tree(root: Path, presplit: bool = False) -> Path:
     return root
 
 
+def make_learnable_folder_tree(root: Path, per_class: int = 20, labels=("red", "green", "blue")) -> Path:
+    """A folder tree both modalities can learn: class ``c`` is a tone of ``(c + 1) * 660`` Hz in noise and RGB frames
+    tinted towards its colour channel, noisy; ``per_class`` clips per class, 2 frames of 32 x 32 each."""
+    t = np.arange(int(SR * 0.5)) / SR
+    for c, label in enumerate(labels):
+        for k in range(per_class):
+            rng = np.random.default_rng(1000 * c + k)
+            tone = 0.3 * np.sin(2 * np.pi * (c + 1) * 660 * t) + 0.1 * rng.standard_normal(len(t))
+            (root / label).mkdir(parents=True, exist_ok=True)
+            sf.write(root / label / f"clip{k}.wav", tone.astype(np.float32), SR)
+            for i in range(2):
+                img = rng.integers(0, 140, (32, 32, 3))
+                img[..., c % 3] += 110
+                (root / label / f"clip{k}").mkdir(exist_ok=True)
+                Image.fromarray(img.astype(np.uint8)).save(root / label / f"clip{k}" / f"frame_{i}.jpg")
+    return root
+
+
 def make_h5(root: Path) -> Path:
     """An HDF5 cache (with waveforms) of a tiny Kinetics-Sounds tree."""
     from snn_msi.data import DataConfig, build_datasets

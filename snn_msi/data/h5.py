@@ -224,8 +224,9 @@ class H5Dataset(Dataset):
         else:
             audio = torch.from_numpy(np.asarray(data["audio"][i]))
         frames = _FrameReader(data["frames"], i, idx)
-        return pack_sample(audio, frames, int(self.labels[i]), self.clip_ids[i], self.frame_transform,
-                           self.image_snr_db, rng)  # fmt: skip
+        return pack_sample(
+            audio, frames, int(self.labels[i]), self.clip_ids[i], self.frame_transform, self.image_snr_db, rng
+        )
 
     def __getitem__(self, i: int) -> AVSample:
         return unpack(self.pack(i))

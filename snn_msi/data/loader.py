@@ -75,8 +75,9 @@ class PackedBatch(NamedTuple):
     snr_db: float | None
 
 
-def pack_sample(audio: torch.Tensor, frames, label: int, clip_id: str, transform, snr_db: float | None,
-                g: torch.Generator) -> PackedSample | AVSample:  # fmt: skip
+def pack_sample(
+    audio: torch.Tensor, frames, label: int, clip_id: str, transform, snr_db: float | None, g: torch.Generator
+) -> PackedSample | AVSample:
     """A worker's half of a sample: draw the crop box and flip of ``frames`` and, with ``snr_db``, the image
     noise, all from ``g`` in the order :class:`FrameTransform` draws them; cut the crop.
 
@@ -137,8 +138,8 @@ def to_device(batch: PackedBatch | AVSample, device: torch.device | str) -> AVSa
     :class:`PackedBatch` is finished there; an ``AVSample`` batch is moved as it is. Labels and ids stay as
     they are."""
     if not isinstance(batch, PackedBatch):
-        return AVSample(batch.audio.to(device, non_blocking=True), batch.frames.to(device, non_blocking=True),
-                        batch.label, batch.clip_id)  # fmt: skip
+        audio, frames = batch.audio.to(device, non_blocking=True), batch.frames.to(device, non_blocking=True)
+        return AVSample(audio, frames, batch.label, batch.clip_id)
     flat = batch.frames.to(device, non_blocking=True)
     shapes = batch.shapes.tolist()
     crops = [c.view(s) for c, s in zip(flat.split([k * c * h * w for k, c, h, w in shapes]), shapes, strict=True)]

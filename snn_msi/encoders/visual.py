@@ -114,8 +114,8 @@ class FrameTransform(nn.Module):
         noise = None
         if snr_db is not None:
             noise = torch.randn((b * f, c, self.size, self.size), generator=g, dtype=torch.float32)
-        x = finish_frames([crop_frames(clip, p) for clip, p in zip(clips, plans, strict=True)],
-                          [p.flip for p in plans], self.spec, snr_db, noise)  # fmt: skip
+        crops = [crop_frames(clip, p) for clip, p in zip(clips, plans, strict=True)]
+        x = finish_frames(crops, [p.flip for p in plans], self.spec, snr_db, noise)
         return x[0] if single else x
 
 
@@ -124,8 +124,13 @@ def crop_frames(clip: torch.Tensor, plan: CropPlan) -> torch.Tensor:
     return clip[..., plan.top : plan.top + plan.height, plan.left : plan.left + plan.width]
 
 
-def finish_frames(crops: Sequence[torch.Tensor], flips: Sequence[bool], spec: FrameSpec, snr_db: float | None = None,
-                  noise: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def finish_frames(
+    crops: Sequence[torch.Tensor],
+    flips: Sequence[bool],
+    spec: FrameSpec,
+    snr_db: float | None = None,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The batched half of :class:`FrameTransform`, on the crops' device: to float in [0, 1] (from uint8),
     bilinear resize to ``spec.size``, mirror where ``flips``, add ``noise`` (standard normal ``[B * F, C, size,
     size]`` or ``[B, F, C, size, size]``) scaled to ``snr_db`` per frame, normalise.

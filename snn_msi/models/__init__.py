@@ -1,8 +1,10 @@
-"""Spiking audio-visual models: backbones, fusion / cross-modal spiking integration, heads, the AV network."""
+"""Spiking audio-visual models: backbones, fusion / cross-modal spiking integration, heads, the AV network, and
+model recipes by name (``build("small", num_classes=3)``)."""
 
-from .avnet import PAPER_NEURON_ARGS, AVNet, ModelConfig, build
+from .avnet import DEFAULT_CHANNELS, PAPER_NEURON_ARGS, AVNet, ModelConfig, build
 from .fusion import FUSIONS, SpikingIntegration
 from .heads import AVOutput, ParamGroups, UnimodalHeads
+from .recipe import RECIPES, Recipe, get_recipe, register_recipe
 from .resnet import SpikingBasicBlock, SpikingResNet
 
 __all__ = [
@@ -13,6 +15,11 @@ __all__ = [
     "ParamGroups",
     "UnimodalHeads",
     "build",
+    "DEFAULT_CHANNELS",
+    "RECIPES",
+    "Recipe",
+    "get_recipe",
+    "register_recipe",
     "FUSIONS",
     "SpikingIntegration",
     "SpikingResNet",

@@ -147,7 +147,7 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
 def _energy_command(q) -> None:
     from ..argtypes import nonnegative_float, positive_int
 
-    q.add_argument("checkpoint")
+    q.add_argument("checkpoint", help="a run's best.pt (the weights the report counts)")
     g = q.add_mutually_exclusive_group()
     g.add_argument("--twin", metavar="TWIN_CHECKPOINT", help="the trained ReLU twin (same recipe and seed: "
                    "`snn-msi train --config RUN/config.yaml --neuron relu --out RUN_relu`)")  # fmt: skip
@@ -159,13 +159,13 @@ def _energy_command(q) -> None:
     q.add_argument("--samples", type=positive_int, default=64, help="test samples to count operations on")
     q.add_argument("--bins", type=positive_int, default=20, help="bins of the firing-rate and spike-count histograms")
     g = q.add_argument_group("45 nm CMOS profile (Horowitz, ISSCC 2014); defaults from --precision")
-    g.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+    g.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="number format (default: fp32)")
     g.add_argument("--e-mac", type=nonnegative_float, help="pJ per multiply-accumulate")
     g.add_argument("--e-ac", type=nonnegative_float, help="pJ per accumulate")
     g.add_argument("--e-cmp", type=nonnegative_float, help="pJ per compare (default: --e-ac)")
     for name in ("weight", "act", "state"):
         g.add_argument(f"--{name}-bits", type=positive_int, help=f"bits per {name} value (default: the precision's)")
-    g.add_argument("--spike-bits", type=positive_int, default=1)
+    g.add_argument("--spike-bits", type=positive_int, default=1, help="bits per spike moved (default: 1)")
     g.add_argument("--memory", choices=list(MEMORY_LEVELS), default="sram-8kb", help="memory level of the traffic")
     g.add_argument("--e-byte", type=nonnegative_float, help="pJ per byte moved (default: the memory level's)")
     g.add_argument("--zero-skip", action="store_true", help="analogue-fed layers skip MACs on zero inputs (the "

@@ -1,28 +1,53 @@
-"""Probe a trained network's integration layer as physiologists probe multisensory neurons.
+"""Probe a network's integration layer as physiologists probe multisensory neurons.
 
-``snn-msi probe CHECKPOINT`` presents each test sample's audio alone, its image alone and both together at several
-stimulus strengths, and records every neuron of the integration layer (the fusion's spiking population, ``msi``
-or ``bn_product``): its firing rate (spikes per time step, mean over the T steps) on each trial. "Alone" means the
+``snn-msi probe CHECKPOINT [CHECKPOINT ...]`` presents audio alone, the image alone and both together at several
+stimulus strengths and records every neuron of the integration layer (the fusion's spiking population, ``msi`` or
+``bn_product``): its firing rate (spikes per time step, mean over the T steps) on each trial. "Alone" means the
 other stream is absent: zero spikes into the layer (:meth:`~snn_msi.models.fusion.SpikingIntegration.responses`).
+
+Two layers are probed on the same encoders (the checkpoint's): the trained integration layer and the same layer
+freshly initialised (the checkpoint's config and seed, untrained). What the untrained layer shows is built into its
+equations (for ``msi``, ``(E_a + E_v)^2 >= E_a^2 + E_v^2``: enhancement that falls with strength); the difference
+``trained - untrained`` is what training added.
+
+Trials (``trials``):
+
+- ``repeats`` (default): each neuron at its most effective stimulus (of the first ``samples`` test samples, the one
+  whose best unisensory response is largest; for a neuron with no unisensory response to any, the one whose
+  combined response is), presented ``repeats`` times with independent draws of the data set's SNR noise (the
+  same clip and image, fresh noise: the data set's per-sample noise seed is redrawn). Per-neuron t-tests then
+  measure trial-to-trial variability, as in physiology. Needs noise: an SNR in the checkpoint's data config
+  (the ``snr`` sweep brings its own).
+- ``stimuli``: the first ``samples`` test samples, one presentation each, every neuron's mean over them; its
+  t-tests measure variability across stimuli (different digits, voices and images), not across repeats.
 
 Three sweeps of strength (each modality at the same level):
 
 - ``contrast``: the model's inputs scaled by ``c`` about their mean level (image contrast about mid-grey; the
-  per-clip normalised spectrogram's contrast, i.e. loudness above the clip's average). The data set's own SNR.
+  per-clip normalised spectrogram's contrast, i.e. loudness above the clip's average), at the checkpoint's SNR.
 - ``snr``: the data set's SNR knob (``audio dB, image dB``), noise drawn per sample as in evaluation.
 - ``afferent``: the encoders' output rates (the layer's input) scaled by ``p``: the layer itself, with the
   encoders' spontaneous activity taken out of the picture.
 
 Per neuron and level (Meredith & Stein 1983; Stein & Stanford 2008):
 
-- multisensory enhancement ``ME = (CM - max(A, V)) / max(A, V)`` (where ``max(A, V) >= min_rate``);
+- multisensory enhancement ``ME = (CM - max(A, V)) / max(A, V)`` where ``max(A, V) >= min_rate`` (a responsive
+  neuron); a neuron with no unisensory response that fires to both is *emergent* (counted apart: its ME is
+  undefined, not infinite);
 - additivity ``AI = CM / (A + V)`` (where ``A + V >= min_rate``): > 1 super-additive, < 1 sub-additive;
-- significance over trials (paired by sample, two-sided t at 5 %): enhanced (CM > best unisensory), super-
-  additive (CM > A + V), sub-additive (CM < A + V);
-- the same pairing with an incongruent image (another class), the analogue of cues out of spatial register.
+- significance over trials (paired, two-sided t at 5 %): enhanced / depressed (CM against the best unisensory
+  response), super-additive (CM > A + V), sub-additive (CM < A + V);
+- the same with an incongruent image (another class), the analogue of cues out of spatial register.
 
-Inverse effectiveness is ME (and AI) falling as strength rises. Written: ``probe.md`` and ``probe.csv`` (one row
-per sweep and level), ``probe_neurons.csv`` (one row per neuron, sweep and level) and ``probe.png``.
+Per level: the distribution of ME over responsive neurons (median with its 95 % order-statistic interval, and the
+IQR) and the population index ``ME_pop = (sum_j CM_j - sum_j max(A_j, V_j)) / sum_j max(A_j, V_j)`` over the
+responsive neurons (each neuron against its own best modality; the earlier ``max(sum_j A_j, sum_j V_j)`` reads
++100 % for A-only and V-only neurons whose combined response equals their best). Inverse effectiveness is ME (and AI)
+falling as strength rises. Written: ``probe.md`` and ``probe.csv`` (one row per sweep, level and layer:
+``trained``, ``untrained`` and ``learned`` = trained - untrained), ``probe_neurons.csv`` (one row per neuron, layer,
+sweep and level) and ``probe.png``. With several checkpoints (seeds), also ``probe_seeds.md`` / ``probe_seeds.csv``:
+per level, the mean over checkpoints of each layer's index and of the learned difference, with a Student-t 95 %
+interval over checkpoints.
 """
 
 from __future__ import annotations
@@ -40,44 +65,91 @@ from ..files import write_csv, write_text
 from . import register_command
 
 SWEEPS = ("contrast", "snr", "afferent")
+TRIALS = ("repeats", "stimuli")
+LAYERS = ("trained", "untrained")
+#: the per-level indices whose difference trained - untrained is reported (and summarised over checkpoints)
+LEARNED = (
+    "rate_A",
+    "rate_V",
+    "rate_CM",
+    "ME_median",
+    "ME_population",
+    "AI_median",
+    "AI_population",
+    "frac_enhanced",
+    "frac_depressed",
+    "frac_super_additive",
+    "frac_sub_additive",
+)
 
 
 @dataclass
 class ProbeConfig:
-    """What to present. ``snr`` levels are ``(audio dB, image dB)``; ``min_rate`` in spikes per step."""
+    """What to present. ``snr`` levels are ``(audio dB, image dB)``; ``min_rate`` in spikes per step; ``samples``
+    test samples are the trials (``trials="stimuli"``) or the candidates for each neuron's most effective stimulus,
+    presented ``repeats`` times (``trials="repeats"``)."""
 
     samples: int = 128
+    trials: str = "repeats"
+    repeats: int = 20
     sweeps: tuple[str, ...] = SWEEPS
     contrast: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
     snr: tuple[tuple[float, float], ...] = ((-25, -15), (-20, -10), (-15, -5), (-10, 0), (-5, 5), (0, 10), (10, 20))
     afferent: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
     min_rate: float = 0.01
     batch_size: int = 128
+    noise_snr: tuple[float, float] | None = None  # (audio dB, image dB) of the contrast and afferent sweeps
+
+    def data(self, cfg):
+        """The data config of the candidates and of the contrast and afferent sweeps (``cfg``: a TrainConfig)."""
+        if self.noise_snr is None:
+            return cfg.data
+        return cfg.data.replace(audio_snr_db=float(self.noise_snr[0]), image_snr_db=float(self.noise_snr[1]))
 
     def check(self) -> None:
         bad = [s for s in self.sweeps if s not in SWEEPS]
         if bad or not self.sweeps:
             raise ValueError(f"sweeps must be some of {', '.join(SWEEPS)}, got {list(self.sweeps)}")
-        if self.samples < 2 or self.batch_size < 1:
-            raise ValueError(f"samples must be >= 2 and batch_size >= 1, got {self.samples} and {self.batch_size}")
+        if self.trials not in TRIALS:
+            raise ValueError(f"trials must be one of {', '.join(TRIALS)}, got {self.trials!r}")
+        if self.samples < 2 or self.batch_size < 1 or self.repeats < 2:
+            raise ValueError(
+                f"samples and repeats must be >= 2 and batch_size >= 1, got {self.samples}, "
+                f"{self.repeats} and {self.batch_size}"
+            )
         if any(not (math.isfinite(c) and c >= 0) for c in (*self.contrast, *self.afferent)):
-            raise ValueError(f"contrast and afferent levels must be finite and >= 0, got {self.contrast}, "
-                             f"{self.afferent}")  # fmt: skip
+            raise ValueError(
+                f"contrast and afferent levels must be finite and >= 0, got {self.contrast}, {self.afferent}"
+            )
+        if self.noise_snr is not None and len(self.noise_snr) != 2:
+            raise ValueError(f"noise_snr must be an (audio dB, image dB) pair, got {self.noise_snr}")
         if any(len(lv) != 2 for lv in self.snr):
             raise ValueError(f"snr levels must be (audio dB, image dB) pairs, got {self.snr}")
         if not self.min_rate > 0:
             raise ValueError(f"min_rate must be > 0, got {self.min_rate}")
 
 
-# -- the measurements -------------------------------------------------------------------------------------------
+# -- the layers ----------------------------------------------------------------------------------------------------
 def integration_layer(model) -> torch.nn.Module:
     """The model's integration layer (a fusion with ``responses``), or a ValueError naming the fusion."""
     fusion = model.fusion
     if not callable(getattr(fusion, "responses", None)):
         name = getattr(getattr(model, "config", None), "fusion", type(fusion).__name__)
-        raise ValueError(f"the model's fusion {name!r} has no integration neurons to probe; train with --fusion msi "
-                         "(or bn_product)")  # fmt: skip
+        raise ValueError(
+            f"the model's fusion {name!r} has no integration neurons to probe; train with --fusion msi (or bn_product)"
+        )
     return fusion
+
+
+def initial_layer(cfg) -> torch.nn.Module:
+    """The integration layer of ``cfg`` (a TrainConfig) as training starts: the model built from its config after
+    seeding with its seed (as the trainer does), untrained, in evaluation mode. The global RNG is left as it was."""
+    from ..models import build
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = build(cfg.model)
+    return integration_layer(model).eval()
 
 
 @torch.no_grad()
@@ -92,8 +164,9 @@ def features(model, audio: torch.Tensor, frames: torch.Tensor, batch_size: int =
 
 
 @torch.no_grad()
-def layer_rates(fusion, a: torch.Tensor, v: torch.Tensor, perm: torch.Tensor | None = None,
-                batch_size: int = 128) -> dict[str, torch.Tensor]:  # fmt: skip
+def layer_rates(
+    fusion, a: torch.Tensor, v: torch.Tensor, perm: torch.Tensor | None = None, batch_size: int = 128
+) -> dict[str, torch.Tensor]:
     """Firing rates ``[N, H]`` (spikes per step) of the integration layer: ``cm`` (both), ``a`` (audio alone),
     ``v`` (visual alone), ``cm_incongruent`` (audio with the image of sample ``perm[i]``, if given), and the fused
     logits ``[N, C]`` of the congruent pair."""
@@ -110,6 +183,7 @@ def layer_rates(fusion, a: torch.Tensor, v: torch.Tensor, perm: torch.Tensor | N
     return {k: torch.cat(vs) for k, vs in out.items() if vs}
 
 
+# -- the measures --------------------------------------------------------------------------------------------------
 def _significant(diff: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per neuron (columns of ``diff [N, H]``): ``(mean > 0, mean < 0)`` significant by a two-sided paired t-test
     at 5 % (a constant non-zero difference counts as significant)."""
@@ -136,10 +210,23 @@ def neuron_table(rates: dict[str, torch.Tensor], min_rate: float) -> dict[str, t
     ai = torch.where(total >= min_rate, mcm / total.clamp_min(1e-12), nan)
     enhanced, depressed = _significant(cm - best_trials)
     super_add, sub_add = _significant(cm - (a + v))
-    table = {"A": ma, "V": mv, "CM": mcm, "A_sd": a.std(0), "V_sd": v.std(0), "CM_sd": cm.std(0), "best": best,
-             "ME": me, "AI": ai, "responsive": responsive, "emergent": (~responsive) & (mcm >= min_rate),
-             "enhanced": enhanced & responsive, "depressed": depressed & responsive,
-             "super_additive": super_add, "sub_additive": sub_add}  # fmt: skip
+    table = {
+        "A": ma,
+        "V": mv,
+        "CM": mcm,
+        "A_sd": a.std(0),
+        "V_sd": v.std(0),
+        "CM_sd": cm.std(0),
+        "best": best,
+        "ME": me,
+        "AI": ai,
+        "responsive": responsive,
+        "emergent": (~responsive) & (mcm >= min_rate),
+        "enhanced": enhanced & responsive,
+        "depressed": depressed & responsive,
+        "super_additive": super_add,
+        "sub_additive": sub_add,
+    }
     if "cm_incongruent" in rates:
         mi = rates["cm_incongruent"].mean(0)
         table["CM_incongruent"] = mi
@@ -147,36 +234,93 @@ def neuron_table(rates: dict[str, torch.Tensor], min_rate: float) -> dict[str, t
     return table
 
 
-def _quantiles(x: torch.Tensor) -> tuple[float, float, float]:
+def median_interval(x: torch.Tensor, level: float = 0.95) -> tuple[float, float, float]:
+    """``(median, low, high)`` of the non-NaN values: the distribution-free order-statistic interval of the median
+    (``[x_(k), x_(n+1-k)]`` with the largest k such that ``P(Binomial(n, 1/2) < k) <= (1 - level) / 2``; its
+    coverage is at least ``level``). The bounds are NaN for fewer than 6 values (no such k at 95 %)."""
+    from scipy import stats
+
+    x = torch.sort(x[~torch.isnan(x)].double()).values
+    n = x.numel()
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    med = float(torch.quantile(x, 0.5))
+    k = int(stats.binom.ppf((1 - level) / 2, n, 0.5))  # smallest k with P(B <= k) >= alpha / 2
+    if stats.binom.cdf(k, n, 0.5) > (1 - level) / 2:
+        k -= 1  # now P(B <= k) <= alpha / 2: the interval [x_(k+1), x_(n-k)] (1-based)
+    if k < 0:
+        return med, float("nan"), float("nan")
+    return med, float(x[k]), float(x[n - 1 - k])
+
+
+def _quantiles(x: torch.Tensor, name: str) -> dict[str, float]:
+    """``{name_q25, name_q75}``: the quartiles of the non-NaN values of ``x`` (NaN if none)."""
     x = x[~torch.isnan(x)]
     if x.numel() == 0:
-        return float("nan"), float("nan"), float("nan")
-    q = torch.quantile(x.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
-    return float(q[1]), float(q[0]), float(q[2])
+        return {f"{name}_q25": float("nan"), f"{name}_q75": float("nan")}
+    q = torch.quantile(x.double(), torch.tensor([0.25, 0.75], dtype=torch.float64))
+    return {f"{name}_q25": float(q[0]), f"{name}_q75": float(q[1])}
 
 
-def level_summary(table: dict[str, torch.Tensor], rates: dict[str, torch.Tensor], labels: torch.Tensor) -> dict:
-    """One row per level: population rates, ME and AI distributions, counts of significant neurons, accuracy."""
+def _ratio_of_sums(num: torch.Tensor, den: torch.Tensor) -> float:
+    d = float(den.sum())
+    return float(num.sum()) / d if d > 0 else float("nan")
+
+
+def level_summary(
+    table: dict[str, torch.Tensor], rates: dict[str, torch.Tensor], labels: torch.Tensor, trials: int | None = None
+) -> dict:
+    """One row per level: population rates, ME and AI distributions, population indices, counts of responsive,
+    emergent and significant neurons, and the fused accuracy of ``rates["logits"]`` against ``labels``.
+
+    ``ME_population = (sum CM - sum best) / sum best`` and ``AI_population = sum CM / sum (A + V)``, both over the
+    responsive neurons; ``CM_emergent_share`` is the emergent neurons' share of the combined response's spikes.
+    ``trials``: trials per neuron (default ``len(labels)``)."""
     h = table["A"].numel()
-    me, me_lo, me_hi = _quantiles(table["ME"])
-    ai, ai_lo, ai_hi = _quantiles(table["AI"])
-    pa, pv, pcm = float(table["A"].sum()), float(table["V"].sum()), float(table["CM"].sum())
+    me, me_lo, me_hi = median_interval(table["ME"])
+    ai, ai_lo, ai_hi = median_interval(table["AI"])
+    r = table["responsive"]
     row = {
-        "neurons": h, "trials": len(labels), "responsive": int(table["responsive"].sum()),
+        "neurons": h,
+        "trials": len(labels) if trials is None else trials,
+        "responsive": int(r.sum()),
         "emergent": int(table["emergent"].sum()),
-        "rate_A": pa / h, "rate_V": pv / h, "rate_CM": pcm / h,
-        "ME_median": me, "ME_q25": me_lo, "ME_q75": me_hi,
-        "ME_population": (pcm - max(pa, pv)) / max(pa, pv) if max(pa, pv) > 0 else float("nan"),
-        "AI_median": ai, "AI_q25": ai_lo, "AI_q75": ai_hi,
-        "AI_population": pcm / (pa + pv) if pa + pv > 0 else float("nan"),
-        "frac_enhanced": float(table["enhanced"].sum()) / h, "frac_depressed": float(table["depressed"].sum()) / h,
+        "rate_A": float(table["A"].mean()),
+        "rate_V": float(table["V"].mean()),
+        "rate_CM": float(table["CM"].mean()),
+        "ME_median": me,
+        "ME_ci_low": me_lo,
+        "ME_ci_high": me_hi,
+        **_quantiles(table["ME"], "ME"),
+        "ME_population": (_ratio_of_sums(table["CM"][r], table["best"][r]) - 1) if bool(r.any()) else float("nan"),
+        "AI_median": ai,
+        "AI_ci_low": ai_lo,
+        "AI_ci_high": ai_hi,
+        **_quantiles(table["AI"], "AI"),
+        "AI_population": _ratio_of_sums(table["CM"][r], table["A"][r] + table["V"][r]),
+        "CM_emergent_share": _ratio_of_sums(table["CM"][table["emergent"]], table["CM"]),
+        "frac_enhanced": float(table["enhanced"].sum()) / h,
+        "frac_depressed": float(table["depressed"].sum()) / h,
         "frac_super_additive": float(table["super_additive"].sum()) / h,
         "frac_sub_additive": float(table["sub_additive"].sum()) / h,
         "acc_fused": float((rates["logits"].argmax(1) == labels).float().mean()),
-    }  # fmt: skip
-    if "ME_incongruent" in table:
-        row["ME_incongruent_median"] = _quantiles(table["ME_incongruent"])[0]
+    }
+    row["ME_incongruent_median"] = median_interval(table.get("ME_incongruent", torch.tensor([])))[0]
     return row
+
+
+def learned_row(trained: dict, untrained: dict) -> dict:
+    """``trained - untrained`` for the indices of :data:`LEARNED`; the level's identity copied, the rest NaN."""
+    return {
+        k: (
+            trained[k] - untrained[k]
+            if k in LEARNED
+            else trained[k]
+            if k in ("sweep", "strength", "level", "neurons", "trials")
+            else float("nan")
+        )
+        for k in trained
+    } | {"layer": "learned"}
 
 
 def incongruent_partner(labels: torch.Tensor) -> torch.Tensor | None:
@@ -192,83 +336,216 @@ def incongruent_partner(labels: torch.Tensor) -> torch.Tensor | None:
     return perm
 
 
-# -- the probe of a checkpoint -------------------------------------------------------------------------------------
-@dataclass
-class ProbeResult:
-    levels: list[dict] = field(default_factory=list)  # one row per sweep and level
-    neurons: list[dict] = field(default_factory=list)  # one row per neuron, sweep and level
-
-
-def first_test_samples(data_cfg, seed: int, samples: int):
-    """One batch of the first ``samples`` test samples of a data config (the same every call)."""
-    from torch.utils.data import DataLoader, Subset
-
+# -- the stimuli and the trials ------------------------------------------------------------------------------------
+def test_set(data_cfg, seed: int):
+    """The test split of a data config (its own noise: one fixed draw per sample)."""
     from ..data import DATASETS
 
-    test = DATASETS.get(data_cfg.dataset).factory(data_cfg, "test", seed, None)  # the test split only
+    return DATASETS.get(data_cfg.dataset).factory(data_cfg, "test", seed, None)
+
+
+def _batch(dataset, indices: list[int]):
+    from torch.utils.data import DataLoader, Subset
+
+    return next(iter(DataLoader(Subset(dataset, indices), batch_size=len(indices))))
+
+
+def first_test_samples(data_cfg, seed: int, samples: int, test=None):
+    """One batch of the first ``samples`` test samples of a data config (the same every call); ``test``: its test
+    split if already built (:func:`test_set`)."""
+    test = test_set(data_cfg, seed) if test is None else test
     if data_cfg.limit:
         samples = min(samples, data_cfg.limit)
-    return next(iter(DataLoader(Subset(test, range(min(samples, len(test)))), batch_size=samples)))
+    return _batch(test, list(range(min(samples, len(test)))))
 
 
-def _stimuli(model, cfg, pcfg: ProbeConfig):
-    """Yield ``(sweep, strength, label, a, v, labels)`` for every level: the integration layer's inputs."""
-    base = None
-    if "contrast" in pcfg.sweeps or "afferent" in pcfg.sweeps:
-        base = first_test_samples(cfg.data, cfg.seed, pcfg.samples)
+def noise_draw_seed(seed: int, draw: int) -> int:
+    """The data set seed of noise draw ``draw`` >= 1 of a run seeded ``seed`` (0: the run's own evaluation draw)."""
+    return seed if draw == 0 else 1_000_003 * (seed + 1) + draw
+
+
+def repeated_presentations(data_cfg, seed: int, indices: list[int], repeats: int, test=None):
+    """Test samples ``indices`` presented ``repeats`` times with independent draws of the data set's noise:
+    ``(audio [R*U, ...], frames [R*U, ...], labels [R*U])``, draw r's samples at rows ``r*U .. r*U + U - 1``.
+
+    A data set fixes each test sample's noise with its seed (which, after construction, seeds nothing else: the
+    pairing of clips and the splits are made when it is built); draw r sets that seed to
+    :func:`noise_draw_seed` (and restores it). Without noise (no SNR) every draw is the same: a ValueError.
+    ``test``: the data config's test split if already built (:func:`test_set`)."""
+    if data_cfg.snr() == (None, None):
+        raise ValueError(
+            "--trials repeats needs noise to repeat: the checkpoint's data has no SNR (set "
+            "--noise-snr AUDIO_DB,IMAGE_DB, or use --trials stimuli)"
+        )
+    test = test_set(data_cfg, seed) if test is None else test
+    own = getattr(test, "seed", None)
+    if not isinstance(own, int):
+        raise ValueError(f"data set {data_cfg.dataset!r} has no per-sample noise seed to redraw; use --trials stimuli")
+    parts = []
+    try:
+        for r in range(1, repeats + 1):
+            test.seed = noise_draw_seed(seed, r)
+            parts.append(_batch(test, indices))
+    finally:
+        test.seed = own
+    return (
+        torch.cat([p.audio for p in parts]),
+        torch.cat([p.frames for p in parts]),
+        torch.cat([torch.as_tensor(p.label) for p in parts]),
+    )
+
+
+def most_effective(rates: dict[str, torch.Tensor], min_rate: float) -> torch.Tensor:
+    """Per neuron ``[H]``: the index of the stimulus (row of ``rates[k] [N, H]``) that drives it most: the largest
+    best unisensory response ``max(A, V)``; for a neuron with no unisensory response to any stimulus, the largest
+    combined response."""
+    best = torch.maximum(rates["a"], rates["v"])
+    unisensory = best.max(0).values >= min_rate
+    return torch.where(unisensory, best.argmax(0), rates["cm"].argmax(0))
+
+
+@dataclass
+class Level:
+    """One level of one sweep: the integration layer's inputs ``a, v [T, N, D]`` of ``N`` presentations."""
+
+    sweep: str
+    strength: float
+    label: str
+    a: torch.Tensor
+    v: torch.Tensor
+    labels: torch.Tensor
+
+
+def _levels(model, cfg, pcfg: ProbeConfig, stimuli: list[int] | None, base_set=None):
+    """Yield every :class:`Level` of ``pcfg``: the first test samples once each (``stimuli=None``) or the test
+    samples ``stimuli`` presented ``pcfg.repeats`` times with fresh noise. ``base_set``: the test split of
+    ``pcfg.data(cfg)`` if already built."""
+
+    def present(data_cfg, test=None):
+        if stimuli is None:
+            b = first_test_samples(data_cfg, cfg.seed, pcfg.samples, test)
+            return b.audio, b.frames, torch.as_tensor(b.label)
+        return repeated_presentations(data_cfg, cfg.seed, stimuli, pcfg.repeats, test)
+
+    base = present(pcfg.data(cfg), base_set) if {"contrast", "afferent"} & set(pcfg.sweeps) else None
     full = None  # the encoders' output at full strength, shared by the contrast and afferent sweeps
     if "contrast" in pcfg.sweeps:
+        audio, frames, labels = base
         for c in pcfg.contrast:
-            a, v = features(model, base.audio * c, base.frames * c, pcfg.batch_size)
+            a, v = features(model, audio * c, frames * c, pcfg.batch_size)
             full = (a, v) if c == 1 else full
-            yield "contrast", float(c), f"contrast x{c:g}", a, v, torch.as_tensor(base.label)
+            yield Level("contrast", float(c), f"contrast x{c:g}", a, v, labels)
     if "snr" in pcfg.sweeps:
         for adb, vdb in pcfg.snr:
-            data = cfg.data.replace(audio_snr_db=float(adb), image_snr_db=float(vdb))
-            batch = first_test_samples(data, cfg.seed, pcfg.samples)
-            a, v = features(model, batch.audio, batch.frames, pcfg.batch_size)
-            yield "snr", (adb + vdb) / 2, f"audio {adb:g} dB, image {vdb:g} dB", a, v, torch.as_tensor(batch.label)
+            audio, frames, labels = present(cfg.data.replace(audio_snr_db=float(adb), image_snr_db=float(vdb)))
+            a, v = features(model, audio, frames, pcfg.batch_size)
+            yield Level("snr", (adb + vdb) / 2, f"audio {adb:g} dB, image {vdb:g} dB", a, v, labels)
     if "afferent" in pcfg.sweeps:
-        a1, v1 = full or features(model, base.audio, base.frames, pcfg.batch_size)
+        a1, v1 = full or features(model, base[0], base[1], pcfg.batch_size)
         for p in pcfg.afferent:
-            yield "afferent", float(p), f"afferent rates x{p:g}", a1 * p, v1 * p, torch.as_tensor(base.label)
+            yield Level("afferent", float(p), f"afferent rates x{p:g}", a1 * p, v1 * p, base[2])
 
 
-def probe_model(model, cfg, pcfg: ProbeConfig | None = None) -> ProbeResult:
-    """Run every sweep of ``pcfg`` on ``model`` (an AVNet whose config is ``cfg``, a TrainConfig)."""
+# -- the probe of a model ------------------------------------------------------------------------------------------
+@dataclass
+class ProbeResult:
+    levels: list[dict] = field(default_factory=list)  # one row per sweep, level and layer (trained, untrained, learned)
+    neurons: list[dict] = field(default_factory=list)  # one row per neuron, layer, sweep and level
+    stimuli: dict[str, list[int]] = field(default_factory=dict)  # per layer: each neuron's stimulus (repeats)
+    head: str = ""  # what was probed and how (the first line of probe.md)
+
+
+def probe_model(model, cfg, pcfg: ProbeConfig | None = None, untrained: torch.nn.Module | None = None) -> ProbeResult:
+    """Run every sweep of ``pcfg`` on the integration layer of ``model`` (an AVNet whose config is ``cfg``, a
+    TrainConfig) and on ``untrained`` (default :func:`initial_layer` of ``cfg``), both on ``model``'s encoders."""
     pcfg = pcfg or ProbeConfig()
     pcfg.check()
-    fusion = integration_layer(model)
     model.eval()
+    layers = {"trained": integration_layer(model), "untrained": untrained or initial_layer(cfg)}
     result = ProbeResult()
-    for sweep, strength, label, a, v, labels in _stimuli(model, cfg, pcfg):
-        rates = layer_rates(fusion, a, v, incongruent_partner(labels), pcfg.batch_size)
-        table = neuron_table(rates, pcfg.min_rate)
-        result.levels.append({"sweep": sweep, "strength": strength, "level": label,
-                              **level_summary(table, rates, labels)})  # fmt: skip
-        for j in range(table["A"].numel()):
-            result.neurons.append({"sweep": sweep, "strength": strength, "neuron": j,
-                                   **{k: (float(t[j]) if t.dtype.is_floating_point else int(t[j]))
-                                      for k, t in table.items()}})  # fmt: skip
+    needs_base = pcfg.trials == "repeats" or bool({"contrast", "afferent"} & set(pcfg.sweeps))
+    stimuli, base_set = None, test_set(pcfg.data(cfg), cfg.seed) if needs_base else None
+    if pcfg.trials == "repeats":  # each neuron's most effective of the first test samples, in each layer
+        base = first_test_samples(pcfg.data(cfg), cfg.seed, pcfg.samples, base_set)
+        a, v = features(model, base.audio, base.frames, pcfg.batch_size)
+        chosen = {
+            k: most_effective(layer_rates(layer, a, v, None, pcfg.batch_size), pcfg.min_rate)
+            for k, layer in layers.items()
+        }
+        result.stimuli = {k: c.tolist() for k, c in chosen.items()}
+        stimuli = sorted(set(torch.cat(list(chosen.values())).tolist()))
+        where = {s: i for i, s in enumerate(stimuli)}
+        draws = torch.arange(pcfg.repeats).unsqueeze(1) * len(stimuli)
+        rows = {k: draws + torch.tensor([where[s] for s in c.tolist()]).unsqueeze(0) for k, c in chosen.items()}
+    for lv in _levels(model, cfg, pcfg, stimuli, base_set):
+        perm = incongruent_partner(lv.labels)
+        ident = {"sweep": lv.sweep, "strength": lv.strength, "level": lv.label}
+        summary = {}
+        for name, layer in layers.items():
+            rates = layer_rates(layer, lv.a, lv.v, perm, pcfg.batch_size)
+            trial = rates
+            if stimuli is not None:  # neuron j's trials: the presentations of its own stimulus
+                cols = torch.arange(rows[name].shape[1]).unsqueeze(0)
+                trial = {k: x[rows[name], cols] for k, x in rates.items() if k != "logits"}
+            table = neuron_table(trial, pcfg.min_rate)
+            n_trials = pcfg.repeats if stimuli is not None else len(lv.labels)
+            summary[name] = {**ident, "layer": name, **level_summary(table, rates, lv.labels, n_trials)}
+            for j in range(table["A"].numel()):
+                result.neurons.append(
+                    {
+                        **ident,
+                        "layer": name,
+                        "neuron": j,
+                        "stimulus": result.stimuli[name][j] if stimuli is not None else -1,
+                        **{k: (float(t[j]) if t.dtype.is_floating_point else int(t[j])) for k, t in table.items()},
+                    }
+                )
+        result.levels += [
+            summary["trained"],
+            summary["untrained"],
+            learned_row(summary["trained"], summary["untrained"]),
+        ]
     return result
 
 
-def probe_checkpoint(checkpoint: str | Path, out: str | Path | None = None, pcfg: ProbeConfig | None = None,
-                     quiet: bool = False) -> ProbeResult:  # fmt: skip
-    """``snn-msi probe``: probe a checkpoint; write ``probe.md``, ``probe.csv``, ``probe_neurons.csv`` and
-    ``probe.png`` in ``out`` (default: ``probe/`` beside the checkpoint)."""
+# -- checkpoints -----------------------------------------------------------------------------------------------------
+def _trials_line(pcfg: ProbeConfig, cfg, result: ProbeResult) -> str:
+    if pcfg.trials == "repeats":
+        a_db, v_db = pcfg.noise_snr or cfg.data.snr()
+        n = len(set(result.stimuli.get("trained", [])) | set(result.stimuli.get("untrained", [])))
+        return (
+            f"trials: repeats, each neuron at its most effective of the first {pcfg.samples} test samples "
+            f"({n} distinct), presented {pcfg.repeats} times with independent noise (audio {a_db} dB, image "
+            f"{v_db} dB; the snr sweep at its own levels): t-tests over repeated presentations"
+        )
+    n = result.levels[0]["trials"]
+    return (
+        f"trials: stimuli, {n} test samples presented once each: t-tests over different stimuli, not over "
+        "repeats of one"
+    )
+
+
+def probe_checkpoint(
+    checkpoint: str | Path, out: str | Path | None = None, pcfg: ProbeConfig | None = None, quiet: bool = False
+) -> ProbeResult:
+    """Probe one checkpoint (trained and untrained layer); write ``probe.md``, ``probe.csv``, ``probe_neurons.csv``
+    and ``probe.png`` in ``out`` (default: ``probe/`` beside the checkpoint)."""
     from ..training import load_model
 
+    pcfg = pcfg or ProbeConfig()
     model, cfg = load_model(checkpoint)
     result = probe_model(model, cfg, pcfg)
     out = Path(out) if out else Path(checkpoint).parent / "probe"
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "probe.csv", result.levels)
     write_csv(out / "probe_neurons.csv", result.neurons)
+    result.head = head = (
+        f"Integration layer of {checkpoint} ({cfg.model.fusion}, {cfg.model.neuron}, "
+        f"{result.levels[0]['neurons']} neurons, T = {cfg.model.T}), trained and untrained (the same config and "
+        f"seed {cfg.seed}, freshly initialised) on the checkpoint's encoders; learned = trained - untrained. "
+        f"{_trials_line(pcfg, cfg, result)}."
+    )
     md = markdown_table(result.levels)
-    head = (f"Integration layer of {checkpoint} ({cfg.model.fusion}, {cfg.model.neuron}, "
-            f"{result.levels[0]['neurons']} neurons, T = {cfg.model.T}); trials: "
-            f"{result.levels[0]['trials']} test samples per level.")  # fmt: skip
     write_text(out / "probe.md", head + "\n\n" + md + "\n")
     probe_plot(result.levels, result.neurons, out / "probe.png", title=f"{cfg.model.fusion}: {checkpoint}")
     if not quiet:
@@ -277,35 +554,173 @@ def probe_checkpoint(checkpoint: str | Path, out: str | Path | None = None, pcfg
     return result
 
 
+def find_checkpoints(paths: list[str | Path]) -> list[Path]:
+    """Checkpoint files from ``paths``: a file is itself; a folder gives its own ``best.pt`` or, failing that,
+    every ``best.pt`` below it (a folder of runs), sorted. A path that gives none is a FileNotFoundError."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            runs = [p / "best.pt"] if (p / "best.pt").is_file() else sorted(p.rglob("best.pt"))
+            if not runs:
+                raise FileNotFoundError(f"{p}: no best.pt in this folder or below it")
+            found += runs
+        else:
+            raise FileNotFoundError(f"{p}: no such checkpoint or folder")
+    return list(dict.fromkeys(found))
+
+
+def _t_interval(x: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t interval of ``x`` (NaNs dropped; bounds NaN for fewer than 2 values)."""
+    from scipy import stats
+
+    d = np.asarray([v for v in x if not math.isnan(v)], dtype=float)
+    if len(d) == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(d.mean())
+    if len(d) < 2:
+        return m, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return m, m - half, m + half
+
+
+SEED_KEYS = ("ME_population", "ME_median", "AI_population", "AI_median", "frac_super_additive")
+
+
+def seeds_summary(results: list[ProbeResult]) -> list[dict]:
+    """Per sweep and level, over checkpoints: the mean of each index of :data:`SEED_KEYS` in the trained and the
+    untrained layer, and the learned difference with its 95 % Student-t interval over checkpoints."""
+    by_level: dict[tuple, list[dict]] = {}
+    for res in results:
+        for r in res.levels:
+            by_level.setdefault((r["sweep"], r["strength"], r["level"]), []).append(r)
+    rows = []
+    for (sweep, strength, level), rs in by_level.items():
+        row = {"sweep": sweep, "strength": strength, "level": level, "checkpoints": len(rs) // 3}
+        for key in SEED_KEYS:
+            for layer in LAYERS:
+                row[f"{key}_{layer}"] = _t_interval([r[key] for r in rs if r["layer"] == layer])[0]
+            m, lo, hi = _t_interval([r[key] for r in rs if r["layer"] == "learned"])
+            row |= {f"{key}_learned": m, f"{key}_learned_low": lo, f"{key}_learned_high": hi}
+        rows.append(row)
+    return rows
+
+
+def probe_checkpoints(
+    paths: list[str | Path], out: str | Path | None = None, pcfg: ProbeConfig | None = None, quiet: bool = False
+) -> tuple[list[ProbeResult], list[dict]]:
+    """``snn-msi probe``: probe each checkpoint of ``paths`` (:func:`find_checkpoints`). One checkpoint: its files
+    in ``out`` (default ``probe/`` beside it). Several: each one's files in ``out/<run folder name>/`` and the
+    summary over them in ``out/probe_seeds.md`` / ``probe_seeds.csv`` (default ``out``: ``probe/`` in the folder
+    that holds all their run folders)."""
+    checkpoints = find_checkpoints(paths)
+    pcfg = pcfg or ProbeConfig()
+    pcfg.check()
+    if len(checkpoints) == 1:
+        return [probe_checkpoint(checkpoints[0], out, pcfg, quiet)], []
+    import os
+
+    out = Path(out) if out else Path(os.path.commonpath([c.resolve().parent.parent for c in checkpoints])) / "probe"
+    names = [c.parent.name for c in checkpoints]
+    if len(set(names)) < len(names):
+        names = [f"{i}_{n}" for i, n in enumerate(names)]
+    results = [probe_checkpoint(c, out / n, pcfg, quiet=True) for c, n in zip(checkpoints, names, strict=True)]
+    summary = seeds_summary(results)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "probe_seeds.csv", summary)
+    head = (
+        f"{len(checkpoints)} checkpoints ({', '.join(map(str, checkpoints))}): mean over checkpoints of each "
+        "layer's index and the learned difference (trained - untrained) with its 95 % Student-t interval over "
+        "checkpoints."
+    )
+    md = seeds_table(summary)
+    write_text(out / "probe_seeds.md", head + "\n\n" + md + "\n")
+    if not quiet:
+        for c, n, res in zip(checkpoints, names, results, strict=True):
+            print(f"## {c}\n\n{res.head}\n\n{markdown_table(res.levels)}\n\n(files in {out / n})\n")
+        print(head + "\n\n" + md)
+        print(f"\nwrote {out / 'probe_seeds.md'}, {out / 'probe_seeds.csv'}")
+    return results, summary
+
+
 # -- tables and the plot -----------------------------------------------------------------------------------------
 def _pct(x: float) -> str:
     return "-" if math.isnan(x) else f"{100 * x:+.0f}"
 
 
-def _ratio(x: float) -> str:
-    return "-" if math.isnan(x) else f"{x:.2f}"
+def _ratio(x: float, signed: bool = False) -> str:
+    return "-" if math.isnan(x) else (f"{x:+.2f}" if signed else f"{x:.2f}")
+
+
+def _count(row: dict, key: str) -> str:
+    """A share of the neurons as a count (signed on a ``learned`` row)."""
+    n = round(row[key] * row["neurons"])
+    return f"{n:+d}" if row["layer"] == "learned" else f"{n}"
 
 
 def markdown_table(levels: list[dict]) -> str:
-    lines = ["| sweep | level | rate A | rate V | rate CM | responsive | ME % median [IQR] | ME % pop. | "
-             "AI median [IQR] | AI pop. | enhanced | super-add. | sub-add. | ME % incongr. | fused acc % |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    """One line per sweep, level and layer; the ``learned`` line holds the differences trained - untrained (ME in
+    percentage points, AI in units, neurons in counts)."""
+    lines = [
+        "| sweep | level | layer | rate A | rate V | rate CM | responsive / emergent | ME % median [95 % CI] | "
+        "ME % pop. | AI median [95 % CI] | AI pop. | enhanced / depressed | super- / sub-add. | "
+        "ME % incongr. | fused acc % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in levels:
         h = r["neurons"]
+        if r["layer"] == "learned":
+            rates = f"{r['rate_A']:+.3f} | {r['rate_V']:+.3f} | {r['rate_CM']:+.3f} | |"
+            me = f"{_pct(r['ME_median'])} | {_pct(r['ME_population'])}"
+            ai = f"{_ratio(r['AI_median'], True)} | {_ratio(r['AI_population'], True)}"
+            tail = " | "
+        else:
+            rates = (
+                f"{r['rate_A']:.3f} | {r['rate_V']:.3f} | {r['rate_CM']:.3f} | "
+                f"{r['responsive']} / {r['emergent']} of {h}"
+            )
+            me = (
+                f"{_pct(r['ME_median'])} [{_pct(r['ME_ci_low'])}, {_pct(r['ME_ci_high'])}] | {_pct(r['ME_population'])}"
+            )
+            ai = (
+                f"{_ratio(r['AI_median'])} [{_ratio(r['AI_ci_low'])}, {_ratio(r['AI_ci_high'])}] | "
+                f"{_ratio(r['AI_population'])}"
+            )
+            tail = f"{_pct(r['ME_incongruent_median'])} | {100 * r['acc_fused']:.1f}"
         lines.append(
-            f"| {r['sweep']} | {r['level']} | {r['rate_A']:.3f} | {r['rate_V']:.3f} | {r['rate_CM']:.3f} | "
-            f"{r['responsive']}/{h} | {_pct(r['ME_median'])} [{_pct(r['ME_q25'])}, {_pct(r['ME_q75'])}] | "
-            f"{_pct(r['ME_population'])} | {_ratio(r['AI_median'])} [{_ratio(r['AI_q25'])}, {_ratio(r['AI_q75'])}] | "
-            f"{_ratio(r['AI_population'])} | {round(r['frac_enhanced'] * h)} | {round(r['frac_super_additive'] * h)} | "
-            f"{round(r['frac_sub_additive'] * h)} | {_pct(r.get('ME_incongruent_median', float('nan')))} | "
-            f"{100 * r['acc_fused']:.1f} |"
+            f"| {r['sweep']} | {r['level']} | {r['layer']} | {rates} | {me} | {ai} | "
+            f"{_count(r, 'frac_enhanced')} / {_count(r, 'frac_depressed')} | "
+            f"{_count(r, 'frac_super_additive')} / {_count(r, 'frac_sub_additive')} | {tail} |"
+        )
+    return "\n".join(lines)
+
+
+def seeds_table(summary: list[dict]) -> str:
+    lines = [
+        "| sweep | level | n | ME % pop. trained / untrained | learned [95 % CI] | ME % median trained / "
+        "untrained | learned [95 % CI] | AI pop. trained / untrained | learned [95 % CI] |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(key, fmt):
+        return (
+            f"{fmt(r[f'{key}_trained'])} / {fmt(r[f'{key}_untrained'])} | {fmt(r[f'{key}_learned'])} "
+            f"[{fmt(r[f'{key}_learned_low'])}, {fmt(r[f'{key}_learned_high'])}]"
+        )
+
+    for r in summary:
+        lines.append(
+            f"| {r['sweep']} | {r['level']} | {r['checkpoints']} | {cell('ME_population', _pct)} | "
+            f"{cell('ME_median', _pct)} | {cell('AI_population', lambda x: _ratio(x, True))} |"
         )
     return "\n".join(lines)
 
 
 def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Per sweep (rows): ME against strength (median, IQR, population), additivity against strength, and ME
-    against the best unisensory response of each neuron (the classic inverse-effectiveness scatter)."""
+    """Per sweep (rows): ME against strength (median neuron with its 95 % interval, population index) and
+    additivity against strength, for the trained and the untrained layer; and ME against the best unisensory
+    response of each trained neuron (the classic inverse-effectiveness scatter)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
@@ -313,70 +728,145 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     from ..plots import save_figure
 
     sweeps = list(dict.fromkeys(r["sweep"] for r in levels))
-    xlabel = {"contrast": "input contrast (x)", "snr": "mean SNR of the two modalities (dB)",
-              "afferent": "afferent rate scale (x)"}  # fmt: skip
+    xlabel = {
+        "contrast": "input contrast (x)",
+        "snr": "mean SNR of the two modalities (dB)",
+        "afferent": "afferent rate scale (x)",
+    }
+    style = {"trained": ("C0", "-"), "untrained": ("0.5", "--")}
     fig, axes = plt.subplots(len(sweeps), 3, figsize=(13, 3.4 * len(sweeps)), squeeze=False)
     for row, sweep in zip(axes, sweeps, strict=True):
-        rs = [r for r in levels if r["sweep"] == sweep]
-        x = np.array([r["strength"] for r in rs])
         for ax, key, unit, ref in ((row[0], "ME", 100, 0.0), (row[1], "AI", 1, 1.0)):
-            lo, med, hi = (np.array([r[f"{key}_{q}"] for r in rs]) * unit for q in ("q25", "median", "q75"))
-            ax.fill_between(x, lo, hi, alpha=0.25, label="IQR of neurons")
-            ax.plot(x, med, "o-", label="median neuron")
-            ax.plot(x, np.array([r[f"{key}_population"] for r in rs]) * unit, "s--", label="population")
+            for layer, (color, ls) in style.items():
+                rs = [r for r in levels if r["sweep"] == sweep and r["layer"] == layer]
+                if not rs:
+                    continue
+                x = np.array([r["strength"] for r in rs])
+                lo, med, hi = (np.array([r[f"{key}_{q}"] for r in rs]) * unit for q in ("ci_low", "median", "ci_high"))
+                ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+                ax.plot(x, med, "o" + ls, color=color, ms=4, label=f"{layer}: median neuron (95 % CI)")
+                ax.plot(
+                    x,
+                    np.array([r[f"{key}_population"] for r in rs]) * unit,
+                    "s" + ls,
+                    color=color,
+                    ms=4,
+                    mfc="none",
+                    alpha=0.8,
+                    label=f"{layer}: population",
+                )
             ax.axhline(ref, color="k", lw=0.8, ls=":")
             ax.set_xlabel(xlabel[sweep])
         row[0].set_ylabel("enhancement ME (%)")
         row[0].set_title(f"{sweep}: enhancement vs strength")
-        row[0].legend(fontsize=7)
+        row[0].legend(fontsize=6)
         row[1].set_ylabel("additivity CM / (A + V)")
         row[1].set_title("additivity (1 = additive)")
-        ns = [n for n in neurons_rows if n["sweep"] == sweep and not math.isnan(n["ME"])]
+        ns = [n for n in neurons_rows if n["sweep"] == sweep and n["layer"] == "trained" and not math.isnan(n["ME"])]
         if ns:
-            sc = row[2].scatter([n["best"] for n in ns], [100 * n["ME"] for n in ns], c=[n["strength"] for n in ns],
-                                s=8, cmap="viridis")  # fmt: skip
+            sc = row[2].scatter(
+                [n["best"] for n in ns], [100 * n["ME"] for n in ns], c=[n["strength"] for n in ns], s=8, cmap="viridis"
+            )
             fig.colorbar(sc, ax=row[2], label="strength")
             row[2].set_xscale("log")
             row[2].xaxis.set_minor_formatter(NullFormatter())
         row[2].axhline(0, color="k", lw=0.8, ls=":")
         row[2].set_xlabel("best unisensory response (spikes / step)")
         row[2].set_ylabel("ME (%)")
-        row[2].set_title("inverse effectiveness, per neuron")
+        row[2].set_title("inverse effectiveness, per trained neuron")
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, Path(path), 110)
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
-@register_command("probe", description="multisensory responses of a checkpoint's integration layer (ME, additivity "
-                  "against stimulus strength)")  # fmt: skip
+@register_command(
+    "probe",
+    description="multisensory responses of a checkpoint's integration layer, trained and "
+    "untrained (ME, additivity against stimulus strength)",
+)
 def _probe_command(q) -> None:
     from ..argtypes import nonnegative_float, positive_int
 
     d = ProbeConfig()
-    q.add_argument("checkpoint", help="best.pt / last.pt of a run with an integration layer (--fusion msi)")
-    q.add_argument("--out", help="folder for probe.md / probe.csv / probe_neurons.csv / probe.png (default: beside it)")
-    q.add_argument("--samples", type=positive_int, default=d.samples, help="test samples (trials) per level")
-    q.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(d.sweeps))
+    q.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="best.pt / last.pt of a run with an integration layer (--fusion "
+        "msi), several (seeds), or a folder of runs (every best.pt below it)",
+    )
+    q.add_argument(
+        "--out",
+        help="folder for probe.md / probe.csv / probe_neurons.csv / probe.png (default: beside "
+        "the checkpoint; several: probe/ in the folder holding their runs, one subfolder per run and "
+        "probe_seeds.md)",
+    )
+    q.add_argument(
+        "--trials",
+        choices=TRIALS,
+        default=d.trials,
+        help="repeats: each neuron at its most effective stimulus, presented --repeats times with "
+        "independent noise (t-tests over trial-to-trial variability); stimuli: --samples test samples "
+        "once each (t-tests over stimuli)",
+    )
+    q.add_argument("--repeats", type=positive_int, default=d.repeats, help="presentations per stimulus (repeats)")
+    q.add_argument(
+        "--samples",
+        type=positive_int,
+        default=d.samples,
+        help="test samples: the trials (stimuli) or the candidate stimuli (repeats)",
+    )
+    q.add_argument(
+        "--noise-snr",
+        metavar="AUDIO_DB,IMAGE_DB",
+        help="SNR of the candidates and of the contrast and afferent sweeps (default: the checkpoint's)",
+    )
+    q.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(d.sweeps), help="which input sweeps to run")
     q.add_argument("--contrast", nargs="+", type=nonnegative_float, default=list(d.contrast), help="input scales")
-    q.add_argument("--snr", default=" ".join(f"{a:g},{v:g}" for a, v in d.snr),
-                   help="'AUDIO_DB,IMAGE_DB' pairs separated by spaces, in one argument: --snr '-15,-5 0,10' "
-                   "(one pair: --snr=-15,-5)")  # fmt: skip
-    q.add_argument("--afferent", nargs="+", type=nonnegative_float, default=list(d.afferent),
-                   help="scales of the encoders' output rates")  # fmt: skip
-    q.add_argument("--min-rate", type=float, default=d.min_rate,
-                   help="spikes per step below which a response counts as none (ME, AI undefined)")  # fmt: skip
+    q.add_argument(
+        "--snr",
+        default=" ".join(f"{a:g},{v:g}" for a, v in d.snr),
+        help="'AUDIO_DB,IMAGE_DB' pairs separated by spaces, in one argument: --snr '-15,-5 0,10' "
+        "(one pair: --snr=-15,-5)",
+    )
+    q.add_argument(
+        "--afferent",
+        nargs="+",
+        type=nonnegative_float,
+        default=list(d.afferent),
+        help="scales of the encoders' output rates",
+    )
+    q.add_argument(
+        "--min-rate",
+        type=float,
+        default=d.min_rate,
+        help="spikes per step below which a response counts as none (ME, AI undefined)",
+    )
     q.set_defaults(func=_run)
 
 
 def _run(args) -> int:
     from ..argtypes import snr_pairs
 
-    pcfg = ProbeConfig(samples=args.samples, sweeps=tuple(args.sweeps), contrast=tuple(args.contrast),
-                       snr=tuple(snr_pairs("--snr", args.snr)), afferent=tuple(args.afferent),
-                       min_rate=args.min_rate)  # fmt: skip
-    probe_checkpoint(args.checkpoint, args.out, pcfg)
+    noise = None
+    if args.noise_snr is not None:
+        pairs = snr_pairs("--noise-snr", args.noise_snr)
+        if len(pairs) != 1:
+            raise ValueError(f"--noise-snr: expected one 'AUDIO_DB,IMAGE_DB' pair, got {args.noise_snr!r}")
+        noise = pairs[0]
+    pcfg = ProbeConfig(
+        samples=args.samples,
+        trials=args.trials,
+        repeats=args.repeats,
+        noise_snr=noise,
+        sweeps=tuple(args.sweeps),
+        contrast=tuple(args.contrast),
+        snr=tuple(snr_pairs("--snr", args.snr)),
+        afferent=tuple(args.afferent),
+        min_rate=args.min_rate,
+    )
+    probe_checkpoints(args.checkpoint, args.out, pcfg)
     return 0

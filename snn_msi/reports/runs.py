@@ -1,9 +1,10 @@
 """Many runs: the recipe options every command that trains shares, one run folder's run / resume / reuse, and the
 executors that run many folders (``local``: a process pool on this machine; ``ray``: Ray tasks on a Ray cluster).
 
-The recipe. A command that trains starts from a recipe (``--config FILE``, ``--recipe NAME`` for a shipped one such
-as ``ks-paper``, else the command's own default), then takes ``--dataset/--data-root``, ``--preset``,
-``--neuron/--neuron-arg``, ``--fusion``, ``--device``, ``--epochs`` and last ``--set KEY=VALUE`` on top. A study
+The recipe. A command that trains starts from a recipe (``--config FILE``, else the command's own default; then
+``--model NAME`` applies a registered recipe such as ``ks-paper``, ``paper`` or ``small``), then takes
+``--dataset/--data-root``, ``--preset``, ``--neuron/--neuron-arg``, ``--fusion``, ``--device``, ``--epochs`` and
+last ``--set KEY=VALUE`` on top. A study
 then varies only its own knobs (levels, methods, fusions, ...) on the recipe; ``--seeds N`` (with ``--seed-start``)
 or ``--seed-list 100-109`` choose its seeds.
 
@@ -28,6 +29,7 @@ import math
 import multiprocessing as mp
 import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -41,7 +43,6 @@ from ..training.result import RunResult
 from ..training.rundir import RunDir, config_diff
 
 __all__ = [
-    "RECIPES",
     "RunOptions",
     "RunOutcome",
     "RunsFailed",
@@ -53,11 +54,10 @@ __all__ = [
     "add_run_arguments",
     "add_seed_arguments",
     "apply_recipe_arguments",
-    "base_recipe",
     "make_executor",
-    "recipe_path",
     "results",
     "run_config",
+    "run_line",
     "run_many",
     "run_options",
     "seed_list",
@@ -66,22 +66,11 @@ __all__ = [
     "worker_device",
 ]
 
-#: the shipped recipes, ``--recipe NAME`` (``snn_msi/recipes/NAME.yaml``, ``-`` for ``_``)
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-RECIPES = {p.stem.replace("_", "-"): p for p in sorted(RECIPES_DIR.glob("*.yaml"))}
 #: config keys that say where a run computes and where its data lies, not what it computes
 PLACEMENT = ("out", "device", "data.num_workers", "data.root")
 EXECUTORS = ("local", "ray")
 
 
-def recipe_path(name: str) -> Path:
-    """The file of a shipped recipe (``ks-paper``); a one-line error listing them for an unknown name."""
-    if name not in RECIPES:
-        raise ConfigError(f"--recipe: unknown recipe {name!r}; shipped: {', '.join(RECIPES)}")
-    return RECIPES[name]
-
-
-# -- the recipe options ------------------------------------------------------------------------------------------
 def seed_list(text: str) -> list[int]:
     """``'100-109'``, ``'3,5,7'`` or ``'0-2,10'`` -> the seeds, in order, each once."""
     seeds: list[int] = []
@@ -100,72 +89,48 @@ def seed_list(text: str) -> list[int]:
 
 def add_recipe_arguments(g) -> None:
     """The recipe options of every command that trains (``snn-msi train``, the studies, ``sweep``,
-    ``experiments/ks_snn.py``): ``--config``, ``--recipe``, ``--dataset``, ``--data-root``, ``--preset``,
+    ``experiments/ks_snn.py``): ``--config``, ``--model``, ``--dataset``, ``--data-root``, ``--preset``,
     ``--neuron``, ``--neuron-arg``, ``--fusion``, ``--device``, ``--epochs``, ``--set``."""
     from ..data import DATASETS, SNR_PRESETS
-    from ..models import FUSIONS
+    from ..models import FUSIONS, RECIPES
 
     g.add_argument("--config", help="YAML config (as saved next to every run as config.yaml)")
-    g.add_argument(
-        "--recipe",
-        choices=list(RECIPES),
-        help="a shipped recipe (ks-paper: the paper's Kinetics-Sounds SNN); like --config with its file",
-    )
+    model_help = f"recipe: {', '.join(RECIPES.names())} (`snn-msi recipes`) or a recipe YAML file; its "
+    model_help += "architecture and the schedule it trains with (ks-paper: the paper's Kinetics-Sounds SNN)"
+    g.add_argument("--model", metavar="RECIPE", help=model_help)
     g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
     g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
-    g.add_argument(
-        "--preset",
-        choices=list(SNR_PRESETS),
-        help="SNR preset: clean, hard (audio -10 dB, image 0 dB), harder (-15 / -5 dB)",
-    )
+    g.add_argument("--preset", choices=list(SNR_PRESETS), help="SNR preset: clean, hard (audio -10 dB, image 0 dB), "
+                   "harder (-15 / -5 dB)")  # fmt: skip
     g.add_argument("--neuron", help="any name of `snn-msi neurons`")
-    g.add_argument(
-        "--neuron-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan",
-    )
-    g.add_argument("--fusion", choices=FUSIONS.names())
+    g.add_argument("--neuron-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan")  # fmt: skip
+    g.add_argument("--fusion", choices=FUSIONS.names(), help="how the two modalities meet (default: the recipe's)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    g.add_argument("--epochs", type=int, help="(checked with the config: >= 1)")
-    g.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a config value by its dotted key (repeatable): model.T=8",
-    )
-
-
-def base_recipe(args) -> dict | None:
-    """The plain config of ``--config`` or ``--recipe`` (checked), or None when neither is given."""
-    from ..schema import load_yaml
-
-    if getattr(args, "config", None) and getattr(args, "recipe", None):
-        raise ConfigError("give --config FILE or --recipe NAME, not both")
-    path = args.config or (recipe_path(args.recipe) if getattr(args, "recipe", None) else None)
-    return TrainConfig.from_dict(load_yaml(path)).to_dict() if path else None
+    g.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's; the paper's 100)")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a config value by its dotted key (repeatable): model.T=8")  # fmt: skip
 
 
 def apply_recipe_arguments(d: dict, args) -> dict:
-    """``--dataset``, ``--data-root``, ``--preset``, ``--neuron``, ``--neuron-arg``, ``--fusion``, ``--device``,
-    ``--epochs`` onto the plain config ``d`` (``--set`` comes last, from the caller); returns ``d``."""
+    """``--epochs``, ``--device``, ``--dataset``, ``--data-root``, ``--preset``, ``--neuron``, ``--neuron-arg``,
+    ``--fusion`` onto the plain config ``d`` (``--set`` comes last, from the caller); returns ``d``. A data set
+    other than the recipe's brings its own classes, channels and SNR (the recipe's are dropped)."""
     from ..schema import parse_value
 
-    if args.epochs is not None:
-        d["epochs"] = args.epochs
-    if args.device is not None:
-        d["device"] = args.device
+    for key, value in (("epochs", args.epochs), ("device", args.device)):
+        if value is not None:
+            d[key] = value
     data, model = d["data"], d["model"]
     if args.dataset:
-        if args.dataset != data.get("dataset"):
-            data.update(root=None, layout="auto")
+        if args.dataset != data.get("dataset"):  # another data set: what the old one fixed comes from the new one
+            data.update(dict.fromkeys(("root", "audio_snr_db", "image_snr_db", "frames_per_clip")))
+            data.update(layout="auto", preset="clean")
+            model.update(num_classes=None, audio_channels=None, visual_channels=None)
         data["dataset"] = args.dataset
-    if args.data_root is not None:
-        data["root"] = args.data_root
-    if args.preset is not None:
-        data["preset"] = args.preset
+    for key, value in (("root", args.data_root), ("preset", args.preset)):
+        if value is not None:
+            data[key] = value
     if args.neuron and args.neuron != model.get("neuron"):
         model["neuron"] = args.neuron
     for item in args.neuron_arg:
@@ -179,13 +144,18 @@ def apply_recipe_arguments(d: dict, args) -> dict:
 
 
 def study_recipe(args, default: TrainConfig) -> TrainConfig:
-    """A study's recipe: ``--config`` / ``--recipe`` or the study's ``default``, the recipe options and ``--set``
-    on top; a data set that needs a folder without one is a one-line error."""
+    """A study's recipe: ``--config`` or the study's ``default``, then ``--model``, the recipe options and
+    ``--set`` on top; a data set that needs a folder without one is a one-line error."""
     from ..data import DATASETS
-    from ..schema import apply_overrides
+    from ..schema import apply_overrides, load_yaml
+    from ..training import recipe_config
 
-    d = base_recipe(args) or default.to_dict()
+    d = TrainConfig.from_dict(load_yaml(args.config)).to_dict() if args.config else default.to_dict()
+    if args.model:
+        d = recipe_config(args.model, d).to_dict()
     apply_overrides(apply_recipe_arguments(d, args), args.set, TrainConfig)
+    if d["data"].get("root"):  # absolute: every worker and node reads the same path
+        d["data"]["root"] = str(Path(d["data"]["root"]).expanduser().resolve())
     cfg = TrainConfig.from_dict(d)
     if DATASETS.get(cfg.data.dataset).needs_root and not cfg.data.root:
         raise ConfigError(f"--dataset {cfg.data.dataset} needs --data-root (its folder)")
@@ -347,7 +317,8 @@ class Executor:
     """Runs ``fn(item)`` for every item and returns the results in the order given, with a progress bar of runs
     done / running / failed. A failed run does not stop the others; :class:`RunsFailed` comes at the end."""
 
-    def map(self, fn: Callable, items: list, labels: list[str] | None = None) -> list:
+    def map(self, fn: Callable, items: list, labels: list[str] | None = None, on_done: Callable | None = None) -> list:
+        """``[fn(x) for x in items]``, in the order given; ``on_done(i, result)`` in this process as each finishes."""
         raise NotImplementedError
 
     def _bar(self, total: int, progress: bool):
@@ -395,7 +366,7 @@ class LocalExecutor(Executor):
         self.jobs, self.progress = jobs, progress
         self.devices = visible_gpus()
 
-    def map(self, fn: Callable, items: list, labels: list[str] | None = None) -> list:
+    def map(self, fn: Callable, items: list, labels: list[str] | None = None, on_done: Callable | None = None) -> list:
         global _DEVICE
         labels = labels or [str(i) for i in range(len(items))]
         out, errors = [None] * len(items), {}
@@ -410,6 +381,8 @@ class LocalExecutor(Executor):
                     except (ValueError, OSError, RuntimeError) as err:
                         errors[i] = err
                     bar.update()
+                    if i not in errors and on_done is not None:
+                        on_done(i, out[i])
             finally:
                 _DEVICE = before
                 bar.close()
@@ -433,6 +406,8 @@ class LocalExecutor(Executor):
                         except (ValueError, OSError, RuntimeError) as err:
                             errors[i] = err
                         bar.update()
+                        if i not in errors and on_done is not None:
+                            on_done(i, out[i])
             except BaseException:
                 for f in pending:
                     f.cancel()
@@ -476,7 +451,7 @@ class RayExecutor(Executor):
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         return True
 
-    def map(self, fn: Callable, items: list, labels: list[str] | None = None) -> list:
+    def map(self, fn: Callable, items: list, labels: list[str] | None = None, on_done: Callable | None = None) -> list:
         import ray
 
         labels = labels or [str(i) for i in range(len(items))]
@@ -498,6 +473,8 @@ class RayExecutor(Executor):
                     except Exception as err:  # noqa: BLE001  (a run's error, or a worker lost after retries)
                         errors[i] = getattr(err, "cause", None) or err
                     bar.update()
+                    if i not in errors and on_done is not None:
+                        on_done(i, out[i])
         except BaseException:
             for ref in running:
                 ray.cancel(ref, force=True)
@@ -544,10 +521,29 @@ def run_many(
 
     t0 = time.time()
     fn = functools.partial(_run_then, overwrite=opts.overwrite, after=after)
-    outcomes = make_executor(opts).map(fn, [c.to_dict() for c in configs], [c.out for c in configs])
+    done = [0]
+
+    def finished(i: int, outcome: RunOutcome) -> None:
+        done[0] += 1
+        if opts.progress:
+            from tqdm import tqdm
+
+            line = run_line(outcome.out, results(outcome.out), done[0], len(configs), time.time() - t0)
+            tqdm.write(f"{line} ({outcome.status})", file=sys.stderr)
+
+    outcomes = make_executor(opts).map(fn, [c.to_dict() for c in configs], [c.out for c in configs], finished)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("trained", "resumed", "reused")}
     print(
         f"{len(configs)} runs ({opts.executor}): {counts['trained']} trained, {counts['resumed']} resumed, "
         f"{counts['reused']} reused, {(time.time() - t0) / 60:.1f} min"
     )
     return [results(c.out) for c in configs]
+
+
+def run_line(out: str, result: RunResult, done: int, total: int, seconds: float) -> str:
+    """``[3/12] runs/demo/IEMF_s0: test 0.873 (audio 0.41, visual 0.80), best val 0.880 at epoch 9; 35 s``."""
+    t = result.test
+    return (
+        f"[{done}/{total}] {out}: test {t.acc:.3f} (audio {t.acc_audio:.2f}, visual {t.acc_visual:.2f}), best val "
+        f"{result.best_val_acc:.3f} at epoch {result.best_epoch}; {seconds:.0f} s"
+    )

@@ -29,7 +29,7 @@ level and seed.
 - ``msi`` runs also report their integration layer's enhancement (:mod:`snn_msi.reports.probe`) on their own
   level's test samples: does the trained layer's ME grow as the cues weaken?
 
-The recipe is the user's (``--config``, ``--recipe``, ``--set``, ...; default :func:`default_recipe`, the demo
+The recipe is the user's (``--config``, ``--model``, ``--set``, ...; default :func:`default_recipe`, the demo
 network for 6 epochs); the study varies only the levels (the data's SNRs), the methods, the fusion and the loss
 setting on it. Runs go on an executor and the study resumes (:mod:`snn_msi.reports.runs`): a finished run made
 with the same configuration is read back, an interrupted one continues from its ``last.pt``; a folder that holds a

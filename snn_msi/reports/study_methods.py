@@ -4,7 +4,7 @@ interval (Student t over seeds), its paired difference from plain training, macr
 contribution.
 
 The default is sized for 2 CPU cores: the demo network, a few epochs, 5 seeds, two runs in parallel; any recipe
-runs (``--config``, ``--recipe ks-paper``, ``--dataset``, ``--set``, ...), and the study varies only the method on
+runs (``--config``, ``--model ks-paper``, ``--dataset``, ``--set``, ...), and the study varies only the method on
 it. The epoch options of the methods whose official defaults assume runs of 50-300 epochs (warm-ups, windows,
 stage lengths, re-initialisation periods) are scaled to the short run by :func:`short_run_options` (runs under 50
 epochs), printed with the table; every other option is the method's official default, unless ``--tuned FILE``

@@ -1,10 +1,10 @@
 """``snn-msi sweep``: tune a method's options (or any config key) on the validation split with Optuna.
 
     snn-msi sweep --method ogm_ge --param alpha=0.05:2:log --trials 20 --out runs/sweep_ogm
-    snn-msi sweep --recipe ks-paper --data-root /data/ks --method ogm_ge --iemf --param alpha=0.1:1:log \\
+    snn-msi sweep --model ks-paper --data-root /data/ks --method ogm_ge --iemf --param alpha=0.1:1:log \\
         --param lr=1e-3:1e-2:log --trials 40 --executor ray --gpus-per-run 1
 
-A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--recipe``,
+A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--model``,
 ``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes; its value is the
 best validation accuracy (the test split is never looked at to choose). A trial trains epoch by epoch, reporting
 each epoch's validation accuracy, and from the second epoch on the median pruner stops one that falls below the

@@ -1,6 +1,6 @@
 """Training: configs, losses, balancing methods as policies (``METHODS``), the run folder and log, the trainer."""
 
-from .config import DataConfig, LossConfig, TrainConfig, demo_config, policies_for
+from .config import DataConfig, LossConfig, TrainConfig, demo_config, policies_for, recipe_config
 from .metrics import SplitMetrics
 from .policies import METHODS, Compose, Policy, PolicyConfig, StepContext, build_policies, method_table
 from .result import RunResult
@@ -13,6 +13,7 @@ __all__ = [
     "LossConfig",
     "TrainConfig",
     "demo_config",
+    "recipe_config",
     "policies_for",
     "SplitMetrics",
     "METHODS",

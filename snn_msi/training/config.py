@@ -8,12 +8,13 @@ value can be overridden (``--set key=value`` on the command line). Loading is st
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ..data.config import DataConfig
-from ..models import ModelConfig
+from ..models import ModelConfig, Recipe, get_recipe
 from ..schema import Config, ConfigError, check
 from .losses import LossConfig
 from .policies import parse_policy
@@ -21,7 +22,15 @@ from .policies.iemf import IEMF
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "DataConfig", "LossConfig", "demo_config", "policies_for"]
+__all__ = [
+    "TrainConfig",
+    "DataConfig",
+    "LossConfig",
+    "demo_config",
+    "recipe_config",
+    "policies_for",
+    "schedule_warnings",
+]
 
 
 def policies_for(method: str = "normal", iemf: bool = False, **options) -> list[dict]:
@@ -117,15 +126,57 @@ class TrainConfig(Config):
         return [p["name"] for p in self.policies]
 
 
+#: fewer optimizer steps per epoch than this, and an epoch-based schedule made for large data sets barely moves
+FEW_STEPS = 4
+
+
+def schedule_warnings(cfg: TrainConfig, train_samples: int) -> list[str]:
+    """One-line warnings about a schedule that does not fit the run: a learning-rate milestone at or beyond
+    the last epoch (the rate never drops), or fewer than :data:`FEW_STEPS` steps per epoch."""
+    out = []
+    late = [m for m in cfg.milestones if m >= cfg.epochs]
+    if late:
+        out.append(
+            f"lr milestone(s) {late} lie at or beyond the run's {cfg.epochs} epochs: the learning rate stays "
+            f"{cfg.lr:g} all run (set --set milestones=[...] in epochs)"
+        )
+    steps = math.ceil(train_samples / cfg.batch_size)
+    if steps < FEW_STEPS:
+        out.append(
+            f"{steps} step(s) per epoch ({train_samples} training samples, batch {cfg.batch_size}) for {cfg.epochs} "
+            f"epochs at lr {cfg.lr:g}: a schedule made for large data sets may not move; try --model small (its "
+            "schedule is for small data), a larger --lr or a smaller --batch-size"
+        )
+    return out
+
+
+def recipe_config(recipe: str | Recipe, base: TrainConfig | dict | None = None) -> TrainConfig:
+    """``base`` (default: the paper's defaults) with a model recipe applied: the recipe's ``model`` replaces the
+    architecture, its ``train`` part is merged into the rest (``snn_msi.models.recipe``)."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    d = base.to_dict() if isinstance(base, TrainConfig) else dict(base or TrainConfig().to_dict())
+    merged = _merge(d, recipe.train)
+    merged["model"] = recipe.model_config().to_dict()
+    try:
+        return TrainConfig.from_dict(merged)
+    except ConfigError as err:
+        raise ConfigError(f"recipe {recipe.name}: {err}") from None
+
+
+def _merge(d: dict, over: dict) -> dict:
+    """``d`` with ``over`` merged in, nested mappings key by key."""
+    out = dict(d)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def demo_config(**overrides) -> TrainConfig:
-    """A small spiking AV net on ``digits-av`` (hard preset) that trains in about half a minute on 2 CPU cores.
+    """The ``demo`` recipe: a small spiking AV net on ``digits-av`` (hard preset) that trains in about half a
+    minute on 2 CPU cores (``snn_msi/models/recipes/demo.yaml``).
 
     The loss is this toolkit's cleaner control (unimodal heads trained in every run, no smoothing on the fused
     term), so vanilla and IEMF runs differ only by IEMF; weight decay applies to every parameter.
     """
-    model = ModelConfig(num_classes=10, widths=(16, 32), blocks=(1, 1), stem="small", stem_stride=2,
-                        audio_channels=1, visual_channels=1, T=4)  # fmt: skip
-    loss = LossConfig(unimodal="always", label_smoothing=0.0, unimodal_label_smoothing=0.1)
-    cfg = TrainConfig(model=model, data=DataConfig(dataset="digits-av", preset="hard"), loss=loss, epochs=10,
-                      batch_size=32, lr=0.05, milestones=(7,), weight_decay_1d=True, out="runs/demo")  # fmt: skip
+    cfg = recipe_config("demo")
     return cfg.replace(**overrides) if overrides else cfg

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["SplitMetrics", "batch_sums", "SUM_FIELDS", "MetricsCollector", "shapley_two", "macro_f1",
-           "mean_average_precision"]  # fmt: skip
+           "mean_average_precision", "per_class", "confusion"]  # fmt: skip
 
 #: per-batch sums the trainer accumulates (then all-reduces) to make a :class:`SplitMetrics`
 SUM_FIELDS = ("loss", "acc", "acc_audio", "acc_visual", "acc_fused_audio", "acc_fused_visual", "n")
@@ -118,6 +118,21 @@ def mean_average_precision(y: np.ndarray, probs: np.ndarray) -> float:
         return float(average_precision_score(onehot, probs[:, present], average="macro"))
 
 
+def per_class(y: np.ndarray, pred: np.ndarray, classes: int) -> dict[str, np.ndarray]:
+    """scikit-learn's precision, recall, F1 and support of every class ``0 .. classes-1`` (0 where undefined)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, n = precision_recall_fscore_support(y, pred, labels=list(range(classes)), zero_division=0)
+    return {"precision": p, "recall": r, "f1": f, "support": n}
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
+    """scikit-learn's confusion matrix ``[true class, predicted class]`` (counts) over ``0 .. classes-1``."""
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y, pred, labels=list(range(classes)))
+
+
 class MetricsCollector:
     """Accumulates one pass over a split: the :data:`SUM_FIELDS`, the coalition accuracies, and the
     predictions that F1 and mAP need (kept on the CPU: ``[N, C]`` probabilities of the fused output)."""
@@ -140,6 +155,14 @@ class MetricsCollector:
         self.parts["probs"].append(torch.softmax(out.fused.detach().float(), 1).cpu().numpy())
         self.parts["pred_audio"].append(out.audio.argmax(1).cpu().numpy())
         self.parts["pred_visual"].append(out.visual.argmax(1).cpu().numpy())
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        """This process's samples: ``y`` (labels), ``fused`` / ``audio`` / ``visual`` (predicted classes) and
+        ``probs`` ``[N, C]`` (the fused output's softmax)."""
+        cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.parts.items()}
+        fused = cat["probs"].argmax(1) if len(cat["y"]) else np.zeros(0, dtype=np.int64)
+        heads = {"audio": cat["pred_audio"], "visual": cat["pred_visual"]}
+        return {"y": cat["y"], "fused": fused, **heads, "probs": cat["probs"]}
 
     def result(self) -> SplitMetrics:
         """The split's numbers (sums all-reduced and predictions gathered across ranks when distributed)."""

@@ -1,5 +1,5 @@
-"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus
-TensorBoard when it is installed.
+"""The append-only run log: ``metrics.csv`` (one row per epoch) and ``steps.csv`` (one row per step), plus the
+logging backends asked for (TensorBoard by default; MLflow, W&B: :mod:`.loggers`).
 
 Rows are appended, never rewritten; memory holds at most one epoch's step rows. A CSV's columns are fixed when
 it is created: the columns declared up front (``steps.csv``: the trainer's and every policy's declared log fields),
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..files import atomic_path, write_error
+from .loggers import DEFAULT_LOGGERS, create_loggers, parse_loggers
 
 log = logging.getLogger(__name__)
 
@@ -97,24 +98,25 @@ class RunLog:
 
     Every row has an ``epoch`` (1-based); step rows also a global ``step``. ``step_columns``: the columns of
     ``steps.csv`` known before the first step (a value a step does not log is an empty cell, never a lost column).
+    ``loggers``: backend names of :data:`~snn_msi.training.loggers.LOGGERS` that get each epoch's row too;
+    ``config``: the run's (plain) configuration, which they record.
     """
 
     def __init__(
-        self, folder: str | Path, enabled: bool = True, tensorboard: bool = True, step_columns: Sequence[str] = ()
+        self,
+        folder: str | Path,
+        enabled: bool = True,
+        step_columns: Sequence[str] = (),
+        loggers: Sequence[str] = DEFAULT_LOGGERS,
+        config: dict | None = None,
     ) -> None:
         self.folder, self.enabled = Path(folder), enabled
-        self._tensorboard, self._step_columns = tensorboard, tuple(step_columns)
+        self._step_columns = tuple(step_columns)
         self.metrics = _CsvAppender(self.folder / "metrics.csv")
         self.steps = _CsvAppender(self.folder / "steps.csv", step_columns)
         self._pending: list[dict] = []
-        self._tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.folder / "tb"))  # creates the folder on its first event
-            except ImportError:  # TensorBoard is optional: without it, the CSV files are the log
-                self._tb = None
+        self.logger_names, self.config = parse_loggers(loggers), config
+        self._loggers: list | None = None  # made with the first epoch's row: a run that fails before writes none
 
     def step(self, row: dict) -> None:
         """Queue one step row (written with the epoch's row)."""
@@ -128,11 +130,10 @@ class RunLog:
         self.steps.append(self._pending)
         self._pending = []
         self.metrics.append([row])
-        if self._tb is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k != "epoch":
-                    self._tb.add_scalar(k, v, row["epoch"])
-            self._tb.flush()
+        if self._loggers is None:
+            self._loggers = create_loggers(self.logger_names, self.folder, self.config)
+        for logger in self._loggers:
+            logger.log_epoch(row, int(row["epoch"]))
 
     def truncate(self, epochs_done: int) -> None:
         """Drop rows of epochs after ``epochs_done`` (they are redone after a resume)."""
@@ -144,9 +145,9 @@ class RunLog:
     def relocate(self, folder: str | Path) -> None:
         """The run's files moved to ``folder`` (a run that replaced another, after its first checkpoint)."""
         self.close()
-        self.__init__(folder, self.enabled, self._tensorboard, self._step_columns)
+        self.__init__(folder, self.enabled, self._step_columns, self.logger_names, self.config)
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        for logger in self._loggers or []:
+            logger.close()
+        self._loggers = None

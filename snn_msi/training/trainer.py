@@ -39,7 +39,8 @@ from ..data import build_datasets
 from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
-from .config import TrainConfig
+from .config import TrainConfig, schedule_warnings
+from .loggers import DEFAULT_LOGGERS
 from .losses import av_losses
 from .metrics import MetricsCollector, SplitMetrics
 from .policies import (
@@ -257,13 +258,20 @@ def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size:
     """Loss (plain cross-entropy of the fused logits), accuracies and imbalance numbers of ``model`` on ``ds`` (one
     process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
     (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
+    return evaluate_collect(model, ds, device, batch_size, amp, policies).result()
+
+
+def evaluate_collect(
+    model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32, amp: bool = False, policies=None
+) -> MetricsCollector:
+    """:func:`evaluate`'s pass, returned unreduced: ``.result()`` the numbers, ``.predictions()`` every sample's."""
     device = torch.device(device)
     opts = loader_options(_default_workers(ds), device)
     loader = DataLoader(Packed(ds), batch_size=batch_size, shuffle=False, collate_fn=collate, **opts)
     predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
     forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
     batches = (to_batch(b, device) for b in loader)
-    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward).result()
+    return evaluate_pass(model, model.parameter_groups(), batches, device, amp, predict, forward)
 
 
 def _load_weights(model, weights, path) -> None:
@@ -288,14 +296,16 @@ class Trainer:
         model: default ``build(config.model)`` (with class and channel counts taken from the data).
         policies: default from ``config.policies``.
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
-        progress: progress bars.
+        progress: progress bars (and one-line warnings about a schedule that does not fit the data).
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
         plots: draw ``curves.png`` after every epoch.
+        loggers: where the epochs' numbers go besides the CSV files (``tb``, ``mlflow``, ``wandb``: :mod:`.loggers`).
     """
 
     def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset, Dataset] | None = None,
                  model: AVNet | None = None, policies: Compose | None = None, mode: str = "new",
-                 progress: bool = True, stop_after: int | None = None, plots: bool = True) -> None:  # fmt: skip
+                 progress: bool = True, stop_after: int | None = None, plots: bool = True,
+                 loggers: tuple[str, ...] = DEFAULT_LOGGERS) -> None:  # fmt: skip
         self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
         self.rank, self.world = _dist_info()
@@ -311,6 +321,7 @@ class Trainer:
         self.rundir = RunDir(config.out, mode)
         self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
+        self.loggers = loggers
         try:
             self._build(config, datasets, model)
         except BaseException:  # the folder is unlocked (and removed when the run wrote nothing)
@@ -347,7 +358,11 @@ class Trainer:
             self.rundir.work,
             enabled=self.rank == 0,
             step_columns=("epoch", "step", "loss", *self.policies.log_columns()),
+            loggers=self.loggers,
+            config=config.to_dict(),
         )
+        for warning in schedule_warnings(config, len(self.train_set)) if self.progress else []:
+            log.warning(warning)
         self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
         self.start_epoch, self.step = 0, 0
 

@@ -38,6 +38,7 @@ from .base import (
     TrainStep,
     WindowConfig,
     default_output,
+    log_fields,
     scale_gradient,
     scale_with_noise,
     true_class_score,
@@ -45,6 +46,7 @@ from .base import (
 )
 
 __all__ = ["METHODS", "register_method", "build_policies", "Compose", "Policy", "PolicyConfig", "PolicyLog",
+    "log_fields",
            "Composition", "WindowConfig",
            "StepContext", "NoiseSource", "scale_with_noise", "true_class_score", "method_table", "Batch",
            "ForwardContext", "EpochView", "FeatureSet", "SamplePlan", "TrainStep", "default_output",

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Composition, ForwardContext, Policy, PolicyLog, WindowConfig, scale_gradient
+from .base import Composition, ForwardContext, Policy, WindowConfig, log_fields, scale_gradient
 
 
 @dataclass
@@ -66,23 +66,6 @@ def running_mean(t: float, s: float, k: int) -> float:
     return t * (k - 1) / k + s / k
 
 
-@dataclass
-class AGMLog(PolicyLog):
-    """AGM's scores, running means, coefficients, whether the step clipped them, and the batch's accuracy in
-    evaluation and in training mode."""
-
-    score_audio: float = math.nan
-    score_visual: float = math.nan
-    running_audio: float = math.nan
-    running_visual: float = math.nan
-    coeff_audio: float = math.nan
-    coeff_visual: float = math.nan
-    active: float = math.nan
-    clipped: float = math.nan
-    acc_eval_mode: float = math.nan
-    acc_train_mode: float = math.nan
-
-
 @register_method(
     source="Li et al., ICCV 2023 (arXiv 2308.07686); github.com/lihong2303/AGM_ICCV2023@5a65542",
     modulates="the gradient reaching each Shapley mono-modal response (and so that modality's encoder) "
@@ -122,7 +105,21 @@ class AGM(Policy):
 
     name = "agm"
     config_class = AGMConfig
-    log_class = AGMLog
+    #: logged each step: AGM's scores, running means, coefficients, whether the step clipped them, and the batch's
+    #: accuracy in evaluation and in training mode
+    log_class = log_fields(
+        "AGMLog",
+        "score_audio",
+        "score_visual",
+        "running_audio",
+        "running_visual",
+        "coeff_audio",
+        "coeff_visual",
+        "active",
+        "clipped",
+        "acc_eval_mode",
+        "acc_train_mode",
+    )
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

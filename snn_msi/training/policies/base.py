@@ -33,6 +33,7 @@ Greedy's MMTM blocks) live in ``self.extra``: the run's optimizer trains them an
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ __all__ = [
     "Policy",
     "PolicyConfig",
     "PolicyLog",
+    "log_fields",
     "Composition",
     "WindowConfig",
     "StepContext",
@@ -88,10 +90,10 @@ class PolicyConfig(Config):
 class PolicyLog:
     """What a method did in the last step: one float field per column of ``steps.csv`` (``<method>/<field>``).
 
-    A method declares its fields in a subclass, each with the value it logs before the step that first sets it
-    (NaN: not measured yet); the run log's columns are the union of the declared fields, known before the first
-    row. :meth:`update` refuses a field that was not declared. ``headline``: the field the progress bar shows
-    and ``curves.png`` plots over the steps (IEMF's coefficient), if any."""
+    A method declares its fields (:func:`log_fields`, or a subclass), each with the value it logs before the step
+    that first sets it (NaN: not measured yet); the run log's columns are the union of the declared fields, known
+    before the first row. :meth:`update` refuses a field that was not declared. ``headline``: the field the
+    progress bar shows and ``curves.png`` plots over the steps (IEMF's coefficient), if any."""
 
     headline: ClassVar[str | None] = None
 
@@ -111,6 +113,18 @@ class PolicyLog:
 
     def values(self) -> dict[str, float]:
         return dataclasses.asdict(self)
+
+
+def log_fields(
+    name: str, *fields: str, base: type[PolicyLog] = PolicyLog, headline: str | None = None, **defaults: float
+) -> type[PolicyLog]:
+    """A method's :class:`PolicyLog` dataclass ``name``: ``base``'s fields, then float ``fields`` (default NaN: not
+    measured yet), then ``defaults`` (``field=value``: what the log holds before a step sets it)."""
+    spec = [(f, float, dataclasses.field(default=math.nan)) for f in fields]
+    spec += [(f, float, dataclasses.field(default=float(v))) for f, v in defaults.items()]
+    cls = dataclasses.make_dataclass(name, spec, bases=(base,))
+    cls.headline = headline if headline is not None else base.headline
+    return cls
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ weight); BalanceBenchmark ``CML_trainer.py: conf_loss``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Composition, Policy, PolicyLog, WindowConfig
+from .base import Composition, Policy, WindowConfig, log_fields
 
 
 @dataclass
@@ -35,15 +34,6 @@ def confidence_penalty(full: torch.Tensor, reduced: torch.Tensor, y: torch.Tenso
     conf_red, pred_red = p_red.max(1)
     sign = (~((pred_red == y) & (pred_full != y))).float()
     return F.relu((conf_red - conf_full) * sign).sum()
-
-
-@dataclass
-class CMLLog(PolicyLog):
-    """CML's penalties of the one-modality predictions."""
-
-    penalty_audio_only: float = math.nan
-    penalty_visual_only: float = math.nan
-    active: float = math.nan
 
 
 @register_method(
@@ -68,7 +58,8 @@ class CML(Policy):
 
     name = "cml"
     config_class = CMLConfig
-    log_class = CMLLog
+    #: logged each step: CML's penalties of the one-modality predictions.
+    log_class = log_fields("CMLLog", "penalty_audio_only", "penalty_visual_only", "active")
     needs_features = True
 
     def loss(self, ctx):

@@ -8,7 +8,6 @@ Wang, Tran & Feiszli, "What makes training multi-modal classification networks h
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Composition, EpochView, Policy, PolicyConfig, PolicyLog
+from .base import Composition, EpochView, Policy, PolicyConfig, log_fields
 
 HEADS = ("fused", "audio", "visual")
 
@@ -59,15 +58,6 @@ def _unimodal_loss(out, y):
     return F.cross_entropy(out.audio.float(), y) + F.cross_entropy(out.visual.float(), y)
 
 
-@dataclass
-class GBlendLog(PolicyLog):
-    """The blend weight of each loss term."""
-
-    w_fused: float = math.nan
-    w_audio: float = math.nan
-    w_visual: float = math.nan
-
-
 @register_method(
     source="Wang et al., CVPR 2020 (arXiv 1905.12681); no official code; BalanceBenchmark@4c1482f GBlending_trainer.py",
     modulates="weights of the fused and unimodal losses: generalisation / overfitting^2 per head, "
@@ -93,7 +83,8 @@ class GBlend(Policy):
 
     name = "gblend"
     config_class = GBlendConfig
-    log_class = GBlendLog
+    #: logged each step: the blend weight of each loss term.
+    log_class = log_fields("GBlendLog", "w_fused", "w_audio", "w_visual")
     needs_unimodal_losses = True
     data_parallel = False  # the copies train in one process
 

@@ -19,7 +19,7 @@ import neurons
 
 from ...schema import check
 from . import register_method
-from .base import Composition, ForwardContext, Policy, PolicyConfig, PolicyLog
+from .base import Composition, ForwardContext, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -94,15 +94,6 @@ def relative_grad_norm(params) -> float:
     return gn / wn if wn > 0 else 0.0
 
 
-@dataclass
-class GreedyLog(PolicyLog):
-    """Whether the step curates, the cared modality and the speed gap."""
-
-    curating: float = math.nan
-    caring: float = math.nan
-    d_bdr: float = math.nan
-
-
 @register_method(
     source="Wu et al., ICML 2022 (arXiv 2202.05306); github.com/nyukat/greedy_multimodal_learning@cf28c4c",
     modulates="adds MMTM mid-fusion blocks; when the modalities' bypass/main gradient ratios drift "
@@ -131,7 +122,8 @@ class Greedy(Policy):
 
     name = "greedy"
     config_class = GreedyConfig
-    log_class = GreedyLog
+    #: logged each step: whether the step curates, the cared modality and the speed gap.
+    log_class = log_fields("GreedyLog", "curating", "caring", "d_bdr")
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

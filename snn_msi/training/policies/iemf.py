@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Literal
 
 from ...schema import check
 from . import register_method
@@ -16,9 +16,9 @@ from .base import (
     Composition,
     NoiseSource,
     Policy,
-    PolicyLog,
     StepContext,
     WindowConfig,
+    log_fields,
     scale_with_noise,
     true_class_score,
 )
@@ -31,16 +31,6 @@ class FusionScaleConfig(WindowConfig):
     noise: bool = True
 
 
-@dataclass
-class FusionScaleLog(PolicyLog):
-    """The fusion-gradient coefficient and whether the window is open."""
-
-    headline: ClassVar[str | None] = "coeff"
-
-    coeff: float = math.nan
-    active: float = math.nan
-
-
 class FusionScale(Policy):
     """Scale the fusion layer's gradient by a coefficient (+ Gaussian noise of the gradient's std) in a window.
 
@@ -48,7 +38,8 @@ class FusionScale(Policy):
     """
 
     config_class = FusionScaleConfig
-    log_class = FusionScaleLog
+    #: logged each step: the fusion-gradient coefficient and whether the window is open.
+    log_class = log_fields("FusionScaleLog", "coeff", "active", headline="coeff")
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -81,15 +72,6 @@ def iemf_coefficient(s_a: float, s_v: float, s_av: float, lam: float = 1.0, mode
     return lam * (1.0 + math.tanh(r)) if mode == "outside" else 1.0 + math.tanh(lam * r)
 
 
-@dataclass
-class IEMFLog(FusionScaleLog):
-    """The true-class scores behind the coefficient."""
-
-    score_audio: float = math.nan
-    score_visual: float = math.nan
-    score_fused: float = math.nan
-
-
 @register_method(
     source="He et al., arXiv 2505.10176 (2025); github.com/Brain-Cog-Lab/BIM-ML",
     modulates="fusion-layer gradient x coefficient from unimodal vs fused true-class scores (+ noise)",
@@ -106,7 +88,8 @@ class IEMF(FusionScale):
 
     name = "iemf"
     config_class = IEMFConfig
-    log_class = IEMFLog
+    #: logged each step: the true-class scores behind the coefficient.
+    log_class = log_fields("IEMFLog", "score_audio", "score_visual", "score_fused", base=FusionScale.log_class)
 
     def coefficient(self, ctx):
         out, y = ctx.out, ctx.y

@@ -10,7 +10,6 @@ in the IEMF main script, and so here: weight 1.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import Composition, Policy, PolicyConfig, PolicyLog
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -37,13 +36,6 @@ def js_divergence(logits_p: torch.Tensor, logits_q: torch.Tensor) -> torch.Tenso
     return (0.5 * (kl_pm + kl_qm)).mean()
 
 
-@dataclass
-class LFMLog(PolicyLog):
-    """The Jensen-Shannon term."""
-
-    js: float = math.nan
-
-
 @register_method(
     source="Yang et al., NeurIPS 2024; github.com/njustkmg/NeurIPS24-LFM; the IEMF code's baseline",
     modulates="adds weight * JS(softmax(audio head) || softmax(visual head)) to the loss",
@@ -55,7 +47,8 @@ class LFM(Policy):
 
     name = "lfm"
     config_class = LFMConfig
-    log_class = LFMLog
+    #: logged each step: the Jensen-Shannon term.
+    log_class = log_fields("LFMLog", "js")
     needs_unimodal_losses = True
 
     def loss(self, ctx):

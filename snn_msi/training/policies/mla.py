@@ -20,7 +20,7 @@ from torch import nn
 from ...models.heads import AVOutput
 from ...schema import check
 from . import register_method
-from .base import Composition, Policy, PolicyConfig, PolicyLog, TrainStep
+from .base import Composition, Policy, PolicyConfig, TrainStep, log_fields
 
 
 @dataclass
@@ -71,16 +71,6 @@ class _SharedHead(nn.Module):
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
 
-@dataclass
-class MLALog(PolicyLog):
-    """Each modality's loss, the head's alpha and the audio gate."""
-
-    loss_audio: float = math.nan
-    loss_visual: float = math.nan
-    alpha: float = math.nan
-    gate_audio: float = math.nan
-
-
 @register_method(
     source="Zhang et al., CVPR 2024 (arXiv 2311.10707); "
     "github.com/Cecile-hi/Multimodal-Learning-with-Alternating-Unimodal-Adaptation@ab6c184",
@@ -106,7 +96,8 @@ class MLA(Policy):
 
     name = "mla"
     config_class = MLAConfig
-    log_class = MLALog
+    #: logged each step: each modality's loss, the head's alpha and the audio gate.
+    log_class = log_fields("MLALog", "loss_audio", "loss_visual", "alpha", "gate_audio")
 
     def setup(self, model):
         head = model.heads.audio

@@ -7,7 +7,6 @@ train_epoch, valid``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +16,7 @@ from ...models.fusion import ConcatFusion, SumFusion
 from ...models.heads import AVOutput
 from ...schema import ConfigError, check
 from . import register_method
-from .base import Composition, Policy, PolicyConfig, PolicyLog
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 FUSIONS = ("concat", "sum")
 
@@ -45,14 +44,6 @@ def cosine_logits(h: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tenso
     return scale * F.normalize(h, dim=1) @ F.normalize(w, dim=1).T
 
 
-@dataclass
-class MMCosineLog(PolicyLog):
-    """Each modality's mean largest cosine."""
-
-    cos_audio: float = math.nan
-    cos_visual: float = math.nan
-
-
 @register_method(
     source="Xu et al., ICASSP 2023 (arXiv 2303.05338); github.com/GeWu-Lab/MMCosine_ICASSP23@00ba0a9",
     modulates="the fused logits: s * cos(features_m, class weights_m) summed over modalities, no bias",
@@ -76,7 +67,8 @@ class MMCosine(Policy):
 
     name = "mmcosine"
     config_class = MMCosineConfig
-    log_class = MMCosineLog
+    #: logged each step: each modality's mean largest cosine.
+    log_class = log_fields("MMCosineLog", "cos_audio", "cos_visual")
 
     def setup(self, model):
         class_weights(model.fusion)  # refuses a fusion without per-modality class weights

@@ -9,14 +9,13 @@ encoder tensor, no epoch window.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 
 from ...schema import check
 from . import register_method
-from .base import Composition, Policy, PolicyConfig, PolicyLog
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -57,14 +56,6 @@ def combine(g_mm: torch.Tensor, g_uni: torch.Tensor, k: tuple[float, float], gam
     return new * scale * gamma
 
 
-@dataclass
-class MMParetoLog(PolicyLog):
-    """The Pareto weight of the fused loss in each encoder's gradient."""
-
-    k_fused_audio: float = math.nan
-    k_fused_visual: float = math.nan
-
-
 @register_method(
     source="Wei & Hu, ICML 2024; github.com/GeWu-Lab/MMPareto_ICML2024",
     modulates="each encoder's gradient: Pareto combination of fused and unimodal losses, x gamma",
@@ -78,7 +69,8 @@ class MMPareto(Policy):
 
     name = "mmpareto"
     config_class = MMParetoConfig
-    log_class = MMParetoLog
+    #: logged each step: the Pareto weight of the fused loss in each encoder's gradient.
+    log_class = log_fields("MMParetoLog", "k_fused_audio", "k_fused_visual")
     needs_unimodal_losses = True
 
     def backward(self, ctx, total):

@@ -10,12 +10,11 @@ never trained unless IEMF was on, so its ratios were noise).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from ...schema import check
 from . import register_method
-from .base import Composition, Policy, PolicyLog, WindowConfig
+from .base import Composition, Policy, WindowConfig, log_fields
 
 
 @dataclass
@@ -37,15 +36,6 @@ def mslr_ratio(history: list[float], acc: float, window: int) -> float:
     return acc / mean if mean > 0 else 1.0
 
 
-@dataclass
-class MSLRLog(PolicyLog):
-    """Each branch's learning-rate scale."""
-
-    scale_audio: float = math.nan
-    scale_visual: float = math.nan
-    active: float = math.nan
-
-
 @register_method(
     source="Yao & Mihalcea, Findings of ACL 2022; the IEMF code's dynamic variant",
     modulates="each branch's gradients x base_m * (val acc_m / its mean over the last 5 epochs)",
@@ -60,7 +50,8 @@ class MSLR(Policy):
 
     name = "mslr"
     config_class = MSLRConfig
-    log_class = MSLRLog
+    #: logged each step: each branch's learning-rate scale.
+    log_class = log_fields("MSLRLog", "scale_audio", "scale_visual", "active")
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:

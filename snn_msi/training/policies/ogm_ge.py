@@ -12,7 +12,7 @@ from typing import Literal
 
 from ...schema import check
 from . import register_method
-from .base import Composition, NoiseSource, Policy, PolicyLog, WindowConfig, scale_with_noise, true_class_score
+from .base import Composition, NoiseSource, Policy, WindowConfig, log_fields, scale_with_noise, true_class_score
 
 
 @dataclass
@@ -43,17 +43,6 @@ def ogm_ge_coefficients(s_a: float, s_v: float, alpha: float) -> tuple[float, fl
     return 1.0 - math.tanh(alpha * max(ratio_a, 0.0)), 1.0
 
 
-@dataclass
-class OGMGELog(PolicyLog):
-    """The modalities' scores and coefficients."""
-
-    score_audio: float = math.nan
-    score_visual: float = math.nan
-    coeff_audio: float = math.nan
-    coeff_visual: float = math.nan
-    active: float = math.nan
-
-
 @register_method(
     source="Peng et al., CVPR 2022 (Eq. 10); github.com/GeWu-Lab/OGM-GE_CVPR2022",
     modulates="the dominant modality's encoder conv gradients x (1 - tanh(alpha * ratio)) + noise",
@@ -69,7 +58,8 @@ class OGMGE(Policy):
 
     name = "ogm_ge"
     config_class = OGMGEConfig
-    log_class = OGMGELog
+    #: logged each step: the modalities' scores and coefficients.
+    log_class = log_fields("OGMGELog", "score_audio", "score_visual", "coeff_audio", "coeff_visual", "active")
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

@@ -20,8 +20,8 @@ from .base import (
     ForwardContext,
     NoiseSource,
     Policy,
-    PolicyLog,
     WindowConfig,
+    log_fields,
     true_class_score,
     unmasked_heads,
 )
@@ -60,20 +60,6 @@ def drop_features(a: torch.Tensor, v: torch.Tensor, keep_a: torch.Tensor, keep_v
     return a * keep_a.view(1, -1, 1).to(a.dtype) * scale, v * keep_v.view(1, -1, 1).to(v.dtype) * scale
 
 
-@dataclass
-class OPMLog(PolicyLog):
-    """Scores, drop probabilities and the kept fraction of each modality."""
-
-    score_audio: float = math.nan
-    score_visual: float = math.nan
-    q_audio: float = math.nan
-    q_visual: float = math.nan
-    active: float = math.nan
-    executed: float = math.nan
-    kept_audio: float = math.nan
-    kept_visual: float = math.nan
-
-
 @register_method(
     source="Wei et al., TPAMI 2024 (arXiv 2410.11582); github.com/GeWu-Lab/BML_TPAMI2024@4b3aa4f",
     modulates="drops the dominant modality's features per sample (prob. from score ratio), rescaled",
@@ -96,7 +82,18 @@ class OPM(Policy):
 
     name = "opm"
     config_class = OPMConfig
-    log_class = OPMLog
+    #: logged each step: scores, drop probabilities and the kept fraction of each modality.
+    log_class = log_fields(
+        "OPMLog",
+        "score_audio",
+        "score_visual",
+        "q_audio",
+        "q_visual",
+        "active",
+        "executed",
+        "kept_audio",
+        "kept_visual",
+    )
 
     def __init__(self, config=None, seed: int = 0) -> None:
         super().__init__(config, seed)

@@ -7,7 +7,6 @@ Fan, Xu, Wang, Wang & Guo, "PMR: prototypical modal rebalance for multimodal lea
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -15,7 +14,7 @@ import torch.nn.functional as F
 
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, Composition, EpochView, Policy, PolicyLog, WindowConfig
+from .base import MODALITIES, Composition, EpochView, Policy, WindowConfig, log_fields
 
 
 @dataclass
@@ -56,19 +55,6 @@ def pmr_coefficients(score_a: float, score_v: float, alpha: float) -> tuple[floa
     return 0.0, 0.0
 
 
-@dataclass
-class PMRLog(PolicyLog):
-    """Prototype scores, coefficients and losses."""
-
-    score_audio: float = math.nan
-    score_visual: float = math.nan
-    beta: float = math.nan
-    gamma: float = math.nan
-    loss_audio: float = math.nan
-    loss_visual: float = math.nan
-    active: float = math.nan
-
-
 @register_method(
     source="Fan et al., CVPR 2023 (arXiv 2211.07089); github.com/fanyunfeng-bit/Modal-Imbalance-PMR@3615e48",
     modulates="adds alpha * CE(-distance to class prototypes) of the weaker modality's features",
@@ -92,7 +78,10 @@ class PMR(Policy):
 
     name = "pmr"
     config_class = PMRConfig
-    log_class = PMRLog
+    #: logged each step: prototype scores, coefficients and losses.
+    log_class = log_fields(
+        "PMRLog", "score_audio", "score_visual", "beta", "gamma", "loss_audio", "loss_visual", "active"
+    )
     data_parallel = False  # the prototypes come from each process's own batches
 
     def __init__(self, config=None, seed: int = 0) -> None:

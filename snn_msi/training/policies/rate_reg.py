@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -31,7 +30,7 @@ import neurons
 
 from ...schema import ConfigError, check
 from . import register_method
-from .base import Composition, Policy, PolicyConfig, PolicyLog
+from .base import Composition, Policy, PolicyConfig, log_fields
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +54,6 @@ class RateRegConfig(PolicyConfig):
                                   f"{pattern!r}: {value!r}")  # fmt: skip
 
 
-@dataclass
-class RateRegLog(PolicyLog):
-    """The penalty, the mean and largest firing rate and the layers counted."""
-
-    penalty: float = math.nan
-    rate: float = math.nan
-    max_rate: float = math.nan
-    layers: float = math.nan
-
-
 @register_method(
     source="per-layer squared rate penalty, as the activity regularisers of Zenke & Vogels, Neural Computation 2021",
     modulates="adds strength * mean over spiking layers of (rate - target)^2 to the loss",
@@ -75,7 +64,8 @@ class RateReg(Policy):
 
     name = "rate_reg"
     config_class = RateRegConfig
-    log_class = RateRegLog
+    #: logged each step: the penalty, the mean and largest firing rate and the layers counted.
+    log_class = log_fields("RateRegLog", "penalty", "rate", "max_rate", "layers")
 
     def __init__(self, config: RateRegConfig | None = None, seed: int = 0) -> None:
         super().__init__(config, seed)

@@ -7,7 +7,6 @@ DynamicNet, Head``, ``schedule.py: schedule_model``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +16,7 @@ from torch import nn
 from ...models.heads import AVOutput
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, PolicyLog
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -67,17 +66,6 @@ class _Ensemble(nn.Module):
         self.rho = nn.Parameter(torch.tensor(float(rho)))
 
 
-@dataclass
-class ReconBoostLog(PolicyLog):
-    """The stage, the boosted modality and the boosting loss."""
-
-    stage: float = math.nan
-    boosting: float = math.nan
-    modality: float = math.nan
-    rho: float = math.nan
-    boost_loss: float = math.nan
-
-
 @register_method(
     source="Hua et al., ICML 2024 (arXiv 2405.09321); github.com/huacong/ReconBoost@14ab57a",
     modulates="alternates stages: one modality's learner fit to the others' residual, then the "
@@ -104,7 +92,8 @@ class ReconBoost(Policy):
 
     name = "reconboost"
     config_class = ReconBoostConfig
-    log_class = ReconBoostLog
+    #: logged each step: the stage, the boosted modality and the boosting loss.
+    log_class = log_fields("ReconBoostLog", "stage", "boosting", "modality", "rho", "boost_loss")
     needs_unimodal_losses = True
 
     def __init__(self, config=None, seed: int = 0) -> None:

@@ -15,7 +15,7 @@ import torch
 
 from ...schema import check
 from . import register_method
-from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, PolicyLog
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -54,17 +54,6 @@ def reinit_strength(purity_train: float, purity_val: float, lam: float) -> float
     return float(np.tanh(lam * abs(purity_train - purity_val)))
 
 
-@dataclass
-class RelearnLog(PolicyLog):
-    """The last re-initialisation's strengths and purity gaps, and how many there were."""
-
-    alpha_audio: float = 0.0
-    alpha_visual: float = 0.0
-    reinits: float = 0.0
-    purity_gap_audio: float = 0.0
-    purity_gap_visual: float = 0.0
-
-
 @register_method(
     source="Wei et al., ECCV 2024 (arXiv 2407.09705); github.com/GeWu-Lab/Diagnosing_Relearning_ECCV2024@025085e",
     modulates="every reinit_epoch epochs: each encoder's weights <- alpha_m init + (1 - alpha_m) "
@@ -88,7 +77,10 @@ class Relearn(Policy):
 
     name = "relearn"
     config_class = RelearnConfig
-    log_class = RelearnLog
+    #: logged each step: the last re-initialisation's strengths and purity gaps, and how many there were.
+    log_class = log_fields(
+        "RelearnLog", alpha_audio=0.0, alpha_visual=0.0, reinits=0.0, purity_gap_audio=0.0, purity_gap_visual=0.0
+    )
     data_parallel = False  # the diagnosis reads one process's features
 
     def __init__(self, config=None, seed: int = 0) -> None:

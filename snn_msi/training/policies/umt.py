@@ -10,7 +10,6 @@ has no UME.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -22,7 +21,7 @@ from ...models.heads import AVOutput
 from ...schema import check
 from ..rundir import load_checkpoint
 from . import register_method
-from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, PolicyLog
+from .base import MODALITIES, Composition, EpochView, Policy, PolicyConfig, log_fields
 
 
 @dataclass
@@ -47,14 +46,6 @@ def distillation(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tens
     return sum(F.mse_loss(student[m].float(), teacher[m].float()) for m in MODALITIES)
 
 
-@dataclass
-class UMTLog(PolicyLog):
-    """The teachers' last training loss and the distillation term."""
-
-    teacher_loss: float = math.nan
-    mse: float = 0.0
-
-
 @register_method(
     source="Du et al., ICML 2023 (arXiv 2305.01233); no official code; BalanceBenchmark@4c1482f UMT_trainer.py",
     modulates="adds lam * MSE(student features, frozen unimodal teachers' features) per modality",
@@ -76,7 +67,8 @@ class UMT(Policy):
 
     name = "umt"
     config_class = UMTConfig
-    log_class = UMTLog
+    #: logged each step: the teachers' last training loss and the distillation term.
+    log_class = log_fields("UMTLog", "teacher_loss", mse=0.0)
     data_parallel = False  # the teachers are trained inside the run, in one process
 
     def __init__(self, config=None, seed: int = 0) -> None:
@@ -135,13 +127,6 @@ class UMEConfig(PolicyConfig):
     """No options: the unimodal models train alone, the prediction averages them."""
 
 
-@dataclass
-class UMELog(PolicyLog):
-    """The fused loss term's weight."""
-
-    fused_weight: float = math.nan
-
-
 @register_method(
     source="Du et al., ICML 2023 (arXiv 2305.01233); no official code",
     modulates="trains each encoder + unimodal head alone (no fused loss); predicts their average logits",
@@ -160,7 +145,8 @@ class UME(Policy):
 
     name = "ume"
     config_class = UMEConfig
-    log_class = UMELog
+    #: logged each step: the fused loss term's weight.
+    log_class = log_fields("UMELog", "fused_weight")
     needs_unimodal_losses = True
 
     def loss_weights(self, ctx):

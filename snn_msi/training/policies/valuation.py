@@ -25,8 +25,8 @@ from .base import (
     ForwardContext,
     Policy,
     PolicyConfig,
-    PolicyLog,
     SamplePlan,
+    log_fields,
     unmasked_heads,
 )
 
@@ -80,22 +80,13 @@ def modality_gap(mean_a: float, mean_v: float, alpha: float, mode: str) -> float
     return diff**1.5 * alpha
 
 
-@dataclass
-class ValuationLog(PolicyLog):
-    """Mean Shapley contributions, the extra copies' fraction and the batch's dropped fraction."""
-
-    phi_audio: float = 0.0
-    phi_visual: float = 0.0
-    extra_fraction: float = 0.0
-    dropped_in_batch: float = 0.0
-
-
 class _Valuation(Policy):
     """Shared by both methods: the valuation pass and the training forward with the planned drops."""
 
     data_parallel = False  # the plan is made from one process's pass over the whole training set
 
-    log_class = ValuationLog
+    #: logged each step: mean Shapley contributions, the extra copies' fraction and the batch's dropped fraction.
+    log_class = log_fields("ValuationLog", phi_audio=0.0, phi_visual=0.0, extra_fraction=0.0, dropped_in_batch=0.0)
 
     def valuate(self, view: EpochView):
         """Per-sample correctness of the fused prediction with both modalities, audio alone and visual alone
