@@ -233,12 +233,17 @@ def _neurons_command(q: argparse.ArgumentParser) -> None:
     q.set_defaults(func=_cmd_neurons)
 
 
+def _print_available(available: dict[str, str], width: int) -> int:
+    """One line per registered name with its description (the listing commands)."""
+    for name, desc in available.items():
+        print(f"{name:<{width}} {desc}")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
-    for name, desc in DATASETS.available().items():
-        print(f"{name:<16} {desc}")
-    return 0
+    return _print_available(DATASETS.available(), 16)
 
 
 @register_command("datasets", description="the data sets snn-msi knows and how to get them")
@@ -249,9 +254,7 @@ def _datasets_command(q: argparse.ArgumentParser) -> None:
 def _cmd_recipes(args) -> int:
     from .models import RECIPES
 
-    for name, desc in RECIPES.available().items():
-        print(f"{name:<8} {desc}")
-    return 0
+    return _print_available(RECIPES.available(), 8)
 
 
 @register_command("recipes", description="the model recipes of --model (and build(name) in Python)")
