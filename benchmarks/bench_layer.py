@@ -126,8 +126,11 @@ def main(argv=None) -> int:
                         print(f"  {row}: torch.compile failed: {type(err).__name__}: {str(err)[:160]}")
             for row, res in results.items():
                 cells = " ".join(f"{res[c] * 1e3:>9.4f} ms" if c in res else f"{'n/a':>12}" for c in cols)
-                ratio = " ".join(f"{c} {res[c] / results['relu'][c]:.2f}x" for c in cols
-                                 if row != "relu" and c in res and c in results.get("relu", {}))  # fmt: skip
+                ratio = " ".join(
+                    f"{c} {res[c] / results['relu'][c]:.2f}x"
+                    for c in cols
+                    if row != "relu" and c in res and c in results.get("relu", {})
+                )
                 print(f"{T:>3} {n_el:>8.0e} {row:>10} | {cells} | {ratio}")
     return 0
 

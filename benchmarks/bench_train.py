@@ -87,8 +87,12 @@ class Step:
 def bench_dtype(args, model_kw, inputs, dtype_name: str) -> dict[str, float]:
     device, dtype = args.device, getattr(torch, dtype_name)
     lif = {"tau": 2.0, "v_threshold": 0.5, "surrogate": "atan", "alpha": 2.0, "check_inputs": False}
-    kwargs = {"relu": {}, "lif": lif, "lif-torch": {**lif, "backend": "torch"},
-              "spikingjelly.lif": {k: v for k, v in lif.items() if k != "check_inputs"}}  # fmt: skip
+    kwargs = {
+        "relu": {},
+        "lif": lif,
+        "lif-torch": {**lif, "backend": "torch"},
+        "spikingjelly.lif": {k: v for k, v in lif.items() if k != "check_inputs"},
+    }
     names = [r for r in ROWS if r in args.rows]
     plan = [(n, n, None) for n in names]
     if args.compile:
@@ -119,8 +123,10 @@ def bench_dtype(args, model_kw, inputs, dtype_name: str) -> dict[str, float]:
     times = {label: statistics.median(s.times) for label, s in steps.items()}
     for label, t in times.items():
         spread = statistics.quantiles(steps[label].times, n=4) if len(steps[label].times) > 3 else (t, t, t)
-        print(f"{label:<18} {t * 1e3:9.2f} ms/step   {batch / t:8.1f} samples/s   (quartiles {spread[0] * 1e3:.2f}-"
-              f"{spread[2] * 1e3:.2f} ms)")  # fmt: skip
+        print(
+            f"{label:<18} {t * 1e3:9.2f} ms/step   {batch / t:8.1f} samples/s   (quartiles {spread[0] * 1e3:.2f}-"
+            f"{spread[2] * 1e3:.2f} ms)"
+        )
     for label, r in ratios.items():
         base = "relu+compile" if label.endswith("+compile") else "relu"
         name = label.replace("lif", "LIF").replace("relu", "ReLU")
@@ -130,8 +136,9 @@ def bench_dtype(args, model_kw, inputs, dtype_name: str) -> dict[str, float]:
             + ")"
         )
     if "lif" in times and len(times) > 1:
-        print("speed-up of lif: " + ", ".join(f"vs {k} {v / times['lif']:.2f}x" for k, v in times.items()
-                                              if k != "lif"))  # fmt: skip
+        print(
+            "speed-up of lif: " + ", ".join(f"vs {k} {v / times['lif']:.2f}x" for k, v in times.items() if k != "lif")
+        )
     if args.profile:
         profile_rows(steps, device)
     return times
@@ -186,16 +193,27 @@ def end_to_end_epoch(device: str, quick: bool) -> None:
         sets = tuple(KineticsSounds(root, s, val_fraction=0.25, **kw) for s in ("train", "val", "val"))
         model = {"num_classes": 4} if not quick else {"num_classes": 4, "widths": [8, 16], "blocks": [1, 1]}
         data = DataConfig(num_workers=min(4, os.cpu_count() or 1)).to_dict()
-        cfg = TrainConfig.from_dict({**TrainConfig().to_dict(), "model": model, "epochs": 1, "batch_size": 16,
-                                     "policies": policies_for("ogm_ge", iemf=True), "device": device,
-                                     "out": str(Path(tmp) / "run"), "data": data})  # fmt: skip
+        cfg = TrainConfig.from_dict(
+            {
+                **TrainConfig().to_dict(),
+                "model": model,
+                "epochs": 1,
+                "batch_size": 16,
+                "policies": policies_for("ogm_ge", iemf=True),
+                "device": device,
+                "out": str(Path(tmp) / "run"),
+                "data": data,
+            }
+        )
         t0 = time.perf_counter()
         result = Trainer(cfg, datasets=sets, progress=False).fit()
         dt = time.perf_counter() - t0
         ok = all((Path(tmp) / "run" / f).is_file() for f in ("last.pt", "best.pt", "metrics.csv"))
-        print(f"\n# end-to-end: 1 epoch of OGM-GE + IEMF on a synthetic KS tree ({len(sets[0])} train clips), "
-              f"{device}, amp={cfg.amp}: {dt:.1f} s, test_acc {result.test.acc:.3f}, "
-              f"files written: {ok}")  # fmt: skip
+        print(
+            f"\n# end-to-end: 1 epoch of OGM-GE + IEMF on a synthetic KS tree ({len(sets[0])} train clips), "
+            f"{device}, amp={cfg.amp}: {dt:.1f} s, test_acc {result.test.acc:.3f}, "
+            f"files written: {ok}"
+        )
 
 
 def main(argv=None) -> int:
@@ -210,8 +228,11 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="add torch.compile(fullgraph=True) rows for relu and lif")
     p.add_argument("--compile-mode", default=None, help="torch.compile mode (reduce-overhead: CUDA graphs)")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="glibc: keep freed memory in the process (neurons.runtime.keep_freed_memory)")  # fmt: skip
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc: keep freed memory in the process (neurons.runtime.keep_freed_memory)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's choice)")
     p.add_argument("--profile", action="store_true", help="also: each row's step time by category (profiler)")
     p.add_argument("--no-epoch", action="store_true", help="skip the end-to-end epoch")
@@ -234,9 +255,11 @@ def main(argv=None) -> int:
     where = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
     load = f", load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
     for dtype_name in args.dtype:
-        print(f"\n# training step (fwd + bwd + IEMF + SGD), spiking AV ResNet, T=4, batch {inputs[0].shape[0]}, "
-              f"{device} ({where}), {dtype_name}{' autocast' if dtype_name != 'float32' else ''}, torch "
-              f"{torch.__version__}{load}; {args.rounds} rounds x {args.steps} steps per row, interleaved")  # fmt: skip
+        print(
+            f"\n# training step (fwd + bwd + IEMF + SGD), spiking AV ResNet, T=4, batch {inputs[0].shape[0]}, "
+            f"{device} ({where}), {dtype_name}{' autocast' if dtype_name != 'float32' else ''}, torch "
+            f"{torch.__version__}{load}; {args.rounds} rounds x {args.steps} steps per row, interleaved"
+        )
         bench_dtype(args, model_kw, inputs, dtype_name)
     if not args.no_epoch:
         end_to_end_epoch(device, args.quick)

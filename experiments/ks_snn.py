@@ -71,8 +71,10 @@ def demo(args) -> int:
             configs.append(base.replace(seed=seed, out=str(out / f"{name}_s{seed}"), policies=policies))
             keys.append((name, seed))
     a_db, v_db = base.data.snr()
-    print(f"digits-av ({base.data.preset} preset: audio {a_db:g} dB, image {v_db:g} dB), {len(configs)} runs of "
-          f"{base.epochs} epochs ({opts.executor} executor); logs and checkpoints in {out}/")  # fmt: skip
+    print(
+        f"digits-av ({base.data.preset} preset: audio {a_db:g} dB, image {v_db:g} dB), {len(configs)} runs of "
+        f"{base.epochs} epochs ({opts.executor} executor); logs and checkpoints in {out}/"
+    )
     t0 = time.time()
     results = dict(zip(keys, run_many(configs, opts), strict=True))
     rows = []
@@ -91,8 +93,10 @@ def demo(args) -> int:
     print("|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['fused']} | {r['audio head']} | {r['visual head']} | {r['gain']} |")
-    print(f"\nIEMF - vanilla, paired by seed: {np.mean(diffs):+.1f} pts (per seed: "
-          f"{', '.join(f'{d:+.1f}' for d in diffs)})")  # fmt: skip
+    print(
+        f"\nIEMF - vanilla, paired by seed: {np.mean(diffs):+.1f} pts (per seed: "
+        f"{', '.join(f'{d:+.1f}' for d in diffs)})"
+    )
     first = f"{out}/IEMF_s{opts.seeds[0]}"
     print(f"curves: {first}/curves.png; energy: snn-msi energy {first}/best.pt")
     return 0

@@ -33,8 +33,15 @@ from torch import nn
 from . import surrogate as surrogate_mod
 from .functional import RESETS, reset_membrane
 
-__all__ = ["StatefulModule", "StepCost", "BaseNeuron", "NonFiniteInputError", "check_finite", "STEP_MODES",
-           "check_positive"]  # fmt: skip
+__all__ = [
+    "StatefulModule",
+    "StepCost",
+    "BaseNeuron",
+    "NonFiniteInputError",
+    "check_finite",
+    "STEP_MODES",
+    "check_positive",
+]
 
 
 class NonFiniteInputError(ValueError):
@@ -150,8 +157,19 @@ class BaseNeuron(StatefulModule):
     state_names = ("v",)
     kind = "spiking"
     #: the methods that make up the dynamics: redefining one drops an inherited fused ``spec``
-    dynamics_methods = ("charge", "fire", "threshold", "after_spike", "init_state", "_step", "single_step_forward",
-                        "multi_step_forward", "_reset_hard", "_reset_soft", "_reset_none")  # fmt: skip
+    dynamics_methods = (
+        "charge",
+        "fire",
+        "threshold",
+        "after_spike",
+        "init_state",
+        "_step",
+        "single_step_forward",
+        "multi_step_forward",
+        "_reset_hard",
+        "_reset_soft",
+        "_reset_none",
+    )
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)

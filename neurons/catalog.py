@@ -39,8 +39,9 @@ def register(name: str, description: str | None = None, kind: str | None = None)
     """
 
     def deco(factory):
-        return NEURONS.register(name, factory, description=description,
-                                kind=kind or getattr(factory, "kind", "spiking"))  # fmt: skip
+        return NEURONS.register(
+            name, factory, description=description, kind=kind or getattr(factory, "kind", "spiking")
+        )
 
     return deco
 

@@ -89,8 +89,15 @@ class IFSpec:
 IF_SPEC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(IFSpec))
 
 
-def charge(x: torch.Tensor, v: torch.Tensor, leak: str, decay_input: bool, v_reset: float, tau: float = 1.0,
-           k: torch.Tensor | float | None = None) -> torch.Tensor:  # fmt: skip
+def charge(
+    x: torch.Tensor,
+    v: torch.Tensor,
+    leak: str,
+    decay_input: bool,
+    v_reset: float,
+    tau: float = 1.0,
+    k: torch.Tensor | float | None = None,
+) -> torch.Tensor:
     """The membrane before firing, ``h_t``, of the IF family (see the module docstring)."""
     if leak == "none":
         return v + x
@@ -108,8 +115,9 @@ def reset_membrane(h: torch.Tensor, s: torch.Tensor, reset: str, v_threshold, v_
     return h
 
 
-def if_step(x: torch.Tensor, v: torch.Tensor, spec: IFSpec, spike_fn: surrogate_mod.Surrogate,
-            k: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def if_step(
+    x: torch.Tensor, v: torch.Tensor, spec: IFSpec, spike_fn: surrogate_mod.Surrogate, k: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of an IF-family neuron: ``(spikes, v_next)`` (float32 arithmetic; ``x``, ``v`` float32)."""
     h = charge(x, v, spec.leak, spec.decay_input, spec.v_reset, spec.tau, k)
     s = spike_fn(h - spec.v_threshold)

@@ -87,8 +87,15 @@ class Registry:
         self._aliases: dict[str, str] = {}
 
     # -- registration ---------------------------------------------------------------------------------------
-    def register(self, name: str, factory: Callable | None = None, *, description: str | None = None,
-                 aliases: tuple[str, ...] = (), **meta: Any):  # fmt: skip
+    def register(
+        self,
+        name: str,
+        factory: Callable | None = None,
+        *,
+        description: str | None = None,
+        aliases: tuple[str, ...] = (),
+        **meta: Any,
+    ):
         """Register ``factory`` under ``name`` (use as a decorator, or pass ``factory``).
 
         ``description`` defaults to the first line of the factory's docstring; ``meta`` is kept on the entry.

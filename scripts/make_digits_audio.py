@@ -42,8 +42,18 @@ def voices(seed: int = 0) -> list[dict]:
 def speak(word: str, voice: dict) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w.wav"
-        cmd = ["espeak-ng", "-v", f"{voice['accent']}+{voice['variant']}", "-s", str(voice["speed"]),
-               "-p", str(voice["pitch"]), "-w", str(path), word]  # fmt: skip
+        cmd = [
+            "espeak-ng",
+            "-v",
+            f"{voice['accent']}+{voice['variant']}",
+            "-s",
+            str(voice["speed"]),
+            "-p",
+            str(voice["pitch"]),
+            "-w",
+            str(path),
+            word,
+        ]
         subprocess.run(cmd, check=True, capture_output=True)
         data, sr = sf.read(path, dtype="float32")
     data = resample_poly(data, SR, sr).astype(np.float32)

@@ -57,8 +57,14 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g.add_argument("--seed", type=int, help="seed of weights, splits, augmentation and data order (default: 0)")
     g.add_argument("--workers", type=int, help="DataLoader processes (default: 0 for in-memory data, else the cores)")
     g.add_argument("--out", help="run folder (config, checkpoints, logs, plots); default runs/<dataset>/<name>-<time>")
-    g.add_argument("--resume", nargs="?", const=True, default=None, metavar="PATH",
-                   help="continue a run: its folder or last.pt (without PATH: the folder of --out)")  # fmt: skip
+    g.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="PATH",
+        help="continue a run: its folder or last.pt (without PATH: the folder of --out)",
+    )
     g.add_argument("--overwrite", action="store_true", help="replace the run in --out instead of refusing")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     logger_help = f"where each epoch's numbers go, comma-separated: {', '.join(LOGGERS.names())} (default: "
@@ -110,18 +116,28 @@ def train_config(args, base=None):
     elif recipe or args.dataset or args.data_root:
         d = TrainConfig().to_dict()
     else:
-        raise ConfigError("say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
-                          "(see `snn-msi datasets`), or --config FILE")  # fmt: skip
+        raise ConfigError(
+            "say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
+            "(see `snn-msi datasets`), or --config FILE"
+        )
     if recipe:
         d = recipe_config(recipe, d).to_dict()
-    for key, value in (("batch_size", args.batch_size), ("lr", args.lr), ("optimizer", args.optimizer),
-                       ("seed", args.seed)):  # fmt: skip
+    for key, value in (
+        ("batch_size", args.batch_size),
+        ("lr", args.lr),
+        ("optimizer", args.optimizer),
+        ("seed", args.seed),
+    ):
         if value is not None:
             d[key] = value
     apply_recipe_arguments(d, args)
     data, model = d["data"], d["model"]
-    for key, value in (("layout", args.layout), ("audio_snr_db", args.audio_snr), ("image_snr_db", args.image_snr),
-                       ("num_workers", args.workers)):  # fmt: skip
+    for key, value in (
+        ("layout", args.layout),
+        ("audio_snr_db", args.audio_snr),
+        ("image_snr_db", args.image_snr),
+        ("num_workers", args.workers),
+    ):
         if value is not None:
             data[key] = value
     for key, value in (("T", args.T), ("num_classes", args.num_classes)):
@@ -272,8 +288,10 @@ def _cmd_methods(args) -> int:
             print(f"| {r.method} | {r.source} | {r.modulates} | {r.with_iemf} |")
         return 0
     for r in rows:
-        print(f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
-              f"{r.modulates}; with IEMF: {r.with_iemf}")  # fmt: skip
+        print(
+            f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
+            f"{r.modulates}; with IEMF: {r.with_iemf}"
+        )
     return 0
 
 
@@ -398,9 +416,11 @@ def _cmd_prepare(args) -> int:
     for clip, why in list(report["failed"].items())[:20]:
         print(f"  {clip}: {why}")
     if report["renamed"]:
-        print(f"{len(report['renamed'])} clip id(s) differ from the file name (a name in two classes or with two "
-              f"extensions, or characters a list line cannot hold; e.g. {next(iter(report['renamed'].items()))}); "
-              "clip_ids.json maps every id to its video")  # fmt: skip
+        print(
+            f"{len(report['renamed'])} clip id(s) differ from the file name (a name in two classes or with two "
+            f"extensions, or characters a list line cannot hold; e.g. {next(iter(report['renamed'].items()))}); "
+            "clip_ids.json maps every id to its video"
+        )
     return 0 if report["done"] + report["skipped"] > 0 else 1
 
 

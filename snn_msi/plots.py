@@ -121,8 +121,9 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     for m in methods:
         rs = [r for r in summary if r["method"] == m]
         x = [100 * max(r["audio_acc_mean"], r["visual_acc_mean"]) for r in rs]
-        ax1.errorbar(x, [100 * r["gain_mean"] for r in rs], [100 * r["gain_std"] for r in rs], marker="o",
-                     capsize=3, label=m)  # fmt: skip
+        ax1.errorbar(
+            x, [100 * r["gain_mean"] for r in rs], [100 * r["gain_std"] for r in rs], marker="o", capsize=3, label=m
+        )
     ax1.set_xlabel("best unimodal head accuracy (%)")
     ax1.set_ylabel("multisensory gain (fused - best unimodal, pts)")
     ax1.set_title("inverse effectiveness")
@@ -132,8 +133,10 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
         rs = {(r["audio_snr_db"], r["image_snr_db"]): r for r in summary if r["method"] == m}
         xs = [i + (j - (len(methods) - 2) / 2) * width for i in range(len(levels))]
         d = [100 * rs[lv]["diff_vs_normal"] for lv in levels]
-        err = [[100 * (rs[lv]["diff_vs_normal"] - rs[lv]["ci_low"]) for lv in levels],
-               [100 * (rs[lv]["ci_high"] - rs[lv]["diff_vs_normal"]) for lv in levels]]  # fmt: skip
+        err = [
+            [100 * (rs[lv]["diff_vs_normal"] - rs[lv]["ci_low"]) for lv in levels],
+            [100 * (rs[lv]["ci_high"] - rs[lv]["diff_vs_normal"]) for lv in levels],
+        ]
         ax2.bar(xs, d, width, yerr=err, capsize=3, label=m)
     ax2.axhline(0, color="k", lw=0.8)
     ax2.set_xticks(range(len(levels)), [f"audio {a:g} dB\nimage {v:g} dB" for a, v in levels], fontsize=8)
@@ -145,21 +148,30 @@ def inverse_effectiveness_plot(summary: list[dict], path: str | Path) -> Path:
     return path
 
 
-def energy_breakdown(snn, ann, path: str | Path, chip: str = "Loihi",
-                     note: str = "") -> Path:  # fmt: skip
+def energy_breakdown(snn, ann, path: str | Path, chip: str = "Loihi", note: str = "") -> Path:
     """Stacked energy per inference: the SNN and its ReLU twin at 45 nm (MACs + accumulates, neuron updates or
     ReLU, memory traffic), and the SNN on the neuromorphic chip (synaptic events, neuron updates, spikes routed,
     analogue layers on a host). ``snn`` / ``ann``: the :class:`~snn_msi.metrics.energy.PriceTotals` of each."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     bars = {
-        "SNN, 45 nm": [("MACs + accumulates", snn.synaptic_pj), ("neuron updates", snn.neuron_pj),
-                       ("memory traffic", snn.memory_pj)],
-        "ReLU twin, 45 nm": [("MACs + accumulates", ann.synaptic_pj), ("neuron updates", ann.neuron_pj),
-                             ("memory traffic", ann.memory_pj)],
-        f"SNN, {chip}": [("synaptic events", snn.chip_synop_pj), ("neuron updates", snn.chip_neuron_pj),
-                         ("spikes routed", snn.chip_spike_pj), ("analogue layers (host)", snn.chip_host_mac_pj)],
-    }  # fmt: skip
+        "SNN, 45 nm": [
+            ("MACs + accumulates", snn.synaptic_pj),
+            ("neuron updates", snn.neuron_pj),
+            ("memory traffic", snn.memory_pj),
+        ],
+        "ReLU twin, 45 nm": [
+            ("MACs + accumulates", ann.synaptic_pj),
+            ("neuron updates", ann.neuron_pj),
+            ("memory traffic", ann.memory_pj),
+        ],
+        f"SNN, {chip}": [
+            ("synaptic events", snn.chip_synop_pj),
+            ("neuron updates", snn.chip_neuron_pj),
+            ("spikes routed", snn.chip_spike_pj),
+            ("analogue layers (host)", snn.chip_host_mac_pj),
+        ],
+    }
     colors = {
         "MACs + accumulates": "tab:blue",
         "neuron updates": "tab:orange",
@@ -198,8 +210,15 @@ def spike_histograms(histograms: dict[str, dict], path: str | Path) -> Path:
     for row, (layer, h) in zip(axes, histograms.items(), strict=False):
         for ax, kind, color in ((row[0], "rate", "tab:blue"), (row[1], "count", "tab:green")):
             edges, counts = h[kind]["edges"], h[kind]["counts"]
-            ax.bar(edges[:-1], counts, [hi - lo for lo, hi in zip(edges[:-1], edges[1:], strict=True)], align="edge",
-                   color=color, edgecolor="white", linewidth=0.3)  # fmt: skip
+            ax.bar(
+                edges[:-1],
+                counts,
+                [hi - lo for lo, hi in zip(edges[:-1], edges[1:], strict=True)],
+                align="edge",
+                color=color,
+                edgecolor="white",
+                linewidth=0.3,
+            )
             ax.tick_params(labelsize=6)
         row[0].set_ylabel(layer, rotation=0, ha="right", va="center", fontsize=7)
     axes[0, 0].set_title("neurons by firing rate (spikes / step)", fontsize=8)
@@ -230,8 +249,16 @@ def pareto_plot(rows: list[dict], path: str | Path, title: str = "") -> Path:
         pts = [r for r in rows if col in r["energy"]]
         for r in pts:
             (e, es), (a, s) = r["energy"][col], r["acc"]
-            handles[r["label"]] = ax.errorbar(e / 1e6, 100 * a, 100 * s, es / 1e6, marker=markers.get(r["model"], "v"),
-                                              color=colors[r["label"]], capsize=2, linestyle="none")  # fmt: skip
+            handles[r["label"]] = ax.errorbar(
+                e / 1e6,
+                100 * a,
+                100 * s,
+                es / 1e6,
+                marker=markers.get(r["model"], "v"),
+                color=colors[r["label"]],
+                capsize=2,
+                linestyle="none",
+            )
         front = sorted((r["energy"][col][0] / 1e6, 100 * r["acc"][0]) for r in pts if r["front"].get(col))
         if front:
             xs, ys = zip(*front, strict=True)

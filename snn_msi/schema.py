@@ -44,8 +44,12 @@ def check(ge: float | None = None, gt: float | None = None, le: float | None = N
 
 
 _UNIONS = (Union, types.UnionType)
-_REL = {"ge": (">=", lambda a, b: a >= b), "gt": (">", lambda a, b: a > b), "le": ("<=", lambda a, b: a <= b),
-        "lt": ("<", lambda a, b: a < b)}  # fmt: skip
+_REL = {
+    "ge": (">=", lambda a, b: a >= b),
+    "gt": (">", lambda a, b: a > b),
+    "le": ("<=", lambda a, b: a <= b),
+    "lt": ("<", lambda a, b: a < b),
+}
 
 
 def _describe(tp: Any) -> str:
@@ -148,8 +152,9 @@ class Config:
         unknown = sorted(set(d) - set(fields))
         if unknown:
             prefix = f"{where}." if where else ""
-            raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}; valid: "
-                              f"{', '.join(sorted(fields))}")  # fmt: skip
+            raise ConfigError(
+                f"unknown key(s) {', '.join(prefix + k for k in unknown)}; valid: {', '.join(sorted(fields))}"
+            )
         types = cls.field_types()
         kwargs = {}
         for name, value in d.items():

@@ -23,8 +23,22 @@ from snn_msi.training.rundir import save_checkpoint
 
 from .trees import make_h5, make_ks_tree
 
-QUICK = ["--demo", "--epochs", "1", "--batch-size", "16", "--quiet", "--T", "2", "--set", "data.limit=32",
-         "--set", "model.widths=[4]", "--set", "model.blocks=[1]"]  # fmt: skip
+QUICK = [
+    "--demo",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--quiet",
+    "--T",
+    "2",
+    "--set",
+    "data.limit=32",
+    "--set",
+    "model.widths=[4]",
+    "--set",
+    "model.blocks=[1]",
+]
 TINY = {"widths": [4], "blocks": [1], "T": 2}
 
 
@@ -138,8 +152,9 @@ def test_5_a_diverged_run_stops_naming_its_clips_and_never_saves_nan_weights(neu
     if neuron.startswith("spikingjelly"):
         pytest.importorskip("spikingjelly")
     out = tmp_path / "run"
-    code, _, err = _run(capsys, "train", *QUICK, "--neuron", neuron, "--lr", "1e30", "--set", "data.limit=64",
-                        "--out", str(out))  # fmt: skip
+    code, _, err = _run(
+        capsys, "train", *QUICK, "--neuron", neuron, "--lr", "1e30", "--set", "data.limit=64", "--out", str(out)
+    )
     assert code == 1 and "stopped:" in err and "the batch's clips: train-" in err
     for f in ("best.pt", "last.pt"):
         if (out / f).is_file():
@@ -234,8 +249,10 @@ def test_7_list_files_with_bom_crlf_duplicates_and_overlap(tmp_path):
     assert tr.bad.problems["also in the test list"] == [train[1].split(",")[0]]
     assert not {r.clip_id for r in tr.records} & {r.clip_id for r in va.records}
     assert first in {r.clip_id for r in tr.records} | {r.clip_id for r in va.records}
-    assert {p.name for p in reports.iterdir()} == {"bad_clips_kinetics_sounds_train.json",
-                                                   "bad_clips_kinetics_sounds_val.json"}  # fmt: skip
+    assert {p.name for p in reports.iterdir()} == {
+        "bad_clips_kinetics_sounds_train.json",
+        "bad_clips_kinetics_sounds_val.json",
+    }
 
 
 def test_7_h5_frame_size_and_truncated_files(tmp_path):
@@ -309,12 +326,21 @@ def test_9_results_do_not_depend_on_the_worker_count(tmp_path):
     root = make_ks_tree(tmp_path / "ks")
     weights = []
     for workers in (0, 2):
-        data = {"dataset": "kinetics-sounds", "root": str(root), "image_size": 16, "num_workers": workers,
-                "preset": "hard"}  # fmt: skip
-        cfg = demo_config(epochs=1, batch_size=4, out=str(tmp_path / f"w{workers}"), policies=[{"name": "iemf"}],
-                          data=data,
-                          model={**TINY, "stem": "small", "num_classes": None, "audio_channels": None,
-                                 "visual_channels": None})  # fmt: skip
+        data = {
+            "dataset": "kinetics-sounds",
+            "root": str(root),
+            "image_size": 16,
+            "num_workers": workers,
+            "preset": "hard",
+        }
+        cfg = demo_config(
+            epochs=1,
+            batch_size=4,
+            out=str(tmp_path / f"w{workers}"),
+            policies=[{"name": "iemf"}],
+            data=data,
+            model={**TINY, "stem": "small", "num_classes": None, "audio_channels": None, "visual_channels": None},
+        )
         result = Trainer(cfg, progress=False).fit()
         weights.append((load_checkpoint(tmp_path / f"w{workers}" / "last.pt")["model"], result))
     (w0, r0), (w2, r2) = weights

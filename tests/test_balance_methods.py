@@ -50,8 +50,22 @@ from snn_msi.training.policies.umt import distillation
 from snn_msi.training.policies.valuation import contributions, modality_gap, sample_copies, sample_plan
 
 TINY = dict(num_classes=3, widths=(4,), blocks=(1,), stem="small", T=1, audio_channels=1, visual_channels=3)
-NEW = ("agm", "pmr", "mmcosine", "greedy", "umt", "ume", "mla", "opm", "reconboost", "gblend",
-       "sample_valuation", "modality_valuation", "relearn", "cml")  # fmt: skip
+NEW = (
+    "agm",
+    "pmr",
+    "mmcosine",
+    "greedy",
+    "umt",
+    "ume",
+    "mla",
+    "opm",
+    "reconboost",
+    "gblend",
+    "sample_valuation",
+    "modality_valuation",
+    "relearn",
+    "cml",
+)
 
 
 def _batch(b=4, k=2, seed=0, y=None, drop=None):
@@ -235,8 +249,12 @@ def test_pmr_prototypes_momentum_and_loss_by_value():
     assert policy.log.score_audio == pytest.approx(1.761594, abs=1e-5) and policy.log.gamma == 1.5
     # momentum: plain at epochs 0 and 1 (the official skips it on the first update), then 0.8 new + 0.2 old
     model = _model(num_classes=2)
-    fs = FeatureSet(torch.tensor([[3.0, 0.0], [5.0, 0.0]]), torch.tensor([[1.0, 1.0], [1.0, 1.0]]),
-                    torch.tensor([0, 1]), torch.arange(2))  # fmt: skip
+    fs = FeatureSet(
+        torch.tensor([[3.0, 0.0], [5.0, 0.0]]),
+        torch.tensor([[1.0, 1.0], [1.0, 1.0]]),
+        torch.tensor([0, 1]),
+        torch.arange(2),
+    )
     p = _policy("pmr")
     p.protos = {"audio": torch.tensor([[1.0, 0.0], [1.0, 0.0]]), "visual": torch.zeros(2, 2)}
     p.on_epoch_start(FakeView(model, epoch=1, features=fs, classes=2))
@@ -251,8 +269,9 @@ def test_mmcosine_logits_by_value_for_concat_and_sum():
     # a = [3, 4], W_a rows [1, 0], [0, 2] -> cos [0.6, 0.8]; v = [1, 0], W_v rows [0, 1], [5, 0] -> cos [0, 1];
     # s = 10: fused [6, 18], CE(y = 0) = 12 + log(1 + e^-12) = 12.000006
     a, v = torch.tensor([[[3.0, 4.0]]]), torch.tensor([[[1.0, 0.0]]])
-    torch.testing.assert_close(cosine_logits(a[0], torch.tensor([[1.0, 0.0], [0.0, 2.0]]), 10.0),
-                               torch.tensor([[6.0, 8.0]]))  # fmt: skip
+    torch.testing.assert_close(
+        cosine_logits(a[0], torch.tensor([[1.0, 0.0], [0.0, 2.0]]), 10.0), torch.tensor([[6.0, 8.0]])
+    )
     for fusion in ("concat", "sum"):
         model = _model(num_classes=2, widths=(2,), fusion=fusion)
         with torch.no_grad():
@@ -277,7 +296,8 @@ def test_cml_confidence_penalty_by_value():
     y = torch.tensor([0])
     # full [2, 0] -> conf 0.880797; reduced [3, 0] -> 0.952574; both right: 0.071777
     assert float(confidence_penalty(torch.tensor([[2.0, 0.0]]), torch.tensor([[3.0, 0.0]]), y)) == pytest.approx(
-        0.071777, abs=1e-6)  # fmt: skip
+        0.071777, abs=1e-6
+    )
     assert float(confidence_penalty(torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 0.0]]), y)) == 0.0
     # trick 1: reduced right and full wrong -> no penalty even though the reduced one is more confident
     assert float(confidence_penalty(torch.tensor([[0.0, 2.0]]), torch.tensor([[3.0, 0.0]]), y)) == 0.0
@@ -303,8 +323,9 @@ def test_cml_loss_uses_both_reductions_of_the_same_forward():
 def test_umt_distillation_and_ume_prediction_by_value():
     # h = [1, 2], teacher [0, 0]: MSE = (1 + 4) / 2 = 2.5; lambda 10 -> 25
     zero = torch.zeros(1, 2)
-    assert 10 * float(distillation({"audio": torch.tensor([[1.0, 2.0]]), "visual": zero},
-                                   {"audio": zero, "visual": zero})) == pytest.approx(25.0)  # fmt: skip
+    assert 10 * float(
+        distillation({"audio": torch.tensor([[1.0, 2.0]]), "visual": zero}, {"audio": zero, "visual": zero})
+    ) == pytest.approx(25.0)
     model, batch = _model(), _batch()
     umt = _policy("umt")
     umt.setup(model)
@@ -371,10 +392,16 @@ def test_reconboost_loss_schedule_and_ensemble_by_value():
     # C = 3, p uniform, q_y = 0.6, w = (5, 1): -(5 - 0.6) log(1/3) / 3 = 1.611298
     ens = torch.log(torch.tensor([[0.6, 0.2, 0.2]]))
     assert float(boosting_loss(torch.zeros(1, 3), ens, torch.tensor([0]), 5.0, 1.0)) == pytest.approx(
-        1.611298, abs=1e-6)  # fmt: skip
+        1.611298, abs=1e-6
+    )
     assert [schedule(e, 4, 4) for e in (0, 3, 4, 7, 8, 16)] == [
-        (0, "audio", True), (0, "audio", True), (0, "audio", False), (0, "audio", False), (1, "visual", True),
-        (2, "audio", True)]  # fmt: skip
+        (0, "audio", True),
+        (0, "audio", True),
+        (0, "audio", False),
+        (0, "audio", False),
+        (1, "visual", True),
+        (2, "audio", True),
+    ]
     model = _model()
     policy = _policy("reconboost", boost_rate=0.5)
     policy.setup(model)
@@ -396,11 +423,13 @@ def test_reconboost_loss_schedule_and_ensemble_by_value():
     policy.on_epoch_start(FakeView(model, epoch=0))
     assert policy.boosting == "audio" and policy.others == []
     assert float(boosting_loss(torch.zeros(2, 3), None, torch.tensor([0, 2]), 5.0, 1.0)) == pytest.approx(
-        1.464816, abs=1e-6)  # fmt: skip
+        1.464816, abs=1e-6
+    )
     z = torch.zeros(2, 3)
     out0 = AVOutput(fused=z, audio=z, visual=torch.randn(2, 3), fused_audio=z, fused_visual=z)
     assert float(policy.loss(StepContext(model, None, out0, torch.tensor([0, 2]), 0, {}))) == pytest.approx(
-        1.464816, abs=1e-6)  # fmt: skip
+        1.464816, abs=1e-6
+    )
 
 
 # -- MLA -----------------------------------------------------------------------------------------------------
@@ -427,8 +456,11 @@ def test_mla_step_takes_one_optimizer_step_per_modality_with_the_projection():
         opt.step()
 
     fwd = ForwardContext(model, model.parameter_groups(), batch, 0, True)
-    out, loss = policy.train_step(TrainStep(model, model.parameter_groups(), batch, 0, 5, 10, fwd,
-                                            lambda: opt.zero_grad(set_to_none=True), step_fn))  # fmt: skip
+    out, loss = policy.train_step(
+        TrainStep(
+            model, model.parameter_groups(), batch, 0, 5, 10, fwd, lambda: opt.zero_grad(set_to_none=True), step_fn
+        )
+    )
     assert len(seen) == 2 and int(policy.extra.count) == 2
     # reference, redone by hand: the same network's features (one forward, training mode)
     ref = _model()
@@ -626,8 +658,11 @@ def test_metrics_collector_gives_shapley_from_masked_predictions():
     out = AVOutput(right, right, wrong, right, wrong)
     col = MetricsCollector()
     # v(a) = 1 (all right), v(v) = 0.5, v(0) = 0.25, v(av) = 1 -> phi_a = 0.75 / 2 + 0.5 / 2 = 0.625, phi_v = 0.125
-    masked = {"only_audio": right, "only_visual": torch.cat([right[:2], wrong[2:]]),
-              "none": torch.cat([right[:1], wrong[1:]])}  # fmt: skip
+    masked = {
+        "only_audio": right,
+        "only_visual": torch.cat([right[:2], wrong[2:]]),
+        "none": torch.cat([right[:1], wrong[1:]]),
+    }
     col.add(torch.tensor(0.5), out, y, masked)
     m = col.result()
     assert (m.shapley_audio, m.shapley_visual) == pytest.approx((0.625, 0.125))
@@ -662,11 +697,17 @@ def _tiny_trainer(tmp_path, policies, epochs=1, **cfg):
     from snn_msi.training import Trainer, demo_config
 
     model = {**demo_config().model.to_dict(), **dict(TINY, num_classes=10, visual_channels=1, T=1)}
-    config = demo_config(epochs=epochs, batch_size=8, model=model, out=str(tmp_path / "run"), policies=policies,
-                         data={"dataset": "digits-av", "preset": "hard", "limit": 16}, **cfg)  # fmt: skip
+    config = demo_config(
+        epochs=epochs,
+        batch_size=8,
+        model=model,
+        out=str(tmp_path / "run"),
+        policies=policies,
+        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
+        **cfg,
+    )
     train, val, test = build_datasets(config.data, 0)
-    return Trainer(config, datasets=(train, Subset(val, range(8)), Subset(test, range(8))), progress=False,
-                   plots=False)  # fmt: skip
+    return Trainer(config, datasets=(train, Subset(val, range(8)), Subset(test, range(8))), progress=False, plots=False)
 
 
 def test_a_sample_plan_sets_the_epochs_samples_and_drop_codes(tmp_path):
@@ -735,10 +776,17 @@ def test_new_methods_resume_bit_identically(tmp_path):
         assert torch.equal(v, wb["model"][k]), k
 
 
-@pytest.mark.parametrize("method, options", [("sample_valuation", {"warmup": 0}), ("modality_valuation", {"warmup": 0}),
-                                             ("relearn", {"reinit_epoch": 1}), ("opm", {"start": 0, "p_exe": 1.0}),
-                                             ("reconboost", {"epochs_per_stage": 1, "correct_epoch": 1}),
-                                             ("greedy", {"start": 0, "epsilon": 0.0})])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, options",
+    [
+        ("sample_valuation", {"warmup": 0}),
+        ("modality_valuation", {"warmup": 0}),
+        ("relearn", {"reinit_epoch": 1}),
+        ("opm", {"start": 0, "p_exe": 1.0}),
+        ("reconboost", {"epochs_per_stage": 1, "correct_epoch": 1}),
+        ("greedy", {"start": 0, "epsilon": 0.0}),
+    ],
+)
 def test_epoch_level_methods_act_within_a_short_run(method, options, tmp_path):
     """The periodic parts (valuation, re-initialisation, drops, stages, curation) do act in a short run."""
     from snn_msi.training import read_csv

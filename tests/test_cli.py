@@ -42,8 +42,11 @@ def test_bad_snr_pairs_are_one_line_errors_naming_the_option(cmd, capsys, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-BAD_STUDY_OPTION = {"inverse-effectiveness": ["--fusions", "mis"], "methods": ["--methods", "cmll"],
-                    "energy": ["--set", "model.T=0"]}  # fmt: skip
+BAD_STUDY_OPTION = {
+    "inverse-effectiveness": ["--fusions", "mis"],
+    "methods": ["--methods", "cmll"],
+    "energy": ["--set", "model.T=0"],
+}
 
 
 @pytest.mark.parametrize("name", STUDIES.names())

@@ -30,8 +30,21 @@ from snn_msi.schema import ConfigError
 from snn_msi.training import METHODS, Trainer, read_csv
 from snn_msi.training.policies import composes_with_iemf
 
-QUICK = ["--epochs", "1", "--batch-size", "16", "--quiet", "--T", "2", "--set", "data.limit=16",
-         "--set", "model.widths=[4]", "--set", "model.blocks=[1]"]  # fmt: skip
+QUICK = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--quiet",
+    "--T",
+    "2",
+    "--set",
+    "data.limit=16",
+    "--set",
+    "model.widths=[4]",
+    "--set",
+    "model.blocks=[1]",
+]
 
 
 def _train(tmp_path, capsys, *args) -> dict:
@@ -136,8 +149,21 @@ def test_every_data_set_trains_through_the_cli(dataset, tmp_path, capsys, data_t
     if root is not None:
         args += ["--data-root", str(root)]
     # noise at an SNR works on every data set (the HDF5 cache was built with waveforms)
-    code = main(["train", *QUICK, *args, "--audio-snr", "0", "--image-snr", "5", "--set", "data.limit=4",
-                 "--out", str(tmp_path / "run")])  # fmt: skip
+    code = main(
+        [
+            "train",
+            *QUICK,
+            *args,
+            "--audio-snr",
+            "0",
+            "--image-snr",
+            "5",
+            "--set",
+            "data.limit=4",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert json.loads(captured.out)["test_n"] >= 1

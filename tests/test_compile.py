@@ -51,8 +51,17 @@ def _tiny_net(neuron="lif", **neuron_args):
 
     torch.manual_seed(0)
     args = {"v_threshold": 0.5, "surrogate": "atan", "alpha": 2.0, **neuron_args}
-    return build(num_classes=5, widths=(4,), blocks=(1,), stem="small", audio_channels=1, visual_channels=3, T=2,
-                 neuron=neuron, neuron_args=args)  # fmt: skip
+    return build(
+        num_classes=5,
+        widths=(4,),
+        blocks=(1,),
+        stem="small",
+        audio_channels=1,
+        visual_channels=3,
+        T=2,
+        neuron=neuron,
+        neuron_args=args,
+    )
 
 
 def _step(model, net, a, v):
@@ -125,10 +134,12 @@ def test_ops_pass_opcheck():
         torch.library.opcheck(ops.if_family_fwd, (x, v, None, *a, False, "LIF", fused.CPU))
     k = torch.tensor(0.4, requires_grad=True)
     plif = fused.kernel_args(IFSpec("mul", False, 1.0, 0.5, 0.0, "soft", "sigmoid", 4.0, False))
-    torch.library.opcheck(ops.if_family_fwd, (x.detach().bfloat16().requires_grad_(True), v0, k, *plif, False, "P",
-                                              fused.CPU))  # fmt: skip
-    torch.library.opcheck(ops.if_family_bwd, (torch.randn(3, 2, 7), None, x.detach(), torch.empty(0), None, None, *a,
-                                              fused.CPU))  # fmt: skip
+    torch.library.opcheck(
+        ops.if_family_fwd, (x.detach().bfloat16().requires_grad_(True), v0, k, *plif, False, "P", fused.CPU)
+    )
+    torch.library.opcheck(
+        ops.if_family_bwd, (torch.randn(3, 2, 7), None, x.detach(), torch.empty(0), None, None, *a, fused.CPU)
+    )
 
 
 @cpu_op

@@ -32,12 +32,13 @@ def _blocks() -> list[str]:
 
 def test_the_three_examples_register_and_train_together(tmp_path):
     neuron, surrogate, method = _blocks()
-    script = "\n".join([
-        neuron,
-        "import neurons.surrogate as _sg",
-        f"exec(compile({surrogate!r}, 'surrogate', 'exec'), _sg.__dict__)",
-        method,
-        textwrap.dedent(f"""
+    script = "\n".join(
+        [
+            neuron,
+            "import neurons.surrogate as _sg",
+            f"exec(compile({surrogate!r}, 'surrogate', 'exec'), _sg.__dict__)",
+            method,
+            textwrap.dedent(f"""
             import torch, neurons
             from snn_msi.cli import main
             n = neurons.create("qif", surrogate="softsign", step_mode="m")
@@ -49,7 +50,8 @@ def test_the_three_examples_register_and_train_together(tmp_path):
                          "--out", {str(tmp_path / "run")!r}])
             assert code == 0
         """),
-    ])  # fmt: skip
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     steps = (tmp_path / "run" / "steps.csv").read_text().splitlines()[0]

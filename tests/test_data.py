@@ -17,10 +17,14 @@ def test_kinetics_layout_classes_counts_and_report(tmp_path):
     assert ds.classes == ["drumming", "laughing", "singing"]
     assert len(ds) == 12
     assert ds.bad.problems == {
-        "missing wav": ["dru_missing_wav"], "unreadable wav": ["dru_bad_wav"], "silent wav": ["lau_silent"],
-        "too few frames": ["lau_two_frames"], "unreadable jpg": ["sin_bad_jpg"],
-        "label disagrees with folder": ["sin_mislabel"], "label not in class list": ["ghost"],
-    }  # fmt: skip
+        "missing wav": ["dru_missing_wav"],
+        "unreadable wav": ["dru_bad_wav"],
+        "silent wav": ["lau_silent"],
+        "too few frames": ["lau_two_frames"],
+        "unreadable jpg": ["sin_bad_jpg"],
+        "label disagrees with folder": ["sin_mislabel"],
+        "label not in class list": ["ghost"],
+    }
     report = json.loads((tmp_path / "rep" / "bad_clips_kinetics_sounds_train.json").read_text())
     assert report["count"] == 7
     s = ds[0]

@@ -143,9 +143,13 @@ def test_neuron_costs_and_histograms_by_value():
 def test_cost_model_arguments_are_checked():
     c = CostModel(precision="fp16")
     assert (c.e_mac, c.e_ac, c.e_cmp, c.weight_bits, c.e_byte) == (1.5, 0.4, 0.4, 16, 1.25)
-    for kwargs, name in (({"precision": "fp8"}, "precision"), ({"e_mac": -1.0}, "e_mac"),
-                         ({"memory": "l3"}, "memory"), ({"state_bits": 0}, "state_bits"),
-                         ({"e_byte": float("nan")}, "e_byte")):  # fmt: skip
+    for kwargs, name in (
+        ({"precision": "fp8"}, "precision"),
+        ({"e_mac": -1.0}, "e_mac"),
+        ({"memory": "l3"}, "memory"),
+        ({"state_bits": 0}, "state_bits"),
+        ({"e_byte": float("nan")}, "e_byte"),
+    ):
         with pytest.raises(ValueError, match=name):
             CostModel(**kwargs)
     with pytest.raises(ValueError, match="e_synop"):

@@ -41,8 +41,9 @@ def _check(impl, shape, dtype, leak, reset, decay_input, sg_name, detach, fresh=
     torch.manual_seed(hash((impl, shape, leak, reset, decay_input, sg_name, detach)) % 2**31)
     x = (torch.randn(shape) * 0.7 + 0.3).to(dtype).to(DEVICE)
     v0 = (torch.randn(shape[1:]) * 0.2).to(DEVICE)
-    spec = IFSpec(LEAKS[leak], decay_input, 3.0, 0.6, -0.1, reset, sg_name, {"fast_sigmoid": 5.0}.get(sg_name, 1.5),
-                  detach)  # fmt: skip
+    spec = IFSpec(
+        LEAKS[leak], decay_input, 3.0, 0.6, -0.1, reset, sg_name, {"fast_sigmoid": 5.0}.get(sg_name, 1.5), detach
+    )
     g = torch.randn(shape).to(dtype).to(DEVICE)
     gv = torch.randn(shape[1:]).to(DEVICE)
     results = []

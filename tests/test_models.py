@@ -138,8 +138,9 @@ def test_bad_inputs_are_named():
 # -- the msi layer: a population of multisensory spiking neurons (normalisation model + threshold) ----------------
 def _hand_set_msi(neuron="lif", gain=1.2, sigma=1.0, T=32):
     """One neuron, audio on input 0 and visual on input 1 (cross weights ~0), constant drive over T steps."""
-    layer = FUSIONS.create("msi", dim=2, num_classes=2, hidden=1, sigma=sigma, neuron=neuron,
-                           neuron_args={"v_threshold": 0.5})  # fmt: skip
+    layer = FUSIONS.create(
+        "msi", dim=2, num_classes=2, hidden=1, sigma=sigma, neuron=neuron, neuron_args={"v_threshold": 0.5}
+    )
     with torch.no_grad():
         layer.w_a.weight = torch.tensor([[1.0, 1e-6]])  # through the parametrisation (softplus^-1)
         layer.w_v.weight = torch.tensor([[1e-6, 1.0]])

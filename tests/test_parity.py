@@ -34,9 +34,16 @@ def test_against_spikingjelly(node, reset, step_mode, decay_input, backend):
     if node == "lif":
         ref = sj_neuron.LIFNode(tau=3.0, decay_input=decay_input, surrogate_function=sg_ref, **kw)
         ours = neurons.create(
-            "lif", tau=3.0, decay_input=decay_input, v_threshold=0.5, reset=reset, surrogate="atan",
-            alpha=2.0, step_mode=step_mode, backend=backend,
-        )  # fmt: skip
+            "lif",
+            tau=3.0,
+            decay_input=decay_input,
+            v_threshold=0.5,
+            reset=reset,
+            surrogate="atan",
+            alpha=2.0,
+            step_mode=step_mode,
+            backend=backend,
+        )
     else:
         ref = sj_neuron.IFNode(surrogate_function=sg_ref, **kw)
         ours = neurons.create(
@@ -70,13 +77,23 @@ def test_against_snntorch_leaky(reset, step_mode, tau, backend):
     torch.manual_seed(2)
     x = (torch.rand(T, B, N) * 1.5 - 0.5).requires_grad_(True)
     ref = snntorch.Leaky(
-        beta=1.0 - 1.0 / tau, threshold=1.0, spike_grad=snntorch.surrogate.atan(alpha=2.0),
-        reset_mechanism="subtract" if reset == "soft" else "zero", reset_delay=False,
-    )  # fmt: skip
+        beta=1.0 - 1.0 / tau,
+        threshold=1.0,
+        spike_grad=snntorch.surrogate.atan(alpha=2.0),
+        reset_mechanism="subtract" if reset == "soft" else "zero",
+        reset_delay=False,
+    )
     ours = neurons.create(
-        "lif", tau=tau, decay_input=False, v_threshold=1.0, reset=reset, surrogate="atan", alpha=2.0,
-        step_mode=step_mode, backend=backend,
-    )  # fmt: skip
+        "lif",
+        tau=tau,
+        decay_input=False,
+        v_threshold=1.0,
+        reset=reset,
+        surrogate="atan",
+        alpha=2.0,
+        step_mode=step_mode,
+        backend=backend,
+    )
     ref.reset_mem()
     s_ref = torch.stack([ref(xt)[0] for xt in x])
     s_ours = _run(ours, x, step_mode)

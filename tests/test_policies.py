@@ -187,12 +187,14 @@ def test_mmpareto_combination_by_value():
     # ||g_mm + g_a|| = 1 and times gamma 1.5 -> [0.670820, 1.341641] (the official MMPareto.py)
     k = pareto_weights([torch.tensor([1.0, 0.0])], [torch.tensor([-1.0, 1.0])])
     assert k == pytest.approx((0.6, 0.4))
-    torch.testing.assert_close(combine(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0]), k, 1.5),
-                               torch.tensor([0.670820, 1.341641]))  # fmt: skip
+    torch.testing.assert_close(
+        combine(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0]), k, 1.5), torch.tensor([0.670820, 1.341641])
+    )
     # no conflict: k = (0.5, 0.5), new = the sum, times gamma
     k = pareto_weights([torch.tensor([1.0, 0.0])], [torch.tensor([1.0, 1.0])])
-    torch.testing.assert_close(combine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0]), k, 1.5),
-                               torch.tensor([3.0, 1.5]))  # fmt: skip
+    torch.testing.assert_close(
+        combine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0]), k, 1.5), torch.tensor([3.0, 1.5])
+    )
 
 
 def test_mmpareto_direction_does_not_increase_either_loss_to_first_order():

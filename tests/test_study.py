@@ -17,8 +17,16 @@ from snn_msi.reports.study_inverse_effectiveness import (
 )
 from snn_msi.training import RunResult, SplitMetrics
 
-MODEL = {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2, "audio_channels": 1,
-         "visual_channels": 1, "T": 2}  # fmt: skip
+MODEL = {
+    "num_classes": 10,
+    "widths": [4],
+    "blocks": [1],
+    "stem": "small",
+    "stem_stride": 2,
+    "audio_channels": 1,
+    "visual_channels": 1,
+    "T": 2,
+}
 LEVELS = [(0.0, 10.0), (-15.0, -5.0)]
 
 
@@ -96,9 +104,11 @@ def test_compute_to_reach_normals_final_validation_accuracy():
     assert epochs_to_reach([0.2, 0.5, 0.7, 0.6], 0.6) == 3 and epochs_to_reach([0.2, 0.5], 0.6) is None
     lv = (-15.0, -5.0)
     cell = ("concat", "always", lv)
-    results = {(*cell, "normal", 0): _fake_result(0.6, [0.3, 0.5, 0.6, 0.6], sops=100.0),
-               (*cell, "iemf", 0): _fake_result(0.62, [0.4, 0.6, 0.6, 0.7], sops=120.0, coeff=1.1),
-               (*cell, "constant", 0): _fake_result(0.5, [0.4, 0.5, 0.5, 0.55], sops=90.0)}  # fmt: skip
+    results = {
+        (*cell, "normal", 0): _fake_result(0.6, [0.3, 0.5, 0.6, 0.6], sops=100.0),
+        (*cell, "iemf", 0): _fake_result(0.62, [0.4, 0.6, 0.6, 0.7], sops=120.0, coeff=1.1),
+        (*cell, "constant", 0): _fake_result(0.5, [0.4, 0.5, 0.5, 0.55], sops=90.0),
+    }
     rows = {r["method"]: r for r in run_rows(results)}
     assert rows["normal"]["epochs_to_target"] == 3 and rows["normal"]["sops_to_target"] == 100.0 * 150
     assert rows["iemf"]["epochs_to_target"] == 2 and rows["iemf"]["sops_to_target"] == 120.0 * 100
@@ -121,8 +131,12 @@ def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked
 
     monkeypatch.setattr(study, "_run_all", fake_run_all)
     runs = RunOptions(seeds=[0, 1, 2], out=str(tmp_path))
-    cfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)], runs=runs, fusions=("concat", "msi"),
-                      losses=("always", "with_iemf"))  # fmt: skip
+    cfg = StudyConfig(
+        levels=[(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)],
+        runs=runs,
+        fusions=("concat", "msi"),
+        losses=("always", "with_iemf"),
+    )
     summary = run_study(cfg)
     plan = {(c.model.fusion, c.loss.unimodal, c.policies[0]["name"] if c.policies else "normal") for c in asked}
     assert ("concat", "with_iemf", "iemf") not in plan and ("msi", "with_iemf", "normal") in plan
@@ -140,8 +154,10 @@ def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked
         assert section in md
     with (tmp_path / "cells.csv").open() as fh:
         cells = list(csv.DictReader(fh))
-    assert {(r["cell"], r["reference"]) for r in cells} >= {("msi, always", "concat, always"),
-                                                            ("concat, with_iemf", "concat, always")}  # fmt: skip
+    assert {(r["cell"], r["reference"]) for r in cells} >= {
+        ("msi, always", "concat, always"),
+        ("concat, with_iemf", "concat, always"),
+    }
 
 
 def test_bad_study_configs_are_named():
@@ -160,8 +176,13 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     runs = RunOptions(seeds=[0, 1], jobs=1, out=str(tmp_path), progress=False)
     cfg = StudyConfig(levels=LEVELS, recipe=tiny_recipe(), runs=runs, fusions=("msi",), sop_samples=16)
     summary = run_study(cfg)
-    assert [(r["method"], r["audio_snr_db"]) for r in summary] == [("normal", 0), ("iemf", 0), ("normal", -15),
-                                                                    ("iemf", -15), ("constant", -15)]  # fmt: skip
+    assert [(r["method"], r["audio_snr_db"]) for r in summary] == [
+        ("normal", 0),
+        ("iemf", 0),
+        ("normal", -15),
+        ("iemf", -15),
+        ("constant", -15),
+    ]
     assert all(r["n"] == 2 and r["fusion"] == "msi" for r in summary)
     iemf = {r["audio_snr_db"]: r["coeff_mean"] for r in summary if r["method"] == "iemf"}
     const = {r["audio_snr_db"]: r["coeff_mean"] for r in summary if r["method"] == "constant"}

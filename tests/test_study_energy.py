@@ -56,9 +56,14 @@ def test_rate_penalty_by_value_and_its_gradient():
     assert policy.loss(None) is None  # the rates are used once
 
 
-@pytest.mark.parametrize(("options", "expected"), [({"target": 0.75, "side": "above"}, 0.0),
-                                                   ({"target": 0.75}, 0.0625),
-                                                   ({"target": 0.75, "targets": {"1": 0.4}}, 0.01)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"target": 0.75, "side": "above"}, 0.0),
+        ({"target": 0.75}, 0.0625),
+        ({"target": 0.75, "targets": {"1": 0.4}}, 0.01),
+    ],
+)
 def test_rate_penalty_sides_and_per_layer_targets(options, expected):
     net = _net()
     policy = RateReg(RateRegConfig(strength=1.0, **options))  # the neuron is layer "1" of the Sequential
@@ -88,15 +93,31 @@ def test_pareto_front_by_value():
 
 
 def _row(model, strength, seed, acc, compute, total, chip=float("nan")):
-    return {"model": model, "strength": strength, "seed": seed, "test_acc": acc, "firing_rate": 0.1, "sops": 1e6,
-            "macs": 1e5, "compute_pj": compute, "total_pj": total, "chip_pj": chip}  # fmt: skip
+    return {
+        "model": model,
+        "strength": strength,
+        "seed": seed,
+        "test_acc": acc,
+        "firing_rate": 0.1,
+        "sops": 1e6,
+        "macs": 1e5,
+        "compute_pj": compute,
+        "total_pj": total,
+        "chip_pj": chip,
+    }
 
 
 def test_summary_by_value():
-    rows = [_row(SNN, 0.0, 0, 0.90, 4e6, 8e6, 60e6), _row(SNN, 0.0, 1, 0.92, 4e6, 8e6, 60e6),
-            _row(SNN, 5.0, 0, 0.80, 2e6, 5e6, 30e6), _row(SNN, 5.0, 1, 0.84, 2e6, 3e6, 30e6),
-            _row(TWIN, None, 0, 0.95, 10e6, 12e6), _row(TWIN, None, 1, 0.97, 10e6, 12e6),
-            _row(TWIN_ZS, None, 0, 0.95, 6e6, 8e6), _row(TWIN_ZS, None, 1, 0.97, 6e6, 8e6)]  # fmt: skip
+    rows = [
+        _row(SNN, 0.0, 0, 0.90, 4e6, 8e6, 60e6),
+        _row(SNN, 0.0, 1, 0.92, 4e6, 8e6, 60e6),
+        _row(SNN, 5.0, 0, 0.80, 2e6, 5e6, 30e6),
+        _row(SNN, 5.0, 1, 0.84, 2e6, 3e6, 30e6),
+        _row(TWIN, None, 0, 0.95, 10e6, 12e6),
+        _row(TWIN, None, 1, 0.97, 10e6, 12e6),
+        _row(TWIN_ZS, None, 0, 0.95, 6e6, 8e6),
+        _row(TWIN_ZS, None, 1, 0.97, 6e6, 8e6),
+    ]
     s = {(r["model"], r["strength"]): r for r in summarise(rows, [0.0, 5.0], [0, 1])}
     r5 = s[(SNN, 5.0)]
     assert r5["test_acc_mean"] == pytest.approx(0.82) and r5["test_acc_std"] == pytest.approx(0.02 * math.sqrt(2))
@@ -107,14 +128,26 @@ def test_summary_by_value():
     assert s[(TWIN, None)]["acc_diff"] == pytest.approx(0.05)
     # 45 nm compute: 2 (82 %) < 4 (91 %) < 6 (96 %, twin zero-skipping) < 10 (96 %): the last is beaten
     assert [s[k]["front_compute_pj"] for k in ((SNN, 5.0), (SNN, 0.0), (TWIN_ZS, None), (TWIN, None))] == [
-        True, True, True, False]  # fmt: skip
+        True,
+        True,
+        True,
+        False,
+    ]
     # full estimate: SNN 4 (82 %), 8 (91 %), twin-zs 8 (96 %) and twin 12; Loihi 30 and 60: never on the front
     assert s[(SNN, 0.0)]["front_total_pj"] is False and s[(TWIN_ZS, None)]["front_total_pj"] is True
     assert not s[(SNN, 5.0)]["front_chip_pj"]
 
 
-MODEL = {"num_classes": 10, "widths": [4], "blocks": [1], "stem": "small", "stem_stride": 2, "audio_channels": 1,
-         "visual_channels": 1, "T": 2}  # fmt: skip
+MODEL = {
+    "num_classes": 10,
+    "widths": [4],
+    "blocks": [1],
+    "stem": "small",
+    "stem_stride": 2,
+    "audio_channels": 1,
+    "visual_channels": 1,
+    "T": 2,
+}
 
 
 def tiny_recipe(**over):
@@ -160,9 +193,18 @@ def test_energy_command_with_the_trained_twin(tiny_study, tmp_path, capsys):
     assert cli([*args, "--train-twin", "--twin-out", str(twin)]) == 0  # the finished twin is reused, not retrained
     printed = capsys.readouterr().out
     assert (twin / "results.json").stat().st_mtime == mtime and "UNTRAINED" not in printed
-    for text in ("SNN            test accuracy", "ReLU twin      test accuracy", "synaptic accumulates (SOPs)",
-                 "neuron leak multiply-adds", "threshold compares", "membrane state", "Loihi: total", "E_MAC=4.6",
-                 "Davies et al.", "per time step"):  # fmt: skip
+    for text in (
+        "SNN            test accuracy",
+        "ReLU twin      test accuracy",
+        "synaptic accumulates (SOPs)",
+        "neuron leak multiply-adds",
+        "threshold compares",
+        "membrane state",
+        "Loihi: total",
+        "E_MAC=4.6",
+        "Davies et al.",
+        "per time step",
+    ):
         assert text in printed, text
     data = json.loads((tmp_path / "e" / "energy.json").read_text())
     assert data["samples"] == 8 and data["ann_trained"] and 0 <= data["accuracy"]["ann"] <= 1

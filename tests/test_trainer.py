@@ -12,8 +12,12 @@ TINY_MODEL = dict(num_classes=10, widths=[4], blocks=[1], stem="small", audio_ch
 
 
 def _cfg(out, **kw):
-    base = dict(epochs=2, batch_size=16, data={"dataset": "digits-av", "preset": "hard", "limit": 48},
-                model={**demo_config().model.to_dict(), **TINY_MODEL})  # fmt: skip
+    base = dict(
+        epochs=2,
+        batch_size=16,
+        data={"dataset": "digits-av", "preset": "hard", "limit": 48},
+        model={**demo_config().model.to_dict(), **TINY_MODEL},
+    )
     return demo_config(**{**base, **kw, "out": str(out)})
 
 
@@ -87,8 +91,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank, world, port, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))  # fmt: skip
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     from torch.utils.data import Subset
 

@@ -48,8 +48,14 @@ def test_every_tutorial_runs(tmp_path):
         "MPLBACKEND": "Agg",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    proc = subprocess.run([sys.executable, "-c", RUNNER, *map(str, TUTORIALS)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, *map(str, TUTORIALS)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     times = json.loads(proc.stdout.rsplit("TIMES ", 1)[1])
     report = ", ".join(f"{Path(p).stem} {w:.1f} s ({c:.1f} s CPU)" for p, (w, c) in times.items())

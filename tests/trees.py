@@ -63,7 +63,7 @@ def make_ks_tree(root: Path, with_lists=True) -> Path:
     return root
 
 
-def make_cremad_tree(root: Path, layout: str = "iemf") -> Path:
+def make_cremad_tree(root: Path, layout: str = "bim-ml") -> Path:
     """Two clips per emotion for train and one for test, in the IEMF tree or the OGM-GE CSV layout."""
     emotions = ["ANG", "HAP", "SAD"]
     rows = {"train": [], "test": []}
@@ -71,23 +71,23 @@ def make_cremad_tree(root: Path, layout: str = "iemf") -> Path:
         for e, emo in enumerate(emotions):
             for k in range(n):
                 clip = f"10{e}{k}_{split[:2]}_{emo}_XX"
-                if layout == "iemf":
+                if layout == "bim-ml":
                     _wav(root / split / "audio" / emo / f"{clip}.wav", seed=e * 10 + k)
                     _jpgs(root / split / "visual" / emo, 1, seed=k, name=clip)
                 else:
                     _wav(root / "AudioWAV" / f"{clip}.wav", seed=e * 10 + k)
                     _jpgs(root / "Image-01-FPS" / clip, 2, seed=k)
                 rows[split].append(f"{clip},{emo}")
-    if layout != "iemf":
+    if layout != "bim-ml":
         for split, lines in rows.items():
             (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
     return root
 
 
-def make_urbansound_tree(root: Path, layout: str = "iemf") -> Path:
+def make_urbansound_tree(root: Path, layout: str = "bim-ml") -> Path:
     """UrbanSound8K-AV: the IEMF tree (10 clips of 2 classes, split 70/30) or UrbanSound8K's own layout."""
     classes = ["dog_bark", "siren"]
-    if layout == "iemf":
+    if layout == "bim-ml":
         for c, cls in enumerate(classes):
             for k in range(5):
                 _wav(root / "Dataset_v3_sound" / cls / f"{c}-{k}.wav", seed=c * 10 + k)
@@ -143,8 +143,13 @@ def make_h5(root: Path) -> Path:
     sets = build_datasets(DataConfig(dataset="kinetics-sounds", root=str(ks), image_size=16), 0)
     for ds in sets:
         ds.train = False
-    return build_h5(dict(zip(("train", "val", "test"), sets, strict=True)), root / "ks.h5", frame_size=24,
-                    progress=False, waveforms=True)  # fmt: skip
+    return build_h5(
+        dict(zip(("train", "val", "test"), sets, strict=True)),
+        root / "ks.h5",
+        frame_size=24,
+        progress=False,
+        waveforms=True,
+    )
 
 
 DATA_TREES = {

@@ -18,8 +18,25 @@ from snn_msi.training import load_model
 
 run = Path("runs/tutorials/energy")
 # a tiny training run (for a real model: `snn-msi train --demo`, 10 epochs)
-assert main(["train", "--demo", "--epochs", "1", "--batch-size", "16", "--set", "data.limit=16", "--quiet",
-             "--overwrite", "--out", str(run)]) == 0  # fmt: skip
+assert (
+    main(
+        [
+            "train",
+            "--demo",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--set",
+            "data.limit=16",
+            "--quiet",
+            "--overwrite",
+            "--out",
+            str(run),
+        ]
+    )
+    == 0
+)
 
 # 1. the energy report: a table on stdout, tables and plots in runs/tutorials/energy/energy/
 assert main(["energy", str(run / "best.pt"), "--samples", "8", "--out", str(run / "energy")]) == 0

@@ -64,8 +64,27 @@ print(sorted(p.relative_to(data).as_posix() for p in data.glob("*/*/*")))
 #    itself is the same command with `--dataset kinetics-sounds --data-root DATA`. The settings are tiny (a small
 #    network, 16 x 16 frames, one epoch); without them you get the paper's network (`snn-msi train --help`).
 assert main(["build-h5", str(data), str(work / "data.h5"), "--frame-size", "24"]) == 0
-TINY = ["--epochs", "1", "--batch-size", "4", "--quiet", "--overwrite", "--T", "2", "--set", "data.image_size=16",
-        "--set", "model.widths=[8]", "--set", "model.blocks=[1]", "--set", "model.stem=small",
-        "--set", "model.stem_stride=4", "--set", "data.val_fraction=0.2"]  # fmt: skip
+TINY = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--quiet",
+    "--overwrite",
+    "--T",
+    "2",
+    "--set",
+    "data.image_size=16",
+    "--set",
+    "model.widths=[8]",
+    "--set",
+    "model.blocks=[1]",
+    "--set",
+    "model.stem=small",
+    "--set",
+    "model.stem_stride=4",
+    "--set",
+    "data.val_fraction=0.2",
+]
 assert main(["train", "--dataset", "h5", "--data-root", str(work / "data.h5"), *TINY, "--out", str(work / "run")]) == 0
 print("test accuracy:", json.loads((work / "run" / "results.json").read_text())["test_acc"])

@@ -63,6 +63,27 @@ for name in ["eif", "lif"]:
 
 # 4. train the demo network with it: the registry name is all the command line needs
 out = Path("runs/tutorials/own_neuron")
-assert main(["train", "--demo", "--neuron", "eif", "--neuron-arg", "delta=0.2", "--epochs", "1", "--batch-size",
-             "16", "--set", "data.limit=16", "--quiet", "--overwrite", "--out", str(out)]) == 0  # fmt: skip
+assert (
+    main(
+        [
+            "train",
+            "--demo",
+            "--neuron",
+            "eif",
+            "--neuron-arg",
+            "delta=0.2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--set",
+            "data.limit=16",
+            "--quiet",
+            "--overwrite",
+            "--out",
+            str(out),
+        ]
+    )
+    == 0
+)
 print("test accuracy with eif:", json.loads((out / "results.json").read_text())["test_acc"])

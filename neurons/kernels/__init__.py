@@ -31,8 +31,18 @@ from .fused import CPU, CPU_DTYPES, IMPLS, IFFamilyFunction, KernelArgs, kernel_
 
 BACKENDS = ("auto", "torch", "cpu", "triton")
 
-__all__ = ["BACKENDS", "check_backend", "select", "unavailable_reason", "if_family_multi_step", "reference",
-           "KernelArgs", "kernel_args", "run_fused", "IMPLS"]  # fmt: skip
+__all__ = [
+    "BACKENDS",
+    "check_backend",
+    "select",
+    "unavailable_reason",
+    "if_family_multi_step",
+    "reference",
+    "KernelArgs",
+    "kernel_args",
+    "run_fused",
+    "IMPLS",
+]
 
 
 def check_backend(backend: str, owner: str = "neuron") -> str:

@@ -25,8 +25,18 @@ import torch
 from ..base import NonFiniteInputError
 from ..functional import IF_SPEC_FIELDS, LEAKS, IFSpec
 
-__all__ = ["IMPLS", "CPU", "TRITON", "CPU_DTYPES", "KernelArgs", "kernel_args", "forward", "backward",
-           "IFFamilyFunction", "raise_nonfinite"]  # fmt: skip
+__all__ = [
+    "IMPLS",
+    "CPU",
+    "TRITON",
+    "CPU_DTYPES",
+    "KernelArgs",
+    "kernel_args",
+    "forward",
+    "backward",
+    "IFFamilyFunction",
+    "raise_nonfinite",
+]
 
 #: implementation codes of the custom operators (a primitive ``impl`` argument); dtypes the C++ loop reads
 IMPLS = ("cpu", "triton")
@@ -76,12 +86,15 @@ def raise_nonfinite(x: torch.Tensor, owner: str) -> None:
 
 def _check_capture(x: torch.Tensor, owner: str) -> None:
     if x.is_cuda and torch.cuda.is_current_stream_capturing():
-        raise ValueError(f"{owner}: check_inputs=True reads a flag back from the GPU, which a CUDA graph cannot "
-                         "capture; build the neuron with check_inputs=False to capture it")  # fmt: skip
+        raise ValueError(
+            f"{owner}: check_inputs=True reads a flag back from the GPU, which a CUDA graph cannot "
+            "capture; build the neuron with check_inputs=False to capture it"
+        )
 
 
-def forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor | None, a: KernelArgs, check: bool,
-            owner: str, impl: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def forward(
+    x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor | None, a: KernelArgs, check: bool, owner: str, impl: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``x [T, *]``, ``v0 [*]`` float32 or None (fresh: ``v_reset``) -> ``(spikes [T, *] in x's dtype, v_T [*]
     float32, h)`` with ``h [T, *]`` float32 for Triton and an empty tensor for the C++ loop (which recomputes it).
 
@@ -111,19 +124,43 @@ def forward(x: torch.Tensor, v0: torch.Tensor | None, k: torch.Tensor | None, a:
     grid, block, warps = triton_if.launch(n)
     bad = torch.empty(grid[0], dtype=torch.int32, device=x2.device) if check else v
     triton_if.if_family_fwd_kernel[grid](
-        x2, v if v0f is None else v0f, v, s, h, k if k is not None else v, bad, a.k, T, n, a.tau,
-        a.v_threshold, a.v_reset, LEAK=a.leak, DECAY_INPUT=a.decay_input, RESET=a.reset,
-        HAS_V0=v0f is not None, CHECK=check, BLOCK=block, num_warps=warps,
-    )  # fmt: skip
+        x2,
+        v if v0f is None else v0f,
+        v,
+        s,
+        h,
+        k if k is not None else v,
+        bad,
+        a.k,
+        T,
+        n,
+        a.tau,
+        a.v_threshold,
+        a.v_reset,
+        LEAK=a.leak,
+        DECAY_INPUT=a.decay_input,
+        RESET=a.reset,
+        HAS_V0=v0f is not None,
+        CHECK=check,
+        BLOCK=block,
+        num_warps=warps,
+    )
     if check and bool(bad.any()):
         raise_nonfinite(x, owner)
     h = h.view(x.shape)
     return s.view(x.shape), v.view(x.shape[1:]), h
 
 
-def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, x: torch.Tensor, h: torch.Tensor,
-             v0: torch.Tensor | None, k: torch.Tensor | None, a: KernelArgs,
-             impl: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def backward(
+    grad_s: torch.Tensor | None,
+    grad_v: torch.Tensor | None,
+    x: torch.Tensor,
+    h: torch.Tensor,
+    v0: torch.Tensor | None,
+    k: torch.Tensor | None,
+    a: KernelArgs,
+    impl: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of :func:`forward`: ``(grad_x [T, *] in x's dtype, grad_v0 [*] float32, grad_k)`` with
     ``grad_k`` the per-neuron partial sums ``[N]`` for ParametricLIF (an empty tensor otherwise).
 
@@ -143,9 +180,22 @@ def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, x: torch.
         from . import cpu
 
         xc = x if x.dtype in CPU_DTYPES else x.float()
-        gx, gv0, gk = cpu.backward(grad_s.to(xc.dtype), gv, xc, v0f, a.leak, a.tau, float(k) if plif else a.k,
-                                   a.decay_input, a.v_threshold, a.v_reset, a.reset, a.surrogate, a.alpha,
-                                   a.detach_reset)  # fmt: skip
+        gx, gv0, gk = cpu.backward(
+            grad_s.to(xc.dtype),
+            gv,
+            xc,
+            v0f,
+            a.leak,
+            a.tau,
+            float(k) if plif else a.k,
+            a.decay_input,
+            a.v_threshold,
+            a.v_reset,
+            a.reset,
+            a.surrogate,
+            a.alpha,
+            a.detach_reset,
+        )
         return gx.to(x.dtype), gv0.view(x.shape[1:]), gk
     from . import triton_if
 
@@ -157,11 +207,32 @@ def backward(grad_s: torch.Tensor | None, grad_v: torch.Tensor | None, x: torch.
     grid, block, warps = triton_if.launch(n)
     xp = x2.contiguous() if plif else h2
     triton_if.if_family_bwd_kernel[grid](
-        gs, gv0 if gv is None else gv, h2, xp, gv0 if v0f is None else v0f, k if plif else gv0, a.k, gx, gv0,
-        gk if plif else gv0, T, n, (T - 1) * n, a.v_threshold, a.v_reset, a.alpha, LEAK=a.leak,
-        DECAY_INPUT=a.decay_input, RESET=a.reset, SG=a.surrogate, DETACH=a.detach_reset, HAS_GV=gv is not None,
-        HAS_V0=v0f is not None, BLOCK=block, num_warps=warps,
-    )  # fmt: skip
+        gs,
+        gv0 if gv is None else gv,
+        h2,
+        xp,
+        gv0 if v0f is None else v0f,
+        k if plif else gv0,
+        a.k,
+        gx,
+        gv0,
+        gk if plif else gv0,
+        T,
+        n,
+        (T - 1) * n,
+        a.v_threshold,
+        a.v_reset,
+        a.alpha,
+        LEAK=a.leak,
+        DECAY_INPUT=a.decay_input,
+        RESET=a.reset,
+        SG=a.surrogate,
+        DETACH=a.detach_reset,
+        HAS_GV=gv is not None,
+        HAS_V0=v0f is not None,
+        BLOCK=block,
+        num_warps=warps,
+    )
     return gx.view(x.shape), gv0.view(x.shape[1:]), gk
 
 

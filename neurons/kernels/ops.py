@@ -27,10 +27,22 @@ _MUL = LEAKS.index("mul")
 
 @torch.library.custom_op("snn_msi::if_family_fwd", mutates_args=())
 def if_family_fwd(
-    x: Tensor, v0: Tensor | None, k: Tensor | None, leak: int, decay_input: bool, tau: float,
-    v_threshold: float, v_reset: float, reset: int, surrogate: int, alpha: float, detach_reset: bool,
-    check_finite: bool, owner: str, impl: int,
-) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    x: Tensor,
+    v0: Tensor | None,
+    k: Tensor | None,
+    leak: int,
+    decay_input: bool,
+    tau: float,
+    v_threshold: float,
+    v_reset: float,
+    reset: int,
+    surrogate: int,
+    alpha: float,
+    detach_reset: bool,
+    check_finite: bool,
+    owner: str,
+    impl: int,
+) -> tuple[Tensor, Tensor, Tensor]:
     """``(spikes [T, *] in x's dtype, v_T [*] float32, h)``: ``h`` is the float32 membrane ``[T, *]`` the Triton
     backward reads, or an empty tensor for the C++ loop (which saves ``x`` and recomputes it)."""
     a = KernelArgs(leak, decay_input, tau, v_threshold, v_reset, reset, surrogate, alpha, detach_reset)
@@ -38,8 +50,23 @@ def if_family_fwd(
 
 
 @if_family_fwd.register_fake
-def _(x, v0, k, leak, decay_input, tau, v_threshold, v_reset, reset, surrogate, alpha, detach_reset, check_finite,
-      owner, impl):  # fmt: skip
+def _(
+    x,
+    v0,
+    k,
+    leak,
+    decay_input,
+    tau,
+    v_threshold,
+    v_reset,
+    reset,
+    surrogate,
+    alpha,
+    detach_reset,
+    check_finite,
+    owner,
+    impl,
+):
     s = x.new_empty(x.shape)
     v = x.new_empty(x.shape[1:], dtype=torch.float32)
     h = x.new_empty((0,) if impl == CPU else x.shape, dtype=torch.float32)
@@ -48,10 +75,23 @@ def _(x, v0, k, leak, decay_input, tau, v_threshold, v_reset, reset, surrogate, 
 
 @torch.library.custom_op("snn_msi::if_family_bwd", mutates_args=())
 def if_family_bwd(
-    grad_s: Tensor, grad_v: Tensor | None, x: Tensor | None, h: Tensor, v0: Tensor | None,
-    k: Tensor | None, leak: int, decay_input: bool, tau: float, v_threshold: float, v_reset: float, reset: int,
-    surrogate: int, alpha: float, detach_reset: bool, impl: int,
-) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    grad_s: Tensor,
+    grad_v: Tensor | None,
+    x: Tensor | None,
+    h: Tensor,
+    v0: Tensor | None,
+    k: Tensor | None,
+    leak: int,
+    decay_input: bool,
+    tau: float,
+    v_threshold: float,
+    v_reset: float,
+    reset: int,
+    surrogate: int,
+    alpha: float,
+    detach_reset: bool,
+    impl: int,
+) -> tuple[Tensor, Tensor, Tensor]:
     """``(grad_x [T, *] in grad_s's dtype, grad_v0 [*] float32, grad_k partial sums [N] or empty)``. ``x`` is
     needed by the C++ loop and by ParametricLIF; None elsewhere (Triton reads ``h``)."""
     a = KernelArgs(leak, decay_input, tau, v_threshold, v_reset, reset, surrogate, alpha, detach_reset)
@@ -61,8 +101,24 @@ def if_family_bwd(
 
 
 @if_family_bwd.register_fake
-def _(grad_s, grad_v, x, h, v0, k, leak, decay_input, tau, v_threshold, v_reset, reset, surrogate, alpha,
-      detach_reset, impl):  # fmt: skip
+def _(
+    grad_s,
+    grad_v,
+    x,
+    h,
+    v0,
+    k,
+    leak,
+    decay_input,
+    tau,
+    v_threshold,
+    v_reset,
+    reset,
+    surrogate,
+    alpha,
+    detach_reset,
+    impl,
+):
     n = grad_s[0].numel()
     gx = grad_s.new_empty(grad_s.shape)
     gv0 = grad_s.new_empty(grad_s.shape[1:], dtype=torch.float32)
@@ -93,8 +149,9 @@ def _backward(ctx, grad_s, grad_v, _grad_h):
 if_family_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-def apply(x: Tensor, v0: Tensor | None, k: Tensor | None, a: KernelArgs, check: bool, owner: str,
-          impl: int) -> tuple[Tensor, Tensor]:  # fmt: skip
+def apply(
+    x: Tensor, v0: Tensor | None, k: Tensor | None, a: KernelArgs, check: bool, owner: str, impl: int
+) -> tuple[Tensor, Tensor]:
     """Run the forward op (autograd through the backward op): ``(spikes, v_T)``."""
     s, v, _ = torch.ops.snn_msi.if_family_fwd(x, v0, k, *a, check, owner, impl)
     return s, v

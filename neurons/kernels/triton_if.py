@@ -89,10 +89,26 @@ def _reset(h, s, th, vr, RESET: tl.constexpr):
 
 @triton.jit
 def if_family_fwd_kernel(
-    x_ptr, v0_ptr, v_ptr, s_ptr, h_ptr, k_ptr, bad_ptr, k_val, T, N, tau, th, vr,
-    LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, HAS_V0: tl.constexpr,
-    CHECK: tl.constexpr, BLOCK: tl.constexpr,
-):  # fmt: skip
+    x_ptr,
+    v0_ptr,
+    v_ptr,
+    s_ptr,
+    h_ptr,
+    k_ptr,
+    bad_ptr,
+    k_val,
+    T,
+    N,
+    tau,
+    th,
+    vr,
+    LEAK: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    RESET: tl.constexpr,
+    HAS_V0: tl.constexpr,
+    CHECK: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     pid = tl.program_id(0)
     offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -125,10 +141,31 @@ def if_family_fwd_kernel(
 
 @triton.jit
 def if_family_bwd_kernel(
-    gs_ptr, gv_ptr, h_ptr, x_ptr, v0_ptr, k_ptr, k_val, gx_ptr, gv0_ptr, gk_ptr, T, N, last, th, vr, alpha,
-    LEAK: tl.constexpr, DECAY_INPUT: tl.constexpr, RESET: tl.constexpr, SG: tl.constexpr,
-    DETACH: tl.constexpr, HAS_GV: tl.constexpr, HAS_V0: tl.constexpr, BLOCK: tl.constexpr,
-):  # fmt: skip
+    gs_ptr,
+    gv_ptr,
+    h_ptr,
+    x_ptr,
+    v0_ptr,
+    k_ptr,
+    k_val,
+    gx_ptr,
+    gv0_ptr,
+    gk_ptr,
+    T,
+    N,
+    last,
+    th,
+    vr,
+    alpha,
+    LEAK: tl.constexpr,
+    DECAY_INPUT: tl.constexpr,
+    RESET: tl.constexpr,
+    SG: tl.constexpr,
+    DETACH: tl.constexpr,
+    HAS_GV: tl.constexpr,
+    HAS_V0: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     if HAS_GV:

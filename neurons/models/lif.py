@@ -134,8 +134,9 @@ class IFFamily(BaseNeuron):
             return super().multi_step_forward(x_seq)
         # a fresh state (after reset(), or for a new input shape) is None: the kernel starts at v_reset itself
         v = self.v if self.v is not None and self.v.shape == x_seq.shape[1:] else None
-        spikes, self.v = kernels.if_family_multi_step(impl, x_seq, v, spec, self.k(), check_finite=self.check_inputs,
-                                                      owner=owner)  # fmt: skip
+        spikes, self.v = kernels.if_family_multi_step(
+            impl, x_seq, v, spec, self.k(), check_finite=self.check_inputs, owner=owner
+        )
         return spikes
 
     def extra_repr(self) -> str:

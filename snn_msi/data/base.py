@@ -182,8 +182,15 @@ class AudioVisualFiles(Dataset):
         self.classes: list[str] = []
         self.bad = BadClips()
 
-    def _finish_index(self, records: list[ClipRecord], classes: list[str], bad: BadClips | None = None,
-                      split: str | None = None, val_fraction: float = 0.0, seed: int = 0) -> None:  # fmt: skip
+    def _finish_index(
+        self,
+        records: list[ClipRecord],
+        classes: list[str],
+        bad: BadClips | None = None,
+        split: str | None = None,
+        val_fraction: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         """Check every record, keep the good ones, report the rest; then, for ``split`` "train" / "val", keep
         that part of a seeded stratified split of the good clips (:func:`carve_validation`).
 

@@ -26,16 +26,26 @@ def _root(cfg: DataConfig) -> str:
 
 def _files_kw(cfg: DataConfig, seed: int, report_dir) -> dict:
     audio_snr, image_snr = cfg.snr()
-    kw = dict(val_fraction=cfg.val_fraction, seed=seed, image_size=cfg.image_size, audio_snr_db=audio_snr,
-              image_snr_db=image_snr, on_error=cfg.on_bad_clip, report_dir=report_dir)  # fmt: skip
+    kw = dict(
+        val_fraction=cfg.val_fraction,
+        seed=seed,
+        image_size=cfg.image_size,
+        audio_snr_db=audio_snr,
+        image_snr_db=image_snr,
+        on_error=cfg.on_bad_clip,
+        report_dir=report_dir,
+    )
     if cfg.frames_per_clip is not None:
         kw["frames_per_clip"] = cfg.frames_per_clip
     return kw
 
 
-@DATASETS.register("digits-av", layouts=("auto",), needs_root=False,
-                   description="embedded: sklearn handwritten digits + espeak-ng spoken digits (50 voices); "
-                   "nothing to download")  # fmt: skip
+@DATASETS.register(
+    "digits-av",
+    layouts=("auto",),
+    needs_root=False,
+    description="embedded: sklearn handwritten digits + espeak-ng spoken digits (50 voices); nothing to download",
+)
 def _digits_av(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .digits_av import DigitsAV
 
@@ -43,55 +53,77 @@ def _digits_av(cfg: DataConfig, split: str, seed: int, report_dir=None):
     return DigitsAV(split, preset="clean", audio_snr_db=audio_snr, image_snr_db=image_snr, seed=seed)
 
 
-@DATASETS.register("kinetics-sounds", layouts=("auto",), needs_root=True,
-                   description="31 classes, ~14.7k/2.6k clips; the IEMF code's layout (my_train.txt, "
-                   "train/video/<label>/<clip>/frame_i.jpg, train/audio/<label>/<clip>.wav, the same for test); "
-                   "`snn-msi prepare VIDEO_DIR OUT_ROOT` makes it from videos")  # fmt: skip
+@DATASETS.register(
+    "kinetics-sounds",
+    layouts=("auto",),
+    needs_root=True,
+    description="31 classes, ~14.7k/2.6k clips; the IEMF code's layout (my_train.txt, "
+    "train/video/<label>/<clip>/frame_i.jpg, train/audio/<label>/<clip>.wav, the same for test); "
+    "`snn-msi prepare VIDEO_DIR OUT_ROOT` makes it from videos",
+)
 def _kinetics(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .kinetics import KineticsSounds
 
     return KineticsSounds(_root(cfg), split=split, **_files_kw(cfg, seed, report_dir))
 
 
-@DATASETS.register("cremad", layouts=("auto", "ogm-ge", "iemf"), needs_root=True,
-                   description="6 emotions, 7,442 clips; the OGM-GE layout (AudioWAV/, Image-01-FPS/<clip>/, "
-                   "train.csv, test.csv) or the IEMF code's tree ({train,test}/{audio,visual}/<label>/)")  # fmt: skip
+@DATASETS.register(
+    "cremad",
+    layouts=("auto", "ogm-ge", "bim-ml"),
+    needs_root=True,
+    description="6 emotions, 7,442 clips; the OGM-GE layout (AudioWAV/, Image-01-FPS/<clip>/, "
+    "train.csv, test.csv) or the IEMF code's tree ({train,test}/{audio,visual}/<label>/)",
+)
 def _cremad(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .cremad import CremaD
 
     return CremaD(_root(cfg), split=split, layout=cfg.layout, **_files_kw(cfg, seed, report_dir))
 
 
-@DATASETS.register("urbansound8k-av", layouts=("auto", "urbansound8k", "iemf"), needs_root=True,
-                   description="10 classes, 8,732 clips; UrbanSound8K's layout (audio/fold*/, metadata/"
-                   "UrbanSound8K.csv, images/<class>/*.jpg) or the IEMF code's (Dataset_v3_sound/, "
-                   "Dataset_v3_vision/)")  # fmt: skip
+@DATASETS.register(
+    "urbansound8k-av",
+    layouts=("auto", "urbansound8k", "bim-ml"),
+    needs_root=True,
+    description="10 classes, 8,732 clips; UrbanSound8K's layout (audio/fold*/, metadata/"
+    "UrbanSound8K.csv, images/<class>/*.jpg) or the IEMF code's (Dataset_v3_sound/, "
+    "Dataset_v3_vision/)",
+)
 def _urbansound(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .urbansound import UrbanSound8KAV
 
     return UrbanSound8KAV(_root(cfg), split=split, layout=cfg.layout, **_files_kw(cfg, seed, report_dir))
 
 
-@DATASETS.register("folder", layouts=("auto",), needs_root=True,
-                   description="your own data: root/<label>/<clip>.wav + root/<label>/<clip>/*.jpg (or <clip>.jpg), "
-                   "optionally under train/ and test/; seeded stratified splits otherwise")  # fmt: skip
+@DATASETS.register(
+    "folder",
+    layouts=("auto",),
+    needs_root=True,
+    description="your own data: root/<label>/<clip>.wav + root/<label>/<clip>/*.jpg (or <clip>.jpg), "
+    "optionally under train/ and test/; seeded stratified splits otherwise",
+)
 def _folder(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .folder import AudioVisualFolder
 
-    return AudioVisualFolder(_root(cfg), split=split, test_fraction=cfg.test_fraction,
-                             **_files_kw(cfg, seed, report_dir))  # fmt: skip
+    return AudioVisualFolder(
+        _root(cfg), split=split, test_fraction=cfg.test_fraction, **_files_kw(cfg, seed, report_dir)
+    )
 
 
-@DATASETS.register("h5", layouts=("auto",), needs_root=True,
-                   description="a cache of a file-based data set made by `snn-msi build-h5` (--data-root is the "
-                   ".h5 file); audio SNR needs a cache built with --waveforms")  # fmt: skip
+@DATASETS.register(
+    "h5",
+    layouts=("auto",),
+    needs_root=True,
+    description="a cache of a file-based data set made by `snn-msi build-h5` (--data-root is the "
+    ".h5 file); audio SNR needs a cache built with --waveforms",
+)
 def _h5(cfg: DataConfig, split: str, seed: int, report_dir=None):
     from .h5 import H5Dataset
 
     audio_snr, image_snr = cfg.snr()
     kw = {} if cfg.frames_per_clip is None else {"frames_per_clip": cfg.frames_per_clip}
-    return H5Dataset(_root(cfg), split, image_size=cfg.image_size, audio_snr_db=audio_snr, image_snr_db=image_snr,
-                     seed=seed, **kw)  # fmt: skip
+    return H5Dataset(
+        _root(cfg), split, image_size=cfg.image_size, audio_snr_db=audio_snr, image_snr_db=image_snr, seed=seed, **kw
+    )
 
 
 def dataset_info(name: str):

@@ -58,5 +58,7 @@ class DataConfig(Config):
     def snr(self) -> tuple[float | None, float | None]:
         """``(audio dB, image dB)`` in force: the preset's, overridden by the explicit values."""
         a, v = SNR_PRESETS[self.preset]
-        return (a if self.audio_snr_db is None else self.audio_snr_db,
-                v if self.image_snr_db is None else self.image_snr_db)  # fmt: skip
+        return (
+            a if self.audio_snr_db is None else self.audio_snr_db,
+            v if self.image_snr_db is None else self.image_snr_db,
+        )

@@ -25,16 +25,18 @@ from .kinetics import _frame_paths
 from .sample import BadClips, ClipRecord
 
 EMOTIONS = ["NEU", "HAP", "SAD", "FEA", "DIS", "ANG"]
-LAYOUTS = ("auto", "ogm-ge", "iemf")
+LAYOUTS = ("auto", "ogm-ge", "bim-ml")
 
 
 def detect_layout(root: Path) -> str:
     if (root / "AudioWAV").is_dir() and ((root / "train.csv").is_file() or (root / "test.csv").is_file()):
         return "ogm-ge"
     if (root / "train" / "visual").is_dir() and (root / "train" / "audio").is_dir():
-        return "iemf"
-    raise FileNotFoundError(f"CREMA-D: {root} has neither layout: AudioWAV/ + Image-01-FPS/ + train.csv (ogm-ge) or "
-                            "train/{audio,visual}/<EMOTION>/ (iemf)")  # fmt: skip
+        return "bim-ml"
+    raise FileNotFoundError(
+        f"CREMA-D: {root} has neither layout: AudioWAV/ + Image-01-FPS/ + train.csv (ogm-ge) or "
+        "train/{audio,visual}/<EMOTION>/ (iemf)"
+    )
 
 
 class CremaD(AudioVisualFiles):
@@ -47,8 +49,15 @@ class CremaD(AudioVisualFiles):
 
     name = "cremad"
 
-    def __init__(self, root: str | Path, split: str = "train", val_fraction: float = 0.1, seed: int = 0,
-                 layout: str = "auto", **kw):  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        layout: str = "auto",
+        **kw,
+    ):
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         if layout not in LAYOUTS:
@@ -59,10 +68,11 @@ class CremaD(AudioVisualFiles):
         self.root = require_dir(Path(root), "CREMA-D root")
         self.layout = detect_layout(self.root) if layout == "auto" else layout
         files_split = "test" if split == "test" else "train"
-        if self.layout == "iemf":
+        if self.layout == "bim-ml":
             base = require_dir(self.root / files_split / "audio", f"CREMA-D {files_split}/audio")
-            classes = sorted(p.name for p in require_dir(self.root / "train" / "visual", "label folders").iterdir()
-                             if p.is_dir())  # fmt: skip
+            classes = sorted(
+                p.name for p in require_dir(self.root / "train" / "visual", "label folders").iterdir() if p.is_dir()
+            )
             records = scan_labelled_clips(base, classes, self.root / files_split / "visual", qualified_ids=False)
             bad = BadClips()
         else:
@@ -82,6 +92,12 @@ class CremaD(AudioVisualFiles):
             if emotion not in EMOTIONS:
                 bad.add("label not in class list", clip)
                 continue
-            records.append(ClipRecord(clip, EMOTIONS.index(emotion), self.root / "AudioWAV" / f"{clip}.wav",
-                                      _frame_paths(self.root / "Image-01-FPS" / clip)))  # fmt: skip
+            records.append(
+                ClipRecord(
+                    clip,
+                    EMOTIONS.index(emotion),
+                    self.root / "AudioWAV" / f"{clip}.wav",
+                    _frame_paths(self.root / "Image-01-FPS" / clip),
+                )
+            )
         return records, bad

@@ -62,8 +62,11 @@ def _split_voices(voices: torch.Tensor, seed: int) -> dict[str, set[int]]:
     ids = sorted(set(voices.tolist()))
     perm = [ids[i] for i in torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed)).tolist()]
     n_train, n_val = round(0.7 * len(ids)), round(0.15 * len(ids))
-    return {"train": set(perm[:n_train]), "val": set(perm[n_train : n_train + n_val]),
-            "test": set(perm[n_train + n_val :])}  # fmt: skip
+    return {
+        "train": set(perm[:n_train]),
+        "val": set(perm[n_train : n_train + n_val]),
+        "test": set(perm[n_train + n_val :]),
+    }
 
 
 def _split_images(labels: np.ndarray, seed: int) -> dict[str, list[int]]:
@@ -87,8 +90,15 @@ class DigitsAV(Dataset):
     audio_shape = (1, 40, 32)
     in_memory = True  # no DataLoader workers needed
 
-    def __init__(self, split: str = "train", preset: str = "clean", audio_snr_db: float | None = None,
-                 image_snr_db: float | None = None, seed: int = 0, split_seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        split: str = "train",
+        preset: str = "clean",
+        audio_snr_db: float | None = None,
+        image_snr_db: float | None = None,
+        seed: int = 0,
+        split_seed: int = 0,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if preset not in SNR_PRESETS:
@@ -106,8 +116,9 @@ class DigitsAV(Dataset):
         self.waves, wdigit = waves[keep], wdigit[keep]
         g = torch.Generator().manual_seed(seed * 1000 + SPLITS.index(split))
         pools = {d: torch.nonzero(wdigit == d).flatten() for d in range(10)}
-        self.clip_of = torch.stack([pools[int(y)][torch.randint(len(pools[int(y)]), (1,), generator=g)] for y in
-                                    self.labels]).flatten()  # fmt: skip
+        self.clip_of = torch.stack(
+            [pools[int(y)][torch.randint(len(pools[int(y)]), (1,), generator=g)] for y in self.labels]
+        ).flatten()
         self.mel = LogMelSpectrogram(n_mels=40, sample_rate=16000, duration=1.0, n_fft=512, hop_length=512)
 
     @property

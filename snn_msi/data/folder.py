@@ -27,8 +27,9 @@ def _clip_frames(label_dir: Path, clip: str) -> list[Path]:
     return [p for ext in IMAGE_EXTS if (p := label_dir / f"{clip}{ext}").is_file()][:1]
 
 
-def scan_labelled_clips(base: Path, classes: list[str], visual_base: Path | None = None,
-                        qualified_ids: bool = True) -> list[ClipRecord]:  # fmt: skip
+def scan_labelled_clips(
+    base: Path, classes: list[str], visual_base: Path | None = None, qualified_ids: bool = True
+) -> list[ClipRecord]:
     """Every ``<label>/<clip>.wav`` under ``base`` with its frames (under ``visual_base`` when the images live
     in a tree of their own), labelled by ``classes.index(label)``, sorted by name.
 
@@ -59,8 +60,15 @@ class AudioVisualFolder(AudioVisualFiles):
 
     name = "folder"
 
-    def __init__(self, root: str | Path, split: str = "train", val_fraction: float = 0.1, test_fraction: float = 0.2,
-                 seed: int = 0, **kw):  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        **kw,
+    ):
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         kw.setdefault("train", split == "train")

@@ -53,8 +53,13 @@ def _stored_frames(rec, frame_size: int | None) -> torch.Tensor:
     return frames
 
 
-def build_h5(datasets: dict[str, AudioVisualFiles], out: str | Path, frame_size: int | None = None,
-             progress: bool = True, waveforms: bool = False) -> Path:  # fmt: skip
+def build_h5(
+    datasets: dict[str, AudioVisualFiles],
+    out: str | Path,
+    frame_size: int | None = None,
+    progress: bool = True,
+    waveforms: bool = False,
+) -> Path:
     """Write the splits of file-backed data sets to ``out`` (atomically: a temporary file, then a rename; a full
     or read-only disk is a one-line :class:`~snn_msi.files.WriteError` and leaves no file).
 
@@ -108,8 +113,10 @@ def _write_h5(datasets, f: h5py.File, frame_size, progress: bool, waveforms: boo
                 w[i] = fit_length(wav, n_wave, ds.audio_transform.fit).numpy()
             frames = _stored_frames(rec, frame_size)
             if frames.shape != fr.shape:
-                raise ValueError(f"clip {rec.clip_id}: frames {tuple(frames.shape)} differ from {tuple(fr.shape)}; "
-                                 "pass frame_size to resize all clips")  # fmt: skip
+                raise ValueError(
+                    f"clip {rec.clip_id}: frames {tuple(frames.shape)} differ from {tuple(fr.shape)}; "
+                    "pass frame_size to resize all clips"
+                )
             v[i] = frames.numpy()
         f.attrs["audio_transform"] = json.dumps(_transform_spec(ds.audio_transform))
     f.attrs["classes"] = classes or []
@@ -149,9 +156,19 @@ class H5Dataset(Dataset):
             with the main process, and a read is a copy of the crop.
     """
 
-    def __init__(self, path: str | Path, split: str = "train", train: bool | None = None, frames_per_clip: int = 3,
-                 image_size: int = 224, frame_transform=None, audio_snr_db: float | None = None,
-                 image_snr_db: float | None = None, seed: int = 0, in_memory: bool | str = "auto") -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str | Path,
+        split: str = "train",
+        train: bool | None = None,
+        frames_per_clip: int = 3,
+        image_size: int = 224,
+        frame_transform=None,
+        audio_snr_db: float | None = None,
+        image_snr_db: float | None = None,
+        seed: int = 0,
+        in_memory: bool | str = "auto",
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"HDF5 cache {self.path} does not exist (make one with `snn-msi build-h5`)")
@@ -171,11 +188,15 @@ class H5Dataset(Dataset):
                 self.audio_key = "wave" if audio_snr_db is not None else "audio"
                 nbytes = g["frames"].nbytes + (g[self.audio_key].nbytes if self.audio_key in g else 0)
         except (OSError, KeyError) as err:
-            raise ValueError(f"HDF5 cache {self.path} is unreadable or not an snn-msi cache ({err}); rebuild it "
-                             "with `snn-msi build-h5`") from None  # fmt: skip
+            raise ValueError(
+                f"HDF5 cache {self.path} is unreadable or not an snn-msi cache ({err}); rebuild it "
+                "with `snn-msi build-h5`"
+            ) from None
         if audio_snr_db is not None and not has_wave:
-            raise ValueError(f"audio SNR {audio_snr_db} dB: the cache {self.path} stores spectrograms only; rebuild "
-                             "it with `snn-msi build-h5 --waveforms` or train from the clip folders")  # fmt: skip
+            raise ValueError(
+                f"audio SNR {audio_snr_db} dB: the cache {self.path} stores spectrograms only; rebuild "
+                "it with `snn-msi build-h5 --waveforms` or train from the clip folders"
+            )
         self.audio_transform = _transform_from_spec(json.loads(spec)) if has_wave and spec else None
         self.split, self.seed, self.epoch = split, seed, 0
         self.audio_snr_db, self.image_snr_db = audio_snr_db, image_snr_db

@@ -73,8 +73,9 @@ class KineticsSounds(AudioVisualFiles):
         records = []
         for n, parts in read_list(list_file):
             if len(parts) != 3 or not parts[2].lstrip("-").isdigit():
-                raise ValueError(f"{list_file}:{n}: expected '<clip_id>,<n_frames>,<class_index>', got "
-                                 f"{','.join(parts)!r}")  # fmt: skip
+                raise ValueError(
+                    f"{list_file}:{n}: expected '<clip_id>,<n_frames>,<class_index>', got {','.join(parts)!r}"
+                )
             clip, label = parts[0], int(parts[2])
             if not 0 <= label < len(classes):
                 bad.add("label not in class list", clip)

@@ -147,8 +147,12 @@ def prepare(
     "renamed"}`` (``renamed``: video -> id, for the ids that are not the file name without extension)."""
     video_dir, out_root = require_dir(Path(video_dir), "video folder"), Path(out_root)
     classes = sorted(p.name for p in video_dir.iterdir() if p.is_dir())
-    clips = [(label, v) for label, c in enumerate(classes) for v in sorted((video_dir / c).iterdir())
-             if v.suffix.lower() in VIDEO_EXTS]  # fmt: skip
+    clips = [
+        (label, v)
+        for label, c in enumerate(classes)
+        for v in sorted((video_dir / c).iterdir())
+        if v.suffix.lower() in VIDEO_EXTS
+    ]
     if not clips:
         raise ValueError(f"{video_dir}: no videos found as <label>/<clip>.<ext> ({', '.join(sorted(VIDEO_EXTS))})")
     _, test_idx = stratified_split([label for label, _ in clips], test_fraction, seed)
@@ -173,8 +177,11 @@ def prepare(
             if reason:
                 failed[clip] = reason
     for split in ("train", "test"):
-        lines = [f"{clip},{n_frames},{label}" for clip, (s, label) in sorted(split_of.items())
-                 if s == split and clip not in failed]  # fmt: skip
+        lines = [
+            f"{clip},{n_frames},{label}"
+            for clip, (s, label) in sorted(split_of.items())
+            if s == split and clip not in failed
+        ]
         write_text(out_root / f"my_{split}.txt", "\n".join(lines) + ("\n" if lines else ""))
     sources = {i: os.path.join(classes[label], v.name) for (label, v), i in zip(clips, ids, strict=True)}
     mapping = {"classes": dict(zip(folders, classes, strict=True)), "clips": sources}

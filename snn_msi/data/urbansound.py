@@ -28,16 +28,18 @@ from .base import AudioVisualFiles, require_dir
 from .folder import scan_labelled_clips
 from .sample import BadClips, ClipRecord
 
-LAYOUTS = ("auto", "urbansound8k", "iemf")
+LAYOUTS = ("auto", "urbansound8k", "bim-ml")
 
 
 def detect_layout(root: Path) -> str:
     if (root / "metadata" / "UrbanSound8K.csv").is_file():
         return "urbansound8k"
     if (root / "Dataset_v3_sound").is_dir() and (root / "Dataset_v3_vision").is_dir():
-        return "iemf"
-    raise FileNotFoundError(f"UrbanSound8K-AV: {root} has neither layout: metadata/UrbanSound8K.csv + audio/ + "
-                            "images/ (urbansound8k) or Dataset_v3_sound/ + Dataset_v3_vision/ (iemf)")  # fmt: skip
+        return "bim-ml"
+    raise FileNotFoundError(
+        f"UrbanSound8K-AV: {root} has neither layout: metadata/UrbanSound8K.csv + audio/ + "
+        "images/ (urbansound8k) or Dataset_v3_sound/ + Dataset_v3_vision/ (iemf)"
+    )
 
 
 class UrbanSound8KAV(AudioVisualFiles):
@@ -45,8 +47,17 @@ class UrbanSound8KAV(AudioVisualFiles):
 
     name = "urbansound8k_av"
 
-    def __init__(self, root: str | Path, split: str = "train", test_folds=(10,), val_fraction: float = 0.1,
-                 seed: int = 0, layout: str = "auto", train_share: float = 0.7, **kw):  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        test_folds=(10,),
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        layout: str = "auto",
+        train_share: float = 0.7,
+        **kw,
+    ):
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         if layout not in LAYOUTS:
@@ -57,7 +68,7 @@ class UrbanSound8KAV(AudioVisualFiles):
         super().__init__(seed=seed, **kw)
         self.root = require_dir(Path(root), "UrbanSound8K-AV root")
         self.layout = detect_layout(self.root) if layout == "auto" else layout
-        if self.layout == "iemf":
+        if self.layout == "bim-ml":
             sound = require_dir(self.root / "Dataset_v3_sound", "UrbanSound8K-AV sound tree")
             classes = sorted(p.name for p in sound.iterdir() if p.is_dir())
             records = scan_labelled_clips(sound, classes, self.root / "Dataset_v3_vision", qualified_ids=False)

@@ -98,8 +98,9 @@ class FrameTransform(nn.Module):
         box = self._crop_box(h, w, g)
         return CropPlan(*box, torch.rand(1, generator=g).item() < 0.5)
 
-    def forward(self, clips: torch.Tensor, generator: torch.Generator | None = None,
-                snr_db: float | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, clips: torch.Tensor, generator: torch.Generator | None = None, snr_db: float | None = None
+    ) -> torch.Tensor:
         """Transform ``clips``; random draws come from ``generator`` (default: the one given at construction):
         each clip's crop box and flip in turn, then, with ``snr_db``, Gaussian noise at that SNR (dB, per frame)
         added to the ``[0, 1]`` pixels before the normalisation."""

@@ -119,20 +119,24 @@ class CostModel:
             raise ValueError(f"zero_skip must be true or false, got {self.zero_skip!r}")
         mac, ac, bits = PRECISIONS[self.precision]
         e_ac = _check_energy("e_ac", ac if self.e_ac is None else self.e_ac)
-        values = {"e_mac": _check_energy("e_mac", mac if self.e_mac is None else self.e_mac), "e_ac": e_ac,
-                  "e_cmp": _check_energy("e_cmp", e_ac if self.e_cmp is None else self.e_cmp),
-                  "e_byte": _check_energy("e_byte", MEMORY_LEVELS[self.memory] if self.e_byte is None
-                                          else self.e_byte)}  # fmt: skip
+        values = {
+            "e_mac": _check_energy("e_mac", mac if self.e_mac is None else self.e_mac),
+            "e_ac": e_ac,
+            "e_cmp": _check_energy("e_cmp", e_ac if self.e_cmp is None else self.e_cmp),
+            "e_byte": _check_energy("e_byte", MEMORY_LEVELS[self.memory] if self.e_byte is None else self.e_byte),
+        }
         for key in ("weight_bits", "act_bits", "state_bits", "spike_bits"):
             values[key] = _check_bits(key, bits if getattr(self, key) is None else getattr(self, key))
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
     def describe(self) -> str:
-        return (f"45 nm CMOS ({HOROWITZ}), {self.precision}: E_MAC={self.e_mac:g} pJ, E_AC={self.e_ac:g} pJ, "
-                f"E_CMP={self.e_cmp:g} pJ; weights {self.weight_bits} b, activations {self.act_bits} b, state "
-                f"{self.state_bits} b, spikes {self.spike_bits} b; memory {self.memory} at {self.e_byte:g} pJ/byte; "
-                f"zero-skipping {'on' if self.zero_skip else 'off'}")  # fmt: skip
+        return (
+            f"45 nm CMOS ({HOROWITZ}), {self.precision}: E_MAC={self.e_mac:g} pJ, E_AC={self.e_ac:g} pJ, "
+            f"E_CMP={self.e_cmp:g} pJ; weights {self.weight_bits} b, activations {self.act_bits} b, state "
+            f"{self.state_bits} b, spikes {self.spike_bits} b; memory {self.memory} at {self.e_byte:g} pJ/byte; "
+            f"zero-skipping {'on' if self.zero_skip else 'off'}"
+        )
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,11 @@ class NeuromorphicProfile:
             object.__setattr__(self, key, _check_energy(key, getattr(self, key)))
 
     def describe(self) -> str:
-        return (f"{self.name} ({self.source}): {self.e_synop:g} pJ per synaptic event, {self.e_neuron:g} pJ per "
-                f"neuron update (every update priced active), {self.e_spike:g} pJ per spike routed; analogue-fed "
-                "layers on a host at the CMOS E_MAC")  # fmt: skip
+        return (
+            f"{self.name} ({self.source}): {self.e_synop:g} pJ per synaptic event, {self.e_neuron:g} pJ per "
+            f"neuron update (every update priced active), {self.e_spike:g} pJ per spike routed; analogue-fed "
+            "layers on a host at the CMOS E_MAC"
+        )
 
 
 # -- counting --------------------------------------------------------------------------------------------------
@@ -163,8 +169,10 @@ def _is_binary(x: torch.Tensor) -> bool:
 def _steps(x: torch.Tensor, T: int, name: str) -> torch.Tensor:
     """``[T]`` sums of a tensor whose leading dimension is T-major (``[T, B, ...]`` or ``[T * B, ...]``)."""
     if x.dim() == 0 or x.shape[0] % T:
-        raise ValueError(f"layer {name}: leading dimension {tuple(x.shape)[:1]} is not a multiple of T={T} "
-                         "(pass the T the model runs, T-major)")  # fmt: skip
+        raise ValueError(
+            f"layer {name}: leading dimension {tuple(x.shape)[:1]} is not a multiple of T={T} "
+            "(pass the T the model runs, T-major)"
+        )
     return x.reshape(T, -1).sum(1, dtype=torch.float64)
 
 
@@ -240,8 +248,11 @@ class OpCounter:
             x, rec = inputs[0].detach(), self.layers[name]
             spiking = self.detect_spikes and _is_binary(x)
             events = _steps(_events(m, (x != 0).double()), self.T, name)
-            fan_in = (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] if rec.kind == "conv" else (
-                m.in_features)  # fmt: skip
+            fan_in = (
+                (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+                if rec.kind == "conv"
+                else (m.in_features)
+            )
             dense = torch.full((self.T,), out.numel() / self.T * fan_in, dtype=torch.float64)
             rec.calls += 1
             rec.dense_steps += dense
@@ -370,15 +381,27 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
         if not r.calls:
             continue
         in_bytes = r.spike_in_elems * kb + r.analog_in_elems * ab
-        row = {"name": r.name, "kind": r.kind, "params": r.params, "calls": r.calls,
-               "input": "spikes" if r.input_spiking else "analogue", "fr_in": r.fr_in if r.spike_in_elems else None,
-               "dense_macs": r.dense_macs / b, "macs": r.macs / b, "zero_skip_macs": r.zero_skip_macs / b,
-               "sops": r.sops / b, "weight_bytes": r.params * wb * T * r.calls,
-               "act_bytes": (in_bytes + r.output_elems * ab) / b}  # fmt: skip
+        row = {
+            "name": r.name,
+            "kind": r.kind,
+            "params": r.params,
+            "calls": r.calls,
+            "input": "spikes" if r.input_spiking else "analogue",
+            "fr_in": r.fr_in if r.spike_in_elems else None,
+            "dense_macs": r.dense_macs / b,
+            "macs": r.macs / b,
+            "zero_skip_macs": r.zero_skip_macs / b,
+            "sops": r.sops / b,
+            "weight_bytes": r.params * wb * T * r.calls,
+            "act_bytes": (in_bytes + r.output_elems * ab) / b,
+        }
         row["compute_pj"] = layer_energy(r, cost.e_mac, cost.e_ac, cost.zero_skip) / b
         row["memory_pj"] = (row["weight_bytes"] + row["act_bytes"]) * cost.e_byte
-        row.update(macs_steps=(r.mac_steps / b).tolist(), zero_skip_macs_steps=(r.zero_skip_steps / b).tolist(),
-                   sops_steps=(r.sop_steps / b).tolist())  # fmt: skip
+        row.update(
+            macs_steps=(r.mac_steps / b).tolist(),
+            zero_skip_macs_steps=(r.zero_skip_steps / b).tolist(),
+            sops_steps=(r.sop_steps / b).tolist(),
+        )
         step["macs"] += r.mac_steps / b
         step["zero_skip_macs"] += r.zero_skip_steps / b
         step["sops"] += r.sop_steps / b
@@ -393,28 +416,47 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
         if spikes_steps.numel() != T:
             raise ValueError(f"neuron layer {name} ran {spikes_steps.numel()} steps per call, not T={T}")
         spikes = float(spikes_steps.sum())
-        row = {"name": name, "neuron": kind, "neurons": updates / T, "rate": spikes / updates if updates else 0.0,
-               "spikes": spikes, "updates": updates, "state_muladds": muladds * updates, "state_adds": adds * updates,
-               "compares": updates, "resets": spikes, "state_bytes": 2 * state_vars * sb * updates,
-               "spike_bytes": kb * updates, "spikes_steps": spikes_steps.tolist()}  # fmt: skip
-        row["compute_pj"] = (cost.e_mac * row["state_muladds"] + cost.e_ac * (row["state_adds"] + spikes)
-                             + cost.e_cmp * updates)  # fmt: skip
+        row = {
+            "name": name,
+            "neuron": kind,
+            "neurons": updates / T,
+            "rate": spikes / updates if updates else 0.0,
+            "spikes": spikes,
+            "updates": updates,
+            "state_muladds": muladds * updates,
+            "state_adds": adds * updates,
+            "compares": updates,
+            "resets": spikes,
+            "state_bytes": 2 * state_vars * sb * updates,
+            "spike_bytes": kb * updates,
+            "spikes_steps": spikes_steps.tolist(),
+        }
+        row["compute_pj"] = (
+            cost.e_mac * row["state_muladds"] + cost.e_ac * (row["state_adds"] + spikes) + cost.e_cmp * updates
+        )
         row["memory_pj"] = (row["state_bytes"] + row["spike_bytes"]) * cost.e_byte
         step["spikes"] += spikes_steps
         neuron_rows.append(row)
     relu = {k: float(v.sum()) / b for k, v in counts.activations.items() if float(v.sum())}
     relu_compares = sum(relu.values())
-    t = {key: sum(r[key] for r in layers) for key in ("dense_macs", "macs", "zero_skip_macs", "sops", "weight_bytes",
-                                                       "act_bytes")}  # fmt: skip
-    t.update({key: sum(r[key] for r in neuron_rows) for key in ("spikes", "updates", "state_muladds", "state_adds",
-                                                                "resets", "state_bytes", "spike_bytes")})  # fmt: skip
+    t = {
+        key: sum(r[key] for r in layers)
+        for key in ("dense_macs", "macs", "zero_skip_macs", "sops", "weight_bytes", "act_bytes")
+    }
+    t.update(
+        {
+            key: sum(r[key] for r in neuron_rows)
+            for key in ("spikes", "updates", "state_muladds", "state_adds", "resets", "state_bytes", "spike_bytes")
+        }
+    )
     t["compares"] = sum(r["compares"] for r in neuron_rows) + relu_compares
     t["relu_outputs"] = relu_compares
     t["bytes"] = t["weight_bytes"] + t["act_bytes"] + t["state_bytes"] + t["spike_bytes"]
     mac_used = t["zero_skip_macs"] if cost.zero_skip else t["macs"]
     t["synaptic_pj"] = cost.e_mac * mac_used + cost.e_ac * t["sops"]
-    t["neuron_pj"] = cost.e_mac * t["state_muladds"] + cost.e_ac * (t["state_adds"] + t["resets"]) + (
-        cost.e_cmp * t["compares"])  # fmt: skip
+    t["neuron_pj"] = (
+        cost.e_mac * t["state_muladds"] + cost.e_ac * (t["state_adds"] + t["resets"]) + (cost.e_cmp * t["compares"])
+    )
     t["compute_pj"] = t["synaptic_pj"] + t["neuron_pj"]
     t["memory_pj"] = t["bytes"] * cost.e_byte
     t["total_pj"] = t["compute_pj"] + t["memory_pj"]
@@ -428,8 +470,9 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
     per_step = {k: v.tolist() for k, v in step.items()}
     mac_steps = step["zero_skip_macs"] if cost.zero_skip else step["macs"]
     neuron_step_pj = (t["neuron_pj"] - cost.e_ac * t["resets"]) / T  # the same every step, resets follow spikes
-    per_step["compute_pj"] = (cost.e_mac * mac_steps + cost.e_ac * (step["sops"] + step["spikes"])
-                              + neuron_step_pj).tolist()  # fmt: skip
+    per_step["compute_pj"] = (
+        cost.e_mac * mac_steps + cost.e_ac * (step["sops"] + step["spikes"]) + neuron_step_pj
+    ).tolist()
     return Price(layers, neuron_rows, relu, PriceTotals(**t), per_step)
 
 
@@ -485,8 +528,11 @@ class EnergyReport:
         ]
 
     def _neuron_kinds(self) -> str:
-        kinds = {(r["neuron"], r["state_muladds"] / r["updates"], r["state_adds"] / r["updates"])
-                 for r in self.snn.neurons if r["updates"]}  # fmt: skip
+        kinds = {
+            (r["neuron"], r["state_muladds"] / r["updates"], r["state_adds"] / r["updates"])
+            for r in self.snn.neurons
+            if r["updates"]
+        }
         return "; ".join(f"{n}: {m:g} multiply-adds, {a:g} adds" for n, m, a in sorted(kinds)) or "none"
 
     def _per_step(self) -> str:
@@ -504,44 +550,55 @@ class EnergyReport:
         def pct(v):
             return "not measured" if v is None else f"{100 * v:.1f} %"
 
-        lines = [f"SNN            {self.accuracy_split} accuracy {pct(acc['snn'])}",
-                 f"ReLU twin      {self.accuracy_split} accuracy {pct(acc['ann'])}   [{status}; {self.ann_source}]",
-                 "", f"{'SNN layer':<34} {'input':>8} {'fr_in':>6} {'MACs':>10} {'SOPs':>10} {'pJ 45nm':>10} "
-                 f"{'bytes':>10}"]  # fmt: skip
+        lines = [
+            f"SNN            {self.accuracy_split} accuracy {pct(acc['snn'])}",
+            f"ReLU twin      {self.accuracy_split} accuracy {pct(acc['ann'])}   [{status}; {self.ann_source}]",
+            "",
+            f"{'SNN layer':<34} {'input':>8} {'fr_in':>6} {'MACs':>10} {'SOPs':>10} {'pJ 45nm':>10} {'bytes':>10}",
+        ]
         for r in self.snn.layers:
             fr = f"{r['fr_in']:.3f}" if r["input"] == "spikes" else "-"
-            lines.append(f"{r['name']:<34} {r['input']:>8} {fr:>6} {r['macs']:>10.3e} {r['sops']:>10.3e} "
-                         f"{r['compute_pj']:>10.3e} {r['weight_bytes'] + r['act_bytes']:>10.3e}")  # fmt: skip
-        lines += ["", f"{'SNN neuron layer':<34} {'neurons':>8} {'rate':>6} {'spikes':>10} {'mul-adds':>10} "
-                  f"{'pJ 45nm':>10} {'bytes':>10}"]  # fmt: skip
+            lines.append(
+                f"{r['name']:<34} {r['input']:>8} {fr:>6} {r['macs']:>10.3e} {r['sops']:>10.3e} "
+                f"{r['compute_pj']:>10.3e} {r['weight_bytes'] + r['act_bytes']:>10.3e}"
+            )
+        lines += [
+            "",
+            f"{'SNN neuron layer':<34} {'neurons':>8} {'rate':>6} {'spikes':>10} {'mul-adds':>10} "
+            f"{'pJ 45nm':>10} {'bytes':>10}",
+        ]
         for r in self.snn.neurons:
-            lines.append(f"{r['name']:<34} {r['neurons']:>8.0f} {r['rate']:>6.3f} {r['spikes']:>10.3e} "
-                         f"{r['state_muladds']:>10.3e} {r['compute_pj']:>10.3e} "
-                         f"{r['state_bytes'] + r['spike_bytes']:>10.3e}")  # fmt: skip
-        rows = [("operations per inference", None, None),
-                ("MACs on analogue inputs", s.macs, a.macs),
-                ("  of them on non-zero inputs (zero-skip)", s.zero_skip_macs, a.zero_skip_macs),
-                ("synaptic accumulates (SOPs)", s.sops, a.sops),
-                ("neuron leak multiply-adds", s.state_muladds, a.state_muladds),
-                ("neuron adds (integrate)", s.state_adds, a.state_adds),
-                ("threshold compares (ReLU: compares)", s.compares, a.compares),
-                ("resets (= spikes)", s.resets, a.resets),
-                ("memory traffic (bytes)", None, None),
-                ("weights", s.weight_bytes, a.weight_bytes),
-                ("layer inputs + outputs", s.act_bytes, a.act_bytes),
-                ("membrane state (read + write)", s.state_bytes, a.state_bytes),
-                ("spikes written", s.spike_bytes, a.spike_bytes),
-                ("energy per inference (pJ)", None, None),
-                ("45 nm: MACs + accumulates", s.synaptic_pj, a.synaptic_pj),
-                ("45 nm: neuron updates / ReLU", s.neuron_pj, a.neuron_pj),
-                ("45 nm: compute", s.compute_pj, a.compute_pj),
-                ("45 nm: memory traffic", s.memory_pj, a.memory_pj),
-                ("45 nm: compute + memory", s.total_pj, a.total_pj),
-                (f"{self.neuromorphic['name']}: synaptic events", s.chip_synop_pj, None),
-                (f"{self.neuromorphic['name']}: neuron updates", s.chip_neuron_pj, None),
-                (f"{self.neuromorphic['name']}: spikes routed", s.chip_spike_pj, None),
-                (f"{self.neuromorphic['name']}: analogue layers on a host", s.chip_host_mac_pj, None),
-                (f"{self.neuromorphic['name']}: total", s.chip_pj, None)]  # fmt: skip
+            lines.append(
+                f"{r['name']:<34} {r['neurons']:>8.0f} {r['rate']:>6.3f} {r['spikes']:>10.3e} "
+                f"{r['state_muladds']:>10.3e} {r['compute_pj']:>10.3e} "
+                f"{r['state_bytes'] + r['spike_bytes']:>10.3e}"
+            )
+        rows = [
+            ("operations per inference", None, None),
+            ("MACs on analogue inputs", s.macs, a.macs),
+            ("  of them on non-zero inputs (zero-skip)", s.zero_skip_macs, a.zero_skip_macs),
+            ("synaptic accumulates (SOPs)", s.sops, a.sops),
+            ("neuron leak multiply-adds", s.state_muladds, a.state_muladds),
+            ("neuron adds (integrate)", s.state_adds, a.state_adds),
+            ("threshold compares (ReLU: compares)", s.compares, a.compares),
+            ("resets (= spikes)", s.resets, a.resets),
+            ("memory traffic (bytes)", None, None),
+            ("weights", s.weight_bytes, a.weight_bytes),
+            ("layer inputs + outputs", s.act_bytes, a.act_bytes),
+            ("membrane state (read + write)", s.state_bytes, a.state_bytes),
+            ("spikes written", s.spike_bytes, a.spike_bytes),
+            ("energy per inference (pJ)", None, None),
+            ("45 nm: MACs + accumulates", s.synaptic_pj, a.synaptic_pj),
+            ("45 nm: neuron updates / ReLU", s.neuron_pj, a.neuron_pj),
+            ("45 nm: compute", s.compute_pj, a.compute_pj),
+            ("45 nm: memory traffic", s.memory_pj, a.memory_pj),
+            ("45 nm: compute + memory", s.total_pj, a.total_pj),
+            (f"{self.neuromorphic['name']}: synaptic events", s.chip_synop_pj, None),
+            (f"{self.neuromorphic['name']}: neuron updates", s.chip_neuron_pj, None),
+            (f"{self.neuromorphic['name']}: spikes routed", s.chip_spike_pj, None),
+            (f"{self.neuromorphic['name']}: analogue layers on a host", s.chip_host_mac_pj, None),
+            (f"{self.neuromorphic['name']}: total", s.chip_pj, None),
+        ]
         lines += ["", f"{'':<44} {'SNN':>11} {'ReLU twin':>11}"]
         for label, x, y in rows:
             if x is None and y is None:
@@ -561,8 +618,10 @@ class EnergyReport:
             *[f"  - {x}" for x in self.assumptions()],
         ]
         if not self.ann_trained:
-            lines.append("  - the ReLU twin is UNTRAINED (random weights): pass --twin CHECKPOINT (or --train-twin) "
-                         "to compare at a known accuracy")  # fmt: skip
+            lines.append(
+                "  - the ReLU twin is UNTRAINED (random weights): pass --twin CHECKPOINT (or --train-twin) "
+                "to compare at a known accuracy"
+            )
         return "\n".join(lines)
 
     def write(self, out: str | Path) -> list[Path]:
@@ -572,21 +631,32 @@ class EnergyReport:
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / n for n in ("energy.json", "energy.csv", "neurons.csv", "histograms.csv")]
         write_text(paths[0], json.dumps(asdict(self), indent=1))
-        rows = [{"model": m, **{k: v for k, v in r.items() if not k.endswith("_steps")}}
-                for m, part in (("snn", self.snn), ("ann", self.ann)) for r in part.layers]  # fmt: skip
+        rows = [
+            {"model": m, **{k: v for k, v in r.items() if not k.endswith("_steps")}}
+            for m, part in (("snn", self.snn), ("ann", self.ann))
+            for r in part.layers
+        ]
         write_csv(paths[1], rows)
         write_csv(paths[2], [{k: v for k, v in r.items() if k != "spikes_steps"} for r in self.snn.neurons])
-        hist = [{"layer": layer, "histogram": kind, "bin_low": lo, "bin_high": hi, "n": n}
-                for layer, h in self.histograms.items() for kind in ("rate", "count")
-                for lo, hi, n in zip(h[kind]["edges"][:-1], h[kind]["edges"][1:], h[kind]["counts"],
-                                     strict=True)]  # fmt: skip
+        hist = [
+            {"layer": layer, "histogram": kind, "bin_low": lo, "bin_high": hi, "n": n}
+            for layer, h in self.histograms.items()
+            for kind in ("rate", "count")
+            for lo, hi, n in zip(h[kind]["edges"][:-1], h[kind]["edges"][1:], h[kind]["counts"], strict=True)
+        ]
         write_csv(paths[3], hist, ["layer", "histogram", "bin_low", "bin_high", "n"])
         return paths
 
 
-def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, cost: CostModel | None = None,
-                  neuromorphic: NeuromorphicProfile | None = None, ann_model: nn.Module | None = None,
-                  bins: int = 20) -> EnergyReport:  # fmt: skip
+def energy_report(
+    model: nn.Module,
+    audio: torch.Tensor,
+    frames: torch.Tensor,
+    cost: CostModel | None = None,
+    neuromorphic: NeuromorphicProfile | None = None,
+    ann_model: nn.Module | None = None,
+    bins: int = 20,
+) -> EnergyReport:
     """Count an :class:`~snn_msi.models.AVNet` and its ReLU twin on one batch and price both.
 
     ``ann_model``: the trained twin (:func:`relu_twin` with its weights); default an untrained twin built from
@@ -601,13 +671,31 @@ def energy_report(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor, c
     ann_counts = count_ops(ann, lambda: ann(audio, frames), ann.config.T, b, detect_spikes=False)
     snn_priced, ann_priced = price(counts, cost, hw), price(ann_counts, cost)
     s, a = snn_priced.totals, ann_priced.totals
-    totals = {"snn_pj": s.compute_pj, "ann_pj": a.compute_pj, "snn_mem_pj": s.memory_pj, "ann_mem_pj": a.memory_pj,
-              "snn_chip_pj": s.chip_pj, "mean_firing_rate": s.mean_firing_rate, "sops": s.sops, "macs": s.macs,
-              "ann_macs": a.macs}  # fmt: skip
+    totals = {
+        "snn_pj": s.compute_pj,
+        "ann_pj": a.compute_pj,
+        "snn_mem_pj": s.memory_pj,
+        "ann_mem_pj": a.memory_pj,
+        "snn_chip_pj": s.chip_pj,
+        "mean_firing_rate": s.mean_firing_rate,
+        "sops": s.sops,
+        "macs": s.macs,
+        "ann_macs": a.macs,
+    }
     mon = counts.monitor
-    return EnergyReport(asdict(cost), asdict(hw), b, T, snn_priced, ann_priced, mon.firing_rates(),
-                        {k: v.tolist() for k, v in mon.firing_rates_per_step().items()}, mon.histograms(bins), totals,
-                        ann_trained=trained)  # fmt: skip
+    return EnergyReport(
+        asdict(cost),
+        asdict(hw),
+        b,
+        T,
+        snn_priced,
+        ann_priced,
+        mon.firing_rates(),
+        {k: v.tolist() for k, v in mon.firing_rates_per_step().items()},
+        mon.histograms(bins),
+        totals,
+        ann_trained=trained,
+    )
 
 
 __all__ = [

@@ -36,8 +36,15 @@ class SpikeMonitor:
                 s = s.unsqueeze(0)
             flat = s.flatten(2)  # [T, B, N]
             per_step = flat.sum(2)  # [T, B]
-            self.records[name].append({"count": per_step.sum(0), "per_step": per_step.sum(1), "T": s.shape[0],
-                                       "neurons": flat.shape[2], "per_neuron": flat.sum((0, 1))})  # fmt: skip
+            self.records[name].append(
+                {
+                    "count": per_step.sum(0),
+                    "per_step": per_step.sum(1),
+                    "T": s.shape[0],
+                    "neurons": flat.shape[2],
+                    "per_neuron": flat.sum((0, 1)),
+                }
+            )
 
         return hook
 
@@ -103,8 +110,10 @@ class SpikeMonitor:
         for k in rates:
             c = counts[k].double()
             low, high = float(c.min()), float(c.max())
-            out[k] = {"rate": _histogram(rates[k].double(), bins, 0.0, 1.0),
-                      "count": _histogram(c, bins, low, high if high > low else low + 1.0)}  # fmt: skip
+            out[k] = {
+                "rate": _histogram(rates[k].double(), bins, 0.0, 1.0),
+                "count": _histogram(c, bins, low, high if high > low else low + 1.0),
+            }
         return out
 
 

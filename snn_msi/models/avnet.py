@@ -63,8 +63,10 @@ class ModelConfig(Config):
         except ValueError as err:
             raise ConfigError(f"{pre}neuron_args: {err}") from None
         if len(self.widths) != len(self.blocks) or not self.widths or min(self.widths + self.blocks) < 1:
-            raise ConfigError(f"{pre}widths and blocks need the same non-zero length and positive values, got "
-                              f"{list(self.widths)} and {list(self.blocks)}")  # fmt: skip
+            raise ConfigError(
+                f"{pre}widths and blocks need the same non-zero length and positive values, got "
+                f"{list(self.widths)} and {list(self.blocks)}"
+            )
 
     def missing_from_data(self) -> list[str]:
         """The fields still None, which the data set has to supply."""
@@ -83,24 +85,36 @@ class AVNet(nn.Module):
         super().__init__()
         missing = config.missing_from_data()
         if missing:
-            raise ConfigError(f"model config needs {', '.join(missing)} (set them, or let the trainer take them "
-                              "from the data set)")  # fmt: skip
+            raise ConfigError(
+                f"model config needs {', '.join(missing)} (set them, or let the trainer take them from the data set)"
+            )
         self.config = c = config
-        kw = dict(widths=c.widths, blocks=c.blocks, stem=c.stem, stem_stride=c.stem_stride, neuron=c.neuron,
-                  neuron_args=c.neuron_args)  # fmt: skip
+        kw = dict(
+            widths=c.widths,
+            blocks=c.blocks,
+            stem=c.stem,
+            stem_stride=c.stem_stride,
+            neuron=c.neuron,
+            neuron_args=c.neuron_args,
+        )
         self.coding = CODINGS.create(c.coding, T=c.T)
         self.audio_net = SpikingResNet(c.audio_channels, **kw)
         self.visual_net = SpikingResNet(c.visual_channels, **kw)
         dim = self.audio_net.out_features
-        self.fusion = FUSIONS.create(c.fusion, dim=dim, num_classes=c.num_classes, neuron=c.neuron,
-                                     neuron_args=c.neuron_args)  # fmt: skip
+        self.fusion = FUSIONS.create(
+            c.fusion, dim=dim, num_classes=c.num_classes, neuron=c.neuron, neuron_args=c.neuron_args
+        )
         self.heads = UnimodalHeads(dim, c.num_classes)
 
     def parameter_groups(self) -> ParamGroups:
         """The parameters by role (what balancing methods act on)."""
-        return ParamGroups(list(self.audio_net.parameters()), list(self.visual_net.parameters()),
-                           list(self.fusion.parameters()), list(self.heads.audio.parameters()),
-                           list(self.heads.visual.parameters()))  # fmt: skip
+        return ParamGroups(
+            list(self.audio_net.parameters()),
+            list(self.visual_net.parameters()),
+            list(self.fusion.parameters()),
+            list(self.heads.audio.parameters()),
+            list(self.heads.visual.parameters()),
+        )
 
     def features(self, audio: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Time-resolved features ``([T, B, D], [T, B, D])``."""
@@ -119,8 +133,14 @@ class AVNet(nn.Module):
         fused, out_a, out_v = self.fusion(a, v)
         head_a, head_v = self.heads(a, v)
         neurons.reset(self)
-        return AVOutput(fused=fused.mean(0), audio=head_a.mean(0), visual=head_v.mean(0), fused_audio=out_a.mean(0),
-                        fused_visual=out_v.mean(0), features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+        return AVOutput(
+            fused=fused.mean(0),
+            audio=head_a.mean(0),
+            visual=head_v.mean(0),
+            fused_audio=out_a.mean(0),
+            fused_visual=out_v.mean(0),
+            features={"audio": a.mean(0), "visual": v.mean(0)},
+        )
 
 
 #: the channel counts :func:`build` assumes when neither the config nor the call gives them: a spectrogram, RGB

@@ -156,8 +156,11 @@ class _Population(nn.Module):
         if a.shape != v.shape or a.dim() != 3:
             raise ValueError(f"a and v must both be [T, B, D], got {tuple(a.shape)} and {tuple(v.shape)}")
         da, dv = self.drives(a, v)
-        return (self._spikes(self.current(da, dv), True), self._spikes(self.current(da, None), False),
-                self._spikes(self.current(None, dv), False))  # fmt: skip
+        return (
+            self._spikes(self.current(da, dv), True),
+            self._spikes(self.current(da, None), False),
+            self._spikes(self.current(None, dv), False),
+        )
 
     def forward(self, a, v):
         s, s_a, s_v = self.responses(a, v)
@@ -165,8 +168,11 @@ class _Population(nn.Module):
         return self.head(s), F.linear(s_a, w, b), F.linear(s_v, w, b)
 
 
-@FUSIONS.register("msi", description="multisensory spiking neurons: excitatory synapses, divisive normalisation "
-                  "(Ohshiro et al. 2011), threshold")  # fmt: skip
+@FUSIONS.register(
+    "msi",
+    description="multisensory spiking neurons: excitatory synapses, divisive normalisation "
+    "(Ohshiro et al. 2011), threshold",
+)
 class SpikingIntegration(_Population):
     """A population of multisensory spiking neurons on the normalisation model of multisensory integration.
 
@@ -201,8 +207,16 @@ class SpikingIntegration(_Population):
     Shape: ``a, v [T, B, D]`` (non-negative rates) -> ``[T, B, C]`` each.
     """
 
-    def __init__(self, dim: int, num_classes: int, hidden: int | None = None, exponent: float = 2.0,
-                 sigma: float = 0.1, neuron: str = "lif", neuron_args: dict | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        hidden: int | None = None,
+        exponent: float = 2.0,
+        sigma: float = 0.1,
+        neuron: str = "lif",
+        neuron_args: dict | None = None,
+    ) -> None:
         super().__init__()
         hidden = dim if hidden is None else hidden
         if hidden < 1 or dim < 1:
@@ -239,8 +253,11 @@ class SpikingIntegration(_Population):
         return self.gain * power / norm
 
 
-@FUSIONS.register("bn_product", description="batch-normalised currents + learned product term, spiking head "
-                  "(an ML baseline, not a model of multisensory neurons)")  # fmt: skip
+@FUSIONS.register(
+    "bn_product",
+    description="batch-normalised currents + learned product term, spiking head "
+    "(an ML baseline, not a model of multisensory neurons)",
+)
 class BNProductFusion(_Population):
     """The earlier ``msi`` layer under an honest name: batch-normalised currents with a learned product term.
 
@@ -256,8 +273,14 @@ class BNProductFusion(_Population):
     ``beta - gamma * mean / std``).
     """
 
-    def __init__(self, dim: int, num_classes: int, hidden: int | None = None, neuron: str = "lif",
-                 neuron_args: dict | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        hidden: int | None = None,
+        neuron: str = "lif",
+        neuron_args: dict | None = None,
+    ) -> None:
         super().__init__()
         hidden = hidden or dim
         self.w_a = nn.Linear(dim, hidden, bias=False)

@@ -68,8 +68,9 @@ def load_twin(path: str | Path, snn_cfg):
 
     trained, cfg = load_model(path)
     if neurons.info(cfg.model.neuron).kind != "analogue":
-        raise ValueError(f"--twin {path}: its neuron is {cfg.model.neuron!r}, not a ReLU twin (train it with "
-                         "--neuron relu)")  # fmt: skip
+        raise ValueError(
+            f"--twin {path}: its neuron is {cfg.model.neuron!r}, not a ReLU twin (train it with --neuron relu)"
+        )
     arch = config_diff(snn_cfg.model.to_dict(), cfg.model.to_dict(), ("neuron", "neuron_args", "T"))
     if arch:
         raise ValueError(f"--twin {path}: another architecture ({'; '.join(arch)})")
@@ -86,10 +87,16 @@ def test_set_of(cfg):
     return build_datasets(cfg.data, cfg.seed)[2]
 
 
-def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None = None, samples: int = 64,
-                                 cost: CostModel | None = None, neuromorphic: NeuromorphicProfile | None = None,
-                                 twin: str | Path | None = None, bins: int = 20,
-                                 quiet: bool = False) -> EnergyReport:  # fmt: skip
+def energy_report_for_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    samples: int = 64,
+    cost: CostModel | None = None,
+    neuromorphic: NeuromorphicProfile | None = None,
+    twin: str | Path | None = None,
+    bins: int = 20,
+    quiet: bool = False,
+) -> EnergyReport:
     """``snn-msi energy``: both accuracies on the test split, then the counts and energies on ``samples`` test
     samples; prints the table, writes CSV / JSON and plots in ``out`` (default: ``energy/`` beside it)."""
     from torch.utils.data import DataLoader, Subset
@@ -109,32 +116,44 @@ def energy_report_for_checkpoint(checkpoint: str | Path, out: str | Path | None 
     if twin_model is not None:
         same = (twin_cfg.data, twin_cfg.seed) == (cfg.data, cfg.seed)
         report.ann_source = f"trained twin {twin}"
-        report.accuracy["ann"] = evaluate(twin_model, test if same else test_set_of(twin_cfg), "cpu",
-                                          twin_cfg.batch_size).acc  # fmt: skip
+        report.accuracy["ann"] = evaluate(
+            twin_model, test if same else test_set_of(twin_cfg), "cpu", twin_cfg.batch_size
+        ).acc
     if not quiet:
-        print(f"energy per inference of {checkpoint} against its ReLU twin (T = {cfg.model.T}, {len(batch.label)} "
-              f"test samples measured; accuracy on all {len(test)} test samples)\n")  # fmt: skip
+        print(
+            f"energy per inference of {checkpoint} against its ReLU twin (T = {cfg.model.T}, {len(batch.label)} "
+            f"test samples measured; accuracy on all {len(test)} test samples)\n"
+        )
         print(report.table())
     out = Path(out) if out else Path(checkpoint).parent / "energy"
     paths = report.write(out)
     firing_rate_bars(report.firing_rates, out / "firing_rates.png")
     energy_bars(report.totals, out / "energy.png", "compute: 45 nm CMOS (Horowitz 2014)")
-    energy_breakdown(report.snn.totals, report.ann.totals, out / "energy_breakdown.png",
-                     report.neuromorphic["name"], "SNN vs " + ("trained" if report.ann_trained else "UNTRAINED")
-                     + " ReLU twin, per inference")  # fmt: skip
+    energy_breakdown(
+        report.snn.totals,
+        report.ann.totals,
+        out / "energy_breakdown.png",
+        report.neuromorphic["name"],
+        "SNN vs " + ("trained" if report.ann_trained else "UNTRAINED") + " ReLU twin, per inference",
+    )
     spike_histograms(report.histograms, out / "spike_histograms.png")
     rasters = _one_sample_raster(model, batch.audio[:1], batch.frames[:1])
     spike_raster(rasters, out / "raster.png", "spikes of one test sample (64 neurons per layer)")
     if not quiet:
-        print(f"\nwrote {', '.join(str(p) for p in paths)} and plots (spike_histograms.png, energy_breakdown.png, "
-              f"firing_rates.png, energy.png, raster.png) in {out}")  # fmt: skip
+        print(
+            f"\nwrote {', '.join(str(p) for p in paths)} and plots (spike_histograms.png, energy_breakdown.png, "
+            f"firing_rates.png, energy.png, raster.png) in {out}"
+        )
     return report
 
 
 def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, torch.Tensor]:
     seen = {}
-    hooks = [m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
-             for n, m in model.named_modules() if neurons.is_spiking(m)]  # fmt: skip
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, o, n=n: seen.setdefault(n, o.detach()))
+        for n, m in model.named_modules()
+        if neurons.is_spiking(m)
+    ]
     with torch.no_grad():
         model(audio, frames)
     for h in hooks:
@@ -142,17 +161,27 @@ def _one_sample_raster(model, audio, frames, per_layer: int = 64) -> dict[str, t
     return {n: s.flatten(2)[:, 0, :per_layer] for n, s in seen.items() if s.dim() >= 3}
 
 
-@register_command("energy", description="operations, memory traffic and energy of a checkpoint against its ReLU "
-                  "twin at known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)")  # fmt: skip
+@register_command(
+    "energy",
+    description="operations, memory traffic and energy of a checkpoint against its ReLU "
+    "twin at known test accuracy, 45 nm CMOS and Loihi (table + CSV/JSON + plots)",
+)
 def _energy_command(q) -> None:
     from ..argtypes import nonnegative_float, positive_int
 
     q.add_argument("checkpoint", help="a run's best.pt (the weights the report counts)")
     g = q.add_mutually_exclusive_group()
-    g.add_argument("--twin", metavar="TWIN_CHECKPOINT", help="the trained ReLU twin (same recipe and seed: "
-                   "`snn-msi train --config RUN/config.yaml --neuron relu --out RUN_relu`)")  # fmt: skip
-    g.add_argument("--train-twin", action="store_true", help="train the twin first (the checkpoint's config with "
-                   "neuron=relu; a finished twin is reused), then compare")  # fmt: skip
+    g.add_argument(
+        "--twin",
+        metavar="TWIN_CHECKPOINT",
+        help="the trained ReLU twin (same recipe and seed: "
+        "`snn-msi train --config RUN/config.yaml --neuron relu --out RUN_relu`)",
+    )
+    g.add_argument(
+        "--train-twin",
+        action="store_true",
+        help="train the twin first (the checkpoint's config with neuron=relu; a finished twin is reused), then compare",
+    )
     q.add_argument("--twin-out", help="folder of --train-twin (default: the run folder's name + _relu)")
     q.add_argument("--overwrite", action="store_true", help="(--train-twin) retrain a twin folder of another config")
     q.add_argument("--out", default=None, help="folder for the tables and plots (default: energy/ beside it)")
@@ -168,8 +197,11 @@ def _energy_command(q) -> None:
     g.add_argument("--spike-bits", type=positive_int, default=1, help="bits per spike moved (default: 1)")
     g.add_argument("--memory", choices=list(MEMORY_LEVELS), default="sram-8kb", help="memory level of the traffic")
     g.add_argument("--e-byte", type=nonnegative_float, help="pJ per byte moved (default: the memory level's)")
-    g.add_argument("--zero-skip", action="store_true", help="analogue-fed layers skip MACs on zero inputs (the "
-                   "ReLU twin's zeros on sparse hardware)")  # fmt: skip
+    g.add_argument(
+        "--zero-skip",
+        action="store_true",
+        help="analogue-fed layers skip MACs on zero inputs (the ReLU twin's zeros on sparse hardware)",
+    )
     g = q.add_argument_group("neuromorphic profile (Loihi, Davies et al., IEEE Micro 2018, Table 2)")
     g.add_argument("--chip-synop-pj", type=nonnegative_float, default=23.6, help="pJ per synaptic event")
     g.add_argument("--chip-neuron-pj", type=nonnegative_float, default=81.0, help="pJ per neuron update")
@@ -178,10 +210,19 @@ def _energy_command(q) -> None:
 
 
 def _run(args) -> int:
-    cost = CostModel(precision=args.precision, e_mac=args.e_mac, e_ac=args.e_ac, e_cmp=args.e_cmp,
-                     weight_bits=args.weight_bits, act_bits=args.act_bits, state_bits=args.state_bits,
-                     spike_bits=args.spike_bits, memory=args.memory, e_byte=args.e_byte,
-                     zero_skip=args.zero_skip)  # fmt: skip
+    cost = CostModel(
+        precision=args.precision,
+        e_mac=args.e_mac,
+        e_ac=args.e_ac,
+        e_cmp=args.e_cmp,
+        weight_bits=args.weight_bits,
+        act_bits=args.act_bits,
+        state_bits=args.state_bits,
+        spike_bits=args.spike_bits,
+        memory=args.memory,
+        e_byte=args.e_byte,
+        zero_skip=args.zero_skip,
+    )
     figures = {"e_synop": args.chip_synop_pj, "e_neuron": args.chip_neuron_pj, "e_spike": args.chip_spike_pj}
     loihi = NeuromorphicProfile()
     own = any(getattr(loihi, k) != v for k, v in figures.items())

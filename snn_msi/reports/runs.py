@@ -100,16 +100,29 @@ def add_recipe_arguments(g) -> None:
     g.add_argument("--model", metavar="RECIPE", help=model_help)
     g.add_argument("--dataset", choices=DATASETS.names(), help="see `snn-msi datasets`")
     g.add_argument("--data-root", help="the data set's folder (or the .h5 file for --dataset h5)")
-    g.add_argument("--preset", choices=list(SNR_PRESETS), help="SNR preset: clean, hard (audio -10 dB, image 0 dB), "
-                   "harder (-15 / -5 dB)")  # fmt: skip
+    g.add_argument(
+        "--preset",
+        choices=list(SNR_PRESETS),
+        help="SNR preset: clean, hard (audio -10 dB, image 0 dB), harder (-15 / -5 dB)",
+    )
     g.add_argument("--neuron", help="any name of `snn-msi neurons`")
-    g.add_argument("--neuron-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan")  # fmt: skip
+    g.add_argument(
+        "--neuron-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan",
+    )
     g.add_argument("--fusion", choices=FUSIONS.names(), help="how the two modalities meet (default: the recipe's)")
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's; the paper's 100)")
-    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a config value by its dotted key (repeatable): model.T=8")  # fmt: skip
+    g.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a config value by its dotted key (repeatable): model.T=8",
+    )
 
 
 def apply_recipe_arguments(d: dict, args) -> dict:

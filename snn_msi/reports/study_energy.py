@@ -100,8 +100,10 @@ def run_energy_study(scfg: EnergyStudyConfig) -> list[dict]:
     out = Path(scfg.runs.out)
     seeds = list(scfg.runs.seeds)
     keys = [(SNN, s, seed) for s in scfg.strengths for seed in seeds] + [(TWIN, None, seed) for seed in seeds]
-    configs = [snn_config(scfg, s, seed) if m == SNN else twin_config(snn_config(scfg, 0.0, seed), out /
-               f"relu_s{seed}") for m, s, seed in keys]  # fmt: skip
+    configs = [
+        snn_config(scfg, s, seed) if m == SNN else twin_config(snn_config(scfg, 0.0, seed), out / f"relu_s{seed}")
+        for m, s, seed in keys
+    ]
     out.mkdir(parents=True, exist_ok=True)  # after the configs are checked: a bad option writes nothing
     results = run_many(configs, scfg.runs)
     hw, rows, batches = NeuromorphicProfile(), [], {}
@@ -109,15 +111,26 @@ def run_energy_study(scfg: EnergyStudyConfig) -> list[dict]:
         if seed not in batches:  # every run of a seed reads the same data (the SNNs and the twin alike)
             batches[seed] = _test_batch(cfg, scfg.samples)
         t = _measure(Path(cfg.out) / "best.pt", batches[seed], scfg.cost, hw)
-        row = {"model": model, "strength": strength, "seed": seed, "test_acc": res.test.acc,
-               "firing_rate": t.mean_firing_rate, "sops": t.sops, "macs": t.macs,
-               "zero_skip_macs": t.zero_skip_macs, "compute_pj": t.compute_pj, "memory_pj": t.memory_pj,
-               "total_pj": t.total_pj, "chip_pj": float("nan") if t.chip_pj is None else t.chip_pj}  # fmt: skip
+        row = {
+            "model": model,
+            "strength": strength,
+            "seed": seed,
+            "test_acc": res.test.acc,
+            "firing_rate": t.mean_firing_rate,
+            "sops": t.sops,
+            "macs": t.macs,
+            "zero_skip_macs": t.zero_skip_macs,
+            "compute_pj": t.compute_pj,
+            "memory_pj": t.memory_pj,
+            "total_pj": t.total_pj,
+            "chip_pj": float("nan") if t.chip_pj is None else t.chip_pj,
+        }
         rows.append(row)
         if model == TWIN:  # the same trained twin on sparse hardware: MACs on non-zero inputs only
             zs = t.compute_pj - scfg.cost.e_mac * (t.macs - t.zero_skip_macs)
-            rows.append({**row, "model": TWIN_ZS, "macs": t.zero_skip_macs, "compute_pj": zs,
-                         "total_pj": zs + t.memory_pj})  # fmt: skip
+            rows.append(
+                {**row, "model": TWIN_ZS, "macs": t.zero_skip_macs, "compute_pj": zs, "total_pj": zs + t.memory_pj}
+            )
     write_csv(out / "runs.csv", rows)
     summary = summarise(rows, scfg.strengths, seeds)
     write_csv(out / "summary.csv", summary)
@@ -132,11 +145,13 @@ def run_energy_study(scfg: EnergyStudyConfig) -> list[dict]:
     write_text(out / "summary.md", f"{md}\n\n{note}; {scfg.cost.describe()}; {hw.describe()}.\n")
     from ..plots import pareto_plot
 
-    pareto_plot(_points(summary), out / "pareto.png", f"{r.data.dataset}, {n} seeds per point; rate_reg "
-                f"target {scfg.target:g}; mean ± std")  # fmt: skip
+    pareto_plot(
+        _points(summary),
+        out / "pareto.png",
+        f"{r.data.dataset}, {n} seeds per point; rate_reg target {scfg.target:g}; mean ± std",
+    )
     print(md)
-    print(f"\n{note}\nwrote {out / 'runs.csv'}, {out / 'summary.md'}, "
-          f"{out / 'pareto.png'}")  # fmt: skip
+    print(f"\n{note}\nwrote {out / 'runs.csv'}, {out / 'summary.md'}, {out / 'pareto.png'}")
     return summary
 
 
@@ -167,8 +182,7 @@ def summarise(rows: list[dict], strengths, seeds) -> list[dict]:
     for key in ("compute_pj", "total_pj"):
         pts = [(r[f"{key}_mean"], r["test_acc_mean"], i) for i, r in enumerate(summary)]
         if key == "total_pj":
-            pts += [(r["chip_pj_mean"], r["test_acc_mean"], -1 - i) for i, r in enumerate(summary)
-                    if r["model"] == SNN]  # fmt: skip
+            pts += [(r["chip_pj_mean"], r["test_acc_mean"], -1 - i) for i, r in enumerate(summary) if r["model"] == SNN]
         front = pareto_front(pts)
         for i, r in enumerate(summary):
             r[f"front_{key}"] = i in front
@@ -198,37 +212,63 @@ def _points(summary: list[dict]) -> list[dict]:
     for r in summary:
         energy = {COMPUTE: (r["compute_pj_mean"], r["compute_pj_std"]), FULL: (r["total_pj_mean"], r["total_pj_std"])}
         front = {COMPUTE: r["front_compute_pj"], FULL: r["front_total_pj"]}
-        pts.append({"label": _label(r), "model": r["model"], "energy": energy, "front": front,
-                    "acc": (r["test_acc_mean"], r["test_acc_std"])})  # fmt: skip
+        pts.append(
+            {
+                "label": _label(r),
+                "model": r["model"],
+                "energy": energy,
+                "front": front,
+                "acc": (r["test_acc_mean"], r["test_acc_std"]),
+            }
+        )
         if r["model"] == SNN:
-            pts.append({"label": _label({**r, "model": CHIP}), "model": CHIP, "front": {FULL: r["front_chip_pj"]},
-                        "energy": {FULL: (r["chip_pj_mean"], r["chip_pj_std"])},
-                        "acc": (r["test_acc_mean"], r["test_acc_std"])})  # fmt: skip
+            pts.append(
+                {
+                    "label": _label({**r, "model": CHIP}),
+                    "model": CHIP,
+                    "front": {FULL: r["front_chip_pj"]},
+                    "energy": {FULL: (r["chip_pj_mean"], r["chip_pj_std"])},
+                    "acc": (r["test_acc_mean"], r["test_acc_std"]),
+                }
+            )
     return pts
 
 
 def markdown_table(summary: list[dict]) -> str:
-    lines = ["| model | rate_reg λ | n | test acc % | vs SNN λ=0 (pts, 95% CI) | firing rate | SOPs (M) | MACs (M) | "
-             "45 nm compute (µJ) | 45 nm compute + memory (µJ) | Loihi (µJ) | energy vs SNN λ=0 | Pareto |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | rate_reg λ | n | test acc % | vs SNN λ=0 (pts, 95% CI) | firing rate | SOPs (M) | MACs (M) | "
+        "45 nm compute (µJ) | 45 nm compute + memory (µJ) | Loihi (µJ) | energy vs SNN λ=0 | Pareto |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in summary:
         d, lo, hi = (100 * r[k] for k in ("acc_diff", "acc_diff_low", "acc_diff_high"))
         ci = f"[{lo:+.1f}, {hi:+.1f}]" if math.isfinite(lo) else "(one seed: no interval)"
         vs = "-" if r["model"] == SNN and r["strength"] == 0.0 else f"{d:+.1f} {ci}"
         chip = "-" if r["model"] != SNN else f"{r['chip_pj_mean'] / 1e6:.2f}"
-        front = ", ".join(n for n, k in (("compute", "front_compute_pj"), ("full", "front_total_pj"),
-                                         ("Loihi", "front_chip_pj")) if r.get(k)) or "-"  # fmt: skip
+        front = (
+            ", ".join(
+                n
+                for n, k in (("compute", "front_compute_pj"), ("full", "front_total_pj"), ("Loihi", "front_chip_pj"))
+                if r.get(k)
+            )
+            or "-"
+        )
         lam = "-" if r["strength"] is None else f"{r['strength']:g}"
         m = {k: r[f"{k}_mean"] / 1e6 for k in ("sops", "macs", "compute_pj", "total_pj")}
-        lines.append(f"| {r['model']} | {lam} | {r['n']} | {100 * r['test_acc_mean']:.1f} ± "
-                     f"{100 * r['test_acc_std']:.1f} | {vs} | {r['firing_rate_mean']:.3f} | {m['sops']:.2f} | "
-                     f"{m['macs']:.2f} | {m['compute_pj']:.2f} | {m['total_pj']:.2f} | {chip} | "
-                     f"{r['energy_ratio']:.2f}x | {front} |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {lam} | {r['n']} | {100 * r['test_acc_mean']:.1f} ± "
+            f"{100 * r['test_acc_std']:.1f} | {vs} | {r['firing_rate_mean']:.3f} | {m['sops']:.2f} | "
+            f"{m['macs']:.2f} | {m['compute_pj']:.2f} | {m['total_pj']:.2f} | {chip} | "
+            f"{r['energy_ratio']:.2f}x | {front} |"
+        )
     return "\n".join(lines)
 
 
-@register_study("energy", description="accuracy against energy per inference: the firing-rate regulariser's "
-                  "strength swept, the trained ReLU twin beside it (Pareto plot + table)")  # fmt: skip
+@register_study(
+    "energy",
+    description="accuracy against energy per inference: the firing-rate regulariser's "
+    "strength swept, the trained ReLU twin beside it (Pareto plot + table)",
+)
 def _energy_study_command(q) -> None:
     """``snn-msi study energy``."""
     from ..argtypes import positive_int

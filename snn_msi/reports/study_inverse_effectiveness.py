@@ -95,10 +95,11 @@ class StudyConfig:
         if bad or "normal" not in self.methods:
             raise ValueError(f"methods must include 'normal' and be some of {', '.join(METHODS)}, got {self.methods}")
         if _CONSTANT in self.methods and _IEMF not in self.methods:
-            raise ValueError("the constant-coefficient control needs the iemf runs (add 'iemf' to methods)")
+            raise ValueError(f"the constant-coefficient control needs the {_IEMF} runs (add {_IEMF!r} to methods)")
         if not self.levels or self.sop_samples < 1:
-            raise ValueError(f"levels must be non-empty and sop_samples >= 1, got {len(self.levels)} levels, "
-                             f"{self.sop_samples}")  # fmt: skip
+            raise ValueError(
+                f"levels must be non-empty and sop_samples >= 1, got {len(self.levels)} levels, {self.sop_samples}"
+            )
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels}")
         missing = [lv for lv in self.controls() if lv not in self.levels]
@@ -194,8 +195,20 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
         a, v = features(model, batch.audio, batch.frames)
         rates = layer_rates(model.fusion, a, v, incongruent_partner(labels))
         s = level_summary(neuron_table(rates, 0.01), rates, labels)
-        out.update({k: s[k] for k in ("ME_median", "ME_population", "AI_median", "AI_population", "rate_CM",
-                                      "responsive", "frac_super_additive")})  # fmt: skip
+        out.update(
+            {
+                k: s[k]
+                for k in (
+                    "ME_median",
+                    "ME_population",
+                    "AI_median",
+                    "AI_population",
+                    "rate_CM",
+                    "responsive",
+                    "frac_super_additive",
+                )
+            }
+        )
     write_text(cache, json.dumps(out))
     return out
 
@@ -292,26 +305,53 @@ def run_rows(results: dict[Key, MeasuredRun]) -> list[dict]:
     rows = []
     for (fusion, loss, lv, m, s), run in results.items():
         meas, t = run.measure, run.result.test
-        rows.append({"fusion": fusion, "loss": loss, "audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m,
-                     "seed": s, "test_acc": t.acc, "test_acc_audio": t.acc_audio, "test_acc_visual": t.acc_visual,
-                     "gain": t.acc - max(t.acc_audio, t.acc_visual) if _heads_trained(loss, m) else float("nan"),
-                     "coeff_mean": run.result.policy_mean(m, "coeff") if m != "normal" else float("nan"),
-                     "final_val_acc": meas["val_acc"][-1], "sops_per_sample": meas["sops"],
-                     "macs_per_sample": meas["macs"], "val_curve": meas["val_acc"], "train_n": meas["train_n"],
-                     **{k: meas.get(k, float("nan")) for k in PROBED}})  # fmt: skip
+        rows.append(
+            {
+                "fusion": fusion,
+                "loss": loss,
+                "audio_snr_db": lv[0],
+                "image_snr_db": lv[1],
+                "method": m,
+                "seed": s,
+                "test_acc": t.acc,
+                "test_acc_audio": t.acc_audio,
+                "test_acc_visual": t.acc_visual,
+                "gain": t.acc - max(t.acc_audio, t.acc_visual) if _heads_trained(loss, m) else float("nan"),
+                "coeff_mean": run.result.policy_mean(m, "coeff") if m != "normal" else float("nan"),
+                "final_val_acc": meas["val_acc"][-1],
+                "sops_per_sample": meas["sops"],
+                "macs_per_sample": meas["macs"],
+                "val_curve": meas["val_acc"],
+                "train_n": meas["train_n"],
+                **{k: meas.get(k, float("nan")) for k in PROBED},
+            }
+        )
     by = {_row_key(r): r for r in rows}
     for r in rows:
         normal = by.get((r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], "normal", r["seed"]))
         target = normal["final_val_acc"] if normal else float("nan")
         e = epochs_to_reach(r["val_curve"], target)
         samples = float(sum(r["train_n"][:e])) if e else float("inf")
-        r.update({"target_val_acc": target, "epochs_to_target": e or float("nan"), "samples_to_target": samples,
-                  "sops_to_target": r["sops_per_sample"] * samples})  # fmt: skip
+        r.update(
+            {
+                "target_val_acc": target,
+                "epochs_to_target": e or float("nan"),
+                "samples_to_target": samples,
+                "sops_to_target": r["sops_per_sample"] * samples,
+            }
+        )
     for r in rows:
         normal = by.get((r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], "normal", r["seed"]))
         r["compute_ratio"] = r["sops_to_target"] / normal["sops_to_target"] if normal else float("nan")
-    rows.sort(key=lambda r: (r["fusion"], r["loss"], -r["audio_snr_db"] - r["image_snr_db"], METHODS.index(r["method"]),
-                             r["seed"]))  # fmt: skip
+    rows.sort(
+        key=lambda r: (
+            r["fusion"],
+            r["loss"],
+            -r["audio_snr_db"] - r["image_snr_db"],
+            METHODS.index(r["method"]),
+            r["seed"],
+        )
+    )
     return rows
 
 
@@ -349,8 +389,16 @@ def summarise_cells(rows: list[dict], scfg: StudyConfig, seeds) -> list[dict]:
             lv = (row["audio_snr_db"], row["image_snr_db"])
             paired = row["method"] == _IEMF and _CONSTANT in scfg.methods_of(cell) and lv in scfg.controls()
             d, lo, hi = t_interval(_paired(rows, cell, lv, _IEMF, _CONSTANT)) if paired else (float("nan"),) * 3
-            summary.append({"fusion": cell[0], "loss": cell[1], **row, "iemf_vs_constant": d,
-                            "iemf_vs_constant_low": lo, "iemf_vs_constant_high": hi})  # fmt: skip
+            summary.append(
+                {
+                    "fusion": cell[0],
+                    "loss": cell[1],
+                    **row,
+                    "iemf_vs_constant": d,
+                    "iemf_vs_constant_low": lo,
+                    "iemf_vs_constant_high": hi,
+                }
+            )
     return summary
 
 
@@ -364,18 +412,30 @@ def summarise(rows: list[dict], levels, methods, seeds) -> list[dict]:
                 continue
             acc = np.array([r["test_acc"] for r in runs])
             gain = np.array([r["gain"] for r in runs])
-            diffs = [by[(lv[0], lv[1], m, s)]["test_acc"] - by[(lv[0], lv[1], "normal", s)]["test_acc"]
-                     for s in seeds if (lv[0], lv[1], m, s) in by and (lv[0], lv[1], "normal", s) in by]  # fmt: skip
+            diffs = [
+                by[(lv[0], lv[1], m, s)]["test_acc"] - by[(lv[0], lv[1], "normal", s)]["test_acc"]
+                for s in seeds
+                if (lv[0], lv[1], m, s) in by and (lv[0], lv[1], "normal", s) in by
+            ]
             d, lo, hi = t_interval(diffs) if m != "normal" else (0.0, 0.0, 0.0)
-            summary.append({
-                "audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m, "n": len(runs),
-                "acc_mean": float(acc.mean()), "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-                "audio_acc_mean": float(np.mean([r["test_acc_audio"] for r in runs])),
-                "visual_acc_mean": float(np.mean([r["test_acc_visual"] for r in runs])),
-                "gain_mean": float(gain.mean()), "gain_std": float(gain.std(ddof=1)) if len(gain) > 1 else 0.0,
-                "diff_vs_normal": d, "ci_low": lo, "ci_high": hi,
-                "coeff_mean": _nanmean([r["coeff_mean"] for r in runs]) if m != "normal" else float("nan"),
-            })  # fmt: skip
+            summary.append(
+                {
+                    "audio_snr_db": lv[0],
+                    "image_snr_db": lv[1],
+                    "method": m,
+                    "n": len(runs),
+                    "acc_mean": float(acc.mean()),
+                    "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                    "audio_acc_mean": float(np.mean([r["test_acc_audio"] for r in runs])),
+                    "visual_acc_mean": float(np.mean([r["test_acc_visual"] for r in runs])),
+                    "gain_mean": float(gain.mean()),
+                    "gain_std": float(gain.std(ddof=1)) if len(gain) > 1 else 0.0,
+                    "diff_vs_normal": d,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "coeff_mean": _nanmean([r["coeff_mean"] for r in runs]) if m != "normal" else float("nan"),
+                }
+            )
     return summary
 
 
@@ -412,9 +472,18 @@ def trend_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
                 continue
             mean, lo, hi = t_interval(slopes)
             what = f"{m} - {ref} ({key})" if ref else f"{m} multisensory gain"
-            out.append({"fusion": cell[0], "loss": cell[1], "contrast": what, "levels": len(levels),
-                        "seeds": len(slopes), "slope_per_10db": 10 * mean, "ci_low": 10 * lo,
-                        "ci_high": 10 * hi})  # fmt: skip
+            out.append(
+                {
+                    "fusion": cell[0],
+                    "loss": cell[1],
+                    "contrast": what,
+                    "levels": len(levels),
+                    "seeds": len(slopes),
+                    "slope_per_10db": 10 * mean,
+                    "ci_low": 10 * lo,
+                    "ci_high": 10 * hi,
+                }
+            )
     return out
 
 
@@ -427,17 +496,33 @@ def cell_contrasts(rows: list[dict], scfg: StudyConfig) -> list[dict]:
         refs = [(scfg.fusions[0], cell[1]), (cell[0], scfg.losses[0])]
         for ref in dict.fromkeys(c for c in refs if c != cell):
             same_runs = ref == (cell[0], "always")  # IEMF's with_iemf runs are its always runs
-            shared = [m for m in scfg.methods_of(cell) if m in scfg.methods_of(ref)
-                      and not (same_runs and _reuses_always(scfg, cell, m))]  # fmt: skip
+            shared = [
+                m
+                for m in scfg.methods_of(cell)
+                if m in scfg.methods_of(ref) and not (same_runs and _reuses_always(scfg, cell, m))
+            ]
             for lv in scfg.levels:
                 for m in shared:
-                    diffs = [r["test_acc"] - by[(*ref, *lv, m, r["seed"])]["test_acc"] for r in rows
-                             if _row_key(r)[:5] == (*cell, *lv, m) and (*ref, *lv, m, r["seed"]) in by]  # fmt: skip
+                    diffs = [
+                        r["test_acc"] - by[(*ref, *lv, m, r["seed"])]["test_acc"]
+                        for r in rows
+                        if _row_key(r)[:5] == (*cell, *lv, m) and (*ref, *lv, m, r["seed"]) in by
+                    ]
                     if diffs:
                         d, lo, hi = t_interval(diffs)
-                        out.append({"cell": f"{cell[0]}, {cell[1]}", "reference": f"{ref[0]}, {ref[1]}",
-                                    "audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m, "n": len(diffs),
-                                    "diff": d, "ci_low": lo, "ci_high": hi})  # fmt: skip
+                        out.append(
+                            {
+                                "cell": f"{cell[0]}, {cell[1]}",
+                                "reference": f"{ref[0]}, {ref[1]}",
+                                "audio_snr_db": lv[0],
+                                "image_snr_db": lv[1],
+                                "method": m,
+                                "n": len(diffs),
+                                "diff": d,
+                                "ci_low": lo,
+                                "ci_high": hi,
+                            }
+                        )
     return out
 
 
@@ -448,28 +533,39 @@ def compute_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
     for cell in scfg.cells():
         for lv in scfg.levels:
             for m in scfg.methods_of(cell):
-                rs = [r for r in rows if (r["fusion"], r["loss"], (r["audio_snr_db"], r["image_snr_db"]), r["method"])
-                      == (*cell, lv, m)]  # fmt: skip
+                rs = [
+                    r
+                    for r in rows
+                    if (r["fusion"], r["loss"], (r["audio_snr_db"], r["image_snr_db"]), r["method"]) == (*cell, lv, m)
+                ]
                 if not rs:
                     continue
                 ratios = np.array([r["compute_ratio"] for r in rs], dtype=float)
                 reached = [r for r in rs if math.isfinite(r["sops_to_target"])]
                 finite = ratios[np.isfinite(ratios)]
                 gm, lo, hi = t_interval(np.log(finite).tolist()) if len(finite) else (float("nan"),) * 3
-                out.append({
-                    "fusion": cell[0], "loss": cell[1], "audio_snr_db": lv[0], "image_snr_db": lv[1], "method": m,
-                    "n": len(rs), "reached": len(reached),
-                    "epochs_to_target_median": float(np.median([r["epochs_to_target"] for r in reached]))
-                    if reached else float("nan"),
-                    "sops_per_sample": float(np.mean([r["sops_per_sample"] for r in rs])),
-                    "macs_per_sample": float(np.mean([r["macs_per_sample"] for r in rs])),
-                    "ratio_median": float(np.median(ratios)),
-                    "ratio_q25": float(np.quantile(ratios, 0.25, method="nearest")),
-                    "ratio_q75": float(np.quantile(ratios, 0.75, method="nearest")),
-                    "ratio_geomean_reached": math.exp(gm) if len(finite) else float("nan"),
-                    "ratio_geomean_low": math.exp(lo) if len(finite) > 1 else float("nan"),
-                    "ratio_geomean_high": math.exp(hi) if len(finite) > 1 else float("nan"),
-                })  # fmt: skip
+                out.append(
+                    {
+                        "fusion": cell[0],
+                        "loss": cell[1],
+                        "audio_snr_db": lv[0],
+                        "image_snr_db": lv[1],
+                        "method": m,
+                        "n": len(rs),
+                        "reached": len(reached),
+                        "epochs_to_target_median": float(np.median([r["epochs_to_target"] for r in reached]))
+                        if reached
+                        else float("nan"),
+                        "sops_per_sample": float(np.mean([r["sops_per_sample"] for r in rs])),
+                        "macs_per_sample": float(np.mean([r["macs_per_sample"] for r in rs])),
+                        "ratio_median": float(np.median(ratios)),
+                        "ratio_q25": float(np.quantile(ratios, 0.25, method="nearest")),
+                        "ratio_q75": float(np.quantile(ratios, 0.75, method="nearest")),
+                        "ratio_geomean_reached": math.exp(gm) if len(finite) else float("nan"),
+                        "ratio_geomean_low": math.exp(lo) if len(finite) > 1 else float("nan"),
+                        "ratio_geomean_high": math.exp(hi) if len(finite) > 1 else float("nan"),
+                    }
+                )
     return out
 
 
@@ -483,29 +579,43 @@ def _ci(d: float, lo: float, hi: float, scale: float = 100.0) -> str:
 
 
 def markdown_table(summary: list[dict]) -> str:
-    head = ("| fusion | loss | audio dB | image dB | method | n | fused acc % | audio % | visual % | gain (pts) | "
-            "vs normal (pts, 95% CI) | iemf vs constant (pts, 95% CI) | coeff |")  # fmt: skip
+    head = (
+        "| fusion | loss | audio dB | image dB | method | n | fused acc % | audio % | visual % | gain (pts) | "
+        "vs normal (pts, 95% CI) | iemf vs constant (pts, 95% CI) | coeff |"
+    )
     lines = [head, "|" + "---|" * 13]
     for r in summary:
         vs = "-" if r["method"] == "normal" else _ci(r["diff_vs_normal"], r["ci_low"], r["ci_high"])
-        vc = _ci(r.get("iemf_vs_constant", float("nan")), r.get("iemf_vs_constant_low", float("nan")),
-                 r.get("iemf_vs_constant_high", float("nan")))  # fmt: skip
+        vc = _ci(
+            r.get("iemf_vs_constant", float("nan")),
+            r.get("iemf_vs_constant_low", float("nan")),
+            r.get("iemf_vs_constant_high", float("nan")),
+        )
         coeff = "-" if math.isnan(r["coeff_mean"]) else f"{r['coeff_mean']:.3f}"
-        gain = ("- (heads untrained)" if math.isnan(r["gain_mean"]) else
-                f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f}")  # fmt: skip
-        lines.append(f"| {r.get('fusion', '')} | {r.get('loss', '')} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | "
-                     f"{r['method']} | {r['n']} | {100 * r['acc_mean']:.1f} ± {100 * r['acc_std']:.1f} | "
-                     f"{100 * r['audio_acc_mean']:.1f} | {100 * r['visual_acc_mean']:.1f} | "
-                     f"{gain} | {vs} | {vc} | {coeff} |")  # fmt: skip
+        gain = (
+            "- (heads untrained)"
+            if math.isnan(r["gain_mean"])
+            else f"{100 * r['gain_mean']:+.1f} ± {100 * r['gain_std']:.1f}"
+        )
+        lines.append(
+            f"| {r.get('fusion', '')} | {r.get('loss', '')} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | "
+            f"{r['method']} | {r['n']} | {100 * r['acc_mean']:.1f} ± {100 * r['acc_std']:.1f} | "
+            f"{100 * r['audio_acc_mean']:.1f} | {100 * r['visual_acc_mean']:.1f} | "
+            f"{gain} | {vs} | {vc} | {coeff} |"
+        )
     return "\n".join(lines)
 
 
 def trend_table(trend: list[dict]) -> str:
-    lines = ["| fusion | loss | contrast | levels | seeds | slope (pts per +10 dB, 95% CI) |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| fusion | loss | contrast | levels | seeds | slope (pts per +10 dB, 95% CI) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in trend:
-        lines.append(f"| {r['fusion']} | {r['loss']} | {r['contrast']} | {r['levels']} | {r['seeds']} | "
-                     f"{_ci(r['slope_per_10db'], r['ci_low'], r['ci_high'])} |")  # fmt: skip
+        lines.append(
+            f"| {r['fusion']} | {r['loss']} | {r['contrast']} | {r['levels']} | {r['seeds']} | "
+            f"{_ci(r['slope_per_10db'], r['ci_low'], r['ci_high'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -514,54 +624,75 @@ def _ratio(x: float) -> str:
 
 
 def compute_table(compute: list[dict]) -> str:
-    lines = ["| fusion | loss | audio dB | image dB | method | reached | epochs (median) | SOPs / sample | "
-             "compute / normal's, median [IQR] | geometric mean of reached (95% CI) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| fusion | loss | audio dB | image dB | method | reached | epochs (median) | SOPs / sample | "
+        "compute / normal's, median [IQR] | geometric mean of reached (95% CI) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in compute:
-        gm = (f"{_ratio(r['ratio_geomean_reached'])} [{_ratio(r['ratio_geomean_low'])}, "
-              f"{_ratio(r['ratio_geomean_high'])}]")  # fmt: skip
+        gm = (
+            f"{_ratio(r['ratio_geomean_reached'])} [{_ratio(r['ratio_geomean_low'])}, "
+            f"{_ratio(r['ratio_geomean_high'])}]"
+        )
         ep = "-" if math.isnan(r["epochs_to_target_median"]) else f"{r['epochs_to_target_median']:g}"
-        lines.append(f"| {r['fusion']} | {r['loss']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | {r['method']} | "
-                     f"{r['reached']}/{r['n']} | {ep} | {r['sops_per_sample']:.3g} | {_ratio(r['ratio_median'])} "
-                     f"[{_ratio(r['ratio_q25'])}, {_ratio(r['ratio_q75'])}] | {gm} |")  # fmt: skip
+        lines.append(
+            f"| {r['fusion']} | {r['loss']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | {r['method']} | "
+            f"{r['reached']}/{r['n']} | {ep} | {r['sops_per_sample']:.3g} | {_ratio(r['ratio_median'])} "
+            f"[{_ratio(r['ratio_q25'])}, {_ratio(r['ratio_q75'])}] | {gm} |"
+        )
     return "\n".join(lines)
 
 
 def msi_table(rows: list[dict]) -> str:
     """The trained integration layers' enhancement on their own level's test samples (msi runs only)."""
-    rs = [r for r in rows if not math.isnan(r.get("ME_median", float("nan"))) or
-          not math.isnan(r.get("ME_population", float("nan")))]  # fmt: skip
+    rs = [
+        r
+        for r in rows
+        if not math.isnan(r.get("ME_median", float("nan"))) or not math.isnan(r.get("ME_population", float("nan")))
+    ]
     if not rs:
         return ""
-    lines = ["| fusion | loss | audio dB | image dB | method | n | ME % median neuron (mean over seeds) | "
-             "ME % population | additivity (median neuron) |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| fusion | loss | audio dB | image dB | method | n | ME % median neuron (mean over seeds) | "
+        "ME % population | additivity (median neuron) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     groups: dict[tuple, list[dict]] = {}
     for r in rs:
         groups.setdefault((r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], r["method"]), []).append(r)
     for (f, x, a, v, m), g in groups.items():
         me, pop, ai = (np.nanmean([r[k] for r in g]) for k in ("ME_median", "ME_population", "AI_median"))
-        lines.append(f"| {f} | {x} | {a:g} | {v:g} | {m} | {len(g)} | {100 * me:+.0f} | {100 * pop:+.0f} | "
-                     f"{ai:.2f} |")  # fmt: skip
+        lines.append(f"| {f} | {x} | {a:g} | {v:g} | {m} | {len(g)} | {100 * me:+.0f} | {100 * pop:+.0f} | {ai:.2f} |")
     return "\n".join(lines)
 
 
 def cells_table(cells: list[dict]) -> str:
-    lines = ["| cell | minus | audio dB | image dB | method | n | fused acc difference (pts, 95% CI) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| cell | minus | audio dB | image dB | method | n | fused acc difference (pts, 95% CI) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in cells:
-        lines.append(f"| {r['cell']} | {r['reference']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | "
-                     f"{r['method']} | {r['n']} | {_ci(r['diff'], r['ci_low'], r['ci_high'])} |")  # fmt: skip
+        lines.append(
+            f"| {r['cell']} | {r['reference']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | "
+            f"{r['method']} | {r['n']} | {_ci(r['diff'], r['ci_low'], r['ci_high'])} |"
+        )
     return "\n".join(lines)
 
 
 def report_markdown(summary, trend, compute, rows, scfg: StudyConfig, cells: list[dict] | None = None) -> str:
-    parts = ["## Accuracy per level (paired by seed)", markdown_table(summary),
-             "## Trend across levels (per-seed OLS slope on the mean SNR, mean over seeds)", trend_table(trend),
-             "## Compute to reach Normal's final validation accuracy (SOPs x training samples)",
-             compute_table(compute)]  # fmt: skip
+    parts = [
+        "## Accuracy per level (paired by seed)",
+        markdown_table(summary),
+        "## Trend across levels (per-seed OLS slope on the mean SNR, mean over seeds)",
+        trend_table(trend),
+        "## Compute to reach Normal's final validation accuracy (SOPs x training samples)",
+        compute_table(compute),
+    ]
     if cells:
-        parts += ["## Cells against each other (fusion, loss setting; paired by level, method and seed)",
-                  cells_table(cells)]  # fmt: skip
+        parts += [
+            "## Cells against each other (fusion, loss setting; paired by level, method and seed)",
+            cells_table(cells),
+        ]
     msi = msi_table(rows)
     if msi:
         parts += ["## The trained integration layer (probe at the run's own level)", msi]
@@ -584,8 +715,12 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
             x = np.array([strength((r["audio_snr_db"], r["image_snr_db"])) for r in rs])
             if m != "normal":
                 d = np.array([100 * r["diff_vs_normal"] for r in rs])
-                err = np.array([[100 * (r["diff_vs_normal"] - r["ci_low"]) for r in rs],
-                                [100 * (r["ci_high"] - r["diff_vs_normal"]) for r in rs]])  # fmt: skip
+                err = np.array(
+                    [
+                        [100 * (r["diff_vs_normal"] - r["ci_low"]) for r in rs],
+                        [100 * (r["ci_high"] - r["diff_vs_normal"]) for r in rs],
+                    ]
+                )
                 line = ax1.errorbar(x, d, np.nan_to_num(err), marker="o", capsize=3, label=f"{m}{tag}")
                 what = (*cell, f"{m} - normal (test_acc)")
                 tr = [t for t in trend if (t["fusion"], t["loss"], t["contrast"]) == what]
@@ -595,16 +730,29 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
             shown = [r for r in rs if not math.isnan(r["gain_mean"])]  # not against untrained heads
             if shown:
                 best = [100 * max(r["audio_acc_mean"], r["visual_acc_mean"]) for r in shown]
-                ax2.errorbar(best, [100 * r["gain_mean"] for r in shown], [100 * r["gain_std"] for r in shown],
-                             marker="o", capsize=3, label=f"{m}{tag}")  # fmt: skip
-            ratios = [(strength((r["audio_snr_db"], r["image_snr_db"])), r["compute_ratio"]) for r in rows
-                      if (r["fusion"], r["loss"], r["method"]) == (*cell, m) and m != "normal"]  # fmt: skip
+                ax2.errorbar(
+                    best,
+                    [100 * r["gain_mean"] for r in shown],
+                    [100 * r["gain_std"] for r in shown],
+                    marker="o",
+                    capsize=3,
+                    label=f"{m}{tag}",
+                )
+            ratios = [
+                (strength((r["audio_snr_db"], r["image_snr_db"])), r["compute_ratio"])
+                for r in rows
+                if (r["fusion"], r["loss"], r["method"]) == (*cell, m) and m != "normal"
+            ]
             if ratios:
                 xs = np.array([p[0] for p in ratios])
                 ys = np.array([p[1] for p in ratios])
                 missed = int((~np.isfinite(ys)).sum())
-                ax3.scatter(xs[np.isfinite(ys)] + 0.3 * (scfg.methods_of(cell).index(m) - 1), ys[np.isfinite(ys)],
-                            s=10, label=f"{m}{tag}" + (f" ({missed} not reached)" if missed else ""))  # fmt: skip
+                ax3.scatter(
+                    xs[np.isfinite(ys)] + 0.3 * (scfg.methods_of(cell).index(m) - 1),
+                    ys[np.isfinite(ys)],
+                    s=10,
+                    label=f"{m}{tag}" + (f" ({missed} not reached)" if missed else ""),
+                )
     ax1.axhline(0, color="k", lw=0.8)
     ax1.set_xlabel("mean SNR of the two modalities (dB)")
     ax1.set_ylabel("fused test accuracy - normal (pts, 95% CI)")
@@ -629,21 +777,39 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
 FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
 
 
-@register_study("inverse-effectiveness", description="weaken both modalities step by step; Normal, IEMF, its "
-                "controls, the trend across levels and the compute to reach Normal's accuracy")  # fmt: skip
+@register_study(
+    "inverse-effectiveness",
+    description="weaken both modalities step by step; Normal, IEMF, its "
+    "controls, the trend across levels and the compute to reach Normal's accuracy",
+)
 def _inverse_effectiveness_command(q) -> None:
     d = StudyConfig()
-    q.add_argument("--levels", nargs="+", help="'AUDIO_DB,IMAGE_DB' pairs, strongest first, in one quoted argument "
-                   "when one starts with '-' (default: --levels '" + " ".join(f"{a:g},{v:g}" for a, v in d.levels)
-                   + "')")  # fmt: skip
-    q.add_argument("--methods", nargs="+", choices=METHODS, default=list(d.methods),
-                   help="normal and any of iemf, constant (needs iemf), noise")  # fmt: skip
-    q.add_argument("--control-levels", choices=["weak", "all"], default="weak",
-                   help="where constant / noise run: every level but the strongest (weak) or all")  # fmt: skip
+    q.add_argument(
+        "--levels",
+        nargs="+",
+        help="'AUDIO_DB,IMAGE_DB' pairs, strongest first, in one quoted argument "
+        "when one starts with '-' (default: --levels '" + " ".join(f"{a:g},{v:g}" for a, v in d.levels) + "')",
+    )
+    q.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHODS,
+        default=list(d.methods),
+        help="normal and any of iemf, constant (needs iemf), noise",
+    )
+    q.add_argument(
+        "--control-levels",
+        choices=["weak", "all"],
+        default="weak",
+        help="where constant / noise run: every level but the strongest (weak) or all",
+    )
     q.add_argument("--fusions", nargs="+", help="cells: fusions (first: every method; default: the recipe's)")
     q.add_argument("--losses", nargs="+", choices=LOSSES, default=list(d.losses), help="cells: loss.unimodal settings")
-    q.add_argument("--full", action="store_true", help="all four cells: --fusions concat msi --losses always "
-                   "with_iemf (about 2.5x the default's time)")  # fmt: skip
+    q.add_argument(
+        "--full",
+        action="store_true",
+        help="all four cells: --fusions concat msi --losses always with_iemf (about 2.5x the default's time)",
+    )
     add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
     q.set_defaults(func=_run)
 

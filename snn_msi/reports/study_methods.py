@@ -134,8 +134,10 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     t0 = time.time()
     results = run_many(configs, scfg.runs)
     wall = time.time() - t0
-    rows = [{"method": m, "with_iemf": i, "seed": s, **{k: v for k, v in r.to_dict().items() if k in _KEYS}}
-            for (m, i, s), r in zip(specs, results, strict=True)]  # fmt: skip
+    rows = [
+        {"method": m, "with_iemf": i, "seed": s, **{k: v for k, v in r.to_dict().items() if k in _KEYS}}
+        for (m, i, s), r in zip(specs, results, strict=True)
+    ]
     write_csv(out / "runs.csv", rows)
     summary = summarise(rows, seeds)
     write_csv(out / "summary.csv", summary)
@@ -146,8 +148,16 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     return summary
 
 
-_KEYS = ("test_acc", "test_acc_audio", "test_acc_visual", "test_f1", "test_map", "test_shapley_audio",
-         "test_shapley_visual", "best_epoch")  # fmt: skip
+_KEYS = (
+    "test_acc",
+    "test_acc_audio",
+    "test_acc_visual",
+    "test_f1",
+    "test_map",
+    "test_shapley_audio",
+    "test_shapley_visual",
+    "best_epoch",
+)
 
 
 _MEANS = ("acc_audio", "acc_visual", "f1", "map", "shapley_audio", "shapley_visual")
@@ -165,9 +175,20 @@ def summarise(rows: list[dict], seeds: list[int]) -> list[dict]:
         diffs = [by[(m, i, s)]["test_acc"] - base[s] for s in seeds if (m, i, s) in by and s in base]
         d, dlo, dhi = t_interval(diffs) if (m, i) != ("normal", False) and diffs else (0.0, 0.0, 0.0)
         means = {k: float(np.mean([r.get(f"test_{k}", math.nan) for r in runs])) for k in _MEANS}
-        summary.append({"method": m, "with_iemf": i, "n": len(runs), "acc_mean": acc, "acc_ci_low": lo,
-                        "acc_ci_high": hi, "diff_vs_normal": d, "diff_ci_low": dlo, "diff_ci_high": dhi,
-                        **means})  # fmt: skip
+        summary.append(
+            {
+                "method": m,
+                "with_iemf": i,
+                "n": len(runs),
+                "acc_mean": acc,
+                "acc_ci_low": lo,
+                "acc_ci_high": hi,
+                "diff_vs_normal": d,
+                "diff_ci_low": dlo,
+                "diff_ci_high": dhi,
+                **means,
+            }
+        )
     return summary
 
 
@@ -176,15 +197,20 @@ def _pct(x: float) -> str:
 
 
 def markdown_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
-    lines = ["| method | IEMF | n | fused acc % (95% CI) | vs normal (pts, 95% CI) | macro F1 % | audio % | visual % | "
-             "Shapley audio / visual (pts) |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| method | IEMF | n | fused acc % (95% CI) | vs normal (pts, 95% CI) | macro F1 % | audio % | visual % | "
+        "Shapley audio / visual (pts) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in summary:
         d, lo, hi = (100 * r[k] for k in ("diff_vs_normal", "diff_ci_low", "diff_ci_high"))
         vs = "-" if (r["method"], r["with_iemf"]) == ("normal", False) else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-        lines.append(f"| {r['method']} | {'yes' if r['with_iemf'] else 'no'} | {r['n']} | {_pct(r['acc_mean'])} "
-                     f"[{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}] | {vs} | {_pct(r['f1'])} | "
-                     f"{_pct(r['acc_audio'])} | {_pct(r['acc_visual'])} | {_pct(r['shapley_audio'])} / "
-                     f"{_pct(r['shapley_visual'])} |")  # fmt: skip
+        lines.append(
+            f"| {r['method']} | {'yes' if r['with_iemf'] else 'no'} | {r['n']} | {_pct(r['acc_mean'])} "
+            f"[{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}] | {vs} | {_pct(r['f1'])} | "
+            f"{_pct(r['acc_audio'])} | {_pct(r['acc_visual'])} | {_pct(r['shapley_audio'])} / "
+            f"{_pct(r['shapley_visual'])} |"
+        )
     if scfg is not None:
         used = {m: scfg.options(m) for m in dict.fromkeys(r["method"] for r in summary) if scfg.options(m)}
         r = scfg.recipe

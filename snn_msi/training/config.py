@@ -82,34 +82,62 @@ class TrainConfig(Config):
     def upgrade(cls, d: dict) -> dict:
         """Convert the flat method keys of version-1 configs (``method``, ``iemf``, ``iemf_*``, ``ogm_*``, ...)."""
         flag = IEMF.name  # version 1's `iemf: true` was the method's name
-        flat = ("method", flag, "iemf_lambda", "iemf_lambda_mode", "iemf_noise", "iemf_start", "iemf_end",
-                "ogm_alpha", "ogm_start", "ogm_end", "lfm_weight", "constant_coeff",
-                "unimodal_label_smoothing")  # fmt: skip
+        flat = (
+            "method",
+            flag,
+            "iemf_lambda",
+            "iemf_lambda_mode",
+            "iemf_noise",
+            "iemf_start",
+            "iemf_end",
+            "ogm_alpha",
+            "ogm_start",
+            "ogm_end",
+            "lfm_weight",
+            "constant_coeff",
+            "unimodal_label_smoothing",
+        )
         if not any(k in d for k in flat):
             return d
         if "policies" in d:
-            raise ConfigError(f"give either 'policies' or the old flat keys ({', '.join(k for k in flat if k in d)}), "
-                              "not both")  # fmt: skip
+            raise ConfigError(
+                f"give either 'policies' or the old flat keys ({', '.join(k for k in flat if k in d)}), not both"
+            )
         old = {k: d.pop(k) for k in flat if k in d}
         for key in (flag, "iemf_noise"):
             if key in old and not isinstance(old[key], bool):
                 raise ConfigError(f"{key} must be true or false, got {old[key]!r}")
         window = {"start": old.get("iemf_start", 0), "end": old.get("iemf_end")}
         method = old.get("method", "normal")
-        base: dict = {"normal": {}, "mslr": {}, "mmpareto": {}, "lfm": {"weight": old.get("lfm_weight", 1.0)},
-                      "ogm_ge": {"alpha": old.get("ogm_alpha", 0.8), "start": old.get("ogm_start", 0),
-                                 "end": old.get("ogm_end")},
-                      "constant": {"coeff": old.get("constant_coeff", 1.0), "noise": old.get("iemf_noise", True),
-                                   **window},
-                      "noise": dict(window)}.get(method, {})  # fmt: skip
+        base: dict = {
+            "normal": {},
+            "mslr": {},
+            "mmpareto": {},
+            "lfm": {"weight": old.get("lfm_weight", 1.0)},
+            "ogm_ge": {"alpha": old.get("ogm_alpha", 0.8), "start": old.get("ogm_start", 0), "end": old.get("ogm_end")},
+            "constant": {"coeff": old.get("constant_coeff", 1.0), "noise": old.get("iemf_noise", True), **window},
+            "noise": dict(window),
+        }.get(method, {})
         d["policies"] = policies_for(method, **base) if method != "normal" else []
         if old.get(flag) is True:
-            d["policies"].append({"name": IEMF.name, "lam": old.get("iemf_lambda", 1.0),
-                                  "lambda_mode": old.get("iemf_lambda_mode", "inside"),
-                                  "noise": old.get("iemf_noise", True), **window})  # fmt: skip
+            d["policies"].append(
+                {
+                    "name": IEMF.name,
+                    "lam": old.get("iemf_lambda", 1.0),
+                    "lambda_mode": old.get("iemf_lambda_mode", "inside"),
+                    "noise": old.get("iemf_noise", True),
+                    **window,
+                }
+            )
         if "unimodal_label_smoothing" in old:
-            d.setdefault("loss", {"unimodal": "always", "label_smoothing": 0.0,
-                                  "unimodal_label_smoothing": old["unimodal_label_smoothing"]})  # fmt: skip
+            d.setdefault(
+                "loss",
+                {
+                    "unimodal": "always",
+                    "label_smoothing": 0.0,
+                    "unimodal_label_smoothing": old["unimodal_label_smoothing"],
+                },
+            )
         log.warning("converted the old flat method keys %s to policies: %s", sorted(old), d["policies"])
         return d
 

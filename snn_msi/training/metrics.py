@@ -26,8 +26,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["SplitMetrics", "batch_sums", "SUM_FIELDS", "MetricsCollector", "shapley_two", "macro_f1",
-           "mean_average_precision", "per_class", "confusion"]  # fmt: skip
+__all__ = [
+    "SplitMetrics",
+    "batch_sums",
+    "SUM_FIELDS",
+    "MetricsCollector",
+    "shapley_two",
+    "macro_f1",
+    "mean_average_precision",
+    "per_class",
+    "confusion",
+]
 
 #: per-batch sums the trainer accumulates (then all-reduces) to make a :class:`SplitMetrics`
 SUM_FIELDS = ("loss", "acc", "acc_audio", "acc_visual", "acc_fused_audio", "acc_fused_visual", "n")
@@ -178,10 +187,12 @@ class MetricsCollector:
             y = np.concatenate(parts["y"])
             probs = np.concatenate(parts["probs"])
             classes = probs.shape[1]
-            extra.update(f1=macro_f1(y, probs.argmax(1), classes),
-                         f1_audio=macro_f1(y, np.concatenate(parts["pred_audio"]), classes),
-                         f1_visual=macro_f1(y, np.concatenate(parts["pred_visual"]), classes),
-                         map=mean_average_precision(y, probs))  # fmt: skip
+            extra.update(
+                f1=macro_f1(y, probs.argmax(1), classes),
+                f1_audio=macro_f1(y, np.concatenate(parts["pred_audio"]), classes),
+                f1_visual=macro_f1(y, np.concatenate(parts["pred_visual"]), classes),
+                map=mean_average_precision(y, probs),
+            )
         n = float(sums[-1])
         if self.has_coalitions and n > 0:
             v_a, v_v, v_none = (float(c) / n for c in coalitions)

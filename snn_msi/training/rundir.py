@@ -63,8 +63,17 @@ CHECKPOINT_VERSION = 2
 #: config keys a resumed run may change (more epochs, another device or worker count, a moved folder)
 RESUMABLE = ("epochs", "device", "out", "data.num_workers", "data.root")
 #: the files and folders a run writes (what --overwrite replaces; nothing else in the folder is touched)
-RUN_FILES = ("config.yaml", "last.pt", "best.pt", "metrics.csv", "steps.csv", "results.json", "curves.png", "tb",
-             "energy")  # fmt: skip
+RUN_FILES = (
+    "config.yaml",
+    "last.pt",
+    "best.pt",
+    "metrics.csv",
+    "steps.csv",
+    "results.json",
+    "curves.png",
+    "tb",
+    "energy",
+)
 #: the files whose presence means the folder holds a run (besides a config.yaml that a run wrote)
 RUN_DATA = ("last.pt", "best.pt", "metrics.csv", "steps.csv", "results.json")
 #: the first line of a run's config.yaml
@@ -112,13 +121,15 @@ def load_checkpoint(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unpickling failure means a corrupt or foreign file
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ValueError(f"checkpoint {path} is corrupt or not an snn-msi checkpoint: {type(err).__name__}: "
-                         f"{first[:200]}") from None  # fmt: skip
+        raise ValueError(
+            f"checkpoint {path} is corrupt or not an snn-msi checkpoint: {type(err).__name__}: {first[:200]}"
+        ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"checkpoint {path} is not an snn-msi checkpoint (no model weights and config)")
     if state.get("version") not in (1, CHECKPOINT_VERSION):
-        raise ValueError(f"checkpoint {path} has version {state.get('version')}; this snn-msi reads "
-                         f"{CHECKPOINT_VERSION}")  # fmt: skip
+        raise ValueError(
+            f"checkpoint {path} has version {state.get('version')}; this snn-msi reads {CHECKPOINT_VERSION}"
+        )
     return state
 
 
@@ -136,8 +147,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def config_diff(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """``["epochs: 10 -> 2", ...]``: the dotted keys where two plain configs differ (``ignore``: keys to skip)."""
     fa, fb = _flatten(a), _flatten(b)
-    return [f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
-            if k not in ignore and fa.get(k) != fb.get(k)]  # fmt: skip
+    return [
+        f"{k}: {fa.get(k)!r} -> {fb.get(k)!r}"
+        for k in sorted(set(fa) | set(fb))
+        if k not in ignore and fa.get(k) != fb.get(k)
+    ]
 
 
 class _Lock:
@@ -164,8 +178,10 @@ class _Lock:
             except BlockingIOError:
                 owner = self._owner(fd)
                 os.close(fd)
-                raise RunLockedError(f"run folder {self.file.parent} is in use by {owner} (lock file {self.file}); "
-                                     "wait for it to finish, or use another --out") from None  # fmt: skip
+                raise RunLockedError(
+                    f"run folder {self.file.parent} is in use by {owner} (lock file {self.file}); "
+                    "wait for it to finish, or use another --out"
+                ) from None
             if os.path.exists(self.file) and os.fstat(fd).st_ino == os.stat(self.file).st_ino:
                 break
             os.close(fd)  # the file was removed by its previous owner while we waited: lock the new one
@@ -308,12 +324,16 @@ class RunDir:
             self._recover()
             foreign = self.foreign_files()
             if foreign and self.mode != "resume":
-                raise RunExistsError(f"output folder {self.path} holds {', '.join(foreign)} but no run; a run writes "
-                                     "those names: move them, or use another --out")  # fmt: skip
+                raise RunExistsError(
+                    f"output folder {self.path} holds {', '.join(foreign)} but no run; a run writes "
+                    "those names: move them, or use another --out"
+                )
             if self.mode == "new" and self.holds_run():
                 what = "a finished run" if self.is_complete() else "a run"
-                raise RunExistsError(f"output folder {self.path} already holds {what}; use --resume to continue it, "
-                                     "--overwrite to replace it, or another --out")  # fmt: skip
+                raise RunExistsError(
+                    f"output folder {self.path} already holds {what}; use --resume to continue it, "
+                    "--overwrite to replace it, or another --out"
+                )
             if self.mode == "overwrite" and self.holds_run():
                 self.staging.mkdir()
                 self.work = self.staging
@@ -328,12 +348,17 @@ class RunDir:
             remove_orphans(folder)
         if self.staging.is_dir():
             if (self.staging / "last.pt").is_file():
-                log.warning("%s: finishing the --overwrite that a killed process left (its new run had written a "
-                            "checkpoint)", self.path)  # fmt: skip
+                log.warning(
+                    "%s: finishing the --overwrite that a killed process left (its new run had written a checkpoint)",
+                    self.path,
+                )
                 self._replace_old_run()
             else:
-                log.warning("%s: removed the new run of a killed --overwrite (it had written no checkpoint; the "
-                            "old run is as it was)", self.path)  # fmt: skip
+                log.warning(
+                    "%s: removed the new run of a killed --overwrite (it had written no checkpoint; the "
+                    "old run is as it was)",
+                    self.path,
+                )
                 shutil.rmtree(self.staging)
         if (self.path / REPLACED).is_dir():
             shutil.rmtree(self.path / REPLACED)
@@ -377,8 +402,10 @@ class RunDir:
         """A resumed run keeps its config: raise naming every changed key not in :data:`RESUMABLE`."""
         diff = config_diff(saved, requested, RESUMABLE)
         if diff:
-            raise ConfigError(f"cannot resume {self.path} with a changed config ({'; '.join(diff)}); a resumed run "
-                              "keeps its configuration (start a new run with --out, or --overwrite)")  # fmt: skip
+            raise ConfigError(
+                f"cannot resume {self.path} with a changed config ({'; '.join(diff)}); a resumed run "
+                "keeps its configuration (start a new run with --out, or --overwrite)"
+            )
 
     def write_config(self, config) -> None:
         """``config.yaml``, marked as written by a run (a user's own config.yaml in the folder is not a run)."""

@@ -225,8 +225,9 @@ def to_batch(item, device: torch.device) -> Batch:
 
 
 @torch.no_grad()
-def evaluate_pass(model, groups, batches, device: torch.device, amp: bool, predict=None, forward=None,
-                  shapley: bool = True) -> MetricsCollector:  # fmt: skip
+def evaluate_pass(
+    model, groups, batches, device: torch.device, amp: bool, predict=None, forward=None, shapley: bool = True
+) -> MetricsCollector:
     """One evaluation pass: loss (plain cross-entropy of the fused logits, as the original validates),
     accuracies, F1, mAP and, with ``shapley``, the fused predictions with each modality's features masked.
     ``predict`` / ``forward``: the methods' (a method's own evaluation forward, e.g. Greedy's MMTM encoders)."""
@@ -242,19 +243,31 @@ def evaluate_pass(model, groups, batches, device: torch.device, amp: bool, predi
             if shapley and fwd.used is not None:
                 a, v = fwd.used
                 za, zv = torch.zeros_like(a), torch.zeros_like(v)
-                masked = {"only_audio": fwd.output(a, zv, keep=False).fused,
-                          "only_visual": fwd.output(za, v, keep=False).fused,
-                          "none": fwd.output(za, zv, keep=False).fused}  # fmt: skip
+                masked = {
+                    "only_audio": fwd.output(a, zv, keep=False).fused,
+                    "only_visual": fwd.output(za, v, keep=False).fused,
+                    "none": fwd.output(za, zv, keep=False).fused,
+                }
         if not bool(torch.isfinite(out.fused).all()):
             ids = list(batch.clip_id)
             raise NonFiniteLossError(f"non-finite outputs for the clips {', '.join(ids[:4])}{' ...' * (len(ids) > 4)}")
-        col.add(F.cross_entropy(out.fused.float(), batch.y), out, batch.y,
-                {k: z.float() for k, z in masked.items()} if masked else None)  # fmt: skip
+        col.add(
+            F.cross_entropy(out.fused.float(), batch.y),
+            out,
+            batch.y,
+            {k: z.float() for k, z in masked.items()} if masked else None,
+        )
     return col
 
 
-def evaluate(model, ds: Dataset, device: torch.device | str = "cpu", batch_size: int = 32, amp: bool = False,
-             policies: Compose | None = None) -> SplitMetrics:  # fmt: skip
+def evaluate(
+    model,
+    ds: Dataset,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+    amp: bool = False,
+    policies: Compose | None = None,
+) -> SplitMetrics:
     """Loss (plain cross-entropy of the fused logits), accuracies and imbalance numbers of ``model`` on ``ds`` (one
     process). ``policies``: the run's methods (set up on ``model``), for the methods that change the prediction
     (MMCosine, MLA, ReconBoost, UME); without them the model's own fusion predicts."""
@@ -302,10 +315,18 @@ class Trainer:
         loggers: where the epochs' numbers go besides the CSV files (``tb``, ``mlflow``, ``wandb``: :mod:`.loggers`).
     """
 
-    def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset, Dataset] | None = None,
-                 model: AVNet | None = None, policies: Compose | None = None, mode: str = "new",
-                 progress: bool = True, stop_after: int | None = None, plots: bool = True,
-                 loggers: tuple[str, ...] = DEFAULT_LOGGERS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: TrainConfig,
+        datasets: tuple[Dataset, Dataset, Dataset] | None = None,
+        model: AVNet | None = None,
+        policies: Compose | None = None,
+        mode: str = "new",
+        progress: bool = True,
+        stop_after: int | None = None,
+        plots: bool = True,
+        loggers: tuple[str, ...] = DEFAULT_LOGGERS,
+    ) -> None:
         self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
         self.rank, self.world = _dist_info()
@@ -316,8 +337,10 @@ class Trainer:
         self.policies = policies if policies is not None else build_policies(config.policies, config.seed)
         check_fusion(self.policies.names(), config.model.fusion)
         if self.distributed and not self.policies.data_parallel:
-            raise ConfigError(f"method(s) {self.policies.label} run more passes of the model than data parallel "
-                              "training's one forward per step; train them in one process")  # fmt: skip
+            raise ConfigError(
+                f"method(s) {self.policies.label} run more passes of the model than data parallel "
+                "training's one forward per step; train them in one process"
+            )
         self.rundir = RunDir(config.out, mode)
         self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
@@ -352,8 +375,9 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(config.milestones), config.gamma)
         self.amp = config.amp and self.device.type == "cuda"
-        self.workers = config.data.num_workers if config.data.num_workers is not None else _default_workers(
-            self.train_set)  # fmt: skip
+        self.workers = (
+            config.data.num_workers if config.data.num_workers is not None else _default_workers(self.train_set)
+        )
         self.runlog = RunLog(
             self.rundir.work,
             enabled=self.rank == 0,
@@ -372,16 +396,30 @@ class Trainer:
         if params is None:
             params = [p for p in self.model.parameters() if p.requires_grad] + self.policies.parameters()
         if not c.weight_decay_1d:  # timm's filter: no decay on biases and norm weights (1-D tensors)
-            params = [{"params": [p for p in params if p.dim() > 1]},
-                      {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0}]  # fmt: skip
+            params = [
+                {"params": [p for p in params if p.dim() > 1]},
+                {"params": [p for p in params if p.dim() <= 1], "weight_decay": 0.0},
+            ]
         if c.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
-                                   weight_decay=c.weight_decay)  # fmt: skip
+            return torch.optim.SGD(
+                params,
+                lr=c.lr,
+                momentum=c.momentum,
+                nesterov=c.nesterov and c.momentum > 0,
+                weight_decay=c.weight_decay,
+            )
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
 
     # -- data -----------------------------------------------------------------------------------------------
-    def _loader(self, ds: Dataset, epoch: int, train: bool, plan: SamplePlan | None = None,
-                shuffle: bool | None = None, seed_offset: int = 0) -> DataLoader:  # fmt: skip
+    def _loader(
+        self,
+        ds: Dataset,
+        epoch: int,
+        train: bool,
+        plan: SamplePlan | None = None,
+        shuffle: bool | None = None,
+        seed_offset: int = 0,
+    ) -> DataLoader:
         shuffle = train if shuffle is None else shuffle
         sampler, collate_fn, ds = None, collate, Packed(ds)
         if train:
@@ -398,8 +436,16 @@ class Trainer:
         # data order depends on (seed, epoch) only
         g = torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch + seed_offset)
         opts = loader_options(self.workers, self.device)
-        return DataLoader(ds, batch_size=self.cfg.batch_size, shuffle=shuffle, sampler=sampler, generator=g,
-                          drop_last=False, collate_fn=collate_fn, **opts)  # fmt: skip
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            generator=g,
+            drop_last=False,
+            collate_fn=collate_fn,
+            **opts,
+        )
 
     def _bar(self, loader, desc: str):
         from tqdm import tqdm  # the plain class: tqdm.auto's asyncio variant calls iter() on the loader twice
@@ -434,9 +480,17 @@ class Trainer:
         """One training step; returns the output, the loss (a float, for the logs) and the loss tensor."""
         if self.policies.owner("train_step") is not None:
             fwd = ForwardContext(self.model, self.groups, batch, epoch, True, self.predict)
-            step = TrainStep(self.model, self.groups, batch, epoch, index, batches, fwd,
-                             lambda: self.optimizer.zero_grad(set_to_none=True),
-                             lambda: self._optimizer_step(epoch))  # fmt: skip
+            step = TrainStep(
+                self.model,
+                self.groups,
+                batch,
+                epoch,
+                index,
+                batches,
+                fwd,
+                lambda: self.optimizer.zero_grad(set_to_none=True),
+                lambda: self._optimizer_step(epoch),
+            )
             out, total = self.policies.train_step(step)
             loss_value = float(total.detach())
             if not math.isfinite(loss_value):
@@ -449,8 +503,10 @@ class Trainer:
         weights = self.policies.loss_weights(ctx) or {}
         unknown = set(weights) - set(losses)
         if unknown:
-            raise ConfigError(f"methods {self.policies.label} weight loss terms this run does not have: "
-                              f"{', '.join(sorted(unknown))} (it has {', '.join(losses)})")  # fmt: skip
+            raise ConfigError(
+                f"methods {self.policies.label} weight loss terms this run does not have: "
+                f"{', '.join(sorted(unknown))} (it has {', '.join(losses)})"
+            )
         # a term weighted 0 is left out (not multiplied by 0): parameters only it reaches get no gradient, so
         # momentum and weight decay leave them alone, as in the codes that optimise only the other terms
         terms = [v * weights.get(k, 1.0) for k, v in losses.items() if weights.get(k, 1.0) != 0]
@@ -522,10 +578,14 @@ class Trainer:
             return col.result()
         except (NonFiniteInputError, NonFiniteLossError) as err:
             when = f" at epoch {epoch + 1}, step {self.step}" if epoch is not None else ""
-            kept = (f"; {self.rundir.last} (epoch {epoch}) is the last good checkpoint"
-                    if epoch and self.rundir.last.is_file() else "")  # fmt: skip
-            raise NonFiniteLossError(f"the model has diverged{when}: evaluating it gives non-finite values ({err})"
-                                     f"{kept}") from None  # fmt: skip
+            kept = (
+                f"; {self.rundir.last} (epoch {epoch}) is the last good checkpoint"
+                if epoch and self.rundir.last.is_file()
+                else ""
+            )
+            raise NonFiniteLossError(
+                f"the model has diverged{when}: evaluating it gives non-finite values ({err}){kept}"
+            ) from None
 
     def epoch_view(self, epoch: int) -> _EpochView:
         """The typed view of the run that methods get at the start of ``epoch``."""
@@ -552,9 +612,17 @@ class Trainer:
 
     def _save_best(self, config: dict) -> None:
         """``best.pt``: the best weights so far (with the methods' state of that epoch) and the config."""
-        save_checkpoint({"version": CHECKPOINT_VERSION, "config": config, "model": self.best_model,
-                         "policies": self.best_policies, "epoch": self.best_epoch, "val_acc": self.best},
-                        self.rundir.best)  # fmt: skip
+        save_checkpoint(
+            {
+                "version": CHECKPOINT_VERSION,
+                "config": config,
+                "model": self.best_model,
+                "policies": self.best_policies,
+                "epoch": self.best_epoch,
+                "val_acc": self.best,
+            },
+            self.rundir.best,
+        )
 
     def _restore_best(self) -> None:
         """After a resume: write ``best.pt`` from ``last.pt``'s best weights when a kill came between the two."""
@@ -571,8 +639,9 @@ class Trainer:
 
     def load_state_dict(self, state: dict, path: Path) -> None:
         if state.get("version") != CHECKPOINT_VERSION or "optimizer" not in state:
-            raise ValueError(f"checkpoint {path} cannot be resumed (version {state.get('version')}, or a weights-only"
-                             " file)")  # fmt: skip
+            raise ValueError(
+                f"checkpoint {path} cannot be resumed (version {state.get('version')}, or a weights-only file)"
+            )
         self.rundir.check_resume_config(state["config"], self.cfg.to_dict())
         _load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -587,8 +656,12 @@ class Trainer:
         from ..plots import training_curves
 
         headlines = self.policies.headlines()
-        training_curves(read_csv(self.rundir.work / "metrics.csv"), read_csv(self.rundir.work / "steps.csv"),
-                        self.rundir.work / "curves.png", headlines[0] if headlines else None)  # fmt: skip
+        training_curves(
+            read_csv(self.rundir.work / "metrics.csv"),
+            read_csv(self.rundir.work / "steps.csv"),
+            self.rundir.work / "curves.png",
+            headlines[0] if headlines else None,
+        )
 
     # -- the run --------------------------------------------------------------------------------------------
     def fit(self) -> RunResult | None:
@@ -612,9 +685,11 @@ class Trainer:
         state = load_checkpoint(rd.last)
         trained = int(state.get("epoch", 0))
         if self.cfg.epochs < trained:
-            raise ConfigError(f"--epochs {self.cfg.epochs}: {rd.path} has trained {trained} epochs already; a run "
-                              f"continues to more epochs, it cannot be cut back (give --epochs {trained} or more, "
-                              "or start a new run)")  # fmt: skip
+            raise ConfigError(
+                f"--epochs {self.cfg.epochs}: {rd.path} has trained {trained} epochs already; a run "
+                f"continues to more epochs, it cannot be cut back (give --epochs {trained} or more, "
+                "or start a new run)"
+            )
         finished = rd.is_complete() and trained >= self.cfg.epochs
         self.load_state_dict(state, rd.last)
         self._restore_best()
@@ -623,9 +698,16 @@ class Trainer:
         if rd.is_complete():
             rd.results_file.unlink()  # the results of the shorter run: the continued run writes its own
             lr = self.optimizer.param_groups[0]["lr"]
-            log.warning("continuing the finished run %s from epoch %d to %d; the learning-rate schedule goes on where "
-                        "it stopped (lr %g now; x%g at epochs %s)", rd.path, trained, self.cfg.epochs, lr,
-                        self.cfg.gamma, list(self.cfg.milestones) or "none")  # fmt: skip
+            log.warning(
+                "continuing the finished run %s from epoch %d to %d; the learning-rate schedule goes on where "
+                "it stopped (lr %g now; x%g at epochs %s)",
+                rd.path,
+                trained,
+                self.cfg.epochs,
+                lr,
+                self.cfg.gamma,
+                list(self.cfg.milestones) or "none",
+            )
         self.runlog.truncate(self.start_epoch)
         if self.rank == 0:
             rd.write_config(self.cfg)  # the resumable keys it may change (epochs, device, ...)
@@ -651,8 +733,15 @@ class Trainer:
             val = self.evaluate(self.val_set, epoch)
             self.scheduler.step()
             self.policies.on_validation(val, epoch)
-            row = {"epoch": epoch + 1, "lr": lr, **train.row("train"), **val.row("val"), "nonfinite_skipped": skipped,
-                   "train_samples": train.n, "seconds": time.time() - t0}  # fmt: skip
+            row = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                **train.row("train"),
+                **val.row("val"),
+                "nonfinite_skipped": skipped,
+                "train_samples": train.n,
+                "seconds": time.time() - t0,
+            }
             if val.acc > self.best:
                 self.best, self.best_epoch = val.acc, epoch + 1
                 self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
@@ -722,8 +811,9 @@ class _EpochView(EpochView):
         if split == "train" and hasattr(base, "set_epoch"):
             base.set_epoch(self.epoch)
         self._offset += 1  # each pass its own (seeded) order
-        loader = self.trainer._loader(ds, self.epoch, train=split == "train", shuffle=shuffle,
-                                      seed_offset=7919 * self._offset)  # fmt: skip
+        loader = self.trainer._loader(
+            ds, self.epoch, train=split == "train", shuffle=shuffle, seed_offset=7919 * self._offset
+        )
         for i, item in enumerate(loader):
             if limit is not None and i >= limit:
                 break

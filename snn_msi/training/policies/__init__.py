@@ -45,19 +45,45 @@ from .base import (
     unmasked_heads,
 )
 
-__all__ = ["METHODS", "register_method", "build_policies", "Compose", "Policy", "PolicyConfig", "PolicyLog",
+__all__ = [
+    "METHODS",
+    "register_method",
+    "build_policies",
+    "Compose",
+    "Policy",
+    "PolicyConfig",
+    "PolicyLog",
     "log_fields",
-           "Composition", "WindowConfig",
-           "StepContext", "NoiseSource", "scale_with_noise", "true_class_score", "method_table", "Batch",
-           "ForwardContext", "EpochView", "FeatureSet", "SamplePlan", "TrainStep", "default_output",
-           "scale_gradient", "unmasked_heads", "DROP_NONE", "DROP_AUDIO", "DROP_VISUAL", "MODALITIES",
-           "composes_with_iemf", "check_fusion"]  # fmt: skip
+    "Composition",
+    "WindowConfig",
+    "StepContext",
+    "NoiseSource",
+    "scale_with_noise",
+    "true_class_score",
+    "method_table",
+    "Batch",
+    "ForwardContext",
+    "EpochView",
+    "FeatureSet",
+    "SamplePlan",
+    "TrainStep",
+    "default_output",
+    "scale_gradient",
+    "unmasked_heads",
+    "DROP_NONE",
+    "DROP_AUDIO",
+    "DROP_VISUAL",
+    "MODALITIES",
+    "composes_with_iemf",
+    "check_fusion",
+]
 
 METHODS = Registry("method")
 
 
-def register_method(cls=None, *, source: str, modulates: str, iemf: Composition,
-                    fusions: tuple[str, ...] | None = None):  # fmt: skip
+def register_method(
+    cls=None, *, source: str, modulates: str, iemf: Composition, fusions: tuple[str, ...] | None = None
+):
     """Class decorator: register a :class:`Policy` subclass under ``cls.name``.
 
     Args:
@@ -85,8 +111,10 @@ def check_fusion(names: Sequence[str], fusion: str) -> None:
     for name in names:
         allowed = METHODS.get(name).fusions
         if allowed is not None and fusion not in allowed:
-            raise ConfigError(f"method {name!r} needs a fusion with a linear head per modality ({', '.join(allowed)}); "
-                              f"this run's fusion is {fusion!r}")  # fmt: skip
+            raise ConfigError(
+                f"method {name!r} needs a fusion with a linear head per modality ({', '.join(allowed)}); "
+                f"this run's fusion is {fusion!r}"
+            )
 
 
 def _overrides(p: Policy, hook: str) -> bool:
@@ -105,12 +133,16 @@ class Compose(Policy):
     def __init__(self, policies: Sequence[Policy]) -> None:
         super().__init__()
         names = [p.name for p in policies]
-        hooks = (("backward", "compute the backward"), ("forward", "compute the forward"),
-                 ("predict", "compute the prediction"), ("train_step", "take over the training step"))  # fmt: skip
+        hooks = (
+            ("backward", "compute the backward"),
+            ("forward", "compute the forward"),
+            ("predict", "compute the prediction"),
+            ("train_step", "take over the training step"),
+        )
         for hook, what in hooks:
             own = [p.name for p in policies if _overrides(p, hook)]
             if len(own) > 1:
-                raise ConfigError(f"at most one method may {what} itself: {', '.join(own)}")  # fmt: skip
+                raise ConfigError(f"at most one method may {what} itself: {', '.join(own)}")
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ConfigError(f"method(s) {', '.join(twice)} listed twice; each method acts once per step")
@@ -121,8 +153,10 @@ class Compose(Policy):
                     raise ConfigError(f"method {name!r} does not compose with IEMF: {c.reason}")
         step = [p.name for p in policies if _overrides(p, "train_step")]
         if step and len(policies) > 1:
-            raise ConfigError(f"method {step[0]!r} takes over the whole training step and runs alone, not with "
-                              f"{', '.join(n for n in names if n != step[0])}")  # fmt: skip
+            raise ConfigError(
+                f"method {step[0]!r} takes over the whole training step and runs alone, not with "
+                f"{', '.join(n for n in names if n != step[0])}"
+            )
         self.policies = list(policies)
         self.needs_unimodal_losses = any(p.needs_unimodal_losses for p in self.policies)
         self.needs_features = any(p.needs_features for p in self.policies)
@@ -209,8 +243,9 @@ class Compose(Policy):
     def load_state_dict(self, state):
         saved = state.get("policies", [])
         if [s.get("name") for s in saved] != self.names():
-            raise ValueError(f"the checkpoint's methods {[s.get('name') for s in saved]} are not this run's "
-                             f"{self.names()}")  # fmt: skip
+            raise ValueError(
+                f"the checkpoint's methods {[s.get('name') for s in saved]} are not this run's {self.names()}"
+            )
         for p, s in zip(self.policies, saved, strict=True):
             p.load_state_dict(s)
 

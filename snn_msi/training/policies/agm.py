@@ -138,15 +138,25 @@ class AGM(Policy):
         s_a, s_v = agm_score(m_a, b.y), agm_score(m_v, b.y)
         coeff_a, coeff_v = agm_coefficients(s_a, s_v, self.t["audio"], self.t["visual"], self.cfg.alpha)
         self.k += 1
-        self.t = {"audio": running_mean(self.t["audio"], s_a, self.k),
-                  "visual": running_mean(self.t["visual"], s_v, self.k)}  # fmt: skip
+        self.t = {
+            "audio": running_mean(self.t["audio"], s_a, self.k),
+            "visual": running_mean(self.t["visual"], s_v, self.k),
+        }
         active = self.cfg.active(fwd.epoch)
         if not active:
             coeff_a = coeff_v = 1.0
-        self.log.update(score_audio=s_a, score_visual=s_v, running_audio=self.t["audio"],
-                        running_visual=self.t["visual"], coeff_audio=coeff_a, coeff_visual=coeff_v,
-                        active=float(active), clipped=0.0, acc_eval_mode=acc_eval,
-                        acc_train_mode=float((out.fused.detach().argmax(1) == b.y).float().mean()))  # fmt: skip
+        self.log.update(
+            score_audio=s_a,
+            score_visual=s_v,
+            running_audio=self.t["audio"],
+            running_visual=self.t["visual"],
+            coeff_audio=coeff_a,
+            coeff_visual=coeff_v,
+            active=float(active),
+            clipped=0.0,
+            acc_eval_mode=acc_eval,
+            acc_train_mode=float((out.fused.detach().argmax(1) == b.y).float().mean()),
+        )
         fused = scale_gradient(m_a, coeff_a) + scale_gradient(m_v, coeff_v)
         return dataclasses.replace(out, fused=fused)
 

@@ -184,16 +184,23 @@ def default_output(model: nn.Module, a: torch.Tensor, v: torch.Tensor) -> AVOutp
     after its encoders (fusion and unimodal heads, logits averaged over T)."""
     fused, out_a, out_v = model.fusion(a, v)
     head_a, head_v = model.heads(a, v)
-    return AVOutput(fused=fused.mean(0), audio=head_a.mean(0), visual=head_v.mean(0), fused_audio=out_a.mean(0),
-                    fused_visual=out_v.mean(0), features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+    return AVOutput(
+        fused=fused.mean(0),
+        audio=head_a.mean(0),
+        visual=head_v.mean(0),
+        fused_audio=out_a.mean(0),
+        fused_visual=out_v.mean(0),
+        features={"audio": a.mean(0), "visual": v.mean(0)},
+    )
 
 
 def unmasked_heads(out: AVOutput, model: nn.Module, a: torch.Tensor, v: torch.Tensor) -> AVOutput:
     """``out`` with the unimodal heads (and ``features``) of the unmasked features ``a, v``: for methods that mask
     what the fusion sees (OPM, the valuation methods) but not what each modality's own head learns from."""
     head_a, head_v = model.heads(a, v)
-    return dataclasses.replace(out, audio=head_a.mean(0), visual=head_v.mean(0),
-                               features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+    return dataclasses.replace(
+        out, audio=head_a.mean(0), visual=head_v.mean(0), features={"audio": a.mean(0), "visual": v.mean(0)}
+    )
 
 
 Predictor = Callable[[nn.Module, torch.Tensor, torch.Tensor], "AVOutput | None"]
@@ -205,8 +212,15 @@ class ForwardContext:
     :meth:`output` are kept (``used``): the trainer masks them for the Shapley values, CML reduces them.
     """
 
-    def __init__(self, model: nn.Module, groups: ParamGroups, batch: Batch, epoch: int, train: bool,
-                 predict: Predictor | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: ParamGroups,
+        batch: Batch,
+        epoch: int,
+        train: bool,
+        predict: Predictor | None = None,
+    ) -> None:
         self.model, self.groups, self.batch, self.epoch, self.train = model, groups, batch, epoch, train
         self.predict = predict
         self.used: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -300,8 +314,10 @@ class SamplePlan:
 
     def __post_init__(self) -> None:
         if self.indices.shape != self.drop.shape or self.indices.dim() != 1:
-            raise ValueError(f"a SamplePlan needs indices and drop codes of one length, got {tuple(self.indices.shape)}"
-                             f" and {tuple(self.drop.shape)}")  # fmt: skip
+            raise ValueError(
+                f"a SamplePlan needs indices and drop codes of one length, got {tuple(self.indices.shape)}"
+                f" and {tuple(self.drop.shape)}"
+            )
 
 
 class EpochView(ABC):
@@ -329,21 +345,25 @@ class EpochView(ABC):
         """How many batches one pass over the split has."""
 
     @abstractmethod
-    def train_copy(self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor],
-                   epochs: int) -> list[float]:  # fmt: skip
+    def train_copy(
+        self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor], epochs: int
+    ) -> list[float]:
         """Train ``model`` (a copy the method made) on the training split for ``epochs`` epochs with
         ``loss_fn(out, y)``, using a fresh optimizer of the run's kind and current learning rate; the mean
         training loss of each epoch."""
 
-    def map(self, split: str, fn: Callable[[ForwardContext, Batch], object], shuffle: bool = False,
-            limit: int | None = None) -> list:  # fmt: skip
+    def map(
+        self, split: str, fn: Callable[[ForwardContext, Batch], object], shuffle: bool = False, limit: int | None = None
+    ) -> list:
         """``[fn(fwd, batch) for each batch]`` with the model in evaluation mode, without gradients."""
         was = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                return [fn(ForwardContext(self.model, self.groups, b, self.epoch, False, self.predict), b)
-                        for b in self.batches(split, shuffle, limit)]  # fmt: skip
+                return [
+                    fn(ForwardContext(self.model, self.groups, b, self.epoch, False, self.predict), b)
+                    for b in self.batches(split, shuffle, limit)
+                ]
         finally:
             self.model.train(was)
 
@@ -358,8 +378,9 @@ class EpochView(ABC):
         parts = self.map(split, one, shuffle, limit)
         return FeatureSet(*(torch.cat([p[i] for p in parts]) for i in range(4)))
 
-    def mean_loss(self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor],
-                  split: str) -> list[float]:  # fmt: skip
+    def mean_loss(
+        self, model: nn.Module, loss_fn: Callable[[AVOutput, torch.Tensor], torch.Tensor], split: str
+    ) -> list[float]:
         """Mean over the split of ``loss_fn(out, y)`` (a scalar, or a vector of several losses at once: one pass),
         ``model`` in evaluation mode, without gradients; a list with one mean per entry."""
         was = model.training

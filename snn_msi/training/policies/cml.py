@@ -70,6 +70,7 @@ class CML(Policy):
         pen_a = confidence_penalty(ctx.out.fused, only_a, ctx.y)
         pen_v = confidence_penalty(ctx.out.fused, only_v, ctx.y)
         active = self.cfg.active(ctx.epoch)
-        self.log.update(penalty_audio_only=float(pen_a.detach()), penalty_visual_only=float(pen_v.detach()),
-                        active=float(active))  # fmt: skip
+        self.log.update(
+            penalty_audio_only=float(pen_a.detach()), penalty_visual_only=float(pen_v.detach()), active=float(active)
+        )
         return self.cfg.lam * (pen_a + pen_v) if active else None

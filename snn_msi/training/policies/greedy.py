@@ -193,9 +193,15 @@ class Greedy(Policy):
             self.curating, self.caring = False, 0
 
     def state_dict(self):
-        return {**super().state_dict(), "m_main": list(self.m_main), "m_bypass": list(self.m_bypass),
-                "curating": self.curating, "caring": self.caring, "curation_step": self.curation_step,
-                "d": self.d}  # fmt: skip
+        return {
+            **super().state_dict(),
+            "m_main": list(self.m_main),
+            "m_bypass": list(self.m_bypass),
+            "curating": self.curating,
+            "caring": self.caring,
+            "curation_step": self.curation_step,
+            "d": self.d,
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)

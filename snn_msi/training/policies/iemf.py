@@ -121,8 +121,11 @@ class ConstantScale(FusionScale):
         return self.cfg.coeff
 
 
-@register_method(source="this toolkit: the noise-alone control", iemf=Composition(False, "replaces IEMF's coefficient"),
-                 modulates="fusion-layer gradient + N(0, std(grad)) (coefficient 1)")  # fmt: skip
+@register_method(
+    source="this toolkit: the noise-alone control",
+    iemf=Composition(False, "replaces IEMF's coefficient"),
+    modulates="fusion-layer gradient + N(0, std(grad)) (coefficient 1)",
+)
 class NoiseOnly(FusionScale):
     """Control for IEMF: coefficient 1 with the same gradient noise (is it the noise?)."""
 

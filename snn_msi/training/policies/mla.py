@@ -111,8 +111,14 @@ class MLA(Policy):
             g_a = torch.full_like(z_a[:, :1], self.cfg.av_alpha)
             g_v = 1.0 - g_a
         self.gate_audio = float(g_a.detach().mean())
-        return AVOutput(fused=g_a * z_a + g_v * z_v, audio=z_a, visual=z_v, fused_audio=g_a * z_a,
-                        fused_visual=g_v * z_v, features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+        return AVOutput(
+            fused=g_a * z_a + g_v * z_v,
+            audio=z_a,
+            visual=z_v,
+            fused_audio=g_a * z_a,
+            fused_visual=g_v * z_v,
+            features={"audio": a.mean(0), "visual": v.mean(0)},
+        )
 
     def train_step(self, step: TrainStep):
         a, v = step.fwd.features()
@@ -135,6 +141,10 @@ class MLA(Policy):
             losses[m] = loss.detach()
         with torch.no_grad():
             out = self.predict(step.model, a.detach(), v.detach())
-        self.log.update(loss_audio=float(losses["audio"]), loss_visual=float(losses["visual"]), alpha=alpha,
-                        gate_audio=self.gate_audio)  # fmt: skip
+        self.log.update(
+            loss_audio=float(losses["audio"]),
+            loss_visual=float(losses["visual"]),
+            alpha=alpha,
+            gate_audio=self.gate_audio,
+        )
         return out, (losses["audio"] + losses["visual"]) / 2

@@ -35,8 +35,9 @@ def class_weights(fusion: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         return w[:, : fusion.dim], w[:, fusion.dim :]
     if isinstance(fusion, SumFusion):
         return fusion.head_a.weight, fusion.head.weight
-    raise ConfigError(f"mmcosine needs a fusion with a linear head per modality ({', '.join(FUSIONS)}); got "
-                      f"{type(fusion).__name__}")  # fmt: skip
+    raise ConfigError(
+        f"mmcosine needs a fusion with a linear head per modality ({', '.join(FUSIONS)}); got {type(fusion).__name__}"
+    )
 
 
 def cosine_logits(h: torch.Tensor, w: torch.Tensor, scale: float) -> torch.Tensor:
@@ -78,7 +79,15 @@ class MMCosine(Policy):
         h_a, h_v = a.mean(0), v.mean(0)
         z_a, z_v = cosine_logits(h_a, w_a, self.cfg.scale), cosine_logits(h_v, w_v, self.cfg.scale)
         head_a, head_v = model.heads(a, v)
-        self.log.update(cos_audio=float(z_a.detach().max(1).values.mean()) / self.cfg.scale,
-                        cos_visual=float(z_v.detach().max(1).values.mean()) / self.cfg.scale)  # fmt: skip
-        return AVOutput(fused=z_a + z_v, audio=head_a.mean(0), visual=head_v.mean(0), fused_audio=z_a,
-                        fused_visual=z_v, features={"audio": h_a, "visual": h_v})  # fmt: skip
+        self.log.update(
+            cos_audio=float(z_a.detach().max(1).values.mean()) / self.cfg.scale,
+            cos_visual=float(z_v.detach().max(1).values.mean()) / self.cfg.scale,
+        )
+        return AVOutput(
+            fused=z_a + z_v,
+            audio=head_a.mean(0),
+            visual=head_v.mean(0),
+            fused_audio=z_a,
+            fused_visual=z_v,
+            features={"audio": h_a, "visual": h_v},
+        )

@@ -78,8 +78,11 @@ class MSLR(Policy):
                         p.grad.mul_(scale)
 
     def state_dict(self):
-        return {**super().state_dict(), "history": {k: list(v) for k, v in self.history.items()},
-                "ratio": dict(self.ratio)}  # fmt: skip
+        return {
+            **super().state_dict(),
+            "history": {k: list(v) for k, v in self.history.items()},
+            "ratio": dict(self.ratio),
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)

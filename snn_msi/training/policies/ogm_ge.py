@@ -70,8 +70,9 @@ class OGMGE(Policy):
         s_v = float(true_class_score(ctx.out.fused_visual, ctx.y))
         coeff_a, coeff_v = ogm_ge_coefficients(s_a, s_v, self.cfg.alpha)
         active = self.cfg.active(ctx.epoch)
-        self.log.update(score_audio=s_a, score_visual=s_v, coeff_audio=coeff_a, coeff_visual=coeff_v,
-                        active=float(active))  # fmt: skip
+        self.log.update(
+            score_audio=s_a, score_visual=s_v, coeff_audio=coeff_a, coeff_visual=coeff_v, active=float(active)
+        )
         if active:
             noise = self.noise_source if self.cfg.noise else None
             for modality, coeff in (("audio", coeff_a), ("visual", coeff_v)):

@@ -50,8 +50,9 @@ def opm_drop_probabilities(s_a: float, s_v: float, q_base: float, lam: float) ->
     return q_a, q_v
 
 
-def drop_features(a: torch.Tensor, v: torch.Tensor, keep_a: torch.Tensor, keep_v: torch.Tensor, q_a: float,
-                  q_v: float) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def drop_features(
+    a: torch.Tensor, v: torch.Tensor, keep_a: torch.Tensor, keep_v: torch.Tensor, q_a: float, q_v: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``h_m * keep_m / (1 - theta)`` with ``theta = (d_a q_a + d_v q_v) / (d_a + d_v)`` (``d``: feature sizes),
     ``keep [B]`` broadcast over time and features (``custom_autograd`` scales forward and backward alike)."""
     d_a, d_v = a.shape[-1], v.shape[-1]
@@ -117,7 +118,14 @@ class OPM(Policy):
             a_in, v_in = drop_features(a, v, keep_a, keep_v, q_a, q_v)
         else:
             a_in, v_in = a, v
-        self.log.update(score_audio=s_a, score_visual=s_v, q_audio=q_a, q_visual=q_v, active=float(active),
-                        executed=float(executed), kept_audio=float(keep_a.mean()),
-                        kept_visual=float(keep_v.mean()))  # fmt: skip
+        self.log.update(
+            score_audio=s_a,
+            score_visual=s_v,
+            q_audio=q_a,
+            q_visual=q_v,
+            active=float(active),
+            executed=float(executed),
+            kept_audio=float(keep_a.mean()),
+            kept_visual=float(keep_v.mean()),
+        )
         return unmasked_heads(fwd.output(a_in, v_in), fwd.model, a, v)

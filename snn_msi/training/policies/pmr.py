@@ -106,9 +106,15 @@ class PMR(Policy):
         losses = {m: F.cross_entropy(s, ctx.y) for m, s in sims.items()}
         beta, gamma = pmr_coefficients(scores["audio"], scores["visual"], self.cfg.alpha)
         active = self.cfg.active(ctx.epoch)
-        self.log.update(score_audio=scores["audio"], score_visual=scores["visual"], beta=beta, gamma=gamma,
-                        loss_audio=float(losses["audio"].detach()), loss_visual=float(losses["visual"].detach()),
-                        active=float(active))  # fmt: skip
+        self.log.update(
+            score_audio=scores["audio"],
+            score_visual=scores["visual"],
+            beta=beta,
+            gamma=gamma,
+            loss_audio=float(losses["audio"].detach()),
+            loss_visual=float(losses["visual"].detach()),
+            active=float(active),
+        )
         if not active or (beta == 0 and gamma == 0):
             return None
         return beta * losses["audio"] + gamma * losses["visual"]

@@ -50,8 +50,9 @@ class RateRegConfig(PolicyConfig):
         for pattern, value in self.targets.items():
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not isinstance(pattern, str) or not number or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{pre}targets must map layer-name patterns to rates in [0, 1], got "
-                                  f"{pattern!r}: {value!r}")  # fmt: skip
+                raise ConfigError(
+                    f"{pre}targets must map layer-name patterns to rates in [0, 1], got {pattern!r}: {value!r}"
+                )
 
 
 @register_method(
@@ -83,8 +84,10 @@ class RateReg(Policy):
         self.remove()
         self.layers = {n: self.target_of(n) for n, m in model.named_modules() if neurons.is_spiking(m)}
         if not self.layers:
-            log.warning("rate_reg: the model has no spiking layers (neuron %r); the term is zero",
-                        getattr(getattr(model, "config", None), "neuron", "?"))  # fmt: skip
+            log.warning(
+                "rate_reg: the model has no spiking layers (neuron %r); the term is zero",
+                getattr(getattr(model, "config", None), "neuron", "?"),
+            )
         self._handles.append(model.register_forward_pre_hook(lambda _m, _i: self._clear()))
         for n, m in model.named_modules():
             if n in self.layers:
@@ -121,7 +124,11 @@ class RateReg(Policy):
         r = torch.stack(list(rates.values()))
         gap = r - torch.tensor([self.layers[n] for n in rates], device=r.device)
         penalty = (gap.clamp(min=0.0) if self.cfg.side == "above" else gap).pow(2).mean()
-        self.log.update(penalty=float(penalty.detach()), rate=float(r.detach().mean()),
-                        max_rate=float(r.detach().max()), layers=float(len(rates)))  # fmt: skip
+        self.log.update(
+            penalty=float(penalty.detach()),
+            rate=float(r.detach().mean()),
+            max_rate=float(r.detach().max()),
+            layers=float(len(rates)),
+        )
         self._clear()
         return self.cfg.strength * penalty

@@ -34,8 +34,9 @@ class ReconBoostConfig(PolicyConfig):
     hidden: int = field(default=256, metadata=check(ge=1))
 
 
-def boosting_loss(logits_j: torch.Tensor, ensemble_others: torch.Tensor | None, y: torch.Tensor, w1: float,
-                  w2: float) -> torch.Tensor:  # fmt: skip
+def boosting_loss(
+    logits_j: torch.Tensor, ensemble_others: torch.Tensor | None, y: torch.Tensor, w1: float, w2: float
+) -> torch.Tensor:
     """The official per-sample ``-w1 mean_c(y_c log p_c) + w2 mean_c(y_c q_c log p_c)``, averaged over the batch:
     ``p = softmax(learner j)``, ``q = softmax(ensemble of the others)`` (a constant); equals
     ``-(w1 - w2 q_y) log p_y / C``. C 3, uniform p, q_y 0.6, w (5, 1): 4.4 ln(3) / 3 = 1.611298.
@@ -113,16 +114,26 @@ class ReconBoost(Policy):
         self.members = [m for m in MODALITIES if m in added or (m == modality)]
         self.boosting = modality if boosting else None
         self.others = [m for m in MODALITIES if m in added and m != modality]
-        self.log.update(stage=float(stage), boosting=float(boosting), modality=float(MODALITIES.index(modality)),
-                        rho=float(self.extra.rho.detach()))  # fmt: skip
+        self.log.update(
+            stage=float(stage),
+            boosting=float(boosting),
+            modality=float(MODALITIES.index(modality)),
+            rho=float(self.extra.rho.detach()),
+        )
         return None
 
     def predict(self, model, a, v):
         f = {"audio": self.extra.head(a).mean(0), "visual": self.extra.head(v).mean(0)}
         rho = self.extra.rho
         fused = rho * sum(f[m] for m in (self.members or MODALITIES))
-        return AVOutput(fused=fused, audio=f["audio"], visual=f["visual"], fused_audio=rho * f["audio"],
-                        fused_visual=rho * f["visual"], features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+        return AVOutput(
+            fused=fused,
+            audio=f["audio"],
+            visual=f["visual"],
+            fused_audio=rho * f["audio"],
+            fused_visual=rho * f["visual"],
+            features={"audio": a.mean(0), "visual": v.mean(0)},
+        )
 
     def loss_weights(self, ctx):
         return {"fused": 0.0 if self.boosting else 1.0, "audio": 0.0, "visual": 0.0}
@@ -142,8 +153,12 @@ class ReconBoost(Policy):
         return loss
 
     def state_dict(self):
-        return {**super().state_dict(), "members": list(self.members), "boosting": self.boosting,
-                "others": list(self.others)}  # fmt: skip
+        return {
+            **super().state_dict(),
+            "members": list(self.members),
+            "boosting": self.boosting,
+            "others": list(self.others),
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)

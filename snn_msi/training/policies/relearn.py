@@ -116,8 +116,11 @@ class Relearn(Policy):
                 p.copy_(alphas[m] * p0.to(p.device) + (1 - alphas[m]) * p)
 
     def state_dict(self):
-        return {**super().state_dict(), "count": self.count,
-                "init": {m: [t.cpu().clone() for t in ts] for m, ts in self.init.items()}}  # fmt: skip
+        return {
+            **super().state_dict(),
+            "count": self.count,
+            "init": {m: [t.cpu().clone() for t in ts] for m, ts in self.init.items()},
+        }
 
     def load_state_dict(self, state):
         super().load_state_dict(state)

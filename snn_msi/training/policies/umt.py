@@ -95,8 +95,9 @@ class UMT(Policy):
             self.teacher.load_state_dict(self.teacher_state)
         except RuntimeError as err:
             first = " ".join(str(err).strip().splitlines()[:2])
-            raise ValueError(f"umt: the teacher {self.cfg.teacher or '(trained here)'} does not match this model: "
-                             f"{first}") from None  # fmt: skip
+            raise ValueError(
+                f"umt: the teacher {self.cfg.teacher or '(trained here)'} does not match this model: {first}"
+            ) from None
         self.teacher.requires_grad_(False)
         self.teacher.eval()
         return None
@@ -156,5 +157,11 @@ class UME(Policy):
     def predict(self, model, a, v):
         head_a, head_v = model.heads(a, v)
         z_a, z_v = head_a.mean(0), head_v.mean(0)
-        return AVOutput(fused=(z_a + z_v) / 2, audio=z_a, visual=z_v, fused_audio=z_a / 2, fused_visual=z_v / 2,
-                        features={"audio": a.mean(0), "visual": v.mean(0)})  # fmt: skip
+        return AVOutput(
+            fused=(z_a + z_v) / 2,
+            audio=z_a,
+            visual=z_v,
+            fused_audio=z_a / 2,
+            fused_visual=z_v / 2,
+            features={"audio": a.mean(0), "visual": v.mean(0)},
+        )

@@ -63,8 +63,9 @@ def sample_plan(phi_a: torch.Tensor, phi_v: torch.Tensor, index: torch.Tensor) -
     extra_a = torch.repeat_interleave(index, n_a)
     extra_v = torch.repeat_interleave(index, n_v)
     indices = torch.cat([index, extra_a, extra_v])
-    drop = torch.cat([torch.full_like(index, DROP_NONE), torch.full_like(extra_a, DROP_VISUAL),
-                      torch.full_like(extra_v, DROP_AUDIO)])  # fmt: skip
+    drop = torch.cat(
+        [torch.full_like(index, DROP_NONE), torch.full_like(extra_a, DROP_VISUAL), torch.full_like(extra_v, DROP_AUDIO)]
+    )
     return SamplePlan(indices, drop)
 
 
@@ -197,5 +198,6 @@ class ModalityValuation(_Valuation):
         chosen = index[torch.randint(0, n, (extra,), generator=g)]
         code = DROP_VISUAL if (1.0 - mean_a) > (1.0 - mean_v) else DROP_AUDIO  # drop the stronger modality
         self.log.update(extra_fraction=extra / max(n, 1))
-        return SamplePlan(torch.cat([index, chosen]),
-                          torch.cat([torch.full_like(index, DROP_NONE), torch.full_like(chosen, code)]))  # fmt: skip
+        return SamplePlan(
+            torch.cat([index, chosen]), torch.cat([torch.full_like(index, DROP_NONE), torch.full_like(chosen, code)])
+        )
