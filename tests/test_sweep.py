@@ -105,3 +105,28 @@ def test_the_methods_study_takes_tuned_values(tmp_path):
     cfg = MethodsStudyConfig(methods=("ogm_ge",), tuned=load_tuned(tuned))
     assert run_config_for(cfg, "ogm_ge", True, 0).policies == [{"name": "ogm_ge", "alpha": 0.3}, {"name": "iemf"}]
     assert run_config_for(cfg, "normal", False, 0).policies == []
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_every_trial_process_uses_the_sweeps_pruner(prune, monkeypatch):
+    """A study loaded without its pruner gets Optuna's default (no warm-up): each trial must load the sweep's."""
+    import optuna
+
+    from snn_msi.reports import sweep
+
+    seen = {}
+
+    class Loaded(Exception):
+        pass
+
+    def load_study(**kwargs):
+        seen.update(kwargs)
+        raise Loaded
+
+    monkeypatch.setattr(optuna, "load_study", load_study)
+    with pytest.raises(Loaded):
+        sweep.run_trial(({}, 0), storage="sqlite:///unused.db", prune=prune)
+    pruner, want = seen.get("pruner"), sweep.make_pruner(prune)
+    assert type(pruner) is type(want) and vars(pruner) == vars(want)
+    if prune:
+        assert pruner._n_warmup_steps == 2 and pruner._n_startup_trials == 2

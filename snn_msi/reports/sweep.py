@@ -156,6 +156,14 @@ class SweepConfig:
 
 
 # -- one trial, where it runs ------------------------------------------------------------------------------------
+def make_pruner(prune: bool):
+    """The sweep's pruner: median pruning once 2 trials are complete and a trial has reported 2 epochs (or none).
+    The driver and every trial's process build it here: a study loaded without it gets Optuna's default pruner."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2) if prune else optuna.pruners.NopPruner()
+
+
 def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, float]:
     """Train one trial's run epoch by epoch in its folder (resuming from ``last.pt``), reporting each epoch's
     validation accuracy to Optuna; ``("complete", best val acc)``, ``("pruned", last val acc)`` or ``("fail",
@@ -168,7 +176,7 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
     from ..training.runlog import read_csv
 
     cfg_dict, trial_id = item
-    study = optuna.load_study(study_name=STUDY, storage=storage)
+    study = optuna.load_study(study_name=STUDY, storage=storage, pruner=make_pruner(prune))
     trial = optuna.Trial(study, trial_id)
     cfg = TrainConfig.from_dict(cfg_dict)
     reported: set[int] = set()
@@ -198,11 +206,7 @@ def _open_study(scfg: SweepConfig):
     storage = f"sqlite:///{db.resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0])
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2)
-        if scfg.prune
-        else (optuna.pruners.NopPruner())
-    )
+    pruner = make_pruner(scfg.prune)
     if db.is_file():
         study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
         saved = study.user_attrs.get("spec")
