@@ -63,6 +63,7 @@ import neurons
 
 from ..files import write_csv, write_text
 from . import register_command
+from .stats import t_interval
 
 SWEEPS = ("contrast", "snr", "afferent")
 TRIALS = ("repeats", "stimuli")
@@ -571,18 +572,10 @@ def find_checkpoints(paths: list[str | Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _t_interval(x: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t interval of ``x`` (NaNs dropped; bounds NaN for fewer than 2 values)."""
-    from scipy import stats
-
-    d = np.asarray([v for v in x if not math.isnan(v)], dtype=float)
-    if len(d) == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(d.mean())
-    if len(d) < 2:
-        return m, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
-    return m, m - half, m + half
+def _t_interval(x: list[float]) -> tuple[float, float, float]:
+    """:func:`~snn_msi.reports.stats.t_interval` of ``x`` with NaNs dropped (all NaN for no value left)."""
+    d = [v for v in x if not math.isnan(v)]
+    return t_interval(d) if d else (math.nan, math.nan, math.nan)
 
 
 SEED_KEYS = ("ME_population", "ME_median", "AI_population", "AI_median", "frac_super_additive")
