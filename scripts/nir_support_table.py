@@ -31,7 +31,7 @@ from torch import nn
 
 import neurons
 from snn_msi.nir import NIRNetwork, export
-from snn_msi.nir.interop import in_topological_order
+from snn_msi.nir.interop import in_topological_order, run_steps
 
 T, B = 12, 3
 TOOLS = ("snntorch", "norse", "sinabs", "rockpool")
@@ -172,18 +172,6 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def _steps(net, x, stateful: bool):
-    outs, state = [], None
-    for xt in x:
-        if stateful:
-            o, state = net(xt, state)
-        else:
-            o = net(xt)
-            o = o[0] if isinstance(o, tuple) else o
-        outs.append(o)
-    return torch.stack(outs)
-
-
 def _load(tool: str, graph, dt: float):
     if tool == "snntorch":
         from snntorch.import_nir import import_from_nir
@@ -208,9 +196,9 @@ def _run(tool: str, net, x: torch.Tensor) -> torch.Tensor:
             from snntorch import utils
 
             utils.reset(net)
-            return _steps(net, x, stateful=False)
+            return run_steps(net, x, stateful=False)
         if tool == "norse":
-            return _steps(net, x, stateful=True)
+            return run_steps(net, x, stateful=True)
         if tool == "sinabs":  # squeeze layers: [B * T, ...], batch-major, at once
             y = net(x.transpose(0, 1).reshape(B * T, *x.shape[2:]))
             y = y[0] if isinstance(y, tuple) else y

@@ -25,7 +25,7 @@ from snn_msi.training.rundir import CHECKPOINT_VERSION, save_checkpoint
 
 nir = pytest.importorskip("nir", reason="pip install 'snn-msi[nir]'")
 from snn_msi.nir import export  # noqa: E402
-from snn_msi.nir.interop import in_topological_order  # noqa: E402
+from snn_msi.nir.interop import in_topological_order, run_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {"audio": (1, 40, 32), "visual": (1, 16, 16)}
@@ -115,19 +115,6 @@ def _same_spikes(demo, seen: dict, part: str) -> int:
     return len(ours)
 
 
-def _steps(net, x: torch.Tensor, stateful: bool) -> torch.Tensor:
-    """Run a one-input module over `x` `[T, B, ...]` a step at a time (nirtorch's executors take one step)."""
-    outs, state = [], None
-    for xt in x:
-        if stateful:
-            o, state = net(xt, state)
-        else:
-            o = net(xt)
-            o = o[0] if isinstance(o, tuple) else o
-        outs.append(o)
-    return torch.stack(outs)
-
-
 # -- snnTorch ------------------------------------------------------------------------------------------------
 def test_snntorch_runs_the_demo_parts_with_identical_spikes(demo, capsys):
     """`--part` x 3 (nirtorch's `nir_to_torch` takes one input), `--pool avg` (snnTorch maps AvgPool2d, not
@@ -144,12 +131,12 @@ def test_snntorch_runs_the_demo_parts_with_identical_spikes(demo, capsys):
         seen, _ = _record(net, (snn.Leaky,))
         utils.reset(net)
         with torch.no_grad():
-            out[part] = _steps(net, x, stateful=False)
+            out[part] = run_steps(net, x, stateful=False)
         assert _same_spikes(demo, seen, part) == 5
     assert torch.allclose(out["audio_net"], demo["a"], atol=1e-6)
     fusion = import_from_nir(graphs["fusion"])
     with torch.no_grad():
-        fused = _steps(fusion, torch.cat([out["audio_net"], out["visual_net"]], -1), stateful=False)
+        fused = run_steps(fusion, torch.cat([out["audio_net"], out["visual_net"]], -1), stateful=False)
     assert torch.allclose(fused, demo["fused"], atol=1e-5)
     assert torch.equal(fused.argmax(-1), demo["fused"].argmax(-1))
     capsys.readouterr()  # snnTorch prints a warning per LIF layer (it folds r = 1 into its threshold)
@@ -200,13 +187,13 @@ def test_norse_runs_the_demo_parts_with_identical_spikes(demo):
         in_topological_order(net)
         seen, _ = _record(net, (LIFBoxCell,))
         with torch.no_grad():
-            out[part] = _steps(net, x, stateful=True)
+            out[part] = run_steps(net, x, stateful=True)
         assert _same_spikes(demo, seen, part) == 5
         scale = float(graph.metadata["output_scale"])  # the part outputs the sum over the map
         assert torch.allclose(out[part] * scale, demo[part[0]], atol=1e-6)
     fusion = _norse(graphs["fusion"], dt=float(graphs["fusion"].metadata["dt"]))
     with torch.no_grad():
-        fused = _steps(fusion, torch.cat([out["audio_net"], out["visual_net"]], -1), stateful=True)
+        fused = run_steps(fusion, torch.cat([out["audio_net"], out["visual_net"]], -1), stateful=True)
     assert torch.allclose(fused, demo["fused"], atol=1e-5)
     assert torch.equal(fused.argmax(-1), demo["fused"].argmax(-1))
 
@@ -231,7 +218,7 @@ def _sinabs_run(net, x: torch.Tensor) -> torch.Tensor:
     """Sinabs' squeeze layers take `[B * T, ...]` (batch-major) at once."""
     t, b = x.shape[:2]
     with torch.no_grad():
-        y = _steps(net, x.transpose(0, 1).reshape(b * t, *x.shape[2:])[None], stateful=False)[0]
+        y = run_steps(net, x.transpose(0, 1).reshape(b * t, *x.shape[2:])[None], stateful=False)[0]
     return y.view(b, t, *y.shape[1:]).transpose(0, 1)
 
 

@@ -11,7 +11,7 @@ shortcut it runs the block's sum before the shortcut and returns the output of t
 
 from __future__ import annotations
 
-__all__ = ["in_topological_order"]
+__all__ = ["in_topological_order", "run_steps"]
 
 
 def in_topological_order(executor) -> bool:
@@ -29,3 +29,21 @@ def in_topological_order(executor) -> bool:
     changed = [n.name for n in order] != [n.name for n in executor.execution_order]
     executor.execution_order = order
     return changed
+
+
+def run_steps(net, x, stateful: bool):
+    """Run an imported one-input module over ``x`` ``[T, B, ...]`` a step at a time (nirtorch's executors take one
+    step a call) and stack the outputs ``[T, B, ...]``. ``stateful``: the module takes and returns its state
+    (``net(x_t, state) -> (out, state)``: Norse); else it keeps it inside (snnTorch, Sinabs) and may return
+    ``(out, ...)``."""
+    import torch
+
+    outs, state = [], None
+    for xt in x:
+        if stateful:
+            o, state = net(xt, state)
+        else:
+            o = net(xt)
+            o = o[0] if isinstance(o, tuple) else o
+        outs.append(o)
+    return torch.stack(outs)
