@@ -821,15 +821,15 @@ def test_the_methods_study_runs_every_row_and_reports_mean_and_interval(tmp_path
     )
     runs = RunOptions(seeds=[0, 1], jobs=1, out=str(tmp_path), progress=False)
     cfg = sm.MethodsStudyConfig(methods=("ume",), recipe=recipe, runs=runs)
-    assert sm.cells(cfg) == [("normal", False), ("normal", True), ("ume", False)]  # UME has no IEMF row
+    assert sm.cells(cfg) == [sm.Cell("normal"), sm.Cell("normal", iemf=True), sm.Cell("ume")]  # UME: no IEMF row
     summary = sm.run_methods_study(cfg)
-    assert [(r["method"], r["with_iemf"], r["n"]) for r in summary] == [(m, i, 2) for m, i in sm.cells(cfg)]
+    assert [(r["method"], r["with_iemf"], r["n"]) for r in summary] == [(c.method, c.iemf, 2) for c in sm.cells(cfg)]
     runs = list(__import__("csv").DictReader((tmp_path / "runs.csv").open()))
     accs = [float(r["test_acc"]) for r in runs if r["method"] == "normal" and r["with_iemf"] == "True"]
     mean, lo, hi = summary[1]["acc_mean"], summary[1]["acc_ci_low"], summary[1]["acc_ci_high"]
     # Student t, 1 degree of freedom: 12.706205 * sd / sqrt(2)
     half = 12.706205 * float(np.std(accs, ddof=1)) / math.sqrt(2)
     assert mean == pytest.approx(np.mean(accs)) and (lo, hi) == pytest.approx((mean - half, mean + half))
-    assert "| normal | yes | 2 |" in (tmp_path / "summary.md").read_text()
+    assert "| normal | official | yes | 2 |" in (tmp_path / "summary.md").read_text()
     with pytest.raises(ConfigError, match="unknown method 'cmll'"):
         sm.MethodsStudyConfig(methods=("cmll",)).method_names()

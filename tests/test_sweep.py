@@ -8,7 +8,7 @@ import yaml
 
 import snn_msi.training as training
 from snn_msi.cli import main
-from snn_msi.reports.study_methods import MethodsStudyConfig, run_config_for
+from snn_msi.reports.study_methods import Cell, MethodsStudyConfig, cells, run_config_for
 from snn_msi.reports.sweep import parse_param
 
 pytest.importorskip("optuna")
@@ -103,8 +103,12 @@ def test_the_methods_study_takes_tuned_values(tmp_path):
     from snn_msi.reports.study_methods import load_tuned
 
     cfg = MethodsStudyConfig(methods=("ogm_ge",), tuned=load_tuned(tuned))
-    assert run_config_for(cfg, "ogm_ge", True, 0).policies == [{"name": "ogm_ge", "alpha": 0.3}, {"name": "iemf"}]
-    assert run_config_for(cfg, "normal", False, 0).policies == []
+    assert run_config_for(cfg, Cell("ogm_ge", "tuned"), 0).policies == [{"name": "ogm_ge", "alpha": 0.3}]
+    assert run_config_for(cfg, Cell("ogm_ge", iemf=True), 0).policies == [{"name": "ogm_ge"}, {"name": "iemf"}]
+    assert run_config_for(cfg, Cell("normal"), 0).policies == []
+    assert Cell("ogm_ge", "tuned") in cells(cfg)
+    cfg.tuned = {"ogm_ge": {"alpha": 0.8}}  # the official value: no tuned row repeats the official one
+    assert Cell("ogm_ge", "tuned") not in cells(cfg)
 
 
 @pytest.mark.parametrize("prune", [True, False])

@@ -98,8 +98,8 @@ class AVNet(nn.Module):
             neuron_args=c.neuron_args,
         )
         self.coding = CODINGS.create(c.coding, T=c.T)
-        self.audio_net = SpikingResNet(c.audio_channels, **kw)
-        self.visual_net = SpikingResNet(c.visual_channels, **kw)
+        self.audio_net = SpikingResNet(c.audio_channels, modality="audio", **kw)
+        self.visual_net = SpikingResNet(c.visual_channels, modality="visual", **kw)
         dim = self.audio_net.out_features
         self.fusion = FUSIONS.create(
             c.fusion, dim=dim, num_classes=c.num_classes, neuron=c.neuron, neuron_args=c.neuron_args

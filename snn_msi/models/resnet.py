@@ -21,10 +21,13 @@ def make_neuron(neuron: str, neuron_args: dict | None) -> nn.Module:
 
 
 class SeqConv(nn.Module):
-    """Conv + BN applied to ``[T, B, C, H, W]`` with T folded into the batch."""
+    """Conv + BN applied to ``[T, B, C, H, W]`` with T folded into the batch. ``modality``: the input an
+    encoder's stem reads (``"audio"`` / ``"visual"``; None elsewhere), for counters such as
+    :class:`~snn_msi.training.compute.ComputeMeter`."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, modality: str | None = None) -> None:
         super().__init__()
+        self.modality = modality
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
 
@@ -60,6 +63,7 @@ class SpikingResNet(nn.Module):
             no pooling, for tiny inputs).
         stem_stride: stride of the stem convolution (default 2 for "imagenet", 1 for "small").
         neuron, neuron_args: any registry name and its arguments.
+        modality: the input it encodes (``"audio"``, ``"visual"``), given to its stem for counters.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class SpikingResNet(nn.Module):
         neuron: str = "lif",
         neuron_args: dict | None = None,
         stem_stride: int | None = None,
+        modality: str | None = None,
     ) -> None:
         super().__init__()
         if len(widths) != len(blocks) or not widths:
@@ -79,7 +84,7 @@ class SpikingResNet(nn.Module):
             raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
         if stem_stride is None:
             stem_stride = 2 if stem == "imagenet" else 1
-        self.stem_conv = SeqConv(in_channels, widths[0], 7 if stem == "imagenet" else 3, stem_stride)
+        self.stem_conv = SeqConv(in_channels, widths[0], 7 if stem == "imagenet" else 3, stem_stride, modality)
         self.stem_sn = make_neuron(neuron, neuron_args)
         self.pool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
         layers, c = [], widths[0]

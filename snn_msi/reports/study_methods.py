@@ -1,33 +1,45 @@
 """The methods study: every registered balancing method on the recipe (default: the demo network on digits-av,
-hard preset), over seeds, alone and with IEMF; each row's fused test accuracy as mean and 95 % confidence
-interval (Student t over seeds), its paired difference from plain training, macro F1 and each modality's Shapley
-contribution.
+hard preset), over seeds, as its authors ran it and tuned, alone and with IEMF, with the compute each used.
 
-The default is sized for 2 CPU cores: the demo network, a few epochs, 5 seeds, two runs in parallel; any recipe
-runs (``--config``, ``--model ks-paper``, ``--dataset``, ``--set``, ...), and the study varies only the method on
-it. The epoch options of the methods whose official defaults assume runs of 50-300 epochs (warm-ups, windows,
-stage lengths, re-initialisation periods) are scaled to the short run by :func:`short_run_options` (runs under 50
-epochs), printed with the table; every other option is the method's official default, unless ``--tuned FILE``
-gives tuned values (``snn-msi sweep`` writes such a file: ``{method: {option: value}}``), because methods compared
-at their defaults on a new data set is not a fair comparison. A method that does not compose with IEMF gets no
-IEMF row. IEMF's controls (``constant``, ``noise``) belong to the inverse-effectiveness study and are left out
-here; ``iemf`` is the ``normal`` row with IEMF. Runs resume as the other studies' do
-(:mod:`snn_msi.reports.runs`).
+Rows. Per method: ``official`` (every option at the official default of its cited source, epoch-valued ones
+fitted to the run by :func:`epoch_options`), ``official`` with IEMF on top (where the method composes with it),
+and ``tuned`` (options tuned on the validation split: ``--tuned FILE``, or ``--tune N``, which runs ``snn-msi
+sweep`` for every method over its key options, :data:`TUNE`, starting from the official values, and writes
+``tuned.yaml``). A method without tuned values, or whose tuned values are the official ones, has no tuned row.
+Each row: fused test accuracy mean and 95 % interval (Student t over seeds); its paired difference from Normal;
+for a row with IEMF, the paired difference from the same method alone (the IEMF effect on that method); the
+last epoch's training accuracy (a method whose evaluated network collapses shows it here); and compute: the
+samples its encoders processed (copies, teachers, extra passes included), optimizer steps, wall time and
+estimated synaptic operations (:mod:`snn_msi.training.compute`), each relative to Normal, and the best validation
+accuracy reached within Normal's samples (accuracy at matched compute).
+
+Protocol. The default is sized for CI (4 epochs: early training, not convergence). ``--benchmark`` is the
+setting the README's table comes from (:data:`BENCHMARK`): the demo recipe for 14 epochs (learning rate x0.1
+after epoch 9), 5 seeds, 5 tuning trials per method on seed 100's validation split; the study checks that
+Normal's validation accuracy has plateaued (:func:`plateau`: it gains less than 0.5 points over the last quarter
+of the run, averaged over seeds) and says so under the table. Model selection is on validation (the best
+epoch), the test split is read once per run. Any recipe runs (``--config``, ``--model ks-paper``,
+``--dataset``, ``--set``, ...); the study varies only the method. IEMF's controls (``constant``, ``noise``)
+belong to the inverse-effectiveness study and are left out; ``iemf`` is Normal's IEMF row. Runs resume as the
+other studies' do (:mod:`snn_msi.reports.runs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from ..files import write_csv, write_text
 from ..schema import ConfigError, load_yaml
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
+from ..training.runlog import read_csv
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
 from .stats import t_interval
@@ -35,26 +47,79 @@ from .stats import t_interval
 #: left out by default (see the module docstring)
 EXCLUDED = (IEMF.name, ConstantScale.name, NoiseOnly.name)
 
+#: the benchmark setting (``--benchmark``): epochs and milestones of the demo recipe, seeds, tuning trials and
+#: the seed tuning uses (not one of the table's seeds); the time is the 2-core development machine's
+BENCHMARK = {"epochs": 14, "milestones": [9], "seeds": 5, "tune": 5, "tune_seed": 100}
 
-def short_run_options(epochs: int) -> dict[str, dict]:
-    """Per-method overrides of epoch-valued official defaults for a run of ``epochs`` epochs (at least 2): the
-    first epoch stays unmodulated where the official code has a warm-up, and periodic actions happen inside the
-    run."""
-    one = min(1, epochs - 1)
+#: each method's key options for ``--tune`` (``snn-msi sweep --param`` syntax): the modulation strength or the
+#: knob its paper varies; methods without options (normal, ume) have none
+TUNE: dict[str, tuple[str, ...]] = {
+    "agm": ("alpha=0.1:3:log", "zero_pass_mode=eval,train"),
+    "cml": ("lam=0.01:1:log",),
+    "gblend": ("super_epoch=1:10:int",),
+    "greedy": ("epsilon=0.001:0.1:log",),
+    "lfm": ("weight=0.1:3:log",),
+    "mla": ("av_alpha=0.1:0.9",),
+    "mmcosine": ("scale=3:30:log",),
+    "mmpareto": ("gamma=1:3",),
+    "modality_valuation": ("part_ratio=0.05:0.5",),
+    "mslr": ("base_audio=0.5:1.5",),
+    "ogm_ge": ("alpha=0.05:2:log",),
+    "opm": ("q_base=0.1:0.9",),
+    "pmr": ("alpha=0.1:3:log",),
+    "rate_reg": ("strength=0.01:3:log",),
+    "reconboost": ("w1=1:10:log",),
+    "relearn": ("lam=0.3:10:log",),
+    "sample_valuation": ("warmup=1:7:int",),
+    "umt": ("lam=0.3:30:log",),
+}
+
+#: Normal's mean validation gain over the last quarter of the run below which it has plateaued (points)
+PLATEAU_POINTS = 0.5
+
+
+def _official(method: str) -> dict:
+    from ..training import METHODS
+
     return {
-        "opm": {"start": one},  # official: no drop while epoch <= 5
-        "greedy": {"start": one},  # the default (official starting_epoch 2, 1-based)
-        "sample_valuation": {"warmup": one},  # official: resampled from epoch 5
-        "modality_valuation": {"warmup": one},
-        "relearn": {"reinit_epoch": 1, "reinit_num": max(1, epochs // 2)},  # official every 20 epochs, 3 times
-        "reconboost": {"epochs_per_stage": 1, "correct_epoch": 1},  # official 4 + 4 epochs per stage
-        "gblend": {"super_epoch": epochs},  # official (BalanceBenchmark) 10: one estimate, at the start
+        f.name: f.default
+        for f in dataclasses.fields(METHODS.get(method).factory.config_class)
+        if f.default is not dataclasses.MISSING
     }
 
 
-SHORT_RUN_OPTIONS = short_run_options(4)
-#: runs of at least this many epochs take every method's official epoch options
-LONG_RUN = 50
+#: the warm-up / start options :func:`epoch_options` fits
+WARMUPS = (("opm", "start"), ("greedy", "start"), ("sample_valuation", "warmup"), ("modality_valuation", "warmup"))
+
+
+def epoch_options(epochs: int) -> dict[str, dict]:
+    """The epoch-valued official options that do not fit a run of ``epochs`` epochs, fitted by one stated rule
+    each; every other option keeps its official value (read from the method's defaults):
+
+    - a warm-up or start (OPM's ``start``, Greedy's ``start``, the valuations' ``warmup``) is kept when it leaves
+      at least half the run modulated, else 1 (the first epoch unmodulated, as the warm-ups intend);
+    - re-learning's re-initialisations (every ``reinit_epoch`` epochs, ``reinit_num`` times) are kept when they
+      fall within the first three quarters of the run, else the same number spread evenly over them;
+    - ReconBoost's stages (``epochs_per_stage`` boosting + ``correct_epoch`` rectification epochs) are kept when
+      each modality gets two stages, else ``e + e`` epochs with ``e = max(1, epochs // 8)``;
+    - G-Blending's ``super_epoch`` is kept when shorter than the run (two or more estimates), else the run (one
+      estimate, at the start).
+    """
+    out: dict[str, dict] = {}
+    for method, key in WARMUPS:
+        if _official(method)[key] > epochs / 2:
+            out[method] = {key: min(1, epochs - 1)}
+    rl = _official("relearn")
+    span = max(1, 3 * epochs // 4)
+    if rl["reinit_epoch"] * rl["reinit_num"] > span:
+        out["relearn"] = {"reinit_epoch": max(1, span // rl["reinit_num"])}
+    rb = _official("reconboost")
+    if 2 * 2 * (rb["epochs_per_stage"] + rb["correct_epoch"]) > epochs:
+        e = max(1, epochs // 8)
+        out["reconboost"] = {"epochs_per_stage": e, "correct_epoch": e}
+    if _official("gblend")["super_epoch"] >= epochs:
+        out["gblend"] = {"super_epoch": epochs}
+    return out
 
 
 def default_recipe(epochs: int = 4) -> TrainConfig:
@@ -63,10 +128,35 @@ def default_recipe(epochs: int = 4) -> TrainConfig:
     return demo_config(epochs=epochs, milestones=[max(1, epochs - 1)] if epochs > 1 else [])
 
 
+def benchmark_recipe() -> TrainConfig:
+    """The ``--benchmark`` recipe: the demo network on digits-av (hard) for :data:`BENCHMARK`'s epochs."""
+    return demo_config(epochs=BENCHMARK["epochs"], milestones=list(BENCHMARK["milestones"]))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One row: ``method`` with ``variant`` (``"official"`` / ``"tuned"``) options, with or without IEMF."""
+
+    method: str
+    variant: str = "official"
+    iemf: bool = False
+
+    @property
+    def folder(self) -> str:
+        return f"{self.method}{'-tuned' if self.variant == 'tuned' else ''}{'+iemf' if self.iemf else ''}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} ({self.variant}){' + IEMF' if self.iemf else ''}"
+
+
+NORMAL = Cell("normal")
+
+
 @dataclass
 class MethodsStudyConfig:
     """``methods``: None = every registered method but :data:`EXCLUDED`; ``tuned``: per method, options over its
-    defaults (``--tuned FILE``); ``recipe``: the training config every run starts from (None:
+    defaults (``--tuned FILE`` or ``--tune``); ``recipe``: the training config every run starts from (None:
     :func:`default_recipe`); ``runs``: seeds, folder and executor."""
 
     methods: tuple[str, ...] | None = None
@@ -87,11 +177,17 @@ class MethodsStudyConfig:
             raise ConfigError(f"--methods: {METHODS.unknown(unknown[0])}")
         return ["normal", *[n for n in names if n != "normal"]]
 
-    def options(self, method: str) -> dict:
-        """The method's options: short-run epoch options (runs under :data:`LONG_RUN` epochs), then tuned ones."""
-        epochs = self.recipe.epochs
-        short = short_run_options(epochs).get(method, {}) if 2 <= epochs < LONG_RUN else {}
-        return {**short, **self.tuned.get(method, {})}
+    def options(self, method: str, variant: str = "official") -> dict:
+        """The method's options over its defaults: the epoch options fitted to the run, then (``tuned``) the tuned
+        values."""
+        fitted = epoch_options(self.recipe.epochs).get(method, {}) if self.recipe.epochs >= 2 else {}
+        return {**fitted, **(self.tuned.get(method, {}) if variant == "tuned" else {})}
+
+    def has_tuned_row(self, method: str) -> bool:
+        """Tuned values that differ from the official ones (equal ones would repeat the official row)."""
+        tuned = self.tuned.get(method, {})
+        official = {**_official(method), **self.options(method)} if method != "normal" else {}
+        return bool(tuned) and any(official.get(k) != v for k, v in tuned.items())
 
 
 def load_tuned(path: str | Path) -> dict[str, dict]:
@@ -103,45 +199,86 @@ def load_tuned(path: str | Path) -> dict[str, dict]:
     return d
 
 
-def cells(scfg: MethodsStudyConfig) -> list[tuple[str, bool]]:
-    """``(method, with IEMF)`` of every row."""
+def cells(scfg: MethodsStudyConfig) -> list[Cell]:
+    """Every row, per method: official, official + IEMF (where it composes), tuned (where tuned values differ)."""
     from ..training.policies import composes_with_iemf
 
     rows = []
     for m in scfg.method_names():
-        rows.append((m, False))
+        rows.append(Cell(m))
         if scfg.iemf and composes_with_iemf(m).composes:
-            rows.append((m, True))
+            rows.append(Cell(m, iemf=True))
+        if scfg.has_tuned_row(m):
+            rows.append(Cell(m, "tuned"))
     return rows
 
 
-def run_config_for(scfg: MethodsStudyConfig, method: str, iemf: bool, seed: int) -> TrainConfig:
-    """The recipe with one row's method (and IEMF), the seed and the run's folder."""
-    out = Path(scfg.runs.out) / f"{method}{'+iemf' if iemf else ''}" / f"s{seed}"
+def run_config_for(scfg: MethodsStudyConfig, cell: Cell, seed: int) -> TrainConfig:
+    """The recipe with one row's method (options, IEMF), the seed and the run's folder."""
+    out = Path(scfg.runs.out) / cell.folder / f"s{seed}"
     return scfg.recipe.replace(
-        seed=seed, out=str(out), policies=policies_for(method, iemf=iemf, **scfg.options(method))
+        seed=seed,
+        out=str(out),
+        policies=policies_for(cell.method, iemf=cell.iemf, **scfg.options(cell.method, cell.variant)),
     )
 
 
+# -- tuning ----------------------------------------------------------------------------------------------------
+def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
+    """``snn-msi sweep`` for every method of the study with :data:`TUNE` options: ``trials`` trials on ``seed``'s
+    validation split, the first at the official values (so a tuned value is the official one unless another
+    validates better); writes ``out/sweeps/METHOD/`` and ``out/tuned.yaml``. Returns ``{method: {option:
+    value}}``."""
+    from .sweep import SweepConfig, parse_param, run_sweep
+
+    tuned: dict[str, dict] = {}
+    for m in [n for n in scfg.method_names() if n in TUNE]:
+        params = [parse_param(t) for t in TUNE[m]]
+        start = {**_official(m), **scfg.options(m)}
+        runs = dataclasses.replace(scfg.runs, seeds=[seed], out=str(Path(scfg.runs.out) / "sweeps" / m))
+        sweep = SweepConfig(
+            method=m,
+            params=params,
+            trials=trials,
+            recipe=scfg.recipe.replace(policies=policies_for(m, **scfg.options(m))),
+            runs=runs,
+            first={p.name: start[p.name] for p in params},
+        )
+        rows = run_sweep(sweep)
+        best = next((r for r in rows if r["state"] == "complete"), None)
+        if best is not None:
+            tuned[m] = {p.name: best[p.name] for p in params}
+    write_text(Path(scfg.runs.out) / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
+    return tuned
+
+
+# -- the study ---------------------------------------------------------------------------------------------------
 def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     """Run (or resume) the study; write ``runs.csv``, ``summary.csv`` and ``summary.md`` in ``scfg.runs.out`` and
     print the table. Returns the summary rows."""
     seeds = list(scfg.runs.seeds)
-    specs = [(m, i, s) for m, i in cells(scfg) for s in seeds]
+    specs = [(c, s) for c in cells(scfg) for s in seeds]
     configs = [run_config_for(scfg, *sp) for sp in specs]  # checked before anything is written
     out = Path(scfg.runs.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    results = run_many(configs, scfg.runs)
+    results_ = run_many(configs, scfg.runs)
     wall = time.time() - t0
     rows = [
-        {"method": m, "with_iemf": i, "seed": s, **{k: v for k, v in r.to_dict().items() if k in _KEYS}}
-        for (m, i, s), r in zip(specs, results, strict=True)
+        {
+            "method": c.method,
+            "variant": c.variant,
+            "with_iemf": c.iemf,
+            "seed": s,
+            **{k: v for k, v in r.to_dict().items() if k in _KEYS or k.startswith("compute_")},
+            **_curve(cfg.out),
+        }
+        for (c, s), r, cfg in zip(specs, results_, configs, strict=True)
     ]
     write_csv(out / "runs.csv", rows)
-    summary = summarise(rows, seeds)
+    summary = summarise(rows, seeds, out)
     write_csv(out / "summary.csv", summary)
-    md = markdown_table(summary, scfg)
+    md = markdown_table(summary, scfg, plateau([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
     write_text(out / "summary.md", md + "\n")
     print(md)
     print(f"\n{len(specs)} runs in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
@@ -158,35 +295,100 @@ _KEYS = (
     "test_shapley_visual",
     "best_epoch",
 )
+_MEANS = ("acc_audio", "acc_visual", "f1", "map", "shapley_audio", "shapley_visual", "train_acc")
+_COMPUTE = ("compute_samples", "compute_steps", "compute_seconds", "compute_gop")
 
 
-_MEANS = ("acc_audio", "acc_visual", "f1", "map", "shapley_audio", "shapley_visual")
+def _curve(out: str) -> dict:
+    """The last epoch's training accuracy and the run's wall time (set-up and every epoch) from its
+    ``metrics.csv``."""
+    rows = read_csv(Path(out) / "metrics.csv")
+    last = rows[-1] if rows else {}
+    return {k: float(last.get(k, math.nan)) for k in ("train_acc", "compute_seconds")}
 
 
-def summarise(rows: list[dict], seeds: list[int]) -> list[dict]:
-    """Per (method, IEMF): accuracy mean and 95 % CI, paired difference from ``normal`` (plain) and its CI, mean
-    F1, mAP and Shapley contributions."""
-    by = {(r["method"], r["with_iemf"], r["seed"]): r for r in rows}
-    base = {s: by[("normal", False, s)]["test_acc"] for s in seeds if ("normal", False, s) in by}
+def matched_val_acc(out: str, budget: float) -> float:
+    """The best validation accuracy a run reached within ``budget`` training samples (its epochs whose cumulative
+    ``compute_samples`` is at most ``budget``); NaN when its first epoch already used more."""
+    vals = [
+        float(r["val_acc"])
+        for r in read_csv(Path(out) / "metrics.csv")
+        if math.isfinite(float(r.get("compute_samples", math.nan))) and float(r["compute_samples"]) <= budget * 1.001
+    ]
+    return max(vals, default=math.nan)
+
+
+def plateau(normal_runs: list[str]) -> tuple[float, int, int] | None:
+    """Normal's validation gain over the last quarter of its runs: ``(mean over runs of [best val acc in the last
+    quarter - best before it], first epoch of the last quarter, epochs)``, in points; None without runs."""
+    gains, first, epochs = [], 0, 0
+    for out in normal_runs:
+        val = [float(r["val_acc"]) for r in read_csv(Path(out) / "metrics.csv")]
+        epochs = len(val)
+        first = epochs - max(1, epochs // 4)  # 0-based index of the last quarter's first epoch
+        if first < 1:
+            continue
+        gains.append(100 * (max(val[first:]) - max(val[:first])))
+    return (float(np.mean(gains)), first + 1, epochs) if gains else None
+
+
+def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> list[dict]:
+    """Per row: accuracy mean and 95 % CI, paired differences from Normal and (IEMF rows) from the method alone,
+    means of the other metrics, compute relative to Normal (mean over seeds of per-seed ratios) and the
+    validation accuracy within Normal's samples (read from the run folders in ``out``)."""
+    by = {(r["method"], r["variant"], r["with_iemf"], r["seed"]): r for r in rows}
+
+    def acc(key, s):
+        r = by.get((*key, s))
+        return r["test_acc"] if r is not None else None
+
+    normal = ("normal", "official", False)
     summary = []
-    for m, i in dict.fromkeys((r["method"], r["with_iemf"]) for r in rows):
-        runs = [by[(m, i, s)] for s in seeds if (m, i, s) in by]
-        acc, lo, hi = t_interval([r["test_acc"] for r in runs])
-        diffs = [by[(m, i, s)]["test_acc"] - base[s] for s in seeds if (m, i, s) in by and s in base]
-        d, dlo, dhi = t_interval(diffs) if (m, i) != ("normal", False) and diffs else (0.0, 0.0, 0.0)
-        means = {k: float(np.mean([r.get(f"test_{k}", math.nan) for r in runs])) for k in _MEANS}
+    for key in dict.fromkeys((r["method"], r["variant"], r["with_iemf"]) for r in rows):
+        runs = [by[(*key, s)] for s in seeds if (*key, s) in by]
+        mean, lo, hi = t_interval([r["test_acc"] for r in runs])
+
+        def paired(other, key=key):
+            d = [acc(key, s) - acc(other, s) for s in seeds if acc(key, s) is not None and acc(other, s) is not None]
+            return t_interval(d) if key != other and d else (math.nan, math.nan, math.nan)
+
+        vs_normal = paired(normal)
+        vs_alone = paired((key[0], key[1], False)) if key[2] else (math.nan, math.nan, math.nan)
+        ratios = {}
+        for k in _COMPUTE:
+            rs = [
+                by[(*key, s)].get(k, math.nan) / by[(*normal, s)].get(k, math.nan)
+                for s in seeds
+                if (*key, s) in by and (*normal, s) in by
+            ]
+            ratios[f"{k}_x_normal"] = float(np.mean(rs)) if rs else math.nan
+        matched = [
+            matched_val_acc(str(out / Cell(*key).folder / f"s{s}"), by[(*normal, s)].get("compute_samples", math.nan))
+            for s in seeds
+            if out is not None and (*key, s) in by and (*normal, s) in by
+        ]
         summary.append(
             {
-                "method": m,
-                "with_iemf": i,
+                "method": key[0],
+                "variant": key[1],
+                "with_iemf": key[2],
                 "n": len(runs),
-                "acc_mean": acc,
+                "acc_mean": mean,
                 "acc_ci_low": lo,
                 "acc_ci_high": hi,
-                "diff_vs_normal": d,
-                "diff_ci_low": dlo,
-                "diff_ci_high": dhi,
-                **means,
+                "diff_vs_normal": vs_normal[0],
+                "diff_ci_low": vs_normal[1],
+                "diff_ci_high": vs_normal[2],
+                "iemf_effect": vs_alone[0],
+                "iemf_effect_ci_low": vs_alone[1],
+                "iemf_effect_ci_high": vs_alone[2],
+                "val_acc_at_normal_samples": float(np.mean(matched)) if matched else math.nan,
+                **{
+                    k: float(np.mean([r.get(k if k == "train_acc" else f"test_{k}", math.nan) for r in runs]))
+                    for k in _MEANS
+                },
+                **{k: float(np.mean([r.get(k, math.nan) for r in runs])) for k in _COMPUTE},
+                **ratios,
             }
         )
     return summary
@@ -196,29 +398,59 @@ def _pct(x: float) -> str:
     return "-" if not math.isfinite(x) else f"{100 * x:.1f}"
 
 
-def markdown_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
+def _pts(d: float, lo: float, hi: float) -> str:
+    return "-" if not math.isfinite(d) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _x(v: float) -> str:
+    return "-" if not math.isfinite(v) else f"{v:.2f}"
+
+
+def markdown_table(
+    summary: list[dict], scfg: MethodsStudyConfig | None = None, plateau_: tuple[float, int, int] | None = None
+) -> str:
+    """The table: accuracy with intervals, paired differences, training accuracy, accuracy at Normal's samples
+    and compute relative to Normal; under it the recipe, the fitted epoch options, the tuned values and whether
+    Normal plateaued."""
     lines = [
-        "| method | IEMF | n | fused acc % (95% CI) | vs normal (pts, 95% CI) | macro F1 % | audio % | visual % | "
-        "Shapley audio / visual (pts) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | options | IEMF | n | fused test acc % [95% CI] | vs normal (pts) | IEMF vs alone (pts) | "
+        "train acc % | val acc at normal's samples % | samples | steps | wall | GOP | audio / visual head % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
-        d, lo, hi = (100 * r[k] for k in ("diff_vs_normal", "diff_ci_low", "diff_ci_high"))
-        vs = "-" if (r["method"], r["with_iemf"]) == ("normal", False) else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
         lines.append(
-            f"| {r['method']} | {'yes' if r['with_iemf'] else 'no'} | {r['n']} | {_pct(r['acc_mean'])} "
-            f"[{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}] | {vs} | {_pct(r['f1'])} | "
-            f"{_pct(r['acc_audio'])} | {_pct(r['acc_visual'])} | {_pct(r['shapley_audio'])} / "
-            f"{_pct(r['shapley_visual'])} |"
+            f"| {r['method']} | {r['variant']} | {'yes' if r['with_iemf'] else 'no'} | {r['n']} | "
+            f"{_pct(r['acc_mean'])} [{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}] | "
+            f"{_pts(r['diff_vs_normal'], r['diff_ci_low'], r['diff_ci_high'])} | "
+            f"{_pts(r['iemf_effect'], r['iemf_effect_ci_low'], r['iemf_effect_ci_high'])} | "
+            f"{_pct(r['train_acc'])} | {_pct(r['val_acc_at_normal_samples'])} | "
+            + " | ".join(_x(r[f"{k}_x_normal"]) for k in _COMPUTE)
+            + f" | {_pct(r['acc_audio'])} / {_pct(r['acc_visual'])} |"
         )
-    if scfg is not None:
-        used = {m: scfg.options(m) for m in dict.fromkeys(r["method"] for r in summary) if scfg.options(m)}
-        r = scfg.recipe
+    n = next((r for r in summary if (r["method"], r["variant"], r["with_iemf"]) == ("normal", "official", False)), None)
+    if n is not None:
         lines.append("")
         lines.append(
+            f"Compute columns: x Normal (mean of per-seed ratios); Normal used {n['compute_samples']:.0f} samples, "
+            f"{n['compute_steps']:.0f} steps, {n['compute_seconds']:.0f} s and {n['compute_gop']:.1f} GOP per run "
+            "(samples: clips through the encoders in training mode, copies and teachers included; GOP: forward "
+            "synaptic operations, estimated)."
+        )
+    if plateau_ is not None:
+        gain, first, epochs = plateau_
+        verdict = "plateaued" if gain < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"
+        lines.append(
+            f"Normal's validation accuracy gained {gain:+.2f} points over the last quarter (epochs {first}-{epochs}, "
+            f"mean over seeds): {verdict} (criterion < {PLATEAU_POINTS} points)."
+        )
+    if scfg is not None:
+        r = scfg.recipe
+        fitted = {m: scfg.options(m) for m in dict.fromkeys(x["method"] for x in summary) if scfg.options(m)}
+        tuned = {m: v for m, v in scfg.tuned.items() if scfg.has_tuned_row(m)}
+        lines.append(
             f"{r.data.dataset}, preset {r.data.preset}, {r.model.neuron} T={r.model.T} widths "
-            f"{list(r.model.widths)}, {r.epochs} epochs, seeds {_seeds(scfg.runs.seeds)}; options over the "
-            f"defaults: {used or 'none'}"
+            f"{list(r.model.widths)}, {r.epochs} epochs (lr x{r.gamma} at {list(r.milestones)}), seeds "
+            f"{_seeds(scfg.runs.seeds)}; epoch options fitted to the run: {fitted or 'none'}; tuned: {tuned or 'none'}"
         )
     return "\n".join(lines)
 
@@ -233,26 +465,58 @@ def _seeds(seeds: list[int]) -> str:
 
 @register_study(
     "methods",
-    description="every balancing method on the recipe (default: digits-av, hard), alone and "
-    "with IEMF, over seeds: mean and 95% CI of the fused test accuracy, F1, Shapley",
+    description="every balancing method on the recipe (default: digits-av, hard), as its authors ran it "
+    "and tuned, alone and with IEMF, over seeds: accuracy with 95% CI and compute",
 )
 def _methods_study_command(q) -> None:
     """``snn-msi study methods``."""
     d = MethodsStudyConfig()
+    b = BENCHMARK
     q.add_argument("--methods", nargs="+", help="registered method names (default: all but iemf, constant, noise)")
     q.add_argument("--no-iemf", action="store_true", help="only the methods alone")
-    q.add_argument("--tuned", help="YAML {method: {option: value}} over the defaults (snn-msi sweep's tuned.yaml)")
+    q.add_argument(
+        "--tuned", help="YAML {method: {option: value}}: a tuned row per method (snn-msi sweep's tuned.yaml)"
+    )
+    q.add_argument(
+        "--tune",
+        type=int,
+        metavar="TRIALS",
+        help="tune every method's key options first (snn-msi sweep, TRIALS trials each, the first at the official "
+        "values, on --tune-seed's validation split); writes OUT/tuned.yaml and adds the tuned rows",
+    )
+    q.add_argument(
+        "--tune-seed", type=int, default=b["tune_seed"], help=f"the seed tuning trains (default {b['tune_seed']})"
+    )
+    q.add_argument(
+        "--benchmark",
+        action="store_true",
+        help=f"the benchmark setting of the README's table: the demo recipe for {b['epochs']} epochs (lr x0.1 after "
+        f"epoch {b['milestones'][0]}), {b['seeds']} seeds, --tune {b['tune']}, official, tuned and IEMF rows, a "
+        "plateau check on Normal; about 3.5 h on 2 CPU cores (2026-12-05; 16 runs of 14 epochs an hour per core)",
+    )
     add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
     q.set_defaults(func=_run)
 
 
 def _run(args) -> int:
+    if args.benchmark:
+        recipe = study_recipe(args, benchmark_recipe())
+        trials = args.tune if args.tune is not None else BENCHMARK["tune"]
+    else:
+        recipe = study_recipe(args, default_recipe(args.epochs or 4))
+        trials = args.tune
+    runs = run_options(args)
+    if args.benchmark and args.seed_list is None and args.seeds == len(MethodsStudyConfig().runs.seeds):
+        runs = dataclasses.replace(runs, seeds=list(range(args.seed_start, args.seed_start + BENCHMARK["seeds"])))
     cfg = MethodsStudyConfig(
         methods=tuple(args.methods) if args.methods else None,
         iemf=not args.no_iemf,
         tuned=load_tuned(args.tuned) if args.tuned else {},
-        recipe=study_recipe(args, default_recipe(args.epochs or 4)),
-        runs=run_options(args),
+        recipe=recipe,
+        runs=runs,
     )
+    if trials:  # the official and IEMF rows first (a table while the tuning runs), then tune, then the tuned rows
+        run_methods_study(cfg)
+        cfg.tuned = {**tune(cfg, trials, args.tune_seed), **cfg.tuned}
     run_methods_study(cfg)
     return 0

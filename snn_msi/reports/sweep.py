@@ -95,8 +95,10 @@ def parse_param(text: str) -> Param:
 
 @dataclass
 class SweepConfig:
-    """``method`` (with ``iemf`` on top) on the ``recipe``; ``params`` searched over ``trials`` trials; ``prune``:
-    the median pruner on each epoch's validation accuracy; ``runs``: the seed (the first), folder and executor."""
+    """``method`` (with ``iemf`` on top) on the ``recipe`` (options the recipe gives the method stay unless searched);
+    ``params`` searched over ``trials`` trials; ``prune``: the median pruner on each epoch's validation accuracy;
+    ``runs``: the seed (the first), folder and executor; ``first``: the values of the first trial (e.g. the
+    method's defaults, so the best trial is at least as good on validation)."""
 
     method: str = "normal"
     iemf: bool = False
@@ -105,6 +107,7 @@ class SweepConfig:
     prune: bool = True
     recipe: TrainConfig | None = None
     runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=[0], out="runs/sweep"))
+    first: dict | None = None
 
     def __post_init__(self) -> None:
         from ..training import METHODS
@@ -137,7 +140,9 @@ class SweepConfig:
         """The recipe with a trial's ``values``: method options into the method, the rest as ``--set`` keys."""
         opts = {k: v for k, v in values.items() if k in self.method_options()}
         d = self.recipe.to_dict()
-        d["policies"] = policies_for(self.method, iemf=self.iemf, **opts)
+        given = next((dict(p) for p in d.get("policies") or [] if p.get("name") == self.method), {})
+        given.pop("name", None)
+        d["policies"] = policies_for(self.method, iemf=self.iemf, **{**given, **opts})
         apply_overrides(d, [f"{k}={v}" for k, v in values.items() if k not in opts], TrainConfig, option="--param")
         return TrainConfig.from_dict({**d, "seed": self.runs.seeds[0], "out": out})
 
@@ -151,6 +156,7 @@ class SweepConfig:
             "params": [p.describe() for p in self.params],
             "prune": self.prune,
             "seed": self.runs.seeds[0],
+            "first": self.first,
             "recipe": r,
         }
 
@@ -226,6 +232,8 @@ def _open_study(scfg: SweepConfig):
     out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", sampler=sampler, pruner=pruner)
     study.set_user_attr("spec", scfg.spec())
+    if scfg.first:
+        study.enqueue_trial(scfg.first)
     return study, storage
 
 

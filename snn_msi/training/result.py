@@ -17,6 +17,7 @@ from .metrics import SplitMetrics
 __all__ = ["RunResult"]
 
 _MEAN = "mean "  # the results.json prefix of a policy's mean log field: "mean iemf/coeff"
+_COMPUTE = "compute_"  # the results.json prefix of the compute counts
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class RunResult:
         test: the test split's numbers with the selected weights (``result.test.acc_audio``).
         policy_means: each method's log fields averaged over every step, by method then field
             (``{"ogm_ge": {"coeff_audio": 0.93, ...}}``); read with :meth:`policy_mean`.
+        compute: what the run computed (:class:`~snn_msi.training.compute.Compute`'s row: ``compute_samples``,
+            ``compute_eval_samples``, ``compute_steps``, ``compute_gop``; the wall time is in ``metrics.csv``);
+            empty in results written before it was counted.
     """
 
     best_val_acc: float
@@ -36,6 +40,7 @@ class RunResult:
     epochs: int
     test: SplitMetrics
     policy_means: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    compute: Mapping[str, float] = field(default_factory=dict)
 
     def policy_mean(self, policy: str, name: str) -> float:
         """The mean over all steps of ``policy``'s log field ``name`` (``policy_mean("ogm_ge", "coeff_audio")``); NaN
@@ -56,6 +61,7 @@ class RunResult:
             "epochs": self.epochs,
             **self.test.row("test"),
             **means,
+            **self.compute,
         }
 
     @classmethod
@@ -74,6 +80,7 @@ class RunResult:
                 int(d["epochs"]),
                 SplitMetrics.from_row(d, "test"),
                 means,
+                {k: float(v) for k, v in d.items() if k.startswith(_COMPUTE)},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{where} is not the results of a run: {err}") from None

@@ -39,6 +39,7 @@ from ..data import build_datasets
 from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
+from .compute import Compute, ComputeMeter, ops_per_clip
 from .config import TrainConfig, schedule_warnings
 from .loggers import DEFAULT_LOGGERS
 from .losses import av_losses
@@ -389,6 +390,7 @@ class Trainer:
             log.warning(warning)
         self.best, self.best_epoch, self.best_model, self.best_policies = -1.0, 0, None, None
         self.start_epoch, self.step = 0, 0
+        self.meter = ComputeMeter(Compute(), frames_per_clip=int(self.train_set[0].frames.shape[0]))
 
     def _optimizer(self, params: list | None = None):
         """The run's optimizer over ``params`` (default: the model's and the methods' parameters)."""
@@ -608,6 +610,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_model": self.best_model,
             "best_policies": self.best_policies,
+            "compute": self.meter.compute.state_dict(),
         }
 
     def _save_best(self, config: dict) -> None:
@@ -651,6 +654,7 @@ class Trainer:
         self.start_epoch, self.step = state["epoch"], state["step"]
         self.best, self.best_epoch, self.best_model = state["best"], state["best_epoch"], state["best_model"]
         self.best_policies = state.get("best_policies")
+        self.meter.compute.load_state_dict(state.get("compute"))
 
     def _plot(self) -> None:
         from ..plots import training_curves
@@ -674,7 +678,8 @@ class Trainer:
         than trained is an error. The run folder is unlocked at the end, also when a run fails.
         """
         try:
-            return self._fit()
+            with self.meter:
+                return self._fit()
         finally:
             self.runlog.close()
             self.rundir.release()
@@ -742,6 +747,8 @@ class Trainer:
                 "train_samples": train.n,
                 "seconds": time.time() - t0,
             }
+            self.meter.lap()
+            row.update(self.meter.compute.row())
             if val.acc > self.best:
                 self.best, self.best_epoch = val.acc, epoch + 1
                 self.best_model = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
@@ -768,7 +775,10 @@ class Trainer:
                 self.policies.load_state_dict(self.best_policies)
         test = self.evaluate(self.test_set)
         means = _policy_means(read_csv(rd.work / "steps.csv"), self.policies) if self.rank == 0 else {}
-        result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means)
+        b = next(to_batch(item, self.device) for item in self._loader(self.test_set, 0, train=False))
+        self.meter.compute.ops = ops_per_clip(self.model, b.audio[:8], b.frames[:8])
+        compute = self.meter.compute.row(wall=False)
+        result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means, compute)
         if self.rank == 0:
             rd.mark_complete(result)
         return result

@@ -1,0 +1,194 @@
+"""The methods benchmark (issue #24): compute counted for every method, the protocol's rules (fitted epoch
+options, plateau check, accuracy at matched compute), official / tuned / IEMF rows paired as the table says."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+from torch.utils.data import Subset
+
+import snn_msi.reports.study_methods as sm
+from snn_msi.cli import main
+from snn_msi.training import METHODS, Trainer, demo_config
+from snn_msi.training.compute import Compute, ComputeMeter
+
+TRAIN, VAL, TEST, BATCH = 16, 8, 8, 8
+
+
+def _trainer(tmp_path, policies, epochs=1, name="run", **kw):
+    from snn_msi.data import build_datasets
+
+    model = {**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1}
+    config = demo_config(
+        epochs=epochs,
+        milestones=[],
+        batch_size=BATCH,
+        model=model,
+        out=str(tmp_path / name),
+        policies=policies,
+        data={"dataset": "digits-av", "preset": "hard", "limit": TRAIN},
+    )
+    train, val, test = build_datasets(config.data, 0)
+    return Trainer(
+        config, datasets=(train, Subset(val, range(VAL)), Subset(test, range(TEST))), progress=False, plots=False, **kw
+    )
+
+
+def _normal_compute(tmp_path, epochs=2):
+    return _trainer(tmp_path, [], epochs, name="normal").fit().compute
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_method_reports_what_it_computed(method, tmp_path):
+    """Every registered method: at least one pass of every training sample per epoch, every optimizer step, the
+    validation and test passes in evaluation mode, wall time and a finite operation count."""
+    epochs = 2
+    result = _trainer(tmp_path, [{"name": method}], epochs).fit()
+    c = result.compute
+    assert c["compute_samples"] >= TRAIN * epochs * (0.5 if method == "mla" else 1)  # MLA: one modality a step
+    assert c["compute_steps"] >= 1 and "compute_seconds" not in c  # results.json stays reproducible
+    assert c["compute_eval_samples"] >= VAL * epochs + TEST
+    assert math.isfinite(c["compute_gop"]) and c["compute_gop"] > 0
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
+    per_epoch = [float(r["compute_samples"]) for r in rows]
+    assert per_epoch == sorted(per_epoch) and per_epoch[-1] <= c["compute_samples"]  # cumulative
+    assert 0 < float(rows[0]["compute_seconds"]) < float(rows[-1]["compute_seconds"])
+
+
+def test_compute_counts_by_value(tmp_path):
+    """Normal: each training sample once per epoch, one step per batch, validation + test in evaluation mode.
+    MLA: one step per modality (twice Normal's steps, each encoder still sees each sample once). UMT: its
+    teachers' epochs on top."""
+    epochs, batches = 2, TRAIN // BATCH
+    normal = _normal_compute(tmp_path, epochs)
+    assert normal["compute_samples"] == TRAIN * epochs
+    assert normal["compute_steps"] == batches * epochs
+    assert normal["compute_eval_samples"] == VAL * epochs + TEST + 8  # + the 8 clips whose operations are counted
+    mla = _trainer(tmp_path, [{"name": "mla"}], epochs, name="mla").fit().compute
+    assert mla["compute_steps"] == 2 * batches * epochs and mla["compute_samples"] == TRAIN * epochs
+    umt = _trainer(tmp_path, [{"name": "umt", "teacher_epochs": 3}], epochs, name="umt").fit().compute
+    assert umt["compute_samples"] == TRAIN * epochs + 3 * TRAIN  # the student, then 3 epochs of the teachers
+    assert umt["compute_steps"] == batches * epochs + 3 * batches
+
+
+def test_compute_survives_a_resume_exactly(tmp_path):
+    whole = _normal_compute(tmp_path)
+    assert _trainer(tmp_path, [], 2, name="cut", stop_after=1).fit() is None
+    resumed = _trainer(tmp_path, [], 2, name="cut", mode="resume").fit().compute
+    for key in ("compute_samples", "compute_eval_samples", "compute_steps"):
+        assert resumed[key] == whole[key], key
+
+
+def test_gop_is_passes_times_operations_per_clip():
+    c = Compute(steps=3)
+    c.passes = {"audio": {"train": 10.0, "eval": 2.0}, "visual": {"train": 10.0, "eval": 4.0}}
+    assert math.isnan(c.gop()) and "compute_gop" not in c.row()
+    c.ops = {"audio": 1e8, "visual": 3e8, "rest": 1e6}
+    assert c.gop() == pytest.approx((12 * 1e8 + 14 * 3e8 + 1e6 * 26 / 2) / 1e9)
+    assert c.row()["compute_samples"] == 10 and c.row()["compute_eval_samples"] == 3
+    d = Compute()
+    d.load_state_dict(c.state_dict())
+    assert d == c
+    Compute().load_state_dict(None)  # a checkpoint from before compute was counted
+
+
+def test_the_meter_counts_only_while_entered():
+    import torch
+
+    from snn_msi.models import build
+
+    model = build("demo", num_classes=3, T=1)
+    meter = ComputeMeter(frames_per_clip=2)
+    audio, frames = torch.rand(4, 1, 20, 20), torch.rand(4, 2, 1, 32, 32)
+    model(audio, frames)
+    assert meter.compute.samples == 0
+    with meter:
+        model.train()(audio, frames)
+        model.eval()(audio, frames)
+    model(audio, frames)
+    assert meter.compute.passes == {"audio": {"train": 4.0, "eval": 4.0}, "visual": {"train": 4.0, "eval": 4.0}}
+
+
+@pytest.mark.parametrize(
+    "epochs, expected",
+    [
+        (4, {"opm": 1, "sample_valuation": 1, "modality_valuation": 1, "relearn": 1, "reconboost": 1, "gblend": 4}),
+        (14, {"relearn": 3, "reconboost": 1}),
+        (40, {"relearn": 10}),
+        (100, {}),
+    ],
+)
+def test_epoch_options_keep_official_values_that_fit(epochs, expected):
+    """The rules of :func:`epoch_options`, by value: OPM's start 6 and the valuations' warm-up 5 fit a 14-epoch
+    run (more than half of it stays modulated); re-learning's 3 re-initialisations every 20 epochs fit from 80
+    epochs on; ReconBoost's 2 x 2 stages of 4 + 4 epochs from 32; G-Blending's super-epoch 10 below the run."""
+    got = sm.epoch_options(epochs)
+    first = {"opm": "start", "sample_valuation": "warmup", "modality_valuation": "warmup", "relearn": "reinit_epoch"}
+    first |= {"reconboost": "epochs_per_stage", "gblend": "super_epoch"}
+    assert {m: v[first[m]] for m, v in got.items()} == expected
+    if "reconboost" in got:
+        assert got["reconboost"]["correct_epoch"] == got["reconboost"]["epochs_per_stage"]
+
+
+def _metrics(path, val, samples=None):
+    path.mkdir(parents=True)
+    with (path / "metrics.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["epoch", "val_acc", "train_acc", "compute_samples"])
+        for i, v in enumerate(val):
+            w.writerow([i + 1, v, v, (samples or [100 * (i + 1) for i in range(len(val))])[i]])
+
+
+def test_plateau_and_accuracy_at_matched_compute(tmp_path):
+    _metrics(tmp_path / "a", [0.5, 0.7, 0.80, 0.81])  # last quarter: epoch 4; gain 1 point
+    _metrics(tmp_path / "b", [0.5, 0.9, 0.90, 0.90])  # gain 0
+    gain, first, epochs = sm.plateau([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert (first, epochs) == (4, 4) and gain == pytest.approx(0.5)
+    _metrics(tmp_path / "c", [0.6, 0.95], samples=[250, 500])  # a method with 2.5x Normal's samples per epoch
+    assert sm.matched_val_acc(str(tmp_path / "c"), 400) == 0.6
+    assert math.isnan(sm.matched_val_acc(str(tmp_path / "c"), 200))
+
+
+def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
+    seeds = [0, 1, 2]
+    acc = {("normal", False): [0.5, 0.6, 0.7], ("pmr", False): [0.4, 0.5, 0.9], ("pmr", True): [0.5, 0.6, 0.9]}
+    rows = [
+        {"method": m, "variant": "official", "with_iemf": i, "seed": s, "test_acc": a[k], "compute_samples": 10.0}
+        for (m, i), a in acc.items()
+        for k, s in enumerate(seeds)
+    ]
+    by = {(r["method"], r["with_iemf"]): r for r in sm.summarise(rows, seeds)}
+    assert by[("pmr", True)]["iemf_effect"] == pytest.approx(0.1 * 2 / 3)  # +0.1, +0.1, 0 against pmr alone
+    assert by[("pmr", True)]["diff_vs_normal"] == pytest.approx((0.0 + 0.0 + 0.2) / 3)
+    assert math.isnan(by[("pmr", False)]["iemf_effect"]) and by[("pmr", True)]["compute_samples_x_normal"] == 1
+    table = sm.markdown_table(list(by.values()))
+    assert "| pmr | official | yes | 3 |" in table
+
+
+def test_a_tuning_sweep_starts_at_the_given_values(tmp_path):
+    from snn_msi.reports.runs import RunOptions
+    from snn_msi.reports.sweep import SweepConfig, parse_param, run_sweep
+
+    recipe = demo_config(
+        epochs=1,
+        batch_size=8,
+        model={**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1},
+        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
+        policies=[{"name": "ogm_ge", "start": 0, "end": 1}],
+    )
+    runs = RunOptions(seeds=[0], jobs=1, out=str(tmp_path / "s"), progress=False)
+    cfg = SweepConfig("ogm_ge", params=[parse_param("alpha=0.05:2:log")], trials=1, recipe=recipe, runs=runs)
+    cfg.first = {"alpha": 0.8}
+    rows = run_sweep(cfg)
+    assert rows[0]["alpha"] == 0.8
+    saved = (tmp_path / "s" / "trial_000" / "config.yaml").read_text()
+    assert "alpha: 0.8" in saved and "end: 1" in saved  # the recipe's own options for the method stay
+
+
+def test_the_help_shows_the_benchmark_setting_and_its_time(capsys):
+    with pytest.raises(SystemExit):
+        main(["study", "methods", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--benchmark" in text and "h on 2 CPU cores" in text and f"{sm.BENCHMARK['epochs']} epochs" in text
