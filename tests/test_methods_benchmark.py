@@ -144,7 +144,7 @@ def _metrics(path, val, samples=None):
 def test_plateau_and_accuracy_at_matched_compute(tmp_path):
     _metrics(tmp_path / "a", [0.5, 0.7, 0.80, 0.81])  # last quarter: epoch 4; gain 1 point
     _metrics(tmp_path / "b", [0.5, 0.9, 0.90, 0.90])  # gain 0
-    gain, first, epochs = sm.plateau([str(tmp_path / "a"), str(tmp_path / "b")])
+    gain, first, epochs = sm.last_quarter_gain([str(tmp_path / "a"), str(tmp_path / "b")])
     assert (first, epochs) == (4, 4) and gain == pytest.approx(0.5)
     _metrics(tmp_path / "c", [0.6, 0.95], samples=[250, 500])  # a method with 2.5x Normal's samples per epoch
     assert sm.matched_val_acc(str(tmp_path / "c"), 400) == 0.6
@@ -192,3 +192,16 @@ def test_the_help_shows_the_benchmark_setting_and_its_time(capsys):
         main(["study", "methods", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--benchmark" in text and "h on 2 CPU cores" in text and f"{sm.BENCHMARK['epochs']} epochs" in text
+
+
+def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain():
+    cfg = sm.MethodsStudyConfig(methods=("pmr",), long_check=True, recipe=sm.benchmark_recipe())
+    assert sm.cells(cfg)[:2] == [sm.NORMAL, sm.LONG] and sm.LONG not in sm.cells(sm.MethodsStudyConfig())
+    long = sm.run_config_for(cfg, sm.LONG, 3)
+    assert (long.epochs, list(long.milestones), long.seed) == (28, [18], 3) and long.out.endswith("normal-2x/s3")
+    row = {"method": "normal", "variant": "long", "diff_vs_normal": 0.003, "diff_ci_low": -0.01, "diff_ci_high": 0.016}
+    text = " ".join(sm.plateau_lines([row], (1.1, 12, 14)))
+    assert "+0.3 [-1.0, +1.6]" in text and ": plateaued" in text and "epochs 12-14" in text
+    text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}], None))
+    assert "NOT plateaued" in text
+    assert "NOT plateaued" in " ".join(sm.plateau_lines([], (1.1, 12, 14)))  # without the long runs: last quarter

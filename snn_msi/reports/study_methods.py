@@ -16,8 +16,9 @@ accuracy reached within Normal's samples (accuracy at matched compute).
 Protocol. The default is sized for CI (4 epochs: early training, not convergence). ``--benchmark`` is the
 setting the README's table comes from (:data:`BENCHMARK`): the demo recipe for 14 epochs (learning rate x0.1
 after epoch 9), 5 seeds, 5 tuning trials per method on seed 100's validation split; the study checks that
-Normal's validation accuracy has plateaued (:func:`plateau`: it gains less than 0.5 points over the last quarter
-of the run, averaged over seeds) and says so under the table. Model selection is on validation (the best
+Normal has plateaued at that budget: Normal trained for twice the epochs (milestones scaled) must gain less than
+0.5 points of test accuracy (paired by seed, :func:`plateau_lines`), and says so under the table with Normal's
+validation gain over the last quarter of its run. Model selection is on validation (the best
 epoch), the test split is read once per run. Any recipe runs (``--config``, ``--model ks-paper``,
 ``--dataset``, ``--set``, ...); the study varies only the method. IEMF's controls (``constant``, ``noise``)
 belong to the inverse-effectiveness study and are left out; ``iemf`` is Normal's IEMF row. Runs resume as the
@@ -143,25 +144,30 @@ class Cell:
 
     @property
     def folder(self) -> str:
-        return f"{self.method}{'-tuned' if self.variant == 'tuned' else ''}{'+iemf' if self.iemf else ''}"
+        return f"{self.method}{VARIANT_SUFFIX[self.variant]}{'+iemf' if self.iemf else ''}"
 
     @property
     def label(self) -> str:
         return f"{self.method} ({self.variant}){' + IEMF' if self.iemf else ''}"
 
 
+#: the row variants and their run folders' suffixes; ``long`` is Normal at twice the budget (the plateau check)
+VARIANT_SUFFIX = {"official": "", "tuned": "-tuned", "long": "-2x"}
 NORMAL = Cell("normal")
+LONG = Cell("normal", "long")
 
 
 @dataclass
 class MethodsStudyConfig:
     """``methods``: None = every registered method but :data:`EXCLUDED`; ``tuned``: per method, options over its
-    defaults (``--tuned FILE`` or ``--tune``); ``recipe``: the training config every run starts from (None:
+    defaults (``--tuned FILE`` or ``--tune``); ``long_check``: also train Normal for twice the epochs (milestones
+    scaled), the plateau check; ``recipe``: the training config every run starts from (None:
     :func:`default_recipe`); ``runs``: seeds, folder and executor."""
 
     methods: tuple[str, ...] | None = None
     iemf: bool = True
     tuned: dict[str, dict] = field(default_factory=dict)
+    long_check: bool = False
     recipe: TrainConfig | None = None
     runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=list(range(5)), out="runs/methods"))
 
@@ -206,6 +212,8 @@ def cells(scfg: MethodsStudyConfig) -> list[Cell]:
     rows = []
     for m in scfg.method_names():
         rows.append(Cell(m))
+        if m == "normal" and scfg.long_check:
+            rows.append(LONG)
         if scfg.iemf and composes_with_iemf(m).composes:
             rows.append(Cell(m, iemf=True))
         if scfg.has_tuned_row(m):
@@ -216,7 +224,10 @@ def cells(scfg: MethodsStudyConfig) -> list[Cell]:
 def run_config_for(scfg: MethodsStudyConfig, cell: Cell, seed: int) -> TrainConfig:
     """The recipe with one row's method (options, IEMF), the seed and the run's folder."""
     out = Path(scfg.runs.out) / cell.folder / f"s{seed}"
-    return scfg.recipe.replace(
+    r = scfg.recipe
+    if cell.variant == "long":
+        r = r.replace(epochs=2 * r.epochs, milestones=[2 * m for m in r.milestones])
+    return r.replace(
         seed=seed,
         out=str(out),
         policies=policies_for(cell.method, iemf=cell.iemf, **scfg.options(cell.method, cell.variant)),
@@ -278,7 +289,7 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     write_csv(out / "runs.csv", rows)
     summary = summarise(rows, seeds, out)
     write_csv(out / "summary.csv", summary)
-    md = markdown_table(summary, scfg, plateau([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
+    md = markdown_table(summary, scfg, last_quarter_gain([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
     write_text(out / "summary.md", md + "\n")
     print(md)
     print(f"\n{len(specs)} runs in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
@@ -318,7 +329,7 @@ def matched_val_acc(out: str, budget: float) -> float:
     return max(vals, default=math.nan)
 
 
-def plateau(normal_runs: list[str]) -> tuple[float, int, int] | None:
+def last_quarter_gain(normal_runs: list[str]) -> tuple[float, int, int] | None:
     """Normal's validation gain over the last quarter of its runs: ``(mean over runs of [best val acc in the last
     quarter - best before it], first epoch of the last quarter, epochs)``, in points; None without runs."""
     gains, first, epochs = [], 0, 0
@@ -407,7 +418,7 @@ def _x(v: float) -> str:
 
 
 def markdown_table(
-    summary: list[dict], scfg: MethodsStudyConfig | None = None, plateau_: tuple[float, int, int] | None = None
+    summary: list[dict], scfg: MethodsStudyConfig | None = None, quarter: tuple[float, int, int] | None = None
 ) -> str:
     """The table: accuracy with intervals, paired differences, training accuracy, accuracy at Normal's samples
     and compute relative to Normal; under it the recipe, the fitted epoch options, the tuned values and whether
@@ -436,13 +447,7 @@ def markdown_table(
             "(samples: clips through the encoders in training mode, copies and teachers included; GOP: forward "
             "synaptic operations, estimated)."
         )
-    if plateau_ is not None:
-        gain, first, epochs = plateau_
-        verdict = "plateaued" if gain < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"
-        lines.append(
-            f"Normal's validation accuracy gained {gain:+.2f} points over the last quarter (epochs {first}-{epochs}, "
-            f"mean over seeds): {verdict} (criterion < {PLATEAU_POINTS} points)."
-        )
+    lines += plateau_lines(summary, quarter)
     if scfg is not None:
         r = scfg.recipe
         fitted = {m: scfg.options(m) for m in dict.fromkeys(x["method"] for x in summary) if scfg.options(m)}
@@ -453,6 +458,36 @@ def markdown_table(
             f"{_seeds(scfg.runs.seeds)}; epoch options fitted to the run: {fitted or 'none'}; tuned: {tuned or 'none'}"
         )
     return "\n".join(lines)
+
+
+def plateau_lines(summary: list[dict], quarter: tuple[float, int, int] | None) -> list[str]:
+    """Whether Normal has plateaued at the budget: with the ``long`` row, Normal at twice the epochs against
+    Normal (paired test accuracy; plateaued when the mean gain is below :data:`PLATEAU_POINTS`); else its
+    validation gain over the last quarter of the run (``quarter``, :func:`last_quarter_gain`)."""
+    lines = []
+    if quarter is not None:
+        gain, first, epochs = quarter
+        lines.append(
+            f"Normal's best validation accuracy in the last quarter (epochs {first}-{epochs}) minus the best before "
+            f"it: {gain:+.2f} points (mean over seeds)."
+        )
+    long = (
+        next((r for r in summary if (r["method"], r["variant"]) == (LONG.method, LONG.variant)), None)
+        if summary
+        else None
+    )
+    if long is not None and math.isfinite(long["diff_vs_normal"]):
+        d = 100 * long["diff_vs_normal"]
+        gain = _pts(long["diff_vs_normal"], long["diff_ci_low"], long["diff_ci_high"])
+        verdict = "plateaued" if d < PLATEAU_POINTS else "NOT plateaued: this budget is short of convergence"
+        lines.append(
+            f"Plateau check: Normal trained for twice the epochs gains {gain} "
+            f"points of test accuracy (paired by seed): {verdict} (criterion: mean gain < {PLATEAU_POINTS} points)."
+        )
+    elif quarter is not None:
+        verdict = "plateaued" if quarter[0] < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"
+        lines.append(f"Plateau (last-quarter criterion < {PLATEAU_POINTS} points): {verdict}.")
+    return lines
 
 
 def _seeds(seeds: list[int]) -> str:
@@ -494,6 +529,11 @@ def _methods_study_command(q) -> None:
         f"epoch {b['milestones'][0]}), {b['seeds']} seeds, --tune {b['tune']}, official, tuned and IEMF rows, a "
         "plateau check on Normal; about 3.5 h on 2 CPU cores (2026-12-05; 16 runs of 14 epochs an hour per core)",
     )
+    q.add_argument(
+        "--plateau-check",
+        action="store_true",
+        help="also train Normal for twice the epochs: has it plateaued at this budget? (on with --benchmark)",
+    )
     add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
     q.set_defaults(func=_run)
 
@@ -512,6 +552,7 @@ def _run(args) -> int:
         methods=tuple(args.methods) if args.methods else None,
         iemf=not args.no_iemf,
         tuned=load_tuned(args.tuned) if args.tuned else {},
+        long_check=args.benchmark or args.plateau_check,
         recipe=recipe,
         runs=runs,
     )
