@@ -54,6 +54,9 @@ class TrainConfig(Config):
             (counted in the logs).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         amp: bfloat16 autocast on CUDA (ignored on CPU).
+        val_every: also measure the validation accuracy every this many optimizer steps (0: once per epoch
+            only), logged in ``steps.csv`` (``val_acc``, ``compute_samples``) for accuracy-to-compute curves at
+            step resolution; the random state is restored after each, so the run trains exactly as without.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -72,6 +75,7 @@ class TrainConfig(Config):
     gamma: float = field(default=0.1, metadata=check(gt=0))
     grad_clip: float | None = field(default=None, metadata=check(gt=0))
     on_nonfinite: Literal["stop", "skip"] = "stop"
+    val_every: int = field(default=0, metadata=check(ge=0))
     seed: int = field(default=0, metadata=check(ge=0))
     device: str = "auto"
     amp: bool = True

@@ -154,6 +154,18 @@ def config_diff(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     ]
 
 
+def canonical_config(d: dict) -> dict:
+    """A saved config as this version reads it: options added since the run was made at their defaults, older
+    layouts upgraded; so a new option is not a change of the run's config (a config that no longer loads is
+    compared as it was saved)."""
+    from .config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(d).to_dict()
+    except (ConfigError, TypeError, ValueError):
+        return d
+
+
 class _Lock:
     """An exclusive lock on a run folder: ``<folder>/.lock`` holds the owner's pid and host, and the owner holds
     an ``flock`` on it for as long as it lives (the kernel drops it when the process dies, even by SIGKILL, so a
@@ -290,9 +302,10 @@ class RunDir:
         return pending if (self.staging / "last.pt").is_file() and pending.is_file() else self.path / "config.yaml"
 
     def saved_config(self) -> dict | None:
+        """The run's ``config.yaml`` as this version reads it (:func:`canonical_config`); None without one."""
         from ..schema import load_yaml
 
-        return load_yaml(self.config_file) if self.config_file.is_file() else None
+        return canonical_config(load_yaml(self.config_file)) if self.config_file.is_file() else None
 
     def matches(self, config: dict) -> bool:
         """The folder holds a finished run made with ``config`` (``out`` and worker counts aside)."""
@@ -400,7 +413,7 @@ class RunDir:
 
     def check_resume_config(self, saved: dict, requested: dict) -> None:
         """A resumed run keeps its config: raise naming every changed key not in :data:`RESUMABLE`."""
-        diff = config_diff(saved, requested, RESUMABLE)
+        diff = config_diff(canonical_config(saved), requested, RESUMABLE)
         if diff:
             raise ConfigError(
                 f"cannot resume {self.path} with a changed config ({'; '.join(diff)}); a resumed run "

@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 __all__ = ["Trainer", "NonFiniteLossError", "evaluate", "load_model", "resolve_device", "seed_everything"]
 
 
+#: the step-log columns of ``val_every``
+_STEP_VAL = ("val_acc", "compute_samples")
+
+
 class NonFiniteLossError(RuntimeError):
     """Training met a NaN or infinite loss (``on_nonfinite="stop"``); the message names the batch's clips."""
 
@@ -382,7 +386,13 @@ class Trainer:
         self.runlog = RunLog(
             self.rundir.work,
             enabled=self.rank == 0,
-            step_columns=("epoch", "step", "loss", *self.policies.log_columns()),
+            step_columns=(
+                "epoch",
+                "step",
+                "loss",
+                *self.policies.log_columns(),
+                *_STEP_VAL[: 2 if config.val_every else 0],
+            ),
             loggers=self.loggers,
             config=config.to_dict(),
         )
@@ -547,12 +557,24 @@ class Trainer:
                 continue
             col.add(total, out, batch.y)
             step_log = self.policies.step_log()
-            self.runlog.step({"epoch": epoch + 1, "step": self.step, "loss": loss_value, **step_log})
             self.step += 1
+            row = {"epoch": epoch + 1, "step": self.step - 1, "loss": loss_value, **step_log}
+            if self.cfg.val_every and self.step % self.cfg.val_every == 0:
+                row.update(self._step_validation(epoch))
+            self.runlog.step(row)
             if self.progress:
                 shown = {k: f"{step_log[k]:.3f}" for k in self.policies.headlines()}
                 bar.set_postfix(loss=f"{loss_value:.3f}", **shown)
         return col.result(), skipped
+
+    def _step_validation(self, epoch: int) -> dict[str, float]:
+        """The validation accuracy after this step and the training samples so far (``val_every``); the random
+        state and training mode are restored, so the run goes on exactly as without it."""
+        state = _rng_state()
+        acc = self.evaluate(self.val_set, epoch).acc
+        _set_rng_state(state)
+        self.wrapped.train()
+        return {"val_acc": acc, "compute_samples": self.meter.compute.samples}
 
     def _nonfinite(self, batch: Batch, epoch: int, what: str) -> int:
         """Stop with the batch's clips named (``on_nonfinite="stop"``), or return 1 to count a skipped batch."""
