@@ -10,9 +10,9 @@ from snn_msi.reports.study_inverse_effectiveness import (
     MeasuredRun,
     StudyConfig,
     default_recipe,
-    epochs_to_reach,
     run_rows,
     run_study,
+    samples_to_reach,
     trend_rows,
 )
 from snn_msi.training import RunResult, SplitMetrics
@@ -50,8 +50,10 @@ def test_tost_is_the_90_percent_interval_inside_the_margin():
     assert tost([0.1, 0.1], 0.05) == (False, 1.0) and tost([0.01], 0.05)[0] is False
 
 
-def _measure(curve, sops=100.0):
-    return {"val_acc": curve, "train_n": [50.0] * len(curve), "sops": sops, "macs": 10.0}
+def _measure(curve, sops=100.0, per_point=50.0):
+    """A run's measures with one validation point per ``per_point`` training samples."""
+    points = [(per_point * (i + 1), acc) for i, acc in enumerate(curve)]
+    return {"val_acc": curve, "train_n": [50.0] * len(curve), "sops": sops, "macs": 10.0, "curve": points}
 
 
 def _fake_result(acc, curve, sops=100.0, coeff=None):
@@ -100,8 +102,10 @@ def test_no_multisensory_gain_against_heads_that_were_not_trained():
     assert ("with_iemf", "normal multisensory gain") not in trended
 
 
-def test_compute_to_reach_normals_final_validation_accuracy():
-    assert epochs_to_reach([0.2, 0.5, 0.7, 0.6], 0.6) == 3 and epochs_to_reach([0.2, 0.5], 0.6) is None
+def test_compute_to_reach_fractions_of_normals_final_validation_accuracy_at_step_resolution():
+    curve = [(10.0, 0.2), (20.0, 0.5), (30.0, 0.7), (40.0, 0.6)]
+    assert samples_to_reach(curve, 0.6) == 30.0 and math.isinf(samples_to_reach(curve[:2], 0.6))
+    assert math.isinf(samples_to_reach(curve, math.nan))
     lv = (-15.0, -5.0)
     cell = ("concat", "always", lv)
     results = {
@@ -110,10 +114,12 @@ def test_compute_to_reach_normals_final_validation_accuracy():
         (*cell, "constant", 0): _fake_result(0.5, [0.4, 0.5, 0.5, 0.55], sops=90.0),
     }
     rows = {r["method"]: r for r in run_rows(results)}
-    assert rows["normal"]["epochs_to_target"] == 3 and rows["normal"]["sops_to_target"] == 100.0 * 150
-    assert rows["iemf"]["epochs_to_target"] == 2 and rows["iemf"]["sops_to_target"] == 120.0 * 100
-    assert rows["iemf"]["compute_ratio"] == pytest.approx(12000 / 15000)  # 20 % less computation
-    assert math.isinf(rows["constant"]["compute_ratio"]) and math.isnan(rows["constant"]["epochs_to_target"])
+    assert rows["normal"]["samples_to_100"] == 150 and rows["normal"]["sops_to_100"] == 100.0 * 150
+    assert rows["iemf"]["samples_to_100"] == 100 and rows["iemf"]["sops_to_100"] == 120.0 * 100
+    assert rows["iemf"]["compute_ratio_100"] == pytest.approx(12000 / 15000)  # 20 % less computation
+    assert math.isinf(rows["constant"]["compute_ratio_100"]) and math.isinf(rows["constant"]["samples_to_100"])
+    # 90 % of Normal's 0.6 is 0.54: Normal reaches it at 150 samples, the constant control at 200
+    assert rows["constant"]["compute_ratio_90"] == pytest.approx(90 * 200 / (100 * 150))
 
 
 def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked(tmp_path, monkeypatch):
@@ -140,7 +146,8 @@ def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked
     summary = run_study(cfg)
     plan = {(c.model.fusion, c.loss.unimodal, c.policies[0]["name"] if c.policies else "normal") for c in asked}
     assert ("concat", "with_iemf", "iemf") not in plan and ("msi", "with_iemf", "normal") in plan
-    assert ("msi", "always", "constant") not in plan  # the controls run in the primary cell only
+    assert ("concat", "with_iemf", "constant") not in plan  # IEMF's control is reused like IEMF
+    assert ("msi", "always", "constant") in plan  # the constant control runs in every cell
     n = {k: sum(1 for c in asked if (c.model.fusion, c.loss.unimodal) == k) for k in [("concat", "always")]}
     assert n[("concat", "always")] == 3 * 3 * 2 + 2 * 3  # normal, iemf at 3 levels; constant at the 2 weak ones
     constant = [c for c in asked if c.policies and c.policies[0]["name"] == "constant"]
@@ -149,6 +156,7 @@ def test_cells_reuse_iemf_runs_across_loss_settings_and_controls_run_where_asked
     rows = {(r["fusion"], r["loss"], r["method"], r["audio_snr_db"]): r for r in summary}
     assert rows[("concat", "with_iemf", "iemf", 0.0)]["acc_mean"] == rows[("concat", "always", "iemf", 0.0)]["acc_mean"]
     assert rows[("concat", "always", "iemf", -15.0)]["iemf_vs_constant"] == pytest.approx(0.02)
+    assert rows[("msi", "with_iemf", "iemf", -15.0)]["iemf_vs_constant"] == pytest.approx(0.02)
     md = (tmp_path / "summary.md").read_text()
     for section in ("## Trend across levels", "## Compute to reach", "## Cells against each other"):
         assert section in md
@@ -190,7 +198,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     with (tmp_path / "runs.csv").open() as fh:
         runs = list(csv.DictReader(fh))
     assert len(runs) == 10 and all(float(r["sops_per_sample"]) > 0 for r in runs)
-    assert all(float(r["compute_ratio"]) == 1.0 for r in runs if r["method"] == "normal")
+    assert all(float(r["compute_ratio_100"]) == 1.0 for r in runs if r["method"] == "normal")
     assert {"ME_median", "ME_population", "AI_median"} <= set(runs[0])
     for f in ("summary.csv", "trend.csv", "compute.csv", "summary.md", "inverse_effectiveness.png"):
         assert (tmp_path / f).is_file()
@@ -203,3 +211,29 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):
     changed = StudyConfig(**{**cfg.__dict__, "recipe": tiny_recipe(epochs=2)})
     with pytest.raises(ValueError, match="another config.*epochs: 1 -> 2"):
         run_study(changed)  # a cached run is only reused with the same config
+
+
+def test_the_original_loss_cell_smooths_every_term_and_trains_its_own_iemf_runs(tmp_path, monkeypatch):
+    asked = []
+
+    def fake_run_all(configs, scfg):
+        asked.extend(configs)
+        return [
+            _fake_result(
+                0.8 + (0.01 if c.policies else 0.0) + 0.002 * c.seed, [0.5, 0.8], coeff=1.2 if c.policies else None
+            )
+            for c in configs
+        ]
+
+    monkeypatch.setattr(study, "_run_all", fake_run_all)
+    runs = RunOptions(seeds=[0, 1, 2], out=str(tmp_path))
+    cfg = StudyConfig(levels=[(0.0, 10.0), (-10.0, 0.0)], runs=runs, losses=("always", "original"))
+    summary = run_study(cfg)
+    original = [c for c in asked if c.loss.label_smoothing == 0.1]
+    assert original and all((c.loss.unimodal, c.loss.unimodal_label_smoothing) == ("with_iemf", 0.1) for c in original)
+    assert {c.policies[0]["name"] if c.policies else "normal" for c in original} == {"normal", "iemf", "constant"}
+    # TOST against the +-2 point margin: IEMF - Normal is +1 point with almost no spread -> equivalent
+    row = next(r for r in summary if (r["loss"], r["method"], r["audio_snr_db"]) == ("original", "iemf", 0.0))
+    assert row["diff_vs_normal"] == pytest.approx(0.01) and row["equivalent"] and row["tost_p"] < 0.05
+    md = (tmp_path / "summary.md").read_text()
+    assert "within the margin? (TOST p)" in md and "| yes (p " in md

@@ -1,15 +1,16 @@
 """The inverse-effectiveness study: weaken the modalities step by step, train each method over many seeds, and ask
 (1) whether IEMF's advantage over Normal grows as the cues weaken (a trend test, not overlapping intervals), (2)
-whether IEMF's *adaptive* coefficient matters (against a constant one), (3) how much of the paper's comparison is
-the loss setting, (4) what the ``msi`` integration layer changes next to ``concat``, and (5) how much computation
-each method needs to reach Normal's accuracy.
+whether IEMF's *adaptive* coefficient matters (against a constant one, in every cell), (3) how much of the
+paper's comparison is the loss setting, (4) what the ``msi`` integration layer changes next to ``concat``, and
+(5) how much computation each method needs to reach Normal's accuracy.
 
-Design. A *cell* is a fusion and a loss setting (``loss.unimodal``: ``always`` = every method trains the unimodal
-heads, the cleaner control; ``with_iemf`` = only methods that read the heads train them, the original code). The
-first cell (default ``concat`` / ``always``) runs every method; other cells run ``normal`` and ``iemf``. In a
-``with_iemf`` cell, IEMF trains the heads anyway, so its runs are those of the ``always`` cell of the same fusion
-(identical training; not run twice). Every run of a level and seed is paired with Normal's run of the same cell,
-level and seed.
+Design. A *cell* is a fusion and a loss setting: ``always`` = every method trains the unimodal heads (the
+cleaner control); ``with_iemf`` = only methods that read the heads train them (the original code's structure);
+``original`` = ``with_iemf`` with the original loss, label smoothing 0.1 on every term (:data:`ORIGINAL_LOSS`).
+The first cell (default ``concat`` / ``always``) runs every method; every other cell runs ``normal``, ``iemf``
+and the constant-coefficient control. In a ``with_iemf`` cell, IEMF and its control train the heads anyway, so
+their runs are those of the ``always`` cell of the same fusion (identical training; not run twice). Every run of
+a level and seed is paired with Normal's run of the same cell, level and seed.
 
 - ``normal``: no modulation; ``iemf``: the adaptive coefficient ``1 + tanh(1 - mean unimodal score / fused score)``
   with gradient noise; ``constant``: a fixed coefficient equal to IEMF's mean at that level and cell, the same
@@ -21,11 +22,14 @@ level and seed.
   of the two modalities, dB); the mean slope over seeds with its 95 % t-interval (seeds are the independent units,
   so the correlation of a seed's runs across levels is accounted for). Inverse effectiveness predicts a negative
   slope: a larger advantage at lower SNR. Reported per 10 dB.
-- Compute to reach an accuracy: the target is the final validation accuracy of Normal's run (same cell, level,
-  seed); each run's cost is ``SOPs per sample x training samples`` until the end of the first epoch whose
-  validation accuracy reaches it (``metrics.csv``), with SOPs per sample counted on a test batch
-  (:class:`snn_msi.metrics.energy.OpCounter`) with the run's selected weights. Runs that never reach it are
-  counted as not reached (their ratio is infinite in the median).
+- Equivalence: a "no effect" is stated only where a TOST (two one-sided t-tests at 5 %) puts the paired difference
+  within +-``margin`` points (default :data:`MARGIN`, fixed before the runs); otherwise the interval is the claim.
+- Compute to reach an accuracy, at step resolution: the recipe validates every ``val_every`` steps (default 5, the
+  random state restored so training is unchanged); the targets are fractions (:data:`TARGETS`) of the final
+  validation accuracy of Normal's run (same cell, level, seed); each run's cost is ``SOPs per sample x training
+  samples`` until the first validation whose accuracy reaches it, with SOPs per sample counted on a test batch
+  (:class:`snn_msi.metrics.energy.OpCounter`) with the run's selected weights. Runs that never reach it within
+  their epochs (the horizon) are counted as not reached (their ratio is infinite in the median).
 - ``msi`` runs also report their integration layer's enhancement (:mod:`snn_msi.reports.probe`) on their own
   level's test samples: does the trained layer's ME grow as the cues weaken?
 
@@ -54,26 +58,35 @@ from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.result import RunResult
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
-from .stats import seed_slopes, t_interval
+from .stats import seed_slopes, t_interval, tost
 
 _IEMF, _CONSTANT, _NOISE = IEMF.name, ConstantScale.name, NoiseOnly.name
 METHODS = ("normal", _IEMF, _CONSTANT, _NOISE)
-LOSSES = ("always", "with_iemf")
+LOSSES = ("always", "with_iemf", "original")
+#: the ``original`` cell's loss: the original code's (heads trained only with IEMF, label smoothing 0.1 on every term)
+ORIGINAL_LOSS = {"unimodal": "with_iemf", "label_smoothing": 0.1, "unimodal_label_smoothing": 0.1}
+#: the targets of the compute table: fractions of Normal's final validation accuracy (same cell, level, seed)
+TARGETS = (0.9, 0.95, 1.0)
+#: the equivalence margin of every "no effect" statement, fixed before the runs (points of fused test accuracy)
+MARGIN = 2.0
 DEFAULT_METHODS = ("normal", _IEMF, _CONSTANT)
 
 
 def default_recipe() -> TrainConfig:
-    """The study's recipe unless the user gives one: the demo network, 6 epochs, lr x0.1 at epoch 5."""
-    return demo_config(epochs=6, milestones=[5])
+    """The study's recipe unless the user gives one: the demo network, 6 epochs, lr x0.1 at epoch 5, validation
+    every 5 steps (compute to accuracy at step resolution)."""
+    return demo_config(epochs=6, milestones=[5], val_every=5)
 
 
 @dataclass
 class StudyConfig:
     """What the study trains. ``levels``: ``(audio dB, image dB)``, strongest first; ``control_levels``: where the
     constant / noise controls run (None: every level but the first); ``fusions`` x ``losses``: the cells, the first
-    of each is the primary cell (every method), the others run normal and iemf (``fusions`` None: the recipe's);
-    ``sop_samples``: test samples for counting operations; ``recipe``: the training config every run starts from
-    (None: :func:`default_recipe`); ``runs``: seeds, folder and executor."""
+    of each is the primary cell (every method), the others run normal, iemf and the constant control
+    (``fusions`` None: the recipe's); ``sop_samples``: test samples for counting operations; ``margin``: the
+    equivalence margin in points (a paired difference is called equivalent to 0 when a TOST at 5 % puts it within
+    +-margin), fixed before the runs; ``recipe``: the training config every run starts from (None:
+    :func:`default_recipe`); ``runs``: seeds, folder and executor."""
 
     levels: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 10.0), (-10.0, 0.0), (-15.0, -5.0)])
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -81,6 +94,7 @@ class StudyConfig:
     fusions: tuple[str, ...] | None = None
     losses: tuple[str, ...] = ("always",)
     sop_samples: int = 64
+    margin: float = MARGIN
     recipe: TrainConfig | None = None
     runs: RunOptions = field(default_factory=lambda: RunOptions(seeds=list(range(10)), out="runs/study"))
 
@@ -118,8 +132,9 @@ class StudyConfig:
         return [(f, x) for f in self.fusions for x in self.losses]
 
     def methods_of(self, cell: tuple[str, str]) -> list[str]:
+        """Every cell runs Normal, IEMF and the constant-coefficient control; the noise control only the first."""
         primary = cell == self.cells()[0]
-        return [m for m in self.methods if primary or m in ("normal", _IEMF)]
+        return [m for m in self.methods if primary or m in ("normal", _IEMF, _CONSTANT)]
 
     def levels_of(self, method: str) -> list[tuple[float, float]]:
         return self.controls() if method in (_CONSTANT, _NOISE) else list(self.levels)
@@ -155,7 +170,7 @@ def _config(
         out=str(out),
         data=data,
         model={**r.model.to_dict(), "fusion": fusion},
-        loss={**r.loss.to_dict(), "unimodal": loss},
+        loss={**r.loss.to_dict(), **(ORIGINAL_LOSS if loss == "original" else {"unimodal": loss})},
         policies=policies,
     )
 
@@ -176,13 +191,18 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
     run_dir = Path(run_dir)
     best = run_dir / "best.pt"
     cache = run_dir / "energy" / "study_compute.json"
-    stamp = {"best_mtime_ns": best.stat().st_mtime_ns, "samples": samples}
+    stamp = {"best_mtime_ns": best.stat().st_mtime_ns, "samples": samples, "version": 2}
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if {k: saved.get(k) for k in stamp} == stamp:
             return saved
     rows = read_csv(run_dir / "metrics.csv")
-    out = {**stamp, "val_acc": [float(r["val_acc"]) for r in rows], "train_n": [float(r["train_n"]) for r in rows]}
+    out = {
+        **stamp,
+        "val_acc": [float(r["val_acc"]) for r in rows],
+        "train_n": [float(r["train_n"]) for r in rows],
+        "curve": accuracy_curve(run_dir),
+    }
     model, cfg = load_model(best)
     batch = first_test_samples(cfg.data, cfg.seed, samples)
     with torch.no_grad(), OpCounter(model) as ops:
@@ -211,6 +231,32 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
         )
     write_text(cache, json.dumps(out))
     return out
+
+
+def accuracy_curve(run_dir: str | Path) -> list[tuple[float, float]]:
+    """``[(training samples so far, validation accuracy), ...]`` in training order: every ``val_every`` step
+    (``steps.csv``) and every epoch's end (``metrics.csv``; runs from before compute was counted: the cumulative
+    training samples of the epochs)."""
+    from ..training import read_csv
+
+    run_dir = Path(run_dir)
+    epochs = read_csv(run_dir / "metrics.csv")
+    samples = np.cumsum([float(r["train_n"]) for r in epochs]).tolist()
+    points = [
+        (float(r["compute_samples"]) if math.isfinite(float(r.get("compute_samples", math.nan))) else n, r["val_acc"])
+        for r, n in zip(epochs, samples, strict=True)
+    ]
+    steps = read_csv(run_dir / "steps.csv") if (run_dir / "steps.csv").is_file() else []
+    points += [(s["compute_samples"], s["val_acc"]) for s in steps if math.isfinite(s.get("val_acc", math.nan))]
+    return sorted((float(n), float(a)) for n, a in points)
+
+
+def samples_to_reach(curve: list[tuple[float, float]], target: float) -> float:
+    """The training samples at the first point of ``curve`` whose validation accuracy is >= ``target``; inf when
+    none is (or the target is NaN)."""
+    if math.isnan(target):
+        return math.inf
+    return next((n for n, acc in curve if acc >= target - 1e-12), math.inf)
 
 
 @dataclass(frozen=True)
@@ -261,12 +307,15 @@ def run_study(scfg: StudyConfig) -> list[dict]:
             runs = [results[_source(reused, (*cell, lv, _IEMF, s))].result for s in seeds]
             coeff = float(np.mean([r.policy_mean(_IEMF, "coeff") for r in runs]))
             for s in seeds:
+                if _reuses_always(scfg, cell, _CONSTANT):
+                    reused[(*cell, lv, _CONSTANT, s)] = (cell[0], "always", lv, _CONSTANT, s)
+                    continue
                 specs2.append((*cell, lv, _CONSTANT, s))
                 configs2.append(_config(scfg, lv, _CONSTANT, s, coeff, cell))
     results.update(zip(specs2, _run_all(configs2, scfg), strict=True))
     results.update({k: results[src] for k, src in reused.items()})
     rows = run_rows(results)
-    write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k != "val_curve"} for r in rows])
+    write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k != "curve"} for r in rows])
     summary = summarise_cells(rows, scfg, seeds)
     trend = trend_rows(rows, scfg)
     compute = compute_rows(rows, scfg)
@@ -285,8 +334,9 @@ def run_study(scfg: StudyConfig) -> list[dict]:
 
 
 def _reuses_always(scfg: StudyConfig, cell: tuple[str, str], method: str) -> bool:
-    """IEMF trains the unimodal heads in both loss settings: its with_iemf runs are its always runs."""
-    return cell[1] == "with_iemf" and method == _IEMF and "always" in scfg.losses
+    """IEMF and its controls train the unimodal heads in both settings: their with_iemf runs are the always runs
+    (the constant control's coefficient is IEMF's mean, the same in both)."""
+    return cell[1] == "with_iemf" and method != "normal" and "always" in scfg.losses
 
 
 def _source(reused: dict, key: Key) -> Key:
@@ -321,28 +371,24 @@ def run_rows(results: dict[Key, MeasuredRun]) -> list[dict]:
                 "final_val_acc": meas["val_acc"][-1],
                 "sops_per_sample": meas["sops"],
                 "macs_per_sample": meas["macs"],
-                "val_curve": meas["val_acc"],
-                "train_n": meas["train_n"],
+                "curve": [tuple(p) for p in meas["curve"]],
                 **{k: meas.get(k, float("nan")) for k in PROBED},
             }
         )
     by = {_row_key(r): r for r in rows}
     for r in rows:
         normal = by.get((r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], "normal", r["seed"]))
-        target = normal["final_val_acc"] if normal else float("nan")
-        e = epochs_to_reach(r["val_curve"], target)
-        samples = float(sum(r["train_n"][:e])) if e else float("inf")
-        r.update(
-            {
-                "target_val_acc": target,
-                "epochs_to_target": e or float("nan"),
-                "samples_to_target": samples,
-                "sops_to_target": r["sops_per_sample"] * samples,
-            }
-        )
+        final = normal["final_val_acc"] if normal else float("nan")
+        r["target_val_acc"] = final
+        for f in TARGETS:
+            samples = samples_to_reach(r["curve"], f * final)
+            r[f"samples_to_{_pct(f)}"] = samples
+            r[f"sops_to_{_pct(f)}"] = r["sops_per_sample"] * samples
     for r in rows:
         normal = by.get((r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], "normal", r["seed"]))
-        r["compute_ratio"] = r["sops_to_target"] / normal["sops_to_target"] if normal else float("nan")
+        for f in TARGETS:
+            k = _pct(f)
+            r[f"compute_ratio_{k}"] = r[f"sops_to_{k}"] / normal[f"sops_to_{k}"] if normal else float("nan")
     rows.sort(
         key=lambda r: (
             r["fusion"],
@@ -359,10 +405,9 @@ def _row_key(r: dict) -> Key:
     return r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], r["method"], r["seed"]
 
 
-def epochs_to_reach(curve: list[float], target: float) -> int | None:
-    """The first epoch (1-based) whose validation accuracy is >= target, else None."""
-    hits = [i + 1 for i, acc in enumerate(curve) if acc >= target - 1e-12]
-    return hits[0] if hits and not math.isnan(target) else None
+def _pct(f: float) -> str:
+    """A target fraction as a column suffix: 0.95 -> ``95``."""
+    return f"{round(100 * f)}"
 
 
 def strength(level) -> float:
@@ -385,10 +430,12 @@ def summarise_cells(rows: list[dict], scfg: StudyConfig, seeds) -> list[dict]:
     summary = []
     for cell in scfg.cells():
         cell_rows = [r for r in rows if (r["fusion"], r["loss"]) == cell]
-        for row in summarise(cell_rows, scfg.levels, scfg.methods_of(cell), seeds):
+        for row in summarise(cell_rows, scfg.levels, scfg.methods_of(cell), seeds, scfg.margin):
             lv = (row["audio_snr_db"], row["image_snr_db"])
             paired = row["method"] == _IEMF and _CONSTANT in scfg.methods_of(cell) and lv in scfg.controls()
-            d, lo, hi = t_interval(_paired(rows, cell, lv, _IEMF, _CONSTANT)) if paired else (float("nan"),) * 3
+            diffs = _paired(rows, cell, lv, _IEMF, _CONSTANT) if paired else []
+            d, lo, hi = t_interval(diffs) if diffs else (float("nan"),) * 3
+            eq, p = tost(diffs, scfg.margin / 100) if diffs else (False, float("nan"))
             summary.append(
                 {
                     "fusion": cell[0],
@@ -397,12 +444,16 @@ def summarise_cells(rows: list[dict], scfg: StudyConfig, seeds) -> list[dict]:
                     "iemf_vs_constant": d,
                     "iemf_vs_constant_low": lo,
                     "iemf_vs_constant_high": hi,
+                    "iemf_vs_constant_equivalent": eq,
+                    "iemf_vs_constant_tost_p": p,
                 }
             )
     return summary
 
 
-def summarise(rows: list[dict], levels, methods, seeds) -> list[dict]:
+def summarise(rows: list[dict], levels, methods, seeds, margin: float = MARGIN) -> list[dict]:
+    """Per level and method: accuracy, gain, the paired difference from Normal with its 95 % interval and a TOST
+    of it against +-``margin`` points."""
     by = {(r["audio_snr_db"], r["image_snr_db"], r["method"], r["seed"]): r for r in rows}
     summary = []
     for lv in levels:
@@ -418,6 +469,7 @@ def summarise(rows: list[dict], levels, methods, seeds) -> list[dict]:
                 if (lv[0], lv[1], m, s) in by and (lv[0], lv[1], "normal", s) in by
             ]
             d, lo, hi = t_interval(diffs) if m != "normal" else (0.0, 0.0, 0.0)
+            eq, p = tost(diffs, margin / 100) if m != "normal" else (False, float("nan"))
             summary.append(
                 {
                     "audio_snr_db": lv[0],
@@ -433,6 +485,8 @@ def summarise(rows: list[dict], levels, methods, seeds) -> list[dict]:
                     "diff_vs_normal": d,
                     "ci_low": lo,
                     "ci_high": hi,
+                    "equivalent": eq,
+                    "tost_p": p,
                     "coeff_mean": _nanmean([r["coeff_mean"] for r in runs]) if m != "normal" else float("nan"),
                 }
             )
@@ -527,8 +581,11 @@ def cell_contrasts(rows: list[dict], scfg: StudyConfig) -> list[dict]:
 
 
 def compute_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
-    """Per cell, level and method: how often and at what cost each method reaches Normal's final validation
-    accuracy, and the ratio of that cost to Normal's (median over seeds; not reached = infinite)."""
+    """Per cell, level, method and target (:data:`TARGETS`, fractions of Normal's final validation accuracy of the
+    same cell, level and seed): how often and after how many training samples each method reaches it, at step
+    resolution (``val_every``), and the ratio of its SOPs to Normal's (median over seeds; not reached = infinite;
+    geometric mean of the reached ones with a 95 % interval). The horizon is the run: a target not reached within
+    its epochs counts as not reached."""
     out = []
     for cell in scfg.cells():
         for lv in scfg.levels:
@@ -538,34 +595,34 @@ def compute_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
                     for r in rows
                     if (r["fusion"], r["loss"], (r["audio_snr_db"], r["image_snr_db"]), r["method"]) == (*cell, lv, m)
                 ]
-                if not rs:
-                    continue
-                ratios = np.array([r["compute_ratio"] for r in rs], dtype=float)
-                reached = [r for r in rs if math.isfinite(r["sops_to_target"])]
-                finite = ratios[np.isfinite(ratios)]
-                gm, lo, hi = t_interval(np.log(finite).tolist()) if len(finite) else (float("nan"),) * 3
-                out.append(
-                    {
-                        "fusion": cell[0],
-                        "loss": cell[1],
-                        "audio_snr_db": lv[0],
-                        "image_snr_db": lv[1],
-                        "method": m,
-                        "n": len(rs),
-                        "reached": len(reached),
-                        "epochs_to_target_median": float(np.median([r["epochs_to_target"] for r in reached]))
-                        if reached
-                        else float("nan"),
-                        "sops_per_sample": float(np.mean([r["sops_per_sample"] for r in rs])),
-                        "macs_per_sample": float(np.mean([r["macs_per_sample"] for r in rs])),
-                        "ratio_median": float(np.median(ratios)),
-                        "ratio_q25": float(np.quantile(ratios, 0.25, method="nearest")),
-                        "ratio_q75": float(np.quantile(ratios, 0.75, method="nearest")),
-                        "ratio_geomean_reached": math.exp(gm) if len(finite) else float("nan"),
-                        "ratio_geomean_low": math.exp(lo) if len(finite) > 1 else float("nan"),
-                        "ratio_geomean_high": math.exp(hi) if len(finite) > 1 else float("nan"),
-                    }
-                )
+                for f in TARGETS if rs else ():
+                    k = _pct(f)
+                    ratios = np.array([r[f"compute_ratio_{k}"] for r in rs], dtype=float)
+                    reached = [r for r in rs if math.isfinite(r[f"sops_to_{k}"])]
+                    finite = ratios[np.isfinite(ratios)]
+                    gm, lo, hi = t_interval(np.log(finite).tolist()) if len(finite) else (float("nan"),) * 3
+                    out.append(
+                        {
+                            "fusion": cell[0],
+                            "loss": cell[1],
+                            "audio_snr_db": lv[0],
+                            "image_snr_db": lv[1],
+                            "method": m,
+                            "target": f,
+                            "n": len(rs),
+                            "reached": len(reached),
+                            "samples_to_target_median": float(np.median([r[f"samples_to_{k}"] for r in reached]))
+                            if reached
+                            else float("nan"),
+                            "sops_per_sample": float(np.mean([r["sops_per_sample"] for r in rs])),
+                            "ratio_median": float(np.median(ratios)),
+                            "ratio_q25": float(np.quantile(ratios, 0.25, method="nearest")),
+                            "ratio_q75": float(np.quantile(ratios, 0.75, method="nearest")),
+                            "ratio_geomean_reached": math.exp(gm) if len(finite) else float("nan"),
+                            "ratio_geomean_low": math.exp(lo) if len(finite) > 1 else float("nan"),
+                            "ratio_geomean_high": math.exp(hi) if len(finite) > 1 else float("nan"),
+                        }
+                    )
     return out
 
 
@@ -581,9 +638,10 @@ def _ci(d: float, lo: float, hi: float, scale: float = 100.0) -> str:
 def markdown_table(summary: list[dict]) -> str:
     head = (
         "| fusion | loss | audio dB | image dB | method | n | fused acc % | audio % | visual % | gain (pts) | "
-        "vs normal (pts, 95% CI) | iemf vs constant (pts, 95% CI) | coeff |"
+        "vs normal (pts, 95% CI) | within the margin? (TOST p) | iemf vs constant (pts, 95% CI) | "
+        "within the margin? (TOST p) | coeff |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 15]
     for r in summary:
         vs = "-" if r["method"] == "normal" else _ci(r["diff_vs_normal"], r["ci_low"], r["ci_high"])
         vc = _ci(
@@ -592,6 +650,8 @@ def markdown_table(summary: list[dict]) -> str:
             r.get("iemf_vs_constant_high", float("nan")),
         )
         coeff = "-" if math.isnan(r["coeff_mean"]) else f"{r['coeff_mean']:.3f}"
+        eq_n = _equivalence(r.get("equivalent"), r.get("tost_p", float("nan")))
+        eq_c = _equivalence(r.get("iemf_vs_constant_equivalent"), r.get("iemf_vs_constant_tost_p", float("nan")))
         gain = (
             "- (heads untrained)"
             if math.isnan(r["gain_mean"])
@@ -601,9 +661,14 @@ def markdown_table(summary: list[dict]) -> str:
             f"| {r.get('fusion', '')} | {r.get('loss', '')} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | "
             f"{r['method']} | {r['n']} | {100 * r['acc_mean']:.1f} ± {100 * r['acc_std']:.1f} | "
             f"{100 * r['audio_acc_mean']:.1f} | {100 * r['visual_acc_mean']:.1f} | "
-            f"{gain} | {vs} | {vc} | {coeff} |"
+            f"{gain} | {vs} | {eq_n} | {vc} | {eq_c} | {coeff} |"
         )
     return "\n".join(lines)
+
+
+def _equivalence(equivalent, p: float) -> str:
+    """``yes (p 0.01)``: the TOST puts the paired difference within the margin; ``no (p 0.3)``: it cannot."""
+    return "-" if math.isnan(p) else f"{'yes' if equivalent else 'no'} (p {p:.2g})"
 
 
 def trend_table(trend: list[dict]) -> str:
@@ -625,20 +690,21 @@ def _ratio(x: float) -> str:
 
 def compute_table(compute: list[dict]) -> str:
     lines = [
-        "| fusion | loss | audio dB | image dB | method | reached | epochs (median) | SOPs / sample | "
-        "compute / normal's, median [IQR] | geometric mean of reached (95% CI) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fusion | loss | audio dB | image dB | method | target (x normal's final val acc) | reached | "
+        "training samples (median) | SOPs / sample | compute / normal's, median [IQR] | "
+        "geometric mean of reached (95% CI) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in compute:
         gm = (
             f"{_ratio(r['ratio_geomean_reached'])} [{_ratio(r['ratio_geomean_low'])}, "
             f"{_ratio(r['ratio_geomean_high'])}]"
         )
-        ep = "-" if math.isnan(r["epochs_to_target_median"]) else f"{r['epochs_to_target_median']:g}"
+        n = "-" if math.isnan(r["samples_to_target_median"]) else f"{r['samples_to_target_median']:.0f}"
         lines.append(
             f"| {r['fusion']} | {r['loss']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | {r['method']} | "
-            f"{r['reached']}/{r['n']} | {ep} | {r['sops_per_sample']:.3g} | {_ratio(r['ratio_median'])} "
-            f"[{_ratio(r['ratio_q25'])}, {_ratio(r['ratio_q75'])}] | {gm} |"
+            f"{r['target']:g} | {r['reached']}/{r['n']} | {n} | {r['sops_per_sample']:.3g} | "
+            f"{_ratio(r['ratio_median'])} [{_ratio(r['ratio_q25'])}, {_ratio(r['ratio_q75'])}] | {gm} |"
         )
     return "\n".join(lines)
 
@@ -685,7 +751,8 @@ def report_markdown(summary, trend, compute, rows, scfg: StudyConfig, cells: lis
         markdown_table(summary),
         "## Trend across levels (per-seed OLS slope on the mean SNR, mean over seeds)",
         trend_table(trend),
-        "## Compute to reach Normal's final validation accuracy (SOPs x training samples)",
+        "## Compute to reach a fraction of Normal's final validation accuracy (SOPs x training samples, step "
+        "resolution)",
         compute_table(compute),
     ]
     if cells:
@@ -739,7 +806,7 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
                     label=f"{m}{tag}",
                 )
             ratios = [
-                (strength((r["audio_snr_db"], r["image_snr_db"])), r["compute_ratio"])
+                (strength((r["audio_snr_db"], r["image_snr_db"])), r["compute_ratio_100"])
                 for r in rows
                 if (r["fusion"], r["loss"], r["method"]) == (*cell, m) and m != "normal"
             ]
@@ -804,11 +871,24 @@ def _inverse_effectiveness_command(q) -> None:
         help="where constant / noise run: every level but the strongest (weak) or all",
     )
     q.add_argument("--fusions", nargs="+", help="cells: fusions (first: every method; default: the recipe's)")
-    q.add_argument("--losses", nargs="+", choices=LOSSES, default=list(d.losses), help="cells: loss.unimodal settings")
+    q.add_argument(
+        "--losses",
+        nargs="+",
+        choices=LOSSES,
+        default=list(d.losses),
+        help="cells: loss settings (always; with_iemf: heads only with IEMF; original: with_iemf and label "
+        "smoothing 0.1 on every term)",
+    )
+    q.add_argument(
+        "--margin",
+        type=float,
+        default=d.margin,
+        help=f"equivalence margin of 'no effect' statements, in points, fixed before the runs (default {MARGIN:g})",
+    )
     q.add_argument(
         "--full",
         action="store_true",
-        help="all four cells: --fusions concat msi --losses always with_iemf (about 2.5x the default's time)",
+        help="all six cells: --fusions concat msi --losses always with_iemf original (about 4x the default's time)",
     )
     add_run_arguments(q, seeds=len(d.runs.seeds), out=d.runs.out, jobs=d.runs.jobs)
     q.set_defaults(func=_run)
@@ -824,6 +904,7 @@ def _run(args) -> int:
         control_levels=None if args.control_levels == "weak" else levels,
         fusions=tuple(FULL["fusions"] if args.full else args.fusions or ()),
         losses=tuple(FULL["losses"] if args.full else args.losses),
+        margin=args.margin,
         recipe=study_recipe(args, default_recipe()),
         runs=run_options(args),
     )
