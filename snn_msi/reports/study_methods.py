@@ -291,8 +291,9 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     write_csv(out / "summary.csv", summary)
     md = markdown_table(summary, scfg, last_quarter_gain([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
     write_text(out / "summary.md", md + "\n")
+    write_text(out / "per_method.md", per_method_table(summary, scfg) + "\n")
     print(md)
-    print(f"\n{len(specs)} runs in {wall / 60:.1f} min; wrote {out / 'summary.md'}")
+    print(f"\n{len(specs)} runs in {wall / 60:.1f} min; wrote {out / 'summary.md'} and {out / 'per_method.md'}")
     return summary
 
 
@@ -457,6 +458,35 @@ def markdown_table(
             f"{list(r.model.widths)}, {r.epochs} epochs (lr x{r.gamma} at {list(r.milestones)}), seeds "
             f"{_seeds(scfg.runs.seeds)}; epoch options fitted to the run: {fitted or 'none'}; tuned: {tuned or 'none'}"
         )
+    return "\n".join(lines)
+
+
+def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
+    """One line per method (the README's table): official, with IEMF (against the method alone) and tuned, with
+    compute relative to Normal; sorted by the official row's accuracy."""
+    rows = {(r["method"], r["variant"], r["with_iemf"]): r for r in summary}
+    methods = sorted(
+        dict.fromkeys(r["method"] for r in summary if r["variant"] != "long"),
+        key=lambda m: -rows[(m, "official", False)]["acc_mean"] if (m, "official", False) in rows else 0.0,
+    )
+    lines = [
+        "| method | official: fused acc % [95% CI] | vs normal (pts) | + IEMF vs the method alone (pts) | "
+        "tuned: fused acc % [95% CI] | tuned values | train acc % | samples / steps / wall / GOP (x normal) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        o = rows.get((m, "official", False))
+        if o is None:
+            continue
+        i, t = rows.get((m, "official", True)), rows.get((m, "tuned", False))
+        acc = f"{_pct(o['acc_mean'])} [{_pct(o['acc_ci_low'])}, {_pct(o['acc_ci_high'])}]"
+        vs = "-" if m == "normal" else _pts(o["diff_vs_normal"], o["diff_ci_low"], o["diff_ci_high"])
+        iemf = "-" if i is None else _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"])
+        tuned = "-" if t is None else f"{_pct(t['acc_mean'])} [{_pct(t['acc_ci_low'])}, {_pct(t['acc_ci_high'])}]"
+        values = scfg.tuned.get(m, {}) if scfg is not None and t is not None else {}
+        shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
+        compute = " / ".join(_x(o[f"{k}_x_normal"]) for k in _COMPUTE)
+        lines.append(f"| {m} | {acc} | {vs} | {iemf} | {tuned} | {shown} | {_pct(o['train_acc'])} | {compute} |")
     return "\n".join(lines)
 
 
