@@ -11,7 +11,7 @@ comparing methods by accuracy alone hides that. :class:`ComputeMeter` counts, wh
   visual stem's frames divided by the frames per clip);
 - optimizer steps: every ``Optimizer.step`` of the process (a process-wide step hook): the run's, a copy's, a
   teacher's, each of MLA's per-modality steps;
-- wall seconds of the run (set-up, every epoch, the test).
+- wall seconds from the start of training (``Trainer.fit``; ``metrics.csv`` has them after every epoch).
 
 :meth:`Compute.gop` turns passes into synaptic operations with the operations per clip each encoder does at test
 (:func:`ops_per_clip`, SOPs + MACs of the forward pass, :mod:`snn_msi.metrics.energy`): an estimate of the
@@ -43,7 +43,8 @@ class Compute:
             training mode (with gradients, or for a method's statistics) and in evaluation mode (validation, the
             test, a method's evaluation passes).
         steps: optimizer steps of every optimizer of the run.
-        seconds: wall time.
+        seconds: wall time of training (cumulative over resumes; not in ``results.json``, which stays
+            reproducible).
         ops: operations per clip of each encoder and of the rest (fusion, heads) at test, ``{"audio": ..,
             "visual": .., "rest": ..}``; empty until measured.
     """

@@ -391,7 +391,7 @@ class Trainer:
                 "step",
                 "loss",
                 *self.policies.log_columns(),
-                *_STEP_VAL[: 2 if config.val_every else 0],
+                *(_STEP_VAL if config.val_every else ()),
             ),
             loggers=self.loggers,
             config=config.to_dict(),
@@ -557,8 +557,8 @@ class Trainer:
                 continue
             col.add(total, out, batch.y)
             step_log = self.policies.step_log()
+            row = {"epoch": epoch + 1, "step": self.step, "loss": loss_value, **step_log}
             self.step += 1
-            row = {"epoch": epoch + 1, "step": self.step - 1, "loss": loss_value, **step_log}
             if self.cfg.val_every and self.step % self.cfg.val_every == 0:
                 row.update(self._step_validation(epoch))
             self.runlog.step(row)
