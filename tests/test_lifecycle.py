@@ -596,3 +596,40 @@ def test_13_no_temporary_file_stays_and_logs_keep_the_types_they_were_written_wi
     kept = (out / "metrics.csv").read_text().splitlines()
     assert kept == (ref / "metrics.csv").read_text().splitlines()[:2]  # byte for byte: 1 stays 1, empty stays empty
     assert kept[1].split(",")[0] == "1"
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().split()[2] == "Z")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_study_killed_with_kill_leaves_no_worker_training(tmp_path):
+    """``kill STUDY`` (SIGTERM to the parent only; Ctrl-C reaches the whole group anyway): its local workers end
+    too, so none trains on holding a run folder's lock; the study rerun resumes."""
+    cmd = [sys.executable, "-m", "snn_msi.cli", "study", "methods", "--methods", "normal", "--no-iemf", "--seeds", "2"]
+    cmd += ["--epochs", "40", "--set", "data.limit=32", "--jobs", "2", "--quiet", "--out", str(tmp_path / "s")]
+    study = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((tmp_path / "s").glob("normal/s*/last.pt")):
+            time.sleep(0.5)
+        workers = [p for p in _children(study.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) == 2
+        study.send_signal(signal.SIGTERM)
+        study.wait(30)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in workers)
+    finally:
+        study.kill()

@@ -357,11 +357,24 @@ def visible_gpus() -> list[str]:
     return [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
 
 
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent dies, so a study killed with ``kill`` (not only Ctrl-C,
+    which reaches the whole process group) leaves no worker training on, holding its run folder's lock."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _worker_init(devices) -> None:
-    """A local worker: one thread (parallel runs share the cores) and the next device of the spread."""
+    """A local worker: one thread (parallel runs share the cores), the next device of the spread, and an end
+    with its parent (:func:`_die_with_parent`)."""
     import torch
 
     global _DEVICE
+    _die_with_parent()
     torch.set_num_threads(1)
     _DEVICE = devices.get() if devices is not None else None
 
