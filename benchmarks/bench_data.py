@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from snn_msi.data import KineticsSounds  # noqa: E402
 from snn_msi.data.h5 import H5Dataset, build_h5  # noqa: E402
-from snn_msi.data.loader import Packed, PackedBatch, collate, collate_for, loader_options, to_device  # noqa: E402
+from snn_msi.data.loader import Packed, PackedBatch, collate, loader_options, to_device  # noqa: E402
 
 H200_RATE = 16 / 0.0617  # samples/s: the paper network's step on one H200 (bf16, batch 16), 2026-11-27
 
@@ -82,9 +82,7 @@ class Row:
         self.name, self.workers, self.device, self.rates, self.raw = name, workers, device, [], []
         self.cpu = []  # (main, workers) CPU seconds per sample of the finished epochs
         opts = loader_options(workers, device, persistent=True)
-        self.loader = DataLoader(
-            Packed(ds), batch_size=batch, shuffle=True, collate_fn=collate_for(device, workers), **opts
-        )
+        self.loader = DataLoader(Packed(ds), batch_size=batch, shuffle=True, collate_fn=collate, **opts)
         t0 = time.perf_counter()
         self.epoch(finish=True)  # warm-up: starts the workers, opens the files
         self.start = time.perf_counter() - t0

@@ -6,16 +6,15 @@ spectrogram (float16 as an HDF5 cache stores it; float32 where noise was added),
 (crop box, flip, standard-normal image noise when an image SNR is set). :func:`collate` packs a batch of them into
 one uint8 buffer (one shared-memory segment per batch, in a worker); :func:`to_device` moves it to the training
 device and finishes it there on the whole batch (spectrograms; frames to float, resize, flip, noise, normalise:
-:func:`~snn_msi.encoders.finish_frames`); on a CPU-only machine the workers finish their own batches instead
-(:func:`collate_for`: they are the parallel compute there, and the main process trains). The draws are made where
-they always were (per sample, from the generator of (seed, epoch, split, index)), so results do not depend on the
-worker count; and the finished batch has the same numbers as samples finished one by one (``ds[i]``).
+:func:`~snn_msi.encoders.finish_frames`). The draws are made where they always were (per sample, from the
+generator of (seed, epoch, split, index)), so results do not depend on the worker count; and the finished batch
+has the same numbers as samples finished one by one (``ds[i]``).
 
 Data sets that can pack samples have a ``pack(i)`` method (``ds[i]`` is ``pack(i)`` finished on the CPU);
 :class:`Packed` serves ``pack`` to a DataLoader, through ``Subset``s; others (in-memory ``digits-av``) are served
 as they are. :func:`loader_options` are the DataLoader settings the trainer uses.
 
-    loader = DataLoader(Packed(ds), batch_size=16, collate_fn=collate_for(device, 4), **loader_options(4, device))
+    loader = DataLoader(Packed(ds), batch_size=16, collate_fn=collate, **loader_options(4, device))
     for item in loader:
         batch = to_device(item, device)  # AVSample of float tensors on the device
 """
@@ -132,20 +131,6 @@ def collate(items: list) -> PackedBatch | AVSample:
         spec=first.spec,
         snr_db=first.snr_db,
     )
-
-
-def collate_finished(items: list) -> AVSample:
-    """:func:`collate`, then finished on the CPU where it runs (a worker): float batches."""
-    batch = collate(items)
-    return to_device(batch, "cpu") if isinstance(batch, PackedBatch) else batch
-
-
-def collate_for(device: torch.device | str, workers: int):
-    """The collate function of a loader with ``workers`` feeding ``device``: for an accelerator, compact batches
-    (:func:`collate`; :func:`to_device` finishes them there, on whole batches); for the CPU with workers, batches
-    finished in the workers (:func:`collate_finished`), which are then the parallel compute, while the main
-    process trains. Either way the numbers are the same (the draws are the samples')."""
-    return collate_finished if workers > 0 and torch.device(device).type == "cpu" else collate
 
 
 def to_device(batch: PackedBatch | AVSample, device: torch.device | str) -> AVSample:

@@ -20,7 +20,6 @@ evaluation shards each split without padding, so every sample counts once.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import math
 import os
@@ -37,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
-from ..data.loader import Packed, collate_for, loader_options, to_device
+from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
 from .compute import Compute, ComputeMeter, ops_per_clip
@@ -209,10 +208,9 @@ class IndexedDataset(Dataset):
         return self.dataset[j], j, self.drop[i]
 
 
-def _collate_indexed(collate_fn, items):
-    """``(samples, index, drop)`` items of :class:`IndexedDataset`: the samples collated by ``collate_fn``."""
+def _collate_indexed(items):
     samples, index, drop = zip(*items, strict=True)
-    return collate_fn(list(samples)), torch.tensor(index), torch.tensor(drop)
+    return collate(list(samples)), torch.tensor(index), torch.tensor(drop)
 
 
 def to_batch(item, device: torch.device) -> Batch:
@@ -286,9 +284,8 @@ def evaluate_collect(
 ) -> MetricsCollector:
     """:func:`evaluate`'s pass, returned unreduced: ``.result()`` the numbers, ``.predictions()`` every sample's."""
     device = torch.device(device)
-    workers = _default_workers(ds)
-    opts = loader_options(workers, device)
-    loader = DataLoader(Packed(ds), batch_size=batch_size, collate_fn=collate_for(device, workers), **opts)
+    opts = loader_options(_default_workers(ds), device)
+    loader = DataLoader(Packed(ds), batch_size=batch_size, shuffle=False, collate_fn=collate, **opts)
     predict = policies.predict if policies is not None and policies.owner("predict") is not None else None
     forward = policies.forward if policies is not None and policies.owner("forward") is not None else None
     batches = (to_batch(b, device) for b in loader)
@@ -436,9 +433,9 @@ class Trainer:
         seed_offset: int = 0,
     ) -> DataLoader:
         shuffle = train if shuffle is None else shuffle
-        sampler, collate_fn, ds = None, collate_for(self.device, self.workers), Packed(ds)
+        sampler, collate_fn, ds = None, collate, Packed(ds)
         if train:
-            ds, collate_fn = IndexedDataset(ds, plan), functools.partial(_collate_indexed, collate_fn)
+            ds, collate_fn = IndexedDataset(ds, plan), _collate_indexed
         if self.distributed:
             from torch.utils.data.distributed import DistributedSampler
 
