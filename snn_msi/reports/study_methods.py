@@ -52,6 +52,12 @@ EXCLUDED = (IEMF.name, ConstantScale.name, NoiseOnly.name)
 #: the seed tuning uses (not one of the table's seeds); the time is the 2-core development machine's
 BENCHMARK = {"epochs": 14, "milestones": [9], "seeds": 5, "tune": 5, "tune_seed": 100}
 
+#: what ``--benchmark`` took, measured (``--help`` shows it)
+BENCHMARK_TIME = (
+    "about 4.5 h on 2 CPU cores, 2 runs at a time (2026-12-05: 3.7 min per row of 5 runs of 14 epochs; 36 "
+    "official and IEMF rows, the plateau check, 18 sweeps of 5 trials and up to 18 tuned rows)"
+)
+
 #: each method's key options for ``--tune`` (``snn-msi sweep --param`` syntax): the modulation strength or the
 #: knob its paper varies; methods without options (normal, ume) have none
 TUNE: dict[str, tuple[str, ...]] = {
@@ -557,7 +563,7 @@ def _methods_study_command(q) -> None:
         action="store_true",
         help=f"the benchmark setting of the README's table: the demo recipe for {b['epochs']} epochs (lr x0.1 after "
         f"epoch {b['milestones'][0]}), {b['seeds']} seeds, --tune {b['tune']}, official, tuned and IEMF rows, a "
-        "plateau check on Normal; about 3.5 h on 2 CPU cores (2026-12-05; 16 runs of 14 epochs an hour per core)",
+        f"plateau check (Normal for {2 * b['epochs']} epochs); {BENCHMARK_TIME}",
     )
     q.add_argument(
         "--plateau-check",
