@@ -271,15 +271,17 @@ def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
 
 # -- the study ---------------------------------------------------------------------------------------------------
 def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
-    """Run (or resume) the study; write ``runs.csv``, ``summary.csv`` and ``summary.md`` in ``scfg.runs.out`` and
-    print the table. Returns the summary rows."""
+    """Run (or resume) the study; write ``runs.csv`` (every run: test metrics, compute, the last epoch's training
+    accuracy and each method's logged quantities averaged over the run, e.g. ``agm/acc_eval_mode``),
+    ``summary.csv``, ``summary.md`` and ``per_method.md`` in ``scfg.runs.out`` and print the table. Returns the
+    summary rows."""
     seeds = list(scfg.runs.seeds)
     specs = [(c, s) for c in cells(scfg) for s in seeds]
     configs = [run_config_for(scfg, *sp) for sp in specs]  # checked before anything is written
     out = Path(scfg.runs.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    results_ = run_many(configs, scfg.runs)
+    done = run_many(configs, scfg.runs)
     wall = time.time() - t0
     rows = [
         {
@@ -289,10 +291,12 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
             "seed": s,
             **{k: v for k, v in r.to_dict().items() if k in _KEYS or k.startswith("compute_")},
             **_curve(cfg.out),
+            **{f"{p}/{k}": v for p, fields in r.policy_means.items() for k, v in fields.items()},
         }
-        for (c, s), r, cfg in zip(specs, results_, configs, strict=True)
+        for (c, s), r, cfg in zip(specs, done, configs, strict=True)
     ]
-    write_csv(out / "runs.csv", rows)
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # each method's logged means: its own columns
+    write_csv(out / "runs.csv", rows, columns)
     summary = summarise(rows, seeds, out)
     write_csv(out / "summary.csv", summary)
     md = markdown_table(summary, scfg, last_quarter_gain([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
