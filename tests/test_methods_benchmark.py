@@ -205,3 +205,28 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}], None))
     assert "NOT plateaued" in text
     assert "NOT plateaued" in " ".join(sm.plateau_lines([], (1.1, 12, 14)))  # without the long runs: last quarter
+
+
+def test_tuning_runs_a_sweep_per_method_side_by_side_from_the_official_values(tmp_path):
+    import yaml
+
+    from snn_msi.reports.runs import RunOptions
+
+    recipe = demo_config(
+        epochs=2,
+        milestones=[],
+        batch_size=8,
+        model={**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1},
+        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
+    )
+    runs = RunOptions(seeds=[0], jobs=2, out=str(tmp_path), progress=False)
+    cfg = sm.MethodsStudyConfig(methods=("cml", "lfm", "ume"), recipe=recipe, runs=runs)
+    tuned = sm.tune(cfg, trials=2, seed=100)
+    assert set(tuned) == {"cml", "lfm"}  # ume has no options to tune
+    assert yaml.safe_load((tmp_path / "tuned.yaml").read_text()) == tuned
+    for m, official in (("cml", {"lam": 0.1}), ("lfm", {"weight": 1.0})):
+        trials = list(csv.DictReader((tmp_path / "sweeps" / m / "trials.csv").open()))
+        assert len(trials) == 2
+        first = next(t for t in trials if t["trial"] == "0")
+        assert {k: float(first[k]) for k in official} == official  # trial 0: the official values
+        assert "seed: 100" in (tmp_path / "sweeps" / m / "trial_000" / "config.yaml").read_text()

@@ -245,28 +245,42 @@ def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
     """``snn-msi sweep`` for every method of the study with :data:`TUNE` options: ``trials`` trials on ``seed``'s
     validation split, the first at the official values (so a tuned value is the official one unless another
     validates better); writes ``out/sweeps/METHOD/`` and ``out/tuned.yaml``. Returns ``{method: {option:
-    value}}``."""
-    from .sweep import SweepConfig, parse_param, run_sweep
+    value}}``.
 
-    tuned: dict[str, dict] = {}
+    The sweeps run side by side on the study's executor, each one's trials one after the other in its own
+    process (so no core waits for the slowest trial of a batch, and each trial's pruning sees every trial before
+    it); a killed tuning resumes each sweep where it stopped."""
+    from .runs import make_executor
+    from .sweep import SweepConfig, parse_param
+
+    sweeps = []
     for m in [n for n in scfg.method_names() if n in TUNE]:
         params = [parse_param(t) for t in TUNE[m]]
         start = {**_official(m), **scfg.options(m)}
-        runs = dataclasses.replace(scfg.runs, seeds=[seed], out=str(Path(scfg.runs.out) / "sweeps" / m))
-        sweep = SweepConfig(
-            method=m,
-            params=params,
-            trials=trials,
-            recipe=scfg.recipe.replace(policies=policies_for(m, **scfg.options(m))),
-            runs=runs,
-            first={p.name: start[p.name] for p in params},
+        out = str(Path(scfg.runs.out) / "sweeps" / m)
+        sweeps.append(
+            SweepConfig(
+                method=m,
+                params=params,
+                trials=trials,
+                recipe=scfg.recipe.replace(policies=policies_for(m, **scfg.options(m))),
+                runs=dataclasses.replace(scfg.runs, seeds=[seed], out=out, jobs=1, executor="local", progress=False),
+                first={p.name: start[p.name] for p in params},
+            )
         )
-        rows = run_sweep(sweep)
-        best = next((r for r in rows if r["state"] == "complete"), None)
-        if best is not None:
-            tuned[m] = {p.name: best[p.name] for p in params}
+    found = make_executor(scfg.runs).map(_tune_one, sweeps, [f"tune {s.method}" for s in sweeps])
+    tuned = {s.method: best for s, best in zip(sweeps, found, strict=True) if best}
     write_text(Path(scfg.runs.out) / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
     return tuned
+
+
+def _tune_one(sweep) -> dict | None:
+    """One method's sweep (in this process); its best trial's values, None when no trial completed."""
+    from .sweep import run_sweep
+
+    rows = run_sweep(sweep)
+    best = next((r for r in rows if r["state"] == "complete"), None)
+    return {p.name: best[p.name] for p in sweep.params} if best else None
 
 
 # -- the study ---------------------------------------------------------------------------------------------------
