@@ -278,6 +278,27 @@ def _recipes_command(q: argparse.ArgumentParser) -> None:
     q.set_defaults(func=_cmd_recipes)
 
 
+def _cmd_fusions(args) -> int:
+    import inspect
+
+    from neurons.registry import accepted_arguments
+
+    from .models import FUSIONS
+    from .models.avnet import FUSION_FROM_MODEL
+
+    for name in FUSIONS.names():
+        entry = FUSIONS.get(name)
+        options = {k: v for k, v in accepted_arguments(entry.factory)[0].items() if k not in FUSION_FROM_MODEL}
+        shown = ", ".join(f"{k}={'(required)' if v is inspect.Parameter.empty else v!r}" for k, v in options.items())
+        print(f"{name:<11} {entry.description}\n{'':<11} --fusion-arg: {shown or '(none)'}")
+    return 0
+
+
+@register_command("fusions", description="the fusions of --fusion and their options (--fusion-arg KEY=VALUE)")
+def _fusions_command(q: argparse.ArgumentParser) -> None:
+    q.set_defaults(func=_cmd_fusions)
+
+
 def _cmd_methods(args) -> int:
     from .training import method_table
 

@@ -191,6 +191,9 @@ def test_5_skip_mode_counts_non_finite_batches_and_goes_on(tmp_path, capsys, mon
         (["--set", "model.T=four"], "model.T must be an integer, got 'four'"),
         (["--set", "modle.T=4"], "no key 'modle'"),
         (["--neuron", "if", "--neuron-arg", "tau=3"], "neuron 'if' does not take argument(s) tau"),
+        (["--fusion", "concat", "--fusion-arg", "exponent=3"], "fusion 'concat' does not take argument(s) exponent"),
+        (["--fusion", "msi", "--fusion-arg", "pool=5"], "pool must divide hidden=4, got 5"),
+        (["--fusion-arg", "dim=3"], "model.fusion_args: dim come from the model"),
         (["--method", "normal", "--alpha", "0.5"], "--alpha: the method (normal) has no alpha"),
     ],
 )
@@ -375,3 +378,39 @@ def test_11_half_precision_spikes_agree_between_the_module_loop_and_the_fused_pa
     x = (torch.randn(8, 4, 500) * 0.7 + 0.4).to(dtype)
     spikes = [neurons.create(name, v_threshold=0.5, step_mode="m", backend=b)(x) for b in ("torch", "cpu")]
     assert torch.equal(spikes[0], spikes[1])
+
+
+def test_6_fusion_options_reach_the_layer_and_another_fusion_drops_the_recipes(tmp_path, capsys):
+    code, _, err = _run(
+        capsys,
+        "train",
+        *QUICK,
+        "--fusion",
+        "msi",
+        "--fusion-arg",
+        "exponent=1.5",
+        "--fusion-arg",
+        "bias=true",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert code == 0, err
+    saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["model"]
+    assert saved["fusion"] == "msi" and saved["fusion_args"] == {"exponent": 1.5, "bias": True}
+    from snn_msi.training import load_model
+
+    model, _ = load_model(tmp_path / "r" / "best.pt")
+    assert model.fusion.exponent == 1.5 and model.fusion.bias is not None
+    code, _, err = _run(
+        capsys,
+        "train",
+        *QUICK,
+        "--config",
+        str(tmp_path / "r" / "config.yaml"),
+        "--fusion",
+        "concat",
+        "--out",
+        str(tmp_path / "c"),
+    )
+    assert code == 0, err
+    assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())["model"]["fusion_args"] == {}

@@ -250,3 +250,67 @@ def test_bn_product_absent_stream_leaves_running_statistics_alone():
     bn = layer.bn_a
     bn0 = (0 - bn.running_mean) / (bn.running_var + bn.eps).sqrt() * bn.weight + bn.bias
     torch.testing.assert_close(layer.current(None, dv), bn0 + dv)  # batch norm turns "absent" into BN(0), not 0
+
+
+def _current(layer, a, v):
+    da, dv = layer.drives(a, v)
+    return layer.current(da, dv), layer.current(da, None), layer.current(None, dv)
+
+
+@pytest.mark.parametrize(
+    "options", [{"learn_exponent": True}, {"bias": True}, {"dominance": True}, {"pool": 16}, {"exponent": 1.5}]
+)
+def test_msi_options_start_as_the_plain_layer_and_learn(options):
+    """Each option of the msi layer: at initialisation the same currents as the plain layer with the same weights
+    (a learned exponent starts at ``exponent``, the bias at 0, the dominance weights at 1, one pool of H is the
+    population); its new parameters get gradients."""
+    a, v = torch.rand(4, 3, 16), torch.rand(4, 3, 16)
+    torch.manual_seed(0)
+    plain = FUSIONS.create("msi", dim=16, num_classes=3, exponent=options.get("exponent", 2.0))
+    torch.manual_seed(0)
+    with_option = FUSIONS.create("msi", dim=16, num_classes=3, **options)
+    for x, y in zip(_current(with_option, a, v), _current(plain, a, v), strict=True):
+        assert torch.allclose(x, y, rtol=1e-5, atol=1e-7)
+    new = {n for n, _ in with_option.named_parameters()} - {n for n, _ in plain.named_parameters()}
+    with_option(a, v)[0].sum().backward()
+    grads = {n: p.grad for n, p in with_option.named_parameters() if n in new}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert bool(new) == any(k in options for k in ("learn_exponent", "bias", "dominance"))
+
+
+def test_msi_pools_normalise_within_their_group_by_value():
+    """Two pools of 2 neurons: each neuron's drive is divided by its own group's mean of E^n (n = 2)."""
+    layer = FUSIONS.create("msi", dim=4, num_classes=2, pool=2, sigma=0.5, neuron="relu")
+    e = torch.tensor([[[1.0, 3.0, 0.0, 2.0]]])  # [T, B, H]
+    got = layer.current(e, None) / layer.gain
+    pooled = torch.tensor([5.0, 5.0, 2.0, 2.0])  # (1 + 9) / 2, (0 + 4) / 2
+    assert torch.allclose(got, e**2 / (0.25 + pooled), rtol=1e-5)
+    with pytest.raises(ValueError, match="pool must divide"):
+        FUSIONS.create("msi", dim=4, num_classes=2, pool=3)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+def test_every_fusion_takes_its_options_from_the_config(fusion):
+    """``model.fusion_args``: each fusion's own options (at their defaults here) build the same layer; the model's
+    own arguments and unknown ones are one-line errors naming them."""
+    import inspect
+
+    from neurons.registry import accepted_arguments
+    from snn_msi.models.avnet import FUSION_FROM_MODEL
+    from snn_msi.schema import ConfigError
+
+    options = {
+        k: v
+        for k, v in accepted_arguments(FUSIONS.get(fusion).factory)[0].items()
+        if k not in FUSION_FROM_MODEL and v is not inspect.Parameter.empty
+    }
+    kw = dict(num_classes=3, widths=(4,), blocks=(1,), stem="small", T=1, audio_channels=1, visual_channels=1)
+    torch.manual_seed(0)
+    given = build(fusion=fusion, fusion_args=options, **kw)
+    torch.manual_seed(0)
+    default = build(fusion=fusion, **kw)
+    assert {k: p.shape for k, p in given.state_dict().items()} == {k: p.shape for k, p in default.state_dict().items()}
+    with pytest.raises(ConfigError, match="fusion_args: .*does not take argument.*nonsense"):
+        build(fusion=fusion, fusion_args={"nonsense": 1}, **kw)
+    with pytest.raises(ConfigError, match="fusion_args: dim come from the model"):
+        build(fusion=fusion, fusion_args={"dim": 3}, **kw)

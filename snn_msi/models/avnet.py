@@ -20,6 +20,10 @@ from .resnet import SpikingResNet
 PAPER_NEURON_ARGS = {"v_threshold": 0.5, "surrogate": "piecewise_quadratic", "alpha": 2.0}
 
 
+#: the fusion arguments the model gives every fusion (not settable through ``fusion_args``)
+FUSION_FROM_MODEL = ("dim", "num_classes", "neuron", "neuron_args")
+
+
 @dataclass
 class ModelConfig(Config):
     """Everything that defines the architecture; plain values, so it saves to YAML next to a run.
@@ -32,6 +36,8 @@ class ModelConfig(Config):
         neuron: any name of ``neurons.available()``.
         neuron_args: overrides of that neuron's defaults. Shared arguments (``neurons.SHARED_ARGS``: threshold,
             surrogate, alpha, ...) apply to every neuron that has them; any other must belong to ``neuron``.
+        fusion_args: options of the fusion (``msi``: ``hidden``, ``exponent``, ``sigma``, ...; ``snn-msi train
+            --fusion-arg KEY=VALUE``); the sizes, the class count and the neuron come from the model.
     """
 
     num_classes: int | None = field(default=None, metadata=check(ge=2))
@@ -40,6 +46,7 @@ class ModelConfig(Config):
     T: int = field(default=4, metadata=check(ge=1))
     coding: str = "direct"
     fusion: str = "concat"
+    fusion_args: dict = field(default_factory=dict)
     widths: tuple[int, ...] = (64, 128, 256, 512)
     blocks: tuple[int, ...] = (2, 2, 2, 2)
     stem: Literal["imagenet", "small"] = "imagenet"
@@ -62,6 +69,13 @@ class ModelConfig(Config):
             neurons.NEURONS.check_arguments(self.neuron, neurons.catalog.split_shared(self.neuron, self.neuron_args)[0])
         except ValueError as err:
             raise ConfigError(f"{pre}neuron_args: {err}") from None
+        reserved = sorted(set(self.fusion_args) & set(FUSION_FROM_MODEL))
+        if reserved:
+            raise ConfigError(f"{pre}fusion_args: {', '.join(reserved)} come from the model, not from fusion_args")
+        try:
+            FUSIONS.check_arguments(self.fusion, self.fusion_args)
+        except ValueError as err:
+            raise ConfigError(f"{pre}fusion_args: {err}") from None
         if len(self.widths) != len(self.blocks) or not self.widths or min(self.widths + self.blocks) < 1:
             raise ConfigError(
                 f"{pre}widths and blocks need the same non-zero length and positive values, got "
@@ -102,7 +116,7 @@ class AVNet(nn.Module):
         self.visual_net = SpikingResNet(c.visual_channels, modality="visual", **kw)
         dim = self.audio_net.out_features
         self.fusion = FUSIONS.create(
-            c.fusion, dim=dim, num_classes=c.num_classes, neuron=c.neuron, neuron_args=c.neuron_args
+            c.fusion, dim=dim, num_classes=c.num_classes, neuron=c.neuron, neuron_args=c.neuron_args, **c.fusion_args
         )
         self.heads = UnimodalHeads(dim, c.num_classes)
 

@@ -31,7 +31,9 @@ from neurons.registry import Registry
 
 from .resnet import make_neuron
 
-#: every fusion: ``FUSIONS.create(name, dim=D, num_classes=C, neuron=..., neuron_args=...)``
+#: every fusion: ``FUSIONS.create(name, dim=D, num_classes=C, neuron=..., neuron_args=..., **its options)`` (the
+#: non-spiking ones take the model's neuron and do not use it; their signatures name every argument, so an
+#: unknown option is an error)
 FUSIONS = Registry("fusion")
 
 
@@ -41,7 +43,7 @@ def _half_bias(head: nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 @FUSIONS.register("concat", description="linear head on [a; v] (the paper's default)")
 class ConcatFusion(nn.Module):
-    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
+    def __init__(self, dim: int, num_classes: int, neuron: str | None = None, neuron_args: dict | None = None) -> None:
         super().__init__()
         self.dim = dim
         self.head = nn.Linear(2 * dim, num_classes)
@@ -55,7 +57,7 @@ class ConcatFusion(nn.Module):
 
 @FUSIONS.register("sum", description="a linear head per modality, logits added")
 class SumFusion(nn.Module):
-    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
+    def __init__(self, dim: int, num_classes: int, neuron: str | None = None, neuron_args: dict | None = None) -> None:
         super().__init__()
         self.head_a = nn.Linear(dim, num_classes)
         self.head = nn.Linear(dim, num_classes)  # the visual branch
@@ -69,7 +71,7 @@ class SumFusion(nn.Module):
 class FiLMFusion(nn.Module):
     """``fused = head(gamma(a) * v + beta(a))`` (audio conditions vision, as in the balancing literature)."""
 
-    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
+    def __init__(self, dim: int, num_classes: int, neuron: str | None = None, neuron_args: dict | None = None) -> None:
         super().__init__()
         self.film = nn.Linear(dim, 2 * dim)
         self.head = nn.Linear(dim, num_classes)
@@ -84,7 +86,7 @@ class FiLMFusion(nn.Module):
 class GatedFusion(nn.Module):
     """``fused = head(sigmoid(W_g a) * W_v v)``."""
 
-    def __init__(self, dim: int, num_classes: int, **_neuron) -> None:
+    def __init__(self, dim: int, num_classes: int, neuron: str | None = None, neuron_args: dict | None = None) -> None:
         super().__init__()
         self.gate = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
@@ -113,6 +115,11 @@ class _Excitatory(nn.Module):
         if bool((w <= 0).any()):
             raise ValueError("excitatory weights must be > 0")
         return w + torch.log(-torch.expm1(-self.beta * w)) / self.beta  # softplus_beta^-1
+
+
+def _inverse_softplus(y: float) -> float:
+    """``x`` with ``softplus(x) = y`` (``y > 0``)."""
+    return y + math.log(-math.expm1(-y))
 
 
 def _excitatory_linear(dim: int, hidden: int, low: float, high: float) -> nn.Linear:
@@ -202,7 +209,16 @@ class SpikingIntegration(_Population):
         hidden: neurons in the population (H; default D).
         exponent: ``n`` of the power law (>= 1; 1 leaves the threshold as the only expansive step).
         sigma: initial semi-saturation constant (> 0), in the units of ``E`` (a mean input rate).
+        learn_exponent: ``n = 1 + softplus(.)`` learned, one per layer, from ``exponent``.
+        bias: a learned bias current per neuron added to ``E`` (from 0; a negative one makes weak inputs
+            sub-threshold for the power law, a positive one drives the neuron without input).
+        dominance: learned per-neuron modality weights ``d_a, d_v >= 0`` (from 1) on the two drives, the
+            "modality dominance" weights of Ohshiro et al.'s model.
+        pool: neurons per normalisation pool (the population in consecutive groups of ``pool``; must divide H;
+            None: the whole population).
         neuron, neuron_args: any registered neuron and its arguments (the network's shared ones apply).
+
+    With every option at its default the layer is the one described above.
 
     Shape: ``a, v [T, B, D]`` (non-negative rates) -> ``[T, B, C]`` each.
     """
@@ -214,6 +230,10 @@ class SpikingIntegration(_Population):
         hidden: int | None = None,
         exponent: float = 2.0,
         sigma: float = 0.1,
+        learn_exponent: bool = False,
+        bias: bool = False,
+        dominance: bool = False,
+        pool: int | None = None,
         neuron: str = "lif",
         neuron_args: dict | None = None,
     ) -> None:
@@ -225,19 +245,32 @@ class SpikingIntegration(_Population):
             raise ValueError(f"SpikingIntegration: exponent must be >= 1, got {exponent}")
         if not sigma > 0.0:
             raise ValueError(f"SpikingIntegration: sigma must be > 0, got {sigma}")
-        self.exponent = float(exponent)
+        if pool is not None and (pool < 1 or hidden % pool):
+            raise ValueError(f"SpikingIntegration: pool must divide hidden={hidden}, got {pool}")
+        self.pool = pool
+        self._exponent = float(exponent)
+        self.exponent_raw = (
+            nn.Parameter(torch.tensor(_inverse_softplus(max(exponent - 1.0, 1e-3)))) if learn_exponent else None
+        )
+        self.bias = nn.Parameter(torch.zeros(hidden)) if bias else None
+        self.dominance_raw = nn.Parameter(torch.full((2, hidden), _inverse_softplus(1.0))) if dominance else None
         self.w_a = _excitatory_linear(dim, hidden, -2.0, 1.0)
         self.w_v = _excitatory_linear(dim, hidden, -2.0, 1.0)
         self.log_sigma = nn.Parameter(torch.tensor(float(sigma)).log())
         self.neurons = make_neuron(neuron, neuron_args)
         # gain: a current of 2 thresholds at R = 1 (the neuron's own threshold where it has one)
         g0 = 2.0 * float(getattr(self.neurons, "v_threshold", 0.5))
-        self.gain_raw = nn.Parameter(torch.full((hidden,), g0 + math.log(-math.expm1(-g0))))
+        self.gain_raw = nn.Parameter(torch.full((hidden,), _inverse_softplus(g0)))
         self.head = nn.Linear(hidden, num_classes)
 
     @property
     def sigma(self) -> torch.Tensor:
         return self.log_sigma.exp()
+
+    @property
+    def exponent(self) -> float | torch.Tensor:
+        """``n``: the fixed float, or ``1 + softplus(.)`` when learned."""
+        return self._exponent if self.exponent_raw is None else 1.0 + F.softplus(self.exponent_raw)
 
     @property
     def gain(self) -> torch.Tensor:
@@ -247,9 +280,20 @@ class SpikingIntegration(_Population):
         return self.w_a(a), self.w_v(v)
 
     def current(self, da, dv):
+        if self.dominance_raw is not None:
+            d = F.softplus(self.dominance_raw)
+            da, dv = (None if da is None else d[0] * da), (None if dv is None else d[1] * dv)
         e = da if dv is None else (dv if da is None else da + dv)
-        power = e.clamp_min(0.0).pow(self.exponent)
-        norm = (self.exponent * self.log_sigma).exp() + power.mean(-1, keepdim=True)
+        if self.bias is not None:
+            e = e + self.bias
+        n = self.exponent
+        power = e.clamp_min(0.0).pow(n)
+        if self.pool is None:
+            pooled = power.mean(-1, keepdim=True)
+        else:  # each neuron's pool: its group of `pool` consecutive neurons
+            groups = power.unflatten(-1, (-1, self.pool))
+            pooled = groups.mean(-1, keepdim=True).expand_as(groups).flatten(-2)
+        norm = (n * self.log_sigma).exp() + pooled
         return self.gain * power / norm
 
 

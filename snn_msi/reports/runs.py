@@ -90,7 +90,7 @@ def seed_list(text: str) -> list[int]:
 def add_recipe_arguments(g) -> None:
     """The recipe options of every command that trains (``snn-msi train``, the studies, ``sweep``,
     ``experiments/ks_snn.py``): ``--config``, ``--model``, ``--dataset``, ``--data-root``, ``--preset``,
-    ``--neuron``, ``--neuron-arg``, ``--fusion``, ``--device``, ``--epochs``, ``--set``."""
+    ``--neuron``, ``--neuron-arg``, ``--fusion``, ``--fusion-arg``, ``--device``, ``--epochs``, ``--set``."""
     from ..data import DATASETS, SNR_PRESETS
     from ..models import FUSIONS, RECIPES
 
@@ -114,6 +114,13 @@ def add_recipe_arguments(g) -> None:
         help="override one of the neuron's defaults (repeatable), e.g. tau=4 or surrogate=atan",
     )
     g.add_argument("--fusion", choices=FUSIONS.names(), help="how the two modalities meet (default: the recipe's)")
+    g.add_argument(
+        "--fusion-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the fusion (repeatable), e.g. exponent=1.5 for msi (`snn-msi fusions` lists them)",
+    )
     g.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     g.add_argument("--epochs", type=int, help="epochs to train (default: the recipe's; the paper's 100)")
     g.add_argument(
@@ -127,8 +134,9 @@ def add_recipe_arguments(g) -> None:
 
 def apply_recipe_arguments(d: dict, args) -> dict:
     """``--epochs``, ``--device``, ``--dataset``, ``--data-root``, ``--preset``, ``--neuron``, ``--neuron-arg``,
-    ``--fusion`` onto the plain config ``d`` (``--set`` comes last, from the caller); returns ``d``. A data set
-    other than the recipe's brings its own classes, channels and SNR (the recipe's are dropped)."""
+    ``--fusion``, ``--fusion-arg`` onto the plain config ``d`` (``--set`` comes last, from the caller); returns
+    ``d``. A data set other than the recipe's brings its own classes, channels and SNR, another fusion its own
+    options (the recipe's are dropped)."""
     from ..schema import parse_value
 
     for key, value in (("epochs", args.epochs), ("device", args.device)):
@@ -146,13 +154,17 @@ def apply_recipe_arguments(d: dict, args) -> dict:
             data[key] = value
     if args.neuron and args.neuron != model.get("neuron"):
         model["neuron"] = args.neuron
-    for item in args.neuron_arg:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--neuron-arg expects KEY=VALUE, got {item!r}")
-        model.setdefault("neuron_args", {})[key] = parse_value(value, f"--neuron-arg {key}")
-    if args.fusion is not None:
-        model["fusion"] = args.fusion
+    if args.fusion is not None and args.fusion != model.get("fusion"):  # another fusion: the recipe's options go
+        model.update(fusion=args.fusion, fusion_args={})
+    for option, items, into in (
+        ("--neuron-arg", args.neuron_arg, "neuron_args"),
+        ("--fusion-arg", args.fusion_arg, "fusion_args"),
+    ):
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"{option} expects KEY=VALUE, got {item!r}")
+            model.setdefault(into, {})[key] = parse_value(value, f"{option} {key}")
     return d
 
 
