@@ -147,8 +147,9 @@ def finish_frames(
         if (h, w) != (s, s):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)
         x = x.reshape(b, f, c, s, s)
-        if any(flips):
-            x = torch.where(torch.tensor(list(flips), device=x.device).view(-1, 1, 1, 1, 1), x.flip(-1), x)
+        if any(flips):  # in place, the flipped clips only (a where() over the batch costs two full passes)
+            idx = torch.tensor([i for i, f in enumerate(flips) if f], device=x.device)
+            x = x.index_copy_(0, idx, x.index_select(0, idx).flip(-1))
     else:
         out = []
         for crop, flip in zip(crops, flips, strict=True):
