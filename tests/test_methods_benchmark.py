@@ -116,6 +116,7 @@ def test_the_meter_counts_only_while_entered():
     [
         (4, {"opm": 1, "sample_valuation": 1, "modality_valuation": 1, "relearn": 1, "reconboost": 1, "gblend": 4}),
         (14, {"relearn": 3, "reconboost": 1}),
+        (28, {"relearn": 7, "reconboost": 3}),
         (40, {"relearn": 10}),
         (100, {}),
     ],
@@ -198,7 +199,7 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     cfg = sm.MethodsStudyConfig(methods=("pmr",), long_check=True, recipe=sm.benchmark_recipe())
     assert sm.cells(cfg)[:2] == [sm.NORMAL, sm.LONG] and sm.LONG not in sm.cells(sm.MethodsStudyConfig())
     long = sm.run_config_for(cfg, sm.LONG, 3)
-    assert (long.epochs, list(long.milestones), long.seed) == (28, [18], 3) and long.out.endswith("normal-2x/s3")
+    assert (long.epochs, list(long.milestones), long.seed) == (56, [36], 3) and long.out.endswith("normal-2x/s3")
     row = {"method": "normal", "variant": "long", "diff_vs_normal": 0.003, "diff_ci_low": -0.01, "diff_ci_high": 0.016}
     text = " ".join(sm.plateau_lines([row], (1.1, 12, 14)))
     assert "+0.3 [-1.0, +1.6]" in text and ": plateaued" in text and "epochs 12-14" in text
