@@ -797,8 +797,9 @@ class Trainer:
                 self.policies.load_state_dict(self.best_policies)
         test = self.evaluate(self.test_set)
         means = _policy_means(read_csv(rd.work / "steps.csv"), self.policies) if self.rank == 0 else {}
-        b = next(to_batch(item, self.device) for item in self._loader(self.test_set, 0, train=False))
-        self.meter.compute.ops = ops_per_clip(self.model, b.audio[:8], b.frames[:8])
+        clips = Packed(self.test_set)  # the first 8 test clips, without a DataLoader (and its workers) for them
+        b = to_batch(collate([clips[i] for i in range(min(8, len(clips)))]), self.device)
+        self.meter.compute.ops = ops_per_clip(self.model, b.audio, b.frames)
         compute = self.meter.compute.row(wall=False)
         result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means, compute)
         if self.rank == 0:
