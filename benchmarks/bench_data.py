@@ -65,15 +65,6 @@ def make_tree(root: Path, clips: int, classes: int = 4) -> None:
     (root / "my_train.txt").write_text("\n".join(lines) + "\n")
 
 
-def batch_bytes(batch) -> int:
-    """Bytes of the tensors of a collated batch (what crosses from a worker, through shared memory)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.numel() * batch.element_size()
-    if isinstance(batch, tuple | list):
-        return sum(batch_bytes(b) for b in batch)
-    return 0
-
-
 class Row:
     """One path at one worker count: a persistent loader, read epoch by epoch, each batch finished on ``device``
     (``rates``) or, in the next epoch, only received from the workers (``raw``: what a GPU run asks of the CPU)."""
@@ -90,7 +81,7 @@ class Row:
     def epoch(self, finish: bool) -> float:
         t0, c0, w0, n = time.perf_counter(), time.process_time(), self.worker_cpu(), 0
         for item in self.loader:
-            n += len(to_device(item, self.device).label if finish else item.label)
+            n += len(to_device(item, self.device).label if finish else item.labels)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         self.last_cpu = ((time.process_time() - c0) / n, (self.worker_cpu() - w0) / n)
@@ -242,7 +233,7 @@ def main(argv=None) -> int:
             s = ds[0]
             before = s.audio.numel() * 4 + s.frames.numel() * 4
             print(
-                f"{name:<9} {batch_bytes(b) / len(b.label) / 1e6:6.2f} MB (uint8 crops, audio {b.audio.dtype}); "
+                f"{name:<9} {b.data.numel() / len(b.labels) / 1e6:6.2f} MB (uint8 crops, audio {b.audio.dtype}); "
                 f"float samples of before: {before / 1e6:.2f} MB"
             )
         rates = ", ".join(f"{name} {finish_rate(ds, args.batch, device):.0f}" for name, ds in sets.items())

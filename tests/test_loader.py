@@ -1,5 +1,7 @@
 """The batch transform (snn_msi.data.loader): compact samples from workers, finished on the device, give the same
-numbers as the per-sample transform did before it was split (a copy of that code is the reference here)."""
+numbers as the per-sample transform did before it was split (a copy of that code is the reference here): bit for
+bit with PyTorch's ops (``fused=False``), to float32 rounding with the C++ pass that replaces them on the CPU
+(tests/test_frames_cpu.py)."""
 
 import math
 
@@ -23,8 +25,9 @@ from snn_msi.data.loader import (
     pack_sample,
     to_device,
 )
-from snn_msi.encoders import FrameTransform, LogSpectrogram, add_noise_snr, fit_length
+from snn_msi.encoders import FrameTransform, LogSpectrogram, add_noise_snr, finish_frames, fit_length
 
+from .test_frames_cpu import ATOL
 from .trees import make_ks_tree
 
 
@@ -88,14 +91,20 @@ def check_batch(t: FrameTransform, clips: list[torch.Tensor], snr_db) -> None:
     packed = [pack_sample(torch.randn(1, 5, 7), c, i, f"c{i}", t, snr_db, g) for i, (c, g) in pairs]
     assert all(isinstance(p, PackedSample) and p.frames.dtype == torch.uint8 for p in packed)
     batch = collate(packed)
-    assert isinstance(batch, PackedBatch) and batch.frames.dim() == 1
+    assert isinstance(batch, PackedBatch) and batch.data.dtype == torch.uint8 and batch.data.dim() == 1
+    assert [t for t in batch if isinstance(t, torch.Tensor)] == [batch.data]  # one buffer crosses processes
     assert batch.label.tolist() == list(range(len(clips)))
     out = to_device(batch, "cpu")
     assert out.frames.dtype == torch.float32 and out.frames.shape == (len(clips), 3, 3, 24, 24)
-    assert torch.equal(out.frames, expected)
+    torch.testing.assert_close(out.frames, expected, atol=ATOL, rtol=0)
+    crops = [s.of(batch.data) for s in batch.frames]
+    assert [c.shape for c in crops] == [p.frames.shape for p in packed]
+    noise = None if batch.noise is None else batch.noise.of(batch.data)
+    torch_ops = finish_frames(crops, list(batch.flip), batch.spec, snr_db, noise, fused=False)
+    assert torch.equal(torch_ops, expected)
     gens = [torch.Generator().manual_seed(100 + i) for i in range(len(clips))]
     alone = torch.stack([t(c, generator=g, snr_db=snr_db) for c, g in zip(clips, gens, strict=True)])
-    assert torch.equal(alone, expected)
+    assert torch.equal(alone, out.frames)
 
 
 def test_other_transforms_and_in_memory_sets_pass_through():
@@ -136,7 +145,7 @@ def test_workers_hand_over_compact_samples_with_the_same_numbers(tmp_path):
     for ds, expected, workers in ((files, one_by_one[0], 2), (Subset(h5_disk, range(8)), one_by_one[1], 1)):
         loader = DataLoader(Packed(ds), batch_size=4, collate_fn=collate, **loader_options(workers, "cpu"))
         items = list(loader)
-        assert all(isinstance(b, PackedBatch) and b.frames.dtype == torch.uint8 for b in items)
+        assert all(isinstance(b, PackedBatch) and b.data.is_shared() for b in items)
         assert torch.equal(torch.cat([to_device(b, "cpu").frames for b in items])[:8], expected)
 
 
@@ -160,7 +169,7 @@ def test_pcm_audio_becomes_the_same_spectrograms_on_the_device(tmp_path):
     pcm = [PCM(fit_length(read_pcm16(p, 22050, 0.5), t.num_samples, t.fit), t) for p in paths]
     samples = [pack_sample(a, frames, 0, "x", FrameTransform(8), None, None) for a in pcm]
     batch = collate(samples)
-    assert batch.audio.dtype == torch.int16 and batch.audio_transform is t
+    assert batch.audio.dtype == torch.int16 and batch.audio_transform is t and batch.audio.of(batch.data).dim() == 2
     assert torch.equal(to_device(batch, "cpu").audio, expected)
     mixed = collate([samples[0]._replace(audio=expected[0]), *samples[1:]])  # spectrograms made in the worker
     assert mixed.audio_transform is None and torch.equal(to_device(mixed, "cpu").audio, expected)

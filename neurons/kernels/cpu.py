@@ -39,7 +39,7 @@ def _cpu_id() -> str:
     return platform.machine() + "\n".join(sorted(set(keep)))
 
 
-def _build(native: bool):
+def _build(name: str, source: Path, flags: list[str], native: bool):
     from torch.utils.cpp_extension import load
 
     build_dir = os.environ.get("SNN_MSI_EXT_DIR")
@@ -47,41 +47,52 @@ def _build(native: bool):
         os.makedirs(build_dir, exist_ok=True)
     # OpenMP pragmas, but no -lgomp at link time: the calls bind to the OpenMP runtime torch has loaded, so
     # there is one thread pool (two runtimes spinning against each other made model steps 5x slower)
-    cflags, ldflags = ["-O3", "-fopenmp", "-ffp-contract=off", *code_flags()], []
+    cflags = ["-O3", "-fopenmp", "-ffp-contract=off", *flags]
     if native:
         cflags.append("-march=native")
     # the name carries a hash of source, flags (and, for a native build, the CPU), so an edited source or
     # another machine never loads a stale cached build
-    key = _SRC.read_bytes() + " ".join(cflags + ldflags).encode() + (_cpu_id().encode() if native else b"")
+    key = source.read_bytes() + " ".join(cflags).encode() + (_cpu_id().encode() if native else b"")
     digest = hashlib.sha1(key).hexdigest()[:10]
     return load(
-        name=f"snn_msi_if_family_cpu_{digest}",
-        sources=[str(_SRC)],
+        name=f"{name}_{digest}",
+        sources=[str(source)],
         extra_cflags=cflags,
-        extra_ldflags=ldflags,
         build_directory=build_dir,
         verbose=False,
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _load():
+def load_extension(name: str, source: Path, flags: list[str] = ()):
+    """Build (once; PyTorch caches it) and import the C++ extension ``source`` for this machine: the native build
+    (``-march=native``), else (``SNN_MSI_PORTABLE_BUILD=1``, or a compiler that cannot) the portable one; both
+    without FP contraction. ``flags``: more compiler flags (``-D...``)."""
     if os.environ.get("SNN_MSI_PORTABLE_BUILD", "0") != "1":
         try:
-            return _build(native=True)
+            return _build(name, source, list(flags), native=True)
         except Exception:  # a compiler without -march=native (or a failed native build): the portable one
             pass
-    return _build(native=False)
+    return _build(name, source, list(flags), native=False)
+
+
+def failure(load) -> str | None:
+    """None when ``load()`` builds and imports an extension, else why not (a one-line reason)."""
+    try:
+        load()
+    except Exception as err:  # a failed build is reported to the user, who then gets the torch path
+        return f"C++ extension failed to build/load: {type(err).__name__}: {str(err).strip().splitlines()[-1]}"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _load():
+    return load_extension("snn_msi_if_family_cpu", _SRC, code_flags())
 
 
 @functools.lru_cache(maxsize=1)
 def unavailable_reason() -> str | None:
     """None when the extension builds and loads, else why not (a one-line reason)."""
-    try:
-        _load()
-    except Exception as err:  # a failed build is reported to the user, who then gets the torch path
-        return f"C++ extension failed to build/load: {type(err).__name__}: {str(err).strip().splitlines()[-1]}"
-    return None
+    return failure(_load)
 
 
 def forward(x, v0, leak, tau, k, decay_input, th, vr, reset):
@@ -111,4 +122,13 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["forward", "backward", "apply_fn", "unavailable_reason", "warm_up", "code_flags"]
+__all__ = [
+    "forward",
+    "backward",
+    "apply_fn",
+    "unavailable_reason",
+    "warm_up",
+    "code_flags",
+    "load_extension",
+    "failure",
+]

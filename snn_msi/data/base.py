@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..encoders import FrameTransform, LogSpectrogram, add_noise_snr, fit_length, sample_frame_indices
+from ..encoders import CropPlan, FrameTransform, LogSpectrogram, add_noise_snr, fit_length, sample_frame_indices
 from .loader import PCM, PackedSample, pack_sample, unpack
 from .rng import sample_generator
 from .sample import AVSample, BadClips, ClipRecord
@@ -78,25 +78,47 @@ def read_pcm16(path: Path, sample_rate: int, seconds: float | None = None) -> to
         raise ClipReadError(f"cannot read {path}: {_first_line(err)}") from None
 
 
-def load_frames(paths: Sequence[Path], contiguous: bool = True) -> torch.Tensor:
-    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ); with
-    ``contiguous=False`` a view of the decoded ``[K, H, W, 3]`` pixels (a DataLoader worker copies only a crop)."""
-    imgs, size = [], None
-    for p in paths:
+def _decode(path: Path, size: tuple[int, int] | None = None) -> Image.Image:
+    """An image file decoded to RGB (resized to ``size``, PIL's ``(W, H)``, where it differs)."""
+    try:
+        with Image.open(path) as im:
+            if im.mode != "RGB":
+                im = im.convert("RGB")
+            else:
+                im.load()
+    except Exception as err:  # any decoder failure: name the file
+        raise ClipReadError(f"cannot read {path}: {_first_line(err)}") from None
+    return im if size is None or im.size == size else im.resize(size)
+
+
+def load_frames(paths: Sequence[Path]) -> torch.Tensor:
+    """RGB uint8 ``[K, 3, H, W]`` (all frames resized to the first one's size if they differ)."""
+    first = _decode(paths[0])
+    imgs = [np.asarray(first), *(np.asarray(_decode(p, first.size)) for p in paths[1:])]
+    return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous()
+
+
+class FrameFiles:
+    """A clip's K frames as image files, read as a DataLoader worker needs them: ``shape`` ``[K, 3, H, W]`` from
+    the first file's header, and ``crop(plan)``: the uint8 crop ``[K, 3, h, w]``, each frame decoded (resized to
+    the first one's size where it differs) and only the crop converted to an array (what ``load_frames`` then
+    cropping gives, without the whole frames' copies)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
         try:
-            with Image.open(p) as im:
-                if im.mode != "RGB":
-                    im = im.convert("RGB")
-                else:
-                    im.load()
-        except Exception as err:  # any decoder failure: name the file
-            raise ClipReadError(f"cannot read {p}: {_first_line(err)}") from None
-        size = size or im.size
-        if im.size != size:
-            im = im.resize(size)
-        imgs.append(np.asarray(im))
-    frames = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2)
-    return frames.contiguous() if contiguous else frames
+            with Image.open(self.paths[0]) as im:
+                self.size = im.size
+        except Exception as err:
+            raise ClipReadError(f"cannot read {self.paths[0]}: {_first_line(err)}") from None
+        self.shape = (len(self.paths), 3, self.size[1], self.size[0])
+
+    def crop(self, plan: CropPlan) -> torch.Tensor:
+        out = np.empty((len(self.paths), 3, plan.height, plan.width), dtype=np.uint8)
+        box = (plan.left, plan.top, plan.left + plan.width, plan.top + plan.height)
+        for k, path in enumerate(self.paths):
+            out[k] = np.asarray(_decode(path, self.size).crop(box)).transpose(2, 0, 1)
+        return torch.from_numpy(out)
 
 
 def _first_line(err: BaseException) -> str:
@@ -255,10 +277,10 @@ class AudioVisualFiles(Dataset):
                 wav = load_wav(rec.wav, self.sample_rate, self.audio_seconds)[None]
                 audio = self.audio_transform(add_noise_snr(wav, self.audio_snr_db, g)[0])
             idx = sample_frame_indices(len(rec.frames), self.frames_per_clip, self.train, generator=g)
-            frames = load_frames([rec.frames[j] for j in idx], contiguous=False)
+            frames = FrameFiles([rec.frames[j] for j in idx])
+            return pack_sample(audio, frames, rec.label, rec.clip_id, self.frame_transform, self.image_snr_db, g)
         except ClipReadError as err:
             raise ClipReadError(f"clip {rec.clip_id} of the {self.split} split: {err}") from None
-        return pack_sample(audio, frames, rec.label, rec.clip_id, self.frame_transform, self.image_snr_db, g)
 
     def _pcm(self, path: Path) -> PCM | None:
         """The clip's int16 samples cut or tiled to the spectrogram's length, to be transformed on the device;

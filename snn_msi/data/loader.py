@@ -4,7 +4,8 @@ A worker hands over a :class:`PackedSample`: the uint8 crop of the chosen frames
 pixels, 1.8 MB), the audio as int16 samples (16-bit PCM files; the spectrogram is made on the device) or as a
 spectrogram (float16 as an HDF5 cache stores it; float32 where noise was added), and the sample's random draws
 (crop box, flip, standard-normal image noise when an image SNR is set). :func:`collate` packs a batch of them into
-one uint8 buffer (one shared-memory segment per batch, in a worker); :func:`to_device` moves it to the training
+one uint8 buffer: in a worker, one shared-memory segment, so one file descriptor crosses to the main process per
+batch (each tensor of a batch costs a round trip to the worker); :func:`to_device` moves it to the training
 device and finishes it there on the whole batch (spectrograms; frames to float, resize, flip, noise, normalise:
 :func:`~snn_msi.encoders.finish_frames`). The draws are made where they always were (per sample, from the
 generator of (seed, epoch, split, index)), so results do not depend on the worker count; and the finished batch
@@ -22,6 +23,7 @@ as they are. :func:`loader_options` are the DataLoader settings the trainer uses
 from __future__ import annotations
 
 import copy
+import math
 from typing import NamedTuple
 
 import torch
@@ -58,21 +60,43 @@ class PackedSample(NamedTuple):
     snr_db: float | None
 
 
-class PackedBatch(NamedTuple):
-    """:func:`collate` of B :class:`PackedSample`: ``audio`` spectrograms ``[B, 1, F, T]`` or, with an
-    ``audio_transform``, int16 samples ``[B, n]``; ``frames`` is one flat uint8 buffer of the B crops, whose shapes
-    are ``shapes [B, 4]``; ``flip [B]`` bool; ``noise [B, K, C, size, size]`` or None; ``label [B]``."""
+class Slot(NamedTuple):
+    """Where a tensor lies in a :class:`PackedBatch`'s buffer: byte offset, dtype and shape."""
 
-    audio: torch.Tensor
+    offset: int
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
+
+    def of(self, data: torch.Tensor) -> torch.Tensor:
+        """The tensor, a view of the uint8 buffer ``data`` (on any device)."""
+        return data[self.offset : self.offset + self.nbytes].view(self.dtype).view(self.shape)
+
+
+class PackedBatch(NamedTuple):
+    """:func:`collate` of B :class:`PackedSample`: one uint8 buffer ``data`` holding, at their :class:`Slot`\\ s,
+    ``audio`` (spectrograms ``[B, 1, F, T]`` or, with an ``audio_transform``, int16 samples ``[B, n]``), the B
+    ``frames`` crops ``[K, C, h_b, w_b]`` (uint8) and the ``noise`` ``[B, K, C, size, size]`` (float32, or None);
+    ``flip`` and ``labels`` per sample as Python values (no tensor of their own to pass between processes)."""
+
+    data: torch.Tensor
+    audio: Slot
     audio_transform: LogSpectrogram | None
-    frames: torch.Tensor
-    shapes: torch.Tensor
-    flip: torch.Tensor
-    noise: torch.Tensor | None
-    label: torch.Tensor
+    frames: tuple[Slot, ...]
+    noise: Slot | None
+    flip: tuple[bool, ...]
+    labels: tuple[int, ...]
     clip_id: list[str]
     spec: FrameSpec
     snr_db: float | None
+
+    @property
+    def label(self) -> torch.Tensor:
+        """``[B]`` int64 labels."""
+        return torch.tensor(self.labels, dtype=torch.long)
 
 
 def pack_sample(
@@ -96,15 +120,31 @@ def pack_sample(
     return PackedSample(audio, crop(plan), plan.flip, noise, label, clip_id, transform.spec, snr_db)
 
 
-def _stack(tensors: list[torch.Tensor], cat: bool = False) -> torch.Tensor:
-    """``torch.stack`` (or ``cat``); in a worker straight into shared memory (as ``default_collate`` does), so
-    the batch is not copied again on its way to the main process."""
-    out = None
+#: byte alignment of the tensors in a batch's buffer (any dtype can be viewed at such an offset)
+_ALIGN = 64
+
+
+def _pack(parts: list[torch.Tensor | list[torch.Tensor]]) -> tuple[torch.Tensor, list[Slot]]:
+    """One uint8 buffer holding the ``parts`` (a tensor as it is, a list of tensors stacked) -> ``(buffer, their
+    slots)``; in a worker the buffer is one shared-memory segment (as ``default_collate`` allocates), so the batch
+    is not copied again on its way to the main process."""
+    slots, offset = [], 0
+    for part in parts:
+        t = part if isinstance(part, torch.Tensor) else part[0]
+        shape = tuple(t.shape) if isinstance(part, torch.Tensor) else (len(part), *t.shape)
+        slots.append(Slot(offset, t.dtype, shape))
+        offset += -(-slots[-1].nbytes // _ALIGN) * _ALIGN
     if get_worker_info() is not None:
-        numel = sum(t.numel() for t in tensors)
-        out = tensors[0].new(tensors[0]._typed_storage()._new_shared(numel, device=tensors[0].device))
-        out = out.resize_(numel) if cat else out.resize_(len(tensors), *tensors[0].shape)
-    return torch.cat(tensors, out=out) if cat else torch.stack(tensors, out=out)
+        data = torch.empty(0, dtype=torch.uint8)
+        data.set_(torch.UntypedStorage._new_shared(offset))
+    else:
+        data = torch.empty(offset, dtype=torch.uint8)
+    for part, slot in zip(parts, slots, strict=True):
+        if isinstance(part, torch.Tensor):
+            slot.of(data).copy_(part)
+        else:
+            torch.stack(part, out=slot.of(data))
+    return data, slots
 
 
 def collate(items: list) -> PackedBatch | AVSample:
@@ -119,14 +159,16 @@ def collate(items: list) -> PackedBatch | AVSample:
         audio, transform = [a.samples for a in audio], first.audio.transform
     else:  # spectrograms here where a batch mixes clips (other files, noise): one shape for the batch
         audio = [_spectrogram(a.samples[None], a.transform)[0] if isinstance(a, PCM) else a for a in audio]
+    noise = [] if first.noise is None else [[s.noise for s in items]]
+    data, slots = _pack([audio, *(s.frames for s in items), *noise])
     return PackedBatch(
-        audio=_stack(audio),
+        data=data,
+        audio=slots[0],
         audio_transform=transform,
-        frames=_stack([s.frames.reshape(-1) for s in items], cat=True),
-        shapes=torch.tensor([tuple(s.frames.shape) for s in items], dtype=torch.long),
-        flip=torch.tensor([s.flip for s in items]),
-        noise=None if first.noise is None else _stack([s.noise for s in items]),
-        label=torch.tensor([s.label for s in items]),
+        frames=tuple(slots[1 : 1 + len(items)]),
+        noise=slots[-1] if noise else None,
+        flip=tuple(bool(s.flip) for s in items),
+        labels=tuple(int(s.label) for s in items),
         clip_id=[s.clip_id for s in items],
         spec=first.spec,
         snr_db=first.snr_db,
@@ -140,12 +182,10 @@ def to_device(batch: PackedBatch | AVSample, device: torch.device | str) -> AVSa
     if not isinstance(batch, PackedBatch):
         audio, frames = batch.audio.to(device, non_blocking=True), batch.frames.to(device, non_blocking=True)
         return AVSample(audio, frames, batch.label, batch.clip_id)
-    flat = batch.frames.to(device, non_blocking=True)
-    shapes = batch.shapes.tolist()
-    crops = [c.view(s) for c, s in zip(flat.split([k * c * h * w for k, c, h, w in shapes]), shapes, strict=True)]
-    noise = None if batch.noise is None else batch.noise.to(device, non_blocking=True)
-    frames = finish_frames(crops, batch.flip.tolist(), batch.spec, batch.snr_db, noise)
-    audio = batch.audio.to(device, non_blocking=True)
+    data = batch.data.to(device, non_blocking=True)
+    noise = None if batch.noise is None else batch.noise.of(data)
+    frames = finish_frames([s.of(data) for s in batch.frames], list(batch.flip), batch.spec, batch.snr_db, noise)
+    audio = batch.audio.of(data)
     if batch.audio_transform is None:
         audio = audio.float()
     else:

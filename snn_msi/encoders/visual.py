@@ -131,15 +131,26 @@ def finish_frames(
     spec: FrameSpec,
     snr_db: float | None = None,
     noise: torch.Tensor | None = None,
+    fused: bool = True,
 ) -> torch.Tensor:
     """The batched half of :class:`FrameTransform`, on the crops' device: to float in [0, 1] (from uint8),
     bilinear resize to ``spec.size``, mirror where ``flips``, add ``noise`` (standard normal ``[B * F, C, size,
     size]`` or ``[B, F, C, size, size]``) scaled to ``snr_db`` per frame, normalise.
 
-    Shape: B crops ``[F, C, h_b, w_b]`` -> ``[B, F, C, size, size]`` float32. Crops of one shape are converted and
-    resized as one batch, others one by one; both give the same numbers as a clip transformed alone.
+    Shape: B crops ``[F, C, h_b, w_b]`` -> ``[B, F, C, size, size]`` float32. uint8 crops on the CPU take the C++
+    pass of :mod:`~snn_msi.encoders.frames_cpu` (``fused``, where it builds; equal to the PyTorch ops to float32
+    rounding); otherwise crops of one shape are converted and resized as one batch, others one by one; both give
+    the same numbers as a clip transformed alone.
     """
     s = spec.size
+    if fused and crops[0].device.type == "cpu" and all(c.dtype == torch.uint8 for c in crops):
+        from . import frames_cpu
+
+        if frames_cpu.unavailable_reason() is None:
+            if snr_db is None:
+                return frames_cpu.finish(crops, flips, s, spec.mean, spec.std)
+            x = frames_cpu.finish(crops, flips, s, None, None)
+            return _noise_and_normalise(x, spec, snr_db, noise)
     if len({tuple(c.shape) for c in crops}) == 1:
         x = torch.stack(list(crops))
         b, f, c, h, w = x.shape
@@ -158,6 +169,13 @@ def finish_frames(
                 y = F.interpolate(y, size=(s, s), mode="bilinear", align_corners=False)
             out.append(y.flip(-1) if flip else y)
         x = torch.stack(out)
+    return _noise_and_normalise(x, spec, snr_db, noise)
+
+
+def _noise_and_normalise(
+    x: torch.Tensor, spec: FrameSpec, snr_db: float | None, noise: torch.Tensor | None
+) -> torch.Tensor:
+    """``x [B, F, C, size, size]`` in [0, 1] with ``noise`` scaled to ``snr_db`` per frame, then normalised."""
     if snr_db is not None:
         x = scale_noise(x.flatten(0, 1), snr_db, noise.reshape(-1, *x.shape[2:])).view_as(x)
     if spec.mean is not None:  # in place: x is new here, and a fresh batch-sized buffer costs page faults on a CPU
