@@ -1,5 +1,6 @@
 import csv
 import math
+from pathlib import Path
 
 import pytest
 
@@ -175,6 +176,12 @@ def test_bad_study_configs_are_named():
         StudyConfig(control_levels=[(5.0, 5.0)]).check()
     with pytest.raises(ValueError, match="unknown fusion"):
         StudyConfig(fusions=("attention",)).check()
+    with pytest.raises(ValueError, match="fusions: 'msi:pool': options are KEY=VALUE"):
+        StudyConfig(fusions=("concat", "msi:pool")).check()
+    with pytest.raises(ValueError, match="fusions: msi:pools=8: .*pools"):
+        StudyConfig(fusions=("concat", "msi:pools=8")).check()
+    with pytest.raises(ValueError, match="fusions: concat:pool=8: "):
+        StudyConfig(fusions=("concat:pool=8",)).check()
     with pytest.raises(ValueError, match="losses must be some of"):
         StudyConfig(losses=("never",)).check()
 
@@ -237,3 +244,36 @@ def test_the_original_loss_cell_smooths_every_term_and_trains_its_own_iemf_runs(
     assert row["diff_vs_normal"] == pytest.approx(0.01) and row["equivalent"] and row["tost_p"] < 0.05
     md = (tmp_path / "summary.md").read_text()
     assert "within the margin? (TOST p)" in md and "| yes (p " in md
+
+
+def test_fusion_cells_with_options_train_those_options_and_are_compared_with_the_first(tmp_path, monkeypatch):
+    asked = []
+
+    def fake_run_all(configs, scfg):
+        asked.extend(configs)
+        return [_fake_result(0.8 + 0.01 * bool(c.model.fusion_args) + 0.002 * c.seed, [0.5, 0.8]) for c in configs]
+
+    monkeypatch.setattr(study, "_run_all", fake_run_all)
+    runs = RunOptions(seeds=[0, 1, 2], out=str(tmp_path))
+    recipe = default_recipe().replace(
+        model={**default_recipe().model.to_dict(), "fusion": "msi", "fusion_args": {"exponent": 3.0}}
+    )
+    cfg = StudyConfig(
+        levels=LEVELS, runs=runs, methods=("normal",), fusions=("concat", "msi", "msi:pool=8,bias=true"), recipe=recipe
+    )
+    cfg.check()
+    run_study(cfg)
+    by_cell = {}
+    for c in asked:
+        by_cell.setdefault((c.model.fusion, tuple(sorted(c.model.fusion_args.items()))), []).append(c)
+    assert set(by_cell) == {  # the recipe's options go with its own fusion only; a cell's options add to them
+        ("concat", ()),
+        ("msi", (("exponent", 3.0),)),
+        ("msi", (("bias", True), ("exponent", 3.0), ("pool", 8))),
+    }
+    assert all(len(v) == len(LEVELS) * 3 for v in by_cell.values())
+    pooled = by_cell[("msi", (("bias", True), ("exponent", 3.0), ("pool", 8)))]
+    assert {Path(c.out).parent.parent.name for c in pooled} == {"msi_pool8_biastrue-always"}
+    md = (tmp_path / "summary.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| msi:pool=8,bias=true, always | concat, always | 0 |"))
+    assert "+1.0" in row

@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from ..files import write_csv, write_text
+from ..schema import ConfigError, parse_value
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.result import RunResult
@@ -120,8 +121,13 @@ class StudyConfig:
         if missing:
             raise ValueError(f"control_levels must be among the levels, got {missing}")
         for f in self.fusions:
-            if f not in FUSIONS:
-                raise ValueError(f"fusions: {FUSIONS.unknown(f)}")
+            name, _ = fusion_spec(f)
+            if name not in FUSIONS:
+                raise ValueError(f"fusions: {FUSIONS.unknown(name)}")
+            try:  # the options, checked by the model config now rather than by every run
+                _config(self, self.levels[0], "normal", 0, cell=(f, "always"))
+            except ConfigError as err:
+                raise ValueError(f"fusions: {f}: {err}") from None
         if not self.fusions or not self.losses or any(x not in LOSSES for x in self.losses):
             raise ValueError(f"losses must be some of {', '.join(LOSSES)}, got {self.losses}")
 
@@ -144,9 +150,24 @@ def _run_dir(out: Path, level: tuple[float, float], method: str, seed: int, cell
     return out / cell / f"a{level[0]:+g}_v{level[1]:+g}" / f"{method}_s{seed}"
 
 
+def fusion_spec(spec: str) -> tuple[str, dict]:
+    """A cell's fusion: a registered name, optionally with options: ``msi:pool=8,bias=true`` -> ``("msi", {"pool":
+    8, "bias": True})`` (values read as ``--fusion-arg`` reads them)."""
+    name, _, rest = spec.partition(":")
+    options = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"fusions: {spec!r}: options are KEY=VALUE, separated by commas")
+        options[key] = parse_value(value, f"fusions {spec} {key}")
+    return name, options
+
+
 def _cell_folder(scfg: StudyConfig, cell: tuple[str, str]) -> str:
-    """The primary cell keeps the study's original layout (``out/a+0_v+10/...``), so its runs resume."""
-    return "" if cell == scfg.cells()[0] else f"{cell[0]}-{cell[1]}"
+    """The primary cell keeps the study's original layout (``out/a+0_v+10/...``), so its runs resume; a fusion's
+    options become part of the name (``msi:pool=8`` -> ``msi_pool8``)."""
+    fusion = cell[0].replace(":", "_").replace(",", "_").replace("=", "")
+    return "" if cell == scfg.cells()[0] else f"{fusion}-{cell[1]}"
 
 
 def _config(
@@ -160,7 +181,9 @@ def _config(
     """The recipe with the study's knobs of one run: the level's SNRs, the cell's fusion and loss setting, the
     method, the seed and the run's folder."""
     fusion, loss = cell
+    name, fusion_options = fusion_spec(fusion)
     r = scfg.recipe
+    own = r.model.fusion_args if name == r.model.fusion else {}  # the recipe's options are its fusion's
     data = {**r.data.to_dict(), "audio_snr_db": level[0], "image_snr_db": level[1], "preset": "clean"}
     out = _run_dir(Path(scfg.runs.out), level, method, seed, _cell_folder(scfg, cell))
     options = {"coeff": coeff} if method == _CONSTANT else {}
@@ -169,7 +192,7 @@ def _config(
         seed=seed,
         out=str(out),
         data=data,
-        model={**r.model.to_dict(), "fusion": fusion},
+        model={**r.model.to_dict(), "fusion": name, "fusion_args": {**own, **fusion_options}},
         loss={**r.loss.to_dict(), **(ORIGINAL_LOSS if loss == "original" else {"unimodal": loss})},
         policies=policies,
     )
@@ -824,16 +847,19 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     ax1.set_xlabel("mean SNR of the two modalities (dB)")
     ax1.set_ylabel("fused test accuracy - normal (pts, 95% CI)")
     ax1.set_title("advantage over Normal by level (dashed: trend)")
-    ax1.legend(fontsize=7)
+    if ax1.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
+        ax1.legend(fontsize=7)
     ax2.set_xlabel("best unimodal head accuracy (%)")
     ax2.set_ylabel("multisensory gain (fused - best unimodal, pts)")
     ax2.set_title("multisensory gain")
-    ax2.legend(fontsize=7)
+    if ax2.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
+        ax2.legend(fontsize=7)
     ax3.axhline(1, color="k", lw=0.8)
     ax3.set_xlabel("mean SNR of the two modalities (dB)")
     ax3.set_ylabel("SOPs to reach Normal's val. acc. / Normal's")
     ax3.set_title("compute to reach Normal's accuracy (per seed)")
-    ax3.legend(fontsize=7)
+    if ax3.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
+        ax3.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, 110)
     plt.close(fig)
@@ -870,7 +896,12 @@ def _inverse_effectiveness_command(q) -> None:
         default="weak",
         help="where constant / noise run: every level but the strongest (weak) or all",
     )
-    q.add_argument("--fusions", nargs="+", help="cells: fusions (first: every method; default: the recipe's)")
+    q.add_argument(
+        "--fusions",
+        nargs="+",
+        help="cells: fusions, each NAME or NAME:KEY=VALUE,... with options of the fusion (msi:pool=8; `snn-msi "
+        "fusions`); the first runs every method (default: the recipe's)",
+    )
     q.add_argument(
         "--losses",
         nargs="+",
