@@ -277,3 +277,29 @@ def test_fusion_cells_with_options_train_those_options_and_are_compared_with_the
     md = (tmp_path / "summary.md").read_text()
     row = next(ln for ln in md.splitlines() if ln.startswith("| msi:pool=8,bias=true, always | concat, always | 0 |"))
     assert "+1.0" in row
+
+
+def test_the_horizon_is_normals_gain_over_the_last_quarter_of_its_samples():
+    curve = [(100.0, 0.5), (300.0, 0.8), (600.0, 0.9), (700.0, 0.85), (800.0, 0.93)]  # cut at 600 samples
+    assert study.last_quarter_gain(curve) == pytest.approx(3.0)  # 0.93 after the cut - 0.90 before it
+    assert math.isnan(study.last_quarter_gain([(800.0, 0.9)])) and math.isnan(study.last_quarter_gain([]))
+    rows = [
+        {
+            "fusion": "concat",
+            "loss": "always",
+            "audio_snr_db": a,
+            "image_snr_db": v,
+            "method": m,
+            "seed": s,
+            "last_quarter_gain": g,
+        }
+        for (a, v), gains in {(0.0, 10.0): [0.1, 0.3, 0.2], (-15.0, -5.0): [2.0, 1.0, 3.0]}.items()
+        for s, g in enumerate(gains)
+        for m in ("normal", "iemf")
+    ]
+    horizon = study.horizon_rows(rows, StudyConfig(levels=LEVELS))
+    assert [(r["gain"], r["plateau"], r["n"]) for r in horizon] == [
+        (pytest.approx(0.2), True, 3),
+        (pytest.approx(2.0), False, 3),
+    ]
+    assert "| concat | always | -15 | -5 | 3 | +2.0 [" in study.horizon_table(horizon)

@@ -10,6 +10,11 @@ import numpy as np
 __all__ = ["t_interval", "seed_slopes", "tost"]
 
 
+#: Normal's mean validation gain over the last quarter of a run below which it has plateaued (points; the
+#: methods benchmark's and the inverse-effectiveness study's horizon check)
+PLATEAU_POINTS = 0.5
+
+
 def t_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided confidence interval of paired differences (Student t); NaN bounds for one value."""
     from scipy import stats

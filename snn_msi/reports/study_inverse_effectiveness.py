@@ -59,7 +59,7 @@ from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.result import RunResult
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
-from .stats import seed_slopes, t_interval, tost
+from .stats import PLATEAU_POINTS, seed_slopes, t_interval, tost
 
 _IEMF, _CONSTANT, _NOISE = IEMF.name, ConstantScale.name, NoiseOnly.name
 METHODS = ("normal", _IEMF, _CONSTANT, _NOISE)
@@ -274,6 +274,62 @@ def accuracy_curve(run_dir: str | Path) -> list[tuple[float, float]]:
     return sorted((float(n), float(a)) for n, a in points)
 
 
+def last_quarter_gain(curve: list[tuple[float, float]]) -> float:
+    """Points of validation accuracy a run gained in the last quarter of its training samples: the best accuracy
+    there minus the best before (NaN for a curve without points in both)."""
+    if not curve:
+        return float("nan")
+    cut = 0.75 * curve[-1][0]
+    before, last = [a for n, a in curve if n <= cut], [a for n, a in curve if n > cut]
+    return 100 * (max(last) - max(before)) if before and last else float("nan")
+
+
+def horizon_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:
+    """Per cell and level: Normal's gain over the last quarter of its runs (points, mean and 95 % t-interval over
+    seeds) and whether it has plateaued by the methods benchmark's rule (mean gain < :data:`PLATEAU_POINTS`): the
+    horizon against which every compute-to-accuracy number is read."""
+    out = []
+    for cell in scfg.cells():
+        for lv in scfg.levels:
+            key = (*cell, *lv, "normal")
+            gains = [
+                r["last_quarter_gain"]
+                for r in rows
+                if (r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], r["method"]) == key
+                and math.isfinite(r["last_quarter_gain"])
+            ]
+            if gains:
+                mean, lo, hi = t_interval(gains)
+                out.append(
+                    {
+                        "fusion": cell[0],
+                        "loss": cell[1],
+                        "audio_snr_db": lv[0],
+                        "image_snr_db": lv[1],
+                        "n": len(gains),
+                        "gain": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "plateau": mean < PLATEAU_POINTS,
+                    }
+                )
+    return out
+
+
+def horizon_table(horizon: list[dict]) -> str:
+    lines = [
+        "| fusion | loss | audio dB | image dB | n | Normal's val acc gain in the last quarter (pts, 95% CI) | "
+        f"plateau (< {PLATEAU_POINTS:g} pts)? |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in horizon:
+        lines.append(
+            f"| {r['fusion']} | {r['loss']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | {r['n']} | "
+            f"{r['gain']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}] | {'yes' if r['plateau'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def samples_to_reach(curve: list[tuple[float, float]], target: float) -> float:
     """The training samples at the first point of ``curve`` whose validation accuracy is >= ``target``; inf when
     none is (or the target is NaN)."""
@@ -395,6 +451,7 @@ def run_rows(results: dict[Key, MeasuredRun]) -> list[dict]:
                 "sops_per_sample": meas["sops"],
                 "macs_per_sample": meas["macs"],
                 "curve": [tuple(p) for p in meas["curve"]],
+                "last_quarter_gain": last_quarter_gain(meas["curve"]),
                 **{k: meas.get(k, float("nan")) for k in PROBED},
             }
         )
@@ -777,6 +834,8 @@ def report_markdown(summary, trend, compute, rows, scfg: StudyConfig, cells: lis
         "## Compute to reach a fraction of Normal's final validation accuracy (SOPs x training samples, step "
         "resolution)",
         compute_table(compute),
+        "## The horizon: has Normal plateaued? (its validation gain over the last quarter of its training samples)",
+        horizon_table(horizon_rows(rows, scfg)),
     ]
     if cells:
         parts += [

@@ -43,7 +43,7 @@ from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.runlog import read_csv
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
-from .stats import t_interval
+from .stats import PLATEAU_POINTS, t_interval
 
 #: left out by default (see the module docstring)
 EXCLUDED = (IEMF.name, ConstantScale.name, NoiseOnly.name)
@@ -81,9 +81,6 @@ TUNE: dict[str, tuple[str, ...]] = {
     "sample_valuation": ("warmup=1:7:int",),
     "umt": ("lam=0.3:30:log",),
 }
-
-#: Normal's mean validation gain over the last quarter of the run below which it has plateaued (points)
-PLATEAU_POINTS = 0.5
 
 
 def _official(method: str) -> dict:
@@ -517,8 +514,9 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
 
 def plateau_lines(summary: list[dict], quarter: tuple[float, int, int] | None) -> list[str]:
     """Whether Normal has plateaued at the budget: with the ``long`` row, Normal at twice the epochs against
-    Normal (paired test accuracy; plateaued when the mean gain is below :data:`PLATEAU_POINTS`); else its
-    validation gain over the last quarter of the run (``quarter``, :func:`last_quarter_gain`)."""
+    Normal (paired test accuracy; plateaued when the mean gain is below
+    :data:`~snn_msi.reports.stats.PLATEAU_POINTS`); else its validation gain over the last quarter of the run
+    (``quarter``, :func:`last_quarter_gain`)."""
     lines = []
     if quarter is not None:
         gain, first, epochs = quarter
