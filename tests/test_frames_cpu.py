@@ -8,7 +8,9 @@ import torch
 
 from snn_msi.encoders import IMAGENET_MEAN, IMAGENET_STD, FrameSpec, finish_frames, frames_cpu
 
-pytestmark = pytest.mark.skipif(frames_cpu.unavailable_reason() is not None, reason="C++ extension not built")
+pytestmark = pytest.mark.skipif(
+    frames_cpu.unavailable_reason() is not None, reason=f"C++ extension not built: {frames_cpu.unavailable_reason()}"
+)
 
 #: float32 rounding of pixels normalised to about [-2.2, 2.7]: a few ulp; a wrong index, weight, flip or channel
 #: is off by 1e-3 or more
@@ -82,6 +84,19 @@ def test_bad_crops_are_refused_in_one_line():
         frames_cpu.finish(crops, [False, False], 8, None, None)
     with pytest.raises(RuntimeError, match="one flip per crop"):
         frames_cpu.finish(crops[:1], [False, True], 8, None, None)
+    with pytest.raises(RuntimeError, match=r"uint8 \[K, C, h, w\]"):
+        frames_cpu.finish([torch.zeros(3, 5, 5, dtype=torch.uint8)], [False], 8, None, None)
+    with pytest.raises(RuntimeError, match=r"uint8 \[K, C, h, w\]"):
+        frames_cpu.finish([crops[0], torch.zeros(2, 3, 5, 5)], [False, False], 8, None, None)
     with pytest.raises(RuntimeError, match="at least one pixel"):
         frames_cpu.finish([torch.zeros(1, 3, 0, 5, dtype=torch.uint8)], [False], 8, None, None)
     assert finish_frames(crops[:1], [True], spec).shape == (1, 2, 3, 8, 8)
+
+
+def test_a_failed_build_with_an_empty_message_is_still_one_line():
+    from neurons.kernels.cpu import failure
+
+    def broken():
+        raise RuntimeError()
+
+    assert failure(broken) == "C++ extension failed to build/load: RuntimeError: "

@@ -173,3 +173,41 @@ def test_pcm_audio_becomes_the_same_spectrograms_on_the_device(tmp_path):
     assert torch.equal(to_device(batch, "cpu").audio, expected)
     mixed = collate([samples[0]._replace(audio=expected[0]), *samples[1:]])  # spectrograms made in the worker
     assert mixed.audio_transform is None and torch.equal(to_device(mixed, "cpu").audio, expected)
+
+
+def test_frame_files_read_only_the_crop_with_the_pixels_of_whole_frames(tmp_path):
+    """Frames of other sizes (resized to the first one's) and other modes (converted to RGB); a broken file other
+    than the first is named when the crop is read."""
+    from PIL import Image
+
+    from snn_msi.data.base import ClipReadError, FrameFiles, load_frames
+    from snn_msi.encoders import CropPlan, crop_frames
+
+    g = torch.Generator().manual_seed(11)
+    paths = []
+    for i, (mode, size) in enumerate([("RGB", (40, 30)), ("L", (40, 30)), ("P", (33, 21)), ("RGBA", (40, 30))]):
+        pixels = torch.randint(0, 256, (size[1], size[0], 4), generator=g, dtype=torch.uint8).numpy()
+        img = Image.fromarray(
+            pixels[..., :1].squeeze(-1) if mode in ("L", "P") else pixels[..., :4],
+            "L" if mode in ("L", "P") else "RGBA",
+        )
+        img = img.convert(mode)
+        paths.append(tmp_path / f"f{i}.png")
+        img.save(paths[-1])
+    files = FrameFiles(paths)
+    whole = load_frames(paths)
+    assert files.shape == tuple(whole.shape) == (4, 3, 30, 40)
+    for plan in (CropPlan(0, 0, 30, 40, False), CropPlan(3, 5, 11, 17, True), CropPlan(29, 39, 1, 1, False)):
+        assert torch.equal(files.crop(plan), crop_frames(whole, plan))
+    paths[2].write_bytes(b"not an image")
+    with pytest.raises(ClipReadError, match="f2.png"):
+        FrameFiles(paths).crop(CropPlan(0, 0, 4, 4, False))
+
+
+def test_a_batch_of_mixed_spectrogram_dtypes_is_promoted_not_truncated():
+    t = FrameTransform(8)
+    frames = torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+    spectrograms = [torch.randn(1, 5, 7).half(), torch.randn(1, 5, 7)]
+    batch = collate([pack_sample(a, frames, 0, "x", t, None, None) for a in spectrograms])
+    assert batch.audio.dtype == torch.float32
+    assert torch.equal(to_device(batch, "cpu").audio, torch.stack([a.float() for a in spectrograms]))

@@ -43,8 +43,6 @@ def _build(name: str, source: Path, flags: list[str], native: bool):
     from torch.utils.cpp_extension import load
 
     build_dir = os.environ.get("SNN_MSI_EXT_DIR")
-    if build_dir:
-        os.makedirs(build_dir, exist_ok=True)
     # OpenMP pragmas, but no -lgomp at link time: the calls bind to the OpenMP runtime torch has loaded, so
     # there is one thread pool (two runtimes spinning against each other made model steps 5x slower)
     cflags = ["-O3", "-fopenmp", "-ffp-contract=off", *flags]
@@ -54,6 +52,9 @@ def _build(name: str, source: Path, flags: list[str], native: bool):
     # another machine never loads a stale cached build
     key = source.read_bytes() + " ".join(cflags).encode() + (_cpu_id().encode() if native else b"")
     digest = hashlib.sha1(key).hexdigest()[:10]
+    if build_dir:  # one folder per build: PyTorch's build lock and build.ninja are per folder
+        build_dir = os.path.join(build_dir, f"{name}_{digest}")
+        os.makedirs(build_dir, exist_ok=True)
     return load(
         name=f"{name}_{digest}",
         sources=[str(source)],
@@ -80,7 +81,8 @@ def failure(load) -> str | None:
     try:
         load()
     except Exception as err:  # a failed build is reported to the user, who then gets the torch path
-        return f"C++ extension failed to build/load: {type(err).__name__}: {str(err).strip().splitlines()[-1]}"
+        last = (str(err).strip().splitlines() or [""])[-1]
+        return f"C++ extension failed to build/load: {type(err).__name__}: {last}"
     return None
 
 

@@ -23,6 +23,7 @@ as they are. :func:`loader_options` are the DataLoader settings the trainer uses
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import NamedTuple
 
@@ -69,7 +70,7 @@ class Slot(NamedTuple):
 
     @property
     def nbytes(self) -> int:
-        return math.prod(self.shape) * torch.empty((), dtype=self.dtype).element_size()
+        return math.prod(self.shape) * self.dtype.itemsize
 
     def of(self, data: torch.Tensor) -> torch.Tensor:
         """The tensor, a view of the uint8 buffer ``data`` (on any device)."""
@@ -132,7 +133,12 @@ def _pack(parts: list[torch.Tensor | list[torch.Tensor]]) -> tuple[torch.Tensor,
     for part in parts:
         t = part if isinstance(part, torch.Tensor) else part[0]
         shape = tuple(t.shape) if isinstance(part, torch.Tensor) else (len(part), *t.shape)
-        slots.append(Slot(offset, t.dtype, shape))
+        dtype = (
+            t.dtype
+            if isinstance(part, torch.Tensor)
+            else functools.reduce(torch.promote_types, (x.dtype for x in part))
+        )
+        slots.append(Slot(offset, dtype, shape))
         offset += -(-slots[-1].nbytes // _ALIGN) * _ALIGN
     if get_worker_info() is not None:
         data = torch.empty(0, dtype=torch.uint8)
@@ -142,8 +148,8 @@ def _pack(parts: list[torch.Tensor | list[torch.Tensor]]) -> tuple[torch.Tensor,
     for part, slot in zip(parts, slots, strict=True):
         if isinstance(part, torch.Tensor):
             slot.of(data).copy_(part)
-        else:
-            torch.stack(part, out=slot.of(data))
+        else:  # mixed dtypes (float16 cache spectrograms beside float32 ones) promoted, as torch.stack would
+            torch.stack([x.to(slot.dtype) for x in part], out=slot.of(data))
     return data, slots
 
 

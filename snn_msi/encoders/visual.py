@@ -139,11 +139,11 @@ def finish_frames(
 
     Shape: B crops ``[F, C, h_b, w_b]`` -> ``[B, F, C, size, size]`` float32. uint8 crops on the CPU take the C++
     pass of :mod:`~snn_msi.encoders.frames_cpu` (``fused``, where it builds; equal to the PyTorch ops to float32
-    rounding); otherwise crops of one shape are converted and resized as one batch, others one by one; both give
-    the same numbers as a clip transformed alone.
+    rounding, 1-2 ulp); otherwise crops of one shape are converted and resized as one batch, others one by one;
+    both give the same numbers as a clip transformed alone.
     """
     s = spec.size
-    if fused and crops[0].device.type == "cpu" and all(c.dtype == torch.uint8 for c in crops):
+    if fused and all(c.device.type == "cpu" and c.dtype == torch.uint8 for c in crops):
         from . import frames_cpu
 
         if frames_cpu.unavailable_reason() is None:

@@ -5,8 +5,11 @@
 // upsample (scale = in / out in float, src = max(scale * (dst + 0.5) - 0.5, 0), lambda1 = src - floor(src), lambda0
 // = 1 - lambda1; the last row / column repeats); a row is interpolated along the width first (t = x0 * w0 + x1 * w1),
 // then t(row0) * h0 + t(row1) * h1; then (v - mean) / std. The file is compiled without FP contraction, and the
-// multiply-adds that ATen's x86 builds (AVX2, AVX-512) contract are written as std::fma: the frames are then equal,
-// bit for bit, to F.interpolate's on those CPUs (tests/test_frames_cpu.py); elsewhere to float32 rounding.
+// multiply-adds that ATen's generic NCHW kernel contracts on x86 (AVX2, AVX-512 builds) are written as std::fma.
+// The frames equal F.interpolate's to float32 rounding (1-2 ulp; tests/test_frames_cpu.py), bit for bit where
+// ATen runs that kernel (on the development machine: 2 threads, outputs of 224); ATen itself picks other kernels
+// by thread count and output size (its channels-last one for small outputs), whose last bits differ. These
+// frames are the same for any thread count.
 //
 // Separable: each input row the output needs is interpolated along the width once (into a row cache), then every
 // output row is a weighted sum of two cached rows, which vectorises. A mirrored crop reads the width table
@@ -48,6 +51,7 @@ Axis axis(int64_t in, int64_t out) {
 torch::Tensor finish(std::vector<torch::Tensor> crops, torch::Tensor flips, int64_t size, torch::Tensor mean,
                      torch::Tensor std) {
   TORCH_CHECK(!crops.empty(), "finish: no crops");
+  TORCH_CHECK(crops[0].dim() == 4, "finish: crops must be uint8 [K, C, h, w]");
   TORCH_CHECK(size > 0, "finish: the output size must be positive");
   const int64_t B = static_cast<int64_t>(crops.size()), K = crops[0].size(0), C = crops[0].size(1);
   flips = flips.to(torch::kBool).contiguous();
@@ -58,8 +62,9 @@ torch::Tensor finish(std::vector<torch::Tensor> crops, torch::Tensor flips, int6
     TORCH_CHECK(mean.numel() == C && std.numel() == C, "finish: mean and std need one value per channel");
   }
   for (auto& c : crops) {
-    TORCH_CHECK(c.scalar_type() == torch::kUInt8 && c.dim() == 4 && c.size(0) == K && c.size(1) == C,
-                "finish: crops must be uint8 [K, C, h, w] with the same K and C");
+    TORCH_CHECK(c.device().is_cpu(), "finish: crops must be on the CPU");
+    TORCH_CHECK(c.scalar_type() == torch::kUInt8 && c.dim() == 4, "finish: crops must be uint8 [K, C, h, w]");
+    TORCH_CHECK(c.size(0) == K && c.size(1) == C, "finish: crops must have the same K and C");
     TORCH_CHECK(c.size(2) > 0 && c.size(3) > 0, "finish: a crop needs at least one pixel");
     c = c.contiguous();
   }
@@ -123,5 +128,6 @@ torch::Tensor finish(std::vector<torch::Tensor> crops, torch::Tensor flips, int6
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("finish", &finish, "uint8 crops -> resized, mirrored, normalised float frames [B, K, C, size, size]");
+  m.def("finish", &finish, "uint8 crops -> resized, mirrored, normalised float frames [B, K, C, size, size]",
+        py::call_guard<py::gil_scoped_release>());
 }
