@@ -131,14 +131,9 @@ def _pack(parts: list[torch.Tensor | list[torch.Tensor]]) -> tuple[torch.Tensor,
     is not copied again on its way to the main process."""
     slots, offset = [], 0
     for part in parts:
-        t = part if isinstance(part, torch.Tensor) else part[0]
-        shape = tuple(t.shape) if isinstance(part, torch.Tensor) else (len(part), *t.shape)
-        dtype = (
-            t.dtype
-            if isinstance(part, torch.Tensor)
-            else functools.reduce(torch.promote_types, (x.dtype for x in part))
-        )
-        slots.append(Slot(offset, dtype, shape))
+        group = [part] if isinstance(part, torch.Tensor) else part
+        shape = tuple(part.shape) if isinstance(part, torch.Tensor) else (len(part), *part[0].shape)
+        slots.append(Slot(offset, functools.reduce(torch.promote_types, (x.dtype for x in group)), shape))
         offset += -(-slots[-1].nbytes // _ALIGN) * _ALIGN
     if get_worker_info() is not None:
         data = torch.empty(0, dtype=torch.uint8)
