@@ -7,6 +7,8 @@ them, which makes the loops 2-4x faster than the portable SSE2 build); the cache
 of the CPU's feature flags, so a cache shared between different machines never loads a build for another CPU.
 ``SNN_MSI_PORTABLE_BUILD=1`` builds without ``-march=native`` (and a failed native build falls back to it).
 FP contraction stays off, so the results are bitwise the same as the portable build's and the reference's.
+:func:`load_extension` builds the project's other C++ extensions the same way (the data path's frame transform,
+``snn_msi/encoders/csrc/frames.cpp``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import functools
 import hashlib
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 _SRC = Path(__file__).parent / "csrc" / "if_family.cpp"
@@ -64,7 +67,7 @@ def _build(name: str, source: Path, flags: list[str], native: bool):
     )
 
 
-def load_extension(name: str, source: Path, flags: list[str] = ()):
+def load_extension(name: str, source: Path, flags: Sequence[str] = ()):
     """Build (once; PyTorch caches it) and import the C++ extension ``source`` for this machine: the native build
     (``-march=native``), else (``SNN_MSI_PORTABLE_BUILD=1``, or a compiler that cannot) the portable one; both
     without FP contraction. ``flags``: more compiler flags (``-D...``)."""
