@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import frames_cpu
 from .noise import scale_noise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -144,8 +145,6 @@ def finish_frames(
     """
     s = spec.size
     if fused and all(c.device.type == "cpu" and c.dtype == torch.uint8 for c in crops):
-        from . import frames_cpu
-
         if frames_cpu.unavailable_reason() is None:
             if snr_db is None:
                 return frames_cpu.finish(crops, flips, s, spec.mean, spec.std)

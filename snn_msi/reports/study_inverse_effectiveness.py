@@ -906,19 +906,16 @@ def study_plot(summary: list[dict], trend: list[dict], rows: list[dict], scfg: S
     ax1.set_xlabel("mean SNR of the two modalities (dB)")
     ax1.set_ylabel("fused test accuracy - normal (pts, 95% CI)")
     ax1.set_title("advantage over Normal by level (dashed: trend)")
-    if ax1.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
-        ax1.legend(fontsize=7)
     ax2.set_xlabel("best unimodal head accuracy (%)")
     ax2.set_ylabel("multisensory gain (fused - best unimodal, pts)")
     ax2.set_title("multisensory gain")
-    if ax2.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
-        ax2.legend(fontsize=7)
     ax3.axhline(1, color="k", lw=0.8)
     ax3.set_xlabel("mean SNR of the two modalities (dB)")
     ax3.set_ylabel("SOPs to reach Normal's val. acc. / Normal's")
     ax3.set_title("compute to reach Normal's accuracy (per seed)")
-    if ax3.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
-        ax3.legend(fontsize=7)
+    for ax in (ax1, ax2, ax3):
+        if ax.get_legend_handles_labels()[0]:  # a Normal-only study has no differences to label
+            ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, 110)
     plt.close(fig)
