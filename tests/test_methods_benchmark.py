@@ -137,16 +137,16 @@ def _metrics(path, val, samples=None):
     path.mkdir(parents=True)
     with (path / "metrics.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["epoch", "val_acc", "train_acc", "compute_samples"])
+        w.writerow(["epoch", "val_acc", "train_acc", "train_n", "compute_samples"])
         for i, v in enumerate(val):
-            w.writerow([i + 1, v, v, (samples or [100 * (i + 1) for i in range(len(val))])[i]])
+            w.writerow([i + 1, v, v, 100, (samples or [100 * (i + 1) for i in range(len(val))])[i]])
 
 
 def test_plateau_and_accuracy_at_matched_compute(tmp_path):
-    _metrics(tmp_path / "a", [0.5, 0.7, 0.80, 0.81])  # last quarter: epoch 4; gain 1 point
+    _metrics(tmp_path / "a", [0.5, 0.7, 0.80, 0.81])  # last quarter: after 300 of 400 samples; gain 1 point
     _metrics(tmp_path / "b", [0.5, 0.9, 0.90, 0.90])  # gain 0
-    gain, first, epochs = sm.last_quarter_gain([str(tmp_path / "a"), str(tmp_path / "b")])
-    assert (first, epochs) == (4, 4) and gain == pytest.approx(0.5)
+    gain, epochs = sm.normal_horizon([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert epochs == 4 and gain == pytest.approx(0.5)
     _metrics(tmp_path / "c", [0.6, 0.95], samples=[250, 500])  # a method with 2.5x Normal's samples per epoch
     assert sm.matched_val_acc(str(tmp_path / "c"), 400) == 0.6
     assert math.isnan(sm.matched_val_acc(str(tmp_path / "c"), 200))
@@ -201,11 +201,12 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     long = sm.run_config_for(cfg, sm.LONG, 3)
     assert (long.epochs, list(long.milestones), long.seed) == (56, [36], 3) and long.out.endswith("normal-2x/s3")
     row = {"method": "normal", "variant": "long", "diff_vs_normal": 0.003, "diff_ci_low": -0.01, "diff_ci_high": 0.016}
-    text = " ".join(sm.plateau_lines([row], (1.1, 12, 14)))
-    assert "+0.3 [-1.0, +1.6]" in text and ": plateaued" in text and "epochs 12-14" in text
+    text = " ".join(sm.plateau_lines([row], (1.1, 14)))
+    assert "+0.3 [-1.0, +1.6]" in text and ": plateaued" in text
+    assert "14 epochs' training samples (after epoch 10.5)" in text
     text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}], None))
     assert "NOT plateaued" in text
-    assert "NOT plateaued" in " ".join(sm.plateau_lines([], (1.1, 12, 14)))  # without the long runs: last quarter
+    assert "NOT plateaued" in " ".join(sm.plateau_lines([], (1.1, 14)))  # without the long runs: last quarter
 
 
 def test_tuning_runs_a_sweep_per_method_side_by_side_from_the_official_values(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 import snn_msi.reports.study_inverse_effectiveness as study
 from snn_msi.reports.runs import RunOptions
-from snn_msi.reports.stats import seed_slopes, t_interval, tost
+from snn_msi.reports.stats import last_quarter_gain, seed_slopes, t_interval, tost
 from snn_msi.reports.study_inverse_effectiveness import (
     MeasuredRun,
     StudyConfig,
@@ -281,8 +281,8 @@ def test_fusion_cells_with_options_train_those_options_and_are_compared_with_the
 
 def test_the_horizon_is_normals_gain_over_the_last_quarter_of_its_samples():
     curve = [(100.0, 0.5), (300.0, 0.8), (600.0, 0.9), (700.0, 0.85), (800.0, 0.93)]  # cut at 600 samples
-    assert study.last_quarter_gain(curve) == pytest.approx(3.0)  # 0.93 after the cut - 0.90 before it
-    assert math.isnan(study.last_quarter_gain([(800.0, 0.9)])) and math.isnan(study.last_quarter_gain([]))
+    assert last_quarter_gain(curve) == pytest.approx(3.0)  # 0.93 after the cut - 0.90 before it
+    assert math.isnan(last_quarter_gain([(800.0, 0.9)])) and math.isnan(last_quarter_gain([]))
     rows = [
         {
             "fusion": "concat",

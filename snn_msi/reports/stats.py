@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["t_interval", "seed_slopes", "tost"]
+__all__ = ["PLATEAU_POINTS", "last_quarter_gain", "t_interval", "seed_slopes", "tost"]
 
 
 #: Normal's mean validation gain over the last quarter of a run below which it has plateaued (points; the
@@ -55,3 +55,13 @@ def tost(diffs: list[float], margin: float, alpha: float = 0.05) -> tuple[bool, 
     df = len(d) - 1
     p = max(float(stats.t.sf((m + margin) / se, df)), float(stats.t.cdf((m - margin) / se, df)))
     return p < alpha, p
+
+
+def last_quarter_gain(curve: list[tuple[float, float]]) -> float:
+    """Points of validation accuracy a run gained in the last quarter of its training samples: the best accuracy
+    there minus the best before (NaN for a curve without points in both)."""
+    if not curve:
+        return float("nan")
+    cut = 0.75 * curve[-1][0]
+    before, last = [a for n, a in curve if n <= cut], [a for n, a in curve if n > cut]
+    return 100 * (max(last) - max(before)) if before and last else float("nan")

@@ -57,9 +57,10 @@ from ..schema import ConfigError, parse_value
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.result import RunResult
+from ..training.runlog import accuracy_curve
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
-from .stats import PLATEAU_POINTS, seed_slopes, t_interval, tost
+from .stats import PLATEAU_POINTS, last_quarter_gain, seed_slopes, t_interval, tost
 
 _IEMF, _CONSTANT, _NOISE = IEMF.name, ConstantScale.name, NoiseOnly.name
 METHODS = ("normal", _IEMF, _CONSTANT, _NOISE)
@@ -254,34 +255,6 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
         )
     write_text(cache, json.dumps(out))
     return out
-
-
-def accuracy_curve(run_dir: str | Path) -> list[tuple[float, float]]:
-    """``[(training samples so far, validation accuracy), ...]`` in training order: every ``val_every`` step
-    (``steps.csv``) and every epoch's end (``metrics.csv``; runs from before compute was counted: the cumulative
-    training samples of the epochs)."""
-    from ..training import read_csv
-
-    run_dir = Path(run_dir)
-    epochs = read_csv(run_dir / "metrics.csv")
-    samples = np.cumsum([float(r["train_n"]) for r in epochs]).tolist()
-    points = [
-        (float(r["compute_samples"]) if math.isfinite(float(r.get("compute_samples", math.nan))) else n, r["val_acc"])
-        for r, n in zip(epochs, samples, strict=True)
-    ]
-    steps = read_csv(run_dir / "steps.csv") if (run_dir / "steps.csv").is_file() else []
-    points += [(s["compute_samples"], s["val_acc"]) for s in steps if math.isfinite(s.get("val_acc", math.nan))]
-    return sorted((float(n), float(a)) for n, a in points)
-
-
-def last_quarter_gain(curve: list[tuple[float, float]]) -> float:
-    """Points of validation accuracy a run gained in the last quarter of its training samples: the best accuracy
-    there minus the best before (NaN for a curve without points in both)."""
-    if not curve:
-        return float("nan")
-    cut = 0.75 * curve[-1][0]
-    before, last = [a for n, a in curve if n <= cut], [a for n, a in curve if n > cut]
-    return 100 * (max(last) - max(before)) if before and last else float("nan")
 
 
 def horizon_rows(rows: list[dict], scfg: StudyConfig) -> list[dict]:

@@ -40,10 +40,10 @@ from ..files import write_csv, write_text
 from ..schema import ConfigError, load_yaml
 from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
-from ..training.runlog import read_csv
+from ..training.runlog import accuracy_curve, read_csv
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
-from .stats import PLATEAU_POINTS, t_interval
+from .stats import PLATEAU_POINTS, last_quarter_gain, t_interval
 
 #: left out by default (see the module docstring)
 EXCLUDED = (IEMF.name, ConstantScale.name, NoiseOnly.name)
@@ -311,7 +311,7 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     write_csv(out / "runs.csv", rows, columns)
     summary = summarise(rows, seeds, out)
     write_csv(out / "summary.csv", summary)
-    md = markdown_table(summary, scfg, last_quarter_gain([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
+    md = markdown_table(summary, scfg, normal_horizon([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
     write_text(out / "summary.md", md + "\n")
     write_text(out / "per_method.md", per_method_table(summary, scfg) + "\n")
     print(md)
@@ -342,28 +342,19 @@ def _curve(out: str) -> dict:
 
 
 def matched_val_acc(out: str, budget: float) -> float:
-    """The best validation accuracy a run reached within ``budget`` training samples (its epochs whose cumulative
-    ``compute_samples`` is at most ``budget``); NaN when its first epoch already used more."""
-    vals = [
-        float(r["val_acc"])
-        for r in read_csv(Path(out) / "metrics.csv")
-        if math.isfinite(float(r.get("compute_samples", math.nan))) and float(r["compute_samples"]) <= budget * 1.001
-    ]
-    return max(vals, default=math.nan)
+    """The best validation accuracy a run reached within ``budget`` training samples (its validation points whose
+    cumulative ``compute_samples`` is at most ``budget``); NaN when its first point already used more."""
+    return max((a for n, a in accuracy_curve(out) if n <= budget * 1.001), default=math.nan)
 
 
-def last_quarter_gain(normal_runs: list[str]) -> tuple[float, int, int] | None:
-    """Normal's validation gain over the last quarter of its runs: ``(mean over runs of [best val acc in the last
-    quarter - best before it], first epoch of the last quarter, epochs)``, in points; None without runs."""
-    gains, first, epochs = [], 0, 0
-    for out in normal_runs:
-        val = [float(r["val_acc"]) for r in read_csv(Path(out) / "metrics.csv")]
-        epochs = len(val)
-        first = epochs - max(1, epochs // 4)  # 0-based index of the last quarter's first epoch
-        if first < 1:
-            continue
-        gains.append(100 * (max(val[first:]) - max(val[:first])))
-    return (float(np.mean(gains)), first + 1, epochs) if gains else None
+def normal_horizon(normal_runs: list[str]) -> tuple[float, int] | None:
+    """Normal's validation gain over the last quarter of its training samples
+    (:func:`~snn_msi.reports.stats.last_quarter_gain`, the inverse-effectiveness study's rule): ``(mean over runs
+    in points, epochs)``; None without a run that has points on both sides."""
+    gains = [last_quarter_gain(accuracy_curve(out)) for out in normal_runs]
+    gains = [g for g in gains if math.isfinite(g)]
+    epochs = max((len(read_csv(Path(out) / "metrics.csv")) for out in normal_runs), default=0)
+    return (float(np.mean(gains)), epochs) if gains else None
 
 
 def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> list[dict]:
@@ -441,7 +432,7 @@ def _x(v: float) -> str:
 
 
 def markdown_table(
-    summary: list[dict], scfg: MethodsStudyConfig | None = None, quarter: tuple[float, int, int] | None = None
+    summary: list[dict], scfg: MethodsStudyConfig | None = None, quarter: tuple[float, int] | None = None
 ) -> str:
     """The table: accuracy with intervals, paired differences, training accuracy, accuracy at Normal's samples
     and compute relative to Normal; under it the recipe, the fitted epoch options, the tuned values and whether
@@ -512,16 +503,17 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
     return "\n".join(lines)
 
 
-def plateau_lines(summary: list[dict], quarter: tuple[float, int, int] | None) -> list[str]:
+def plateau_lines(summary: list[dict], quarter: tuple[float, int] | None) -> list[str]:
     """Whether Normal has plateaued at the budget: with the ``long`` row, Normal at twice the epochs against
     Normal (paired test accuracy; plateaued when the mean gain is below
     :data:`~snn_msi.reports.stats.PLATEAU_POINTS`); else its validation gain over the last quarter of the run
-    (``quarter``, :func:`last_quarter_gain`)."""
+    (``quarter``, :func:`normal_horizon`)."""
     lines = []
     if quarter is not None:
-        gain, first, epochs = quarter
+        gain, epochs = quarter
         lines.append(
-            f"Normal's best validation accuracy in the last quarter (epochs {first}-{epochs}) minus the best before "
+            f"Normal's best validation accuracy in the last quarter of its {epochs} epochs' training samples (after "
+            f"epoch {0.75 * epochs:g}) minus the best before "
             f"it: {gain:+.2f} points (mean over seeds)."
         )
     long = (

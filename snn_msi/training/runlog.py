@@ -12,6 +12,7 @@ an empty cell stays empty), and a row a kill cut short is dropped.
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from .loggers import DEFAULT_LOGGERS, create_loggers, parse_loggers
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunLog", "read_csv"]
+__all__ = ["RunLog", "accuracy_curve", "read_csv"]
 
 
 def read_csv(path: str | Path) -> list[dict[str, float | str]]:
@@ -40,6 +41,22 @@ def read_csv(path: str | Path) -> list[dict[str, float | str]]:
         return []
     with path.open(newline="") as fh:
         return [{k: num(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def accuracy_curve(run_dir: str | Path) -> list[tuple[float, float]]:
+    """``[(training samples so far, validation accuracy), ...]`` in training order: every ``val_every`` step
+    (``steps.csv``) and every epoch's end (``metrics.csv``; runs from before compute was counted: the cumulative
+    training samples of the epochs)."""
+    run_dir = Path(run_dir)
+    epochs = read_csv(run_dir / "metrics.csv")
+    samples = list(itertools.accumulate(float(r["train_n"]) for r in epochs))
+    points = [
+        (float(r["compute_samples"]) if math.isfinite(float(r.get("compute_samples", math.nan))) else n, r["val_acc"])
+        for r, n in zip(epochs, samples, strict=True)
+    ]
+    steps = read_csv(run_dir / "steps.csv")
+    points += [(s["compute_samples"], s["val_acc"]) for s in steps if math.isfinite(s.get("val_acc", math.nan))]
+    return sorted((float(n), float(a)) for n, a in points)
 
 
 class _CsvAppender:
