@@ -208,7 +208,7 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
     in ``energy/study_compute.json`` (valid while ``best.pt`` is unchanged)."""
     import torch
 
-    from ..metrics.energy import OpCounter
+    from ..metrics.energy import count_ops
     from ..training import load_model, read_csv
     from .probe import features, first_test_samples, incongruent_partner, layer_rates, level_summary, neuron_table
 
@@ -229,9 +229,8 @@ def measure_run(run_dir: str | Path, samples: int = 64) -> dict:
     }
     model, cfg = load_model(best)
     batch = first_test_samples(cfg.data, cfg.seed, samples)
-    with torch.no_grad(), OpCounter(model) as ops:
-        model(batch.audio, batch.frames)
     n = len(batch.label)
+    ops = count_ops(model, lambda: model(batch.audio, batch.frames), model.config.T, n)
     out["sops"] = sum(r.sops for r in ops.layers.values()) / n
     out["macs"] = sum(r.macs for r in ops.layers.values()) / n
     if callable(getattr(model.fusion, "responses", None)):
