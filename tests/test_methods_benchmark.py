@@ -199,7 +199,9 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     cfg = sm.MethodsStudyConfig(methods=("pmr",), long_check=True, recipe=sm.benchmark_recipe())
     assert sm.cells(cfg)[:2] == [sm.NORMAL, sm.LONG] and sm.LONG not in sm.cells(sm.MethodsStudyConfig())
     long = sm.run_config_for(cfg, sm.LONG, 3)
-    assert (long.epochs, list(long.milestones), long.seed) == (56, [36], 3) and long.out.endswith("normal-2x/s3")
+    b = sm.BENCHMARK
+    assert (long.epochs, list(long.milestones), long.seed) == (2 * b["epochs"], [2 * m for m in b["milestones"]], 3)
+    assert long.out.endswith("normal-2x/s3")
     row = {"method": "normal", "variant": "long", "diff_vs_normal": 0.003, "diff_ci_low": -0.01, "diff_ci_high": 0.016}
     text = " ".join(sm.plateau_lines([row], (1.1, 14)))
     assert "+0.3 [-1.0, +1.6]" in text and ": plateaued" in text
