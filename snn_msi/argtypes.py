@@ -7,10 +7,24 @@ whose error is a one-line :class:`~snn_msi.schema.ConfigError` naming the option
 from __future__ import annotations
 
 import argparse
+import re
 
 from .schema import ConfigError
 
-__all__ = ["positive_int", "nonnegative_float", "snr_pairs"]
+__all__ = ["positive_int", "nonnegative_float", "snr_pairs", "accept_negative_values"]
+
+#: an argument that starts with '-' but is a value: a negative number or an 'AUDIO_DB,IMAGE_DB' pair
+_NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)(,-?(\d+\.?\d*|\.\d+))?$")
+
+
+def accept_negative_values(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Let ``parser`` read ``-10,0`` as a value, so SNR pairs need no quoting (``--levels 0,10 -10,0``,
+    ``--snr=-15,-5`` and ``--snr -15,-5`` alike). argparse takes an argument that starts with '-' for an option
+    unless it matches the parser's negative-number pattern (``_negative_number_matcher``, the same attribute from
+    Python 3.9 to 3.13); this widens that pattern to pairs. The parser must have no option that looks like a
+    negative number (none of ours does)."""
+    parser._negative_number_matcher = _NEGATIVE_VALUE
+    return parser
 
 
 def positive_int(text: str) -> int:

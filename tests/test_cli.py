@@ -42,6 +42,23 @@ def test_bad_snr_pairs_are_one_line_errors_naming_the_option(cmd, capsys, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["study", "inverse-effectiveness", "--fusions", "mis", "--levels", "-10,0"],
+        ["study", "inverse-effectiveness", "--fusions", "mis", "--levels", "0,10", "-10,0", "-15.5,-.5"],
+        ["probe", "missing.pt", "--snr", "-15,-5"],
+        ["probe", "missing.pt", "--noise-snr", "-15,-5"],
+    ],
+)
+def test_snr_pairs_that_start_with_a_minus_are_values_not_options(cmd, capsys):
+    # the pairs parse: the one-line error is the next problem (a bad fusion, a missing checkpoint), not argparse's
+    assert main(cmd) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "argument" not in err and "unrecognized" not in err
+    assert ("unknown fusion 'mis'" if cmd[0] == "study" else "missing.pt") in err
+
+
 BAD_STUDY_OPTION = {
     "inverse-effectiveness": ["--fusions", "mis"],
     "methods": ["--methods", "cmll"],

@@ -782,9 +782,10 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     "untrained (ME, additivity against stimulus strength)",
 )
 def _probe_command(q) -> None:
-    from ..argtypes import nonnegative_float, positive_int
+    from ..argtypes import accept_negative_values, nonnegative_float, positive_int
 
     d = ProbeConfig()
+    accept_negative_values(q)
     q.add_argument(
         "checkpoint",
         nargs="+",
@@ -823,7 +824,7 @@ def _probe_command(q) -> None:
         "--snr",
         default=" ".join(f"{a:g},{v:g}" for a, v in d.snr),
         help="'AUDIO_DB,IMAGE_DB' pairs separated by spaces, in one argument: --snr '-15,-5 0,10' "
-        "(one pair: --snr=-15,-5)",
+        "(one pair: --snr -15,-5)",
     )
     q.add_argument(
         "--afferent",

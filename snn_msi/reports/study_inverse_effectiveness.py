@@ -904,12 +904,16 @@ FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
     "controls, the trend across levels and the compute to reach Normal's accuracy",
 )
 def _inverse_effectiveness_command(q) -> None:
+    from ..argtypes import accept_negative_values
+
     d = StudyConfig()
+    accept_negative_values(q)
     q.add_argument(
         "--levels",
         nargs="+",
-        help="'AUDIO_DB,IMAGE_DB' pairs, strongest first, in one quoted argument "
-        "when one starts with '-' (default: --levels '" + " ".join(f"{a:g},{v:g}" for a, v in d.levels) + "')",
+        help="'AUDIO_DB,IMAGE_DB' pairs, strongest first (default: --levels "
+        + " ".join(f"{a:g},{v:g}" for a, v in d.levels)
+        + ")",
     )
     q.add_argument(
         "--methods",
