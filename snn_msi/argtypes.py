@@ -19,9 +19,10 @@ _NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)(,-?(\d+\.?\d*|\.\d+))?$")
 
 def accept_negative_values(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Let ``parser`` read ``-10,0`` as a value, so SNR pairs need no quoting (``--levels 0,10 -10,0``,
-    ``--snr=-15,-5`` and ``--snr -15,-5`` alike). argparse takes an argument that starts with '-' for an option
-    unless it matches the parser's negative-number pattern (``_negative_number_matcher``, the same attribute from
-    Python 3.9 to 3.13); this widens that pattern to pairs. The parser must have no option that looks like a
+    ``--snr=-15,-5`` and ``--snr -15,-5`` alike); every command's parser gets it (``snn_msi.commands``). argparse
+    takes an argument that starts with '-' for an option unless it matches the parser's negative-number pattern
+    (its private ``_negative_number_matcher``, checked on Python 3.11; ``tests/test_cli.py`` fails if argparse
+    stops reading it); this widens that pattern to pairs. The parser must have no option that looks like a
     negative number (none of ours does)."""
     parser._negative_number_matcher = _NEGATIVE_VALUE
     return parser

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from neurons.registry import Registry
 
+from .argtypes import accept_negative_values
+
 __all__ = ["COMMANDS", "STUDIES", "add_parsers", "register_command", "register_study"]
 
 COMMANDS = Registry("command")
@@ -30,7 +32,8 @@ def register_study(name: str, description: str):
 
 
 def add_parsers(sub, registry: Registry) -> None:
-    """One argparse sub-parser per entry of ``registry`` (descriptions are plain text: a ``%`` stays a ``%``)."""
+    """One argparse sub-parser per entry of ``registry`` (descriptions are plain text: a ``%`` stays a ``%``); each
+    reads an argument like ``-10,0`` as a value (:func:`~snn_msi.argtypes.accept_negative_values`)."""
     for name in registry.names():
         entry = registry.get(name)
-        entry.factory(sub.add_parser(name, help=entry.description.replace("%", "%%")))
+        entry.factory(accept_negative_values(sub.add_parser(name, help=entry.description.replace("%", "%%"))))

@@ -782,10 +782,9 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     "untrained (ME, additivity against stimulus strength)",
 )
 def _probe_command(q) -> None:
-    from ..argtypes import accept_negative_values, nonnegative_float, positive_int
+    from ..argtypes import nonnegative_float, positive_int
 
     d = ProbeConfig()
-    accept_negative_values(q)
     q.add_argument(
         "checkpoint",
         nargs="+",

@@ -904,10 +904,7 @@ FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
     "controls, the trend across levels and the compute to reach Normal's accuracy",
 )
 def _inverse_effectiveness_command(q) -> None:
-    from ..argtypes import accept_negative_values
-
     d = StudyConfig()
-    accept_negative_values(q)
     q.add_argument(
         "--levels",
         nargs="+",
