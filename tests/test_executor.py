@@ -74,14 +74,17 @@ def _study(ks, out, executor):
     ]
 
 
+TIMES = ("compute_seconds", "compute_cpu_seconds")  # the one thing two executions do not repeat
+
+
 def _table(out: Path) -> tuple[list[dict], str]:
-    """The study's per-run rows and table, wall times left out (the one thing two executions do not repeat)."""
+    """The study's per-run rows and table, wall and CPU times left out."""
     with (out / "runs.csv").open() as fh:
-        rows = [{k: v for k, v in r.items() if k != "compute_seconds"} for r in csv.DictReader(fh)]
+        rows = [{k: v for k, v in r.items() if k not in TIMES} for r in csv.DictReader(fh)]
     lines = (out / "summary.md").read_text().splitlines()
-    wall = lines[0].split("|").index(" wall ")
-    table = ["|".join(c if i != wall else "" for i, c in enumerate(x.split("|"))) for x in lines if x.startswith("|")]
-    rest = [re.sub(r"steps, [0-9.]+ s and", "steps, - s and", x) for x in lines if not x.startswith("|")]
+    times = [lines[0].split("|").index(f" {c} ") for c in ("wall", "CPU")]
+    table = ["|".join(c if i not in times else "" for i, c in enumerate(x.split("|"))) for x in lines if x[:1] == "|"]
+    rest = [re.sub(r"[0-9.]+ s (wall|CPU)", r"- s \1", x) for x in lines if not x.startswith("|")]
     return rows, "\n".join(table + rest)
 
 

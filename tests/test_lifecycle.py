@@ -112,10 +112,10 @@ def _wait_stopped(proc: subprocess.Popen) -> None:
 
 
 def _rows(path: Path) -> list[list[str]]:
-    """A log's cells as written (text), without the wall-clock columns."""
+    """A log's cells as written (text), without the clock columns (wall and CPU)."""
     with path.open(newline="") as fh:
         rows = list(csv.reader(fh))
-    keep = [i for i, name in enumerate(rows[0]) if name not in ("seconds", "compute_seconds")]
+    keep = [i for i, name in enumerate(rows[0]) if name not in ("seconds", "compute_seconds", "compute_cpu_seconds")]
     return [[r[i] for i in keep] for r in rows]
 
 

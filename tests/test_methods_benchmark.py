@@ -12,7 +12,7 @@ from torch.utils.data import Subset
 import snn_msi.reports.study_methods as sm
 from snn_msi.cli import main
 from snn_msi.training import METHODS, Trainer, demo_config
-from snn_msi.training.compute import Compute, ComputeMeter
+from snn_msi.training.compute import Compute, ComputeMeter, not_counted
 
 TRAIN, VAL, TEST, BATCH = 16, 8, 8, 8
 
@@ -54,7 +54,8 @@ def test_every_method_reports_what_it_computed(method, tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
     per_epoch = [float(r["compute_samples"]) for r in rows]
     assert per_epoch == sorted(per_epoch) and per_epoch[-1] <= c["compute_samples"]  # cumulative
-    assert 0 < float(rows[0]["compute_seconds"]) < float(rows[-1]["compute_seconds"])
+    for key in ("compute_seconds", "compute_cpu_seconds"):
+        assert 0 < float(rows[0][key]) < float(rows[-1][key]), key
 
 
 def test_compute_counts_by_value(tmp_path):
@@ -69,8 +70,23 @@ def test_compute_counts_by_value(tmp_path):
     mla = _trainer(tmp_path, [{"name": "mla"}], epochs, name="mla").fit().compute
     assert mla["compute_steps"] == 2 * batches * epochs and mla["compute_samples"] == TRAIN * epochs
     umt = _trainer(tmp_path, [{"name": "umt", "teacher_epochs": 3}], epochs, name="umt").fit().compute
-    assert umt["compute_samples"] == TRAIN * epochs + 3 * TRAIN  # the student, then 3 epochs of the teachers
+    # the student, 3 epochs of the teachers' training, and the teachers' pass on every student batch
+    assert umt["compute_samples"] == TRAIN * epochs + 3 * TRAIN + TRAIN * epochs
     assert umt["compute_steps"] == batches * epochs + 3 * batches
+    assert umt["compute_eval_samples"] == normal["compute_eval_samples"]  # validation and test only
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_agm_zero_input_passes_are_training_work_in_either_mode(mode, tmp_path):
+    """AGM's two zero-input passes carry gradients: training samples whatever their batch-norm mode (the official
+    ``eval`` as much as ``train``); its evaluation-path accuracy, a log, is not counted."""
+    epochs = 2
+    normal = _normal_compute(tmp_path, epochs)
+    agm = _trainer(tmp_path, [{"name": "agm", "zero_pass_mode": mode}], epochs, name=mode).fit().compute
+    assert agm["compute_samples"] == 3 * TRAIN * epochs
+    assert agm["compute_eval_samples"] == normal["compute_eval_samples"]
+    quiet = [{"name": "agm", "zero_pass_mode": mode, "report_eval_path": False}]
+    assert _trainer(tmp_path, quiet, epochs, name=f"{mode}-quiet").fit().compute == agm
 
 
 def test_compute_survives_a_resume_exactly(tmp_path):
@@ -92,6 +108,9 @@ def test_gop_is_passes_times_operations_per_clip():
     d.load_state_dict(c.state_dict())
     assert d == c
     Compute().load_state_dict(None)  # a checkpoint from before compute was counted
+    old = {k: v for k, v in c.state_dict().items() if k != "cpu_seconds"}  # ... before CPU time was counted
+    d.load_state_dict(old)
+    assert math.isnan(d.cpu_seconds) and d.seconds == c.seconds
 
 
 def test_the_meter_counts_only_while_entered():
@@ -106,9 +125,13 @@ def test_the_meter_counts_only_while_entered():
     assert meter.compute.samples == 0
     with meter:
         model.train()(audio, frames)
-        model.eval()(audio, frames)
+        model.eval()(audio, frames)  # a method's pass in evaluation mode is training work too
+        with meter.evaluating():  # the trainer's validation and test
+            model(audio, frames)
+        with not_counted():  # a log's pass
+            model(audio, frames)
     model(audio, frames)
-    assert meter.compute.passes == {"audio": {"train": 4.0, "eval": 4.0}, "visual": {"train": 4.0, "eval": 4.0}}
+    assert meter.compute.passes == {"audio": {"train": 8.0, "eval": 4.0}, "visual": {"train": 8.0, "eval": 4.0}}
 
 
 @pytest.mark.parametrize(
@@ -145,8 +168,7 @@ def _metrics(path, val, samples=None):
 def test_plateau_and_accuracy_at_matched_compute(tmp_path):
     _metrics(tmp_path / "a", [0.5, 0.7, 0.80, 0.81])  # last quarter: after 300 of 400 samples; gain 1 point
     _metrics(tmp_path / "b", [0.5, 0.9, 0.90, 0.90])  # gain 0
-    gain, epochs = sm.normal_horizon([str(tmp_path / "a"), str(tmp_path / "b")])
-    assert epochs == 4 and gain == pytest.approx(0.5)
+    assert sm.normal_horizon([str(tmp_path / "a"), str(tmp_path / "b")]) == pytest.approx(0.5)
     _metrics(tmp_path / "c", [0.6, 0.95], samples=[250, 500])  # a method with 2.5x Normal's samples per epoch
     assert sm.matched_val_acc(str(tmp_path / "c"), 400) == 0.6
     assert math.isnan(sm.matched_val_acc(str(tmp_path / "c"), 200))
@@ -188,6 +210,32 @@ def test_a_tuning_sweep_starts_at_the_given_values(tmp_path):
     assert "alpha: 0.8" in saved and "end: 1" in saved  # the recipe's own options for the method stay
 
 
+def test_a_search_space_smaller_than_the_trials_is_tried_point_by_point(tmp_path):
+    """MLA's tuned knob (its gradient projection, off in the official runs): two points, each tried once, the
+    official first, however many trials are asked; every trial reports its best validation accuracy so far."""
+    import optuna
+
+    from snn_msi.reports.runs import RunOptions
+    from snn_msi.reports.sweep import STUDY, SweepConfig, parse_param, run_sweep
+
+    recipe = demo_config(
+        epochs=2,
+        milestones=[],
+        batch_size=8,
+        model={**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1},
+        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
+    )
+    runs = RunOptions(seeds=[0], jobs=1, out=str(tmp_path), progress=False)
+    params = [parse_param(t) for t in sm.TUNE["mla"]]
+    cfg = SweepConfig("mla", params=params, trials=5, recipe=recipe, runs=runs, first={"projection": False})
+    rows = run_sweep(cfg)
+    assert sorted((r["trial"], r["projection"]) for r in rows) == [(0, False), (1, True)]
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{tmp_path / 'sweep.db'}")
+    for t in study.trials:
+        curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+        assert curve == sorted(curve) and curve[-1] == t.value
+
+
 def test_the_help_shows_the_benchmark_setting_and_its_time(capsys):
     with pytest.raises(SystemExit):
         main(["study", "methods", "--help"])
@@ -202,9 +250,10 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     b = sm.BENCHMARK
     assert (long.epochs, list(long.milestones), long.seed) == (2 * b["epochs"], [2 * m for m in b["milestones"]], 3)
     assert long.out.endswith("normal-2x/s3")
-    row = {"method": "normal", "variant": "long", "diff_vs_normal": 0.003, "diff_ci_low": -0.01, "diff_ci_high": 0.016}
+    row = {"method": "normal", "variant": "long", "n": 4, "diff_vs_normal": 0.003, "diff_ci_low": -0.01}
+    row["diff_ci_high"] = 0.016
     text = " ".join(sm.plateau_lines([row], (1.1, 14)))
-    assert "+0.3 [-1.0, +1.6]" in text and ": plateaued" in text
+    assert "+0.3 [-1.0, +1.6] points of test accuracy (paired by seed, 4 seeds): plateaued" in text
     assert "14 epochs' training samples (after epoch 10.5)" in text
     text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}], None))
     assert "NOT plateaued" in text
@@ -234,3 +283,30 @@ def test_tuning_runs_a_sweep_per_method_side_by_side_from_the_official_values(tm
         first = next(t for t in trials if t["trial"] == "0")
         assert {k: float(first[k]) for k in official} == official  # trial 0: the official values
         assert "seed: 100" in (tmp_path / "sweeps" / m / "trial_000" / "config.yaml").read_text()
+
+
+def test_report_tables_the_finished_runs_and_trains_nothing(tmp_path, capsys):
+    """``--report`` on a study that is still running (or was stopped): the rows of its finished runs, n counting
+    them; an unfinished run is neither trained nor tabled; the tuned rows come from the tuning's tuned.yaml."""
+    out = tmp_path / "s"
+    tiny = [f"--set={kv}" for kv in ("data.limit=32", "model.widths=[4]", "model.blocks=[1]", "model.T=2")]
+    study = ["study", "methods", "--methods", "normal", "cml", "--no-iemf", "--seeds", "2", "--epochs", "1", *tiny]
+    study += ["--jobs", "1", "--quiet", "--out", str(out)]
+    assert main([*study, "--report"]) == 0
+    assert "0 of 4 runs finished" in capsys.readouterr().out and not out.exists()
+    assert main(study) == 0
+    (out / "cml" / "s1" / "results.json").unlink()  # a run still training
+    capsys.readouterr()
+    assert main([*study, "--report"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "3 of 4 runs finished" in text
+        and "| cml | official | no | 1 |" in text
+        and "| normal | official | no | 2 |" in text
+    )
+    assert not (out / "cml" / "s1" / "results.json").exists()
+    assert "| cml | official | no | 1 |" in (out / "summary.md").read_text()
+    (out / sm.TUNED_FILE).write_text("cml: {lam: 0.5}\n")
+    assert main([*study, "--report", "--tune", "2"]) == 0
+    assert "3 of 6 runs finished" in capsys.readouterr().out  # + the tuned row's two runs, not trained
+    assert not (out / "cml-tuned").exists()

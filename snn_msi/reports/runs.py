@@ -315,10 +315,8 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> RunOutcome:
 
     cfg = _placed(TrainConfig.from_dict(cfg_dict))
     rd = RunDir(cfg.out)
-    saved, wanted = rd.saved_config(), cfg.to_dict()
-    resolved = tuple(f"model.{k}" for k, v in wanted["model"].items() if v is None)  # from the data, when run
-    diff = config_diff(saved, wanted, PLACEMENT + resolved) if saved is not None else []
-    if rd.is_complete() and saved is not None and not diff:
+    diff = _difference(rd, cfg)
+    if rd.is_complete() and diff == []:
         return RunOutcome(cfg.out, "reused")
     if (diff or rd.is_complete()) and not overwrite:
         what = f"another config ({'; '.join(diff)})" if diff else "a finished run without its config.yaml"
@@ -326,6 +324,22 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> RunOutcome:
     resume = not diff and not rd.is_complete() and rd.last.is_file()
     Trainer(cfg, mode="resume" if resume else "overwrite", progress=False).fit()
     return RunOutcome(cfg.out, "resumed" if resume else "trained")
+
+
+def _difference(rd: RunDir, cfg: TrainConfig) -> list[str] | None:
+    """How the configuration saved in ``rd`` differs from ``cfg`` in what a run computes (:data:`PLACEMENT` and
+    the model sizes resolved from the data aside): ``[]`` the same, None when the folder has no saved config."""
+    saved, wanted = rd.saved_config(), cfg.to_dict()
+    if saved is None:
+        return None
+    resolved = tuple(f"model.{k}" for k, v in wanted["model"].items() if v is None)  # from the data, when run
+    return config_diff(saved, wanted, PLACEMENT + resolved)
+
+
+def finished(cfg: TrainConfig) -> bool:
+    """``cfg.out`` holds the finished run of this configuration (what :func:`run_config` reuses); reads only."""
+    rd = RunDir(cfg.out)
+    return rd.is_complete() and _difference(rd, cfg) == []
 
 
 def results(out: str | Path) -> RunResult:

@@ -9,7 +9,7 @@ sweep`` for every method over its key options, :data:`TUNE`, starting from the o
 Each row: fused test accuracy mean and 95 % interval (Student t over seeds); its paired difference from Normal;
 for a row with IEMF, the paired difference from the same method alone (the IEMF effect on that method); the
 last epoch's training accuracy (a method whose evaluated network collapses shows it here); and compute: the
-samples its encoders processed (copies, teachers, extra passes included), optimizer steps, wall time and
+samples its encoders processed (copies, teachers, extra passes included), optimizer steps, wall and CPU time and
 estimated synaptic operations (:mod:`snn_msi.training.compute`), each relative to Normal, and the best validation
 accuracy reached within Normal's samples (accuracy at matched compute).
 
@@ -42,7 +42,7 @@ from ..training.config import TrainConfig, demo_config, policies_for
 from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.runlog import accuracy_curve, read_csv
 from . import register_study
-from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
+from .runs import RunOptions, add_run_arguments, finished, results, run_many, run_options, study_recipe
 from .stats import PLATEAU_POINTS, last_quarter_gain, t_interval
 
 #: left out by default (see the module docstring)
@@ -67,7 +67,7 @@ TUNE: dict[str, tuple[str, ...]] = {
     "gblend": ("super_epoch=1:10:int",),
     "greedy": ("epsilon=0.001:0.1:log",),
     "lfm": ("weight=0.1:3:log",),
-    "mla": ("av_alpha=0.1:0.9",),
+    "mla": ("projection=false,true",),
     "mmcosine": ("scale=3:30:log",),
     "mmpareto": ("gamma=1:3",),
     "modality_valuation": ("part_ratio=0.05:0.5",),
@@ -238,6 +238,10 @@ def run_config_for(scfg: MethodsStudyConfig, cell: Cell, seed: int) -> TrainConf
     )
 
 
+#: what ``--tune`` writes in the study's folder (``--report`` reads it back)
+TUNED_FILE = "tuned.yaml"
+
+
 # -- tuning ----------------------------------------------------------------------------------------------------
 def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
     """``snn-msi sweep`` for every method of the study with :data:`TUNE` options: ``trials`` trials on ``seed``'s
@@ -264,11 +268,12 @@ def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
                 recipe=scfg.recipe.replace(policies=policies_for(m, **scfg.options(m))),
                 runs=dataclasses.replace(scfg.runs, seeds=[seed], out=out, jobs=1, executor="local", progress=False),
                 first={p.name: start[p.name] for p in params},
+                prune=False,  # 5 trials to the end: early epochs are too noisy to cut one (docs/methods.md)
             )
         )
     found = make_executor(scfg.runs).map(_tune_one, sweeps, [f"tune {s.method}" for s in sweeps])
     tuned = {s.method: best for s, best in zip(sweeps, found, strict=True) if best}
-    write_text(Path(scfg.runs.out) / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
+    write_text(Path(scfg.runs.out) / TUNED_FILE, yaml.safe_dump(tuned, sort_keys=False))
     return tuned
 
 
@@ -282,18 +287,29 @@ def _tune_one(sweep) -> dict | None:
 
 
 # -- the study ---------------------------------------------------------------------------------------------------
-def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
+def run_methods_study(scfg: MethodsStudyConfig, report: bool = False) -> list[dict]:
     """Run (or resume) the study; write ``runs.csv`` (every run: test metrics, compute, the last epoch's training
     accuracy and each method's logged quantities averaged over the run, e.g. ``agm/acc_eval_mode``),
     ``summary.csv``, ``summary.md`` and ``per_method.md`` in ``scfg.runs.out`` and print the table. Returns the
-    summary rows."""
+    summary rows.
+
+    ``report``: train nothing; the tables from the runs already finished in the folder (a running or stopped
+    study's table so far: a row's ``n`` counts its finished seeds, and paired columns use the seeds both rows
+    have)."""
     seeds = list(scfg.runs.seeds)
     specs = [(c, s) for c in cells(scfg) for s in seeds]
     configs = [run_config_for(scfg, *sp) for sp in specs]  # checked before anything is written
     out = Path(scfg.runs.out)
+    total = len(specs)
+    if report:
+        kept = [i for i, c in enumerate(configs) if finished(c)]
+        specs, configs = [specs[i] for i in kept], [configs[i] for i in kept]
+        print(f"{len(specs)} of {total} runs finished in {out} (--report: nothing trained)")
+        if not specs:
+            return []
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    done = run_many(configs, scfg.runs)
+    done = [results(c.out) for c in configs] if report else run_many(configs, scfg.runs)
     wall = time.time() - t0
     rows = [
         {
@@ -311,11 +327,13 @@ def run_methods_study(scfg: MethodsStudyConfig) -> list[dict]:
     write_csv(out / "runs.csv", rows, columns)
     summary = summarise(rows, seeds, out)
     write_csv(out / "summary.csv", summary)
-    md = markdown_table(summary, scfg, normal_horizon([str(out / NORMAL.folder / f"s{s}") for s in seeds]))
+    gain = normal_horizon([c.out for (cell, _), c in zip(specs, configs, strict=True) if cell == NORMAL])
+    md = markdown_table(summary, scfg, None if gain is None else (gain, scfg.recipe.epochs))
     write_text(out / "summary.md", md + "\n")
     write_text(out / "per_method.md", per_method_table(summary, scfg) + "\n")
     print(md)
-    print(f"\n{len(specs)} runs in {wall / 60:.1f} min; wrote {out / 'summary.md'} and {out / 'per_method.md'}")
+    done_in = "" if report else f" in {wall / 60:.1f} min"
+    print(f"\n{len(specs)} runs{done_in}; wrote {out / 'summary.md'} and {out / 'per_method.md'}")
     return summary
 
 
@@ -330,15 +348,15 @@ _KEYS = (
     "best_epoch",
 )
 _MEANS = ("acc_audio", "acc_visual", "f1", "map", "shapley_audio", "shapley_visual", "train_acc")
-_COMPUTE = ("compute_samples", "compute_steps", "compute_seconds", "compute_gop")
+_COMPUTE = ("compute_samples", "compute_steps", "compute_seconds", "compute_cpu_seconds", "compute_gop")
 
 
 def _curve(out: str) -> dict:
-    """The last epoch's training accuracy and the run's wall time (set-up and every epoch) from its
+    """The last epoch's training accuracy and the run's wall and CPU time (set-up and every epoch) from its
     ``metrics.csv``."""
     rows = read_csv(Path(out) / "metrics.csv")
     last = rows[-1] if rows else {}
-    return {k: float(last.get(k, math.nan)) for k in ("train_acc", "compute_seconds")}
+    return {k: float(last.get(k, math.nan)) for k in ("train_acc", "compute_seconds", "compute_cpu_seconds")}
 
 
 def matched_val_acc(out: str, budget: float) -> float:
@@ -347,14 +365,13 @@ def matched_val_acc(out: str, budget: float) -> float:
     return max((a for n, a in accuracy_curve(out) if n <= budget * 1.001), default=math.nan)
 
 
-def normal_horizon(normal_runs: list[str]) -> tuple[float, int] | None:
+def normal_horizon(normal_runs: list[str]) -> float | None:
     """Normal's validation gain over the last quarter of its training samples
-    (:func:`~snn_msi.reports.stats.last_quarter_gain`, the inverse-effectiveness study's rule): ``(mean over runs
-    in points, epochs)``; None without a run that has points on both sides."""
+    (:func:`~snn_msi.reports.stats.last_quarter_gain`, the inverse-effectiveness study's rule), in points, mean
+    over runs; None without a run that has points on both sides."""
     gains = [last_quarter_gain(accuracy_curve(out)) for out in normal_runs]
     gains = [g for g in gains if math.isfinite(g)]
-    epochs = max((len(read_csv(Path(out) / "metrics.csv")) for out in normal_runs), default=0)
-    return (float(np.mean(gains)), epochs) if gains else None
+    return float(np.mean(gains)) if gains else None
 
 
 def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> list[dict]:
@@ -439,8 +456,8 @@ def markdown_table(
     Normal plateaued."""
     lines = [
         "| method | options | IEMF | n | fused test acc % [95% CI] | vs normal (pts) | IEMF vs alone (pts) | "
-        "train acc % | val acc at normal's samples % | samples | steps | wall | GOP | audio / visual head % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "train acc % | val acc at normal's samples % | samples | steps | wall | CPU | GOP | audio / visual head % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
         lines.append(
@@ -457,9 +474,10 @@ def markdown_table(
         lines.append("")
         lines.append(
             f"Compute columns: x Normal (mean of per-seed ratios); Normal used {n['compute_samples']:.0f} samples, "
-            f"{n['compute_steps']:.0f} steps, {n['compute_seconds']:.0f} s and {n['compute_gop']:.1f} GOP per run "
-            "(samples: clips through the encoders in training mode, copies and teachers included; GOP: forward "
-            "synaptic operations, estimated)."
+            f"{n['compute_steps']:.0f} steps, {n['compute_seconds']:.0f} s wall, {n['compute_cpu_seconds']:.0f} s "
+            f"CPU and {n['compute_gop']:.1f} GOP per run (samples: clips through the encoders while training, "
+            "copies, teachers and extra passes included; CPU: the run's process, unlike the wall time not "
+            "lengthened by other work on the machine; GOP: forward synaptic operations, estimated)."
         )
     lines += plateau_lines(summary, quarter)
     if scfg is not None:
@@ -484,7 +502,7 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
     )
     lines = [
         "| method | official: fused acc % [95% CI] | vs normal (pts) | + IEMF vs the method alone (pts) | "
-        "tuned: fused acc % [95% CI] | tuned values | train acc % | samples / steps / wall / GOP (x normal) |",
+        "tuned: fused acc % [95% CI] | tuned values | train acc % | samples / steps / wall / CPU / GOP (x normal) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
@@ -526,8 +544,8 @@ def plateau_lines(summary: list[dict], quarter: tuple[float, int] | None) -> lis
         gain = _pts(long["diff_vs_normal"], long["diff_ci_low"], long["diff_ci_high"])
         verdict = "plateaued" if d < PLATEAU_POINTS else "NOT plateaued: this budget is short of convergence"
         lines.append(
-            f"Plateau check: Normal trained for twice the epochs gains {gain} "
-            f"points of test accuracy (paired by seed): {verdict} (criterion: mean gain < {PLATEAU_POINTS} points)."
+            f"Plateau check: Normal trained for twice the epochs gains {gain} points of test accuracy (paired by "
+            f"seed, {long['n']} seeds): {verdict} (criterion: mean gain < {PLATEAU_POINTS} points)."
         )
     elif quarter is not None:
         verdict = "plateaued" if quarter[0] < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"
@@ -575,6 +593,12 @@ def _methods_study_command(q) -> None:
         f"plateau check (Normal for {2 * b['epochs']} epochs); {BENCHMARK_TIME}",
     )
     q.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: the tables from the runs already finished in --out (a running or stopped study's "
+        "table so far; the tuned rows from OUT/tuned.yaml once the tuning has written it)",
+    )
+    q.add_argument(
         "--plateau-check",
         action="store_true",
         help="also train Normal for twice the epochs: has it plateaued at this budget? (on with --benchmark)",
@@ -599,6 +623,12 @@ def _run(args) -> int:
         recipe=recipe,
         runs=runs,
     )
+    written = Path(runs.out) / TUNED_FILE
+    if args.report:
+        if trials and written.is_file():
+            cfg.tuned = {**load_tuned(written), **cfg.tuned}
+        run_methods_study(cfg, report=True)
+        return 0
     if trials:  # the official and IEMF rows first (a table while the tuning runs), then tune, then the tuned rows
         run_methods_study(cfg)
         cfg.tuned = {**tune(cfg, trials, args.tune_seed), **cfg.tuned}

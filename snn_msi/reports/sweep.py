@@ -5,12 +5,14 @@
         --param lr=1e-3:1e-2:log --trials 40 --executor ray --gpus-per-run 1
 
 A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--model``,
-``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes; its value is the
-best validation accuracy (the test split is never looked at to choose). A trial trains epoch by epoch, reporting
-each epoch's validation accuracy, and from the second epoch on the median pruner stops one that falls below the
-median of the trials before it at the same epoch (``--no-prune``: never). ``--param NAME=LOW:HIGH[:log|:int]`` or
-``NAME=A,B,C``; a name is an option of the method (``alpha`` of OGM-GE; see ``snn-msi methods``) or a dotted
-config key (``lr``, ``loss.label_smoothing``).
+``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes (seeded; its first
+10 trials are random draws, TPE models the trials after them); its value is the best validation accuracy (the
+test split is never looked at to choose). A search space with no more points than ``--trials`` (choices and
+whole-number ranges only) is tried point by point instead, each once. A trial trains epoch by epoch, reporting
+its best validation accuracy so far (the value it is judged by), and from the second epoch on the median pruner
+stops one that falls below the median of the trials before it at the same epoch (``--no-prune``: never).
+``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``; a name is an option of the method (``alpha`` of OGM-GE;
+see ``snn-msi methods``) or a dotted config key (``lr``, ``loss.label_smoothing``).
 
 The trials run on the studies' executors (``--executor local|ray``, ``--jobs`` trials at once) in their own run
 folders ``out/trial_NNN``. Optuna's storage is the SQLite file ``out/sweep.db``: a killed sweep rerun with the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -59,6 +62,12 @@ class Param:
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    def values(self) -> list | None:
+        """Every value the parameter can take, when there are finitely many (choices, a whole-number range)."""
+        if self.choices:
+            return list(self.choices)
+        return list(range(int(self.low), int(self.high) + 1)) if self.integer else None
 
     def describe(self) -> str:
         if self.choices:
@@ -129,6 +138,21 @@ class SweepConfig:
             if p.name not in self.method_options():
                 apply_overrides(self.recipe.to_dict(), [f"{p.name}=0"], TrainConfig, option="--param")
 
+    def grid(self) -> list[dict] | None:
+        """Every point of the search space, ``first`` first, when it has no more points than ``trials``: a sweep
+        then tries each point once (drawing would repeat some and miss others); None otherwise."""
+        values = [p.values() for p in self.params]
+        if any(v is None for v in values) or math.prod(len(v) for v in values) > self.trials:
+            return None
+        points = [dict(zip([p.name for p in self.params], combo, strict=True)) for combo in itertools.product(*values)]
+        first = [q for q in points if q == self.first]
+        return first + [q for q in points if q != self.first]
+
+    def budget(self) -> int:
+        """The trials to run: ``trials``, or the size of a smaller search space (:meth:`grid`)."""
+        grid = self.grid()
+        return self.trials if grid is None else len(grid)
+
     def method_options(self) -> set[str]:
         from ..training import METHODS
 
@@ -190,9 +214,11 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
         while True:
             result = Trainer(cfg, mode="resume", progress=False, stop_after=1, plots=False).fit()
             rows = read_csv(Path(cfg.out) / "metrics.csv")
-            for r in rows:
+            best = -math.inf
+            for r in rows:  # the best validation accuracy so far: what the trial's value will be
+                best = max(best, float(r["val_acc"]))
                 if int(r["epoch"]) not in reported:
-                    trial.report(float(r["val_acc"]), int(r["epoch"]))
+                    trial.report(best, int(r["epoch"]))
                     reported.add(int(r["epoch"]))
             if result is not None:  # the last epoch trained: the run is finished
                 return "complete", result.best_val_acc
@@ -232,8 +258,8 @@ def _open_study(scfg: SweepConfig):
     out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", sampler=sampler, pruner=pruner)
     study.set_user_attr("spec", scfg.spec())
-    if scfg.first:
-        study.enqueue_trial(scfg.first)
+    for point in scfg.grid() or ([scfg.first] if scfg.first else []):
+        study.enqueue_trial(point)
     return study, storage
 
 
@@ -277,7 +303,7 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
         print(f"{requeued} trial(s) of a killed sweep continue from their folders")
     executor = make_executor(scfg.runs)
     fn = functools.partial(run_trial, storage=storage, prune=scfg.prune)
-    while (left := scfg.trials - _counted(study)) > 0:
+    while (left := scfg.budget() - _counted(study)) > 0:
         batch = [study.ask() for _ in range(min(scfg.runs.jobs, left))]
         items = []
         for t in batch:

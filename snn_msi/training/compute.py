@@ -5,13 +5,19 @@ A balancing method may train copies of the network (G-Blending, ReconBoost), tea
 (AGM's zero-input passes, the valuations' resampled copies, Shapley passes) or one step per modality (MLA);
 comparing methods by accuracy alone hides that. :class:`ComputeMeter` counts, while a run is being trained:
 
-- encoder passes, per modality, in training and in evaluation mode: every time any spiking encoder of the
-  process (the run's network, a copy, a teacher) runs its stem on a batch (a process-wide forward hook on the
-  stems of :class:`~snn_msi.models.resnet.SpikingResNet`, which are tagged with their modality), in clips (the
-  visual stem's frames divided by the frames per clip);
+- encoder passes, per modality, of training and of evaluation: every time any spiking encoder of the process
+  (the run's network, a copy, a teacher) runs its stem on a batch (a process-wide forward hook on the stems of
+  :class:`~snn_msi.models.resnet.SpikingResNet`, which are tagged with their modality), in clips (the visual
+  stem's frames divided by the frames per clip). A pass counts as evaluation inside
+  :meth:`ComputeMeter.evaluating` (the trainer's validation and test passes, the same for every method) and as
+  training everywhere else, whatever its batch-norm mode or autograd: the step's passes, a copy's, a teacher's,
+  AGM's zero-input passes, a method's statistics passes. Passes inside :func:`not_counted` (a method's
+  diagnostics that only log, such as AGM's evaluation-path accuracy) are not counted;
 - optimizer steps: every ``Optimizer.step`` of the process (a process-wide step hook): the run's, a copy's, a
   teacher's, each of MLA's per-modality steps;
-- wall seconds from the start of training (``Trainer.fit``; ``metrics.csv`` has them after every epoch).
+- wall seconds from the start of training (``Trainer.fit``; ``metrics.csv`` has them after every epoch), and the
+  CPU seconds of the run's process over the same time (every thread of it; not its DataLoader workers): unlike
+  the wall time, not lengthened by other work on the machine or by a stopped process.
 
 :meth:`Compute.gop` turns passes into synaptic operations with the operations per clip each encoder does at test
 (:func:`ops_per_clip`, SOPs + MACs of the forward pass, :mod:`snn_msi.metrics.energy`): an estimate of the
@@ -20,6 +26,7 @@ forward passes' operations; backward passes are not counted.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +36,7 @@ from torch import nn
 
 from ..models.resnet import SeqConv
 
-__all__ = ["Compute", "ComputeMeter", "ops_per_clip"]
+__all__ = ["Compute", "ComputeMeter", "not_counted", "ops_per_clip"]
 
 MODALITIES = ("audio", "visual")
 
@@ -39,12 +46,14 @@ class Compute:
     """The cumulative work of a run (also over resumes).
 
     Attributes:
-        passes: ``{"audio": {"train": clips, "eval": clips}, "visual": {...}}``: clips each encoder processed in
-            training mode (with gradients, or for a method's statistics) and in evaluation mode (validation, the
-            test, a method's evaluation passes).
+        passes: ``{"audio": {"train": clips, "eval": clips}, "visual": {...}}``: clips each encoder processed
+            while training (every pass of the method: with gradients or without, in either batch-norm mode) and
+            in evaluation (the trainer's validation and test passes).
         steps: optimizer steps of every optimizer of the run.
         seconds: wall time of training (cumulative over resumes; not in ``results.json``, which stays
             reproducible).
+        cpu_seconds: CPU time of the run's process over the same time (likewise; NaN for a run resumed from a
+            checkpoint written before it was counted).
         ops: operations per clip of each encoder and of the rest (fusion, heads) at test, ``{"audio": ..,
             "visual": .., "rest": ..}``; empty until measured.
     """
@@ -54,11 +63,12 @@ class Compute:
     )
     steps: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     ops: dict[str, float] = field(default_factory=dict)
 
     @property
     def samples(self) -> float:
-        """Training-mode sample passes: clips through both encoders count once (the mean over modalities)."""
+        """Training sample passes: clips through both encoders count once (the mean over modalities)."""
         return sum(self.passes[m]["train"] for m in MODALITIES) / len(MODALITIES)
 
     @property
@@ -82,7 +92,7 @@ class Compute:
             "compute_samples": self.samples,
             "compute_eval_samples": self.eval_samples,
             "compute_steps": self.steps,
-            **({"compute_seconds": self.seconds} if wall else {}),
+            **({"compute_seconds": self.seconds, "compute_cpu_seconds": self.cpu_seconds} if wall else {}),
             **({"compute_gop": self.gop()} if self.ops else {}),
         }
 
@@ -94,6 +104,21 @@ class Compute:
         if state:
             self.passes = {m: dict(state["passes"][m]) for m in MODALITIES}
             self.steps, self.seconds, self.ops = int(state["steps"]), float(state["seconds"]), dict(state["ops"])
+            self.cpu_seconds = float(state.get("cpu_seconds", math.nan))
+
+
+_UNCOUNTED = [0]  # depth of not_counted() blocks in this process
+
+
+@contextlib.contextmanager
+def not_counted():
+    """Passes inside are not counted by any meter of this process: a method's diagnostics that only log (they
+    would cost nothing in a run without the log)."""
+    _UNCOUNTED[0] += 1
+    try:
+        yield
+    finally:
+        _UNCOUNTED[0] -= 1
 
 
 class ComputeMeter:
@@ -109,14 +134,25 @@ class ComputeMeter:
         self.compute = compute if compute is not None else Compute()
         self.frames_per_clip = max(1, int(frames_per_clip))
         self._handles: list = []
-        self._t0 = 0.0
+        self._t0 = self._c0 = 0.0
+        self._evaluating = 0
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """Passes inside count as evaluation (the trainer's validation and test): the protocol's cost, the same
+        for every method; all others count as training."""
+        self._evaluating += 1
+        try:
+            yield
+        finally:
+            self._evaluating -= 1
 
     def _on_forward(self, module: nn.Module, inputs, _out) -> None:
-        if not isinstance(module, SeqConv) or module.modality is None:
+        if not isinstance(module, SeqConv) or module.modality is None or _UNCOUNTED[0]:
             return
         modality = module.modality
         n = inputs[0].shape[1] / (self.frames_per_clip if modality == "visual" else 1)
-        self.compute.passes[modality]["train" if module.training else "eval"] += float(n)
+        self.compute.passes[modality]["eval" if self._evaluating else "train"] += float(n)
 
     def _on_step(self, *_args) -> None:
         self.compute.steps += 1
@@ -130,22 +166,23 @@ class ComputeMeter:
                 register_module_forward_hook(self._on_forward),
                 register_optimizer_step_post_hook(self._on_step),
             ]
-            self._t0 = time.perf_counter()
+            self._t0, self._c0 = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
         for h in self._handles:
             h.remove()
         if self._handles:
-            self.compute.seconds += time.perf_counter() - self._t0
+            self.lap()
         self._handles = []
 
     def lap(self) -> None:
-        """Move the wall time since entering (or the last lap) into the counts (before a checkpoint)."""
+        """Move the wall and CPU time since entering (or the last lap) into the counts (before a checkpoint)."""
         if self._handles:
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             self.compute.seconds += now - self._t0
-            self._t0 = now
+            self.compute.cpu_seconds += cpu - self._c0
+            self._t0, self._c0 = now, cpu
 
 
 def ops_per_clip(model: nn.Module, audio: torch.Tensor, frames: torch.Tensor) -> dict[str, float]:

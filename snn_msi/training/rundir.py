@@ -307,11 +307,6 @@ class RunDir:
 
         return canonical_config(load_yaml(self.config_file)) if self.config_file.is_file() else None
 
-    def matches(self, config: dict) -> bool:
-        """The folder holds a finished run made with ``config`` (``out`` and worker counts aside)."""
-        saved = self.saved_config()
-        return self.is_complete() and saved is not None and not config_diff(saved, config, ("out", "data.num_workers"))
-
     # -- life cycle -----------------------------------------------------------------------------------------
     def prepare(self) -> bool:
         """Lock the folder and check it for this mode; True when there is a checkpoint to resume.

@@ -598,7 +598,8 @@ class Trainer:
         batches = (to_batch(b, self.device) for b in self._loader(ds, 0, train=False))
         try:
             forward = self.policies.forward if self.policies.owner("forward") is not None else None
-            col = evaluate_pass(self.model, self.groups, batches, self.device, self.amp, self.predict, forward)
+            with self.meter.evaluating():
+                col = evaluate_pass(self.model, self.groups, batches, self.device, self.amp, self.predict, forward)
             return col.result()
         except (NonFiniteInputError, NonFiniteLossError) as err:
             when = f" at epoch {epoch + 1}, step {self.step}" if epoch is not None else ""
@@ -799,7 +800,8 @@ class Trainer:
         means = _policy_means(read_csv(rd.work / "steps.csv"), self.policies) if self.rank == 0 else {}
         clips = Packed(self.test_set)  # the first 8 test clips, without a DataLoader (and its workers) for them
         b = to_batch(collate([clips[i] for i in range(min(8, len(clips)))]), self.device)
-        self.meter.compute.ops = ops_per_clip(self.model, b.audio, b.frames)
+        with self.meter.evaluating():
+            self.meter.compute.ops = ops_per_clip(self.model, b.audio, b.frames)
         compute = self.meter.compute.row(wall=False)
         result = RunResult(self.best, self.best_epoch, self.cfg.epochs, test, means, compute)
         if self.rank == 0:

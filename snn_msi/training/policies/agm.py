@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ...schema import check
+from ..compute import not_counted
 from . import register_method
 from .base import Composition, ForwardContext, Policy, WindowConfig, log_fields, scale_gradient
 
@@ -98,7 +99,8 @@ class AGM(Policy):
     mono-modal response, so training also moves the *evaluation-mode* path (batch-norm running statistics, then
     spikes) while the training-mode path it is scored on keeps improving; a checkpoint scored 13.8 % with batch
     norm in evaluation mode and 62.8 % with batch statistics. ``report_eval_path`` logs both accuracies on every
-    training batch (``agm/acc_train_mode``, ``agm/acc_eval_mode``), so a run shows the gap as it opens;
+    training batch (``agm/acc_train_mode``, ``agm/acc_eval_mode``), so a run shows the gap as it opens (its pass is
+    a log: not counted in the run's compute, :func:`~snn_msi.training.compute.not_counted`);
     ``zero_pass_mode: train`` runs the passes with batch statistics (not the official design; listed as an
     option, not a default).
     """
@@ -171,9 +173,9 @@ class AGM(Policy):
             f_0v = fwd.output(*fwd.features(torch.zeros_like(b.audio), b.frames), keep=False).fused
         finally:
             model.train(was)
-            if saved is not None:
-                for buf, value in saved:
-                    buf.copy_(value)
+            if saved is not None:  # through .data: batch norm saved these buffers for its backward (unused in
+                for buf, value in saved:  # training mode), so an in-place copy would fail the version check
+                    buf.data.copy_(value)
         return f_a0, f_0v
 
     @staticmethod
@@ -186,7 +188,7 @@ class AGM(Policy):
         model.eval()
         devices = [b.y.device] if b.y.device.type == "cuda" else []
         try:
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=devices), not_counted():
                 fused = fwd.output(*fwd.features(), keep=False).fused
         finally:
             model.train(was)
