@@ -49,7 +49,15 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
     g = p.add_argument_group("method")
     g.add_argument("--method", choices=METHODS.names(), help="balancing method (see `snn-msi methods`)")
     g.add_argument("--iemf", action="store_true", help="add IEMF on top of --method")
-    g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength)")
+    g.add_argument(
+        "--method-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the method (repeatable), e.g. zero_pass_mode=train for agm (`snn-msi methods` lists "
+        "them); set on every method of the run that has it",
+    )
+    g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength): --method-arg alpha=")
     g = p.add_argument_group("optimisation and run")
     g.add_argument("--batch-size", type=int, help="clips per step (default: the recipe's; the paper's 32)")
     g.add_argument("--lr", type=float, help="learning rate (default: the recipe's; the paper's 0.005)")
@@ -143,7 +151,7 @@ def train_config(args, base=None):
     for key, value in (("T", args.T), ("num_classes", args.num_classes)):
         if value is not None:
             model[key] = value
-    if args.method or args.iemf or args.alpha is not None:
+    if args.method or args.iemf or args.alpha is not None or args.method_arg:
         d["policies"] = _policies_from_args(args, d.get("policies", []), policies_for)
     if resume_dir is not None:
         d["out"] = str(resume_dir)
@@ -163,7 +171,10 @@ def train_config(args, base=None):
 
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
-    """--method / --iemf / --alpha on top of the config's methods."""
+    """--method / --iemf / --method-arg / --alpha on top of the config's methods. A method option goes to every
+    method of the run that has it (IEMF included), and is an error, naming the methods' options, where none has."""
+    from .schema import parse_value
+    from .training import METHODS
     from .training.policies.iemf import IEMF
 
     base = [p for p in current if p["name"] != IEMF.name]
@@ -171,16 +182,27 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     if args.method:
         base = policies_for(args.method) if args.method != IEMF.name else []
         has_iemf = has_iemf or args.method == IEMF.name
-    if args.alpha is not None:
-        from .training import METHODS
-
-        takers = [p for p in base if "alpha" in METHODS.get(p["name"]).factory.config_class.__dataclass_fields__]
+    policies = base + ([p for p in current if p["name"] == IEMF.name] or policies_for(iemf=True) if has_iemf else [])
+    items = []
+    for item in args.method_arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--method-arg expects KEY=VALUE, got {item!r}")
+        items.append((f"--method-arg {key}", key, parse_value(value, f"--method-arg {key}")))
+    items += [("--alpha", "alpha", args.alpha)] if args.alpha is not None else []
+    for option, key, value in items:
+        takers = [p for p in policies if key in METHODS.get(p["name"]).factory.config_class.__dataclass_fields__]
         if not takers:
-            names = ", ".join(p["name"] for p in base) or "normal"
-            raise ConfigError(f"--alpha: the method ({names}) has no alpha; OGM-GE has (--method ogm_ge)")
+            names = ", ".join(p["name"] for p in policies) or "normal"
+            known = sorted(
+                {f for p in policies for f in METHODS.get(p["name"]).factory.config_class.__dataclass_fields__}
+            )
+            raise ConfigError(
+                f"{option}: the method ({names}) has no option {key!r}; its options: {', '.join(known) or 'none'}"
+            )
         for p in takers:
-            p["alpha"] = args.alpha
-    return base + ([p for p in current if p["name"] == IEMF.name] or policies_for(iemf=True) if has_iemf else [])
+            p[key] = value
+    return policies
 
 
 def _train_mode(args) -> str:
@@ -300,7 +322,9 @@ def _fusions_command(q: argparse.ArgumentParser) -> None:
 
 
 def _cmd_methods(args) -> int:
-    from .training import method_table
+    import dataclasses
+
+    from .training import METHODS, method_table
 
     rows = method_table()
     if args.markdown:
@@ -309,14 +333,20 @@ def _cmd_methods(args) -> int:
             print(f"| {r.method} | {r.source} | {r.modulates} | {r.with_iemf} |")
         return 0
     for r in rows:
+        fields = dataclasses.fields(METHODS.get(r.method).factory.config_class)
+        shown = ", ".join(f"{f.name}={f.default!r}" for f in fields if f.default is not dataclasses.MISSING)
         print(
             f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
-            f"{r.modulates}; with IEMF: {r.with_iemf}"
+            f"{r.modulates}; with IEMF: {r.with_iemf}\n{'':<12} --method-arg: {shown or '(none)'}"
         )
     return 0
 
 
-@register_command("methods", description="the balancing methods, their sources and whether they compose with IEMF")
+@register_command(
+    "methods",
+    description="the balancing methods, their sources, whether they compose with IEMF and their options "
+    "(--method-arg KEY=VALUE)",
+)
 def _methods_command(q: argparse.ArgumentParser) -> None:
     q.add_argument("--markdown", action="store_true", help="as a Markdown table")
     q.set_defaults(func=_cmd_methods)

@@ -194,7 +194,9 @@ def test_5_skip_mode_counts_non_finite_batches_and_goes_on(tmp_path, capsys, mon
         (["--fusion", "concat", "--fusion-arg", "exponent=3"], "fusion 'concat' does not take argument(s) exponent"),
         (["--fusion", "msi", "--fusion-arg", "pool=5"], "pool must divide hidden=4, got 5"),
         (["--fusion-arg", "dim=3"], "model.fusion_args: dim come from the model"),
-        (["--method", "normal", "--alpha", "0.5"], "--alpha: the method (normal) has no alpha"),
+        (["--method", "normal", "--alpha", "0.5"], "--alpha: the method (normal) has no option 'alpha'"),
+        (["--method", "ogm_ge", "--method-arg", "zero=1"], "--method-arg zero: the method (ogm_ge) has no option"),
+        (["--method", "agm", "--method-arg", "zero_pass_mode=foo"], "zero_pass_mode must be one of 'eval', 'train'"),
     ],
 )
 def test_6_arguments_are_never_ignored_or_misread(args, needle, tmp_path, capsys):

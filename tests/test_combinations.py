@@ -20,6 +20,7 @@ import math
 import re
 
 import pytest
+import yaml
 from torch.utils.data import Dataset
 
 import neurons
@@ -92,6 +93,43 @@ def test_every_method_trains_through_the_cli_and_refuses_iemf_in_one_line_where_
         last = capsys.readouterr().err.strip().splitlines()[-1]  # after the "run folder: ..." note
         assert code == 2 and last == f"snn-msi train: error: {_refusal(method, True, 'concat')}", last
         assert not out.exists()
+
+
+def _choices() -> list[tuple[str, str, object]]:
+    """Every other value of every method's on/off and named-choice options (``Literal``), from the registry."""
+    import dataclasses
+    import typing
+
+    out = []
+    for name in METHODS.names():
+        cls = METHODS.get(name).factory.config_class
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] is bool:
+                out.append((name, f.name, not f.default))
+            elif typing.get_origin(hints[f.name]) is typing.Literal:
+                out += [(name, f.name, v) for v in typing.get_args(hints[f.name]) if v != f.default]
+    return out
+
+
+@pytest.mark.parametrize(("method", "key", "value"), _choices())
+def test_every_choice_of_every_method_trains_through_the_cli(method, key, value, tmp_path, capsys):
+    """``--method-arg KEY=VALUE`` with each value a method's option can take besides its default (AGM's
+    ``zero_pass_mode: train`` failed its first backward until this ran)."""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    _train(
+        tmp_path,
+        capsys,
+        "--demo",
+        "--method",
+        method,
+        "--fusion",
+        _default_fusion(method),
+        "--method-arg",
+        f"{key}={text}",
+    )
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["policies"]
+    assert next(p for p in saved if p["name"] == method)[key] == value
 
 
 class _InMemory(Dataset):
