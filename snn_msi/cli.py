@@ -55,7 +55,7 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
         default=[],
         metavar="KEY=VALUE",
         help="an option of the method (repeatable), e.g. zero_pass_mode=train for agm (`snn-msi methods` lists "
-        "them); set on every method of the run that has it",
+        "them); set on every method of the run that has it, or on one: iemf.noise=false",
     )
     g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength): --method-arg alpha=")
     g = p.add_argument_group("optimisation and run")
@@ -172,7 +172,8 @@ def train_config(args, base=None):
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     """--method / --iemf / --method-arg / --alpha on top of the config's methods. A method option goes to every
-    method of the run that has it (IEMF included), and is an error, naming the methods' options, where none has."""
+    method of the run that has it (IEMF included), or with ``METHOD.KEY`` to that one, and is an error, naming the
+    methods' options, where none has."""
     from .schema import parse_value
     from .training import METHODS
     from .training.policies.iemf import IEMF
@@ -187,21 +188,28 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     for item in args.method_arg:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--method-arg expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--method-arg expects [METHOD.]KEY=VALUE, got {item!r}")
         items.append((f"--method-arg {key}", key, parse_value(value, f"--method-arg {key}")))
     items += [("--alpha", "alpha", args.alpha)] if args.alpha is not None else []
+
+    def fields(p: dict) -> set[str]:
+        return set(METHODS.get(p["name"]).factory.config_class.__dataclass_fields__)
+
     for option, key, value in items:
-        takers = [p for p in policies if key in METHODS.get(p["name"]).factory.config_class.__dataclass_fields__]
-        if not takers:
+        method, dot, name = key.rpartition(".")
+        chosen = [p for p in policies if p["name"] == method] if dot else policies
+        if dot and not chosen:
             names = ", ".join(p["name"] for p in policies) or "normal"
-            known = sorted(
-                {f for p in policies for f in METHODS.get(p["name"]).factory.config_class.__dataclass_fields__}
-            )
+            raise ConfigError(f"{option}: {method!r} is not a method of this run ({names})")
+        takers = [p for p in chosen if name in fields(p)]
+        if not takers:
+            names = ", ".join(p["name"] for p in chosen) or "normal"
+            known = sorted({f for p in chosen for f in fields(p)})
             raise ConfigError(
-                f"{option}: the method ({names}) has no option {key!r}; its options: {', '.join(known) or 'none'}"
+                f"{option}: the method ({names}) has no option {name!r}; its options: {', '.join(known) or 'none'}"
             )
         for p in takers:
-            p[key] = value
+            p[name] = value
     return policies
 
 

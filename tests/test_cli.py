@@ -1,6 +1,6 @@
 import pytest
 
-from snn_msi.cli import build_parser, main
+from snn_msi.cli import build_parser, main, train_config
 from snn_msi.reports import COMMANDS as REPORTS
 from snn_msi.reports import STUDIES
 
@@ -73,3 +73,18 @@ def test_a_study_with_a_bad_option_is_one_line_and_writes_nothing(name, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("snn-msi study: error:") and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--method-arg", "noise=false"], {"ogm_ge": {"noise": False}, "iemf": {"noise": False}}),
+        (["--method-arg", "iemf.noise=false"], {"ogm_ge": {}, "iemf": {"noise": False}}),
+        (["--method-arg", "ogm_ge.alpha=0.2", "--alpha", "0.3"], {"ogm_ge": {"alpha": 0.3}, "iemf": {}}),
+    ],
+)
+def test_method_args_go_to_every_method_that_has_them_or_to_the_one_named(args, expected):
+    """``--method-arg KEY=VALUE`` on every method of the run with the option; ``METHOD.KEY`` on that one."""
+    parsed = build_parser().parse_args(["train", "--demo", "--method", "ogm_ge", "--iemf", *args])
+    policies = {p["name"]: {k: v for k, v in p.items() if k != "name"} for p in train_config(parsed).policies}
+    assert policies == expected
