@@ -36,6 +36,17 @@ def _trainer(tmp_path, policies, epochs=1, name="run", **kw):
     )
 
 
+def _tiny_recipe():
+    """Two epochs of a tiny network on 16 digits-av clips (what a sweep trains here)."""
+    return demo_config(
+        epochs=2,
+        milestones=[],
+        batch_size=8,
+        model={**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1},
+        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
+    )
+
+
 def _normal_compute(tmp_path, epochs=2):
     return _trainer(tmp_path, [], epochs, name="normal").fit().compute
 
@@ -218,13 +229,7 @@ def test_a_search_space_smaller_than_the_trials_is_tried_point_by_point(tmp_path
     from snn_msi.reports.runs import RunOptions
     from snn_msi.reports.sweep import STUDY, SweepConfig, parse_param, run_sweep
 
-    recipe = demo_config(
-        epochs=2,
-        milestones=[],
-        batch_size=8,
-        model={**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1},
-        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
-    )
+    recipe = _tiny_recipe()
     runs = RunOptions(seeds=[0], jobs=1, out=str(tmp_path), progress=False)
     params = [parse_param(t) for t in sm.TUNE["mla"]]
     cfg = SweepConfig("mla", params=params, trials=5, recipe=recipe, runs=runs, first={"projection": False})
@@ -265,13 +270,7 @@ def test_tuning_runs_a_sweep_per_method_side_by_side_from_the_official_values(tm
 
     from snn_msi.reports.runs import RunOptions
 
-    recipe = demo_config(
-        epochs=2,
-        milestones=[],
-        batch_size=8,
-        model={**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1},
-        data={"dataset": "digits-av", "preset": "hard", "limit": 16},
-    )
+    recipe = _tiny_recipe()
     runs = RunOptions(seeds=[0], jobs=2, out=str(tmp_path), progress=False)
     cfg = sm.MethodsStudyConfig(methods=("cml", "lfm", "ume"), recipe=recipe, runs=runs)
     tuned = sm.tune(cfg, trials=2, seed=100)
