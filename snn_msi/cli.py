@@ -55,7 +55,7 @@ def add_train_arguments(p: argparse.ArgumentParser, demo_flag: bool = True) -> N
         default=[],
         metavar="KEY=VALUE",
         help="an option of the method (repeatable), e.g. zero_pass_mode=train for agm (`snn-msi methods` lists "
-        "them); set on every method of the run that has it, or on one: iemf.noise=false",
+        "them); METHOD.KEY=VALUE where several methods of the run have the option: iemf.noise=false",
     )
     g.add_argument("--alpha", type=float, help="the method's alpha (OGM-GE's modulation strength): --method-arg alpha=")
     g = p.add_argument_group("optimisation and run")
@@ -171,9 +171,9 @@ def train_config(args, base=None):
 
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
-    """--method / --iemf / --method-arg / --alpha on top of the config's methods. A method option goes to every
-    method of the run that has it (IEMF included), or with ``METHOD.KEY`` to that one, and is an error, naming the
-    methods' options, where none has."""
+    """--method / --iemf / --method-arg / --alpha on top of the config's methods. An option goes to the method of
+    the run that has it (``METHOD.KEY``: to that one); an error, in one line, where none has it (naming their
+    options) or several have it (``lam`` is CML's loss weight and IEMF's coefficient scale)."""
     from .schema import parse_value
     from .training import METHODS
     from .training.policies.iemf import IEMF
@@ -202,6 +202,9 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
             names = ", ".join(p["name"] for p in policies) or "normal"
             raise ConfigError(f"{option}: {method!r} is not a method of this run ({names})")
         takers = [p for p in chosen if name in fields(p)]
+        if len(takers) > 1:
+            which = " or ".join(f"{p['name']}.{name}" for p in takers)
+            raise ConfigError(f"{option}: several methods of this run have {name!r}; say which: {which}")
         if not takers:
             names = ", ".join(p["name"] for p in chosen) or "normal"
             known = sorted({f for p in chosen for f in fields(p)})
@@ -341,8 +344,8 @@ def _cmd_methods(args) -> int:
             print(f"| {r.method} | {r.source} | {r.modulates} | {r.with_iemf} |")
         return 0
     for r in rows:
-        fields = dataclasses.fields(METHODS.get(r.method).factory.config_class)
-        shown = ", ".join(f"{f.name}={f.default!r}" for f in fields if f.default is not dataclasses.MISSING)
+        defaults = dataclasses.asdict(METHODS.get(r.method).factory.config_class())
+        shown = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
         print(
             f"{r.method:<12} {r.description}\n{'':<12} source: {r.source}\n{'':<12} modulates: "
             f"{r.modulates}; with IEMF: {r.with_iemf}\n{'':<12} --method-arg: {shown or '(none)'}"

@@ -198,6 +198,7 @@ def test_5_skip_mode_counts_non_finite_batches_and_goes_on(tmp_path, capsys, mon
         (["--method", "ogm_ge", "--method-arg", "zero=1"], "--method-arg zero: the method (ogm_ge) has no option"),
         (["--method", "agm", "--method-arg", "zero_pass_mode=foo"], "zero_pass_mode must be one of 'eval', 'train'"),
         (["--method", "ogm_ge", "--method-arg", "agm.alpha=1"], "--method-arg agm.alpha: 'agm' is not a method of"),
+        (["--method", "ogm_ge", "--iemf", "--method-arg", "noise=false"], "say which: ogm_ge.noise or iemf.noise"),
     ],
 )
 def test_6_arguments_are_never_ignored_or_misread(args, needle, tmp_path, capsys):

@@ -78,13 +78,27 @@ def test_a_study_with_a_bad_option_is_one_line_and_writes_nothing(name, capsys, 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--method-arg", "noise=false"], {"ogm_ge": {"noise": False}, "iemf": {"noise": False}}),
+        (["--method-arg", "params=all"], {"ogm_ge": {"params": "all"}, "iemf": {}}),
         (["--method-arg", "iemf.noise=false"], {"ogm_ge": {}, "iemf": {"noise": False}}),
         (["--method-arg", "ogm_ge.alpha=0.2", "--alpha", "0.3"], {"ogm_ge": {"alpha": 0.3}, "iemf": {}}),
     ],
 )
-def test_method_args_go_to_every_method_that_has_them_or_to_the_one_named(args, expected):
-    """``--method-arg KEY=VALUE`` on every method of the run with the option; ``METHOD.KEY`` on that one."""
+def test_method_args_go_to_the_method_that_has_them_or_to_the_one_named(args, expected):
+    """``--method-arg KEY=VALUE`` on the method of the run with the option; ``METHOD.KEY`` on that one."""
     parsed = build_parser().parse_args(["train", "--demo", "--method", "ogm_ge", "--iemf", *args])
     policies = {p["name"]: {k: v for k, v in p.items() if k != "name"} for p in train_config(parsed).policies}
     assert policies == expected
+
+
+def test_methods_list_every_option_a_method_arg_takes(capsys):
+    import dataclasses
+
+    from snn_msi.training import METHODS
+
+    assert main(["methods"]) == 0
+    text = capsys.readouterr().out
+    for name in METHODS.names():
+        block = text.split(f"\n{name} ", 1)[-1] if not text.startswith(f"{name} ") else text
+        line = next(x for x in block.splitlines() if "--method-arg:" in x)
+        for f in dataclasses.fields(METHODS.get(name).factory.config_class):
+            assert f"{f.name}=" in line, (name, f.name)

@@ -4,6 +4,7 @@ options, plateau check, accuracy at matched compute), official / tuned / IEMF ro
 from __future__ import annotations
 
 import csv
+import logging
 import math
 
 import pytest
@@ -108,7 +109,7 @@ def test_compute_survives_a_resume_exactly(tmp_path):
         assert resumed[key] == whole[key], key
 
 
-def test_gop_is_passes_times_operations_per_clip():
+def test_gop_is_passes_times_operations_per_clip(caplog):
     c = Compute(steps=3)
     c.passes = {"audio": {"train": 10.0, "eval": 2.0}, "visual": {"train": 10.0, "eval": 4.0}}
     assert math.isnan(c.gop()) and "compute_gop" not in c.row()
@@ -119,9 +120,11 @@ def test_gop_is_passes_times_operations_per_clip():
     d.load_state_dict(c.state_dict())
     assert d == c
     Compute().load_state_dict(None)  # a checkpoint from before compute was counted
-    old = {k: v for k, v in c.state_dict().items() if k != "cpu_seconds"}  # ... before CPU time was counted
-    d.load_state_dict(old)
-    assert math.isnan(d.cpu_seconds) and d.seconds == c.seconds
+    old = {k: v for k, v in c.state_dict().items() if k not in ("cpu_seconds", "counting")}  # ... before CPU time
+    with caplog.at_level(logging.WARNING, logger="snn_msi.training.compute"):  # and the counting rule were saved
+        d.load_state_dict(old)
+    assert math.isnan(d.cpu_seconds) and d.seconds == c.seconds and d.counting == 1
+    assert "compute rule 1" in caplog.text
 
 
 def test_the_meter_counts_only_while_entered():
@@ -196,6 +199,7 @@ def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
     by = {(r["method"], r["with_iemf"]): r for r in sm.summarise(rows, seeds)}
     assert by[("pmr", True)]["iemf_effect"] == pytest.approx(0.1 * 2 / 3)  # +0.1, +0.1, 0 against pmr alone
     assert by[("pmr", True)]["diff_vs_normal"] == pytest.approx((0.0 + 0.0 + 0.2) / 3)
+    assert by[("pmr", True)]["diff_n"] == 3
     assert math.isnan(by[("pmr", False)]["iemf_effect"]) and by[("pmr", True)]["compute_samples_x_normal"] == 1
     table = sm.markdown_table(list(by.values()))
     assert "| pmr | official | yes | 3 |" in table
@@ -255,7 +259,7 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     b = sm.BENCHMARK
     assert (long.epochs, list(long.milestones), long.seed) == (2 * b["epochs"], [2 * m for m in b["milestones"]], 3)
     assert long.out.endswith("normal-2x/s3")
-    row = {"method": "normal", "variant": "long", "n": 4, "diff_vs_normal": 0.003, "diff_ci_low": -0.01}
+    row = {"method": "normal", "variant": "long", "n": 5, "diff_n": 4, "diff_vs_normal": 0.003, "diff_ci_low": -0.01}
     row["diff_ci_high"] = 0.016
     text = " ".join(sm.plateau_lines([row], (1.1, 14)))
     assert "+0.3 [-1.0, +1.6] points of test accuracy (paired by seed, 4 seeds): plateaued" in text

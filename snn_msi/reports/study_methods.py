@@ -391,11 +391,12 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
         mean, lo, hi = t_interval([r["test_acc"] for r in runs])
 
         def paired(other, key=key):
+            """Mean, 95 % CI and the number of seeds both rows have."""
             d = [acc(key, s) - acc(other, s) for s in seeds if acc(key, s) is not None and acc(other, s) is not None]
-            return t_interval(d) if key != other and d else (math.nan, math.nan, math.nan)
+            return (*t_interval(d), len(d)) if key != other and d else (math.nan, math.nan, math.nan, 0)
 
         vs_normal = paired(normal)
-        vs_alone = paired((key[0], key[1], False)) if key[2] else (math.nan, math.nan, math.nan)
+        vs_alone = paired((key[0], key[1], False)) if key[2] else (math.nan, math.nan, math.nan, 0)
         ratios = {}
         for k in _COMPUTE:
             rs = [
@@ -421,6 +422,7 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
                 "diff_vs_normal": vs_normal[0],
                 "diff_ci_low": vs_normal[1],
                 "diff_ci_high": vs_normal[2],
+                "diff_n": vs_normal[3],
                 "iemf_effect": vs_alone[0],
                 "iemf_effect_ci_low": vs_alone[1],
                 "iemf_effect_ci_high": vs_alone[2],
@@ -545,7 +547,7 @@ def plateau_lines(summary: list[dict], quarter: tuple[float, int] | None) -> lis
         verdict = "plateaued" if d < PLATEAU_POINTS else "NOT plateaued: this budget is short of convergence"
         lines.append(
             f"Plateau check: Normal trained for twice the epochs gains {gain} points of test accuracy (paired by "
-            f"seed, {long['n']} seeds): {verdict} (criterion: mean gain < {PLATEAU_POINTS} points)."
+            f"seed, {long['diff_n']} seeds): {verdict} (criterion: mean gain < {PLATEAU_POINTS} points)."
         )
     elif quarter is not None:
         verdict = "plateaued" if quarter[0] < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"

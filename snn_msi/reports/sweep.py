@@ -63,11 +63,15 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, self.low, self.high, log=self.log)
 
-    def values(self) -> list | None:
-        """Every value the parameter can take, when there are finitely many (choices, a whole-number range)."""
+    def size(self) -> int | None:
+        """How many values the parameter can take, when finitely many (choices, a whole-number range)."""
         if self.choices:
-            return list(self.choices)
-        return list(range(int(self.low), int(self.high) + 1)) if self.integer else None
+            return len(self.choices)
+        return int(self.high) - int(self.low) + 1 if self.integer else None
+
+    def values(self) -> list:
+        """Every value of a parameter with :meth:`size`."""
+        return list(self.choices) if self.choices else list(range(int(self.low), int(self.high) + 1))
 
     def describe(self) -> str:
         if self.choices:
@@ -105,7 +109,8 @@ def parse_param(text: str) -> Param:
 @dataclass
 class SweepConfig:
     """``method`` (with ``iemf`` on top) on the ``recipe`` (options the recipe gives the method stay unless searched);
-    ``params`` searched over ``trials`` trials; ``prune``: the median pruner on each epoch's validation accuracy;
+    ``params`` searched over ``trials`` trials (:meth:`grid`: each point of a smaller space once); ``prune``: the
+    median pruner on each trial's best validation accuracy so far, per epoch;
     ``runs``: the seed (the first), folder and executor; ``first``: the values of the first trial (e.g. the
     method's defaults, so the best trial is at least as good on validation)."""
 
@@ -139,14 +144,19 @@ class SweepConfig:
                 apply_overrides(self.recipe.to_dict(), [f"{p.name}=0"], TrainConfig, option="--param")
 
     def grid(self) -> list[dict] | None:
-        """Every point of the search space, ``first`` first, when it has no more points than ``trials``: a sweep
-        then tries each point once (drawing would repeat some and miss others); None otherwise."""
-        values = [p.values() for p in self.params]
-        if any(v is None for v in values) or math.prod(len(v) for v in values) > self.trials:
+        """Every point of the search space, ``first`` first, when it has no more points than ``trials`` (and
+        ``first``, if given, is one of them): a sweep then tries each point once (drawing would repeat some and
+        miss others); None otherwise."""
+        sizes = [p.size() for p in self.params]
+        if any(n is None for n in sizes) or math.prod(sizes) > self.trials:
             return None
-        points = [dict(zip([p.name for p in self.params], combo, strict=True)) for combo in itertools.product(*values)]
-        first = [q for q in points if q == self.first]
-        return first + [q for q in points if q != self.first]
+        names = [p.name for p in self.params]
+        points = [
+            dict(zip(names, combo, strict=True)) for combo in itertools.product(*(p.values() for p in self.params))
+        ]
+        if self.first is not None and self.first not in points:
+            return None
+        return [q for q in points if q == self.first] + [q for q in points if q != self.first]
 
     def budget(self) -> int:
         """The trials to run: ``trials``, or the size of a smaller search space (:meth:`grid`)."""
@@ -195,9 +205,9 @@ def make_pruner(prune: bool):
 
 
 def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, float]:
-    """Train one trial's run epoch by epoch in its folder (resuming from ``last.pt``), reporting each epoch's
-    validation accuracy to Optuna; ``("complete", best val acc)``, ``("pruned", last val acc)`` or ``("fail",
-    nan)`` with the error logged."""
+    """Train one trial's run epoch by epoch in its folder (resuming from ``last.pt``), reporting its best
+    validation accuracy so far to Optuna after each epoch; ``("complete", best val acc)``, ``("pruned", best val
+    acc so far)`` or ``("fail", nan)`` with the error logged."""
     import logging
 
     import optuna
@@ -223,7 +233,7 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
             if result is not None:  # the last epoch trained: the run is finished
                 return "complete", result.best_val_acc
             if prune and trial.should_prune():
-                return "pruned", float(rows[-1]["val_acc"])
+                return "pruned", best
     except (ValueError, RuntimeError, OSError) as err:
         logging.getLogger(__name__).error("trial %s (%s) failed: %s", trial.number, cfg.out, err)
         return "fail", math.nan
@@ -254,13 +264,19 @@ def _open_study(scfg: SweepConfig):
 
                 shutil.rmtree(folder)
         else:
+            _enqueue(study, scfg.grid() or [])  # a rerun with more --trials may have made the space a grid
             return study, storage
     out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", sampler=sampler, pruner=pruner)
     study.set_user_attr("spec", scfg.spec())
-    for point in scfg.grid() or ([scfg.first] if scfg.first else []):
-        study.enqueue_trial(point)
+    _enqueue(study, scfg.grid() or ([scfg.first] if scfg.first else []))
     return study, storage
+
+
+def _enqueue(study, points: list[dict]) -> None:
+    """Queue each point as a trial, unless a trial (in any state) has it already."""
+    for point in points:
+        study.enqueue_trial(point, skip_if_exists=True)
 
 
 def _first_difference(a: dict | None, b: dict) -> str:
@@ -368,7 +384,7 @@ def markdown_table(rows: list[dict], scfg: SweepConfig) -> str:
         "",
         f"{scfg.method}{' + iemf' if scfg.iemf else ''} on {rec.data.dataset} (preset {rec.data.preset}), "
         f"{rec.epochs} epochs, seed {scfg.runs.seeds[0]}; searched: "
-        f"{', '.join(p.describe() for p in scfg.params)}; TPE, "
+        f"{', '.join(p.describe() for p in scfg.params)}; {'every point' if scfg.grid() else 'TPE'}, "
         f"{'median pruning per epoch' if scfg.prune else 'no pruning'}",
     ]
     return "\n".join(lines)
@@ -376,7 +392,7 @@ def markdown_table(rows: list[dict], scfg: SweepConfig) -> str:
 
 def sweep_plot(study, scfg: SweepConfig, path: Path) -> Path:
     """Left: each trial's value against the first numeric parameter (complete and pruned); right: every trial's
-    validation accuracy per epoch (pruned trials dashed)."""
+    best validation accuracy so far, per epoch (pruned trials dashed)."""
     import matplotlib.pyplot as plt
 
     from .. import plots  # noqa: F401  (selects the non-interactive backend)
@@ -414,7 +430,7 @@ def sweep_plot(study, scfg: SweepConfig, path: Path) -> Path:
             )
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("validation accuracy (%)")
-    ax2.set_title("per epoch (dashed: pruned)")
+    ax2.set_title("best so far, per epoch (dashed: pruned)")
     fig.tight_layout()
     save_figure(fig, path, 110)
     plt.close(fig)
@@ -424,8 +440,8 @@ def sweep_plot(study, scfg: SweepConfig, path: Path) -> Path:
 # -- the command ---------------------------------------------------------------------------------------------------
 @register_command(
     "sweep",
-    description="tune a method's options on the validation split with Optuna (TPE, pruning "
-    "per epoch); resumes; runs on the studies' executors",
+    description="tune a method's options on the validation split with Optuna (TPE, or every point of a small "
+    "space; pruning per epoch); resumes; runs on the studies' executors",
 )
 def _sweep_command(q) -> None:
     from ..training import METHODS
@@ -440,7 +456,12 @@ def _sweep_command(q) -> None:
         metavar="NAME=LOW:HIGH[:log|:int]",
         help="a searched value (repeatable): alpha=0.05:2:log, lr=1e-3:1e-1:log, start=0:3:int, fusion=concat,msi",
     )
-    q.add_argument("--trials", type=int, default=20, help="complete or pruned trials to reach (default 20)")
+    q.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="complete or pruned trials to reach (default 20; a space with no more points: each point once)",
+    )
     q.add_argument("--no-prune", action="store_true", help="train every trial to the end")
     add_run_arguments(q, seeds=1, out="runs/sweep", jobs=2)
     q.set_defaults(func=_run)

@@ -27,6 +27,7 @@ forward passes' operations; backward passes are not counted.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,12 @@ from ..models.resnet import SeqConv
 __all__ = ["Compute", "ComputeMeter", "not_counted", "ops_per_clip"]
 
 MODALITIES = ("audio", "visual")
+
+#: the rule passes are counted by: 2 (2026-12-05) counts every pass outside :meth:`ComputeMeter.evaluating` as
+#: training work; 1 counted by the module's batch-norm mode. A checkpoint of another rule is resumed with a warning.
+COUNTING = 2
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Compute:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     ops: dict[str, float] = field(default_factory=dict)
+    counting: int = COUNTING
 
     @property
     def samples(self) -> float:
@@ -105,6 +113,15 @@ class Compute:
             self.passes = {m: dict(state["passes"][m]) for m in MODALITIES}
             self.steps, self.seconds, self.ops = int(state["steps"]), float(state["seconds"]), dict(state["ops"])
             self.cpu_seconds = float(state.get("cpu_seconds", math.nan))
+            # the rule is saved from 2026-12-05, CPU time from earlier that day, under rule 2 already
+            self.counting = int(state.get("counting", 2 if "cpu_seconds" in state else 1))
+            if self.counting != COUNTING:
+                log.warning(
+                    "resuming counts made under compute rule %d (this version: %d): the run's compute columns mix "
+                    "the two (snn_msi.training.compute.COUNTING); train it again for counts of one rule",
+                    self.counting,
+                    COUNTING,
+                )
 
 
 _UNCOUNTED = [0]  # depth of not_counted() blocks in this process
