@@ -236,9 +236,15 @@ def test_a_search_space_smaller_than_the_trials_is_tried_point_by_point(tmp_path
     recipe = _tiny_recipe()
     runs = RunOptions(seeds=[0], jobs=1, out=str(tmp_path), progress=False)
     params = [parse_param(t) for t in sm.TUNE["mla"]]
-    cfg = SweepConfig("mla", params=params, trials=5, recipe=recipe, runs=runs, first={"projection": False})
+    cfg = SweepConfig("mla", params=params, trials=1, recipe=recipe, runs=runs, first={"projection": False})
+    assert [r["projection"] for r in run_sweep(cfg)] == [False]  # one trial: the first values
+    cfg.trials = 5  # the same sweep rerun with more trials: now the space is smaller, each point once
     rows = run_sweep(cfg)
     assert sorted((r["trial"], r["projection"]) for r in rows) == [(0, False), (1, True)]
+    assert cfg.grid() == [{"projection": False}, {"projection": True}] and cfg.budget() == 2
+    assert SweepConfig("mla", params=params, trials=5, recipe=recipe, first={"projection": 1.5}).grid() is None
+    huge = SweepConfig("gblend", params=[parse_param("super_epoch=1:1000000000:int")], trials=5, recipe=recipe)
+    assert huge.grid() is None and huge.budget() == 5  # sized, not listed
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{tmp_path / 'sweep.db'}")
     for t in study.trials:
         curve = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
