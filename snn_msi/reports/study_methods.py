@@ -54,9 +54,9 @@ BENCHMARK = {"epochs": 56, "milestones": [36], "tune": 5, "tune_seed": 100}
 
 #: what ``--benchmark`` takes (``--help`` shows it)
 BENCHMARK_TIME = (
-    "about 19 h on 2 CPU cores, 2 runs at a time (estimated from the 14-epoch run of 2026-12-05, 3.7 min per row "
-    "of 5 runs, x4: 37 official and IEMF rows, the plateau check, 18 sweeps of 5 trials and up to 18 tuned rows); "
-    "it resumes where it was stopped"
+    "about 17 h on 2 CPU cores, 2 runs at a time (Normal's 56-epoch run took 4.4 min two at a time on 2026-12-05; "
+    "x1.27, the methods' mean wall time relative to Normal at 14 epochs: 36 official and IEMF rows, 8.4 h; the "
+    "plateau check; 87 tuning trials, 4.1 h; up to 18 tuned rows, 4.3 h); it resumes where it was stopped"
 )
 
 #: each method's key options for ``--tune`` (``snn-msi sweep --param`` syntax): the modulation strength or the
