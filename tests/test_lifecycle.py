@@ -633,3 +633,26 @@ def test_a_study_killed_with_kill_leaves_no_worker_training(tmp_path):
         assert not any(_alive(p) for p in workers)
     finally:
         study.kill()
+
+
+def test_a_run_made_under_another_method_default_is_not_reused_silently(tmp_path):
+    """A run saves every option of its methods: a default changed since (MLA's projection was on before
+    2026-12-04) is a change of config, refused in one line; a config saved before runs wrote them out (options
+    left to the defaults) still matches."""
+    from snn_msi.reports.runs import finished, run_config
+    from snn_msi.training import demo_config
+
+    model = {**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1}
+    data = {"dataset": "digits-av", "preset": "hard", "limit": 16}
+    cfg = demo_config(epochs=1, batch_size=8, model=model, data=data, policies=[{"name": "mla"}], out=str(tmp_path))
+    assert run_config(cfg.to_dict()).status == "trained"
+    saved = yaml_load((tmp_path / "config.yaml").read_text())
+    assert saved["policies"] == [{"name": "mla", "projection": False, "gating": "entropy", "av_alpha": 0.5}]
+    header = (tmp_path / "config.yaml").read_text().splitlines(keepends=True)[0]
+    (tmp_path / "config.yaml").write_text(header + yaml_dump({**saved, "policies": [{"name": "mla"}]}))
+    assert finished(cfg) and run_config(cfg.to_dict()).status == "reused"  # an older run's config
+    old_default = {**saved, "policies": [{**saved["policies"][0], "projection": True}]}
+    (tmp_path / "config.yaml").write_text(header + yaml_dump(old_default))
+    assert not finished(cfg)
+    with pytest.raises(ConfigError, match=r"holds another config \(policies.*projection"):
+        run_config(cfg.to_dict())

@@ -40,7 +40,7 @@ from ..argtypes import nonnegative_float, positive_int
 from ..schema import ConfigError
 from ..training.config import TrainConfig
 from ..training.result import RunResult
-from ..training.rundir import RunDir, config_diff
+from ..training.rundir import RunDir, canonical_config, config_diff
 
 __all__ = [
     "RunOptions",
@@ -329,7 +329,7 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> RunOutcome:
 def _difference(rd: RunDir, cfg: TrainConfig) -> list[str] | None:
     """How the configuration saved in ``rd`` differs from ``cfg`` in what a run computes (:data:`PLACEMENT` and
     the model sizes resolved from the data aside): ``[]`` the same, None when the folder has no saved config."""
-    saved, wanted = rd.saved_config(), cfg.to_dict()
+    saved, wanted = rd.saved_config(), canonical_config(cfg.to_dict())
     if saved is None:
         return None
     resolved = tuple(f"model.{k}" for k, v in wanted["model"].items() if v is None)  # from the data, when run

@@ -155,13 +155,17 @@ def config_diff(a: dict, b: dict, ignore: tuple[str, ...] = ()) -> list[str]:
 
 
 def canonical_config(d: dict) -> dict:
-    """A saved config as this version reads it: options added since the run was made at their defaults, older
-    layouts upgraded; so a new option is not a change of the run's config (a config that no longer loads is
-    compared as it was saved)."""
+    """A config as this version reads it: options added since the run was made at their defaults, older layouts
+    upgraded, every method's options written out (:func:`~snn_msi.training.policies.resolve_policies`); so a new
+    option is not a change of the run's config, and a method default changed since a run saved its own is (a
+    config that no longer loads is compared as it was saved). Runs save their config in this form."""
     from .config import TrainConfig
+    from .policies import resolve_policies
 
     try:
-        return TrainConfig.from_dict(d).to_dict()
+        c = TrainConfig.from_dict(d).to_dict()
+        c["policies"] = resolve_policies(c["policies"])
+        return c
     except (ConfigError, TypeError, ValueError):
         return d
 
@@ -408,7 +412,7 @@ class RunDir:
 
     def check_resume_config(self, saved: dict, requested: dict) -> None:
         """A resumed run keeps its config: raise naming every changed key not in :data:`RESUMABLE`."""
-        diff = config_diff(canonical_config(saved), requested, RESUMABLE)
+        diff = config_diff(canonical_config(saved), canonical_config(requested), RESUMABLE)
         if diff:
             raise ConfigError(
                 f"cannot resume {self.path} with a changed config ({'; '.join(diff)}); a resumed run "
@@ -417,7 +421,7 @@ class RunDir:
 
     def write_config(self, config) -> None:
         """``config.yaml``, marked as written by a run (a user's own config.yaml in the folder is not a run)."""
-        write_text(self.config_file, CONFIG_HEADER + yaml_dump(config.to_dict()))
+        write_text(self.config_file, CONFIG_HEADER + yaml_dump(canonical_config(config.to_dict())))
 
     def mark_complete(self, result: RunResult) -> None:
         """Write ``results.json`` atomically: the run is finished."""

@@ -267,6 +267,13 @@ def parse_policy(spec: Mapping, where: str = "policies[0]") -> tuple[type[Policy
     return cls, cls.config_class.from_dict(options, f"{where}({spec['name']})")
 
 
+def resolve_policies(specs: Sequence[Mapping]) -> list[dict]:
+    """Each method with every option written out (its defaults where ``specs`` leaves them): what a run saves, so
+    that a default changed later is a change of the run's config, not a silent reuse of a run made under the old
+    one."""
+    return [{"name": spec["name"], **parse_policy(spec, f"policies[{i}]")[1].to_dict()} for i, spec in enumerate(specs)]
+
+
 def build_policies(specs: Sequence[Mapping], seed: int = 0) -> Compose:
     """A :class:`Compose` of the methods ``specs`` (``[{"name": "ogm_ge", "alpha": 0.8}, {"name": "lfm"}]``).
 
