@@ -314,6 +314,7 @@ def test_report_tables_the_finished_runs_and_trains_nothing(tmp_path, capsys):
         and "| normal | official | no | 2 |" in text
     )
     assert not (out / "cml" / "s1" / "results.json").exists()
+    assert "nan" not in text  # one seed: no interval, shown as [-, -]
     assert "| cml | official | no | 1 |" in (out / "summary.md").read_text()
     (out / sm.TUNED_FILE).write_text("cml: {lam: 0.5}\n")
     assert main([*study, "--report", "--tune", "2"]) == 0

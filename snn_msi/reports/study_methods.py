@@ -443,7 +443,10 @@ def _pct(x: float) -> str:
 
 
 def _pts(d: float, lo: float, hi: float) -> str:
-    return "-" if not math.isfinite(d) else f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    def one(x: float) -> str:
+        return f"{100 * x:+.1f}" if math.isfinite(x) else "-"
+
+    return "-" if not math.isfinite(d) else f"{one(d)} [{one(lo)}, {one(hi)}]"
 
 
 def _x(v: float) -> str:
