@@ -29,7 +29,7 @@ from ..metrics.energy import (
     energy_report,
     relu_config,
 )
-from ..training.rundir import config_diff
+from ..training.rundir import canonical_config, config_diff
 from . import register_command
 
 #: config keys a twin may differ in without a note (the neuron itself, where it runs, how it loads data)
@@ -75,7 +75,7 @@ def load_twin(path: str | Path, snn_cfg):
     if arch:
         raise ValueError(f"--twin {path}: another architecture ({'; '.join(arch)})")
     twin = relu_twin(cfg.model, trained.state_dict())
-    recipe = config_diff(snn_cfg.to_dict(), cfg.to_dict(), TWIN_KEYS)
+    recipe = config_diff(canonical_config(snn_cfg.to_dict()), canonical_config(cfg.to_dict()), TWIN_KEYS)
     notes = [f"the twin's recipe differs from the SNN's: {'; '.join(recipe)}"] if recipe else []
     return twin, cfg, notes
 
