@@ -628,8 +628,8 @@ def _run(args) -> int:
         recipe=recipe,
         runs=runs,
     )
-    written = Path(runs.out) / TUNED_FILE
     if args.report:
+        written = Path(runs.out) / TUNED_FILE
         if trials and written.is_file():
             cfg.tuned = {**load_tuned(written), **cfg.tuned}
         run_methods_study(cfg, report=True)

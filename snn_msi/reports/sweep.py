@@ -319,7 +319,8 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
         print(f"{requeued} trial(s) of a killed sweep continue from their folders")
     executor = make_executor(scfg.runs)
     fn = functools.partial(run_trial, storage=storage, prune=scfg.prune)
-    while (left := scfg.budget() - _counted(study)) > 0:
+    budget = scfg.budget()
+    while (left := budget - _counted(study)) > 0:
         batch = [study.ask() for _ in range(min(scfg.runs.jobs, left))]
         items = []
         for t in batch:
