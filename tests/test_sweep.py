@@ -94,6 +94,9 @@ def test_params_parse_and_unknown_names_are_refused(capsys, tmp_path):
     assert parse_param("start=0:3:int").integer
     assert main(["sweep", "--method", "ogm_ge", "--param", "beta=0:1", "--out", str(tmp_path / "s")]) == 2
     assert "has no key 'beta'" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    for bad, needle in (("projection=false,maybe", "projection must be true or false"), ("lr=-1:1", "lr must be > 0")):
+        assert main(["sweep", "--method", "mla", "--param", bad, "--out", str(tmp_path / "s")]) == 2
+        assert needle in capsys.readouterr().err and not (tmp_path / "s").exists()  # every value checked first
 
 
 def test_the_methods_study_takes_tuned_values(tmp_path):

@@ -139,9 +139,9 @@ class SweepConfig:
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ConfigError(f"--param: each name once, got {names}")
-        for p in self.params:  # a method option, or a config key: checked before anything runs
-            if p.name not in self.method_options():
-                apply_overrides(self.recipe.to_dict(), [f"{p.name}=0"], TrainConfig, option="--param")
+        for p in self.params:  # a method option or a config key, at each choice or both ends: before anything runs
+            for v in p.values() if p.choices else [p.low, p.high]:
+                self.config({p.name: int(v) if p.integer else v}, self.runs.out)
 
     def grid(self) -> list[dict] | None:
         """Every point of the search space, ``first`` first, when it has no more points than ``trials`` (and
