@@ -123,6 +123,12 @@ def train_config(args, base=None):
         d = base.to_dict()
     elif recipe or args.dataset or args.data_root:
         d = TrainConfig().to_dict()
+    elif resume_dir is not None:
+        what = "no such folder" if not resume_dir.exists() else "no run in it (no config.yaml)"
+        raise ConfigError(
+            f"--resume {resume_dir}: {what}; give a run's folder (or its last.pt), or also what to train on "
+            "(--demo, --dataset, --config) to start that run there"
+        )
     else:
         raise ConfigError(
             "say what to train on: --demo (the embedded digits-av), --dataset NAME --data-root DIR "
@@ -157,7 +163,7 @@ def train_config(args, base=None):
         d["out"] = str(resume_dir)
     elif args.out:
         d["out"] = args.out
-    elif not args.config:  # a fresh folder per run; a --config file's own `out` is kept
+    elif not names_its_folder(args):  # a fresh folder per run (made unique when the run starts)
         label = "+".join(p["name"] for p in d.get("policies", [])) or "normal"
         d["out"] = f"runs/{data['dataset']}/{label}-{model['neuron']}-s{d['seed']}-{time.strftime('%Y%m%d-%H%M%S')}"
     apply_overrides(d, args.set, TrainConfig)
@@ -168,6 +174,13 @@ def train_config(args, base=None):
     if entry.needs_root and not cfg.data.root:
         raise ConfigError(f"--dataset {cfg.data.dataset} needs --data-root (its folder)")
     return cfg
+
+
+def names_its_folder(args) -> bool:
+    """The command names the run's folder: ``--out``, ``--resume``, a ``--config`` file's own ``out`` or
+    ``--set out=...``; else :func:`train_config` makes a name up from the time (taken unique by the trainer)."""
+    sets_out = any(item.partition("=")[0].strip() == "out" for item in args.set or ())
+    return args.resume is not None or bool(args.out) or bool(args.config) or sets_out
 
 
 def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
@@ -231,8 +244,19 @@ def _cmd_train(args) -> int:
     from .training import Trainer
 
     cfg = train_config(args)
-    print(f"run folder: {cfg.out}", file=sys.stderr)
-    result = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet, loggers=args.logger).fit()
+    unique = not names_its_folder(args) and _train_mode(args) == "new"
+    trainer = Trainer(cfg, mode=_train_mode(args), progress=not args.quiet, loggers=args.logger, unique_out=unique)
+    print(f"run folder: {trainer.cfg.out}", file=sys.stderr)
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        out = trainer.cfg.out
+        kept = (
+            f"{out} keeps its last finished epoch; continue it with snn-msi train --resume {out}"
+            if trainer.rundir.last.is_file()
+            else "no epoch had finished"
+        )
+        raise Interrupted(f"interrupted; {kept}") from None
     _print_result(result)
     return 0
 
@@ -365,11 +389,14 @@ def _methods_command(q: argparse.ArgumentParser) -> None:
 
 def _cmd_evaluate(args) -> int:
     from .data import build_datasets
-    from .training import load_model, resolve_device
-    from .training.trainer import _base_dataset, evaluate_collect
+    from .data.identity import class_mismatch, class_names
+    from .training import load_checkpoint, resolve_device
+    from .training.trainer import evaluate_collect, model_from_checkpoint
 
     device = resolve_device(args.device)
-    model, cfg = load_model(args.checkpoint, device)
+    state = load_checkpoint(args.checkpoint)
+    model, cfg = model_from_checkpoint(state, args.checkpoint, device)
+    trained = (state.get("data") or {}).get("classes")
     if args.data_root:
         data = cfg.data.replace(root=str(Path(args.data_root).expanduser().resolve()))
     elif cfg.data.root and not Path(cfg.data.root).exists():
@@ -381,10 +408,13 @@ def _cmd_evaluate(args) -> int:
         data = cfg.data
     sets = build_datasets(data, cfg.seed)
     ds = sets[{"train": 0, "val": 1, "test": 2}[args.split]]
+    why = class_mismatch(trained, class_names(ds))
+    if why is not None:
+        raise ConfigError(f"{args.checkpoint} cannot be scored on {data.root or data.dataset}: {why}")
     collected = evaluate_collect(model, ds, device, cfg.batch_size)
     metrics = collected.result()
     print(json.dumps(metrics.row(args.split), indent=1))
-    classes = [str(c) for c in getattr(_base_dataset(ds), "classes", None) or range(cfg.model.num_classes)]
+    classes = trained or class_names(ds) or [str(c) for c in range(cfg.model.num_classes)]
     table = evaluation_tables(collected.predictions(), classes, cfg.model.num_classes)
     print(_per_class_text(table["per_class"], args.split), file=sys.stderr)
     if args.out:
@@ -462,7 +492,7 @@ def write_evaluation(out: Path, table: dict, row: dict, classes: list[str], spli
 
 @register_command("evaluate", description="accuracy, per-class table and confusion matrix of a checkpoint on a split")
 def _evaluate_command(q: argparse.ArgumentParser) -> None:
-    q.add_argument("checkpoint", help="a run's best.pt (or last.pt)")
+    q.add_argument("checkpoint", help="a run's best.pt (or last.pt), or its folder (for its best.pt)")
     q.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default: test)")
     q.add_argument("--data-root", help="the data's folder, where it is not where the run found it")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -536,13 +566,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the command kept (the message :func:`main_guard` prints)."""
+
+
 def main_guard(prog: str, func, args) -> int:
-    """Run ``func(args)``; a user error becomes one line on stderr and exit 2, a non-finite loss exit 1."""
+    """Run ``func(args)``; a user error becomes one line on stderr and exit 2, a non-finite loss exit 1, Ctrl-C
+    one line and exit 130 (as a shell reports SIGINT)."""
     from .training import NonFiniteLossError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return func(args)
+    except KeyboardInterrupt as err:  # Ctrl-C: one line (what a command kept, where it says), exit 130
+        print(f"{prog}: {err or 'interrupted'}", file=sys.stderr)
+        return 130
     except NonFiniteLossError as err:
         print(f"{prog}: stopped: {err}", file=sys.stderr)
         return 1

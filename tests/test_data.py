@@ -96,6 +96,45 @@ def test_generic_folder(tmp_path):
     assert ds.classes == ["a", "b"] and len(ds) == 2
 
 
+def test_folder_reads_what_users_keep(tmp_path):
+    """Extensions in any case, frames as .png, hidden and tool folders beside the classes."""
+    for label in ("a", "b"):
+        _wav(tmp_path / label / "c1.WAV")
+        _jpgs(tmp_path / label / "c2", 3)
+        _wav(tmp_path / label / "c2.wav")
+        for i, f in enumerate(sorted((tmp_path / label / "c2").iterdir())):
+            f.rename(f.with_name(f"frame_{i}.PNG"))
+        _jpgs(tmp_path / label, 1, name="c1")
+    _wav(tmp_path / ".ipynb_checkpoints" / "x.wav")
+    (tmp_path / "__MACOSX" / "a").mkdir(parents=True)
+    train, test = (
+        AudioVisualFolder(tmp_path, split=s, val_fraction=0.0, test_fraction=0.5, **SMALL) for s in ("train", "test")
+    )
+    assert train.classes == ["a", "b"] and len(train) + len(test) == 4 and not train.bad.count
+    assert {len(r.frames) for r in train.records + test.records} == {1, 3}
+
+
+def test_folder_refuses_trees_it_would_misread(tmp_path):
+    """An empty label folder (an extra class never seen), a test class that train/ lacks, train/ without test/:
+    each is an error naming the folder, not a silently different data set."""
+    for label in ("a", "b"):
+        _wav(tmp_path / "one" / label / "c1.wav")
+        _jpgs(tmp_path / "one" / label / "c1", 2)
+    (tmp_path / "one" / "empty").mkdir()
+    (tmp_path / "one" / "empty" / "c1.mp3").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"empty \(1 \.mp3\)"):
+        AudioVisualFolder(tmp_path / "one", **SMALL)
+    for split, label in (("train", "a"), ("train", "b"), ("test", "a"), ("test", "c")):
+        _wav(tmp_path / "two" / split / label / "c1.wav")
+        _jpgs(tmp_path / "two" / split / label / "c1", 2)
+    assert len(AudioVisualFolder(tmp_path / "two", split="train", val_fraction=0.0, **SMALL)) == 2
+    with pytest.raises(ValueError, match=r"two/test/c: not a class"):
+        AudioVisualFolder(tmp_path / "two", split="test", **SMALL)
+    (tmp_path / "two" / "test").rename(tmp_path / "two" / "held_out")
+    with pytest.raises(ValueError, match=r"two/train has no test/"):
+        AudioVisualFolder(tmp_path / "two", **SMALL)
+
+
 def test_h5_cache_returns_the_same_tensors(tmp_path):
     root = make_ks_tree(tmp_path / "ks")
     splits = {s: KineticsSounds(root, s, val_fraction=0.25, train=False, **SMALL) for s in ("train", "val", "test")}

@@ -137,3 +137,28 @@ def test_every_trial_process_uses_the_sweeps_pruner(prune, monkeypatch):
     assert type(pruner) is type(want) and vars(pruner) == vars(want)
     if prune:
         assert pruner._n_warmup_steps == 2 and pruner._n_startup_trials == 2
+
+
+def test_every_param_example_of_the_help_is_taken(capsys):
+    """The examples `snn-msi sweep --help` gives for --param: each one checked as a trial's config, with a method
+    that has the option (from the registry) or, for a config key, plain training."""
+    import dataclasses
+    import re
+
+    from snn_msi.reports.sweep import SweepConfig
+    from snn_msi.training import METHODS
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    help_text = text[text.rindex("--param NAME") :].split("--trials")[0]
+    examples = re.findall(r"[a-z_.]+=[^\s,)]+(?:,[^\s,)]+)*", help_text)
+    assert len(examples) >= 4, help_text
+    for example in examples:
+        p = parse_param(example)
+        owners = [
+            m
+            for m in METHODS.names()
+            if m != "normal" and p.name in {f.name for f in dataclasses.fields(METHODS.get(m).factory.config_class)}
+        ]
+        SweepConfig(method=owners[0] if owners else "normal", params=[p])

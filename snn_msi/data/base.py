@@ -240,6 +240,7 @@ class AudioVisualFiles(Dataset):
                 self.bad.add("label not in class list", rec.clip_id)
         bad_ids = {c for p, ids in self.bad.problems.items() if not p.startswith("listed twice") for c in ids}
         self.records = [r for r in records if r.clip_id not in bad_ids]
+        usable = len(self.records)
         if split is not None:
             self.records = carve_validation(self.records, split, val_fraction, seed)
         if self.bad.count:
@@ -250,8 +251,15 @@ class AudioVisualFiles(Dataset):
             if self.on_error == "raise":
                 raise ValueError(msg)
             log.warning(msg + " (skipped)")
+        where = f"{type(self).__name__} {getattr(self, 'root', '')}".rstrip()
+        if not self.records and usable:
+            raise ValueError(
+                f"{where}: the {self.split} split is empty: it holds out {val_fraction:g} of each class's "
+                f"training clips ({usable} in all), and only a class with 2 or more gives one; add clips "
+                "(a few per class at least)"
+            )
         if not self.records:
-            raise ValueError(f"{type(self).__name__}: no usable clips ({self.bad.summary()})")
+            raise ValueError(f"{where}: no usable clips in the {self.split} split ({self.bad.summary()})")
 
     @property
     def targets(self) -> list[int]:

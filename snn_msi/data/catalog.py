@@ -11,11 +11,9 @@ from pathlib import Path
 
 from neurons.registry import Registry
 
-from .config import DataConfig
+from .config import SPLITS, DataConfig
 
 DATASETS = Registry("data set")
-
-SPLITS = ("train", "val", "test")
 
 
 def _root(cfg: DataConfig) -> str:

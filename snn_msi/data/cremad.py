@@ -20,9 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import AudioVisualFiles, read_list, require_dir
-from .folder import scan_labelled_clips
-from .kinetics import _frame_paths
 from .sample import BadClips, ClipRecord
+from .scan import frame_paths, label_folders, scan_labelled_clips
 
 EMOTIONS = ["NEU", "HAP", "SAD", "FEA", "DIS", "ANG"]
 LAYOUTS = ("auto", "ogm-ge", "bim-ml")
@@ -70,9 +69,7 @@ class CremaD(AudioVisualFiles):
         files_split = "test" if split == "test" else "train"
         if self.layout == "bim-ml":
             base = require_dir(self.root / files_split / "audio", f"CREMA-D {files_split}/audio")
-            classes = sorted(
-                p.name for p in require_dir(self.root / "train" / "visual", "label folders").iterdir() if p.is_dir()
-            )
+            classes = label_folders(require_dir(self.root / "train" / "visual", "label folders"))
             records = scan_labelled_clips(base, classes, self.root / files_split / "visual", qualified_ids=False)
             bad = BadClips()
         else:
@@ -97,7 +94,7 @@ class CremaD(AudioVisualFiles):
                     clip,
                     EMOTIONS.index(emotion),
                     self.root / "AudioWAV" / f"{clip}.wav",
-                    _frame_paths(self.root / "Image-01-FPS" / clip),
+                    frame_paths(self.root / "Image-01-FPS" / clip),
                 )
             )
         return records, bad

@@ -25,12 +25,11 @@ from torch.utils.data import Dataset
 
 from ..encoders import LogMelSpectrogram, add_noise_snr
 from .base import stratified_split
-from .config import SNR_PRESETS
+from .config import SNR_PRESETS, SPLITS
 from .rng import sample_generator
 from .sample import AVSample
 
 AUDIO_DIR = Path(__file__).parent / "digits_av"
-SPLITS = ("train", "val", "test")
 
 
 @functools.lru_cache(maxsize=1)

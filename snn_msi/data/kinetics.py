@@ -13,15 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import AudioVisualFiles, drop_overlap, read_list, require_dir
+from .config import SPLITS
 from .sample import BadClips, ClipRecord
-
-SPLITS = ("train", "val", "test")
-
-
-def _frame_paths(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(folder.glob("*.jpg"), key=lambda p: (len(p.stem), p.stem))
+from .scan import frame_paths, label_folders
 
 
 class KineticsSounds(AudioVisualFiles):
@@ -44,7 +38,7 @@ class KineticsSounds(AudioVisualFiles):
         expected = f"KineticsSounds {files_split} split (expected {files_split}/video and {files_split}/audio)"
         base = require_dir(self.root / files_split, expected)
         class_base = self.root / "train" if (self.root / "train" / "video").is_dir() else base
-        classes = sorted(p.name for p in require_dir(class_base / "video", "label folders").iterdir() if p.is_dir())
+        classes = label_folders(require_dir(class_base / "video", "label folders"))
         if not classes:
             raise ValueError(f"KineticsSounds: no label folders under {class_base / 'video'}")
         bad = BadClips()
@@ -61,7 +55,7 @@ class KineticsSounds(AudioVisualFiles):
         if not (base / "video" / label_name / clip).is_dir() and (base / "video" / label_name / clip[:11]).is_dir():
             name = clip[:11]  # the original's test layout: folders and wavs named by the YouTube id
         return ClipRecord(
-            clip, label, base / "audio" / label_name / f"{name}.wav", _frame_paths(base / "video" / label_name / name)
+            clip, label, base / "audio" / label_name / f"{name}.wav", frame_paths(base / "video" / label_name / name)
         )
 
     def _from_list(self, list_file: Path, base: Path, classes: list[str], bad: BadClips) -> list[ClipRecord]:

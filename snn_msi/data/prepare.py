@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from ..files import atomic_path, write_text
 from .base import require_dir, stratified_split
+from .scan import label_folders
 
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".m4v"}
 #: characters written as %XX wherever they are in a name (list separators, path separators, the escape itself)
@@ -146,7 +147,7 @@ def prepare(
     """Convert ``video_dir`` into the seed layout under ``out_root``; returns ``{"done", "skipped", "failed",
     "renamed"}`` (``renamed``: video -> id, for the ids that are not the file name without extension)."""
     video_dir, out_root = require_dir(Path(video_dir), "video folder"), Path(out_root)
-    classes = sorted(p.name for p in video_dir.iterdir() if p.is_dir())
+    classes = label_folders(video_dir)
     clips = [
         (label, v)
         for label, c in enumerate(classes)

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from .base import AudioVisualFiles, require_dir
-from .folder import scan_labelled_clips
 from .sample import BadClips, ClipRecord
+from .scan import IMAGE_EXTS, files_with_suffix, label_folders, scan_labelled_clips
 
 LAYOUTS = ("auto", "urbansound8k", "bim-ml")
 
@@ -70,7 +70,7 @@ class UrbanSound8KAV(AudioVisualFiles):
         self.layout = detect_layout(self.root) if layout == "auto" else layout
         if self.layout == "bim-ml":
             sound = require_dir(self.root / "Dataset_v3_sound", "UrbanSound8K-AV sound tree")
-            classes = sorted(p.name for p in sound.iterdir() if p.is_dir())
+            classes = label_folders(sound)
             records = scan_labelled_clips(sound, classes, self.root / "Dataset_v3_vision", qualified_ids=False)
             records, bad = self._share_split(records, len(classes), train_share, split), BadClips()
         else:
@@ -97,7 +97,7 @@ class UrbanSound8KAV(AudioVisualFiles):
         classes_by_id = {int(r["classID"]): r["class"] for r in rows}
         label_of = {cid: i for i, cid in enumerate(sorted(classes_by_id))}  # the identity for all 10 classes
         classes = [classes_by_id[i] for i in sorted(classes_by_id)]
-        pools = {c: sorted((images / c).glob("*.jpg")) for c in classes}
+        pools = {c: files_with_suffix(images / c, IMAGE_EXTS) for c in classes}
         g = torch.Generator().manual_seed(seed)
         records = []
         for r in rows:

@@ -302,7 +302,17 @@ def run_methods_study(scfg: MethodsStudyConfig, report: bool = False) -> list[di
     out = Path(scfg.runs.out)
     total = len(specs)
     if report:
+        if not out.is_dir():
+            raise ConfigError(f"--out {out}: no such study folder")
         kept = [i for i, c in enumerate(configs) if finished(c)]
+        asked = {Path(c.out).resolve() for c in configs}
+        others = [p.parent for p in out.glob("*/*/config.yaml") if p.parent.resolve() not in asked]
+        if not kept and others:
+            raise ConfigError(
+                f"--out {out}: none of the {total} runs these options ask for is there, but {len(others)} run "
+                f"folder(s) of other settings (e.g. {others[0]}): --report takes the options the study was run "
+                "with (--methods, --epochs, --seeds, --model, ...)"
+            )
         specs, configs = [specs[i] for i in kept], [configs[i] for i in kept]
         print(f"{len(specs)} of {total} runs finished in {out} (--report: nothing trained)")
         if not specs:

@@ -82,7 +82,8 @@ class Param:
 
 
 def parse_param(text: str) -> Param:
-    """``alpha=0.05:2:log``, ``start=0:3:int``, ``lr=1e-3:1e-1:log:int`` is refused; ``fusion=concat,msi``."""
+    """``alpha=0.05:2:log``, ``start=0:3:int``, ``lr=1e-3:1e-1:log:int`` is refused; ``model.fusion=concat,msi``
+    (a method's option by its name, any other config key dotted, as ``--set`` takes it)."""
     from ..schema import parse_value
 
     name, sep, spec = text.partition("=")
@@ -455,7 +456,8 @@ def _sweep_command(q) -> None:
         default=[],
         type=_param_type,
         metavar="NAME=LOW:HIGH[:log|:int]",
-        help="a searched value (repeatable): alpha=0.05:2:log, lr=1e-3:1e-1:log, start=0:3:int, fusion=concat,msi",
+        help="a searched value (repeatable): a method's option by its name (alpha=0.05:2:log, start=0:3:int), "
+        "any other config key dotted as --set takes it (lr=1e-3:1e-1:log, model.fusion=concat,msi)",
     )
     q.add_argument(
         "--trials",

@@ -174,10 +174,13 @@ def schedule_warnings(cfg: TrainConfig, train_samples: int) -> list[str]:
         )
     steps = math.ceil(train_samples / cfg.batch_size)
     if steps < FEW_STEPS:
+        small = {k: v for k, v in get_recipe("small").model_config().to_dict().items() if v is not None}
+        is_small = all(cfg.model.to_dict().get(k) == v for k, v in small.items())
         out.append(
             f"{steps} step(s) per epoch ({train_samples} training samples, batch {cfg.batch_size}) for {cfg.epochs} "
-            f"epochs at lr {cfg.lr:g}: a schedule made for large data sets may not move; try --model small (its "
-            "schedule is for small data), a larger --lr or a smaller --batch-size"
+            f"epochs at lr {cfg.lr:g}: the model may barely move; try "
+            + ("" if is_small else "--model small (its schedule is for small data), ")
+            + "a larger --lr or a smaller --batch-size"
         )
     return out
 

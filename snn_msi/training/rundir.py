@@ -31,6 +31,7 @@ Rules that make a lost or mixed-up run impossible:
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -113,14 +114,21 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load with ``weights_only=True`` (never executes code); one-line errors for missing / corrupt / foreign."""
+    """Load with ``weights_only=True`` (never executes code); one-line errors for missing / corrupt / foreign.
+    A run folder stands for its ``best.pt``."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / "best.pt").is_file():
+            raise FileNotFoundError(f"{path} is a folder without best.pt (a run folder has best.pt and last.pt)")
+        path = path / "best.pt"
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unpickling failure means a corrupt or foreign file
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if "weights_only" in first:  # PyTorch's advice to load it unsafely: not for a file that is no checkpoint
+            first = "it holds something other than tensors and plain values"
         raise ValueError(
             f"checkpoint {path} is corrupt or not an snn-msi checkpoint: {type(err).__name__}: {first[:200]}"
         ) from None
@@ -243,12 +251,17 @@ class RunDir:
             when there is none) or ``"overwrite"`` (the new run is written to ``<folder>/.replacing/`` and replaces
             the old run's files, and only those, once it has written its first checkpoint: a new run that fails
             or is killed before that leaves the old one whole).
+        unique: ``path`` is a name made up for the run (the CLI's default, from the time): :meth:`prepare` takes
+            the first of ``path``, ``path-1``, ``path-2``, ... that does not exist, so runs started in the same
+            second get folders of their own (as timm's ``get_outdir``, but atomic); mode "new" only.
     """
 
-    def __init__(self, path: str | Path, mode: str = "new") -> None:
+    def __init__(self, path: str | Path, mode: str = "new", unique: bool = False) -> None:
         if mode not in ("new", "resume", "overwrite"):
             raise ValueError(f"mode must be 'new', 'resume' or 'overwrite', got {mode!r}")
-        self.path, self.mode = Path(path), mode
+        if unique and mode != "new":
+            raise ValueError("a unique run folder name is for a new run")
+        self.path, self.mode, self.unique = Path(path), mode, unique
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(f"output folder {self.path} is a file")
         self.work = self.path  # where the run writes now (the staging folder while it replaces another run)
@@ -324,7 +337,9 @@ class RunDir:
             existing = existing.parent
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise OSError(f"output folder {self.path} is not writable ({existing} is read-only or not a folder)")
-        if not self.path.exists():
+        if self.unique:
+            self._claim_name(existing)
+        elif not self.path.exists():
             try:
                 self.path.mkdir(parents=True)
             except OSError as err:
@@ -395,6 +410,25 @@ class RunDir:
         self._replace_old_run()
         self.work = self.path
         return True
+
+    def _claim_name(self, existing: Path) -> None:
+        """Create the first of ``path``, ``path-1``, ... that does not exist (``mkdir`` fails for all but one of
+        the processes that try a name at once) and make it this run's folder."""
+        base = self.path
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            for k in itertools.count():
+                folder = base if k == 0 else base.with_name(f"{base.name}-{k}")
+                try:
+                    folder.mkdir()
+                    break
+                except FileExistsError:
+                    continue
+        except OSError as err:
+            raise OSError(f"cannot create output folder {base}: {err.strerror or err}") from None
+        self.path = self.work = folder
+        self._lock = _Lock(folder)
+        self._created = existing
 
     def release(self) -> None:
         """Unlock; a replacing run that wrote no checkpoint is removed (the old run stays), and a folder this

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
+from ..data.identity import base_dataset, data_mismatch, data_record
 from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
@@ -133,12 +134,6 @@ def init_distributed(device: torch.device) -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _base_dataset(ds):
-    while hasattr(ds, "dataset"):
-        ds = ds.dataset
-    return ds
-
-
 class ShardSampler(Sampler):
     """Rank r of w gets indices r, r + w, ...: every sample exactly once across ranks (no padding, unlike
     ``DistributedSampler``), for evaluation."""
@@ -154,7 +149,7 @@ class ShardSampler(Sampler):
 
 
 def _default_workers(ds) -> int:
-    if getattr(_base_dataset(ds), "in_memory", False):
+    if getattr(base_dataset(ds), "in_memory", False):
         return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(8, cores)
@@ -162,7 +157,7 @@ def _default_workers(ds) -> int:
 
 def resolve_model_config(model: ModelConfig, train_set) -> ModelConfig:
     """Fill the class count and channel counts the model config leaves to the data (``None``)."""
-    base = _base_dataset(train_set)
+    base = base_dataset(train_set)
     classes = getattr(base, "classes", None)
     changes = {}
     if classes is not None:
@@ -178,8 +173,13 @@ def resolve_model_config(model: ModelConfig, train_set) -> ModelConfig:
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfig]:
-    """The model and config stored in a checkpoint (``best.pt``: the best weights; ``last.pt``: the last)."""
-    state = load_checkpoint(path)
+    """The model and config stored in a checkpoint (``best.pt``: the best weights; ``last.pt``: the last; a run
+    folder: its ``best.pt``)."""
+    return model_from_checkpoint(load_checkpoint(path), path, device)
+
+
+def model_from_checkpoint(state: dict, path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfig]:
+    """:func:`load_model` of a checkpoint already loaded (``state``, read from ``path``)."""
     try:
         cfg = TrainConfig.from_dict(state["config"])
     except ConfigError as err:
@@ -324,6 +324,8 @@ class Trainer:
             drawing, and after the last epoch of the call (drawing takes about 0.2 s, as long as a demo epoch's
             tenth).
         loggers: where the epochs' numbers go besides the CSV files (``tb``, ``mlflow``, ``wandb``: :mod:`.loggers`).
+        unique_out: ``config.out`` is a name made up for a new run: the run takes ``out``, ``out-1``, ... (the
+            first that does not exist; :class:`~snn_msi.training.rundir.RunDir`); ``trainer.cfg.out`` is the one.
     """
 
     def __init__(
@@ -337,6 +339,7 @@ class Trainer:
         stop_after: int | None = None,
         plots: bool = True,
         loggers: tuple[str, ...] = DEFAULT_LOGGERS,
+        unique_out: bool = False,
     ) -> None:
         self.device = resolve_device(config.device)
         self.distributed = init_distributed(self.device)
@@ -352,8 +355,20 @@ class Trainer:
                 f"method(s) {self.policies.label} run more passes of the model than data parallel "
                 "training's one forward per step; train them in one process"
             )
-        self.rundir = RunDir(config.out, mode)
+        if config.data.root and Path(config.out).resolve().is_relative_to(Path(config.data.root).resolve()):
+            raise ConfigError(
+                f"--out {config.out} lies in the data folder {config.data.root}: the run's files would be read as "
+                "data by the next run; put runs elsewhere"
+            )
+        self.rundir = RunDir(config.out, mode, unique=unique_out and self.rank == 0)
         self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
+        if unique_out:  # the folder rank 0 claimed is the run's (every rank's)
+            out = [str(self.rundir.path)]
+            if self.distributed:
+                dist.broadcast_object_list(out, src=0)
+            config = config.replace(out=out[0])
+            if self.rank != 0:
+                self.rundir = RunDir(config.out, mode)
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
         self._plotted = -math.inf  # when curves.png was last drawn (time.monotonic)
         self.loggers = loggers
@@ -367,6 +382,7 @@ class Trainer:
         """Data, model, optimizer and log of the run (the folder is locked)."""
         seed_everything(config.seed)
         self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, config.out)
+        self.data = data_record((self.train_set, self.val_set, self.test_set))
         if model is None:
             config = config.replace(model=resolve_model_config(config.model, self.train_set).to_dict())
             model = build(config.model)
@@ -546,7 +562,7 @@ class Trainer:
         """One epoch (on ``plan``'s samples when a method resampled the training set); returns its training
         metrics and the number of batches skipped for a non-finite loss."""
         self.wrapped.train()
-        base = _base_dataset(self.train_set)
+        base = base_dataset(self.train_set)
         if hasattr(base, "set_epoch"):
             base.set_epoch(epoch)
         col, skipped = MetricsCollector(self.device), 0
@@ -641,6 +657,7 @@ class Trainer:
             "best_model": self.best_model,
             "best_policies": self.best_policies,
             "compute": self.meter.compute.state_dict(),
+            "data": self.data,
         }
 
     def _save_best(self, config: dict) -> None:
@@ -653,6 +670,7 @@ class Trainer:
                 "policies": self.best_policies,
                 "epoch": self.best_epoch,
                 "val_acc": self.best,
+                "data": self.data,
             },
             self.rundir.best,
         )
@@ -676,6 +694,12 @@ class Trainer:
                 f"checkpoint {path} cannot be resumed (version {state.get('version')}, or a weights-only file)"
             )
         self.rundir.check_resume_config(state["config"], self.cfg.to_dict())
+        why = data_mismatch(state.get("data"), self.data)
+        if why is not None:
+            raise ConfigError(
+                f"cannot resume {self.rundir.path} on the data at {self.cfg.data.root or self.cfg.data.dataset}: "
+                f"{why}; a resumed run goes on with the data it trained on (train a new run for other data)"
+            )
         _load_weights(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -853,7 +877,7 @@ class _EpochView(EpochView):
 
     def batches(self, split: str, shuffle: bool = False, limit: int | None = None):
         ds = self._dataset(split)
-        base = _base_dataset(ds)
+        base = base_dataset(ds)
         if split == "train" and hasattr(base, "set_epoch"):
             base.set_epoch(self.epoch)
         self._offset += 1  # each pass its own (seeded) order
