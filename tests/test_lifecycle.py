@@ -656,3 +656,36 @@ def test_a_run_made_under_another_method_default_is_not_reused_silently(tmp_path
     assert not finished(cfg)
     with pytest.raises(ConfigError, match=r"holds another config \(policies.*projection"):
         run_config(cfg.to_dict())
+
+
+# 14 ------------------------------------------------------------------------------------------------------------
+def test_14_a_run_knows_its_data_resume_and_evaluate_elsewhere_are_checked_and_its_lists_kept(tmp_path, capsys):
+    """The checkpoints carry the data's classes and clip counts: a resume on other data and an evaluation on
+    other classes are one-line errors that leave the run's bad-clip lists as they are; an --overwrite on clean
+    data replaces those lists with its own (none)."""
+    ks = make_ks_tree(tmp_path / "ks")
+    other = make_ks_tree(tmp_path / "other")
+    for split in ("train", "test"):
+        for kind in ("audio", "video"):
+            (other / split / kind / "singing").rename(other / split / kind / "humming")
+    run = tmp_path / "run"
+    tiny = [a for a in RUN if a != "--demo"][2:]  # its options, without --demo and its epochs
+    base = ["train", "--demo", "--dataset", "kinetics-sounds", "--epochs", "1", *tiny, "--out", run]
+    code, _, err = _cli(capsys, *base, "--data-root", ks)
+    assert code == 0, err
+    lists = {p.name: p.read_bytes() for p in run.glob("bad_clips_*.json")}
+    assert "bad_clips_kinetics_sounds_train.json" in lists
+    assert load_checkpoint(run / "best.pt")["data"]["classes"] == ["drumming", "laughing", "singing"]
+    code, _, err = _cli(capsys, "train", "--resume", run, "--epochs", "2", "--data-root", other)
+    assert code == 2 and "lacks singing; adds humming" in _one_line(err, "cannot resume")
+    code, _, err = _cli(capsys, "evaluate", run, "--data-root", other)
+    assert code == 2 and "lacks singing; adds humming" in _one_line(err, "cannot be scored")
+    assert {p.name: p.read_bytes() for p in run.glob("bad_clips_*.json")} == lists
+    clean = tmp_path / "clean"
+    for label in ("a", "b"):
+        for k in range(4):
+            _wav(clean / label / f"c{k}.wav", seed=k)
+            _jpgs(clean / label / f"c{k}", 2, seed=k)
+    code, _, err = _cli(capsys, *base[:3], "folder", *base[4:], "--data-root", clean, "--overwrite")
+    assert code == 0, err
+    assert not list(run.glob("bad_clips_*.json")) and load_checkpoint(run)["data"]["classes"] == ["a", "b"]

@@ -307,6 +307,7 @@ def run_methods_study(scfg: MethodsStudyConfig, report: bool = False) -> list[di
         kept = [i for i, c in enumerate(configs) if finished(c)]
         asked = {Path(c.out).resolve() for c in configs}
         others = [p.parent for p in out.glob("*/*/config.yaml") if p.parent.resolve() not in asked]
+        others += [Path(c.out) for c in configs if (Path(c.out) / "results.json").is_file() and not finished(c)]
         if not kept and others:
             raise ConfigError(
                 f"--out {out}: none of the {total} runs these options ask for is there, but {len(others)} run "

@@ -63,7 +63,8 @@ __all__ = [
 CHECKPOINT_VERSION = 2
 #: config keys a resumed run may change (more epochs, another device or worker count, a moved folder)
 RESUMABLE = ("epochs", "device", "out", "data.num_workers", "data.root")
-#: the files and folders a run writes (what --overwrite replaces; nothing else in the folder is touched)
+#: the files and folders a run writes (what --overwrite replaces; nothing else in the folder is touched); names or
+#: glob patterns
 RUN_FILES = (
     "config.yaml",
     "last.pt",
@@ -74,6 +75,7 @@ RUN_FILES = (
     "curves.png",
     "tb",
     "energy",
+    "bad_clips_*.json",
 )
 #: the files whose presence means the folder holds a run (besides a config.yaml that a run wrote)
 RUN_DATA = ("last.pt", "best.pt", "metrics.csv", "steps.csv", "results.json")
@@ -82,6 +84,11 @@ CONFIG_HEADER = "# snn-msi run configuration (written by the run; `snn-msi train
 #: where a run started with --overwrite writes until its first checkpoint, and where the old run's files wait
 #: for deletion while the new run's files move in
 STAGING, REPLACED = ".replacing", ".replaced"
+
+
+def run_files(folder: Path) -> list[str]:
+    """The names in ``folder`` that a run writes (:data:`RUN_FILES`), sorted."""
+    return sorted({p.name for pattern in RUN_FILES for p in folder.glob(pattern)})
 
 
 class RunExistsError(ConfigError):
@@ -298,7 +305,7 @@ class RunDir:
         """Files a run would write that are there without a run (a user's own ``config.yaml``, ``tb/``, ...)."""
         if self.holds_run():
             return []
-        return [name for name in RUN_FILES if (self.path / name).exists()]
+        return run_files(self.path)
 
     def is_complete(self) -> bool:
         return self.results_file.is_file()
@@ -394,8 +401,8 @@ class RunDir:
         """Move the old run's files aside, the new run's into the folder, then delete the old ones."""
         trash = self.path / REPLACED
         trash.mkdir(exist_ok=True)
-        for name in RUN_FILES:
-            if (self.path / name).exists() and not (trash / name).exists():
+        for name in run_files(self.path):
+            if not (trash / name).exists():
                 os.replace(self.path / name, trash / name)
         for p in self.staging.iterdir():
             os.replace(p, self.path / p.name)

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from neurons import NonFiniteInputError
 
 from ..data import build_datasets
+from ..data.config import SPLITS
 from ..data.identity import base_dataset, data_mismatch, data_record
 from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
@@ -381,7 +382,7 @@ class Trainer:
     def _build(self, config: TrainConfig, datasets, model) -> None:
         """Data, model, optimizer and log of the run (the folder is locked)."""
         seed_everything(config.seed)
-        self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, config.out)
+        self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed)
         self.data = data_record((self.train_set, self.val_set, self.test_set))
         if model is None:
             config = config.replace(model=resolve_model_config(config.model, self.train_set).to_dict())
@@ -774,6 +775,16 @@ class Trainer:
         log.info("resumed from %s at epoch %d", rd.last, self.start_epoch)
         return False
 
+    def _write_bad_clips(self) -> None:
+        """``bad_clips_<data set>_<split>.json`` for each split that left clips out, once the run is checked: a
+        refused resume leaves the run's lists as they are, an ``--overwrite`` writes them with its other files."""
+        for split, ds in zip(SPLITS, (self.train_set, self.val_set, self.test_set), strict=True):
+            base = base_dataset(ds)
+            bad = getattr(base, "bad", None)
+            if bad is not None and bad.count:
+                path = bad.write(self.rundir.work / f"bad_clips_{base.name}_{split}.json")
+                log.info("the %s split's clips left out: %s", split, path)
+
     def _fit(self) -> RunResult | None:
         rd = self.rundir
         if self.has_checkpoint:
@@ -784,6 +795,8 @@ class Trainer:
         elif self.rank == 0:
             self.runlog.truncate(0)  # a run that starts afresh (--resume before any checkpoint) logs from nothing
             rd.write_config(self.cfg)
+        if self.rank == 0:
+            self._write_bad_clips()
         done = 0
         for epoch in range(self.start_epoch, self.cfg.epochs):
             t0 = time.time()
