@@ -395,17 +395,9 @@ def _cmd_evaluate(args) -> int:
 
     device = resolve_device(args.device)
     state = load_checkpoint(args.checkpoint)
-    model, cfg = model_from_checkpoint(state, args.checkpoint, device)
+    model, cfg = model_from_checkpoint(state, args.checkpoint, device, args.data_root)
     trained = (state.get("data") or {}).get("classes")
-    if args.data_root:
-        data = cfg.data.replace(root=str(Path(args.data_root).expanduser().resolve()))
-    elif cfg.data.root and not Path(cfg.data.root).exists():
-        raise ConfigError(
-            f"the run's data root {cfg.data.root} (in its config) is not there from {Path.cwd()}; "
-            "give the data's folder with --data-root DIR"
-        )
-    else:
-        data = cfg.data
+    data = cfg.data
     sets = build_datasets(data, cfg.seed)
     ds = sets[{"train": 0, "val": 1, "test": 2}[args.split]]
     why = class_mismatch(trained, class_names(ds))

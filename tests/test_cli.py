@@ -102,3 +102,48 @@ def test_methods_list_every_option_a_method_arg_takes(capsys):
         line = next(x for x in block.splitlines() if "--method-arg:" in x)
         for f in dataclasses.fields(METHODS.get(name).factory.config_class):
             assert f"{f.name}=" in line, (name, f.name)
+
+
+def _run_commands_with_data_root() -> list[str]:
+    """The commands that read a trained run (a positional ``checkpoint``) and take ``--data-root``."""
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(
+        name
+        for name, p in sub.choices.items()
+        if {"checkpoint"} & {a.dest for a in p._actions} and "--data-root" in p._option_string_actions
+    )
+
+
+#: what each such command needs besides the run and --data-root to run briefly here
+_BRIEF = {
+    "evaluate": lambda t: [],
+    "export-nir": lambda t: [t / "audio.nir", "--part", "audio_net"],
+    "energy": lambda t: ["--samples", "4", "--out", t / "energy"],
+    "probe": lambda t: ["--samples", "4", "--trials", "stimuli", "--sweeps", "contrast", "--out", t / "probe"],
+}
+
+
+@pytest.fixture(scope="module")
+def moved_run(tmp_path_factory):
+    """A tiny run (msi fusion, which every such command reads) on a folder that then moved."""
+    from .trees import make_learnable_folder_tree
+
+    base = tmp_path_factory.mktemp("moved")
+    data = make_learnable_folder_tree(base / "data", per_class=6, labels=("red", "green"))
+    args = ["train", "--demo", "--dataset", "folder", "--data-root", data, "--fusion", "msi", "--epochs", "1"]
+    tiny = ["--T", "2", "--set", "model.widths=[4]", "--set", "model.blocks=[1]", "--quiet", "--out", base / "run"]
+    assert main([str(a) for a in args + tiny]) == 0
+    data.rename(base / "moved")
+    return base / "run", base / "moved"
+
+
+@pytest.mark.parametrize("command", _run_commands_with_data_root())
+def test_every_command_that_reads_a_run_follows_its_data_with_data_root(command, moved_run, tmp_path, capsys):
+    run, moved = moved_run
+    assert command in _BRIEF, f"{command} reads a run and takes --data-root: add its brief arguments to _BRIEF"
+    extra = [str(a) for a in _BRIEF[command](tmp_path)]
+    capsys.readouterr()
+    assert main([command, str(run), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not exist" in err and "--data-root DIR" in err, err
+    assert main([command, str(run), *extra, "--data-root", str(moved)]) == 0, capsys.readouterr().err

@@ -364,6 +364,14 @@ def test_4_prepare_gives_every_video_one_clip_and_maps_it_back(prepared, capsys)
     assert sorted(mapping.values()) == sorted(str(p.relative_to(src)) for p in src.rglob("*.*"))
     listed = [ln.split(",")[0] for s in ("train", "test") for ln in (out / f"my_{s}.txt").read_text().splitlines()]
     assert sorted(listed) == sorted(mapping)
+    # again with fewer frames: every clip is made again (a clip keeps no frame of the other count), then kept
+    fewer = out.with_name("ks_fewer")
+    shutil.copytree(out, fewer)
+    for again, expected in ((0, f"done {n}, skipped (already there) 0"), (1, f"done 0, skipped (already there) {n}")):
+        code, text, err = _cli(capsys, "prepare", src, fewer, "--frames", "2", "--workers", "1")
+        assert code == 0 and expected in text, (again, text, err)
+    counts = {len(list(d.glob("frame_*.jpg"))) for d in fewer.glob("*/video/*/*")}
+    assert counts == {2}
 
 
 # 5 -------------------------------------------------------------------------------------------------------------

@@ -317,6 +317,23 @@ def test_export_nir_command_errors_are_one_line(demo_checkpoint, tmp_path, capsy
             code = e.code
         err = capsys.readouterr().err.strip()
         assert code == 2 and words in err.splitlines()[-1] and not out.exists(), (bad, err)
+    # the file to write: an existing one only with --overwrite, never the checkpoint, never a folder; shapes checked
+    kept = tmp_path / "kept.nir"
+    kept.write_text("mine")
+    ckpt = demo_checkpoint.read_bytes()
+    for target, extra, words in (
+        (kept, [], "exists; pass --overwrite"),
+        (demo_checkpoint, ["--overwrite"], "is the checkpoint to export"),
+        (tmp_path, [], "is a folder"),
+        (tmp_path / "s.nir", ["--visual-shape", "3,16,16"], "--visual-shape 3,16,16: the model's visual input"),
+        (tmp_path / "s.nir", ["--audio-shape", "2,40,32"], "--audio-shape 2,40,32: the model's audio input"),
+    ):
+        code = main(["export-nir", str(demo_checkpoint), str(target), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.count("\n") == 0 and words in err, (target, err)
+    assert kept.read_text() == "mine" and demo_checkpoint.read_bytes() == ckpt
+    assert main(["export-nir", str(demo_checkpoint.parent), str(kept), "--overwrite"]) == 0  # a run folder: its best
+    assert nir.read(kept).nodes
 
 
 @pytest.mark.parametrize("fusion", ["concat", "sum", "bn_product"])

@@ -19,6 +19,10 @@ DATASETS = Registry("data set")
 def _root(cfg: DataConfig) -> str:
     if not cfg.root:
         raise ValueError(f"data set {cfg.dataset!r} needs a folder: set --data-root (data.root)")
+    if not Path(cfg.root).exists():
+        raise FileNotFoundError(
+            f"data.root {cfg.root} does not exist (if the data moved, give its new folder: --data-root DIR)"
+        )
     return cfg.root
 
 

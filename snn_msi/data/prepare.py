@@ -18,6 +18,7 @@ partial file.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -130,6 +131,14 @@ def _extract(video: Path, wav_out: Path, frames_out: Path, n_frames: int, sample
     return None
 
 
+def _frame_count(folder: Path) -> int:
+    """How many frames ``frame_0.jpg``, ``frame_1.jpg``, ... a prepared clip folder holds in a row (-1: others
+    besides them)."""
+    names = {p.name for p in folder.glob("frame_*.jpg")} if folder.is_dir() else set()
+    n = next(k for k in itertools.count() if f"frame_{k}.jpg" not in names)
+    return n if len(names) == n else -1
+
+
 def _job(args):
     return args[0], _extract(*args[1:])
 
@@ -167,9 +176,11 @@ def prepare(
         split_of[clip] = (split, label)
         wav = out_root / split / "audio" / folders[label] / f"{clip}.wav"
         frames = out_root / split / "video" / folders[label] / clip
-        if wav.is_file() and all((frames / f"frame_{k}.jpg").is_file() for k in range(n_frames)):
+        if wav.is_file() and _frame_count(frames) == n_frames:
             skipped += 1
             continue
+        wav.unlink(missing_ok=True)  # a clip made with another --frames is made again from nothing: its wav
+        shutil.rmtree(frames, ignore_errors=True)  # first, so a kill midway leaves it unfinished, not mixed
         jobs.append((clip, v, wav, frames, n_frames, sample_rate))
     failed = {}
     workers = workers or min(len(jobs), os.cpu_count() or 1) or 1

@@ -381,8 +381,8 @@ def _avg_pool(b: _Builder, m: nn.AvgPool2d, name, src, shape):
 @exports(nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d)
 def _max_pool(b: _Builder, m, name, src, shape):
     raise ValueError(
-        f"{_owner(name, m)}: NIR has no max pooling (only sum and average pooling); build the backbone with "
-        "stem='small' (no max-pool) to export it"
+        f"{_owner(name, m)}: NIR has no max pooling (only sum and average pooling); a network trained with "
+        "stem 'small' (no max-pool: `snn-msi train ... --set model.stem=small`, as --demo has) exports"
     )
 
 
@@ -453,6 +453,21 @@ def _integration(b: _Builder, f: SpikingIntegration, a, v, dim, joint):
     )
 
 
+def _check_out(out: Path, checkpoint: Path, overwrite: bool) -> None:
+    """The export's file may be written: not a folder, not the checkpoint or another file a run writes, and not
+    an existing file unless ``overwrite``."""
+    from ..training.rundir import RUN_FILES
+
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a folder; give the file to write, e.g. {out / 'model.nir'}")
+    if out.exists() and checkpoint.exists() and out.resolve() == checkpoint.resolve():
+        raise FileExistsError(f"{out} is the checkpoint to export; give another file for the graph")
+    if out.exists() and (out.parent / "config.yaml").is_file() and any(out.match(p) for p in RUN_FILES):
+        raise FileExistsError(f"{out} is a file of the run in {out.parent}; give another file for the graph")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it, or give another file")
+
+
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -461,7 +476,11 @@ def _out_shape(m: nn.Module, shape) -> tuple[int, ...]:
     p = next(m.parameters(), None)
     x = torch.zeros(1, *shape, dtype=torch.float32 if p is None else p.dtype, device=None if p is None else p.device)
     with torch.no_grad():
-        return tuple(m(x).shape[1:])
+        try:
+            return tuple(m(x).shape[1:])
+        except RuntimeError as err:  # an input shape the layer cannot take
+            first = str(err).strip().splitlines()[0]
+            raise ValueError(f"an input of shape {tuple(shape)} does not fit {type(m).__name__}: {first}") from None
 
 
 # -- the graph -------------------------------------------------------------------------------------------------
@@ -603,17 +622,22 @@ def export_checkpoint(
     audio_shape: Sequence[int] | None = None,
     visual_shape: Sequence[int] | None = None,
     frames: int | None = None,
+    overwrite: bool = False,
+    data_root: str | Path | None = None,
     **options,
 ):
     """`snn-msi export-nir`: write the NIR graph of a checkpoint to `out` (HDF5, `nir.read` loads it).
 
-    The input shapes default to those of the first test sample of the checkpoint's data set; `options` are
-    `export`'s (`outputs`, `part`, `pool`, `integration`). Returns the graph.
+    The input shapes default to those of the first test sample of the checkpoint's data set (`data_root`: its
+    folder, where the data moved); `options` are `export`'s (`outputs`, `part`, `pool`, `integration`). An
+    existing `out` is replaced only with `overwrite`, and never when it is the checkpoint or a file of a run's
+    folder. Returns the graph.
     """
     from ..training import load_model
 
     nir = nir_module()
-    model, cfg = load_model(checkpoint)
+    _check_out(Path(out), Path(checkpoint), overwrite)
+    model, cfg = load_model(checkpoint, data_root=data_root)
     if audio_shape is None or visual_shape is None or frames is None:
         from ..data import build_datasets
 
@@ -621,6 +645,14 @@ def export_checkpoint(
         audio_shape = audio_shape or tuple(sample.audio.shape)
         visual_shape = visual_shape or tuple(sample.frames.shape[1:])
         frames = frames or int(sample.frames.shape[0])
+    for name, shape, channels in (
+        ("audio", audio_shape, cfg.model.audio_channels),
+        ("visual", visual_shape, cfg.model.visual_channels),
+    ):
+        if channels is not None and (len(shape) != 3 or shape[0] != channels):
+            raise ValueError(
+                f"--{name}-shape {','.join(map(str, shape))}: the model's {name} input is C,H,W with C = {channels}"
+            )
     graph = export(
         model,
         {"audio": audio_shape, "visual": visual_shape},

@@ -47,26 +47,33 @@ def default_twin_folder(checkpoint: str | Path) -> Path:
     return run.with_name(f"{run.name}_relu")
 
 
-def train_twin(checkpoint: str | Path, out: str | Path | None = None, overwrite: bool = False) -> Path:
+def train_twin(
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    data_root: str | Path | None = None,
+) -> Path:
     """Train the ReLU twin of a checkpoint with its config (Trainer; a finished twin with the same config is
-    reused). Returns the twin's ``best.pt``."""
+    reused; ``data_root``: the data's folder where it moved). Returns the twin's ``best.pt``."""
     from ..training import load_model
+    from ..training.rundir import checkpoint_file
     from .runs import run_config
 
-    _, cfg = load_model(checkpoint)
+    checkpoint = checkpoint_file(checkpoint)
+    _, cfg = load_model(checkpoint, data_root=data_root)
     tcfg = twin_config(cfg, out if out is not None else default_twin_folder(checkpoint))
     print(f"training the ReLU twin in {tcfg.out} ({tcfg.epochs} epochs, seed {tcfg.seed})")
     run_config(tcfg.to_dict(), overwrite)
     return Path(tcfg.out) / "best.pt"
 
 
-def load_twin(path: str | Path, snn_cfg):
+def load_twin(path: str | Path, snn_cfg, data_root: str | Path | None = None):
     """A trained twin checkpoint as a one-step ReLU network, its config and the notes on how its recipe
     differs from the SNN's; an error when it is not a ReLU network of the same architecture."""
     from ..metrics.energy import relu_twin
     from ..training import load_model
 
-    trained, cfg = load_model(path)
+    trained, cfg = load_model(path, data_root=data_root)
     if neurons.info(cfg.model.neuron).kind != "analogue":
         raise ValueError(
             f"--twin {path}: its neuron is {cfg.model.neuron!r}, not a ReLU twin (train it with --neuron relu)"
@@ -96,6 +103,7 @@ def energy_report_for_checkpoint(
     twin: str | Path | None = None,
     bins: int = 20,
     quiet: bool = False,
+    data_root: str | Path | None = None,
 ) -> EnergyReport:
     """``snn-msi energy``: both accuracies on the test split, then the counts and energies on ``samples`` test
     samples; prints the table, writes CSV / JSON and plots in ``out`` (default: ``energy/`` beside it)."""
@@ -103,11 +111,13 @@ def energy_report_for_checkpoint(
 
     from ..plots import energy_bars, energy_breakdown, firing_rate_bars, spike_histograms, spike_raster
     from ..training import evaluate, load_model
+    from ..training.rundir import checkpoint_file
 
-    model, cfg = load_model(checkpoint)
+    checkpoint = checkpoint_file(checkpoint)
+    model, cfg = load_model(checkpoint, data_root=data_root)
     twin_model, notes = None, []
     if twin is not None:
-        twin_model, twin_cfg, notes = load_twin(twin, cfg)
+        twin_model, twin_cfg, notes = load_twin(twin, cfg, data_root)
     test = test_set_of(cfg)
     batch = next(iter(DataLoader(Subset(test, range(min(samples, len(test)))), batch_size=samples)))
     report = energy_report(model, batch.audio, batch.frames, cost, neuromorphic, twin_model, bins)
@@ -185,6 +195,7 @@ def _energy_command(q) -> None:
     q.add_argument("--twin-out", help="folder of --train-twin (default: the run folder's name + _relu)")
     q.add_argument("--overwrite", action="store_true", help="(--train-twin) retrain a twin folder of another config")
     q.add_argument("--out", default=None, help="folder for the tables and plots (default: energy/ beside it)")
+    q.add_argument("--data-root", help="the data's folder, where it is not where the run found it")
     q.add_argument("--samples", type=positive_int, default=64, help="test samples to count operations on")
     q.add_argument("--bins", type=positive_int, default=20, help="bins of the firing-rate and spike-count histograms")
     g = q.add_argument_group("45 nm CMOS profile (Horowitz, ISSCC 2014); defaults from --precision")
@@ -227,6 +238,8 @@ def _run(args) -> int:
     loihi = NeuromorphicProfile()
     own = any(getattr(loihi, k) != v for k, v in figures.items())
     chip = NeuromorphicProfile("chip", **figures, source="figures given on the command line") if own else loihi
-    twin = train_twin(args.checkpoint, args.twin_out, args.overwrite) if args.train_twin else args.twin
-    energy_report_for_checkpoint(args.checkpoint, args.out, args.samples, cost, chip, twin, args.bins)
+    twin = train_twin(args.checkpoint, args.twin_out, args.overwrite, args.data_root) if args.train_twin else args.twin
+    energy_report_for_checkpoint(
+        args.checkpoint, args.out, args.samples, cost, chip, twin, args.bins, data_root=args.data_root
+    )
     return 0

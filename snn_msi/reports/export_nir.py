@@ -24,8 +24,10 @@ def _export_nir_command(q) -> None:
     from ..nir.exporter import OUTPUTS, PARTS, POOLS
     from ..nir.timing import INTEGRATIONS
 
-    q.add_argument("checkpoint", help="best.pt / last.pt of a run")
+    q.add_argument("checkpoint", help="best.pt / last.pt of a run, or its folder (for its best.pt)")
     q.add_argument("out", help="the .nir file to write (HDF5)")
+    q.add_argument("--overwrite", action="store_true", help="replace OUT where it exists")
+    q.add_argument("--data-root", help="the data's folder, where it is not where the run found it")
     q.add_argument(
         "--dt",
         type=float,
@@ -79,6 +81,8 @@ def _run(args) -> int:
         audio_shape=args.audio_shape,
         visual_shape=args.visual_shape,
         frames=args.frames,
+        overwrite=args.overwrite,
+        data_root=args.data_root,
         **options,
     )
     kinds = Counter(type(n).__name__ for n in graph.nodes.values())

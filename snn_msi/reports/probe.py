@@ -527,14 +527,19 @@ def _trials_line(pcfg: ProbeConfig, cfg, result: ProbeResult) -> str:
 
 
 def probe_checkpoint(
-    checkpoint: str | Path, out: str | Path | None = None, pcfg: ProbeConfig | None = None, quiet: bool = False
+    checkpoint: str | Path,
+    out: str | Path | None = None,
+    pcfg: ProbeConfig | None = None,
+    quiet: bool = False,
+    data_root: str | Path | None = None,
 ) -> ProbeResult:
     """Probe one checkpoint (trained and untrained layer); write ``probe.md``, ``probe.csv``, ``probe_neurons.csv``
-    and ``probe.png`` in ``out`` (default: ``probe/`` beside the checkpoint)."""
+    and ``probe.png`` in ``out`` (default: ``probe/`` beside the checkpoint); ``data_root``: the data's folder
+    where it moved."""
     from ..training import load_model
 
     pcfg = pcfg or ProbeConfig()
-    model, cfg = load_model(checkpoint)
+    model, cfg = load_model(checkpoint, data_root=data_root)
     result = probe_model(model, cfg, pcfg)
     out = Path(out) if out else Path(checkpoint).parent / "probe"
     out.mkdir(parents=True, exist_ok=True)
@@ -601,7 +606,11 @@ def seeds_summary(results: list[ProbeResult]) -> list[dict]:
 
 
 def probe_checkpoints(
-    paths: list[str | Path], out: str | Path | None = None, pcfg: ProbeConfig | None = None, quiet: bool = False
+    paths: list[str | Path],
+    out: str | Path | None = None,
+    pcfg: ProbeConfig | None = None,
+    quiet: bool = False,
+    data_root: str | Path | None = None,
 ) -> tuple[list[ProbeResult], list[dict]]:
     """``snn-msi probe``: probe each checkpoint of ``paths`` (:func:`find_checkpoints`). One checkpoint: its files
     in ``out`` (default ``probe/`` beside it). Several: each one's files in ``out/<run folder name>/`` and the
@@ -611,14 +620,17 @@ def probe_checkpoints(
     pcfg = pcfg or ProbeConfig()
     pcfg.check()
     if len(checkpoints) == 1:
-        return [probe_checkpoint(checkpoints[0], out, pcfg, quiet)], []
+        return [probe_checkpoint(checkpoints[0], out, pcfg, quiet, data_root)], []
     import os
 
     out = Path(out) if out else Path(os.path.commonpath([c.resolve().parent.parent for c in checkpoints])) / "probe"
     names = [c.parent.name for c in checkpoints]
     if len(set(names)) < len(names):
         names = [f"{i}_{n}" for i, n in enumerate(names)]
-    results = [probe_checkpoint(c, out / n, pcfg, quiet=True) for c, n in zip(checkpoints, names, strict=True)]
+    results = [
+        probe_checkpoint(c, out / n, pcfg, quiet=True, data_root=data_root)
+        for c, n in zip(checkpoints, names, strict=True)
+    ]
     summary = seeds_summary(results)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "probe_seeds.csv", summary)
@@ -791,6 +803,7 @@ def _probe_command(q) -> None:
         help="best.pt / last.pt of a run with an integration layer (--fusion "
         "msi), several (seeds), or a folder of runs (every best.pt below it)",
     )
+    q.add_argument("--data-root", help="the data's folder, where it is not where the run(s) found it")
     q.add_argument(
         "--out",
         help="folder for probe.md / probe.csv / probe_neurons.csv / probe.png (default: beside "
@@ -861,5 +874,5 @@ def _run(args) -> int:
         afferent=tuple(args.afferent),
         min_rate=args.min_rate,
     )
-    probe_checkpoints(args.checkpoint, args.out, pcfg)
+    probe_checkpoints(args.checkpoint, args.out, pcfg, data_root=args.data_root)
     return 0

@@ -120,14 +120,20 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load with ``weights_only=True`` (never executes code); one-line errors for missing / corrupt / foreign.
-    A run folder stands for its ``best.pt``."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint ``path`` names: the file itself, or a run folder's ``best.pt``."""
     path = Path(path)
     if path.is_dir():
         if not (path / "best.pt").is_file():
             raise FileNotFoundError(f"{path} is a folder without best.pt (a run folder has best.pt and last.pt)")
-        path = path / "best.pt"
+        return path / "best.pt"
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load with ``weights_only=True`` (never executes code); one-line errors for missing / corrupt / foreign.
+    A run folder stands for its ``best.pt``."""
+    path = checkpoint_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:

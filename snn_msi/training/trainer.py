@@ -164,8 +164,11 @@ def resolve_model_config(model: ModelConfig, train_set) -> ModelConfig:
     if classes is not None:
         if model.num_classes is None:
             changes["num_classes"] = len(classes)
-        elif model.num_classes < len(classes):
-            raise ConfigError(f"model.num_classes is {model.num_classes} but the data set has {len(classes)} classes")
+        elif model.num_classes != len(classes):
+            raise ConfigError(
+                f"model.num_classes is {model.num_classes} but the data set has {len(classes)} classes (a model "
+                "of more classes would score over classes without samples; leave it out to take the data's)"
+            )
     if model.audio_channels is None or model.visual_channels is None:
         sample = train_set[0]
         changes.setdefault("audio_channels", model.audio_channels or int(sample.audio.shape[0]))
@@ -173,18 +176,22 @@ def resolve_model_config(model: ModelConfig, train_set) -> ModelConfig:
     return model.replace(**changes) if changes else model
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfig]:
+def load_model(path: str | Path, device: str = "cpu", data_root: str | Path | None = None) -> tuple[AVNet, TrainConfig]:
     """The model and config stored in a checkpoint (``best.pt``: the best weights; ``last.pt``: the last; a run
-    folder: its ``best.pt``)."""
-    return model_from_checkpoint(load_checkpoint(path), path, device)
+    folder: its ``best.pt``); ``data_root``: the data's folder where it moved (the config's ``data.root``)."""
+    return model_from_checkpoint(load_checkpoint(path), path, device, data_root)
 
 
-def model_from_checkpoint(state: dict, path: str | Path, device: str = "cpu") -> tuple[AVNet, TrainConfig]:
+def model_from_checkpoint(
+    state: dict, path: str | Path, device: str = "cpu", data_root: str | Path | None = None
+) -> tuple[AVNet, TrainConfig]:
     """:func:`load_model` of a checkpoint already loaded (``state``, read from ``path``)."""
     try:
         cfg = TrainConfig.from_dict(state["config"])
     except ConfigError as err:
         raise ValueError(f"checkpoint {path}: its config does not load: {err}") from None
+    if data_root is not None:
+        cfg = cfg.replace(data=cfg.data.replace(root=str(Path(data_root).expanduser().resolve())).to_dict())
     model = build(cfg.model)
     _load_weights(model, state["model"], path)
     return model.to(device).eval(), cfg
