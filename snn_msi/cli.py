@@ -251,11 +251,12 @@ def _cmd_train(args) -> int:
         result = trainer.fit()
     except KeyboardInterrupt:
         out = trainer.cfg.out
-        kept = (
-            f"{out} keeps its last finished epoch; continue it with snn-msi train --resume {out}"
-            if trainer.rundir.last.is_file()
-            else "no epoch had finished"
-        )
+        if trainer.wrote_checkpoint or (trainer.mode == "resume" and trainer.rundir.last.is_file()):
+            kept = f"{out} keeps its last finished epoch; continue it with snn-msi train --resume {out}"
+        elif trainer.mode == "overwrite":
+            kept = f"the new run had no checkpoint yet: {out} holds the old run as it was"
+        else:
+            kept = "no epoch had finished"
         raise Interrupted(f"interrupted; {kept}") from None
     _print_result(result)
     return 0
@@ -403,6 +404,13 @@ def _cmd_evaluate(args) -> int:
     why = class_mismatch(trained, class_names(ds))
     if why is not None:
         raise ConfigError(f"{args.checkpoint} cannot be scored on {data.root or data.dataset}: {why}")
+    if trained is None and class_names(ds) is not None:
+        logging.getLogger(__name__).warning(
+            "%s records no class names (a checkpoint from before 2026-12-05): its class i is taken to be the "
+            "data's i-th (%s)",
+            args.checkpoint,
+            ", ".join(class_names(ds)),
+        )
     collected = evaluate_collect(model, ds, device, cfg.batch_size)
     metrics = collected.result()
     print(json.dumps(metrics.row(args.split), indent=1))

@@ -105,6 +105,7 @@ def test_folder_reads_what_users_keep(tmp_path):
         for i, f in enumerate(sorted((tmp_path / label / "c2").iterdir())):
             f.rename(f.with_name(f"frame_{i}.PNG"))
         _jpgs(tmp_path / label, 1, name="c1")
+        (tmp_path / label / "c1.jpg").rename(tmp_path / label / "c1.Jpg")
     _wav(tmp_path / ".ipynb_checkpoints" / "x.wav")
     (tmp_path / "__MACOSX" / "a").mkdir(parents=True)
     train, test = (

@@ -697,3 +697,30 @@ def test_14_a_run_knows_its_data_resume_and_evaluate_elsewhere_are_checked_and_i
     code, _, err = _cli(capsys, *base[:3], "folder", *base[4:], "--data-root", clean, "--overwrite")
     assert code == 0, err
     assert not list(run.glob("bad_clips_*.json")) and load_checkpoint(run)["data"]["classes"] == ["a", "b"]
+
+
+def test_15_ctrl_c_is_one_line_saying_what_the_folder_holds(ref, tmp_path, monkeypatch, capsys):
+    """Ctrl-C (KeyboardInterrupt) in a new run after its first checkpoint: continue it with --resume; in an
+    --overwrite before the new run's first checkpoint: the old run is there as it was. Exit 130 both times."""
+    import snn_msi.training.trainer as trainer_mod
+
+    real = trainer_mod.Trainer.train_epoch
+
+    def interrupted_at(stop_epoch):
+        def train_epoch(self, epoch, plan):
+            if epoch == stop_epoch:
+                raise KeyboardInterrupt
+            return real(self, epoch, plan)
+
+        return train_epoch
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", interrupted_at(1))
+    code, _, err = _cli(capsys, "train", *RUN, "--out", out)
+    assert code == 130 and f"continue it with snn-msi train --resume {out}" in _one_line(err, "interrupted")
+    old = shutil.copytree(ref, tmp_path / "old")
+    before = _files(old)
+    monkeypatch.setattr(trainer_mod.Trainer, "train_epoch", interrupted_at(0))
+    code, _, err = _cli(capsys, "train", *RUN, "--out", old, "--overwrite", "--seed", "3")
+    assert code == 130 and "holds the old run as it was" in _one_line(err, "interrupted")
+    assert _files(old) == before

@@ -100,7 +100,7 @@ def _urbansound(cfg: DataConfig, split: str, seed: int, report_dir=None):
     "folder",
     layouts=("auto",),
     needs_root=True,
-    description="your own data: root/<label>/<clip>.wav + root/<label>/<clip>/*.jpg (or <clip>.jpg), "
+    description="your own data: root/<label>/<clip>.wav + root/<label>/<clip>/*.jpg|png (or <clip>.jpg), "
     "optionally under train/ and test/; seeded stratified splits otherwise",
 )
 def _folder(cfg: DataConfig, split: str, seed: int, report_dir=None):

@@ -36,13 +36,22 @@ def label_folders(base: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
-def clip_frames(label_dir: Path, clip: str) -> list[Path]:
-    """A clip's frames: the images of ``label_dir/clip/``, else the one image ``label_dir/clip.<ext>``."""
+def single_images(label_dir: Path) -> dict[str, Path]:
+    """The images ``label_dir/<clip>.<ext>`` by clip name (the first by name where a clip has several)."""
+    out: dict[str, Path] = {}
+    for p in files_with_suffix(label_dir, IMAGE_EXTS):
+        out.setdefault(p.stem, p)
+    return out
+
+
+def clip_frames(label_dir: Path, clip: str, singles: dict[str, Path] | None = None) -> list[Path]:
+    """A clip's frames: the images of ``label_dir/clip/``, else the one image ``label_dir/clip.<ext>``
+    (``singles``: :func:`single_images` of ``label_dir``, listed once for all its clips)."""
     frames = frame_paths(label_dir / clip)
     if frames:
         return frames
-    names = (f"{clip}{ext}" for e in IMAGE_EXTS for ext in (e, e.upper()))
-    return [p for name in names if (p := label_dir / name).is_file()][:1]
+    single = (single_images(label_dir) if singles is None else singles).get(clip)
+    return [single] if single is not None else []
 
 
 def scan_labelled_clips(
@@ -57,9 +66,10 @@ def scan_labelled_clips(
     records = []
     for label, name in enumerate(classes):
         images = (visual_base or base) / name
+        singles = single_images(images)
         for w in files_with_suffix(base / name, AUDIO_EXTS):
             clip_id = f"{name}/{w.stem}" if qualified_ids else w.stem
-            records.append(ClipRecord(clip_id, label, w, clip_frames(images, w.stem)))
+            records.append(ClipRecord(clip_id, label, w, clip_frames(images, w.stem, singles)))
     return records
 
 

@@ -636,7 +636,9 @@ def export_checkpoint(
     from ..training import load_model
 
     nir = nir_module()
-    _check_out(Path(out), Path(checkpoint), overwrite)
+    from ..training.rundir import checkpoint_file
+
+    _check_out(Path(out), checkpoint_file(checkpoint), overwrite)
     model, cfg = load_model(checkpoint, data_root=data_root)
     if audio_shape is None or visual_shape is None or frames is None:
         from ..data import build_datasets

@@ -537,8 +537,10 @@ def probe_checkpoint(
     and ``probe.png`` in ``out`` (default: ``probe/`` beside the checkpoint); ``data_root``: the data's folder
     where it moved."""
     from ..training import load_model
+    from ..training.rundir import checkpoint_file
 
     pcfg = pcfg or ProbeConfig()
+    checkpoint = checkpoint_file(checkpoint)
     model, cfg = load_model(checkpoint, data_root=data_root)
     result = probe_model(model, cfg, pcfg)
     out = Path(out) if out else Path(checkpoint).parent / "probe"

@@ -308,10 +308,11 @@ class RunDir:
         return any((self.path / name).exists() for name in RUN_DATA) or _written_by_run(self.path / "config.yaml")
 
     def foreign_files(self) -> list[str]:
-        """Files a run would write that are there without a run (a user's own ``config.yaml``, ``tb/``, ...)."""
+        """Files a run would write that are there without a run (a user's own ``config.yaml``, ``tb/``, ...);
+        the bad-clip lists of a run that stopped at its data check are not (the next run writes its own)."""
         if self.holds_run():
             return []
-        return run_files(self.path)
+        return [name for name in run_files(self.path) if not name.startswith("bad_clips_")]
 
     def is_complete(self) -> bool:
         return self.results_file.is_file()

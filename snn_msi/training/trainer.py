@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from neurons import NonFiniteInputError
 
-from ..data import build_datasets
+from ..data import DATASETS, build_datasets
 from ..data.config import SPLITS
 from ..data.identity import base_dataset, data_mismatch, data_record
 from ..data.loader import Packed, collate, loader_options, to_device
@@ -156,18 +156,27 @@ def _default_workers(ds) -> int:
     return min(8, cores)
 
 
-def resolve_model_config(model: ModelConfig, train_set) -> ModelConfig:
-    """Fill the class count and channel counts the model config leaves to the data (``None``)."""
+def resolve_model_config(model: ModelConfig, train_set, strict: bool = True) -> ModelConfig:
+    """Fill the class count and channel counts the model config leaves to the data (``None``). A class count
+    other than the data's is an error (more would score over classes without samples); ``strict=False`` (a run
+    resumed from an older version, which allowed more) only warns about more."""
     base = base_dataset(train_set)
     classes = getattr(base, "classes", None)
     changes = {}
     if classes is not None:
         if model.num_classes is None:
             changes["num_classes"] = len(classes)
-        elif model.num_classes != len(classes):
+        elif model.num_classes < len(classes) or (strict and model.num_classes > len(classes)):
             raise ConfigError(
                 f"model.num_classes is {model.num_classes} but the data set has {len(classes)} classes (a model "
                 "of more classes would score over classes without samples; leave it out to take the data's)"
+            )
+        elif model.num_classes > len(classes):
+            log.warning(
+                "model.num_classes is %d, the data set has %d classes: macro F1 and the loss count classes "
+                "without samples",
+                model.num_classes,
+                len(classes),
             )
     if model.audio_channels is None or model.visual_channels is None:
         sample = train_set[0]
@@ -363,13 +372,22 @@ class Trainer:
                 f"method(s) {self.policies.label} run more passes of the model than data parallel "
                 "training's one forward per step; train them in one process"
             )
-        if config.data.root and Path(config.out).resolve().is_relative_to(Path(config.data.root).resolve()):
+        if unique_out and mode != "new":
+            raise ValueError("a made-up run folder name (unique_out) is for a new run")
+        root = config.data.root
+        if (
+            mode != "resume"
+            and DATASETS.get(config.data.dataset).needs_root
+            and root
+            and Path(config.out).resolve().is_relative_to(Path(root).resolve())
+        ):
             raise ConfigError(
-                f"--out {config.out} lies in the data folder {config.data.root}: the run's files would be read as "
-                "data by the next run; put runs elsewhere"
+                f"--out {config.out} lies in the data folder {root}: the run's files could be read as data by "
+                "the next run; put runs elsewhere"
             )
         self.rundir = RunDir(config.out, mode, unique=unique_out and self.rank == 0)
-        self.has_checkpoint = self.rundir.prepare() if self.rank == 0 else self.rundir.last.is_file()
+        if self.rank == 0:
+            self.has_checkpoint = self.rundir.prepare()
         if unique_out:  # the folder rank 0 claimed is the run's (every rank's)
             out = [str(self.rundir.path)]
             if self.distributed:
@@ -377,6 +395,9 @@ class Trainer:
             config = config.replace(out=out[0])
             if self.rank != 0:
                 self.rundir = RunDir(config.out, mode)
+        if self.rank != 0:
+            self.has_checkpoint = self.rundir.last.is_file()
+        self.mode, self.wrote_checkpoint = mode, False
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
         self._plotted = -math.inf  # when curves.png was last drawn (time.monotonic)
         self.loggers = loggers
@@ -389,10 +410,14 @@ class Trainer:
     def _build(self, config: TrainConfig, datasets, model) -> None:
         """Data, model, optimizer and log of the run (the folder is locked)."""
         seed_everything(config.seed)
-        self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed)
+        # a new run's folder takes the lists of clips a strict data check (on_bad_clip: raise) stops at; otherwise
+        # the lists are written once the run is checked (_write_bad_clips)
+        lists = self.rundir.work if self.mode == "new" and config.data.on_bad_clip == "raise" else None
+        self.train_set, self.val_set, self.test_set = datasets or build_datasets(config.data, config.seed, lists)
         self.data = data_record((self.train_set, self.val_set, self.test_set))
         if model is None:
-            config = config.replace(model=resolve_model_config(config.model, self.train_set).to_dict())
+            model_cfg = resolve_model_config(config.model, self.train_set, strict=self.mode != "resume")
+            config = config.replace(model=model_cfg.to_dict())
             model = build(config.model)
         self.cfg = config
         self.model = model.to(self.device)  # the plain model, as the methods' contexts see it
@@ -790,7 +815,7 @@ class Trainer:
             bad = getattr(base, "bad", None)
             if bad is not None and bad.count:
                 path = bad.write(self.rundir.work / f"bad_clips_{base.name}_{split}.json")
-                log.info("the %s split's clips left out: %s", split, path)
+                log.warning("the %s split's clips left out are listed in %s", split, path)
 
     def _fit(self) -> RunResult | None:
         rd = self.rundir
@@ -833,6 +858,7 @@ class Trainer:
                 lifecycle_hook("after_log", epoch + 1)
                 state = self.state_dict(epoch + 1)
                 save_checkpoint(state, rd.last)
+                self.wrote_checkpoint = True
                 lifecycle_hook("after_last_pt", epoch + 1)
                 if self.best_epoch == epoch + 1:
                     self._save_best(state["config"])
