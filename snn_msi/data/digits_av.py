@@ -119,7 +119,7 @@ class DigitsAV(Dataset):
             [pools[int(y)][torch.randint(len(pools[int(y)]), (1,), generator=g)] for y in self.labels]
         ).flatten()
         self.mel = LogMelSpectrogram(n_mels=40, sample_rate=16000, duration=1.0, n_fft=512, hop_length=512)
-        self._fixed: dict[int, AVSample] = {}  # evaluation samples made so far (see __getitem__)
+        self._fixed: dict[tuple, AVSample] = {}  # evaluation samples made so far (see __getitem__)
 
     @property
     def targets(self) -> list[int]:
@@ -134,12 +134,14 @@ class DigitsAV(Dataset):
 
     def __getitem__(self, i: int) -> AVSample:
         """A training sample is drawn afresh (its noise depends on the epoch); an evaluation sample is the same
-        every epoch, so it is made once and kept (a 56-epoch run validated 55 times on the same samples)."""
+        every epoch, so it is made once and kept (a 56-epoch run validated 55 times on the same samples), under
+        what its noise depends on (the probe redraws it by setting ``seed``)."""
         if self.train:
             return self._make(i)
-        if i not in self._fixed:
-            self._fixed[i] = self._make(i)
-        return self._fixed[i]
+        key = (self.seed, self.audio_snr_db, self.image_snr_db, i)
+        if key not in self._fixed:
+            self._fixed[key] = self._make(i)
+        return self._fixed[key]
 
     def _make(self, i: int) -> AVSample:
         g = sample_generator(self.seed, self.epoch if self.train else -1, self.split, i)
