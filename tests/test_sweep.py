@@ -50,6 +50,7 @@ def test_a_killed_sweep_continues_and_writes_its_table_plot_and_tuned_values(tmp
     out = tmp_path / "sweep"
     monkeypatch.setattr(training, "Trainer", Killed)
     assert main(_sweep(out)) == 130  # Ctrl-C: one line, the shell's exit code for SIGINT
+    assert "interrupted; the same command continues" in capsys.readouterr().err
     monkeypatch.setattr(training, "Trainer", real)
     assert (out / "trial_001" / "last.pt").is_file() and not (out / "trial_001" / "results.json").exists()
     capsys.readouterr()
@@ -161,3 +162,26 @@ def test_every_param_example_of_the_help_is_taken(capsys):
             if m != "normal" and p.name in {f.name for f in dataclasses.fields(METHODS.get(m).factory.config_class)}
         ]
         SweepConfig(method=owners[0] if owners else "normal", params=[p])
+
+
+def test_a_continued_sweep_draws_new_points_and_method_options_are_named_as_train_names_them(tmp_path, capsys):
+    """A rerun with more --trials draws points the first sitting did not (Optuna's sampler reseeded with the
+    trials there); with --iemf a bare option both methods have is refused, METHOD.option goes to that method;
+    a sweep is one seed."""
+    from snn_msi.reports.sweep import SweepConfig
+
+    out = tmp_path / "s"
+    argv = _sweep(out, "--no-prune", "--epochs", "1")
+    for trials in ("2", "4"):
+        argv[argv.index("--trials") + 1] = trials
+        assert main(argv) == 0
+    with (out / "trials.csv").open() as fh:
+        alphas = [r["alpha"] for r in csv.DictReader(fh)]
+    assert len(alphas) == 4 and len(set(alphas)) == 4, alphas
+    with pytest.raises(Exception, match="say which: ogm_ge.start or iemf.start"):
+        SweepConfig(method="ogm_ge", iemf=True, params=[parse_param("start=0:2:int")])
+    scfg = SweepConfig(method="ogm_ge", iemf=True, params=[parse_param("iemf.lam=0.5:2"), parse_param("alpha=0.1:1")])
+    policies = {p["name"]: p for p in scfg.config({"iemf.lam": 1.5, "alpha": 0.2}, str(tmp_path / "t")).policies}
+    assert policies["iemf"]["lam"] == 1.5 and policies["ogm_ge"]["alpha"] == 0.2
+    assert main([*_sweep(tmp_path / "seeds"), "--seeds", "2"]) == 2
+    assert "a sweep trains each trial once, on one seed" in capsys.readouterr().err

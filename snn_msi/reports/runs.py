@@ -72,7 +72,7 @@ EXECUTORS = ("local", "ray")
 
 
 def seed_list(text: str) -> list[int]:
-    """``'100-109'``, ``'3,5,7'`` or ``'0-2,10'`` -> the seeds, in order, each once."""
+    """``'100-109'``, ``'3,5,7'`` or ``'0-2,10'`` -> the seeds, in order; a seed given twice is an error."""
     seeds: list[int] = []
     for part in text.replace(" ", ",").split(","):
         if not part:
@@ -81,7 +81,10 @@ def seed_list(text: str) -> list[int]:
         if not m or (m[2] is not None and int(m[2]) < int(m[1])):
             raise argparse.ArgumentTypeError(f"expected seeds like 100-109 or 3,5,7, got {text!r}")
         lo = int(m[1])
-        seeds += [s for s in range(lo, int(m[2] or lo) + 1) if s not in seeds]
+        twice = [s for s in range(lo, int(m[2] or lo) + 1) if s in seeds]
+        if twice:
+            raise argparse.ArgumentTypeError(f"seed {twice[0]} twice in {text!r}: each seed once")
+        seeds += list(range(lo, int(m[2] or lo) + 1))
     if not seeds:
         raise argparse.ArgumentTypeError(f"expected seeds like 100-109 or 3,5,7, got {text!r}")
     return seeds
@@ -221,9 +224,22 @@ class RunOptions:
 
 def add_seed_arguments(g, seeds: int = 3) -> None:
     """``--seeds N`` (from ``--seed-start``) or ``--seed-list 100-109``: the seeds of every point."""
-    g.add_argument("--seeds", type=positive_int, default=seeds, help=f"seeds per point (default {seeds})")
-    g.add_argument("--seed-start", type=int, default=0, help="the first of --seeds N seeds (default 0)")
-    g.add_argument("--seed-list", type=seed_list, help="these seeds instead (100-109, 3,5,7)")
+    g.add_argument("--seeds", type=positive_int, help=f"seeds per point (default {seeds})")
+    g.add_argument("--seed-start", type=int, help="the first of --seeds N seeds (default 0)")
+    g.add_argument("--seed-list", type=seed_list, help="these seeds instead of --seeds / --seed-start (100-109, 3,5,7)")
+    g.set_defaults(default_seeds=seeds)
+
+
+def seeds_of(args) -> list[int]:
+    """The seeds a command line asks for: ``--seed-list``, or ``--seeds`` from ``--seed-start``."""
+    if args.seed_list is not None:
+        if args.seeds is not None or args.seed_start is not None:
+            raise ConfigError("--seed-list names the seeds: leave out --seeds and --seed-start")
+        return list(args.seed_list)
+    start = 0 if args.seed_start is None else args.seed_start
+    if start < 0:
+        raise ConfigError(f"--seed-start must be >= 0, got {start}")
+    return list(range(start, start + (args.default_seeds if args.seeds is None else args.seeds)))
 
 
 def add_executor_arguments(g, jobs: int = 2) -> None:
@@ -266,15 +282,16 @@ def add_run_arguments(q, seeds: int = 3, out: str = "runs/study", jobs: int = 2)
     g.add_argument("--overwrite", action="store_true", help="retrain runs whose folders hold another config")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     add_executor_arguments(q.add_argument_group("where the runs run"), jobs)
+    q.set_defaults(
+        on_interrupt="interrupted; the same command continues: finished runs are reused, a run in progress "
+        "resumes from its last finished epoch"
+    )
 
 
 def run_options(args) -> RunOptions:
     """The :class:`RunOptions` of a parsed command line."""
-    if args.seed_start < 0:
-        raise ConfigError(f"--seed-start must be >= 0, got {args.seed_start}")
-    seeds = args.seed_list or list(range(args.seed_start, args.seed_start + args.seeds))
     return RunOptions(
-        seeds=seeds,
+        seeds=seeds_of(args),
         out=args.out,
         jobs=args.jobs,
         overwrite=args.overwrite,

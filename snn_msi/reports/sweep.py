@@ -137,6 +137,11 @@ class SweepConfig:
             raise ConfigError("say what to tune: --param NAME=LOW:HIGH[:log|:int] (repeatable)")
         if self.trials < 1:
             raise ConfigError(f"--trials must be >= 1, got {self.trials}")
+        if len(self.runs.seeds) != 1:
+            raise ConfigError(
+                f"--seeds: a sweep trains each trial once, on one seed (got {len(self.runs.seeds)}); give one "
+                "(--seed-start S or --seed-list S), and repeat the best values over seeds with a study"
+            )
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ConfigError(f"--param: each name once, got {names}")
@@ -164,21 +169,46 @@ class SweepConfig:
         grid = self.grid()
         return self.trials if grid is None else len(grid)
 
-    def method_options(self) -> set[str]:
-        from ..training import METHODS
+    def owner(self, name: str) -> tuple[str, str] | None:
+        """``(method, option)`` that a searched ``name`` sets: ``METHOD.option`` or a bare option of the method or
+        (with ``iemf``) of IEMF, as ``train --method-arg`` reads it; None for a config key (``lr``,
+        ``model.fusion``). A bare name both have is an error naming the two."""
+        from ..training.policies.iemf import IEMF
 
-        if self.method == "normal":
-            return set()
-        return {f.name for f in dataclasses.fields(METHODS.get(self.method).factory.config_class)}
+        methods = [self.method] + ([IEMF.name] if self.iemf else [])
+        method, dot, option = name.partition(".")
+        if dot and method in methods:
+            if option not in _options(method):
+                raise ConfigError(f"--param {name}: {method} has no option {option!r}")
+            return method, option
+        takers = [m for m in methods if name in _options(m)]
+        if len(takers) > 1:
+            raise ConfigError(
+                f"--param {name}: several methods of the sweep have {name!r}; say which: "
+                + " or ".join(f"{m}.{name}" for m in takers)
+            )
+        return (takers[0], name) if takers else None
 
     def config(self, values: dict, out: str) -> TrainConfig:
-        """The recipe with a trial's ``values``: method options into the method, the rest as ``--set`` keys."""
-        opts = {k: v for k, v in values.items() if k in self.method_options()}
+        """The recipe with a trial's ``values``: method options into their method (:meth:`owner`), the rest as
+        ``--set`` keys."""
+        from ..training.policies.iemf import IEMF
+
         d = self.recipe.to_dict()
-        given = next((dict(p) for p in d.get("policies") or [] if p.get("name") == self.method), {})
-        given.pop("name", None)
-        d["policies"] = policies_for(self.method, iemf=self.iemf, **{**given, **opts})
-        apply_overrides(d, [f"{k}={v}" for k, v in values.items() if k not in opts], TrainConfig, option="--param")
+        given = {p["name"]: {k: v for k, v in p.items() if k != "name"} for p in d.get("policies") or []}
+        opts = {IEMF.name: dict(given.get(IEMF.name, {})), self.method: dict(given.get(self.method, {}))}
+        keys = []
+        for name, value in values.items():
+            owner = self.owner(name)
+            if owner is None:
+                keys.append(f"{name}={value}")
+            else:
+                opts[owner[0]][owner[1]] = value
+        d["policies"] = policies_for(self.method, iemf=self.iemf, **opts[self.method])
+        for p in d["policies"]:
+            if p["name"] == IEMF.name and self.method != IEMF.name:
+                p.update(opts[IEMF.name])
+        apply_overrides(d, keys, TrainConfig, option="--param")
         return TrainConfig.from_dict({**d, "seed": self.runs.seeds[0], "out": out})
 
     def spec(self) -> dict:
@@ -194,6 +224,15 @@ class SweepConfig:
             "first": self.first,
             "recipe": r,
         }
+
+
+def _options(method: str) -> set[str]:
+    """The option names of a registered method (none for ``normal``)."""
+    from ..training import METHODS
+
+    if method == "normal":
+        return set()
+    return {f.name for f in dataclasses.fields(METHODS.get(method).factory.config_class)}
 
 
 # -- one trial, where it runs ------------------------------------------------------------------------------------
@@ -252,6 +291,9 @@ def _open_study(scfg: SweepConfig):
     pruner = make_pruner(scfg.prune)
     if db.is_file():
         study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
+        # a sweep continued (rerun, more --trials): a sampler seeded as in the first sitting would draw that
+        # sitting's points again; seeded with the trials already there, it draws new ones (still reproducible)
+        study.sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0] + len(study.trials))
         saved = study.user_attrs.get("spec")
         if saved != scfg.spec():
             if not scfg.runs.overwrite:
@@ -339,9 +381,8 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
     md = markdown_table(rows, scfg)
     write_text(out / "summary.md", md + "\n")
     best = rows[0] if rows and rows[0]["state"] == "complete" else {}
-    tuned = (
-        {scfg.method: {p.name: best[p.name] for p in scfg.params if p.name in scfg.method_options()}} if best else {}
-    )
+    owners = {p.name: scfg.owner(p.name) for p in scfg.params}
+    tuned = {scfg.method: {o[1]: best[n] for n, o in owners.items() if o and o[0] == scfg.method}} if best else {}
     if tuned.get(scfg.method):
         write_text(out / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
     sweep_plot(study, scfg, out / "sweep.png")
@@ -350,6 +391,12 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
         f"\n{len(rows)} trials in {(time.time() - t0) / 60:.1f} min; wrote {out / 'summary.md'}, {out / 'sweep.png'}"
         + (f", {out / 'tuned.yaml'}" if tuned.get(scfg.method) else "")
     )
+    others = [f"{n}={best[n]}" for n, o in owners.items() if not (o and o[0] == scfg.method)] if best else []
+    if others:
+        print(
+            f"the best trial's other values ({', '.join(others)}) are not options of {scfg.method}: tuned.yaml "
+            "(what a study's --tuned reads) leaves them out; give them to a study yourself"
+        )
     return rows
 
 
