@@ -528,7 +528,9 @@ def _prepare_command(q: argparse.ArgumentParser) -> None:
 def _cmd_build_h5(args) -> int:
     from .data import DataConfig, build_datasets
     from .data.h5 import build_h5
+    from .training.rundir import check_output_file
 
+    check_output_file(args.out, args.overwrite)
     cfg = DataConfig(dataset=args.dataset, root=args.root, layout=args.layout, val_fraction=args.val_fraction)
     splits = dict(zip(("train", "val", "test"), build_datasets(cfg, 0, Path(args.out).parent), strict=True))
     for ds in splits.values():  # cache plain frames: augmentation happens when the cache is read
@@ -550,6 +552,7 @@ def _build_h5_command(q: argparse.ArgumentParser) -> None:
     q.add_argument("--frame-size", type=positive_int, default=256, help="stored frame side (>= training size)")
     q.add_argument("--val-fraction", type=float, default=0.1, help="share of training clips held out (default: 0.1)")
     q.add_argument("--waveforms", action="store_true", help="also store waveforms (needed for an audio SNR)")
+    q.add_argument("--overwrite", action="store_true", help="replace OUT where it exists")
     q.set_defaults(func=_cmd_build_h5)
 
 

@@ -724,3 +724,32 @@ def test_15_ctrl_c_is_one_line_saying_what_the_folder_holds(ref, tmp_path, monke
     code, _, err = _cli(capsys, "train", *RUN, "--out", old, "--overwrite", "--seed", "3")
     assert code == 130 and "holds the old run as it was" in _one_line(err, "interrupted")
     assert _files(old) == before
+
+
+def _file_writers() -> list[str]:
+    """The commands that write one file named by a positional OUT (and take --overwrite for it)."""
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(
+        name
+        for name, p in sub.choices.items()
+        if "out" in {a.dest for a in p._actions if not a.option_strings} and "--overwrite" in p._option_string_actions
+    )
+
+
+@pytest.mark.parametrize("writer", _file_writers())
+def test_16_a_file_writer_replaces_a_file_only_when_told_and_never_a_runs(writer, ref, tmp_path, capsys):
+    """An existing OUT without --overwrite, and a run's checkpoint even with it: one line, exit 2, the file as
+    it was; with --overwrite an existing file of the user's is replaced."""
+    if writer == "export-nir":
+        pytest.importorskip("nir")
+    source = {"build-h5": [make_ks_tree(tmp_path / "ks")], "export-nir": [ref / "best.pt"]}
+    assert writer in source, f"{writer} writes a file OUT: add its input to this test"
+    run = shutil.copytree(ref, tmp_path / "run")
+    mine = tmp_path / "mine.out"
+    mine.write_text("mine")
+    for out, extra, words in ((mine, [], "exists; pass --overwrite"), (run / "best.pt", ["--overwrite"], "run")):
+        before = out.read_bytes()
+        code, _, err = _cli(capsys, writer, *source[writer], out, *extra)
+        assert code == 2 and words in _one_line(err, str(out)) and out.read_bytes() == before
+    code, _, err = _cli(capsys, writer, *source[writer], mine, "--overwrite")
+    assert code == 0 and mine.read_bytes() != b"mine", err

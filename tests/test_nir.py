@@ -323,7 +323,7 @@ def test_export_nir_command_errors_are_one_line(demo_checkpoint, tmp_path, capsy
     ckpt = demo_checkpoint.read_bytes()
     for target, extra, words in (
         (kept, [], "exists; pass --overwrite"),
-        (demo_checkpoint, ["--overwrite"], "is the checkpoint to export"),
+        (demo_checkpoint, ["--overwrite"], "is the file this command reads"),
         (tmp_path, [], "is a folder"),
         (tmp_path / "s.nir", ["--visual-shape", "3,16,16"], "--visual-shape 3,16,16: the model's visual input"),
         (tmp_path / "s.nir", ["--audio-shape", "2,40,32"], "--audio-shape 2,40,32: the model's audio input"),

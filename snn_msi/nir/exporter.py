@@ -453,21 +453,6 @@ def _integration(b: _Builder, f: SpikingIntegration, a, v, dim, joint):
     )
 
 
-def _check_out(out: Path, checkpoint: Path, overwrite: bool) -> None:
-    """The export's file may be written: not a folder, not the checkpoint or another file a run writes, and not
-    an existing file unless ``overwrite``."""
-    from ..training.rundir import RUN_FILES
-
-    if out.is_dir():
-        raise IsADirectoryError(f"{out} is a folder; give the file to write, e.g. {out / 'model.nir'}")
-    if out.exists() and checkpoint.exists() and out.resolve() == checkpoint.resolve():
-        raise FileExistsError(f"{out} is the checkpoint to export; give another file for the graph")
-    if out.exists() and (out.parent / "config.yaml").is_file() and any(out.match(p) for p in RUN_FILES):
-        raise FileExistsError(f"{out} is a file of the run in {out.parent}; give another file for the graph")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass --overwrite to replace it, or give another file")
-
-
 def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -636,9 +621,9 @@ def export_checkpoint(
     from ..training import load_model
 
     nir = nir_module()
-    from ..training.rundir import checkpoint_file
+    from ..training.rundir import check_output_file, checkpoint_file
 
-    _check_out(Path(out), checkpoint_file(checkpoint), overwrite)
+    check_output_file(out, overwrite, source=checkpoint_file(checkpoint))
     model, cfg = load_model(checkpoint, data_root=data_root)
     if audio_shape is None or visual_shape is None or frames is None:
         from ..data import build_datasets

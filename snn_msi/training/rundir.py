@@ -120,6 +120,22 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     return path
 
 
+def check_output_file(out: str | Path, overwrite: bool = False, source: str | Path | None = None) -> None:
+    """A file a command is about to write (a NIR graph, an HDF5 cache) may be: not a folder, not ``source`` (the
+    file it reads), not a file of a run's folder, and not an existing file unless ``overwrite``."""
+    out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"{out} is a folder; give the file to write, e.g. {out / ('out' + out.suffix)}")
+    if not out.exists():
+        return
+    if source is not None and Path(source).exists() and out.resolve() == Path(source).resolve():
+        raise FileExistsError(f"{out} is the file this command reads; give another file to write")
+    if (out.parent / "config.yaml").is_file() and any(out.match(p) for p in RUN_FILES):
+        raise FileExistsError(f"{out} is a file of the run in {out.parent}; give another file to write")
+    if not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it, or give another file")
+
+
 def checkpoint_file(path: str | Path) -> Path:
     """The checkpoint ``path`` names: the file itself, or a run folder's ``best.pt``."""
     path = Path(path)
