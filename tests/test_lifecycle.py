@@ -753,3 +753,27 @@ def test_16_a_file_writer_replaces_a_file_only_when_told_and_never_a_runs(writer
         assert code == 2 and words in _one_line(err, str(out)) and out.read_bytes() == before
     code, _, err = _cli(capsys, writer, *source[writer], mine, "--overwrite")
     assert code == 0 and mine.read_bytes() != b"mine", err
+
+
+def test_17_a_study_pointed_at_other_data_does_not_reuse_the_old_datas_runs(tmp_path, capsys):
+    """data.root is a placement key (a moved copy reuses its runs); a finished run on other classes or clips is
+    not reused: one line naming the difference, and --overwrite trains it again on the new data."""
+    from .trees import make_learnable_folder_tree
+
+    first = make_learnable_folder_tree(tmp_path / "first", per_class=6, labels=("red", "green"))
+    other = make_learnable_folder_tree(tmp_path / "other", per_class=6, labels=("red", "green", "blue"))
+    tiny = ["--epochs", "1", "--set", "model.widths=[4]", "--set", "model.blocks=[1]", "--set", "model.T=2"]
+    study = ["study", "methods", "--methods", "normal", "--no-iemf", "--seeds", "1", "--dataset", "folder", *tiny]
+    study += ["--jobs", "1", "--quiet", "--out", tmp_path / "s"]
+    assert _cli(capsys, *study, "--data-root", first)[0] == 0
+    moved = shutil.copytree(first, tmp_path / "moved")
+    code, out, err = _cli(capsys, *study, "--data-root", moved)
+    assert code == 0 and "1 reused" in out + err
+    code, out, err = _cli(capsys, *study, "--data-root", other)
+    assert code == 2 and "its data: the model's classes are green, red; the data adds blue" in err, err
+    code, out, err = _cli(capsys, *study, "--data-root", other, "--overwrite")
+    assert code == 0 and load_checkpoint(tmp_path / "s" / "normal" / "s0")["data"]["classes"] == [
+        "blue",
+        "green",
+        "red",
+    ]

@@ -25,6 +25,8 @@ spreads parallel runs over the visible GPUs (worker ``i`` gets ``cuda:i mod n``)
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import math
 import multiprocessing as mp
 import os
@@ -334,13 +336,37 @@ def run_config(cfg_dict: dict, overwrite: bool = False) -> RunOutcome:
     rd = RunDir(cfg.out)
     diff = _difference(rd, cfg)
     if rd.is_complete() and diff == []:
-        return RunOutcome(cfg.out, "reused")
+        other = _other_data(rd, cfg)
+        if other is None:
+            return RunOutcome(cfg.out, "reused")
+        diff = [f"its data: {other}"]
     if (diff or rd.is_complete()) and not overwrite:
         what = f"another config ({'; '.join(diff)})" if diff else "a finished run without its config.yaml"
         raise ConfigError(f"{rd.path} holds {what}; pass --overwrite to train it again, or another --out")
     resume = not diff and not rd.is_complete() and rd.last.is_file()
     Trainer(cfg, mode="resume" if resume else "overwrite", progress=False).fit()
     return RunOutcome(cfg.out, "resumed" if resume else "trained")
+
+
+def _other_data(rd: RunDir, cfg: TrainConfig) -> str | None:
+    """How the data ``cfg`` names differs from the data the finished run in ``rd`` trained on (its checkpoint's
+    record: classes and clip counts; ``data.root`` is a placement key, so a study pointed at other data would
+    otherwise reuse the old data's runs); None when it does not, or the run records none (older versions)."""
+    from ..data.identity import data_mismatch
+    from ..training.rundir import load_checkpoint
+
+    saved = load_checkpoint(rd.best).get("data") if rd.best.is_file() else None
+    return data_mismatch(saved, _data_record(json.dumps(cfg.data.to_dict(), sort_keys=True))) if saved else None
+
+
+@functools.lru_cache(maxsize=4)
+def _data_record(data_json: str) -> dict:
+    """The data record (:func:`~snn_msi.data.identity.data_record`) of a data config, built once per process
+    (classes and clip counts do not depend on the run's seed: every class gives the same share to validation)."""
+    from ..data import DataConfig, build_datasets
+    from ..data.identity import data_record
+
+    return data_record(build_datasets(DataConfig.from_dict(json.loads(data_json)), 0))
 
 
 def _difference(rd: RunDir, cfg: TrainConfig) -> list[str] | None:
