@@ -155,3 +155,11 @@ def test_every_command_that_reads_a_run_follows_its_data_with_data_root(command,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not exist" in err and "--data-root DIR" in err, err
     assert main([command, str(run), *extra, "--data-root", str(moved)]) == 0, capsys.readouterr().err
+
+
+def test_inverse_effectiveness_levels_go_strongest_first(capsys, tmp_path):
+    """The controls run at every level but the first: levels in another order are one line, not controls at the
+    clean level."""
+    out = tmp_path / "ie"
+    assert main(["study", "inverse-effectiveness", "--levels", "-15,-5", "0,10", "--out", str(out)]) == 2
+    assert "levels go strongest first" in capsys.readouterr().err and not out.exists()

@@ -320,3 +320,14 @@ def test_report_tables_the_finished_runs_and_trains_nothing(tmp_path, capsys):
     assert main([*study, "--report", "--tune", "2"]) == 0
     assert "3 of 6 runs finished" in capsys.readouterr().out  # + the tuned row's two runs, not trained
     assert not (out / "cml-tuned").exists()
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_row_the_study_makes_for_a_method_is_a_run_that_builds(method):
+    """`study methods --methods M` for every registered M: each of its rows (official, + IEMF where it composes)
+    is a run whose methods build (IEMF itself gets no '+ IEMF' row)."""
+    from snn_msi.training.policies import build_policies
+
+    cfg = sm.MethodsStudyConfig(methods=(method,))
+    for cell in sm.cells(cfg):
+        build_policies(sm.run_config_for(cfg, cell, 0).policies, 0)

@@ -178,6 +178,10 @@ def test_a_continued_sweep_draws_new_points_and_method_options_are_named_as_trai
     with (out / "trials.csv").open() as fh:
         alphas = [r["alpha"] for r in csv.DictReader(fh)]
     assert len(alphas) == 4 and len(set(alphas)) == 4, alphas
+    assert (out / "tuned.yaml").is_file()
+    other = ["sweep", "--param", "lr=0.01:0.1", "--trials", "1", "--epochs", "1", *TINY, "--jobs", "1", "--quiet"]
+    assert main([*other, "--out", str(out), "--overwrite"]) == 0  # another sweep: nothing of the old one stays
+    assert not (out / "tuned.yaml").exists() and len(list(out.glob("trial_*"))) == 1
     with pytest.raises(Exception, match="say which: ogm_ge.start or iemf.start"):
         SweepConfig(method="ogm_ge", iemf=True, params=[parse_param("start=0:2:int")])
     scfg = SweepConfig(method="ogm_ge", iemf=True, params=[parse_param("iemf.lam=0.5:2"), parse_param("alpha=0.1:1")])
@@ -185,3 +189,26 @@ def test_a_continued_sweep_draws_new_points_and_method_options_are_named_as_trai
     assert policies["iemf"]["lam"] == 1.5 and policies["ogm_ge"]["alpha"] == 0.2
     assert main([*_sweep(tmp_path / "seeds"), "--seeds", "2"]) == 2
     assert "a sweep trains each trial once, on one seed" in capsys.readouterr().err
+
+
+def test_a_sweep_continues_on_a_moved_copy_of_its_data_and_not_on_other_data(tmp_path):
+    from snn_msi.reports.runs import RunOptions
+    from snn_msi.reports.sweep import SweepConfig, _open_study
+    from snn_msi.training import demo_config
+
+    from .trees import make_learnable_folder_tree
+
+    roots = {
+        "first": make_learnable_folder_tree(tmp_path / "first", per_class=4, labels=("red", "green")),
+        "other": make_learnable_folder_tree(tmp_path / "other", per_class=4, labels=("red", "blue")),
+    }
+
+    def sweep(root):
+        recipe = demo_config(data={"dataset": "folder", "root": str(root)})
+        runs = RunOptions(seeds=[0], out=str(tmp_path / "s"))
+        return SweepConfig(method="ogm_ge", params=[parse_param("alpha=0.1:1")], recipe=recipe, runs=runs)
+
+    _open_study(sweep(roots["first"]))
+    _open_study(sweep(roots["first"].rename(tmp_path / "moved")))  # the same data, moved: continued
+    with pytest.raises(Exception, match="holds a sweep on other data"):
+        _open_study(sweep(roots["other"]))

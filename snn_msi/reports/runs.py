@@ -356,7 +356,13 @@ def _other_data(rd: RunDir, cfg: TrainConfig) -> str | None:
     from ..training.rundir import load_checkpoint
 
     saved = load_checkpoint(rd.best).get("data") if rd.best.is_file() else None
-    return data_mismatch(saved, _data_record(json.dumps(cfg.data.to_dict(), sort_keys=True))) if saved else None
+    return data_mismatch(saved, data_record_of(cfg.data)) if saved else None
+
+
+def data_record_of(data) -> dict:
+    """The data record (:func:`~snn_msi.data.identity.data_record`) of a :class:`~snn_msi.data.DataConfig`,
+    built once per process."""
+    return _data_record(json.dumps(data.to_dict(), sort_keys=True))
 
 
 @functools.lru_cache(maxsize=4)

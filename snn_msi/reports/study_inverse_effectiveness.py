@@ -118,6 +118,14 @@ class StudyConfig:
             )
         if len(set(self.levels)) != len(self.levels):
             raise ValueError(f"levels must be distinct, got {self.levels}")
+        strength = [sum(math.inf if db is None else db for db in level) / 2 for level in self.levels]
+        late = [i for i in range(1, len(strength)) if strength[i] > strength[i - 1]]
+        if late:
+            i = late[0]
+            raise ValueError(
+                f"levels go strongest first (the highest SNR; the controls run at the others): "
+                f"{self.levels[i]} comes after the weaker {self.levels[i - 1]} (audio dB, image dB)"
+            )
         missing = [lv for lv in self.controls() if lv not in self.levels]
         if missing:
             raise ValueError(f"control_levels must be among the levels, got {missing}")

@@ -218,7 +218,8 @@ def cells(scfg: MethodsStudyConfig) -> list[Cell]:
         rows.append(Cell(m))
         if m == "normal" and scfg.long_check:
             rows.append(LONG)
-        if scfg.iemf and composes_with_iemf(m).composes:
+        with_iemf = composes_with_iemf(m)
+        if scfg.iemf and with_iemf.composes and not with_iemf.itself:  # IEMF's own row has it already
             rows.append(Cell(m, iemf=True))
         if scfg.has_tuned_row(m):
             rows.append(Cell(m, "tuned"))

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from ..data.identity import data_mismatch
 from ..files import write_csv, write_text
 from ..schema import ConfigError, apply_overrides
 from ..training.config import TrainConfig, demo_config, policies_for
@@ -279,6 +280,10 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
         return "fail", math.nan
 
 
+#: the files a sweep writes in its folder besides sweep.db and the trials' folders
+OUTPUTS = ("trials.csv", "summary.md", "sweep.png", "tuned.yaml")
+
+
 # -- the sweep -----------------------------------------------------------------------------------------------------
 def _open_study(scfg: SweepConfig):
     import optuna
@@ -306,14 +311,28 @@ def _open_study(scfg: SweepConfig):
                 import shutil
 
                 shutil.rmtree(folder)
+            for name in OUTPUTS:  # nothing of the old sweep stays to be read as the new one's
+                (out / name).unlink(missing_ok=True)
+        elif (other := data_mismatch(study.user_attrs.get("data"), _recipe_data(scfg))) is not None:
+            raise ConfigError(
+                f"{out} holds a sweep on other data ({other}); pass --overwrite to start it again, or another --out"
+            )
         else:
             _enqueue(study, scfg.grid() or [])  # a rerun with more --trials may have made the space a grid
             return study, storage
     out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize", sampler=sampler, pruner=pruner)
     study.set_user_attr("spec", scfg.spec())
+    study.set_user_attr("data", _recipe_data(scfg))  # data.root is placement: a moved copy continues, other data not
     _enqueue(study, scfg.grid() or ([scfg.first] if scfg.first else []))
     return study, storage
+
+
+def _recipe_data(scfg: SweepConfig) -> dict:
+    """The data record (classes, clip counts) of the sweep's data."""
+    from .runs import data_record_of
+
+    return data_record_of(scfg.recipe.data)
 
 
 def _enqueue(study, points: list[dict]) -> None:
@@ -385,6 +404,8 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
     tuned = {scfg.method: {o[1]: best[n] for n, o in owners.items() if o and o[0] == scfg.method}} if best else {}
     if tuned.get(scfg.method):
         write_text(out / "tuned.yaml", yaml.safe_dump(tuned, sort_keys=False))
+    else:  # no complete trial, or no method option searched: no tuned values (none of an earlier sitting's)
+        (out / "tuned.yaml").unlink(missing_ok=True)
     sweep_plot(study, scfg, out / "sweep.png")
     print(md)
     print(
