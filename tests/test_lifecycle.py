@@ -766,6 +766,10 @@ def test_17_a_study_pointed_at_other_data_does_not_reuse_the_old_datas_runs(tmp_
     study = ["study", "methods", "--methods", "normal", "--no-iemf", "--seeds", "1", "--dataset", "folder", *tiny]
     study += ["--jobs", "1", "--quiet", "--out", tmp_path / "s"]
     assert _cli(capsys, *study, "--data-root", first)[0] == 0
+    before = _files(tmp_path / "s" / "normal" / "s0")
+    code, out, err = _cli(capsys, *study, "--data-root", first, "--epochs", "2")  # refused before any worker
+    assert code == 2 and "1 of 1 run folders hold another config" in _one_line(err, "epochs")
+    assert _files(tmp_path / "s" / "normal" / "s0") == before
     moved = shutil.copytree(first, tmp_path / "moved")
     code, out, err = _cli(capsys, *study, "--data-root", moved)
     assert code == 0 and "1 reused" in out + err

@@ -628,6 +628,13 @@ def run_many(
     reused."""
     import functools
 
+    if not opts.overwrite:  # what the workers would each refuse, refused before any of them starts
+        held = [(c.out, d) for c in configs if (d := _difference(RunDir(c.out), c))]
+        if held:
+            raise ConfigError(
+                f"{len(held)} of {len(configs)} run folders hold another config (e.g. {held[0][0]}: "
+                f"{'; '.join(held[0][1])}); pass --overwrite to train them again, or another --out"
+            )
     t0 = time.time()
     fn = functools.partial(_run_then, overwrite=opts.overwrite, after=after)
     done = [0]
