@@ -188,7 +188,7 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     the run that has it (``METHOD.KEY``: to that one); an error, in one line, where none has it (naming their
     options) or several have it (``lam`` is CML's loss weight and IEMF's coefficient scale)."""
     from .schema import parse_value
-    from .training import METHODS
+    from .training.policies import option_names
     from .training.policies.iemf import IEMF
 
     base = [p for p in current if p["name"] != IEMF.name]
@@ -205,22 +205,19 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
         items.append((f"--method-arg {key}", key, parse_value(value, f"--method-arg {key}")))
     items += [("--alpha", "alpha", args.alpha)] if args.alpha is not None else []
 
-    def fields(p: dict) -> set[str]:
-        return set(METHODS.get(p["name"]).factory.config_class.__dataclass_fields__)
-
     for option, key, value in items:
         method, dot, name = key.rpartition(".")
         chosen = [p for p in policies if p["name"] == method] if dot else policies
         if dot and not chosen:
             names = ", ".join(p["name"] for p in policies) or "normal"
             raise ConfigError(f"{option}: {method!r} is not a method of this run ({names})")
-        takers = [p for p in chosen if name in fields(p)]
+        takers = [p for p in chosen if name in option_names(p["name"])]
         if len(takers) > 1:
             which = " or ".join(f"{p['name']}.{name}" for p in takers)
             raise ConfigError(f"{option}: several methods of this run have {name!r}; say which: {which}")
         if not takers:
             names = ", ".join(p["name"] for p in chosen) or "normal"
-            known = sorted({f for p in chosen for f in fields(p)})
+            known = sorted({f for p in chosen for f in option_names(p["name"])})
             raise ConfigError(
                 f"{option}: the method ({names}) has no option {name!r}; its options: {', '.join(known) or 'none'}"
             )
@@ -398,23 +395,23 @@ def _cmd_evaluate(args) -> int:
     state = load_checkpoint(args.checkpoint)
     model, cfg = model_from_checkpoint(state, args.checkpoint, device, args.data_root)
     trained = (state.get("data") or {}).get("classes")
-    data = cfg.data
-    sets = build_datasets(data, cfg.seed)
+    sets = build_datasets(cfg.data, cfg.seed)
     ds = sets[{"train": 0, "val": 1, "test": 2}[args.split]]
-    why = class_mismatch(trained, class_names(ds))
+    found = class_names(ds)
+    why = class_mismatch(trained, found)
     if why is not None:
-        raise ConfigError(f"{args.checkpoint} cannot be scored on {data.root or data.dataset}: {why}")
-    if trained is None and class_names(ds) is not None:
+        raise ConfigError(f"{args.checkpoint} cannot be scored on {cfg.data.root or cfg.data.dataset}: {why}")
+    if trained is None and found is not None:
         logging.getLogger(__name__).warning(
             "%s records no class names (a checkpoint from before 2026-12-05): its class i is taken to be the "
             "data's i-th (%s)",
             args.checkpoint,
-            ", ".join(class_names(ds)),
+            ", ".join(found),
         )
     collected = evaluate_collect(model, ds, device, cfg.batch_size)
     metrics = collected.result()
     print(json.dumps(metrics.row(args.split), indent=1))
-    classes = trained or class_names(ds) or [str(c) for c in range(cfg.model.num_classes)]
+    classes = trained or found or [str(c) for c in range(cfg.model.num_classes)]
     table = evaluation_tables(collected.predictions(), classes, cfg.model.num_classes)
     print(_per_class_text(table["per_class"], args.split), file=sys.stderr)
     if args.out:

@@ -7,10 +7,10 @@ from typing import Literal
 
 from ..schema import Config, ConfigError, check
 
-#: signal-to-noise presets in dB, ``(audio, image)``; None = no noise
 #: the three splits every data set serves, in this order (``build_datasets`` returns them so)
 SPLITS = ("train", "val", "test")
 
+#: signal-to-noise presets in dB, ``(audio, image)``; None = no noise
 SNR_PRESETS = {"clean": (None, None), "hard": (-10.0, 0.0), "harder": (-15.0, -5.0)}
 
 

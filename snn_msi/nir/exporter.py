@@ -619,10 +619,9 @@ def export_checkpoint(
     folder. Returns the graph.
     """
     from ..training import load_model
-
-    nir = nir_module()
     from ..training.rundir import check_output_file, checkpoint_file
 
+    nir = nir_module()
     check_output_file(out, overwrite, source=checkpoint_file(checkpoint))
     model, cfg = load_model(checkpoint, data_root=data_root)
     if audio_shape is None or visual_shape is None or frames is None:

@@ -23,7 +23,6 @@ are complete or pruned. Written in ``out``: ``trials.csv``, ``summary.md``, ``sw
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import math
@@ -174,15 +173,16 @@ class SweepConfig:
         """``(method, option)`` that a searched ``name`` sets: ``METHOD.option`` or a bare option of the method or
         (with ``iemf``) of IEMF, as ``train --method-arg`` reads it; None for a config key (``lr``,
         ``model.fusion``). A bare name both have is an error naming the two."""
+        from ..training.policies import option_names
         from ..training.policies.iemf import IEMF
 
         methods = [self.method] + ([IEMF.name] if self.iemf else [])
         method, dot, option = name.partition(".")
         if dot and method in methods:
-            if option not in _options(method):
+            if option not in option_names(method):
                 raise ConfigError(f"--param {name}: {method} has no option {option!r}")
             return method, option
-        takers = [m for m in methods if name in _options(m)]
+        takers = [m for m in methods if name in option_names(m)]
         if len(takers) > 1:
             raise ConfigError(
                 f"--param {name}: several methods of the sweep have {name!r}; say which: "
@@ -225,15 +225,6 @@ class SweepConfig:
             "first": self.first,
             "recipe": r,
         }
-
-
-def _options(method: str) -> set[str]:
-    """The option names of a registered method (none for ``normal``)."""
-    from ..training import METHODS
-
-    if method == "normal":
-        return set()
-    return {f.name for f in dataclasses.fields(METHODS.get(method).factory.config_class)}
 
 
 # -- one trial, where it runs ------------------------------------------------------------------------------------

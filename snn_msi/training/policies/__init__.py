@@ -75,6 +75,7 @@ __all__ = [
     "DROP_VISUAL",
     "MODALITIES",
     "composes_with_iemf",
+    "option_names",
     "check_fusion",
 ]
 
@@ -99,6 +100,11 @@ def register_method(
         return METHODS.register(c.name, c, source=source, modulates=modulates, iemf=iemf, fusions=fusions)
 
     return deco(cls) if cls is not None else deco
+
+
+def option_names(name: str) -> set[str]:
+    """The options of the registered method ``name`` (what ``--method-arg`` and ``sweep --param`` set)."""
+    return set(METHODS.get(name).factory.config_class.__dataclass_fields__)
 
 
 def composes_with_iemf(name: str) -> Composition:
