@@ -189,13 +189,3 @@ def test_parallel_local_runs_get_distinct_gpus(monkeypatch):
     assert len(set(devices)) == len(devices) and set(devices) <= {"cuda:0", "cuda:1"}
     monkeypatch.setattr(runs, "_DEVICE", "cuda:1")
     assert runs._placed(demo_config()).device == "cuda:1" and runs._placed(demo_config(device="cpu")).device == "cpu"
-
-
-def test_a_local_ray_without_the_resources_a_run_asks_for_is_one_line(ks, tmp_path, capsys):
-    """On this machine's own Ray (no cluster to grow), --gpus-per-run beyond its GPUs would wait forever."""
-    if torch.cuda.is_available():
-        pytest.skip("a machine with a GPU has what one run asks for")
-    out = tmp_path / "ray_gpu"
-    assert main([*_study(ks, out, "ray"), "--gpus-per-run", "1"]) == 2
-    err = capsys.readouterr().err
-    assert "--gpus-per-run 1: this machine's Ray has 0 GPUs" in err and not ray.is_initialized()

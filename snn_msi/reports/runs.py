@@ -557,14 +557,6 @@ class RayExecutor(Executor):
 
         labels = labels or [str(i) for i in range(len(items))]
         started = self._init()
-        have = ray.cluster_resources()
-        short = [(k, n, have.get(k, 0)) for k, n in (("CPU", self.cpus), ("GPU", self.gpus)) if n > have.get(k, 0)]
-        if started and short and not (self.address or os.environ.get("RAY_ADDRESS")):  # a local Ray never grows
-            ray.shutdown()
-            what, n, got = short[0]
-            raise ConfigError(
-                f"--{what.lower()}s-per-run {n:g}: this machine's Ray has {got:g} {what}s; a run would wait forever"
-            )
         task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries)(_ray_call)
         threads = max(1, int(self.cpus))
         out, errors = [None] * len(items), {}
