@@ -186,3 +186,40 @@ def test_the_cpp_signatures_follow_the_spec_fields():
             if field is not None:  # an argument taken from the KernelArgs: the parameter names that field
                 assert name == field, (fn, name, field)
         assert {p for p in params if p in IF_SPEC_FIELDS} == {f for f in passed if f is not None}, fn
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="builds a C++ extension on this machine")
+def test_a_dead_builders_lock_does_not_block_the_next_build(tmp_path):
+    """PyTorch's build ``lock`` left by a process killed while building: the next load removes it and goes on (with
+    PyTorch's lock alone it waits forever)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from neurons.kernels import cpu
+
+    if cpu.unavailable_reason() is not None:
+        pytest.skip(cpu.unavailable_reason())
+    src = tmp_path / "tiny.cpp"
+    src.write_text(
+        "#include <torch/extension.h>\nint one() { return 1; }\nPYBIND11_MODULE(TORCH_EXTENSION_NAME, m) "
+        '{ m.def("one", &one); }\n'
+    )
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["SNN_MSI_EXT_DIR"] = {str(tmp_path / "ext")!r}
+        os.environ["SNN_MSI_PORTABLE_BUILD"] = "1"
+        from pathlib import Path
+        from neurons.kernels.cpu import load_extension
+        print(load_extension("snn_msi_lock_test", Path({str(src)!r})).one())
+    """)
+
+    def load(timeout: int) -> None:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+        assert done.stdout.strip() == "1", done.stderr
+
+    load(timeout=300)  # the build
+    (build_dir,) = (tmp_path / "ext").iterdir()
+    (build_dir / "lock").write_text("")  # what a killed builder leaves
+    load(timeout=60)
+    assert not (build_dir / "lock").exists()

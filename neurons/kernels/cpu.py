@@ -9,15 +9,20 @@ of the CPU's feature flags, so a cache shared between different machines never l
 FP contraction stays off, so the results are bitwise the same as the portable build's and the reference's.
 :func:`load_extension` builds the project's other C++ extensions the same way (the data path's frame transform,
 ``snn_msi/encoders/csrc/frames.cpp``).
+
+PyTorch's build lock (a ``lock`` file in the build folder) outlives a process killed while building or loading,
+and every later process then waits for it forever. Builds here run under an OS lock (``flock``, released when
+its process dies, however it dies), so a ``lock`` file found while holding it is such a leftover and is removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 _SRC = Path(__file__).parent / "csrc" / "if_family.cpp"
@@ -58,13 +63,38 @@ def _build(name: str, source: Path, flags: list[str], native: bool):
     if build_dir:  # one folder per build: PyTorch's build lock and build.ninja are per folder
         build_dir = os.path.join(build_dir, f"{name}_{digest}")
         os.makedirs(build_dir, exist_ok=True)
-    return load(
-        name=f"{name}_{digest}",
-        sources=[str(source)],
-        extra_cflags=cflags,
-        build_directory=build_dir,
-        verbose=False,
-    )
+    else:
+        from torch.utils.cpp_extension import _get_build_directory
+
+        build_dir = _get_build_directory(f"{name}_{digest}", verbose=False)
+    with build_lock(build_dir):
+        return load(
+            name=f"{name}_{digest}",
+            sources=[str(source)],
+            extra_cflags=cflags,
+            build_directory=build_dir,
+            verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: str) -> Iterator[None]:
+    """Hold an OS lock on ``build_dir`` (one builder or loader at a time, across processes) and remove the
+    ``lock`` file PyTorch left there if its process died (none that is alive can hold it: they all take this lock
+    first). Without ``fcntl`` (Windows) only PyTorch's own lock is used."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(os.path.join(build_dir, "snn_msi.flock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(build_dir, "lock"))
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_extension(name: str, source: Path, flags: Sequence[str] = ()):
