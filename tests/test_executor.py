@@ -189,3 +189,19 @@ def test_parallel_local_runs_get_distinct_gpus(monkeypatch):
     assert len(set(devices)) == len(devices) and set(devices) <= {"cuda:0", "cuda:1"}
     monkeypatch.setattr(runs, "_DEVICE", "cuda:1")
     assert runs._placed(demo_config()).device == "cuda:1" and runs._placed(demo_config(device="cpu")).device == "cpu"
+
+
+def test_a_local_ray_without_the_gpus_a_run_asks_for_is_one_line(ks, tmp_path):
+    """This machine's own Ray (no --address) never has more GPUs than the machine: --gpus-per-run beyond them
+    would wait forever. Its own process: a Ray another test of this module started must not be the one used."""
+    import subprocess
+
+    more = torch.cuda.device_count() + 1
+    argv = [*_study(ks, tmp_path / "ray_gpu", "ray"), "--gpus-per-run", str(more)]
+    done = subprocess.run([sys.executable, "-m", "snn_msi.cli", *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"snn-msi study: error: --gpus-per-run {more}: this machine has {more - 1} GPU(s) and no --address "
+        "(a Ray cluster) was given; the runs would wait forever"
+    ]
+    assert not any((tmp_path / "ray_gpu").rglob("*.pt"))

@@ -548,6 +548,14 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return False
         address = self.address or os.environ.get("RAY_ADDRESS") or None
+        if address is None:  # a local Ray: it has this machine's GPUs and never more
+            import torch
+
+            if self.gpus > (have := torch.cuda.device_count()):
+                raise ConfigError(
+                    f"--gpus-per-run {self.gpus:g}: this machine has {have} GPU(s) and no --address (a Ray "
+                    "cluster) was given; the runs would wait forever"
+                )
         local = {"num_cpus": max(1, math.ceil(self.jobs * self.cpus))} if address is None else {}
         ray.init(address=address, include_dashboard=False, log_to_driver=False, **local)
         return True
@@ -557,6 +565,12 @@ class RayExecutor(Executor):
 
         labels = labels or [str(i) for i in range(len(items))]
         started = self._init()
+        if self.gpus > (have := ray.cluster_resources().get("GPU", 0)):  # a cluster may still grow
+            print(
+                f"--gpus-per-run {self.gpus:g}: Ray has {have:g} GPU(s) now; the runs wait for nodes with GPUs to "
+                "join (Ctrl-C stops)",
+                file=sys.stderr,
+            )
         task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries)(_ray_call)
         threads = max(1, int(self.cpus))
         out, errors = [None] * len(items), {}
