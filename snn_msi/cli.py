@@ -188,7 +188,7 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
     the run that has it (``METHOD.KEY``: to that one); an error, in one line, where none has it (naming their
     options) or several have it (``lam`` is CML's loss weight and IEMF's coefficient scale)."""
     from .schema import parse_value
-    from .training.policies import option_names
+    from .training.policies import option_names, option_owner
     from .training.policies.iemf import IEMF
 
     base = [p for p in current if p["name"] != IEMF.name]
@@ -205,24 +205,19 @@ def _policies_from_args(args, current: list[dict], policies_for) -> list[dict]:
         items.append((f"--method-arg {key}", key, parse_value(value, f"--method-arg {key}")))
     items += [("--alpha", "alpha", args.alpha)] if args.alpha is not None else []
 
+    names = [p["name"] for p in policies]
     for option, key, value in items:
-        method, dot, name = key.rpartition(".")
-        chosen = [p for p in policies if p["name"] == method] if dot else policies
-        if dot and not chosen:
-            names = ", ".join(p["name"] for p in policies) or "normal"
-            raise ConfigError(f"{option}: {method!r} is not a method of this run ({names})")
-        takers = [p for p in chosen if name in option_names(p["name"])]
-        if len(takers) > 1:
-            which = " or ".join(f"{p['name']}.{name}" for p in takers)
-            raise ConfigError(f"{option}: several methods of this run have {name!r}; say which: {which}")
-        if not takers:
-            names = ", ".join(p["name"] for p in chosen) or "normal"
-            known = sorted({f for p in chosen for f in option_names(p["name"])})
+        found = option_owner(key, names, option)
+        if found is None:
+            method, dot, name = key.rpartition(".")
+            if dot:
+                raise ConfigError(f"{option}: {method!r} is not a method of this run ({', '.join(names) or 'normal'})")
+            known = ", ".join(sorted({f for m in names for f in option_names(m)})) or "none"
             raise ConfigError(
-                f"{option}: the method ({names}) has no option {name!r}; its options: {', '.join(known) or 'none'}"
+                f"{option}: the method ({', '.join(names) or 'normal'}) has no option {name!r}; its options: {known}"
             )
-        for p in takers:
-            p[name] = value
+        method, name = found
+        next(p for p in policies if p["name"] == method)[name] = value
     return policies
 
 

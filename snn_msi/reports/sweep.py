@@ -173,22 +173,10 @@ class SweepConfig:
         """``(method, option)`` that a searched ``name`` sets: ``METHOD.option`` or a bare option of the method or
         (with ``iemf``) of IEMF, as ``train --method-arg`` reads it; None for a config key (``lr``,
         ``model.fusion``). A bare name both have is an error naming the two."""
-        from ..training.policies import option_names
+        from ..training.policies import option_owner
         from ..training.policies.iemf import IEMF
 
-        methods = [self.method] + ([IEMF.name] if self.iemf else [])
-        method, dot, option = name.partition(".")
-        if dot and method in methods:
-            if option not in option_names(method):
-                raise ConfigError(f"--param {name}: {method} has no option {option!r}")
-            return method, option
-        takers = [m for m in methods if name in option_names(m)]
-        if len(takers) > 1:
-            raise ConfigError(
-                f"--param {name}: several methods of the sweep have {name!r}; say which: "
-                + " or ".join(f"{m}.{name}" for m in takers)
-            )
-        return (takers[0], name) if takers else None
+        return option_owner(name, [self.method] + ([IEMF.name] if self.iemf else []), f"--param {name}")
 
     def config(self, values: dict, out: str) -> TrainConfig:
         """The recipe with a trial's ``values``: method options into their method (:meth:`owner`), the rest as

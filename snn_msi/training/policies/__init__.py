@@ -76,6 +76,7 @@ __all__ = [
     "MODALITIES",
     "composes_with_iemf",
     "option_names",
+    "option_owner",
     "check_fusion",
 ]
 
@@ -105,6 +106,25 @@ def register_method(
 def option_names(name: str) -> set[str]:
     """The options of the registered method ``name`` (what ``--method-arg`` and ``sweep --param`` set)."""
     return set(METHODS.get(name).factory.config_class.__dataclass_fields__)
+
+
+def option_owner(key: str, methods: Sequence[str], what: str) -> tuple[str, str] | None:
+    """``(method, option)`` that ``key`` sets among the run's ``methods``: ``METHOD.option``, or a bare option of
+    exactly one of them; None when none of them has a bare ``key`` (or ``key`` names another method). A
+    ConfigError starting with ``what`` when the named method lacks the option or several have the bare one
+    (``lam`` is CML's loss weight and IEMF's coefficient scale)."""
+    method, dot, option = key.rpartition(".")
+    if dot and method in methods:
+        if option not in option_names(method):
+            known = ", ".join(sorted(option_names(method))) or "none"
+            raise ConfigError(f"{what}: the method ({method}) has no option {option!r}; its options: {known}")
+        return method, option
+    takers = [m for m in methods if key in option_names(m)]
+    if len(takers) > 1:
+        raise ConfigError(
+            f"{what}: several methods of this run have {key!r}; say which: " + " or ".join(f"{m}.{key}" for m in takers)
+        )
+    return (takers[0], key) if takers else None
 
 
 def composes_with_iemf(name: str) -> Composition:
