@@ -2,6 +2,11 @@
 option or a newly registered command is covered without editing this test)."""
 
 import argparse
+import contextlib
+import io
+import re
+import shlex
+from pathlib import Path
 
 from snn_msi.cli import build_parser
 
@@ -43,3 +48,46 @@ def test_help_renders_for_every_command(capsys):
         except SystemExit as exc:
             assert exc.code == 0, argv
         assert "usage:" in capsys.readouterr().out
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _doc_commands():
+    """``(file, command)`` for every ``snn-msi ...`` command in the docs' code blocks (continuation lines joined,
+    ``&&``/``|``/``;`` split, comments, redirections and leading ``VAR=value`` dropped; shell loops skipped)."""
+    for path in DOCS:
+        for block in re.findall(r"```[a-z]*\n(.*?)```", path.read_text(), re.S):
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                for part in re.split(r"&&|;|\|\|?", line.strip().removeprefix("$ ")):
+                    part = re.sub(r"^(\s*[A-Z_]+=\S*)+\s", "", part).strip()
+                    part = re.sub(r"\s(#|[12]?>).*$", "", part)
+                    if part.startswith("snn-msi ") and "$" not in part:
+                        yield path.relative_to(ROOT), part
+
+
+def test_every_command_in_the_docs_parses():
+    """What a reader copies from README.md or docs/ is a command the CLI accepts (a renamed option fails here)."""
+    commands = list(_doc_commands())
+    assert len(commands) > 20  # the extraction finds the docs' commands
+    parser, bad = build_parser(), []
+    for path, command in commands:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+                parser.parse_args(shlex.split(command)[1:])
+        except SystemExit as exit_:
+            if exit_.code:
+                bad.append(f"{path}: {command}: {err.getvalue().strip().splitlines()[-1]}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_docs_lists_of_commands_name_every_command():
+    """``snn-msi train | evaluate | ...`` in README.md and docs/: every command the CLI has, no other."""
+    (subparsers,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    lists = [
+        (p.name, m) for p in DOCS for m in re.findall(r"`snn-msi ((?:[a-z0-9-]+ \|\s*)+[a-z0-9-]+)`", p.read_text())
+    ]
+    assert lists
+    for name, text in lists:
+        assert set(re.split(r"\s*\|\s*", text)) == set(subparsers.choices), f"{name}: snn-msi {text}"
