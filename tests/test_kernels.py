@@ -223,3 +223,19 @@ def test_a_dead_builders_lock_does_not_block_the_next_build(tmp_path):
     (build_dir / "lock").write_text("")  # what a killed builder leaves
     load(timeout=60)
     assert not (build_dir / "lock").exists()
+
+
+def test_prepare_selects_each_neurons_implementation_before_a_run(monkeypatch):
+    """``kernels.prepare`` (the trainer calls it before its compute meter starts) resolves every neuron's backend
+    on the run's device, so the C++ build is not timed as training; an impossible backend fails there, naming it."""
+    seen = []
+    monkeypatch.setattr(kernels, "select", lambda backend, x, owner: seen.append((backend, x.device.type, owner)))
+    model = torch.nn.Sequential(
+        neurons.create("lif", backend="cpu"), torch.nn.ReLU(), neurons.create("plif", backend="torch")
+    )
+    kernels.prepare(model, "cpu")
+    assert sorted(seen) == sorted([("cpu", "cpu", type(model[0]).__name__), ("torch", "cpu", type(model[2]).__name__)])
+    monkeypatch.undo()
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(ValueError, match="triton.*cannot run here"):
+        kernels.prepare(torch.nn.Sequential(neurons.create("lif", backend="triton")), "cpu")

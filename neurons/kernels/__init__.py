@@ -35,6 +35,7 @@ __all__ = [
     "BACKENDS",
     "check_backend",
     "select",
+    "prepare",
     "unavailable_reason",
     "if_family_multi_step",
     "reference",
@@ -113,6 +114,15 @@ def select(backend: str, x: torch.Tensor, owner: str = "neuron") -> str:
     if torch.compiler.is_compiling():
         return _select_traced(backend, x.device.type, owner)
     return _select(backend, x.device.type, os.environ.get("SNN_MSI_BACKEND", "auto"), _interpreting(), owner)
+
+
+def prepare(model: torch.nn.Module, device: torch.device | str) -> None:
+    """Select, now, the implementation each neuron of ``model`` will use on ``device``: the C++ extension is built
+    (a cold cache: about a minute) or loaded here rather than inside the first step a run times."""
+    probe = torch.empty(0, device=device)
+    for m in model.modules():
+        if isinstance(backend := getattr(m, "backend", None), str) and backend in BACKENDS:
+            select(backend, probe, owner=type(m).__name__)
 
 
 def if_family_multi_step(

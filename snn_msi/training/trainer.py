@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from neurons import NonFiniteInputError
+from neurons import NonFiniteInputError, kernels
 
 from ..data import DATASETS, build_datasets
 from ..data.config import SPLITS
@@ -766,6 +766,7 @@ class Trainer:
         than trained is an error. The run folder is unlocked at the end, also when a run fails.
         """
         try:
+            kernels.prepare(self.model, self.device)  # a kernel's build is not the run's compute
             with self.meter:
                 return self._fit()
         finally:
