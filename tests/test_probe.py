@@ -13,6 +13,7 @@ from snn_msi.models import FUSIONS, build
 from snn_msi.reports.probe import (
     ProbeConfig,
     ProbeResult,
+    best_unisensory,
     incongruent_partner,
     initial_layer,
     layer_rates,
@@ -67,6 +68,31 @@ def test_population_index_against_each_neurons_best_modality():
     t, row = _population([0.2, 0.1, 0.05], [0.1, 0.3, 0.0], [0.1, 0.15, 0.05])
     assert t["ME"].tolist() == pytest.approx([-0.5, -0.5, 0.0]) and row["ME_median"] == pytest.approx(-0.5)
     assert row["ME_population"] == pytest.approx(-0.25 / 0.55) and row["frac_depressed"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.5])
+def test_neurons_that_do_not_integrate_read_no_enhancement(rate):
+    """A, V and CM of each neuron drawn from one rate (T = 4 steps, 20 trials, 2000 neurons): ME 0, AI 0.5, no
+    more neurons flagged depressed than enhanced. The cue chosen on the measuring trials read -25 % (rate 0.05)
+    and flagged 4.5 % depressed against 0.5 % enhanced."""
+
+    def draw():
+        return torch.distributions.Binomial(4, torch.full((20, 2000), rate)).sample() / 4
+
+    torch.manual_seed(0)
+    rates = {"a": draw(), "v": draw(), "cm": draw(), "logits": torch.zeros(20, 2)}
+    t = neuron_table(rates, min_rate=0.01)
+    row = level_summary(t, rates, torch.zeros(20, dtype=torch.long))
+    assert abs(row["ME_median"]) < 0.02 and abs(row["ME_population"]) < 0.05 and abs(row["AI_median"] - 0.5) < 0.01
+    assert abs(row["frac_depressed"] - row["frac_enhanced"]) < 0.02 and row["frac_depressed"] < 0.045
+
+
+def test_the_best_cue_is_chosen_on_the_other_half_of_the_trials():
+    # n0: the odd trials' A (0.2) loses to V (0.3), so the even trials take V; the even trials' A (0.4) wins, so the
+    # odd trials take A. n1 the other way round. (The same trials' means would take A for all of n0: 0.3 >= 0.3.)
+    a, v = torch.tensor([[0.4, 0.0], [0.2, 0.6], [0.4, 0.0], [0.2, 0.6]]), torch.full((4, 2), 0.3)
+    assert torch.equal(best_unisensory(a, v), torch.tensor([[0.3, 0.0], [0.2, 0.3], [0.3, 0.0], [0.2, 0.3]]))
+    assert torch.equal(best_unisensory(a[:1], v[:1]), torch.tensor([[0.4, 0.3]]))  # one trial: chosen on itself
 
 
 def test_median_interval_is_the_order_statistic_one():
