@@ -758,10 +758,7 @@ def compute_table(compute: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in compute:
-        gm = (
-            f"{_ratio(r['ratio_geomean'])} [{_ratio(r['ratio_geomean_low'])}, "
-            f"{_ratio(r['ratio_geomean_high'])}]"
-        )
+        gm = f"{_ratio(r['ratio_geomean'])} [{_ratio(r['ratio_geomean_low'])}, {_ratio(r['ratio_geomean_high'])}]"
         n = "-" if math.isnan(r["samples_to_target_median"]) else f"{r['samples_to_target_median']:.0f}"
         lines.append(
             f"| {r['fusion']} | {r['loss']} | {r['audio_snr_db']:g} | {r['image_snr_db']:g} | {r['method']} | "
