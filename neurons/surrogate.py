@@ -12,6 +12,7 @@ one's integer code from that one table. A surrogate registered later runs on the
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -76,8 +77,10 @@ class Surrogate(nn.Module):
 
     @property
     def kernel_id(self) -> int:
-        """The fused kernels' code of this surrogate (its index in :data:`KERNEL_SURROGATES`), -1 if none."""
-        return KERNEL_SURROGATES.index(self.name) if self.name in KERNEL_SURROGATES else -1
+        """The fused kernels' code of this surrogate (its index in :data:`KERNEL_SURROGATES`), -1 if none: also for
+        a subclass of a built-in one with its own ``derivative`` or ``forward`` (its gradient is not the kernel's;
+        only the PyTorch path computes it)."""
+        return _kernel_id(type(self))
 
     def __init__(self, alpha: float | None = None) -> None:
         super().__init__()
@@ -207,6 +210,15 @@ for _cls, _aliases in (
     (Erf, ()),
 ):
     SURROGATES.register(_cls.name, _cls, aliases=_aliases)
+
+
+@functools.cache
+def _kernel_id(cls: type[Surrogate]) -> int:
+    if cls.name not in KERNEL_SURROGATES:
+        return -1
+    builtin = SURROGATES.get(cls.name).factory
+    same = all(getattr(cls, f) is getattr(builtin, f) for f in ("derivative", "forward"))
+    return KERNEL_SURROGATES.index(cls.name) if same else -1
 
 
 def available() -> list[str]:

@@ -41,3 +41,24 @@ def test_unknown_and_bad_alpha():
     with pytest.raises(ValueError, match="alpha"):
         surrogate.get("sigmoid", -1.0)
     assert surrogate.get("quadratic_gate").name == "piecewise_quadratic"
+
+
+@pytest.mark.parametrize("name", surrogate.KERNEL_SURROGATES)
+def test_a_subclass_with_its_own_gradient_is_not_run_by_the_kernels(name):
+    """A user's subclass of a built-in surrogate that changes ``derivative`` keeps the built-in's name; the fused
+    kernels (the default ``auto`` backend) must not compute the built-in's gradient for it."""
+    import neurons
+
+    base = type(surrogate.get(name))
+    mine = type("Mine", (base,), {"derivative": lambda self, x: torch.full_like(x, 3.0)})
+    sharper = type("Sharper", (base,), {"default_alpha": 7.0})  # same gradient formula: the kernel still runs it
+    assert mine().kernel_id == -1 and sharper().kernel_id == surrogate.KERNEL_SURROGATES.index(name)
+    x = torch.randn(4, 2, 3, generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for backend in ("torch", "auto"):
+        xr = x.clone().requires_grad_()
+        neurons.create("lif", step_mode="m", backend=backend, surrogate=mine())(xr).sum().backward()
+        grads[backend] = xr.grad
+    torch.testing.assert_close(grads["auto"], grads["torch"])
+    with pytest.raises(ValueError, match="cannot run it: its surrogate has no kernel"):
+        neurons.create("lif", step_mode="m", backend="cpu", surrogate=mine())(x)

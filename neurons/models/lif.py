@@ -59,7 +59,7 @@ class IFFamily(BaseNeuron):
             self.v_threshold,
             self.v_reset,
             self.reset_mode,
-            sg.name,
+            sg.name if sg.kernel_id >= 0 else type(sg).__qualname__,  # a changed gradient: no kernel has it
             sg.alpha,
             self.detach_reset,
         )
