@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from .registry import Entry, Registry
+from .registry import Entry, Registry, accepted_arguments
 
 __all__ = ["NEURONS", "SHARED_ARGS", "register", "create", "available", "info", "defaults", "split_shared"]
 
@@ -59,9 +59,10 @@ def defaults(name: str) -> dict[str, Any]:
 
 
 def split_shared(name: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``(kwargs for neuron name, dropped)``: shared arguments the neuron does not take are dropped."""
-    accepted = NEURONS.arguments(name)
-    dropped = [k for k in kwargs if k in SHARED_ARGS and k not in accepted]
+    """``(kwargs for neuron name, dropped)``: shared arguments the neuron does not take are dropped (none for a
+    factory that takes ``**kwargs`` through to the end: it may take them all, as ``def f(**kw): return LIF(**kw)``)."""
+    accepted, takes_any = accepted_arguments(NEURONS.get(name).factory)
+    dropped = [] if takes_any else [k for k in kwargs if k in SHARED_ARGS and k not in accepted]
     return {k: v for k, v in kwargs.items() if k not in dropped}, dropped
 
 

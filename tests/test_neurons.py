@@ -151,3 +151,28 @@ def test_set_step_mode():
 def test_multi_step_needs_time_axis():
     with pytest.raises(ValueError, match=r"\[T, B"):
         neurons.create("lif", step_mode="m")(torch.rand(5))
+
+
+def test_a_factory_registered_with_kwargs_gets_the_shared_arguments():
+    """``def f(**kw): return LIF(tau=3, **kw)`` registered as a neuron: ``create`` passes ``v_threshold``,
+    ``step_mode`` and ``surrogate`` through (it dropped them, silently, as arguments the neuron does not take)."""
+    from neurons.catalog import NEURONS
+
+    @neurons.register("lif_tau3_test")
+    def lif_tau3(**kwargs):
+        return neurons.LIF(tau=3.0, **kwargs)
+
+    try:
+        n = neurons.create("lif_tau3_test", v_threshold=0.5, step_mode="m", surrogate="sigmoid")
+        assert (n.v_threshold, n.step_mode, n.surrogate.name, n.tau) == (0.5, "m", "sigmoid", 3.0)
+    finally:
+        NEURONS._entries.pop("lif_tau3_test")  # the registry is global: leave it as the package ships it
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_defaults_say_what_create_builds(name):
+    """``neurons.defaults(name)`` is what ``create(name)`` uses (synaptic's said reset 'hard' and built 'soft')."""
+    built, said = neurons.create(name), neurons.defaults(name)
+    for arg, attr in (("reset", "reset_mode"), ("v_threshold", "v_threshold"), ("tau", "tau")):
+        if arg in said and hasattr(built, attr) and not isinstance(getattr(built, attr), nn.Module):
+            assert getattr(built, attr) == said[arg], (arg, getattr(built, attr), said[arg])

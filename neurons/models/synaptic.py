@@ -23,9 +23,8 @@ class Synaptic(BaseNeuron):
 
     state_names = ("v", "i_syn")
 
-    def __init__(self, tau: float = 2.0, tau_syn: float = 4.0, **kwargs) -> None:
-        kwargs.setdefault("reset", "soft")
-        super().__init__(**kwargs)
+    def __init__(self, tau: float = 2.0, tau_syn: float = 4.0, reset: str = "soft", **kwargs) -> None:
+        super().__init__(reset=reset, **kwargs)  # soft, as snnTorch's Synaptic (in the signature: defaults() says so)
         owner = type(self).__name__
         self.tau = check_positive("tau", tau, owner, minimum=1.0, inclusive=True)
         self.tau_syn = check_positive("tau_syn", tau_syn, owner, minimum=1.0, inclusive=True)
