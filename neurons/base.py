@@ -99,6 +99,14 @@ class StatefulModule(nn.Module):
         self.step_mode = step_mode
         self.reset()
 
+    def _state_mismatch(self, shape: torch.Size) -> ValueError:
+        """The error for a step of input ``shape`` on a state of another shape (every backend raises it)."""
+        return ValueError(
+            f"{type(self).__name__} (step_mode={self.step_mode!r}) holds state of shape {tuple(self.v.shape)} "
+            f"from earlier steps and got input of shape {tuple(shape)}: call neurons.reset(model) between "
+            "sequences; a [T, B, ...] sequence in one call needs step_mode='m'"
+        )
+
     @property
     def step_mode(self) -> str:
         return self._step_mode
@@ -254,11 +262,7 @@ class BaseNeuron(StatefulModule):
         if self.v is None:
             self.init_state(x)
         elif self.v.shape != x.shape:
-            raise ValueError(
-                f"{type(self).__name__} (step_mode={self.step_mode!r}) holds state of shape {tuple(self.v.shape)} "
-                f"from earlier steps and got input of shape {tuple(x.shape)}: call neurons.reset(model) between "
-                "sequences; a [T, B, ...] sequence in one call needs step_mode='m'"
-            )
+            raise self._state_mismatch(x.shape)
         h = self.charge(x)
         s = self.fire(h)
         s_reset = s.detach() if self.detach_reset else s

@@ -91,6 +91,9 @@ class PeerNeuron(StatefulModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(x, torch.Tensor) and self.check_inputs:
             check_finite(x, f"{type(self).__name__}({self.library})")
+        v, shape = self.v, (x.shape[1:] if self.step_mode == "m" else x.shape)
+        if isinstance(v, torch.Tensor) and v.dim() > 0 and v.numel() and v.shape != shape:  # peers restart silently
+            raise self._state_mismatch(shape)
         return super().forward(x)
 
 
@@ -205,10 +208,10 @@ class SnnTorchNeuron(PeerNeuron):
         self.reset()
 
     def reset(self) -> None:
-        if "cell" in self._modules:
-            for name in ("reset_mem", "init_synaptic"):
-                if hasattr(self.cell, name):
-                    getattr(self.cell, name)()
+        if "cell" in self._modules:  # empty states, as at construction: the next input sets their shape (zeros)
+            for name in ("syn", "mem"):
+                if isinstance(state := getattr(self.cell, name, None), torch.Tensor):
+                    setattr(self.cell, name, state.new_zeros(0))
 
     @property
     def v(self):

@@ -239,3 +239,18 @@ def test_prepare_selects_each_neurons_implementation_before_a_run(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="triton.*cannot run here"):
         kernels.prepare(torch.nn.Sequential(neurons.create("lif", backend="triton")), "cpu")
+
+
+@pytest.mark.skipif(DEVICE != "cpu", reason="checks the CPU fallback")
+def test_auto_says_when_it_falls_back_to_the_pytorch_path(monkeypatch):
+    """A C++ extension that does not build: ``auto`` runs (the PyTorch path is correct, only slower) and warns,
+    once per setting, why."""
+    from neurons.kernels import cpu
+
+    monkeypatch.setattr(cpu, "unavailable_reason", lambda: "C++ extension failed to build/load: no compiler")
+    kernels._select.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="backend 'auto' uses the PyTorch path.*no compiler"):
+            assert kernels.select("auto", torch.zeros(1)) == "torch"
+    finally:
+        kernels._select.cache_clear()

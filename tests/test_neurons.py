@@ -176,3 +176,19 @@ def test_defaults_say_what_create_builds(name):
     for arg, attr in (("reset", "reset_mode"), ("v_threshold", "v_threshold"), ("tau", "tau")):
         if arg in said and hasattr(built, attr) and not isinstance(getattr(built, attr), nn.Module):
             assert getattr(built, attr) == said[arg], (arg, getattr(built, attr), said[arg])
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("name", neurons.available())
+def test_a_batch_of_another_size_without_reset_is_an_error_on_every_backend(name, backend):
+    """State from a batch of 8, then a batch of 5 without ``reset()``: the documented ValueError on every path
+    (the fused ones restarted silently from rest), and after ``reset()`` it runs."""
+    kw = {"backend": backend} if "backend" in neurons.defaults(name) else {}
+    if (not kw and backend != "auto") or neurons.info(name).kind == "analogue":
+        pytest.skip(f"{name} has no backend argument or no state")
+    n = neurons.create(name, step_mode="m", **kw)
+    n(torch.rand(3, 8, 4))
+    with pytest.raises(ValueError, match="holds state of shape"):
+        n(torch.rand(3, 5, 4))
+    neurons.reset(n)
+    assert n(torch.rand(3, 5, 4)).shape == (3, 5, 4)

@@ -24,6 +24,7 @@ from snn_msi.reports.probe import (
     neuron_table,
     repeated_presentations,
     seeds_summary,
+    seeds_table,
 )
 from snn_msi.training import demo_config
 from snn_msi.training.rundir import CHECKPOINT_VERSION, save_checkpoint
@@ -130,7 +131,8 @@ def test_most_effective_stimulus_and_learned_difference():
 
 def test_seeds_summary_interval_over_checkpoints():
     results = []
-    for me_t, me_u in ((0.1, 0.0), (0.3, 0.1), (0.5, 0.2)):  # learned 0.1, 0.2, 0.3
+    # learned 0.1, 0.2, 0.3; a 4th checkpoint whose untrained layer has no responsive neuron (no index)
+    for me_t, me_u in ((0.1, 0.0), (0.3, 0.1), (0.5, 0.2), (0.3, math.nan)):
         rows = [
             {
                 "sweep": "afferent",
@@ -145,11 +147,13 @@ def test_seeds_summary_interval_over_checkpoints():
         results.append(ProbeResult(levels=rows))
     (row,) = seeds_summary(results)
     half = 4.302652729911275 * 0.1 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
-    assert row["checkpoints"] == 3 and row["ME_population_trained"] == pytest.approx(0.3)
+    assert row["checkpoints"] == 4 and row["ME_population_trained"] == pytest.approx(0.3)
     assert row["ME_population_untrained"] == pytest.approx(0.1) and row["ME_population_learned"] == pytest.approx(0.2)
     assert (row["ME_population_learned_low"], row["ME_population_learned_high"]) == pytest.approx(
         (0.2 - half, 0.2 + half)
     )
+    assert row["ME_population_learned_n"] == 3 and row["AI_median_learned_n"] == 4
+    assert "+20 [-5, +45] (n = 3) |" in seeds_table([row])  # the table says over how many checkpoints
 
 
 def test_significance_follows_trial_variability():

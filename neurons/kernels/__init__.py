@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 import torch
 
@@ -95,7 +96,10 @@ def _select(backend: str, device_type: str, env_backend: str, interpreting: bool
         backend = check_backend(env_backend, owner="SNN_MSI_BACKEND")
     if backend == "auto":
         impl = "triton" if device_type == "cuda" else "cpu"
-        return impl if _unavailable(impl, device_type) is None else "torch"
+        reason = _unavailable(impl, device_type)
+        if reason is not None:  # once per setting (cached): the run is correct, only slower, and says why
+            warnings.warn(f"{owner}: backend 'auto' uses the PyTorch path (slower): {reason}", stacklevel=2)
+        return impl if reason is None else "torch"
     reason = _unavailable(backend, device_type)
     if reason is not None:
         raise ValueError(f"{owner}: backend={backend!r} cannot run here: {reason}")

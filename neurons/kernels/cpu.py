@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -68,6 +69,10 @@ def _build(name: str, source: Path, flags: list[str], native: bool):
 
         build_dir = _get_build_directory(f"{name}_{digest}", verbose=False)
     with build_lock(build_dir):
+        if not any(f.endswith((".so", ".pyd")) for f in os.listdir(build_dir)):
+            logging.getLogger("neurons").warning(
+                "building the C++ kernel %s for this machine (once, cached; about a minute)", name
+            )
         return load(
             name=f"{name}_{digest}",
             sources=[str(source)],

@@ -103,7 +103,7 @@ class IFFamily(BaseNeuron):
             return self._multi_step(x_seq)
         v = self.v
         if v is not None and v.shape != x_seq.shape[1:]:
-            v = None  # a new input shape starts from a fresh state, as init_state does
+            raise self._state_mismatch(x_seq.shape[1:])  # as the PyTorch path: a forgotten reset() is not hidden
         spikes, v_t = kernels.run_fused(code, x_seq, v, self.k(), a, self.check_inputs, type(self).__name__)
         self.__dict__["v"] = v_t  # a plain attribute (never a parameter or buffer): no nn.Module.__setattr__
         return spikes
@@ -132,8 +132,10 @@ class IFFamily(BaseNeuron):
         impl = kernels.select(self.backend, x_seq, owner=owner)
         if impl == "torch":
             return super().multi_step_forward(x_seq)
-        # a fresh state (after reset(), or for a new input shape) is None: the kernel starts at v_reset itself
-        v = self.v if self.v is not None and self.v.shape == x_seq.shape[1:] else None
+        # a fresh state (after reset()) is None: the kernel starts at v_reset itself
+        if self.v is not None and self.v.shape != x_seq.shape[1:]:
+            raise self._state_mismatch(x_seq.shape[1:])
+        v = self.v
         spikes, self.v = kernels.if_family_multi_step(
             impl, x_seq, v, spec, self.k(), check_finite=self.check_inputs, owner=owner
         )

@@ -609,7 +609,8 @@ SEED_KEYS = ("ME_population", "ME_median", "AI_population", "AI_median", "frac_s
 
 def seeds_summary(results: list[ProbeResult]) -> list[dict]:
     """Per sweep and level, over checkpoints: the mean of each index of :data:`SEED_KEYS` in the trained and the
-    untrained layer, and the learned difference with its 95 % Student-t interval over checkpoints."""
+    untrained layer, and the learned difference with its 95 % Student-t interval over the checkpoints where both
+    layers have it (``KEY_learned_n``; a layer with no responsive neuron has none)."""
     by_level: dict[tuple, list[dict]] = {}
     for res in results:
         for r in res.levels:
@@ -620,8 +621,10 @@ def seeds_summary(results: list[ProbeResult]) -> list[dict]:
         for key in SEED_KEYS:
             for layer in LAYERS:
                 row[f"{key}_{layer}"] = _t_interval([r[key] for r in rs if r["layer"] == layer])[0]
-            m, lo, hi = _t_interval([r[key] for r in rs if r["layer"] == "learned"])
-            row |= {f"{key}_learned": m, f"{key}_learned_low": lo, f"{key}_learned_high": hi}
+            learned = [r[key] for r in rs if r["layer"] == "learned"]
+            m, lo, hi = _t_interval(learned)
+            n = sum(not math.isnan(v) for v in learned)  # a layer with no responsive neuron has no index
+            row |= {f"{key}_learned": m, f"{key}_learned_low": lo, f"{key}_learned_high": hi, f"{key}_learned_n": n}
         rows.append(row)
     return rows
 
@@ -730,9 +733,11 @@ def seeds_table(summary: list[dict]) -> str:
     ]
 
     def cell(key, fmt):
+        n = r.get(f"{key}_learned_n", r["checkpoints"])
+        fewer = f" (n = {n})" if 0 < n < r["checkpoints"] else ""  # over the checkpoints that have the index
         return (
             f"{fmt(r[f'{key}_trained'])} / {fmt(r[f'{key}_untrained'])} | {fmt(r[f'{key}_learned'])} "
-            f"[{fmt(r[f'{key}_learned_low'])}, {fmt(r[f'{key}_learned_high'])}]"
+            f"[{fmt(r[f'{key}_learned_low'])}, {fmt(r[f'{key}_learned_high'])}]{fewer}"
         )
 
     for r in summary:
