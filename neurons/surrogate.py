@@ -12,7 +12,6 @@ one's integer code from that one table. A surrogate registered later runs on the
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -75,12 +74,22 @@ class Surrogate(nn.Module):
     name: str = ""
     default_alpha: float = 1.0
 
+    #: True for a subclass that changes ``derivative`` or ``forward`` under an inherited ``name``
+    changes_gradient: bool = False
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        own = {"derivative", "forward"} & set(vars(cls))
+        cls.changes_gradient = cls.changes_gradient or (bool(own) and "name" not in vars(cls))
+
     @property
     def kernel_id(self) -> int:
         """The fused kernels' code of this surrogate (its index in :data:`KERNEL_SURROGATES`), -1 if none: also for
         a subclass of a built-in one with its own ``derivative`` or ``forward`` (its gradient is not the kernel's;
         only the PyTorch path computes it)."""
-        return _kernel_id(type(self))
+        if self.changes_gradient or self.name not in KERNEL_SURROGATES:
+            return -1
+        return KERNEL_SURROGATES.index(self.name)
 
     def __init__(self, alpha: float | None = None) -> None:
         super().__init__()
@@ -210,15 +219,6 @@ for _cls, _aliases in (
     (Erf, ()),
 ):
     SURROGATES.register(_cls.name, _cls, aliases=_aliases)
-
-
-@functools.cache
-def _kernel_id(cls: type[Surrogate]) -> int:
-    if cls.name not in KERNEL_SURROGATES:
-        return -1
-    builtin = SURROGATES.get(cls.name).factory
-    same = all(getattr(cls, f) is getattr(builtin, f) for f in ("derivative", "forward"))
-    return KERNEL_SURROGATES.index(cls.name) if same else -1
 
 
 def available() -> list[str]:

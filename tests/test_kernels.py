@@ -141,7 +141,10 @@ def test_module_keeps_state_dtype_and_shape(impl):
     n = neurons.create("lif", step_mode="m", backend=impl).to(DEVICE)
     s = n(torch.rand(4, 2, 3, 5, device=DEVICE, dtype=torch.bfloat16) * 2)
     assert s.dtype == torch.bfloat16 and n.v.dtype == torch.float32 and n.v.shape == (2, 3, 5)
-    n(torch.rand(4, 7, device=DEVICE))  # a new shape starts from a fresh state
+    with pytest.raises(ValueError, match="holds state of shape"):  # a new shape without reset(): the error
+        n(torch.rand(4, 7, device=DEVICE))
+    neurons.reset(n)
+    n(torch.rand(4, 7, device=DEVICE))  # after reset(): a fresh state of the new shape
     assert n.v.shape == (7,)
 
 
