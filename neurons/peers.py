@@ -7,8 +7,9 @@ the same ``[T, B, ...]`` / ``[B, ...]`` tensors and ``reset()``, so ``neuron="li
 ``neuron="spikingjelly.lif"`` in any model. Options the peer cannot express raise ``ValueError``.
 
 Every surrogate name works with every peer: a name the peer implements itself maps to the peer's own function
-(SpikingJelly: sigmoid, atan, piecewise_quadratic, erf; snnTorch: atan, sigmoid, fast_sigmoid, with the same
-formulas and alpha), any other is our :mod:`neurons.surrogate` object, which both libraries call like their own.
+(SpikingJelly: sigmoid, atan, piecewise_quadratic, erf; snnTorch: atan, fast_sigmoid, with the same formulas and
+default alpha as ours), any other is our :mod:`neurons.surrogate` object, which both libraries call like their own
+(snnTorch's sigmoid gives NaN gradients for a membrane far below threshold: ours is used for it).
 Inputs are checked as our neurons check them (NaN or infinite values raise), since the peers would turn NaN
 into silent "no spikes".
 """
@@ -31,8 +32,9 @@ _SJ_SURROGATES = {
     "piecewise_quadratic": "PiecewiseQuadratic",
     "erf": "Erf",
 }
-_SNN_SURROGATES = {"atan": "atan", "sigmoid": "sigmoid", "fast_sigmoid": "fast_sigmoid"}
-_SNN_DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 25.0, "fast_sigmoid": 25.0}
+# (not snnTorch's sigmoid: its backward, exp(-k x) / (exp(-k x) + 1)^2, is inf / inf = NaN below x ~ -3.5 at its
+# slope 25; ours has the same formula, computed stably)
+_SNN_SURROGATES = {"atan": "atan", "fast_sigmoid": "fast_sigmoid"}
 
 
 def _have(module: str) -> bool:
@@ -182,7 +184,7 @@ class SnnTorchNeuron(PeerNeuron):
 
         def native_fn(name):
             def make(a):
-                a = _SNN_DEFAULT_ALPHA[name] if a is None else float(a)
+                a = surrogate_mod.get(name).alpha if a is None else float(a)  # our default: the name means one function
                 fn = getattr(snn_surrogate, _SNN_SURROGATES[name])
                 return fn(alpha=a) if name == "atan" else fn(slope=a)
 

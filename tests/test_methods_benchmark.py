@@ -316,6 +316,8 @@ def test_report_tables_the_finished_runs_and_trains_nothing(tmp_path, capsys):
     assert not (out / "cml" / "s1" / "results.json").exists()
     assert "nan" not in text  # one seed: no interval, shown as [-, -]
     assert "| cml | official | no | 1 |" in (out / "summary.md").read_text()
+    lines = {ln.split(" | ")[0]: ln for ln in (out / "per_method.md").read_text().splitlines()}
+    assert "(n = 1)" in lines["| cml"] and "(n = " not in lines["| normal"]  # the README's table says it too
     (out / sm.TUNED_FILE).write_text("cml: {lam: 0.5}\n")
     assert main([*study, "--report", "--tune", "2"]) == 0
     assert "3 of 6 runs finished" in capsys.readouterr().out  # + the tuned row's two runs, not trained

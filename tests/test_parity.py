@@ -160,3 +160,17 @@ def test_every_surrogate_works_with_every_peer(peer, sg):
     h = x.detach() * dh_dx
     expected = dh_dx * neurons.surrogate.get(sg, 1.5).derivative(h - 1.0)
     torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("sg", neurons.surrogate.available())
+def test_a_peer_takes_a_surrogates_default_alpha_and_stays_finite_far_below_threshold(peer, sg):
+    """``surrogate=NAME`` without ``alpha`` is the same function on a peer as on ours (snnTorch's sigmoid had slope
+    25 against 4), and a membrane far below threshold gets a finite gradient (snnTorch's own sigmoid gave NaN)."""
+    n = neurons.create(peer, surrogate=sg, v_threshold=1.0, step_mode="m")
+    x = torch.tensor([[[-8.0, 0.7, 1.1]]], requires_grad=True)
+    n(x).sum().backward()
+    dh_dx = 1.0 if peer.startswith("snntorch") or peer == "spikingjelly.if" else 0.5
+    expected = dh_dx * neurons.surrogate.get(sg).derivative(x.detach() * dh_dx - 1.0)
+    assert torch.isfinite(x.grad).all()
+    torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-6)

@@ -511,8 +511,14 @@ def markdown_table(
 
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
     """One line per method (the README's table): official, with IEMF (against the method alone) and tuned, with
-    compute relative to Normal; sorted by the official row's accuracy."""
+    compute relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than the study's
+    (a study still running, read by ``--report``) says how many it has."""
     rows = {(r["method"], r["variant"], r["with_iemf"]): r for r in summary}
+    seeds = len(scfg.runs.seeds) if scfg is not None else max((r["n"] for r in summary), default=0)
+
+    def n(r: dict) -> str:
+        return f" (n = {r['n']})" if r["n"] < seeds else ""
+
     methods = sorted(
         dict.fromkeys(r["method"] for r in summary if r["variant"] != "long"),
         key=lambda m: -rows[(m, "official", False)]["acc_mean"] if (m, "official", False) in rows else 0.0,
@@ -527,10 +533,10 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         if o is None:
             continue
         i, t = rows.get((m, "official", True)), rows.get((m, "tuned", False))
-        acc = f"{_pct(o['acc_mean'])} [{_pct(o['acc_ci_low'])}, {_pct(o['acc_ci_high'])}]"
+        acc = f"{_pct(o['acc_mean'])} [{_pct(o['acc_ci_low'])}, {_pct(o['acc_ci_high'])}]{n(o)}"
         vs = "-" if m == "normal" else _pts(o["diff_vs_normal"], o["diff_ci_low"], o["diff_ci_high"])
-        iemf = "-" if i is None else _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"])
-        tuned = "-" if t is None else f"{_pct(t['acc_mean'])} [{_pct(t['acc_ci_low'])}, {_pct(t['acc_ci_high'])}]"
+        iemf = "-" if i is None else _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"]) + n(i)
+        tuned = "-" if t is None else f"{_pct(t['acc_mean'])} [{_pct(t['acc_ci_low'])}, {_pct(t['acc_ci_high'])}]{n(t)}"
         values = scfg.tuned.get(m, {}) if scfg is not None and t is not None else {}
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
         compute = " / ".join(_x(o[f"{k}_x_normal"]) for k in _COMPUTE)
