@@ -143,6 +143,11 @@ class StatefulModule(nn.Module):
         return f"step_mode={self._step_mode!r}"
 
 
+#: ``reset_mode`` -> the method that applies it (looked up on every step, on the module stepping: a replica or a
+#: copy resets itself, and a changed ``reset_mode`` takes effect, as on the fused path)
+_RESET_METHODS = {"hard": "_reset_hard", "soft": "_reset_soft", "none": "_reset_none"}
+
+
 class BaseNeuron(StatefulModule):
     """Charge / fire / reset spiking neuron.
 
@@ -216,8 +221,6 @@ class BaseNeuron(StatefulModule):
         self.store_v_seq = bool(store_v_seq)
         self.check_inputs = bool(check_inputs)
         self.surrogate = surrogate_mod.get(surrogate, alpha)
-        # the reset is bound once here, not branched on every step
-        self._apply_reset = {"hard": self._reset_hard, "soft": self._reset_soft, "none": self._reset_none}[reset]
         self.v_seq = None
 
     # -- the three steps ---------------------------------------------------------------------------------
@@ -266,7 +269,7 @@ class BaseNeuron(StatefulModule):
         h = self.charge(x)
         s = self.fire(h)
         s_reset = s.detach() if self.detach_reset else s
-        self.v = self._apply_reset(h, s_reset)
+        self.v = getattr(self, _RESET_METHODS[self.reset_mode])(h, s_reset)  # the mode now, on this module
         self.after_spike(s_reset)
         return s
 

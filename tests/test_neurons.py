@@ -192,3 +192,30 @@ def test_a_batch_of_another_size_without_reset_is_an_error_on_every_backend(name
         n(torch.rand(3, 5, 4))
     neurons.reset(n)
     assert n(torch.rand(3, 5, 4)).shape == (3, 5, 4)
+
+
+@pytest.mark.parametrize("name", [n for n in neurons.available() if neurons.info(n).kind == "spiking"])
+def test_copies_and_replicas_reset_themselves(name):
+    """``copy.copy`` and DataParallel's replica of a neuron step with their own state (the reset was a method
+    bound to the original: ALIF's soft reset then failed), and a ``reset_mode`` changed after construction takes
+    effect on the PyTorch path as on the fused one."""
+    import copy
+
+    if "reset" in neurons.defaults(name) and name != "izhikevich":
+        n = neurons.create(name, step_mode="m", reset="soft")
+    else:
+        n = neurons.create(name, step_mode="m")
+    x = torch.rand(4, 2, 3, generator=torch.Generator().manual_seed(0)) * 3
+    want = n(x)
+    replica = n._replicate_for_data_parallel()  # what nn.parallel.replicate makes, then gives the parameters
+    replica._parameters.update(n._parameters)
+    for other in (copy.copy(n), replica):
+        neurons.reset(other)
+        assert torch.equal(other(x), want)
+    if "backend" in neurons.defaults(name):
+        out = {}
+        for backend in ("torch", "auto"):
+            m = neurons.create(name, step_mode="m", backend=backend)
+            m.reset_mode = "none"  # no reset: every step after the first crossing fires
+            out[backend] = m(x)
+        assert torch.equal(out["torch"], out["auto"])
