@@ -189,3 +189,32 @@ def test_relu_twin_keeps_the_architecture_and_drops_a_neurons_own_arguments():
     assert twin.config.neuron == "relu" and twin.config.T == 1 and twin.config.neuron_args == {"v_threshold": 0.5}
     assert twin.config.replace(neuron="lif", T=2, neuron_args=snn.config.neuron_args) == snn.config
     assert twin.state_dict().keys() == snn.state_dict().keys()
+
+
+def test_the_monitor_keeps_samples_of_several_batches_apart():
+    """Two batches (2 samples, then 1): three per-sample counts, each the sample's spikes (the counts of sample i
+    of each batch were added up, and batches of other sizes raised); a single-step layer's calls within one
+    forward (its T steps) are summed."""
+    import neurons
+
+    class Steps(torch.nn.Module):  # a single-step neuron called once per step, T = 3
+        def __init__(self):
+            super().__init__()
+            self.lif = neurons.create("lif", step_mode="s")
+
+        def forward(self, x):
+            neurons.reset(self)
+            return torch.stack([self.lif(x) for _ in range(3)])
+
+    for model, seq in ((torch.nn.Sequential(neurons.create("lif", step_mode="m")), True), (Steps(), False)):
+        g = torch.Generator().manual_seed(0)
+        batches = [torch.rand(3, 2, 5, generator=g) * 3, torch.rand(3, 1, 5, generator=g) * 3]
+        inputs = batches if seq else [b[0] for b in batches]
+        with SpikeMonitor(model) as mon:
+            outs = []
+            for x in inputs:
+                neurons.reset(model)
+                outs.append(model(x))
+        (counts,) = mon.counts_per_sample().values()
+        want = torch.cat([o.sum((0, 2)) for o in outs])
+        assert torch.equal(counts, want) and counts.shape == (3,)

@@ -23,11 +23,16 @@ class SpikeMonitor:
         self.records: dict[str, list[dict[str, torch.Tensor]]] = {}
         self.modules: dict[str, nn.Module] = {}
         self._handles = []
+        self._batch = 0  # forward calls of ``model``: a layer's calls within one are the same samples
+        self._handles.append(model.register_forward_pre_hook(self._next_batch))
         for name, module in model.named_modules():
             if neurons.is_spiking(module) and (layers is None or name in layers):
                 self.records[name] = []
                 self.modules[name] = module
                 self._handles.append(module.register_forward_hook(self._hook(name, module)))
+
+    def _next_batch(self, *_args) -> None:
+        self._batch += 1
 
     def _hook(self, name: str, module: nn.Module):
         def hook(_mod, _inp, out):
@@ -43,6 +48,7 @@ class SpikeMonitor:
                     "T": s.shape[0],
                     "neurons": flat.shape[2],
                     "per_neuron": flat.sum((0, 1)),
+                    "batch": self._batch,
                 }
             )
 
@@ -64,8 +70,17 @@ class SpikeMonitor:
             v.clear()
 
     def counts_per_sample(self) -> dict[str, torch.Tensor]:
-        """``{layer: [B]}`` total spikes of each sample in each layer (summed over the layer's calls)."""
-        return {k: torch.stack([r["count"] for r in v]).sum(0) for k, v in self.records.items() if v}
+        """``{layer: [samples]}`` total spikes of each sample in each layer: a layer's calls within one forward
+        call of the model summed (a single-step layer is called once per step), the model's calls (batches)
+        one after the other."""
+        out = {}
+        for k, v in self.records.items():
+            if v:
+                batches: dict[int, list[torch.Tensor]] = {}
+                for r in v:
+                    batches.setdefault(r["batch"], []).append(r["count"])
+                out[k] = torch.cat([torch.stack(c).sum(0) for c in batches.values()])
+        return out
 
     def firing_rates(self) -> dict[str, float]:
         """``{layer: spikes / (neurons x T x samples)}`` over everything recorded."""
