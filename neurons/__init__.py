@@ -44,6 +44,7 @@ __all__ = [
     "IFSpec",
     "functional",
     "reset",
+    "detach",
     "set_step_mode",
     "surrogate",
     "kernels",
@@ -56,6 +57,19 @@ def reset(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, StatefulModule):
             m.reset()
+
+
+def detach(model: nn.Module) -> None:
+    """Cut the graph of every neuron's state inside ``model``, keeping its values: feed a long sequence in chunks
+    with truncated BPTT (SpikingJelly's ``detach_net``, snnTorch's ``detach_hidden``)::
+
+        for chunk in x.split(50):          # [T, B, ...] in chunks of 50 steps
+            loss(model(chunk)).backward(); opt.step(); opt.zero_grad()
+            neurons.detach(model)
+    """
+    for m in model.modules():
+        if isinstance(m, StatefulModule):
+            m.detach()
 
 
 def set_step_mode(model: nn.Module, step_mode: str) -> None:

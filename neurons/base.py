@@ -122,6 +122,12 @@ class StatefulModule(nn.Module):
         for name in self.state_names:
             setattr(self, name, None)
 
+    def detach(self) -> None:
+        """Keep the state's values and cut its graph (truncated BPTT between chunks of one sequence)."""
+        for name in self.state_names:
+            if isinstance(state := getattr(self, name, None), torch.Tensor):
+                setattr(self, name, state.detach())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{type(self).__name__}: input must be a torch.Tensor, got {type(x).__name__}")

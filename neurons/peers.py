@@ -145,6 +145,10 @@ class SpikingJellyNeuron(PeerNeuron):
         if "node" in self._modules:
             self.node.reset()
 
+    def detach(self) -> None:
+        if isinstance(self.node.v, torch.Tensor):
+            self.node.v = self.node.v.detach()
+
     @property
     def v(self):
         return self.node.v
@@ -214,6 +218,11 @@ class SnnTorchNeuron(PeerNeuron):
             for name in ("syn", "mem"):
                 if isinstance(state := getattr(self.cell, name, None), torch.Tensor):
                     setattr(self.cell, name, state.new_zeros(0))
+
+    def detach(self) -> None:
+        for name in ("syn", "mem"):
+            if isinstance(state := getattr(self.cell, name, None), torch.Tensor):
+                setattr(self.cell, name, state.detach())
 
     @property
     def v(self):

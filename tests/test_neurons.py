@@ -219,3 +219,20 @@ def test_copies_and_replicas_reset_themselves(name):
             m.reset_mode = "none"  # no reset: every step after the first crossing fires
             out[backend] = m(x)
         assert torch.equal(out["torch"], out["auto"])
+
+
+@pytest.mark.parametrize("name", [n for n in neurons.available() if neurons.info(n).kind != "analogue"])
+def test_detach_cuts_the_graph_between_chunks_and_keeps_the_state(name):
+    """``neurons.detach(model)`` between two chunks of a sequence: the same spikes as one pass over it, and the
+    second chunk's loss no longer reaches the first chunk's input (truncated BPTT)."""
+    x = torch.rand(6, 2, 3, generator=torch.Generator().manual_seed(0)) * 3
+    want = neurons.create(name, step_mode="m")(x)
+    n = neurons.create(name, step_mode="m")
+    first = x[:3].clone().requires_grad_()
+    out = [n(first)]
+    neurons.detach(n)
+    second = x[3:].clone().requires_grad_()
+    out.append(n(second))
+    assert torch.equal(torch.cat(out), want)
+    out[1].sum().backward()
+    assert first.grad is None and second.grad is not None
