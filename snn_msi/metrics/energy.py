@@ -31,7 +31,13 @@ get input at every step); weights and state live in the cores, so no separate me
 layers fed analogue values run on a host at the CMOS profile's ``E_MAC``.
 
 Not counted (the same work in both models): biases and folded BatchNorm shifts (BN is assumed folded into the
-layer before it), residual additions, pooling and the mean over time steps.
+layer before it), residual additions, pooling and the mean over time steps. Not counted either, though per neuron
+and step rather than per synapse: the ``msi`` layer's normalisation (the power, the pool mean and the division).
+
+Conventions that decide the SNN / twin ratio: a direct-coded first layer (the same analogue input at every step)
+is charged as computed, T times its MACs, where a cache of its output would cost it once (on the untrained demo
+network the two stems were half of the SNN's compute); the twin runs T = 1. The unimodal heads are counted as
+inference work (under 1 % of the demo's compute), though only the fused head is needed to predict.
 """
 
 from __future__ import annotations
@@ -521,7 +527,9 @@ class EnergyReport:
             c.describe(),
             hw.describe(),
             f"per inference: {self.samples} test samples measured, T={self.T}; batch-1 inference (weights read "
-            "once per time step); BN folded; biases, residual adds, pooling and the mean over T not counted",
+            "once per time step); BN folded; biases, residual adds, pooling, the mean over T and the msi layer's "
+            "normalisation not counted; a direct-coded first layer charged T times (as computed; cached, once); "
+            "the unimodal heads counted",
             f"neuron updates per neuron and step: {self._neuron_kinds()}; plus one threshold compare, and one reset "
             "add per spike (state read and written each step); the ReLU twin: one compare per output",
             *self.notes,
