@@ -49,7 +49,12 @@ class NonFiniteInputError(ValueError):
 
 
 def check_finite(x: torch.Tensor, owner: str) -> None:
-    """Raise :class:`NonFiniteInputError` naming ``owner`` if ``x`` holds NaN or infinite values."""
+    """Raise :class:`NonFiniteInputError` naming ``owner`` if ``x`` holds NaN or infinite values. Under
+    ``torch.compile`` an assertion in the graph instead (a RuntimeError with the same message; no graph break, so
+    ``fullgraph=True`` traces a neuron with its checks on)."""
+    if torch.compiler.is_compiling():
+        torch._assert_async(torch.isfinite(x).all(), f"{owner}: input x contains NaN or infinite values")
+        return
     if not bool(torch.isfinite(x).all()):
         what = "NaN" if bool(torch.isnan(x).any()) else "infinite values"
         raise NonFiniteInputError(f"{owner}: input x contains {what}")
