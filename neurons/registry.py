@@ -74,6 +74,11 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, Any], boo
     return names, takes_any
 
 
+def _where(obj: Any) -> tuple[str | None, str | None]:
+    """Where ``obj`` was defined: ``(module, qualified name)``."""
+    return getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+
+
 class Registry:
     """A table of named factories.
 
@@ -98,11 +103,15 @@ class Registry:
     ):
         """Register ``factory`` under ``name`` (use as a decorator, or pass ``factory``).
 
-        ``description`` defaults to the first line of the factory's docstring; ``meta`` is kept on the entry.
+        ``description`` defaults to the first line of the factory's docstring; ``meta`` is kept on the entry. A
+        name taken by another factory is an error; the same definition run again (a notebook cell re-run, a module
+        reloaded: same module and qualified name) replaces its entry.
         """
 
         def deco(obj):
-            if name in self._entries or name in self._aliases:
+            old = self._entries.get(name)
+            again = old is not None and _where(old.factory) == _where(obj)
+            if (name in self._entries and not again) or name in self._aliases:
                 raise ValueError(f"{self.what} {name!r} is already registered ({self.get(name).factory})")
             doc = (inspect.getdoc(obj) or "").strip().splitlines()
             desc = description if description is not None else (doc[0] if doc else "")
@@ -115,13 +124,17 @@ class Registry:
 
     # -- lookup ---------------------------------------------------------------------------------------------
     def resolve(self, name: str) -> str:
-        """The registered name for ``name`` or one of its aliases."""
+        """The registered name for ``name`` or one of its aliases, in any case (``LIF`` is ``lif``) where that
+        names one entry."""
         if not isinstance(name, str):
             raise TypeError(f"{self.what} must be given by name (a string), got {type(name).__name__}")
         if name in self._entries:
             return name
         if name in self._aliases:
             return self._aliases[name]
+        folded = {self._aliases.get(k, k) for k in [*self._entries, *self._aliases] if k.lower() == name.lower()}
+        if len(folded) == 1:
+            return folded.pop()
         raise self.unknown(name)
 
     def get(self, name: str) -> Entry:

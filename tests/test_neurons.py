@@ -236,3 +236,32 @@ def test_detach_cuts_the_graph_between_chunks_and_keeps_the_state(name):
     assert torch.equal(torch.cat(out), want)
     out[1].sum().backward()
     assert first.grad is None and second.grad is not None
+
+
+def test_a_registration_run_again_replaces_itself_and_another_factory_is_refused():
+    """A notebook cell that registers a neuron, run twice: the second definition replaces the first (it raised
+    'already registered'); another factory under a taken name is still refused."""
+    from neurons.catalog import NEURONS
+
+    def cell():
+        @neurons.register("again_test")
+        class Again(neurons.LIF):
+            """A LIF registered from a cell."""
+
+        return Again
+
+    try:
+        first, second = cell(), cell()
+        assert first is not second and neurons.info("again_test").factory is second
+        with pytest.raises(ValueError, match="'again_test' is already registered"):
+            neurons.register("again_test")(neurons.LIF)
+        with pytest.raises(ValueError, match="'lif' is already registered"):
+            neurons.register("lif")(second)
+    finally:
+        NEURONS._entries.pop("again_test")
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_a_neuron_name_in_another_case_is_the_same_neuron(name):
+    """``create("LIF")`` is ``create("lif")``, as surrogate names already were."""
+    assert type(neurons.create(name.upper())) is type(neurons.create(name))
