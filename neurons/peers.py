@@ -42,9 +42,12 @@ def _have(module: str) -> bool:
 
 
 def _surrogate(name: str, alpha: float | None, native: dict[str, object], owner: str):
-    """The peer's own surrogate for ``name`` when it has one (``native[name](alpha)``), else ours."""
+    """The peer's own surrogate for ``name`` when it has one (``native[name](alpha)``), else ours (a
+    :class:`~neurons.surrogate.Surrogate` object is ours as given)."""
+    if isinstance(name, surrogate_mod.Surrogate):
+        return surrogate_mod.get(name, alpha)
     if not isinstance(name, str):
-        raise TypeError(f"{owner}: surrogate must be a name, got {type(name).__name__}")
+        raise TypeError(f"{owner}: surrogate must be a name or a Surrogate, got {type(name).__name__}")
     key = surrogate_mod.SURROGATES.resolve(name.lower())
     if key in native:
         return native[key](alpha)
@@ -232,36 +235,54 @@ class SnnTorchNeuron(PeerNeuron):
         return self.cell(x)[0]
 
 
+#: per registered peer: the wrapper's arguments it has no use for (refused, as our neurons refuse them), and the
+#: names our counterpart uses for the others (``plif``'s ``init_tau``, as SpikingJelly's own node calls it)
+_PEER_ARGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "spikingjelly.if": (("tau", "decay_input"), {}),
+    "spikingjelly.lif": ((), {}),
+    "spikingjelly.plif": ((), {"tau": "init_tau"}),
+    "snntorch.leaky": (("tau_syn",), {}),
+    "snntorch.synaptic": (("decay_input",), {}),
+}
+
+
 def _register_peers() -> None:
+    peers = []
     if _have("spikingjelly"):
-        for node, desc in (
-            ("lif", "SpikingJelly LIFNode"),
-            ("if", "SpikingJelly IFNode"),
-            ("plif", "SpikingJelly ParametricLIFNode"),
-        ):
-
-            def factory(node=node, **kwargs):
-                return SpikingJellyNeuron(node, **kwargs)
-
-            factory.__signature__ = _signature_without(SpikingJellyNeuron, "node")
-            register(f"spikingjelly.{node}", description=desc, kind="peer:spikingjelly")(factory)
+        peers += [
+            (SpikingJellyNeuron, "node", "lif", "SpikingJelly LIFNode"),
+            (SpikingJellyNeuron, "node", "if", "SpikingJelly IFNode"),
+            (SpikingJellyNeuron, "node", "plif", "SpikingJelly ParametricLIFNode"),
+        ]
     if _have("snntorch"):
-        for cell, desc in (("leaky", "snnTorch Leaky"), ("synaptic", "snnTorch Synaptic")):
+        peers += [
+            (SnnTorchNeuron, "cell", "leaky", "snnTorch Leaky"),
+            (SnnTorchNeuron, "cell", "synaptic", "snnTorch Synaptic"),
+        ]
+    for cls, first, kind, desc in peers:
+        name = f"{cls.library}.{kind}"
+        drop, rename = _PEER_ARGS[name]
+        theirs = {ours: arg for arg, ours in rename.items()}
 
-            def factory(cell=cell, **kwargs):
-                return SnnTorchNeuron(cell, **kwargs)
+        def factory(cls=cls, kind=kind, theirs=theirs, **kwargs):
+            return cls(kind, **{theirs.get(k, k): v for k, v in kwargs.items()})
 
-            factory.__signature__ = _signature_without(SnnTorchNeuron, "cell")
-            register(f"snntorch.{cell}", description=desc, kind="peer:snntorch")(factory)
+        factory.__signature__ = _signature_without(cls, first, drop, rename)
+        register(name, description=desc, kind=f"peer:{cls.library}")(factory)
 
 
-def _signature_without(cls, first: str):
-    """The factory's signature: ``cls``'s own arguments but ``first``, then the shared ones of
-    :class:`PeerNeuron` (``reset`` with ``cls``'s default), all keyword arguments."""
+def _signature_without(cls, first: str, drop: tuple[str, ...] = (), rename: dict[str, str] | None = None):
+    """The factory's signature: ``cls``'s own arguments but ``first`` and ``drop`` (``rename``: our names for
+    some), then the shared ones of :class:`PeerNeuron` (``reset`` with ``cls``'s default), all keyword arguments."""
     import inspect
 
+    rename = rename or {}
     own = inspect.signature(cls.__init__).parameters.items()
-    own = [p for n, p in own if n not in ("self", first) and p.kind is not p.VAR_KEYWORD]
+    own = [
+        p.replace(name=rename.get(n, n))
+        for n, p in own
+        if n not in ("self", first, *drop) and p.kind is not p.VAR_KEYWORD
+    ]
     shared = inspect.signature(PeerNeuron.__init__).parameters.items()
     shared = [p.replace(default=cls.default_reset) if n == "reset" else p for n, p in shared if n != "owner"][1:]
     params = [p.replace(kind=p.KEYWORD_ONLY) for p in own + shared]

@@ -111,17 +111,14 @@ def test_against_snntorch_leaky(reset, step_mode, tau, backend):
     [
         ("spikingjelly.lif", "lif", dict(tau=2.0, v_threshold=0.5)),
         ("spikingjelly.if", "if", dict(v_threshold=0.5, reset="soft")),
-        ("spikingjelly.plif", "plif", dict(v_threshold=0.5)),
+        ("spikingjelly.plif", "plif", dict(init_tau=2.0, v_threshold=0.5)),
         ("snntorch.leaky", "lif", dict(tau=2.0, decay_input=False, reset="soft")),
     ],
 )
 def test_adapters_swap_by_name(peer, ours, kw):
     x = torch.rand(T, B, 33) * 1.2 - 0.2
-    ours_kw = dict(kw)
-    if ours == "plif":
-        ours_kw["init_tau"] = 2.0
     a = neurons.create(peer, step_mode="m", **kw)
-    b = neurons.create(ours, step_mode="m", **ours_kw)
+    b = neurons.create(ours, step_mode="m", **kw)  # the same arguments, by the same names
     first = a(x)
     assert torch.equal(first, b(x)) and first.sum() > 0
     neurons.reset(a)  # the peer's state is forgotten: the same input gives the same spikes again
@@ -174,3 +171,23 @@ def test_a_peer_takes_a_surrogates_default_alpha_and_stays_finite_far_below_thre
     expected = dh_dx * neurons.surrogate.get(sg).derivative(x.detach() * dh_dx - 1.0)
     assert torch.isfinite(x.grad).all()
     torch.testing.assert_close(x.grad, expected, rtol=1e-5, atol=1e-6)
+
+
+COUNTERPARTS = {"spikingjelly.lif": "lif", "spikingjelly.if": "if", "spikingjelly.plif": "plif"}
+COUNTERPARTS |= {"snntorch.leaky": "lif", "snntorch.synaptic": "synaptic"}
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_a_peer_takes_its_counterparts_argument_names_and_surrogate_objects(peer):
+    """Every argument of a peer is one of our counterpart's, by the same name (``plif``'s ``init_tau``), so a
+    swap keeps the arguments; one it has no use for is refused, not ignored; a Surrogate object is taken."""
+    assert set(neurons.defaults(peer)) <= set(neurons.defaults(COUNTERPARTS[peer])), peer
+    unused = {"spikingjelly.if": "tau", "snntorch.leaky": "tau_syn"}.get(peer)
+    if unused:
+        with pytest.raises(ValueError, match=f"does not take argument\\(s\\) {unused}"):
+            neurons.create(peer, **{unused: 3.0})
+    sg = neurons.surrogate.get("atan", 3.0)
+    x = torch.tensor([[[0.7, 1.1]]], requires_grad=True)
+    neurons.create(peer, surrogate=sg, step_mode="m")(x).sum().backward()
+    dh_dx = 1.0 if peer.startswith("snntorch") or peer == "spikingjelly.if" else 0.5
+    torch.testing.assert_close(x.grad, dh_dx * sg.derivative(x.detach() * dh_dx - 1.0))
