@@ -216,16 +216,20 @@ class SnnTorchNeuron(PeerNeuron):
             raise ValueError(f"unknown snnTorch cell {cell!r}")
         self.reset()
 
-    def reset(self) -> None:
-        if "cell" in self._modules:  # empty states, as at construction: the next input sets their shape (zeros)
+    def _states(self):
+        """``(name, tensor)`` of the cell's state (``mem``; Synaptic's ``syn`` too)."""
+        if "cell" in self._modules:
             for name in ("syn", "mem"):
                 if isinstance(state := getattr(self.cell, name, None), torch.Tensor):
-                    setattr(self.cell, name, state.new_zeros(0))
+                    yield name, state
+
+    def reset(self) -> None:
+        for name, state in list(self._states()):  # empty, as at construction: the next input sets the shape (zeros)
+            setattr(self.cell, name, state.new_zeros(0))
 
     def detach(self) -> None:
-        for name in ("syn", "mem"):
-            if isinstance(state := getattr(self.cell, name, None), torch.Tensor):
-                setattr(self.cell, name, state.detach())
+        for name, state in list(self._states()):
+            setattr(self.cell, name, state.detach())
 
     @property
     def v(self):
