@@ -6,6 +6,7 @@ lif = neurons.create("lif", tau=2.0, step_mode="m")
 spikes = lif(x_seq)                         # [T, B, ...] -> [T, B, ...]
 neurons.defaults("if")                      # what a name is built with
 neurons.reset(model)                        # forget the state of every neuron in a model
+neurons.checkpoint(block, x_seq)            # gradient checkpointing through neuron state (neurons.state)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .functional import IFSpec
 from .models import IF, LIF, AdaptiveLIF, Izhikevich, ParametricLIF, ReLU, Synaptic
 from .peers import _register_peers
 from .registry import Registry
+from .state import checkpoint, detach, get_state, reset, set_state
 
 _register_peers()
 
@@ -45,31 +47,14 @@ __all__ = [
     "functional",
     "reset",
     "detach",
+    "get_state",
+    "set_state",
+    "checkpoint",
     "set_step_mode",
     "surrogate",
     "kernels",
     "is_spiking",
 ]
-
-
-def reset(model: nn.Module) -> None:
-    """Reset the state of every neuron (any :class:`StatefulModule`) inside ``model``."""
-    for m in model.modules():
-        if isinstance(m, StatefulModule):
-            m.reset()
-
-
-def detach(model: nn.Module) -> None:
-    """Cut the graph of every neuron's state inside ``model``, keeping its values: feed a long sequence in chunks
-    with truncated BPTT (SpikingJelly's ``detach_net``, snnTorch's ``detach_hidden``)::
-
-        for chunk in x.split(50):          # [T, B, ...] in chunks of 50 steps
-            loss(model(chunk)).backward(); opt.step(); opt.zero_grad()
-            neurons.detach(model)
-    """
-    for m in model.modules():
-        if isinstance(m, StatefulModule):
-            m.detach()
 
 
 def set_step_mode(model: nn.Module, step_mode: str) -> None:

@@ -24,7 +24,9 @@ sequences) instead of silently starting over.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -127,11 +129,34 @@ class StatefulModule(nn.Module):
         for name in self.state_names:
             setattr(self, name, None)
 
+    def get_state(self) -> dict[str, torch.Tensor | None]:
+        """The state by name, as the module holds it (a tensor, or None before the first input): what an
+        explicit-state loop keeps and :meth:`set_state` puts back (the tensors themselves, graph included)."""
+        return {name: getattr(self, name, None) for name in self.state_names}
+
+    def set_state(self, state: Mapping[str, torch.Tensor | None]) -> None:
+        """Put back a state :meth:`get_state` gave (every name, or some of them)."""
+        if unknown := sorted(set(state) - set(self.get_state())):
+            raise ValueError(f"{type(self).__name__}: no state named {unknown}; its state is {list(self.get_state())}")
+        for name, value in state.items():
+            self._put_state(name, value)
+
+    def _put_state(self, name: str, value: torch.Tensor | None) -> None:
+        setattr(self, name, value)
+
     def detach(self) -> None:
         """Keep the state's values and cut its graph (truncated BPTT between chunks of one sequence)."""
-        for name in self.state_names:
-            if isinstance(state := getattr(self, name, None), torch.Tensor):
-                setattr(self, name, state.detach())
+        self.set_state({k: v.detach() for k, v in self.get_state().items() if isinstance(v, torch.Tensor)})
+
+    def __deepcopy__(self, memo: dict) -> StatefulModule:
+        """A copy whose state has the values but not the graph (``copy.deepcopy`` refuses a tensor inside a graph:
+        an EMA or best-model copy mid-training would fail); the original keeps its graph."""
+        for m in self.modules():
+            for value in vars(m).values():
+                for t in value.values() if isinstance(value, dict) else (value,):
+                    if isinstance(t, torch.Tensor) and t.grad_fn is not None and id(t) not in memo:
+                        memo[id(t)] = t.detach().clone()
+        return copy._reconstruct(self, memo, *self.__reduce_ex__(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):

@@ -148,9 +148,11 @@ class SpikingJellyNeuron(PeerNeuron):
         if "node" in self._modules:
             self.node.reset()
 
-    def detach(self) -> None:
-        if isinstance(self.node.v, torch.Tensor):
-            self.node.v = self.node.v.detach()
+    def get_state(self) -> dict:
+        return {"v": self.node.v} if "node" in self._modules else {}
+
+    def _put_state(self, name: str, value) -> None:
+        self.node.v = value
 
     @property
     def v(self):
@@ -168,7 +170,10 @@ class SnnTorchNeuron(PeerNeuron):
 
     ``beta = 1 - 1/tau`` (``decay_input=False`` only: snnTorch adds the input unscaled); reset ``"soft"`` is
     snnTorch's ``"subtract"``, ``"hard"`` its ``"zero"`` (``v_reset`` must be 0). The reset is applied in the
-    step that fires (``reset_delay=False``), as our neurons do.
+    step that fires (``reset_delay=False``), as our neurons do. One difference stays, snnTorch's own: it also
+    subtracts the threshold in the next step whenever the membrane after a soft reset is still at or above it
+    (it resets from the previous step's membrane), so after an input above twice the threshold its spikes differ
+    from ``lif(decay_input=False, reset="soft")``: input ``[3.0, 0.6]`` fires ``[1, 0]`` here, ``[1, 1]`` there.
     """
 
     library = "snntorch"
@@ -216,27 +221,25 @@ class SnnTorchNeuron(PeerNeuron):
             raise ValueError(f"unknown snnTorch cell {cell!r}")
         self.reset()
 
-    def _states(self):
-        """``(name, tensor)`` of the cell's state (``mem``; Synaptic's ``syn`` too)."""
-        if "cell" in self._modules:
-            for name in ("syn", "mem"):
-                if isinstance(state := getattr(self.cell, name, None), torch.Tensor):
-                    yield name, state
+    def get_state(self) -> dict:
+        """The cell's state (``mem``; Synaptic's ``syn`` too)."""
+        if "cell" not in self._modules:
+            return {}
+        return {name: getattr(self.cell, name) for name in ("syn", "mem") if hasattr(self.cell, name)}
+
+    def _put_state(self, name: str, value) -> None:
+        setattr(self.cell, name, value)
 
     def reset(self) -> None:
-        for name, state in list(self._states()):  # empty, as at construction: the next input sets the shape (zeros)
+        for name, state in self.get_state().items():  # empty, as at construction: the next input sets the shape
             setattr(self.cell, name, state.new_zeros(0))
-
-    def detach(self) -> None:
-        for name, state in list(self._states()):
-            setattr(self.cell, name, state.detach())
 
     @property
     def v(self):
         return self.cell.mem
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cell(x)[0]
+        return self.cell(x)[0].to(x.dtype)  # snnTorch's spike is float32 whatever the input: ours are x's dtype
 
 
 #: per registered peer: the wrapper's arguments it has no use for (refused, as our neurons refuse them), and the

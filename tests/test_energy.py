@@ -194,7 +194,8 @@ def test_relu_twin_keeps_the_architecture_and_drops_a_neurons_own_arguments():
 def test_the_monitor_keeps_samples_of_several_batches_apart():
     """Two batches (2 samples, then 1): three per-sample counts, each the sample's spikes (the counts of sample i
     of each batch were added up, and batches of other sizes raised); a single-step layer's calls within one
-    forward (its T steps) are summed."""
+    forward (its T steps) are summed; the rate at each step is the spikes of that step over every sample (a
+    single-step layer's came back as one number)."""
     import neurons
 
     class Steps(torch.nn.Module):  # a single-step neuron called once per step, T = 3
@@ -218,3 +219,5 @@ def test_the_monitor_keeps_samples_of_several_batches_apart():
         (counts,) = mon.counts_per_sample().values()
         want = torch.cat([o.sum((0, 2)) for o in outs])
         assert torch.equal(counts, want) and counts.shape == (3,)
+        (per_step,) = mon.firing_rates_per_step().values()  # [T]: a single-step layer's calls are its steps
+        torch.testing.assert_close(per_step, torch.cat(outs, 1).mean((1, 2)))

@@ -265,3 +265,114 @@ def test_a_registration_run_again_replaces_itself_and_another_factory_is_refused
 def test_a_neuron_name_in_another_case_is_the_same_neuron(name):
     """``create("LIF")`` is ``create("lif")``, as surrogate names already were."""
     assert type(neurons.create(name.upper())) is type(neurons.create(name))
+
+
+def _backends(name):
+    """The backends a test runs ``name`` on: the PyTorch path and the default (fused where one exists)."""
+    return ("torch", "auto") if "backend" in neurons.defaults(name) else (None,)
+
+
+def _make(name, backend, **kw):
+    return neurons.create(name, **kw, **({"backend": backend} if backend else {}))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("step_mode", ["s", "m"])
+@pytest.mark.parametrize("name", neurons.available())
+def test_output_keeps_the_input_dtype_so_a_half_precision_model_runs(name, step_mode, dtype):
+    """Spikes come back in the input's dtype (snnTorch's came back in float32: the next bf16 layer failed)."""
+    x = torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(0)).to(dtype) * 2
+    model = nn.Sequential(nn.Linear(4, 4), neurons.create(name, step_mode=step_mode), nn.Linear(4, 2)).to(dtype)
+    assert model[1](x).dtype == dtype
+    neurons.reset(model)
+    assert model(x).dtype == dtype
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_a_deep_copy_mid_training_has_the_state_values_without_the_graph(name):
+    """``copy.deepcopy(model)`` after a forward pass with gradients (an EMA or best-model copy): it failed on
+    every neuron (a state inside a graph); the copy's state has the same values, no graph, and the original still
+    back-propagates through its own."""
+    import copy
+
+    model = nn.Sequential(nn.Linear(4, 4), neurons.create(name, step_mode="m"))
+    x = torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(0)) * 2
+    y = model(x)
+    twin = copy.deepcopy(model)
+    (state,), (copied,) = neurons.get_state(model).values(), neurons.get_state(twin).values()
+    assert state.keys() == copied.keys()
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor):
+            assert torch.equal(copied[k], v) and copied[k].grad_fn is None and copied[k] is not v
+    y.sum().backward()
+    assert model[0].weight.grad is not None and twin[0].weight.grad is None
+    assert torch.equal(twin(x), model(x))  # each goes on from the same state
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_get_state_and_set_state_replay_a_chunk(name):
+    """``neurons.get_state`` / ``set_state``: back to the state after the first chunk, the second chunk gives
+    the same output again; an unknown neuron or state name is one error."""
+    for backend in _backends(name):
+        model = nn.Sequential(nn.Linear(4, 4), _make(name, backend, step_mode="m"))
+        x = torch.rand(6, 2, 4, generator=torch.Generator().manual_seed(0)) * 2
+        model(x[:3])
+        saved = {
+            m: {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+            for m, s in neurons.get_state(model).items()
+        }
+        want = model(x[3:])
+        neurons.set_state(model, saved)
+        assert torch.equal(model(x[3:]), want)
+    with pytest.raises(ValueError, match="no neuron named"):
+        neurons.set_state(model, {"0": {}})
+    with pytest.raises(ValueError, match="no state named"):
+        neurons.set_state(model, {"1": {"nope": None}})
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_checkpoint_gives_the_gradients_of_the_plain_run(name):
+    """``neurons.checkpoint`` over chunks of a sequence whose state carries over: the gradients of the plain run
+    (``torch.utils.checkpoint`` recomputes from the state its forward left: wrong by up to 4.5 on synaptic, or an
+    error, on most neurons) and the state the plain run ends with."""
+    for backend in _backends(name):
+        grads, states = [], []
+        for ck in (False, True):
+            torch.manual_seed(0)
+            model = nn.Sequential(nn.Linear(4, 6), _make(name, backend, step_mode="m"), nn.Linear(6, 3))
+            x = (torch.randn(8, 2, 4) * 2).requires_grad_()
+            out = torch.cat([neurons.checkpoint(model, c) if ck else model(c) for c in x.split(4)])
+            out.pow(2).sum().backward()
+            grads.append([x.grad, *(p.grad for p in model.parameters())])
+            states.append(neurons.get_state(model)["1"])
+        for a, b in zip(*grads, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        for k, v in states[0].items():
+            assert torch.equal(torch.as_tensor(states[1][k]), torch.as_tensor(v))
+
+
+def test_a_kernel_backend_on_a_neuron_no_kernel_runs_is_refused_when_built():
+    """``backend="cpu"`` on ALIF (dynamics no kernel has) or with a surrogate that changes the gradient: refused
+    at construction (it was at the first multi-step call)."""
+
+    class Mine(neurons.surrogate.Sigmoid):
+        def derivative(self, x):
+            return torch.ones_like(x)
+
+    for name, kw in (("alif", {}), ("lif", {"surrogate": Mine()})):
+        with pytest.raises(ValueError, match="backend='cpu' cannot run it"):
+            neurons.create(name, backend="cpu", **kw)
+        neurons.create(name, backend="torch", **kw)
+
+
+def test_plif_does_not_read_its_tau_in_a_step(monkeypatch):
+    """ParametricLIF's leak takes ``k = sigmoid(w)``; reading ``tau`` (a host sync on a GPU, a graph break under
+    ``torch.compile``) every step was waste."""
+
+    def no_read(self):
+        raise AssertionError("tau read in a step")
+
+    monkeypatch.setattr(neurons.ParametricLIF, "tau", property(no_read))
+    for step_mode, x in (("s", torch.rand(2, 3)), ("m", torch.rand(4, 2, 3))):
+        for backend in ("torch", "auto"):
+            neurons.create("plif", step_mode=step_mode, backend=backend)(x)

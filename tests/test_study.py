@@ -330,3 +330,24 @@ def test_the_horizon_is_normals_gain_over_the_last_quarter_of_its_samples():
         (pytest.approx(2.0), False, 3),
     ]
     assert "| concat | always | -15 | -5 | 3 | +2.0 [" in study.horizon_table(horizon)
+
+
+def test_a_paired_or_measured_value_over_fewer_seeds_says_so():
+    """A paired difference over fewer seeds than its row (Normal's seed 2 missing), and an enhancement index a
+    seed has no value of (no responsive neuron): the tables say over how many seeds (they showed the row's n)."""
+    rows = []
+    for s in range(3):
+        for m in ("normal", "iemf"):
+            if (m, s) != ("normal", 2):
+                r = {"audio_snr_db": 0.0, "image_snr_db": 10.0, "method": m, "seed": s, "test_acc": 0.7 + 0.01 * s}
+                r.update(test_acc_audio=0.5, test_acc_visual=0.6, gain=0.1, coeff_mean=1.1)
+                r.update(fusion="msi", loss="always", ME_median=0.1, AI_median=1.2)
+                r["ME_population"] = float("nan") if s == 0 else 0.2
+                rows.append(r)
+    summary = {r["method"]: r for r in study.summarise(rows, [(0.0, 10.0)], ("normal", "iemf"), range(3))}
+    assert summary["iemf"]["n"] == 3 and summary["iemf"]["n_paired"] == 2
+    assert "(n = 2)" in study.markdown_table([summary["iemf"]]) and "(n = " not in study.markdown_table(
+        [summary["normal"]]
+    )
+    iemf_line = next(line for line in study.msi_table(rows).splitlines() if "| iemf |" in line)
+    assert iemf_line.split("|")[6:9] == [" 3 ", " +10 ", " +20 (n = 2) "]

@@ -44,6 +44,9 @@ class IFFamily(BaseNeuron):
     def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.backend = kernels.check_backend(backend, owner=type(self).__name__)
+        new_dynamics = type(self).spec is BaseNeuron.spec
+        if new_dynamics or self.surrogate.kernel_id < 0:  # known at construction: refuse a kernel backend here
+            self._no_kernel(new_dynamics)
 
     def k(self) -> torch.Tensor | None:
         """ParametricLIF's learnable leak ``sigmoid(w)``; None for the fixed leaks."""
@@ -68,8 +71,8 @@ class IFFamily(BaseNeuron):
         return IFSpec(*self._spec_values(self.tau))
 
     def _fused_tau(self) -> float:
-        """``tau`` as the kernels take it: ParametricLIF's (a read of its parameter: a GPU sync, and a graph
-        break under ``torch.compile``) is not read, since its kernels take the tensor ``k``."""
+        """``tau`` as the kernels and :meth:`charge` take it: ParametricLIF's (a read of its parameter: a GPU sync,
+        and a graph break under ``torch.compile``) is not read, since its leak takes the tensor ``k``."""
         return self.tau if self.leak != "mul" else 1.0
 
     def _fused_spec(self) -> IFSpec | None:
@@ -79,7 +82,7 @@ class IFFamily(BaseNeuron):
         return IFSpec(*self._spec_values(self._fused_tau()))
 
     def charge(self, x: torch.Tensor) -> torch.Tensor:
-        return charge(x, self.v, self.leak, self.decay_input, self.v_reset, self.tau, self.k())
+        return charge(x, self.v, self.leak, self.decay_input, self.v_reset, self._fused_tau(), self.k())
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() or type(self).spec is not IFFamily.spec:
@@ -118,13 +121,18 @@ class IFFamily(BaseNeuron):
             return None, -1
         return kernels.kernel_args(spec), kernels.IMPLS.index(impl)
 
+    def _no_kernel(self, new_dynamics: bool) -> None:
+        """No kernel runs this neuron (new dynamics, or a surrogate without one): an error if ``backend`` asks
+        for a kernel."""
+        if self.backend in ("cpu", "triton"):
+            why = "its dynamics are not the fused IF family's" if new_dynamics else "its surrogate has no kernel"
+            raise ValueError(f"{type(self).__name__}: backend={self.backend!r} cannot run it: {why}")
+
     def _multi_step(self, x_seq: torch.Tensor) -> torch.Tensor:
         """The general path: any spec (or none), any backend, traced as it is by ``torch.compile``."""
         spec = self._fused_spec()
         if spec is None or spec.codes[2] < 0:
-            if self.backend in ("cpu", "triton"):
-                why = "its dynamics are not the fused IF family's" if spec is None else "its surrogate has no kernel"
-                raise ValueError(f"{type(self).__name__}: backend={self.backend!r} cannot run it: {why}")
+            self._no_kernel(spec is None)
             return super().multi_step_forward(x_seq)
         if self.store_v_seq:
             return super().multi_step_forward(x_seq)

@@ -418,7 +418,7 @@ def price(counts: Counts, cost: CostModel, hw: NeuromorphicProfile | None = None
             continue
         muladds, adds, state_vars, kind = neuron_cost(mon.modules[name])
         updates = mon.neuron_steps(name) / b
-        spikes_steps = torch.stack([r["per_step"].double() for r in recs]).sum(0) / b
+        spikes_steps = mon.spikes_per_step(name).double() / b
         if spikes_steps.numel() != T:
             raise ValueError(f"neuron layer {name} ran {spikes_steps.numel()} steps per call, not T={T}")
         spikes = float(spikes_steps.sum())

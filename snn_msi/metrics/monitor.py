@@ -95,14 +95,31 @@ class SpikeMonitor:
         """Neuron updates recorded in ``layer``: neurons x time steps x samples, summed over its calls."""
         return sum(r["neurons"] * r["T"] * r["count"].numel() for r in self.records[layer])
 
+    def spikes_per_step(self, layer: str) -> torch.Tensor:
+        """``[T]`` spikes of ``layer`` at each time step, summed over samples and batches: a multi-step layer's
+        calls add up, a single-step layer's calls within one forward call of the model are its steps, in order."""
+        batches: dict[int, list[dict]] = {}
+        for r in self.records[layer]:
+            batches.setdefault(r["batch"], []).append(r)
+        steps = [
+            torch.cat([r["per_step"] for r in rs])
+            if self.modules[layer].step_mode != "m"
+            else torch.stack([r["per_step"] for r in rs]).sum(0)
+            for rs in batches.values()
+        ]
+        if len({len(s) for s in steps}) > 1:
+            raise ValueError(
+                f"{layer}: the recorded batches ran different numbers of steps {sorted({len(s) for s in steps})}"
+            )
+        return torch.stack(steps).sum(0)
+
     def firing_rates_per_step(self) -> dict[str, torch.Tensor]:
-        """``{layer: [T]}`` firing rate at each time step."""
+        """``{layer: [T]}`` firing rate at each time step (see :meth:`spikes_per_step`)."""
         out = {}
         for k, v in self.records.items():
             if v:
-                per = torch.stack([r["per_step"] for r in v]).sum(0)
-                n = sum(r["neurons"] * r["count"].numel() for r in v) / len(v)
-                out[k] = per / (n * len(v))
+                per = self.spikes_per_step(k)
+                out[k] = per / (self.neuron_steps(k) / len(per))
         return out
 
     def neuron_rates(self) -> dict[str, torch.Tensor]:

@@ -502,6 +502,7 @@ def summarise_cells(rows: list[dict], scfg: StudyConfig, seeds) -> list[dict]:
                     "loss": cell[1],
                     **row,
                     "iemf_vs_constant": d,
+                    "iemf_vs_constant_n": len(diffs),
                     "iemf_vs_constant_low": lo,
                     "iemf_vs_constant_high": hi,
                     "iemf_vs_constant_equivalent": eq,
@@ -536,6 +537,7 @@ def summarise(rows: list[dict], levels, methods, seeds, margin: float = MARGIN) 
                     "image_snr_db": lv[1],
                     "method": m,
                     "n": len(runs),
+                    "n_paired": len(diffs) if m != "normal" else len(runs),
                     "acc_mean": float(acc.mean()),
                     "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
                     "audio_acc_mean": float(np.mean([r["test_acc_audio"] for r in runs])),
@@ -697,6 +699,12 @@ def _ci(d: float, lo: float, hi: float, scale: float = 100.0) -> str:
     return f"{scale * d:+.1f} [{scale * lo:+.1f}, {scale * hi:+.1f}]"
 
 
+def _fewer(k: int, n: int) -> str:
+    """`` (n = k)`` after a paired value over fewer seeds than its row's ``n`` (a seed of one of the pair is
+    missing), else nothing."""
+    return f" (n = {k})" if k != n else ""
+
+
 def markdown_table(summary: list[dict]) -> str:
     head = (
         "| fusion | loss | audio dB | image dB | method | n | fused acc % | audio % | visual % | gain (pts) | "
@@ -706,11 +714,13 @@ def markdown_table(summary: list[dict]) -> str:
     lines = [head, "|" + "---|" * 15]
     for r in summary:
         vs = "-" if r["method"] == "normal" else _ci(r["diff_vs_normal"], r["ci_low"], r["ci_high"])
+        vs += _fewer(r.get("n_paired", r["n"]), r["n"])
         vc = _ci(
             r.get("iemf_vs_constant", float("nan")),
             r.get("iemf_vs_constant_low", float("nan")),
             r.get("iemf_vs_constant_high", float("nan")),
         )
+        vc += _fewer(r.get("iemf_vs_constant_n", r["n"]), r["n"]) if vc != "-" else ""
         coeff = "-" if math.isnan(r["coeff_mean"]) else f"{r['coeff_mean']:.3f}"
         eq_n = _equivalence(r.get("equivalent"), r.get("tost_p", float("nan")))
         eq_c = _equivalence(r.get("iemf_vs_constant_equivalent"), r.get("iemf_vs_constant_tost_p", float("nan")))
@@ -786,9 +796,17 @@ def msi_table(rows: list[dict]) -> str:
     for r in rs:
         groups.setdefault((r["fusion"], r["loss"], r["audio_snr_db"], r["image_snr_db"], r["method"]), []).append(r)
     for (f, x, a, v, m), g in groups.items():
-        me, pop, ai = (np.nanmean([r[k] for r in g]) for k in ("ME_median", "ME_population", "AI_median"))
-        lines.append(f"| {f} | {x} | {a:g} | {v:g} | {m} | {len(g)} | {100 * me:+.0f} | {100 * pop:+.0f} | {ai:.2f} |")
+        me, pop = (_seed_mean(g, k, lambda y: f"{100 * y:+.0f}") for k in ("ME_median", "ME_population"))
+        ai = _seed_mean(g, "AI_median", lambda y: f"{y:.2f}")
+        lines.append(f"| {f} | {x} | {a:g} | {v:g} | {m} | {len(g)} | {me} | {pop} | {ai} |")
     return "\n".join(lines)
+
+
+def _seed_mean(runs: list[dict], key: str, fmt) -> str:
+    """The mean of ``key`` over the runs that have a value (a layer with no responsive neuron has none), with
+    `` (n = k)`` when that is fewer than the row's runs; ``-`` when none has one."""
+    vals = [r[key] for r in runs if not math.isnan(r.get(key, float("nan")))]
+    return fmt(float(np.mean(vals))) + _fewer(len(vals), len(runs)) if vals else "-"
 
 
 def cells_table(cells: list[dict]) -> str:

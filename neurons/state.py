@@ -1,0 +1,91 @@
+"""The neurons' state across a model: forget it, cut its graph, read it, put it back, and gradient checkpointing
+that respects it.
+
+Every neuron (any :class:`~neurons.base.StatefulModule`) keeps its state (``v``; ``i_syn``, ``a``, ``u`` where the
+model has them) between calls, as in SpikingJelly and snnTorch. These functions act on every neuron of a model::
+
+    neurons.reset(model)                  # between sequences
+    neurons.detach(model)                 # between chunks of one sequence (truncated BPTT)
+    s = neurons.get_state(model)          # {module name: {state name: tensor or None}}
+    neurons.set_state(model, s)           # back to it (Norse-style explicit state, e.g. a beam or a replay)
+    y = neurons.checkpoint(block, x)      # torch.utils.checkpoint for a block that holds neuron state
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint as _torch_checkpoint
+
+from .base import StatefulModule
+
+__all__ = ["reset", "detach", "get_state", "set_state", "checkpoint"]
+
+
+def _neurons(model: nn.Module):
+    return ((name, m) for name, m in model.named_modules() if isinstance(m, StatefulModule))
+
+
+def reset(model: nn.Module) -> None:
+    """Reset the state of every neuron (any :class:`StatefulModule`) inside ``model``."""
+    for _, m in _neurons(model):
+        m.reset()
+
+
+def detach(model: nn.Module) -> None:
+    """Cut the graph of every neuron's state inside ``model``, keeping its values: feed a long sequence in chunks
+    with truncated BPTT (SpikingJelly's ``detach_net``, snnTorch's ``detach_hidden``)::
+
+        for chunk in x.split(50):          # [T, B, ...] in chunks of 50 steps
+            loss(model(chunk)).backward(); opt.step(); opt.zero_grad()
+            neurons.detach(model)
+    """
+    for _, m in _neurons(model):
+        m.detach()
+
+
+def get_state(model: nn.Module) -> dict[str, dict[str, torch.Tensor | None]]:
+    """``{module name: {state name: tensor or None}}`` for every neuron inside ``model`` (``""`` names the model
+    itself when it is a neuron): the tensors themselves, graph included (``detach()`` or ``clone()`` them to keep
+    a copy that later steps do not reach)."""
+    return {name: m.get_state() for name, m in _neurons(model)}
+
+
+def set_state(model: nn.Module, state: Mapping[str, Mapping[str, torch.Tensor | None]]) -> None:
+    """Put back a state :func:`get_state` gave (for every neuron it names)."""
+    mods = dict(_neurons(model))
+    if unknown := sorted(set(state) - set(mods)):
+        raise ValueError(f"set_state: no neuron named {unknown} in the model; its neurons are {sorted(mods)}")
+    for name, s in state.items():
+        mods[name].set_state(s)
+
+
+def checkpoint(block: nn.Module, *args, **kwargs):
+    """``torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False, **kwargs)`` for a block that holds
+    neuron state.
+
+    Plain checkpointing recomputes the block in the backward pass from the state its forward left behind (the
+    neurons advanced it), which gives wrong gradients without an error; here the recompute starts from the state
+    the forward started from, and the state is put back as the backward pass found it (later chunks go on from
+    where the forward passes left it). ``kwargs`` go to ``torch.utils.checkpoint.checkpoint``
+    (``preserve_rng_state``, ``determinism_check``, ...).
+
+    Shapes: as ``block``'s (e.g. ``[T, B, ...] -> [T, B, ...]`` for multi-step neurons).
+    """
+    before, ran = get_state(block), False
+
+    def run(*a):
+        nonlocal ran
+        if not ran:  # the forward
+            ran = True
+            return block(*a)
+        now = get_state(block)  # the recompute, in backward: from the state the forward started from
+        set_state(block, before)
+        try:
+            return block(*a)
+        finally:  # back to the state it had (the recompute may also stop early: torch's early stop raises)
+            set_state(block, now)
+
+    return _torch_checkpoint(run, *args, use_reentrant=False, **kwargs)
