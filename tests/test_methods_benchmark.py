@@ -203,6 +203,9 @@ def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
     assert math.isnan(by[("pmr", False)]["iemf_effect"]) and by[("pmr", True)]["compute_samples_x_normal"] == 1
     table = sm.markdown_table(list(by.values()))
     assert "| pmr | official | yes | 3 |" in table
+    by[("pmr", False)]["val_acc_at_normal_samples"] = 0.456
+    line = next(x for x in sm.per_method_table(list(by.values())).splitlines() if x.startswith("| pmr |"))
+    assert line.split(" | ")[7] == "45.6"  # accuracy at matched compute, beside the training accuracy
 
 
 def test_a_tuning_sweep_starts_at_the_given_values(tmp_path):

@@ -511,7 +511,8 @@ def markdown_table(
 
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
     """One line per method (the README's table): official, with IEMF (against the method alone) and tuned, with
-    compute relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than the study's
+    the best validation accuracy within Normal's training samples (accuracy at matched compute) and compute
+    relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than the study's
     (a study still running, read by ``--report``) says how many it has."""
     rows = {(r["method"], r["variant"], r["with_iemf"]): r for r in summary}
     seeds = len(scfg.runs.seeds) if scfg is not None else max((r["n"] for r in summary), default=0)
@@ -525,8 +526,9 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
     )
     lines = [
         "| method | official: fused acc % [95% CI] | vs normal (pts) | + IEMF vs the method alone (pts) | "
-        "tuned: fused acc % [95% CI] | tuned values | train acc % | samples / steps / wall / CPU / GOP (x normal) |",
-        "|---|---|---|---|---|---|---|---|",
+        "tuned: fused acc % [95% CI] | tuned values | train acc % | val acc at normal's samples % | "
+        "samples / steps / wall / CPU / GOP (x normal) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         o = rows.get((m, "official", False))
@@ -540,7 +542,10 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         values = scfg.tuned.get(m, {}) if scfg is not None and t is not None else {}
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
         compute = " / ".join(_x(o[f"{k}_x_normal"]) for k in _COMPUTE)
-        lines.append(f"| {m} | {acc} | {vs} | {iemf} | {tuned} | {shown} | {_pct(o['train_acc'])} | {compute} |")
+        matched = _pct(o["val_acc_at_normal_samples"])
+        lines.append(
+            f"| {m} | {acc} | {vs} | {iemf} | {tuned} | {shown} | {_pct(o['train_acc'])} | {matched} | {compute} |"
+        )
     return "\n".join(lines)
 
 
