@@ -20,7 +20,7 @@ from .functional import IFSpec
 from .models import IF, LIF, AdaptiveLIF, Izhikevich, ParametricLIF, ReLU, Synaptic
 from .peers import _register_peers
 from .registry import Registry
-from .state import checkpoint, detach, get_state, reset, set_state
+from .state import checkpoint, detach, get_state, recomputing, reset, set_state
 
 _register_peers()
 
@@ -50,6 +50,7 @@ __all__ = [
     "get_state",
     "set_state",
     "checkpoint",
+    "recomputing",
     "set_step_mode",
     "surrogate",
     "kernels",

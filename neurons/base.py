@@ -135,9 +135,14 @@ class StatefulModule(nn.Module):
         return {name: getattr(self, name, None) for name in self.state_names}
 
     def set_state(self, state: Mapping[str, torch.Tensor | None]) -> None:
-        """Put back a state :meth:`get_state` gave (every name, or some of them)."""
-        if unknown := sorted(set(state) - set(self.get_state())):
-            raise ValueError(f"{type(self).__name__}: no state named {unknown}; its state is {list(self.get_state())}")
+        """Put back a state :meth:`get_state` gave: every name (a part would mix two states, or be dropped by a
+        fresh neuron's first step); ``None`` values make it fresh again."""
+        names = list(self.get_state())
+        if set(state) != set(names):
+            raise ValueError(
+                f"{type(self).__name__}: set_state takes its whole state {names}, got {sorted(state)} "
+                "(as get_state gives it)"
+            )
         for name, value in state.items():
             self._put_state(name, value)
 
@@ -146,7 +151,7 @@ class StatefulModule(nn.Module):
 
     def detach(self) -> None:
         """Keep the state's values and cut its graph (truncated BPTT between chunks of one sequence)."""
-        self.set_state({k: v.detach() for k, v in self.get_state().items() if isinstance(v, torch.Tensor)})
+        self.set_state({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in self.get_state().items()})
 
     def __deepcopy__(self, memo: dict) -> StatefulModule:
         """A copy whose state has the values but not the graph (``copy.deepcopy`` refuses a tensor inside a graph:

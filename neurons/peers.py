@@ -152,7 +152,10 @@ class SpikingJellyNeuron(PeerNeuron):
         return {"v": self.node.v} if "node" in self._modules else {}
 
     def _put_state(self, name: str, value) -> None:
-        self.node.v = value
+        if value is None:  # fresh, as SpikingJelly's reset leaves it
+            self.node.reset()
+        else:
+            self.node.v = value
 
     @property
     def v(self):
@@ -228,7 +231,7 @@ class SnnTorchNeuron(PeerNeuron):
         return {name: getattr(self.cell, name) for name in ("syn", "mem") if hasattr(self.cell, name)}
 
     def _put_state(self, name: str, value) -> None:
-        setattr(self.cell, name, value)
+        setattr(self.cell, name, getattr(self.cell, name).new_zeros(0) if value is None else value)
 
     def reset(self) -> None:
         for name, state in self.get_state().items():  # empty, as at construction: the next input sets the shape

@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint as _torch_checkpoint
 
 from .base import StatefulModule
 
-__all__ = ["reset", "detach", "get_state", "set_state", "checkpoint"]
+__all__ = ["reset", "detach", "get_state", "set_state", "checkpoint", "recomputing"]
 
 
 def _neurons(model: nn.Module):
@@ -62,30 +62,66 @@ def set_state(model: nn.Module, state: Mapping[str, Mapping[str, torch.Tensor | 
         mods[name].set_state(s)
 
 
+def recomputing() -> bool:
+    """True while :func:`checkpoint` recomputes a block in the backward pass: a forward hook that records what a
+    forward did (:class:`snn_msi.metrics.SpikeMonitor`) skips those calls, which would count a batch twice."""
+    return _recompute_depth > 0
+
+
+_recompute_depth = 0
+
+
+def _snapshot(block: nn.Module) -> list[tuple[nn.Module, dict]]:
+    """Every module's attributes inside ``block``, and the contents of its attribute dicts (buffers,
+    SpikingJelly's memories): all a forward can rebind (neuron state, ``v_seq``, a peer's own state)."""
+    return [(m, {k: dict(v) if isinstance(v, dict) else v for k, v in vars(m).items()}) for m in block.modules()]
+
+
+def _restore(snapshot: list[tuple[nn.Module, dict]]) -> None:
+    for m, attrs in snapshot:
+        now = vars(m)
+        for k, v in attrs.items():
+            if isinstance(v, dict) and isinstance(now.get(k), dict):
+                now[k].clear()  # the same dict object (hooks and buffers dicts are referenced elsewhere)
+                now[k].update(v)
+            else:
+                now[k] = v
+
+
 def checkpoint(block: nn.Module, *args, **kwargs):
-    """``torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False, **kwargs)`` for a block that holds
-    neuron state.
+    """``torch.utils.checkpoint.checkpoint(block, *args, **kwargs)`` (``use_reentrant=False`` unless given) for a
+    block that holds neuron state.
 
     Plain checkpointing recomputes the block in the backward pass from the state its forward left behind (the
-    neurons advanced it), which gives wrong gradients without an error; here the recompute starts from the state
-    the forward started from, and the state is put back as the backward pass found it (later chunks go on from
-    where the forward passes left it). ``kwargs`` go to ``torch.utils.checkpoint.checkpoint``
-    (``preserve_rng_state``, ``determinism_check``, ...).
+    neurons advanced it), which gives wrong gradients without an error; here the recompute starts from the
+    block's attributes as the forward found them (every neuron's state, ours or a peer's, wrapped or not), and
+    leaves no trace: the attributes are put back as the backward pass found them (later chunks go on from where
+    the forward passes left them, ``v_seq`` is the forward's), and forward hooks can tell the recompute by
+    :func:`recomputing`. ``kwargs``: ``torch.utils.checkpoint.checkpoint``'s own (``preserve_rng_state``,
+    ``determinism_check``, ...); any other goes to ``block``.
 
     Shapes: as ``block``'s (e.g. ``[T, B, ...] -> [T, B, ...]`` for multi-step neurons).
     """
-    before, ran = get_state(block), False
+    if not isinstance(block, nn.Module):
+        raise TypeError(
+            f"neurons.checkpoint: block must be an nn.Module (whose state it keeps right), got {type(block).__name__}"
+        )
+    before, ran = _snapshot(block), False
 
-    def run(*a):
+    def run(*a, **k):
+        global _recompute_depth
         nonlocal ran
         if not ran:  # the forward
             ran = True
-            return block(*a)
-        now = get_state(block)  # the recompute, in backward: from the state the forward started from
-        set_state(block, before)
+            return block(*a, **k)
+        now = _snapshot(block)  # the recompute, in backward: from the attributes the forward started from
+        _restore(before)
+        _recompute_depth += 1
         try:
-            return block(*a)
-        finally:  # back to the state it had (the recompute may also stop early: torch's early stop raises)
-            set_state(block, now)
+            return block(*a, **k)
+        finally:  # back to what it was (the recompute may also stop early: torch's early stop raises)
+            _recompute_depth -= 1
+            _restore(now)
 
-    return _torch_checkpoint(run, *args, use_reentrant=False, **kwargs)
+    kwargs.setdefault("use_reentrant", False)
+    return _torch_checkpoint(run, *args, **kwargs)

@@ -221,3 +221,7 @@ def test_the_monitor_keeps_samples_of_several_batches_apart():
         assert torch.equal(counts, want) and counts.shape == (3,)
         (per_step,) = mon.firing_rates_per_step().values()  # [T]: a single-step layer's calls are its steps
         torch.testing.assert_close(per_step, torch.cat(outs, 1).mean((1, 2)))
+        neurons.set_step_mode(model, "s" if seq else "m")  # what was recorded keeps its own step mode
+        torch.testing.assert_close(mon.firing_rates_per_step()[next(iter(mon.records))], per_step)
+    with pytest.raises(ValueError, match="nothing recorded in layer 'lif'"):
+        SpikeMonitor(Steps()).spikes_per_step("lif")

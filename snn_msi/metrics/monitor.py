@@ -17,6 +17,12 @@ class SpikeMonitor:
     For each layer it keeps, per forward call, the spike count of each sample ``[B]``, the number of neurons per
     sample, the count per time step ``[T]`` and the count of each neuron ``[N]`` (summed over steps and samples).
     A multi-step layer sees ``[T, B, ...]``, a single-step one ``[B, ...]`` (T = 1 per call).
+
+    A forward call of ``model`` is one batch: a single-step layer's calls within it are its T steps, a multi-step
+    layer's calls within it are more samples (two modalities through one layer). So a loop over T outside the
+    model (snnTorch style, one ``model(x_t)`` per step) records T batches of one step each: attach the monitor
+    to a module that loops over T inside, for per-step rates and per-sample counts. ``neurons.checkpoint``'s
+    recompute in the backward pass is not recorded.
     """
 
     def __init__(self, model: nn.Module, layers: list[str] | None = None) -> None:
@@ -36,8 +42,11 @@ class SpikeMonitor:
 
     def _hook(self, name: str, module: nn.Module):
         def hook(_mod, _inp, out):
+            if neurons.recomputing():  # neurons.checkpoint's recompute in backward: the batch was counted
+                return
             s = out.detach()
-            if module.step_mode != "m":  # [B, ...] -> one step
+            single = module.step_mode != "m"
+            if single:  # [B, ...] -> one step
                 s = s.unsqueeze(0)
             flat = s.flatten(2)  # [T, B, N]
             per_step = flat.sum(2)  # [T, B]
@@ -49,6 +58,7 @@ class SpikeMonitor:
                     "neurons": flat.shape[2],
                     "per_neuron": flat.sum((0, 1)),
                     "batch": self._batch,
+                    "single_step": single,
                 }
             )
 
@@ -98,12 +108,14 @@ class SpikeMonitor:
     def spikes_per_step(self, layer: str) -> torch.Tensor:
         """``[T]`` spikes of ``layer`` at each time step, summed over samples and batches: a multi-step layer's
         calls add up, a single-step layer's calls within one forward call of the model are its steps, in order."""
+        if not self.records.get(layer):
+            raise ValueError(f"SpikeMonitor: nothing recorded in layer {layer!r} (recorded: {sorted(self.records)})")
         batches: dict[int, list[dict]] = {}
         for r in self.records[layer]:
             batches.setdefault(r["batch"], []).append(r)
         steps = [
             torch.cat([r["per_step"] for r in rs])
-            if self.modules[layer].step_mode != "m"
+            if rs[0]["single_step"]
             else torch.stack([r["per_step"] for r in rs]).sum(0)
             for rs in batches.values()
         ]
