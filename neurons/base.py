@@ -161,7 +161,9 @@ class StatefulModule(nn.Module):
                 for t in value.values() if isinstance(value, dict) else (value,):
                     if isinstance(t, torch.Tensor) and t.grad_fn is not None and id(t) not in memo:
                         memo[id(t)] = t.detach().clone()
-        return copy._reconstruct(self, memo, *self.__reduce_ex__(4))
+        new = memo[id(self)] = type(self).__new__(type(self))
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
