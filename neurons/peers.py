@@ -168,6 +168,24 @@ class SpikingJellyNeuron(PeerNeuron):
         return self.node(x_seq)
 
 
+class _SnnTorchSurrogate:
+    """snnTorch's own surrogate ``name`` at ``alpha`` (its ``atan(alpha)`` / ``fast_sigmoid(slope)``), which
+    pickles: snnTorch's are closures, so ``torch.save(model)`` of a model with one failed."""
+
+    def __init__(self, name: str, alpha: float) -> None:
+        from snntorch import surrogate as snn_surrogate
+
+        self.name, self.alpha = name, alpha
+        fn = getattr(snn_surrogate, _SNN_SURROGATES[name])
+        self._fn = fn(alpha=alpha) if name == "atan" else fn(slope=alpha)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn(x)
+
+    def __reduce__(self):
+        return type(self), (self.name, self.alpha)
+
+
 class SnnTorchNeuron(PeerNeuron):
     """snnTorch 1.x ``Leaky`` / ``Synaptic`` behind our convention.
 
@@ -188,7 +206,6 @@ class SnnTorchNeuron(PeerNeuron):
         owner = f"snntorch.{cell}"
         super().__init__(**shared, owner=owner)
         import snntorch
-        from snntorch import surrogate as snn_surrogate
 
         if decay_input:
             raise ValueError(f"{owner}: snnTorch adds the input unscaled; use decay_input=False")
@@ -200,8 +217,7 @@ class SnnTorchNeuron(PeerNeuron):
         def native_fn(name):
             def make(a):
                 a = surrogate_mod.get(name).alpha if a is None else float(a)  # our default: the name means one function
-                fn = getattr(snn_surrogate, _SNN_SURROGATES[name])
-                return fn(alpha=a) if name == "atan" else fn(slope=a)
+                return _SnnTorchSurrogate(name, a)
 
             return make
 

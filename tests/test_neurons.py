@@ -417,3 +417,21 @@ def test_plif_does_not_read_its_tau_in_a_step(monkeypatch):
     for step_mode, x in (("s", torch.rand(2, 3)), ("m", torch.rand(4, 2, 3))):
         for backend in ("torch", "auto"):
             neurons.create("plif", step_mode=step_mode, backend=backend)(x)
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_a_whole_model_pickles_on_every_neuron(name):
+    """``torch.save(model)`` (the whole module, not its state_dict) mid-sequence and back: the same next output
+    (snnTorch's own surrogates are closures, which do not pickle: it failed on ``snntorch.*``)."""
+    import io
+
+    model = nn.Sequential(nn.Linear(4, 4), neurons.create(name, step_mode="m"))
+    x = torch.rand(6, 2, 4, generator=torch.Generator().manual_seed(0)) * 2
+    with torch.no_grad():
+        model(x[:3])
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)  # a whole module is code: only from a file you trust
+    with torch.no_grad():
+        assert torch.equal(loaded(x[3:]), model(x[3:]))
