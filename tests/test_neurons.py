@@ -435,3 +435,19 @@ def test_a_whole_model_pickles_on_every_neuron(name):
     loaded = torch.load(buf, weights_only=False)  # a whole module is code: only from a file you trust
     with torch.no_grad():
         assert torch.equal(loaded(x[3:]), model(x[3:]))
+
+
+@pytest.mark.parametrize("name", neurons.available())
+def test_training_goes_on_from_a_state_left_by_inference_mode(name):
+    """A ``torch.inference_mode()`` pass, then a training step without ``reset()``: every backend goes on from
+    that state as the PyTorch path does (the fused kernels raised 'Inference tensors cannot be saved')."""
+    out = {}
+    for backend in _backends(name):
+        n = _make(name, backend, step_mode="m")
+        with torch.inference_mode():
+            n(torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(0)) * 2)
+        x = (torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(1)) * 2).requires_grad_()
+        out[backend] = n(x)
+        out[backend].sum().backward()
+        assert x.grad is not None
+    assert all(torch.equal(o, out[next(iter(out))]) for o in out.values())

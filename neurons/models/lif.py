@@ -104,9 +104,7 @@ class IFFamily(BaseNeuron):
         _, a, code = plan
         if a is None:
             return self._multi_step(x_seq)
-        v = self.v
-        if v is not None and v.shape != x_seq.shape[1:]:
-            raise self._state_mismatch(x_seq.shape[1:])  # as the PyTorch path: a forgotten reset() is not hidden
+        v = self._fused_state(x_seq.shape[1:])
         spikes, v_t = kernels.run_fused(code, x_seq, v, self.k(), a, self.check_inputs, type(self).__name__)
         self.__dict__["v"] = v_t  # a plain attribute (never a parameter or buffer): no nn.Module.__setattr__
         return spikes
@@ -120,6 +118,20 @@ class IFFamily(BaseNeuron):
         if impl == "torch":
             return None, -1
         return kernels.kernel_args(spec), kernels.IMPLS.index(impl)
+
+    def _fused_state(self, shape: torch.Size) -> torch.Tensor | None:
+        """The state a fused call starts from: None when fresh (the kernel starts at ``v_reset`` itself); one of
+        another shape is the error the PyTorch path raises (a forgotten ``reset()`` is not hidden); one left by a
+        ``torch.inference_mode()`` pass is copied out of it for a step outside (the kernel saves its input for
+        backward, which an inference tensor refuses; the PyTorch path goes on from it, so this does too)."""
+        v = self.v
+        if v is None:
+            return None
+        if v.shape != shape:
+            raise self._state_mismatch(shape)
+        if not torch.compiler.is_compiling() and v.is_inference() and not torch.is_inference_mode_enabled():
+            v = v.clone()
+        return v
 
     def _no_kernel(self, new_dynamics: bool) -> None:
         """No kernel runs this neuron (new dynamics, or a surrogate without one): an error if ``backend`` asks
@@ -140,10 +152,7 @@ class IFFamily(BaseNeuron):
         impl = kernels.select(self.backend, x_seq, owner=owner)
         if impl == "torch":
             return super().multi_step_forward(x_seq)
-        # a fresh state (after reset()) is None: the kernel starts at v_reset itself
-        if self.v is not None and self.v.shape != x_seq.shape[1:]:
-            raise self._state_mismatch(x_seq.shape[1:])
-        v = self.v
+        v = self._fused_state(x_seq.shape[1:])
         spikes, self.v = kernels.if_family_multi_step(
             impl, x_seq, v, spec, self.k(), check_finite=self.check_inputs, owner=owner
         )
