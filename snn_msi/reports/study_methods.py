@@ -54,9 +54,9 @@ BENCHMARK = {"epochs": 56, "milestones": [36], "tune": 5, "tune_seed": 100}
 
 #: what ``--benchmark`` takes (``--help`` shows it)
 BENCHMARK_TIME = (
-    "about 17 h on 2 CPU cores, 2 runs at a time (Normal's 56-epoch run took 4.4 min two at a time on 2026-12-05; "
-    "x1.27, the methods' mean wall time relative to Normal at 14 epochs: 36 official and IEMF rows, 8.4 h; the "
-    "plateau check; 87 tuning trials, 4.1 h; up to 18 tuned rows, 4.3 h); it resumes where it was stopped"
+    "about 18 h on 2 CPU cores, 2 runs at a time (Normal's 56-epoch run took 4.4 min two at a time on 2026-12-05; "
+    "the 36 official and IEMF rows and the plateau check, 181 of their 190 runs: 9.0 h of training measured; "
+    "87 tuning trials, about 4.1 h; up to 18 tuned rows, about 4.3 h); it resumes where it was stopped"
 )
 
 #: each method's key options for ``--tune`` (``snn-msi sweep --param`` syntax): the modulation strength or the
