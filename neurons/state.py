@@ -89,8 +89,8 @@ def _restore(snapshot: list[tuple[nn.Module, dict]]) -> None:
 
 
 def checkpoint(block: nn.Module, *args, **kwargs):
-    """``torch.utils.checkpoint.checkpoint(block, *args, **kwargs)`` (``use_reentrant=False`` unless given) for a
-    block that holds neuron state.
+    """``torch.utils.checkpoint.checkpoint(block, *args, use_reentrant=False, **kwargs)`` for a block that holds
+    neuron state.
 
     Plain checkpointing recomputes the block in the backward pass from the state its forward left behind (the
     neurons advanced it), which gives wrong gradients without an error; here the recompute starts from the
@@ -123,5 +123,9 @@ def checkpoint(block: nn.Module, *args, **kwargs):
             _recompute_depth -= 1
             _restore(now)
 
-    kwargs.setdefault("use_reentrant", False)
-    return _torch_checkpoint(run, *args, **kwargs)
+    if kwargs.pop("use_reentrant", False):
+        raise ValueError(
+            "neurons.checkpoint: use_reentrant=True would drop the gradient through the state the neurons carry "
+            "into the block (reentrant checkpointing differentiates only its explicit inputs); it runs non-reentrant"
+        )
+    return _torch_checkpoint(run, *args, use_reentrant=False, **kwargs)

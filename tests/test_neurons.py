@@ -390,6 +390,8 @@ def test_checkpoint_takes_the_blocks_arguments_and_any_stateful_module():
     torch.testing.assert_close(grads[0], grads[1])
     with pytest.raises(TypeError, match="block must be an nn.Module"):
         neurons.checkpoint(lambda t: t, torch.zeros(1))
+    with pytest.raises(ValueError, match="use_reentrant=True would drop the gradient through the state"):
+        neurons.checkpoint(block, x[:4], use_reentrant=True)  # it lost 0.01 of a LIF's input gradient
 
 
 def test_a_kernel_backend_on_a_neuron_no_kernel_runs_is_refused_when_built():
