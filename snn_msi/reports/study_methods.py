@@ -55,7 +55,7 @@ BENCHMARK = {"epochs": 56, "milestones": [36], "tune": 5, "tune_seed": 100}
 #: what ``--benchmark`` takes (``--help`` shows it)
 BENCHMARK_TIME = (
     "about 18 h on 2 CPU cores, 2 runs at a time (Normal's 56-epoch run took 4.4 min two at a time on 2026-12-05; "
-    "the 36 official and IEMF rows and the plateau check, 181 of their 190 runs: 9.0 h of training measured; "
+    "the 36 official and IEMF rows and the plateau check, 190 runs: 9.6 h of training measured; "
     "87 tuning trials, about 4.1 h; up to 18 tuned rows, about 4.3 h); it resumes where it was stopped"
 )
 
