@@ -34,7 +34,10 @@ class IFFamily(BaseNeuron):
 
     Args (beyond :class:`~neurons.base.BaseNeuron`):
         backend: ``"torch"`` (per-step loop), ``"cpu"`` (fused C++ loop), ``"triton"`` (fused GPU kernel) or
-            ``"auto"`` (triton on CUDA, the fused C++ loop on CPU when it builds, else torch).
+            ``"auto"`` (triton on CUDA, the fused C++ loop on CPU when it builds, else torch). It chooses how a
+            multi-step call runs; a single step (``step_mode="s"``) is one PyTorch update on every backend.
+            ``"cpu"`` / ``"triton"`` on a neuron no kernel runs (new dynamics, a surrogate without a kernel)
+            is refused when it is built.
     """
 
     leak = "none"
