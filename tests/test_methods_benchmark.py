@@ -286,7 +286,9 @@ def test_tuning_runs_a_sweep_per_method_side_by_side_from_the_official_values(tm
     recipe = _tiny_recipe()
     runs = RunOptions(seeds=[0], jobs=2, out=str(tmp_path), progress=False)
     cfg = sm.MethodsStudyConfig(methods=("cml", "lfm", "ume"), recipe=recipe, runs=runs)
+    assert sm.tuning_progress(cfg, trials=2, seed=100) == (0, 4)
     tuned = sm.tune(cfg, trials=2, seed=100)
+    assert sm.tuning_progress(cfg, trials=2, seed=100) == (4, 4)
     assert set(tuned) == {"cml", "lfm"}  # ume has no options to tune
     assert yaml.safe_load((tmp_path / "tuned.yaml").read_text()) == tuned
     for m, official in (("cml", {"lam": 0.1}), ("lfm", {"weight": 1.0})):
@@ -321,6 +323,8 @@ def test_report_tables_the_finished_runs_and_trains_nothing(tmp_path, capsys):
     assert "| cml | official | no | 1 |" in (out / "summary.md").read_text()
     lines = {ln.split(" | ")[0]: ln for ln in (out / "per_method.md").read_text().splitlines()}
     assert "(n = 1)" in lines["| cml"] and "(n = " not in lines["| normal"]  # the README's table says it too
+    assert main([*study, "--report", "--tune", "2"]) == 0  # a tuning under way: its progress
+    assert "tuning: 0 of 2 trials finished" in capsys.readouterr().out
     (out / sm.TUNED_FILE).write_text("cml: {lam: 0.5}\n")
     assert main([*study, "--report", "--tune", "2"]) == 0
     assert "3 of 6 runs finished" in capsys.readouterr().out  # + the tuned row's two runs, not trained

@@ -254,6 +254,16 @@ def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
     process (so no core waits for the slowest trial of a batch, and each trial's pruning sees every trial before
     it); a killed tuning resumes each sweep where it stopped."""
     from .runs import make_executor
+
+    sweeps = tuning_sweeps(scfg, trials, seed)
+    found = make_executor(scfg.runs).map(_tune_one, sweeps, [f"tune {s.method}" for s in sweeps])
+    tuned = {s.method: best for s, best in zip(sweeps, found, strict=True) if best}
+    write_text(Path(scfg.runs.out) / TUNED_FILE, yaml.safe_dump(tuned, sort_keys=False))
+    return tuned
+
+
+def tuning_sweeps(scfg: MethodsStudyConfig, trials: int, seed: int) -> list:
+    """The :class:`~snn_msi.reports.sweep.SweepConfig` of each method :func:`tune` tunes (in ``out/sweeps/``)."""
     from .sweep import SweepConfig, parse_param
 
     sweeps = []
@@ -272,10 +282,15 @@ def tune(scfg: MethodsStudyConfig, trials: int, seed: int) -> dict[str, dict]:
                 prune=False,  # 5 trials to the end: early epochs are too noisy to cut one (docs/methods.md)
             )
         )
-    found = make_executor(scfg.runs).map(_tune_one, sweeps, [f"tune {s.method}" for s in sweeps])
-    tuned = {s.method: best for s, best in zip(sweeps, found, strict=True) if best}
-    write_text(Path(scfg.runs.out) / TUNED_FILE, yaml.safe_dump(tuned, sort_keys=False))
-    return tuned
+    return sweeps
+
+
+def tuning_progress(scfg: MethodsStudyConfig, trials: int, seed: int) -> tuple[int, int]:
+    """``(trials finished, trials in all)`` of the tuning in ``out/sweeps/`` (a trial is finished when its run
+    has written its results)."""
+    sweeps = tuning_sweeps(scfg, trials, seed)
+    done = sum(len(list(Path(s.runs.out).glob("trial_*/results.json"))) for s in sweeps)
+    return done, sum(s.budget() for s in sweeps)
 
 
 def _tune_one(sweep) -> dict | None:
@@ -656,6 +671,12 @@ def _run(args) -> int:
         if trials and written.is_file():
             cfg.tuned = {**load_tuned(written), **cfg.tuned}
         run_methods_study(cfg, report=True)
+        if trials and not written.is_file():
+            done, total = tuning_progress(cfg, trials, args.tune_seed)
+            print(
+                f"tuning: {done} of {total} trials finished in {Path(runs.out) / 'sweeps'}; the tuned rows come "
+                f"once every sweep has ended and written {written}"
+            )
         return 0
     if trials:  # the official and IEMF rows first (a table while the tuning runs), then tune, then the tuned rows
         run_methods_study(cfg)
