@@ -16,6 +16,7 @@ into silent "no spikes".
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import torch
@@ -172,12 +173,13 @@ class _SnnTorchSurrogate:
     """snnTorch's own surrogate ``name`` at ``alpha`` (its ``atan(alpha)`` / ``fast_sigmoid(slope)``), which
     pickles: snnTorch's are closures, so ``torch.save(model)`` of a model with one failed."""
 
-    def __init__(self, name: str, alpha: float) -> None:
+    def __init__(self, name: str, alpha: float | None = None) -> None:
         from snntorch import surrogate as snn_surrogate
 
-        self.name, self.alpha = name, alpha
+        # None: our default alpha (a surrogate name means one function on every neuron)
+        self.name, self.alpha = name, surrogate_mod.get(name).alpha if alpha is None else float(alpha)
         fn = getattr(snn_surrogate, _SNN_SURROGATES[name])
-        self._fn = fn(alpha=alpha) if name == "atan" else fn(slope=alpha)
+        self._fn = fn(alpha=self.alpha) if name == "atan" else fn(slope=self.alpha)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self._fn(x)
@@ -214,14 +216,8 @@ class SnnTorchNeuron(PeerNeuron):
         if self.detach_reset:
             raise ValueError(f"{owner}: snnTorch always keeps the reset in the graph; use detach_reset=False")
 
-        def native_fn(name):
-            def make(a):
-                a = surrogate_mod.get(name).alpha if a is None else float(a)  # our default: the name means one function
-                return _SnnTorchSurrogate(name, a)
-
-            return make
-
-        spike_grad = _surrogate(self.surrogate_name, self.alpha, {n: native_fn(n) for n in _SNN_SURROGATES}, owner)
+        native = {n: functools.partial(_SnnTorchSurrogate, n) for n in _SNN_SURROGATES}
+        spike_grad = _surrogate(self.surrogate_name, self.alpha, native, owner)
         mechanism = {"soft": "subtract", "hard": "zero", "none": "none"}[self.reset_mode]
         beta = 1.0 - 1.0 / check_positive("tau", tau, owner, minimum=1.0, inclusive=True)
         common = dict(

@@ -65,3 +65,8 @@ def last_quarter_gain(curve: list[tuple[float, float]]) -> float:
     cut = 0.75 * curve[-1][0]
     before, last = [a for n, a in curve if n <= cut], [a for n, a in curve if n > cut]
     return 100 * (max(last) - max(before)) if before and last else float("nan")
+
+
+def fewer_seeds(k: int, n: int) -> str:
+    """`` (n = k)`` after a value over fewer seeds (``k``) than its row or study has (``n``), else nothing."""
+    return f" (n = {k})" if k < n else ""

@@ -60,7 +60,7 @@ from ..training.result import RunResult
 from ..training.runlog import accuracy_curve
 from . import register_study
 from .runs import RunOptions, add_run_arguments, run_many, run_options, study_recipe
-from .stats import PLATEAU_POINTS, last_quarter_gain, seed_slopes, t_interval, tost
+from .stats import PLATEAU_POINTS, fewer_seeds, last_quarter_gain, seed_slopes, t_interval, tost
 
 _IEMF, _CONSTANT, _NOISE = IEMF.name, ConstantScale.name, NoiseOnly.name
 METHODS = ("normal", _IEMF, _CONSTANT, _NOISE)
@@ -699,12 +699,6 @@ def _ci(d: float, lo: float, hi: float, scale: float = 100.0) -> str:
     return f"{scale * d:+.1f} [{scale * lo:+.1f}, {scale * hi:+.1f}]"
 
 
-def _fewer(k: int, n: int) -> str:
-    """`` (n = k)`` after a paired value over fewer seeds than its row's ``n`` (a seed of one of the pair is
-    missing), else nothing."""
-    return f" (n = {k})" if k != n else ""
-
-
 def markdown_table(summary: list[dict]) -> str:
     head = (
         "| fusion | loss | audio dB | image dB | method | n | fused acc % | audio % | visual % | gain (pts) | "
@@ -714,13 +708,13 @@ def markdown_table(summary: list[dict]) -> str:
     lines = [head, "|" + "---|" * 15]
     for r in summary:
         vs = "-" if r["method"] == "normal" else _ci(r["diff_vs_normal"], r["ci_low"], r["ci_high"])
-        vs += _fewer(r.get("n_paired", r["n"]), r["n"])
+        vs += fewer_seeds(r["n_paired"], r["n"])  # a seed of one of the pair missing
         vc = _ci(
             r.get("iemf_vs_constant", float("nan")),
             r.get("iemf_vs_constant_low", float("nan")),
             r.get("iemf_vs_constant_high", float("nan")),
         )
-        vc += _fewer(r.get("iemf_vs_constant_n", r["n"]), r["n"]) if vc != "-" else ""
+        vc += fewer_seeds(r.get("iemf_vs_constant_n", r["n"]), r["n"]) if vc != "-" else ""
         coeff = "-" if math.isnan(r["coeff_mean"]) else f"{r['coeff_mean']:.3f}"
         eq_n = _equivalence(r.get("equivalent"), r.get("tost_p", float("nan")))
         eq_c = _equivalence(r.get("iemf_vs_constant_equivalent"), r.get("iemf_vs_constant_tost_p", float("nan")))
@@ -806,7 +800,7 @@ def _seed_mean(runs: list[dict], key: str, fmt) -> str:
     """The mean of ``key`` over the runs that have a value (a layer with no responsive neuron has none), with
     `` (n = k)`` when that is fewer than the row's runs; ``-`` when none has one."""
     vals = [r[key] for r in runs if not math.isnan(r.get(key, float("nan")))]
-    return fmt(float(np.mean(vals))) + _fewer(len(vals), len(runs)) if vals else "-"
+    return fmt(float(np.mean(vals))) + fewer_seeds(len(vals), len(runs)) if vals else "-"
 
 
 def cells_table(cells: list[dict]) -> str:

@@ -43,7 +43,7 @@ from ..training.policies.iemf import IEMF, ConstantScale, NoiseOnly
 from ..training.runlog import accuracy_curve, read_csv
 from . import register_study
 from .runs import RunOptions, add_run_arguments, finished, results, run_many, run_options, study_recipe
-from .stats import PLATEAU_POINTS, last_quarter_gain, t_interval
+from .stats import PLATEAU_POINTS, fewer_seeds, last_quarter_gain, t_interval
 
 #: left out by default (see the module docstring)
 EXCLUDED = (IEMF.name, ConstantScale.name, NoiseOnly.name)
@@ -533,7 +533,7 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
     seeds = len(scfg.runs.seeds) if scfg is not None else max((r["n"] for r in summary), default=0)
 
     def n(r: dict) -> str:
-        return f" (n = {r['n']})" if r["n"] < seeds else ""
+        return fewer_seeds(r["n"], seeds)
 
     methods = sorted(
         dict.fromkeys(r["method"] for r in summary if r["variant"] != "long"),
