@@ -6,6 +6,7 @@ implementation is checked through both entry points: the eager autograd Function
 The Triton kernels run on the CPU here under TRITON_INTERPRET=1 (set in conftest.py).
 """
 
+import functools
 import itertools
 import os
 import re
@@ -226,6 +227,31 @@ def test_a_dead_builders_lock_does_not_block_the_next_build(tmp_path):
     (build_dir / "lock").write_text("")  # what a killed builder leaves
     load(timeout=60)
     assert not (build_dir / "lock").exists()
+
+
+def test_a_builds_name_changes_with_source_text_path_flags_and_cpu(tmp_path, monkeypatch):
+    """The cached build's name: the same for the same source file, flags and CPU; another for an edited source,
+    the same text in another checkout (ninja's command names the path: two checkouts sharing a folder rebuilt it in
+    turn), other flags, or (native builds only) another CPU."""
+    from neurons.kernels import cpu
+
+    a, b = tmp_path / "a" / "k.cpp", tmp_path / "b" / "k.cpp"
+    for f in (a, b):
+        f.parent.mkdir()
+        f.write_text("int one() { return 1; }\n")
+    name = functools.partial(cpu.build_name, "ext")
+    base = name(a, ["-O3"], True)
+    assert name(a, ["-O3"], True) == base
+    assert base.startswith("ext_")
+    assert name(b, ["-O3"], True) != base
+    assert name(a, ["-O2"], True) != base
+    portable = name(a, ["-O3"], False)
+    assert portable != base
+    monkeypatch.setattr(cpu, "_cpu_id", lambda: "another cpu")
+    assert name(a, ["-O3"], True) != base
+    assert name(a, ["-O3"], False) == portable
+    a.write_text("int one() { return 2; }\n")
+    assert name(a, ["-O3"], True) != base
 
 
 def test_prepare_selects_each_neurons_implementation_before_a_run(monkeypatch):

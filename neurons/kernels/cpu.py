@@ -48,6 +48,18 @@ def _cpu_id() -> str:
     return platform.machine() + "\n".join(sorted(set(keep)))
 
 
+def build_name(name: str, source: Path, cflags: list[str], native: bool) -> str:
+    """``name`` + a hash of the source's text and path, the flags and (for a native build) the CPU: an edited
+    source or another machine never loads a stale cached build, and two checkouts do not share one build folder
+    (ninja's command line names the source's path: sharing one, each checkout's first load rebuilt what the other
+    had built, a minute per process)."""
+    key = b"\0".join(
+        [source.read_bytes(), str(source.resolve()).encode(), " ".join(cflags).encode()]
+        + ([_cpu_id().encode()] if native else [])
+    )
+    return f"{name}_{hashlib.sha1(key).hexdigest()[:10]}"
+
+
 def _build(name: str, source: Path, flags: list[str], native: bool):
     from torch.utils.cpp_extension import load
 
@@ -57,24 +69,21 @@ def _build(name: str, source: Path, flags: list[str], native: bool):
     cflags = ["-O3", "-fopenmp", "-ffp-contract=off", *flags]
     if native:
         cflags.append("-march=native")
-    # the name carries a hash of source, flags (and, for a native build, the CPU), so an edited source or
-    # another machine never loads a stale cached build
-    key = source.read_bytes() + " ".join(cflags).encode() + (_cpu_id().encode() if native else b"")
-    digest = hashlib.sha1(key).hexdigest()[:10]
+    full = build_name(name, source, cflags, native)
     if build_dir:  # one folder per build: PyTorch's build lock and build.ninja are per folder
-        build_dir = os.path.join(build_dir, f"{name}_{digest}")
+        build_dir = os.path.join(build_dir, full)
         os.makedirs(build_dir, exist_ok=True)
     else:
         from torch.utils.cpp_extension import _get_build_directory
 
-        build_dir = _get_build_directory(f"{name}_{digest}", verbose=False)
+        build_dir = _get_build_directory(full, verbose=False)
     with build_lock(build_dir):
         if not any(f.endswith((".so", ".pyd")) for f in os.listdir(build_dir)):
             logging.getLogger("neurons").warning(
                 "building the C++ kernel %s for this machine (once, cached; about a minute)", name
             )
         return load(
-            name=f"{name}_{digest}",
+            name=full,
             sources=[str(source)],
             extra_cflags=cflags,
             build_directory=build_dir,
