@@ -60,6 +60,7 @@ def test_a_killed_sweep_continues_and_writes_its_table_plot_and_tuned_values(tmp
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and {r["state"] for r in rows} <= {"complete", "pruned"}
     assert sorted(r["run_dir"].rsplit("/", 1)[1] for r in rows) == ["trial_000", "trial_001", "trial_003"]
+    assert all(r["run_dir"].endswith(f"trial_{int(r['trial']):03d}") for r in rows)  # the rerun keeps its number
     metrics = (out / "trial_001" / "metrics.csv").read_text().splitlines()[1:]
     assert [float(r.split(",")[0]) for r in metrics] == [1, 2]  # resumed: each epoch once
     best = max((r for r in rows if r["state"] == "complete"), key=lambda r: float(r["value"]))
@@ -212,3 +213,31 @@ def test_a_sweep_continues_on_a_moved_copy_of_its_data_and_not_on_other_data(tmp
     _open_study(sweep(roots["first"].rename(tmp_path / "moved")))  # the same data, moved: continued
     with pytest.raises(Exception, match="holds a sweep on other data"):
         _open_study(sweep(roots["other"]))
+
+
+def test_a_tie_goes_to_the_earlier_trial_even_when_it_was_rerun_after_a_kill():
+    """The sweep's first trial (a study's official values) keeps its place on a tie, also when a kill made Optuna
+    number its rerun after the trials that followed it."""
+    from types import SimpleNamespace
+
+    from snn_msi.reports.sweep import trial_rows
+
+    def trial(number, value, alpha, **attrs):
+        return SimpleNamespace(
+            number=number,
+            value=value,
+            params={"alpha": alpha},
+            intermediate_values={0: value},
+            state=SimpleNamespace(name="COMPLETE" if value is not None else "FAIL"),
+            user_attrs=attrs,
+        )
+
+    trials = [
+        trial(0, None, 0.8, requeued=True, run_dir="t0"),  # killed: rerun as number 3, first numbered 0
+        trial(1, 0.9, 0.1, run_dir="t1"),
+        trial(2, 0.95, 0.3, run_dir="t2"),
+        trial(3, 0.95, 0.8, run_dir="t0", trial=0),
+    ]
+    study = SimpleNamespace(get_trials=lambda deepcopy: trials)
+    rows = trial_rows(study, SimpleNamespace(params=[SimpleNamespace(name="alpha")]))
+    assert [(r["trial"], r["alpha"]) for r in rows] == [(0, 0.8), (2, 0.3), (1, 0.1)]

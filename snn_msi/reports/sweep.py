@@ -334,7 +334,8 @@ def _requeue_stale(study) -> int:
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for t in stale:
-        study.enqueue_trial(t.params, user_attrs={"run_dir": t.user_attrs.get("run_dir")})
+        first = t.user_attrs.get("trial", t.number)  # its number as first started: the rows' order on a tie
+        study.enqueue_trial(t.params, user_attrs={"run_dir": t.user_attrs.get("run_dir"), "trial": first})
         study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return len(stale)
@@ -409,7 +410,7 @@ def trial_rows(study, scfg: SweepConfig) -> list[dict]:
             continue
         rows.append(
             {
-                "trial": t.number,
+                "trial": t.user_attrs.get("trial", t.number),
                 "state": t.state.name.lower(),
                 "value": t.value if t.value is not None else max(t.intermediate_values.values(), default=math.nan),
                 "epochs": len(t.intermediate_values),
@@ -417,7 +418,11 @@ def trial_rows(study, scfg: SweepConfig) -> list[dict]:
                 "run_dir": t.user_attrs.get("run_dir"),
             }
         )
-    rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] if math.isfinite(r["value"]) else -1)))
+    # a tie goes to the earlier trial (a sweep's first trial is its starting values): a trial rerun after a kill
+    # keeps the number it first had
+    rows.sort(
+        key=lambda r: (r["state"] != "complete", -(r["value"] if math.isfinite(r["value"]) else -1), r["trial"])
+    )
     return rows
 
 
