@@ -420,9 +420,7 @@ def trial_rows(study, scfg: SweepConfig) -> list[dict]:
         )
     # a tie goes to the earlier trial (a sweep's first trial is its starting values): a trial rerun after a kill
     # keeps the number it first had
-    rows.sort(
-        key=lambda r: (r["state"] != "complete", -(r["value"] if math.isfinite(r["value"]) else -1), r["trial"])
-    )
+    rows.sort(key=lambda r: (r["state"] != "complete", -(r["value"] if math.isfinite(r["value"]) else -1), r["trial"]))
     return rows
 
 
