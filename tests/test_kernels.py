@@ -254,6 +254,23 @@ def test_a_builds_name_changes_with_source_text_path_flags_and_cpu(tmp_path, mon
     assert name(a, ["-O3"], True) != base
 
 
+def test_select_is_marked_constant_for_torch_compile_without_importing_dynamo():
+    """``kernels`` marks its traced selection as ``torch.compiler.assume_constant_result`` does (compared on a fresh
+    function: a torch whose decorator does more fails here), and importing the package and the CLI does not import
+    ``torch._dynamo`` (about half of their import time)."""
+    import subprocess
+    import sys
+
+    def fn():
+        return None
+
+    marked = torch.compiler.assume_constant_result(fn)
+    assert marked is fn and vars(fn) and vars(fn).items() <= vars(kernels._select_traced).items()
+    code = "import sys, neurons, snn_msi.cli, snn_msi.training; print('torch._dynamo' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
+
+
 def test_prepare_selects_each_neurons_implementation_before_a_run(monkeypatch):
     """``kernels.prepare`` (the trainer calls it before its compute meter starts) resolves every neuron's backend
     on the run's device, so the C++ build is not timed as training; an impossible backend fails there, naming it."""

@@ -106,7 +106,15 @@ def _select(backend: str, device_type: str, env_backend: str, interpreting: bool
     return backend
 
 
-@torch.compiler.assume_constant_result
+def _assume_constant_result(fn):
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo`` at import time (which doubled
+    the time of ``import neurons`` and so of every ``snn-msi`` command and run process: 2.5 -> 5 s on 2 busy
+    cores): that decorator only marks ``fn``, as here (``tests/test_kernels.py`` checks both marks agree)."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@_assume_constant_result
 def _select_traced(backend: str, device_type: str, owner: str) -> str:
     """:func:`select` as a constant for ``torch.compile`` (run once while tracing, not traced)."""
     return _select(backend, device_type, os.environ.get("SNN_MSI_BACKEND", "auto"), _interpreting(), owner)
