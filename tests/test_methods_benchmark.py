@@ -205,7 +205,36 @@ def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
     assert "| pmr | official | yes | 3 |" in table
     by[("pmr", False)]["val_acc_at_normal_samples"] = 0.456
     line = next(x for x in sm.per_method_table(list(by.values())).splitlines() if x.startswith("| pmr |"))
-    assert line.split(" | ")[7] == "45.6"  # accuracy at matched compute, beside the training accuracy
+    assert line.split(" | ")[8] == "45.6"  # accuracy at matched compute, beside the training accuracy
+
+
+def test_the_tuned_row_is_paired_with_the_official_one(tmp_path):
+    """A tuned row's effect is its paired difference from the method's official row (same seeds), in both tables;
+    a seed the tuned row lacks is left out of the pair and said."""
+    seeds = [0, 1, 2]
+    acc = {
+        ("normal", "official"): [0.5, 0.6, 0.7],
+        ("ogm_ge", "official"): [0.4, 0.5, 0.6],
+        ("ogm_ge", "tuned"): [0.5, 0.7, None],
+    }
+    rows = [
+        {"method": m, "variant": v, "with_iemf": False, "seed": s, "test_acc": a[k], "compute_samples": 10.0}
+        for (m, v), a in acc.items()
+        for k, s in enumerate(seeds)
+        if a[k] is not None
+    ]
+    by = {(r["method"], r["variant"]): r for r in sm.summarise(rows, seeds)}
+    tuned = by[("ogm_ge", "tuned")]
+    assert tuned["tuning_effect"] == pytest.approx((0.1 + 0.2) / 2) and tuned["tuning_n"] == 2
+    assert math.isnan(by[("ogm_ge", "official")]["tuning_effect"])
+    assert "| ogm_ge | tuned | no | 2 | 60.0 [" in sm.markdown_table(list(by.values()))
+    assert "| +15.0 [" in sm.markdown_table(list(by.values()))
+    scfg = sm.MethodsStudyConfig(methods=["ogm_ge"], tuned={"ogm_ge": {"alpha": 0.1}})
+    scfg.runs.seeds = seeds
+    line = next(x for x in sm.per_method_table(list(by.values()), scfg).splitlines() if x.startswith("| ogm_ge |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[4].startswith("60.0 [") and cells[4].endswith("(n = 2)")
+    assert cells[5].startswith("+15.0 [") and cells[5].endswith("(n = 2)") and cells[6] == "alpha 0.1"
 
 
 def test_a_tuning_sweep_starts_at_the_given_values(tmp_path):

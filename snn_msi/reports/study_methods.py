@@ -402,9 +402,10 @@ def normal_horizon(normal_runs: list[str]) -> float | None:
 
 
 def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> list[dict]:
-    """Per row: accuracy mean and 95 % CI, paired differences from Normal and (IEMF rows) from the method alone,
-    means of the other metrics, compute relative to Normal (mean over seeds of per-seed ratios) and the
-    validation accuracy within Normal's samples (read from the run folders in ``out``)."""
+    """Per row: accuracy mean and 95 % CI, paired differences from Normal, (IEMF rows) from the method alone and
+    (tuned rows) from the method's official row with the same IEMF setting, means of the other metrics, compute
+    relative to Normal (mean over seeds of per-seed ratios) and the validation accuracy within Normal's samples
+    (read from the run folders in ``out``)."""
     by = {(r["method"], r["variant"], r["with_iemf"], r["seed"]): r for r in rows}
 
     def acc(key, s):
@@ -424,6 +425,7 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
 
         vs_normal = paired(normal)
         vs_alone = paired((key[0], key[1], False)) if key[2] else (math.nan, math.nan, math.nan, 0)
+        vs_official = paired((key[0], "official", key[2])) if key[1] == "tuned" else (math.nan, math.nan, math.nan, 0)
         ratios = {}
         for k in _COMPUTE:
             rs = [
@@ -453,6 +455,10 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
                 "iemf_effect": vs_alone[0],
                 "iemf_effect_ci_low": vs_alone[1],
                 "iemf_effect_ci_high": vs_alone[2],
+                "tuning_effect": vs_official[0],
+                "tuning_effect_ci_low": vs_official[1],
+                "tuning_effect_ci_high": vs_official[2],
+                "tuning_n": vs_official[3],
                 "val_acc_at_normal_samples": float(np.mean(matched)) if matched else math.nan,
                 **{
                     k: float(np.mean([r.get(k if k == "train_acc" else f"test_{k}", math.nan) for r in runs]))
@@ -488,8 +494,9 @@ def markdown_table(
     Normal plateaued."""
     lines = [
         "| method | options | IEMF | n | fused test acc % [95% CI] | vs normal (pts) | IEMF vs alone (pts) | "
-        "train acc % | val acc at normal's samples % | samples | steps | wall | CPU | GOP | audio / visual head % |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "tuned vs official (pts) | train acc % | val acc at normal's samples % | samples | steps | wall | CPU | GOP | "
+        "audio / visual head % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
         lines.append(
@@ -497,6 +504,7 @@ def markdown_table(
             f"{_pct(r['acc_mean'])} [{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}] | "
             f"{_pts(r['diff_vs_normal'], r['diff_ci_low'], r['diff_ci_high'])} | "
             f"{_pts(r['iemf_effect'], r['iemf_effect_ci_low'], r['iemf_effect_ci_high'])} | "
+            f"{_pts(r['tuning_effect'], r['tuning_effect_ci_low'], r['tuning_effect_ci_high'])} | "
             f"{_pct(r['train_acc'])} | {_pct(r['val_acc_at_normal_samples'])} | "
             + " | ".join(_x(r[f"{k}_x_normal"]) for k in _COMPUTE)
             + f" | {_pct(r['acc_audio'])} / {_pct(r['acc_visual'])} |"
@@ -525,7 +533,8 @@ def markdown_table(
 
 
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
-    """One line per method (the README's table): official, with IEMF (against the method alone) and tuned, with
+    """One line per method (the README's table): official, with IEMF (against the method alone) and tuned (against
+    the official row), with
     the best validation accuracy within Normal's training samples (accuracy at matched compute) and compute
     relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than the study's
     (a study still running, read by ``--report``) says how many it has."""
@@ -541,9 +550,9 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
     )
     lines = [
         "| method | official: fused acc % [95% CI] | vs normal (pts) | + IEMF vs the method alone (pts) | "
-        "tuned: fused acc % [95% CI] | tuned values | train acc % | val acc at normal's samples % | "
-        "samples / steps / wall / CPU / GOP (x normal) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "tuned: fused acc % [95% CI] | tuned vs official (pts) | tuned values | train acc % | "
+        "val acc at normal's samples % | samples / steps / wall / CPU / GOP (x normal) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         o = rows.get((m, "official", False))
@@ -554,12 +563,19 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         vs = "-" if m == "normal" else _pts(o["diff_vs_normal"], o["diff_ci_low"], o["diff_ci_high"])
         iemf = "-" if i is None else _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"]) + n(i)
         tuned = "-" if t is None else f"{_pct(t['acc_mean'])} [{_pct(t['acc_ci_low'])}, {_pct(t['acc_ci_high'])}]{n(t)}"
+        gain = (
+            "-"
+            if t is None
+            else _pts(t["tuning_effect"], t["tuning_effect_ci_low"], t["tuning_effect_ci_high"])
+            + fewer_seeds(t["tuning_n"], seeds)
+        )
         values = scfg.tuned.get(m, {}) if scfg is not None and t is not None else {}
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
         compute = " / ".join(_x(o[f"{k}_x_normal"]) for k in _COMPUTE)
         matched = _pct(o["val_acc_at_normal_samples"])
         lines.append(
-            f"| {m} | {acc} | {vs} | {iemf} | {tuned} | {shown} | {_pct(o['train_acc'])} | {matched} | {compute} |"
+            f"| {m} | {acc} | {vs} | {iemf} | {tuned} | {gain} | {shown} | {_pct(o['train_acc'])} | {matched} | "
+            f"{compute} |"
         )
     return "\n".join(lines)
 
