@@ -21,6 +21,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import numbers
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +49,19 @@ class Entry:
         raise AttributeError(f"{type(self).__name__} {self.__dict__.get('name')!r} has no attribute {key!r}")
 
 
+def _init_chain(factory: Callable[..., Any]) -> tuple[list[Callable[..., Any]], bool]:
+    """The functions whose keyword arguments ``factory`` takes: a class's ``__init__`` and, while one forwards
+    ``**kwargs``, those up its MRO; and whether the chain ends in a bare ``**kwargs``."""
+    if inspect.isclass(factory):
+        funcs = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c) and c is not object]
+    else:
+        funcs = [factory]
+    for i, fn in enumerate(funcs):
+        if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+            return funcs[: i + 1], False
+    return funcs, bool(funcs)
+
+
 def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, Any], bool]:
     """``({name: default}, takes_any)`` for the keyword arguments of ``factory``.
 
@@ -54,24 +70,52 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, Any], boo
     ``takes_any`` is True when the chain ends in a bare ``**kwargs`` (nothing can be checked). Arguments
     without a default map to ``inspect.Parameter.empty``.
     """
-    if inspect.isclass(factory):
-        funcs = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c) and c is not object]
-    else:
-        funcs = [factory]
+    funcs, takes_any = _init_chain(factory)
     names: dict[str, Any] = {}
-    takes_any = False
     for fn in funcs:
-        params = list(inspect.signature(fn).parameters.values())
-        for p in params:
+        for p in inspect.signature(fn).parameters.values():
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self":
                 names.setdefault(p.name, p.default)
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    else:
-        takes_any = bool(funcs)
     for name in getattr(factory, "excluded_args", ()):
         names.pop(name, None)
     return names, takes_any
+
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def plain_types(factory: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
+    """``{argument: types}`` for the arguments of ``factory`` annotated with plain types only (``bool``, ``int``,
+    ``float``, ``str``, ``None`` and unions of them: what a config file or ``KEY=VALUE`` gives); an argument
+    annotated with anything else (a tensor, a callable, a surrogate object), or not at all, is left out."""
+    out: dict[str, tuple[type, ...]] = {}
+    for fn in _init_chain(factory)[0]:
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception:  # an annotation that does not resolve here: that function's arguments go unchecked
+            continue
+        for name, hint in hints.items():
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            allowed = typing.get_args(hint) if union else (hint,)
+            if name != "return" and all(a in _PLAIN for a in allowed):
+                out.setdefault(name, allowed)
+    return out
+
+
+def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
+    """Whether a config value is of one of the plain ``allowed`` types (an int is a float, a bool is neither);
+    a value of another kind (a tensor, an object) is left to the factory."""
+    if value is None:
+        return type(None) in allowed
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, numbers.Integral):
+        return int in allowed or float in allowed
+    if isinstance(value, numbers.Real):
+        return float in allowed
+    if isinstance(value, (str, list, tuple, dict)):
+        return isinstance(value, str) and str in allowed
+    return True
 
 
 def _where(obj: Any) -> tuple[str | None, str | None]:
@@ -171,7 +215,8 @@ class Registry:
         return accepted_arguments(self.get(name).factory)[0]
 
     def check_arguments(self, name: str, kwargs: Mapping[str, Any]) -> None:
-        """Raise ``ValueError`` naming the arguments of ``kwargs`` that ``name`` does not take."""
+        """Raise ``ValueError`` naming the arguments of ``kwargs`` that ``name`` does not take, or whose value is
+        not of the plain type (:func:`plain_types`) its annotation says (``tau='abc'``, ``detach_reset='yes'``)."""
         accepted, takes_any = accepted_arguments(self.get(name).factory)
         bad = sorted(set(kwargs) - set(accepted))
         if bad and not takes_any:
@@ -179,6 +224,11 @@ class Registry:
                 f"{self.what} {self.resolve(name)!r} does not take argument(s) {', '.join(bad)}; "
                 f"valid: {', '.join(sorted(accepted)) or '(none)'}"
             )
+        types_ = plain_types(self.get(name).factory)
+        for key, value in kwargs.items():
+            if key in types_ and not _fits(value, types_[key]):
+                expected = " or ".join("None" if t is type(None) else t.__name__ for t in types_[key])
+                raise ValueError(f"{self.what} {self.resolve(name)!r}: {key} must be {expected}, got {value!r}")
 
     def create(self, name: str, /, **kwargs: Any) -> Any:
         """Build ``name`` with ``kwargs`` (checked first: an argument the factory does not take is an error)."""

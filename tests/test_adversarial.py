@@ -193,6 +193,7 @@ def test_5_skip_mode_counts_non_finite_batches_and_goes_on(tmp_path, capsys, mon
         (["--neuron", "if", "--neuron-arg", "tau=3"], "neuron 'if' does not take argument(s) tau"),
         (["--fusion", "concat", "--fusion-arg", "exponent=3"], "fusion 'concat' does not take argument(s) exponent"),
         (["--fusion", "msi", "--fusion-arg", "pool=5"], "pool must divide hidden=4, got 5"),
+        (["--fusion", "bn_product", "--fusion-arg", "hidden=0"], "hidden must be >= 1, got 0"),
         (["--fusion-arg", "dim=3"], "model.fusion_args: dim come from the model"),
         (["--method", "normal", "--alpha", "0.5"], "--alpha: the method (normal) has no option 'alpha'"),
         (["--method", "ogm_ge", "--method-arg", "zero=1"], "--method-arg zero: the method (ogm_ge) has no option"),
@@ -207,6 +208,30 @@ def test_6_arguments_are_never_ignored_or_misread(args, needle, tmp_path, capsys
     _one_line_error(err, needle)
 
 
+def _wrong_kinds():
+    """(option, registered name, argument, a value of another kind) for every plain-typed argument of every
+    registered neuron and fusion (``neurons.registry.plain_types``), but a fusion's arguments the model gives."""
+    from neurons.registry import plain_types
+    from snn_msi.models.avnet import FUSION_FROM_MODEL
+    from snn_msi.models.fusion import FUSIONS
+
+    for option, registry in (("neuron", neurons.NEURONS), ("fusion", FUSIONS)):
+        for name in registry.names():
+            for key, allowed in plain_types(registry.get(name).factory).items():
+                if key in registry.arguments(name) and not (option == "fusion" and key in FUSION_FROM_MODEL):
+                    yield option, name, key, "abc" if str not in allowed else "1.5"
+
+
+@pytest.mark.parametrize(("option", "name", "key", "value"), list(_wrong_kinds()))
+def test_6_every_registered_argument_refuses_a_value_of_another_kind(option, name, key, value, tmp_path, capsys):
+    """``--neuron-arg tau=abc``, ``--fusion-arg learn_exponent=abc``: one line naming the argument (they were a
+    traceback, or accepted and saved), for every argument of every registered neuron and fusion."""
+    args = [f"--{option}", name, f"--{option}-arg", f"{key}={value}"]
+    code, _, err = _run(capsys, "train", *QUICK, *args, "--out", str(tmp_path / "r"))
+    assert code == 2, err
+    _one_line_error(err, f"{option} '{name}': {key} must be")
+
+
 def test_6_yaml_booleans_are_strict_and_old_configs_convert(tmp_path, capsys):
     cfg = _cfg(tmp_path / "r", epochs=1).to_dict()
     del cfg["policies"]
@@ -219,6 +244,19 @@ def test_6_yaml_booleans_are_strict_and_old_configs_convert(tmp_path, capsys):
     from snn_msi.training import TrainConfig
 
     assert TrainConfig.load(path).policies[0] == {"name": "ogm_ge", "alpha": 0.5, "start": 0, "end": None}
+
+
+def test_6_resume_without_last_pt_refuses_to_overwrite_a_finished_run(tmp_path, capsys):
+    """A finished run whose last.pt is gone: ``--resume`` used to train afresh over its best.pt and results.json;
+    it is refused in one line and the files stay as they were (``--overwrite`` trains again)."""
+    out = tmp_path / "run"
+    assert _run(capsys, "train", *QUICK, "--out", str(out), "--set", "data.limit=16")[0] == 0
+    (out / "last.pt").unlink()
+    kept = {n: (out / n).read_bytes() for n in ("best.pt", "results.json")}
+    code, _, err = _run(capsys, "train", "--resume", str(out), "--quiet")
+    assert code == 2
+    _one_line_error(err, "holds best.pt and results.json but no last.pt")
+    assert {n: (out / n).read_bytes() for n in kept} == kept and not (out / "last.pt").exists()
 
 
 def test_6_a_resumed_run_keeps_its_config_and_a_failed_resume_leaves_it(tmp_path, capsys):
@@ -313,6 +351,17 @@ def test_8_devices_folders_and_checkpoints_are_one_line(tmp_path, capsys):
     code, _, err = _run(capsys, "evaluate", str(tmp_path / "noconfig.pt"))
     assert code == 2
     _one_line_error(err, "no model weights and config")
+    for bad, needle in (({"model": "hello"}, "model is str"), ({"model": {}, "data": 5}, "data is int")):
+        save_checkpoint({"version": 2, "config": {}, **bad}, tmp_path / "bad.pt")
+        for command in ("evaluate", "energy", "export-nir"):
+            extra = [str(tmp_path / "o.nir")] if command == "export-nir" else []
+            code, _, err = _run(capsys, command, str(tmp_path / "bad.pt"), *extra)
+            assert code == 2, (command, err)
+            _one_line_error(err, "not an snn-msi checkpoint", needle)
+    for device in ("nosuch", "cuda:-1"):
+        code, _, err = _run(capsys, "evaluate", str(tmp_path / "noconfig.pt"), "--device", device)
+        assert code == 2
+        _one_line_error(err, f"device must be auto, cpu, cuda or cuda:N, got '{device}'")
     code, _, err = _run(capsys, "train")
     assert code == 2
     _one_line_error(err, "say what to train on")

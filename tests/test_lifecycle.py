@@ -421,7 +421,8 @@ def test_7_command_line_values_and_duplicate_keys(tmp_path):
 
     c = cfg("--set", "seed=010", "--set", "lr=1e-3", "--neuron", "lif", "--neuron-arg", "tau=2.5e0")
     assert c.seed == 10 and c.lr == 0.001 and c.model.neuron_args["tau"] == 2.5
-    assert cfg("--neuron", "lif", "--neuron-arg", "tau=2:30").model.neuron_args["tau"] == "2:30"  # not 150
+    with pytest.raises(ConfigError, match="tau must be float, got '2:30'"):  # read as text, not 150 (base 60)
+        cfg("--neuron", "lif", "--neuron-arg", "tau=2:30")
     with pytest.raises(ConfigError, match="lr must be a number, got '1:30'"):
         cfg("--set", "lr=1:30")
     with pytest.raises(ConfigError, match="duplicate key 'T'"):

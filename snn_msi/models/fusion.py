@@ -326,7 +326,9 @@ class BNProductFusion(_Population):
         neuron_args: dict | None = None,
     ) -> None:
         super().__init__()
-        hidden = hidden or dim
+        hidden = dim if hidden is None else hidden
+        if hidden < 1:
+            raise ValueError(f"BNProductFusion: hidden must be >= 1, got {hidden}")
         self.w_a = nn.Linear(dim, hidden, bias=False)
         self.w_v = nn.Linear(dim, hidden, bias=False)
         self.bn_a = nn.BatchNorm1d(hidden)

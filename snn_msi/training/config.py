@@ -42,6 +42,13 @@ def policies_for(method: str = "normal", iemf: bool = False, **options) -> list[
     return specs + ([{"name": IEMF.name}] if iemf else [])
 
 
+
+def check_device(name: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (a one-line ``ConfigError`` otherwise); whether it exists here is
+    checked when a run starts (:func:`~snn_msi.training.trainer.resolve_device`)."""
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
 @dataclass
 class TrainConfig(Config):
     """One training run.
@@ -146,8 +153,7 @@ class TrainConfig(Config):
         return d
 
     def validate(self, where: str = "") -> None:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device(self.device)
         if list(self.milestones) != sorted(self.milestones) or any(m < 1 for m in self.milestones):
             raise ConfigError(f"milestones must be increasing epochs >= 1, got {list(self.milestones)}")
         for i, spec in enumerate(self.policies):

@@ -163,6 +163,10 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"checkpoint {path} is not an snn-msi checkpoint (no model weights and config)")
+    wrong = [k for k in ("model", "config", "data") if k in state and not isinstance(state[k], dict | None)]
+    if wrong or state["model"] is None:
+        what = ", ".join(f"{k} is {type(state[k]).__name__}" for k in wrong) or "model is None"
+        raise ValueError(f"checkpoint {path} is not an snn-msi checkpoint ({what}, not a dict)")
     if state.get("version") not in (1, CHECKPOINT_VERSION):
         raise ValueError(
             f"checkpoint {path} has version {state.get('version')}; this snn-msi reads {CHECKPOINT_VERSION}"
@@ -277,7 +281,8 @@ class RunDir:
     Args:
         path: the folder.
         mode: ``"new"`` (the folder must not hold a run), ``"resume"`` (continue from ``last.pt``; start afresh
-            when there is none) or ``"overwrite"`` (the new run is written to ``<folder>/.replacing/`` and replaces
+            when there is none, unless the folder holds ``best.pt`` or ``results.json``, which come after it: then
+            refused, as those would be overwritten) or ``"overwrite"`` (the new run is written to ``<folder>/.replacing/`` and replaces
             the old run's files, and only those, once it has written its first checkpoint: a new run that fails
             or is killed before that leaves the old one whole).
         unique: ``path`` is a name made up for the run (the CLI's default, from the time): :meth:`prepare` takes
@@ -390,6 +395,13 @@ class RunDir:
                 raise RunExistsError(
                     f"output folder {self.path} already holds {what}; use --resume to continue it, "
                     "--overwrite to replace it, or another --out"
+                )
+            lost = [n for n in ("best.pt", "results.json") if (self.path / n).is_file()]
+            if self.mode == "resume" and lost and not self.last.is_file():
+                raise RunExistsError(
+                    f"--resume {self.path}: it holds {' and '.join(lost)} but no last.pt, which a resume starts "
+                    "from (a run writes last.pt first); nothing was changed. Put last.pt back, or use --overwrite "
+                    "to train the run again (replacing them), or another --out"
                 )
             if self.mode == "overwrite" and self.holds_run():
                 self.staging.mkdir()

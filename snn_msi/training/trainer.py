@@ -42,7 +42,7 @@ from ..data.loader import Packed, collate, loader_options, to_device
 from ..models import AVNet, AVOutput, ModelConfig, build
 from ..schema import ConfigError
 from .compute import Compute, ComputeMeter, ops_per_clip
-from .config import TrainConfig, schedule_warnings
+from .config import TrainConfig, check_device, schedule_warnings
 from .loggers import DEFAULT_LOGGERS
 from .losses import av_losses
 from .metrics import MetricsCollector, SplitMetrics
@@ -82,6 +82,7 @@ class NonFiniteLossError(RuntimeError):
 # -- small pieces ------------------------------------------------------------------------------------------
 def resolve_device(name: str) -> torch.device:
     """``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` -> a device that exists here (one-line error otherwise)."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
