@@ -535,8 +535,8 @@ def markdown_table(
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
     """One line per method (the README's table): official, with IEMF (against the method alone) and tuned (against
     the official row), with the best validation accuracy within Normal's training samples (accuracy at matched
-    compute) and compute relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than the study's
-    (a study still running, read by ``--report``) says how many it has."""
+    compute) and compute relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than
+    the study's (a study still running, read by ``--report``) says how many it has."""
     rows = {(r["method"], r["variant"], r["with_iemf"]): r for r in summary}
     seeds = len(scfg.runs.seeds) if scfg is not None else max((r["n"] for r in summary), default=0)
 

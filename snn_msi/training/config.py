@@ -42,12 +42,12 @@ def policies_for(method: str = "normal", iemf: bool = False, **options) -> list[
     return specs + ([{"name": IEMF.name}] if iemf else [])
 
 
-
 def check_device(name: str) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (a one-line ``ConfigError`` otherwise); whether it exists here is
     checked when a run starts (:func:`~snn_msi.training.trainer.resolve_device`)."""
     if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
 
 @dataclass
 class TrainConfig(Config):

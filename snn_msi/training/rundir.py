@@ -282,9 +282,9 @@ class RunDir:
         path: the folder.
         mode: ``"new"`` (the folder must not hold a run), ``"resume"`` (continue from ``last.pt``; start afresh
             when there is none, unless the folder holds ``best.pt`` or ``results.json``, which come after it: then
-            refused, as those would be overwritten) or ``"overwrite"`` (the new run is written to ``<folder>/.replacing/`` and replaces
-            the old run's files, and only those, once it has written its first checkpoint: a new run that fails
-            or is killed before that leaves the old one whole).
+            refused, as those would be overwritten) or ``"overwrite"`` (the new run is written to
+            ``<folder>/.replacing/`` and replaces the old run's files, and only those, once it has written its
+            first checkpoint: a new run that fails or is killed before that leaves the old one whole).
         unique: ``path`` is a name made up for the run (the CLI's default, from the time): :meth:`prepare` takes
             the first of ``path``, ``path-1``, ``path-2``, ... that does not exist, so runs started in the same
             second get folders of their own (as timm's ``get_outdir``, but atomic); mode "new" only.
