@@ -505,7 +505,11 @@ def _cmd_prepare(args) -> int:
             f"extensions, or characters a list line cannot hold; e.g. {next(iter(report['renamed'].items()))}); "
             "clip_ids.json maps every id to its video"
         )
-    return 0 if report["done"] + report["skipped"] > 0 else 1
+    if report["done"] + report["skipped"] == 0:
+        first = next(iter(report["failed"].items()), None)
+        why = f" (e.g. {first[0]}: {first[1]})" if first else ""
+        raise ConfigError(f"{args.video_dir}: none of its {len(report['failed'])} videos could be decoded{why}")
+    return 0
 
 
 @register_command("prepare", description="videos <label>/<clip>.mp4 -> the Kinetics-Sounds seed layout (PyAV)")

@@ -25,6 +25,16 @@ def test_bad_arguments_are_named(capsys):
     assert "/nonexistent/videos" in capsys.readouterr().err
 
 
+def test_prepare_with_no_decodable_video_is_a_one_line_error(tmp_path, capsys):
+    pytest.importorskip("av")
+    for label in ("a", "b"):
+        (tmp_path / "v" / label).mkdir(parents=True)
+        (tmp_path / "v" / label / "c.mp4").write_bytes(b"not a video")
+    assert main(["prepare", str(tmp_path / "v"), str(tmp_path / "out"), "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "none of its 2 videos could be decoded" in err[-1] and "unreadable" in err[-1]
+
+
 def test_neurons_and_datasets_listings(capsys):
     assert main(["neurons"]) == 0
     out = capsys.readouterr().out
@@ -163,3 +173,21 @@ def test_inverse_effectiveness_levels_go_strongest_first(capsys, tmp_path):
     out = tmp_path / "ie"
     assert main(["study", "inverse-effectiveness", "--levels", "-15,-5", "0,10", "--out", str(out)]) == 2
     assert "levels go strongest first" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["study", "methods", "--tune", "0"], "--tune"),
+        (["study", "methods", "--tune", "-1"], "--tune"),
+        (["study", "inverse-effectiveness", "--margin", "nan"], "--margin"),
+        (["study", "inverse-effectiveness", "--margin", "-1"], "--margin"),
+        (["study", "inverse-effectiveness", "--margin", "0"], "--margin"),
+    ],
+)
+def test_study_counts_and_margins_are_checked_before_any_run(argv, option, capsys):
+    """``--tune 0`` was taken as no tuning, ``--tune -1`` failed after the study had trained, naming ``--trials``;
+    a negative, zero or NaN ``--margin`` filled the equivalence column."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and f"argument {option}:" in capsys.readouterr().err

@@ -177,3 +177,19 @@ def test_digits_av_splits_pairing_and_noise():
     assert not torch.equal(clean[5].frames, s.frames)
     with pytest.raises(ValueError, match="preset"):
         DigitsAV("train", preset="noisy")
+
+
+def test_a_data_root_for_an_embedded_data_set_is_refused(capsys):
+    """``--data-root`` with digits-av (embedded, reads no folder) was ignored without a word: a user believed their
+    folder was read. Every data set that needs no root refuses one."""
+    from snn_msi.cli import main
+    from snn_msi.data import DATASETS, DataConfig
+    from snn_msi.schema import ConfigError
+
+    embedded = [n for n in DATASETS.names() if not DATASETS.get(n).needs_root]
+    assert embedded
+    for name in embedded:
+        with pytest.raises(ConfigError, match=f"{name} is embedded and reads no folder"):
+            DataConfig(dataset=name, root="/somewhere").validate()
+    assert main(["train", "--demo", "--data-root", "/nonexistent", "--epochs", "1"]) == 2
+    assert "digits-av is embedded" in capsys.readouterr().err

@@ -211,6 +211,9 @@ def test_bad_study_configs_are_named():
         StudyConfig(fusions=("concat:pool=8",)).check()
     with pytest.raises(ValueError, match="losses must be some of"):
         StudyConfig(losses=("never",)).check()
+    for key, value in (("fusions", ("concat", "concat")), ("losses", ("always",) * 2), ("methods", ("normal",) * 2)):
+        with pytest.raises(ValueError, match=f"{key} must be distinct"):  # the same runs twice, sharing folders
+            StudyConfig(**{key: value}).check()
 
 
 def test_tiny_study_runs_resumes_and_reports(tmp_path, monkeypatch):

@@ -241,3 +241,14 @@ def test_a_tie_goes_to_the_earlier_trial_even_when_it_was_rerun_after_a_kill():
     study = SimpleNamespace(get_trials=lambda deepcopy: trials)
     rows = trial_rows(study, SimpleNamespace(params=[SimpleNamespace(name="alpha")]))
     assert [(r["trial"], r["alpha"]) for r in rows] == [(0, 0.8), (2, 0.3), (1, 0.1)]
+
+
+@pytest.mark.parametrize("content", [b"junk", b""])
+def test_a_sweep_folder_whose_database_is_not_one_is_a_one_line_error(content, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.db").write_bytes(content)
+    assert main(_sweep(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sweep.db is not a sweep's database" in err[0]
+    assert (out / "sweep.db").read_bytes() == content and not list(out.glob("trial_*"))

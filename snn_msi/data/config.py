@@ -54,6 +54,11 @@ class DataConfig(Config):
             raise ConfigError(f"{pre}dataset: {DATASETS.unknown(self.dataset)}")
         if self.preset not in SNR_PRESETS:
             raise ConfigError(f"{pre}preset must be one of {', '.join(SNR_PRESETS)}, got {self.preset!r}")
+        if self.root is not None and not DATASETS.get(self.dataset).needs_root:
+            raise ConfigError(
+                f"{pre}root {self.root}: {self.dataset} is embedded and reads no folder (--data-root is for a data "
+                "set on disk: --dataset folder, kinetics-sounds, ...)"
+            )
         layouts = DATASETS.get(self.dataset).layouts
         if self.layout not in layouts:
             raise ConfigError(f"{pre}layout of {self.dataset} must be one of {', '.join(layouts)}, got {self.layout!r}")

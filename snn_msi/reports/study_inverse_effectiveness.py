@@ -139,6 +139,9 @@ class StudyConfig:
                 raise ValueError(f"fusions: {f}: {err}") from None
         if not self.fusions or not self.losses or any(x not in LOSSES for x in self.losses):
             raise ValueError(f"losses must be some of {', '.join(LOSSES)}, got {self.losses}")
+        for what, items in (("fusions", self.fusions), ("losses", self.losses), ("methods", self.methods)):
+            if len(set(items)) != len(items):  # the same cell twice: its runs would share folders
+                raise ValueError(f"{what} must be distinct, got {list(items)}")
 
     def controls(self) -> list[tuple[float, float]]:
         return list(self.levels[1:] if self.control_levels is None else self.control_levels)
@@ -923,6 +926,8 @@ FULL = {"fusions": ["concat", "msi"], "losses": list(LOSSES)}
     "controls, the trend across levels and the compute to reach Normal's accuracy",
 )
 def _inverse_effectiveness_command(q) -> None:
+    from ..argtypes import positive_float
+
     d = StudyConfig()
     q.add_argument(
         "--levels",
@@ -960,7 +965,7 @@ def _inverse_effectiveness_command(q) -> None:
     )
     q.add_argument(
         "--margin",
-        type=float,
+        type=positive_float,
         default=d.margin,
         help=f"equivalence margin of 'no effect' statements, in points, fixed before the runs (default {MARGIN:g})",
     )

@@ -626,6 +626,8 @@ def _seeds(seeds: list[int]) -> str:
 )
 def _methods_study_command(q) -> None:
     """``snn-msi study methods``."""
+    from ..argtypes import positive_int
+
     d = MethodsStudyConfig()
     b = BENCHMARK
     q.add_argument("--methods", nargs="+", help="registered method names (default: all but iemf, constant, noise)")
@@ -635,7 +637,7 @@ def _methods_study_command(q) -> None:
     )
     q.add_argument(
         "--tune",
-        type=int,
+        type=positive_int,
         metavar="TRIALS",
         help="tune every method's key options first (snn-msi sweep, TRIALS trials each, the first at the official "
         "values, on --tune-seed's validation split); writes OUT/tuned.yaml and adds the tuned rows",

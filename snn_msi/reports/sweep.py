@@ -274,7 +274,15 @@ def _open_study(scfg: SweepConfig):
     sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0])
     pruner = make_pruner(scfg.prune)
     if db.is_file():
-        study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
+        try:
+            if db.stat().st_size == 0:  # SQLite would write a fresh database into it
+                raise ValueError("an empty file")
+            study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
+        except Exception as err:  # sqlalchemy's DatabaseError, optuna's KeyError: not a sweep's database
+            why = (str(err).strip().splitlines() or [""])[0][:120]
+            raise ConfigError(
+                f"{db} is not a sweep's database ({type(err).__name__}: {why}); move it away, or give another --out"
+            ) from None
         # a sweep continued (rerun, more --trials): a sampler seeded as in the first sitting would draw that
         # sitting's points again; seeded with the trials already there, it draws new ones (still reproducible)
         study.sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0] + len(study.trials))
