@@ -11,7 +11,7 @@ import re
 
 from .schema import ConfigError
 
-__all__ = ["positive_int", "nonnegative_float", "snr_pairs", "accept_negative_values"]
+__all__ = ["int_at_least", "positive_int", "positive_float", "nonnegative_float", "snr_pairs", "accept_negative_values"]
 
 #: an argument that starts with '-' but is a value: a negative number or an 'AUDIO_DB,IMAGE_DB' pair
 _NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)(,-?(\d+\.?\d*|\.\d+))?$")
@@ -28,15 +28,24 @@ def accept_negative_values(parser: argparse.ArgumentParser) -> argparse.Argument
     return parser
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def int_at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"  # what argparse names in its own messages
+    return parse
+
+
+positive_int = int_at_least(1)
+positive_int.__doc__ = "An integer >= 1."
 
 
 def positive_float(text: str) -> float:

@@ -97,7 +97,14 @@ def _resume_folder(args) -> Path | None:
             raise ConfigError("--resume needs the run: --resume RUN_FOLDER (or its last.pt), or --out RUN_FOLDER")
         return Path(args.out)
     path = Path(args.resume)
-    return path.parent if path.suffix == ".pt" else path
+    if path.suffix != ".pt":
+        return path
+    if not (path.parent / "config.yaml").is_file():
+        raise ConfigError(
+            f"--resume {path}: not a run's checkpoint (no run's config.yaml beside it); give a run's "
+            "folder or its last.pt"
+        )
+    return path.parent
 
 
 def train_config(args, base=None):
@@ -527,7 +534,11 @@ def _cmd_build_h5(args) -> int:
     from .training.rundir import check_output_file
 
     check_output_file(args.out, args.overwrite)
+    smallest = DataConfig.__dataclass_fields__["image_size"].metadata["range"]["ge"]
+    if args.frame_size < smallest:
+        raise ConfigError(f"--frame-size {args.frame_size}: frames smaller than a model takes ({smallest} pixels)")
     cfg = DataConfig(dataset=args.dataset, root=args.root, layout=args.layout, val_fraction=args.val_fraction)
+    cfg.validate()
     splits = dict(zip(("train", "val", "test"), build_datasets(cfg, 0, Path(args.out).parent), strict=True))
     for ds in splits.values():  # cache plain frames: augmentation happens when the cache is read
         ds.train = False
@@ -594,7 +605,8 @@ def main_guard(prog: str, func, args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return main_guard(f"snn-msi {args.command}", args.func, args)
+    command = " ".join(c for c in (args.command, getattr(args, "kind", None)) if c)  # "study methods" too
+    return main_guard(f"snn-msi {command}", args.func, args)
 
 
 if __name__ == "__main__":

@@ -183,11 +183,44 @@ def test_inverse_effectiveness_levels_go_strongest_first(capsys, tmp_path):
         (["study", "inverse-effectiveness", "--margin", "nan"], "--margin"),
         (["study", "inverse-effectiveness", "--margin", "-1"], "--margin"),
         (["study", "inverse-effectiveness", "--margin", "0"], "--margin"),
+        (["probe", "x.pt", "--repeats", "1"], "--repeats"),
+        (["probe", "x.pt", "--samples", "1"], "--samples"),
+        (["sweep", "--method", "ogm_ge", "--param", "alpha=0.1:1", "--max-retries", "-1"], "--max-retries"),
     ],
 )
-def test_study_counts_and_margins_are_checked_before_any_run(argv, option, capsys):
+def test_counts_and_margins_are_checked_before_any_work(argv, option, capsys):
     """``--tune 0`` was taken as no tuning, ``--tune -1`` failed after the study had trained, naming ``--trials``;
-    a negative, zero or NaN ``--margin`` filled the equivalence column."""
+    a negative, zero or NaN ``--margin`` filled the equivalence column; the probe's and Ray's counts were refused
+    later without naming their option."""
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and f"argument {option}:" in capsys.readouterr().err
+
+
+def test_misread_inputs_name_what_is_wrong(tmp_path, capsys):
+    """Messages that pointed at the wrong thing (a CLI fuzz): a --resume file beside no run named the folder '.',
+    a bad method in a --tuned file was blamed on --methods, build-h5 took any --layout and 4-pixel frames, and a
+    study's errors did not say which study."""
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    (tmp_path / "tuned.yaml").write_text("nosuch:\n  alpha: 1\n")
+    (tmp_path / "d" / "a").mkdir(parents=True)
+    cases = [
+        (["train", "--resume", str(tmp_path / "text.pt")], f"--resume {tmp_path / 'text.pt'}: not a run's checkpoint"),
+        (
+            ["study", "methods", "--tuned", str(tmp_path / "tuned.yaml"), "--report", "--out", str(tmp_path / "m")],
+            f"snn-msi study methods: error: --tuned {tmp_path / 'tuned.yaml'}: unknown method 'nosuch'",
+        ),
+        (
+            ["build-h5", str(tmp_path / "d"), str(tmp_path / "x.h5"), "--dataset", "folder", "--layout", "nosuch"],
+            "layout of folder must be one of",
+        ),
+        (
+            ["build-h5", str(tmp_path / "d"), str(tmp_path / "x.h5"), "--dataset", "folder", "--frame-size", "4"],
+            "--frame-size 4: frames smaller than a model takes",
+        ),
+    ]
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], (argv, err)
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m").exists()

@@ -201,7 +201,7 @@ def test_a_local_ray_without_the_gpus_a_run_asks_for_is_one_line(ks, tmp_path):
     done = subprocess.run([sys.executable, "-m", "snn_msi.cli", *argv], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"snn-msi study: error: --gpus-per-run {more}: this machine has {more - 1} GPU(s) and no --address "
+        f"snn-msi study methods: error: --gpus-per-run {more}: this machine has {more - 1} GPU(s) and no --address "
         "(a Ray cluster) was given; the runs would wait forever"
     ]
     assert not any((tmp_path / "ray_gpu").rglob("*.pt"))

@@ -820,7 +820,7 @@ def probe_plot(levels: list[dict], neurons_rows: list[dict], path: str | Path, t
     "untrained (ME, additivity against stimulus strength)",
 )
 def _probe_command(q) -> None:
-    from ..argtypes import nonnegative_float, positive_int
+    from ..argtypes import int_at_least, nonnegative_float
 
     d = ProbeConfig()
     q.add_argument(
@@ -844,10 +844,10 @@ def _probe_command(q) -> None:
         "independent noise (t-tests over trial-to-trial variability); stimuli: --samples test samples "
         "once each (t-tests over stimuli)",
     )
-    q.add_argument("--repeats", type=positive_int, default=d.repeats, help="presentations per stimulus (repeats)")
+    q.add_argument("--repeats", type=int_at_least(2), default=d.repeats, help="presentations per stimulus (repeats)")
     q.add_argument(
         "--samples",
-        type=positive_int,
+        type=int_at_least(2),
         default=d.samples,
         help="test samples: the trials (stimuli) or the candidate stimuli (repeats)",
     )

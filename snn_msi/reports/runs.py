@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..argtypes import nonnegative_float, positive_int
+from ..argtypes import int_at_least, nonnegative_float, positive_int
 from ..schema import ConfigError
 from ..training.config import TrainConfig
 from ..training.result import RunResult
@@ -270,7 +270,9 @@ def add_executor_arguments(g, jobs: int = 2) -> None:
         default=0.0,
         help="(ray) GPUs each run asks for (0.5: two runs share a GPU)",
     )
-    g.add_argument("--max-retries", type=int, default=3, help="(ray) retries of a run whose worker or node died")
+    g.add_argument(
+        "--max-retries", type=int_at_least(0), default=3, help="(ray) retries of a run whose worker or node died"
+    )
 
 
 def add_run_arguments(q, seeds: int = 3, out: str = "runs/study", jobs: int = 2) -> None:

@@ -182,9 +182,10 @@ class MethodsStudyConfig:
         from ..training import METHODS
 
         names = list(self.methods) if self.methods else [n for n in METHODS.names() if n not in EXCLUDED]
-        unknown = [n for n in [*names, *self.tuned] if n not in METHODS]
-        if unknown:
-            raise ConfigError(f"--methods: {METHODS.unknown(unknown[0])}")
+        for option, given in (("--methods", names), ("--tuned", self.tuned)):
+            unknown = [n for n in given if n not in METHODS]
+            if unknown:
+                raise ConfigError(f"{option}: {METHODS.unknown(unknown[0])}")
         return ["normal", *[n for n in names if n != "normal"]]
 
     def options(self, method: str, variant: str = "official") -> dict:
@@ -202,10 +203,15 @@ class MethodsStudyConfig:
 
 def load_tuned(path: str | Path) -> dict[str, dict]:
     """A ``--tuned`` file: ``{method: {option: value}}`` (YAML, as ``snn-msi sweep`` writes ``tuned.yaml``)."""
+    from ..training import METHODS
+
     d = load_yaml(path)
     bad = [k for k, v in d.items() if not isinstance(v, dict)]
     if bad:
         raise ConfigError(f"--tuned {path}: expected method: {{option: value}}, got {bad[0]}: {d[bad[0]]!r}")
+    unknown = [k for k in d if k not in METHODS]
+    if unknown:
+        raise ConfigError(f"--tuned {path}: {METHODS.unknown(unknown[0])}")
     return d
 
 
