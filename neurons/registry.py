@@ -81,13 +81,14 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, Any], boo
     return names, takes_any
 
 
-_PLAIN = (bool, int, float, str, type(None))
+_PLAIN = (bool, int, float, str, type(None), list, tuple, dict)
 
 
 def plain_types(factory: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
-    """``{argument: types}`` for the arguments of ``factory`` annotated with plain types only (``bool``, ``int``,
-    ``float``, ``str``, ``None`` and unions of them: what a config file or ``KEY=VALUE`` gives); an argument
-    annotated with anything else (a tensor, a callable, a surrogate object), or not at all, is left out."""
+    """``{argument: types}``: for each annotated argument of ``factory``, the plain types (``bool``, ``int``,
+    ``float``, ``str``, ``None``, ``list``, ``tuple``, ``dict``: what a config file or ``KEY=VALUE`` gives) that
+    its annotation (a class or a union of classes) allows: ``str | Surrogate`` gives ``(str,)``. An argument
+    annotated otherwise (``Callable``, a ``Literal``, only non-plain classes), or not at all, is left out."""
     out: dict[str, tuple[type, ...]] = {}
     for fn in _init_chain(factory)[0]:
         try:
@@ -96,15 +97,16 @@ def plain_types(factory: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
             continue
         for name, hint in hints.items():
             union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-            allowed = typing.get_args(hint) if union else (hint,)
-            if name != "return" and all(a in _PLAIN for a in allowed):
-                out.setdefault(name, allowed)
+            members = typing.get_args(hint) if union else (hint,)
+            plain = tuple(m for m in members if m in _PLAIN)
+            if name != "return" and plain and all(inspect.isclass(m) for m in members):
+                out.setdefault(name, plain)
     return out
 
 
 def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
-    """Whether a config value is of one of the plain ``allowed`` types (an int is a float, a bool is neither);
-    a value of another kind (a tensor, an object) is left to the factory."""
+    """Whether a plain value is of one of the plain ``allowed`` types (an int is a float, a bool is neither); a
+    value of another kind (a tensor, a surrogate object) is left to the factory."""
     if value is None:
         return type(None) in allowed
     if isinstance(value, bool):
@@ -113,8 +115,9 @@ def _fits(value: Any, allowed: tuple[type, ...]) -> bool:
         return int in allowed or float in allowed
     if isinstance(value, numbers.Real):
         return float in allowed
-    if isinstance(value, (str, list, tuple, dict)):
-        return isinstance(value, str) and str in allowed
+    for kind in (str, dict, (list, tuple)):
+        if isinstance(value, kind):
+            return any(issubclass(t, kind) for t in allowed)
     return True
 
 
