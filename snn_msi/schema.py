@@ -130,7 +130,12 @@ def _check_range(value: Any, rng: dict, where: str) -> None:
         for rel, bound in rng.items():
             sym, ok = _REL[rel]
             if not ok(value, bound):
-                raise ConfigError(f"{where} must be {sym} {bound:g}, got {value:g}")
+                raise ConfigError(f"{where} must be {sym} {_num(bound)}, got {_num(value)}")
+
+
+def _num(x: float) -> str:
+    """A number as written: integers in full (``4294967295``), others short (``0.05``)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 class Config:

@@ -194,6 +194,7 @@ def test_5_skip_mode_counts_non_finite_batches_and_goes_on(tmp_path, capsys, mon
         (["--fusion", "concat", "--fusion-arg", "exponent=3"], "fusion 'concat' does not take argument(s) exponent"),
         (["--fusion", "msi", "--fusion-arg", "pool=5"], "pool must divide hidden=4, got 5"),
         (["--fusion", "bn_product", "--fusion-arg", "hidden=0"], "hidden must be >= 1, got 0"),
+        (["--seed", "99999999999999999999"], "seed must be <= 4294967295, got 99999999999999999999"),
         (["--fusion-arg", "dim=3"], "model.fusion_args: dim come from the model"),
         (["--method", "normal", "--alpha", "0.5"], "--alpha: the method (normal) has no option 'alpha'"),
         (["--method", "ogm_ge", "--method-arg", "zero=1"], "--method-arg zero: the method (ogm_ge) has no option"),

@@ -218,6 +218,10 @@ def test_misread_inputs_name_what_is_wrong(tmp_path, capsys):
             ["build-h5", str(tmp_path / "d"), str(tmp_path / "x.h5"), "--dataset", "folder", "--frame-size", "4"],
             "--frame-size 4: frames smaller than a model takes",
         ),
+        (
+            ["train", "--model", "small", "--dataset", "h5", "--data-root", str(tmp_path / "d"), "--epochs", "1"],
+            f"HDF5 cache {tmp_path / 'd'} is a folder, not an .h5 file",
+        ),
     ]
     for argv, needle in cases:
         assert main(argv) == 2, argv

@@ -171,7 +171,8 @@ class H5Dataset(Dataset):
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"HDF5 cache {self.path} does not exist (make one with `snn-msi build-h5`)")
+            what = "is a folder, not an .h5 file" if self.path.is_dir() else "does not exist"
+            raise FileNotFoundError(f"HDF5 cache {self.path} {what} (make one with `snn-msi build-h5`)")
         if in_memory not in (True, False, "auto"):
             raise ValueError(f"in_memory must be True, False or 'auto', got {in_memory!r}")
         try:

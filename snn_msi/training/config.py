@@ -83,7 +83,7 @@ class TrainConfig(Config):
     grad_clip: float | None = field(default=None, metadata=check(gt=0))
     on_nonfinite: Literal["stop", "skip"] = "stop"
     val_every: int = field(default=0, metadata=check(ge=0))
-    seed: int = field(default=0, metadata=check(ge=0))
+    seed: int = field(default=0, metadata=check(ge=0, le=2**32 - 1))  # numpy's and Python's seeding range
     device: str = "auto"
     amp: bool = True
     compile: bool = False
