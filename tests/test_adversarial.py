@@ -352,7 +352,8 @@ def test_8_devices_folders_and_checkpoints_are_one_line(tmp_path, capsys):
     code, _, err = _run(capsys, "evaluate", str(tmp_path / "noconfig.pt"))
     assert code == 2
     _one_line_error(err, "no model weights and config")
-    for bad, needle in (({"model": "hello"}, "model is str"), ({"model": {}, "data": 5}, "data is int")):
+    bad_parts = (({"model": "hello"}, "model is str"), ({"model": {}, "data": 5}, "data is int"))
+    for bad, needle in (*bad_parts, ({"model": {}, "config": None}, "config is NoneType")):
         save_checkpoint({"version": 2, "config": {}, **bad}, tmp_path / "bad.pt")
         for command in ("evaluate", "energy", "export-nir"):
             extra = [str(tmp_path / "o.nir")] if command == "export-nir" else []
@@ -366,6 +367,19 @@ def test_8_devices_folders_and_checkpoints_are_one_line(tmp_path, capsys):
     code, _, err = _run(capsys, "train")
     assert code == 2
     _one_line_error(err, "say what to train on")
+
+
+def test_8_a_foreign_pickle_is_one_line_without_pytorchs_warning(tmp_path):
+    """A plain pickle (protocol 4) given as a checkpoint: PyTorch's two-line UserWarning came before our error."""
+    import pickle
+    import subprocess
+    import sys
+
+    (tmp_path / "p.pt").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    argv = [sys.executable, "-m", "snn_msi.cli", "evaluate", str(tmp_path / "p.pt")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    _one_line_error(done.stderr, "is corrupt or not an snn-msi checkpoint")
 
 
 def test_8_evaluating_a_checkpoint_made_on_cuda_works_here(tmp_path, capsys):

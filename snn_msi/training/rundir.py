@@ -38,6 +38,7 @@ import os
 import shutil
 import signal
 import socket
+import warnings
 from pathlib import Path
 
 import torch
@@ -153,7 +154,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # PyTorch's note on a foreign pickle: the error below says it in one line
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unpickling failure means a corrupt or foreign file
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         if "weights_only" in first:  # PyTorch's advice to load it unsafely: not for a file that is no checkpoint
@@ -163,9 +166,13 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise ValueError(f"checkpoint {path} is not an snn-msi checkpoint (no model weights and config)")
-    wrong = [k for k in ("model", "config", "data") if k in state and not isinstance(state[k], dict | None)]
-    if wrong or state["model"] is None:
-        what = ", ".join(f"{k} is {type(state[k]).__name__}" for k in wrong) or "model is None"
+    wrong = [
+        k
+        for k, may_be_none in (("model", False), ("config", False), ("data", True))
+        if k in state and not (isinstance(state[k], dict) or (may_be_none and state[k] is None))
+    ]
+    if wrong:
+        what = ", ".join(f"{k} is {type(state[k]).__name__}" for k in wrong)
         raise ValueError(f"checkpoint {path} is not an snn-msi checkpoint ({what}, not a dict)")
     if state.get("version") not in (1, CHECKPOINT_VERSION):
         raise ValueError(
