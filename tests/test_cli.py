@@ -228,3 +228,13 @@ def test_misread_inputs_name_what_is_wrong(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], (argv, err)
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("option", [["--address", "10.0.0.1:6379"], ["--gpus-per-run", "1"], ["--max-retries", "5"]])
+def test_a_ray_option_with_the_local_executor_is_refused(option, tmp_path, capsys):
+    """Ray's options did nothing with the local executor, silently (a user believed the runs went to a cluster)."""
+    argv = ["sweep", "--method", "ogm_ge", "--param", "alpha=0.1:1", "--out", str(tmp_path / "s"), *option]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"snn-msi sweep: error: {option[0]}: for --executor ray (the runs run here, with --executor local)"]
+    assert not (tmp_path / "s").exists()

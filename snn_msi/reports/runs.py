@@ -293,7 +293,14 @@ def add_run_arguments(q, seeds: int = 3, out: str = "runs/study", jobs: int = 2)
 
 
 def run_options(args) -> RunOptions:
-    """The :class:`RunOptions` of a parsed command line."""
+    """The :class:`RunOptions` of a parsed command line; a Ray option given with the local executor is an error
+    (it would be ignored)."""
+    if args.executor == "local":
+        ray_only = ("address", "cpus_per_run", "gpus_per_run", "max_retries")
+        given = [k for k in ray_only if getattr(args, k) != RunOptions.__dataclass_fields__[k].default]
+        if given:
+            names = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise ConfigError(f"{names}: for --executor ray (the runs run here, with --executor local)")
     return RunOptions(
         seeds=seeds_of(args),
         out=args.out,
