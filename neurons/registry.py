@@ -84,23 +84,36 @@ def accepted_arguments(factory: Callable[..., Any]) -> tuple[dict[str, Any], boo
 _PLAIN = (bool, int, float, str, type(None), list, tuple, dict)
 
 
-def plain_types(factory: Callable[..., Any]) -> dict[str, tuple[type, ...]]:
-    """``{argument: types}``: for each annotated argument of ``factory``, the plain types (``bool``, ``int``,
-    ``float``, ``str``, ``None``, ``list``, ``tuple``, ``dict``: what a config file or ``KEY=VALUE`` gives) that
-    its annotation (a class or a union of classes) allows: ``str | Surrogate`` gives ``(str,)``. An argument
-    annotated otherwise (``Callable``, a ``Literal``, only non-plain classes), or not at all, is left out."""
-    out: dict[str, tuple[type, ...]] = {}
+def plain_types(factory: Callable[..., Any]) -> dict[str, tuple[tuple[type, ...], str]]:
+    """``{argument: (plain types, what the annotation says)}``: for each annotated argument of ``factory``, the
+    plain types (``bool``, ``int``, ``float``, ``str``, ``None``, ``list``, ``tuple``, ``dict``: what a config
+    file or ``KEY=VALUE`` gives) that its annotation (a class or a union of classes) allows, ``None`` too where
+    its default is ``None``: ``str | Surrogate`` gives ``((str,), "str or Surrogate")``. An argument's type is
+    the one where it is declared first (a subclass's own, annotated or not, before its base's); one annotated
+    otherwise (``Callable``, a ``Literal``, only non-plain classes), or not at all, is left out."""
+    out: dict[str, tuple[tuple[type, ...], str]] = {}
+    declared: set[str] = set()
     for fn in _init_chain(factory)[0]:
+        params = inspect.signature(fn).parameters
         try:
             hints = typing.get_type_hints(fn)
         except Exception:  # an annotation that does not resolve here: that function's arguments go unchecked
-            continue
-        for name, hint in hints.items():
+            hints = {}
+        for name, param in params.items():
+            if name in declared or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL) or name == "self":
+                continue
+            declared.add(name)
+            hint = hints.get(name)
+            if hint is None:
+                continue
             union = typing.get_origin(hint) in (typing.Union, types.UnionType)
             members = typing.get_args(hint) if union else (hint,)
+            if param.default is None and type(None) not in members:
+                members = (*members, type(None))
             plain = tuple(m for m in members if m in _PLAIN)
-            if name != "return" and plain and all(inspect.isclass(m) for m in members):
-                out.setdefault(name, plain)
+            if plain and all(inspect.isclass(m) for m in members):
+                said = " or ".join("None" if m is type(None) else m.__name__ for m in members)
+                out[name] = (plain, said)
     return out
 
 
@@ -229,9 +242,8 @@ class Registry:
             )
         types_ = plain_types(self.get(name).factory)
         for key, value in kwargs.items():
-            if key in types_ and not _fits(value, types_[key]):
-                expected = " or ".join("None" if t is type(None) else t.__name__ for t in types_[key])
-                raise ValueError(f"{self.what} {self.resolve(name)!r}: {key} must be {expected}, got {value!r}")
+            if key in types_ and not _fits(value, types_[key][0]):
+                raise ValueError(f"{self.what} {self.resolve(name)!r}: {key} must be {types_[key][1]}, got {value!r}")
 
     def create(self, name: str, /, **kwargs: Any) -> Any:
         """Build ``name`` with ``kwargs`` (checked first: an argument the factory does not take is an error)."""

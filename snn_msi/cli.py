@@ -99,7 +99,7 @@ def _resume_folder(args) -> Path | None:
     path = Path(args.resume)
     if path.suffix != ".pt":
         return path
-    if not (path.parent / "config.yaml").is_file():
+    if path.exists() and not (path.parent / "config.yaml").is_file():  # a missing last.pt: a run's first attempt
         raise ConfigError(
             f"--resume {path}: not a run's checkpoint (no run's config.yaml beside it); give a run's "
             "folder or its last.pt"

@@ -218,9 +218,30 @@ def _wrong_kinds():
 
     for option, registry in (("neuron", neurons.NEURONS), ("fusion", FUSIONS)):
         for name in registry.names():
-            for key, allowed in plain_types(registry.get(name).factory).items():
+            for key, (allowed, _) in plain_types(registry.get(name).factory).items():
                 if key in registry.arguments(name) and not (option == "fusion" and key in FUSION_FROM_MODEL):
                     yield option, name, key, "abc" if str not in allowed else "1.5"
+
+
+def test_6_the_type_check_covers_the_registries_and_keeps_the_python_api():
+    """The cases above are read from the annotations: they must cover the arguments users set (a check that found
+    no annotation would test nothing); and what the Python API took before still builds: numpy and tensor numbers,
+    an int for a float, a surrogate object, None where the default is None, a subclass's own unannotated argument."""
+    cases = {(o, n, k) for o, n, k, _ in _wrong_kinds()}
+    for case in [("neuron", "lif", "tau"), ("neuron", "lif", "surrogate"), ("neuron", "if", "detach_reset")]:
+        assert case in cases
+    assert {("fusion", "msi", k) for k in ("exponent", "hidden", "learn_exponent")} <= cases
+    surrogate = neurons.surrogate.SURROGATES.create("sigmoid")
+    for ok in ({"tau": np.float32(3.0)}, {"tau": torch.tensor(3.0)}, {"tau": 3}, {"surrogate": surrogate}):
+        neurons.create("lif", **ok)
+
+    class OwnDefault(neurons.LIF):  # redeclares v_threshold without an annotation, None meaning its own default
+        def __init__(self, v_threshold=None, **kw):
+            super().__init__(v_threshold=0.7 if v_threshold is None else v_threshold, **kw)
+
+    registry = neurons.registry.Registry("neuron")
+    registry.register("own", OwnDefault)
+    assert registry.create("own", v_threshold=None).v_threshold == 0.7
 
 
 @pytest.mark.parametrize(("option", "name", "key", "value"), list(_wrong_kinds()))
@@ -258,6 +279,12 @@ def test_6_resume_without_last_pt_refuses_to_overwrite_a_finished_run(tmp_path, 
     assert code == 2
     _one_line_error(err, "holds best.pt and results.json but no last.pt")
     assert {n: (out / n).read_bytes() for n in kept} == kept and not (out / "last.pt").exists()
+    first = tmp_path / "first" / "last.pt"  # a job script's first attempt names the last.pt it will write
+    assert _run(capsys, "train", *QUICK, "--resume", str(first))[0] == 0 and first.is_file()
+    (tmp_path / "text.pt").write_text("not a checkpoint")  # a file beside no run: named, nothing trained
+    code, _, err = _run(capsys, "train", *QUICK, "--resume", str(tmp_path / "text.pt"))
+    assert code == 2
+    _one_line_error(err, f"--resume {tmp_path / 'text.pt'}: not a run's checkpoint")
 
 
 def test_6_a_resumed_run_keeps_its_config_and_a_failed_resume_leaves_it(tmp_path, capsys):

@@ -189,7 +189,8 @@ def test_a_data_root_for_an_embedded_data_set_is_refused(capsys):
     embedded = [n for n in DATASETS.names() if not DATASETS.get(n).needs_root]
     assert embedded
     for name in embedded:
-        with pytest.raises(ConfigError, match=f"{name} is embedded and reads no folder"):
-            DataConfig(dataset=name, root="/somewhere").validate()
+        with pytest.raises(ConfigError, match=f"--data-root /somewhere: {name} is embedded and reads no folder"):
+            DataConfig(dataset=name).with_root("/somewhere")
+        DataConfig.from_dict({"dataset": name, "root": "/saved/by/an/older/version"})  # a saved config still loads
     assert main(["train", "--demo", "--data-root", "/nonexistent", "--epochs", "1"]) == 2
-    assert "digits-av is embedded" in capsys.readouterr().err
+    assert "--data-root /nonexistent: digits-av is embedded" in capsys.readouterr().err

@@ -250,5 +250,19 @@ def test_a_sweep_folder_whose_database_is_not_one_is_a_one_line_error(content, t
     (out / "sweep.db").write_bytes(content)
     assert main(_sweep(out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "sweep.db is not a sweep's database" in err[0]
+    assert len(err) == 1 and "not a sweep's database" in err[0] and "move it away" in err[0]
     assert (out / "sweep.db").read_bytes() == content and not list(out.glob("trial_*"))
+
+
+def test_a_database_without_the_sweep_starts_it_afresh(tmp_path):
+    """A kill between --overwrite's delete and create leaves a database without the sweep: the sweep starts there
+    again (it was refused as 'not a sweep's database')."""
+    import optuna
+
+    from snn_msi.reports.sweep import _saved_study
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    storage = f"sqlite:///{(out / 'sweep.db').resolve()}"
+    optuna.create_study(study_name="another", storage=storage)  # the schema is there, our study is not
+    assert _saved_study(out / "sweep.db", storage, None, None) is None

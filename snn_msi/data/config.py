@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ..schema import Config, ConfigError, check
@@ -54,14 +55,14 @@ class DataConfig(Config):
             raise ConfigError(f"{pre}dataset: {DATASETS.unknown(self.dataset)}")
         if self.preset not in SNR_PRESETS:
             raise ConfigError(f"{pre}preset must be one of {', '.join(SNR_PRESETS)}, got {self.preset!r}")
-        if self.root is not None and not DATASETS.get(self.dataset).needs_root:
-            raise ConfigError(
-                f"{pre}root {self.root}: {self.dataset} is embedded and reads no folder (--data-root is for a data "
-                "set on disk: --dataset folder, kinetics-sounds, ...)"
-            )
         layouts = DATASETS.get(self.dataset).layouts
         if self.layout not in layouts:
             raise ConfigError(f"{pre}layout of {self.dataset} must be one of {', '.join(layouts)}, got {self.layout!r}")
+
+    def with_root(self, root: str | Path) -> DataConfig:
+        """This config reading ``root`` (a user's ``--data-root``, :func:`check_given_root`)."""
+        check_given_root(self.dataset, root)
+        return self.replace(root=str(root))
 
     def snr(self) -> tuple[float | None, float | None]:
         """``(audio dB, image dB)`` in force: the preset's, overridden by the explicit values."""
@@ -69,4 +70,17 @@ class DataConfig(Config):
         return (
             a if self.audio_snr_db is None else self.audio_snr_db,
             v if self.image_snr_db is None else self.image_snr_db,
+        )
+
+
+def check_given_root(dataset: str, root: str | Path, option: str = "--data-root") -> None:
+    """A root the user gives: refused, in one line naming ``option``, for a data set that reads no folder
+    (digits-av is embedded: the root would be ignored and the user believe their folder was read). A root already
+    in a saved config is not checked (older versions saved one)."""
+    from . import DATASETS
+
+    if dataset in DATASETS and not DATASETS.get(dataset).needs_root:
+        raise ConfigError(
+            f"{option} {root}: {dataset} is embedded and reads no folder ({option} is for a data set on disk: "
+            "--dataset folder, kinetics-sounds, ...)"
         )

@@ -636,7 +636,7 @@ def export_checkpoint(
         ("visual", visual_shape, cfg.model.visual_channels),
     ):
         if channels is not None and (len(shape) != 3 or shape[0] != channels):
-            got = f"{len(shape)} numbers" if len(shape) != 3 else f"C = {shape[0]}"
+            got = f"{len(shape)} number{'s' * (len(shape) != 1)}" if len(shape) != 3 else f"C = {shape[0]}"
             raise ValueError(
                 f"--{name}-shape {','.join(map(str, shape))}: the model's {name} input is C,H,W with C = {channels} "
                 f"(got {got})"

@@ -154,6 +154,10 @@ def apply_recipe_arguments(d: dict, args) -> dict:
             data.update(layout="auto", preset="clean")
             model.update(num_classes=None, audio_channels=None, visual_channels=None)
         data["dataset"] = args.dataset
+    if args.data_root is not None:
+        from ..data.config import check_given_root
+
+        check_given_root(data.get("dataset"), args.data_root)
     for key, value in (("root", args.data_root), ("preset", args.preset)):
         if value is not None:
             data[key] = value

@@ -570,7 +570,7 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         tuned = "-" if t is None else f"{_pct(t['acc_mean'])} [{_pct(t['acc_ci_low'])}, {_pct(t['acc_ci_high'])}]{n(t)}"
         gain = (
             "-"
-            if t is None
+            if t is None or not t["tuning_n"]
             else _pts(t["tuning_effect"], t["tuning_effect_ci_low"], t["tuning_effect_ci_high"])
             + fewer_seeds(t["tuning_n"], seeds)
         )

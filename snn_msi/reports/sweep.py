@@ -273,16 +273,8 @@ def _open_study(scfg: SweepConfig):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0])
     pruner = make_pruner(scfg.prune)
-    if db.is_file():
-        try:
-            if db.stat().st_size == 0:  # SQLite would write a fresh database into it
-                raise ValueError("an empty file")
-            study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
-        except Exception as err:  # sqlalchemy's DatabaseError, optuna's KeyError: not a sweep's database
-            why = (str(err).strip().splitlines() or [""])[0][:120]
-            raise ConfigError(
-                f"{db} is not a sweep's database ({type(err).__name__}: {why}); move it away, or give another --out"
-            ) from None
+    study = _saved_study(db, storage, sampler, pruner) if db.is_file() else None
+    if study is not None:
         # a sweep continued (rerun, more --trials): a sampler seeded as in the first sitting would draw that
         # sitting's points again; seeded with the trials already there, it draws new ones (still reproducible)
         study.sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0] + len(study.trials))
@@ -313,6 +305,26 @@ def _open_study(scfg: SweepConfig):
     study.set_user_attr("data", _recipe_data(scfg))  # data.root is placement: a moved copy continues, other data not
     _enqueue(study, scfg.grid() or ([scfg.first] if scfg.first else []))
     return study, storage
+
+
+def _saved_study(db: Path, storage: str, sampler, pruner):
+    """The sweep saved in ``db``; None when the database holds none (a kill between ``--overwrite``'s delete and
+    create): it starts afresh there. An empty file or one that is not SQLite is a one-line error (SQLite would
+    write a database into an empty file); other database errors (locked, a schema to upgrade) stay as they are."""
+    import optuna
+
+    if db.stat().st_size == 0:
+        raise ConfigError(f"{db} is an empty file, not a sweep's database; move it away, or give another --out")
+    try:
+        return optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:  # optuna: no study of that name in the database
+        return None
+    except Exception as err:
+        if "file is not a database" not in str(err):
+            raise
+        raise ConfigError(
+            f"{db} is not a sweep's database (SQLite: file is not a database); move it away, or give another --out"
+        ) from None
 
 
 def _recipe_data(scfg: SweepConfig) -> dict:

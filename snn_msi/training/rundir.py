@@ -155,7 +155,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         with warnings.catch_warnings():  # PyTorch's note on a foreign pickle: the error below says it in one line
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unpickling failure means a corrupt or foreign file
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -201,7 +201,7 @@ def model_from_checkpoint(
     except ConfigError as err:
         raise ValueError(f"checkpoint {path}: its config does not load: {err}") from None
     if data_root is not None:
-        cfg = cfg.replace(data=cfg.data.replace(root=str(Path(data_root).expanduser().resolve())).to_dict())
+        cfg = cfg.replace(data=cfg.data.with_root(Path(data_root).expanduser().resolve()).to_dict())
     model = build(cfg.model)
     _load_weights(model, state["model"], path)
     return model.to(device).eval(), cfg
