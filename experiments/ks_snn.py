@@ -34,15 +34,32 @@ from snn_msi.reports.runs import (  # noqa: E402
 from snn_msi.schema import ConfigError  # noqa: E402
 from snn_msi.training import TrainConfig, Trainer, policies_for, recipe_config  # noqa: E402
 
+#: options only the demo reads (the paper run is one run, seeded by --seed, in this process)
+DEMO_ONLY = (
+    "seeds",
+    "seed_start",
+    "seed_list",
+    "executor",
+    "jobs",
+    "address",
+    "cpus_per_run",
+    "gpus_per_run",
+    "max_retries",
+)
 
-def parse(argv=None) -> argparse.Namespace:
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_arguments(p, demo_flag=False)
     g = p.add_argument_group("the CPU demo")
     g.add_argument("--demo", action="store_true", help="digits-av on CPU: vanilla vs IEMF over --seeds seeds")
     add_seed_arguments(g, seeds=3)
     add_executor_arguments(p.add_argument_group("(--demo) where the runs run"), jobs=2)
-    return p.parse_args(argv)
+    return p
+
+
+def parse(argv=None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def paper_config(args) -> TrainConfig:
@@ -105,6 +122,11 @@ def demo(args) -> int:
 def run(args) -> int:
     if args.demo:
         return demo(args)
+    defaults = parser()
+    given = [d for d in DEMO_ONLY if getattr(args, d) != defaults.get_default(d)]
+    if given:
+        names = ", ".join("--" + d.replace("_", "-") for d in given)
+        raise ConfigError(f"{names}: for --demo (the paper run is one run, seeded by --seed)")
     if not args.data_root and not args.config and not args.model and args.resume is None:
         raise ConfigError("--data-root is required (or --demo, --config, --model, --resume)")
     cfg = paper_config(args)

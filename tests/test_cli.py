@@ -238,3 +238,17 @@ def test_a_ray_option_with_the_local_executor_is_refused(option, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"snn-msi sweep: error: {option[0]}: for --executor ray (the runs run here, with --executor local)"]
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["energy", "x.pt", "--twin-out", "t"], "--twin-out t: the folder --train-twin trains into"),
+        (["study", "methods", "--tune-seed", "7", "--report"], "--tune-seed 7: the seed --tune trains"),
+    ],
+)
+def test_an_option_that_would_do_nothing_here_is_refused(argv, needle, capsys):
+    """Options another option gives a meaning to were ignored without it."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err

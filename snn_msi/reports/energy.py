@@ -29,6 +29,7 @@ from ..metrics.energy import (
     energy_report,
     relu_config,
 )
+from ..schema import ConfigError
 from ..training.rundir import canonical_config, config_diff
 from . import register_command
 
@@ -238,6 +239,8 @@ def _run(args) -> int:
     loihi = NeuromorphicProfile()
     own = any(getattr(loihi, k) != v for k, v in figures.items())
     chip = NeuromorphicProfile("chip", **figures, source="figures given on the command line") if own else loihi
+    if args.twin_out and not args.train_twin:
+        raise ConfigError(f"--twin-out {args.twin_out}: the folder --train-twin trains into (give --train-twin too)")
     twin = train_twin(args.checkpoint, args.twin_out, args.overwrite, args.data_root) if args.train_twin else args.twin
     energy_report_for_checkpoint(
         args.checkpoint, args.out, args.samples, cost, chip, twin, args.bins, data_root=args.data_root

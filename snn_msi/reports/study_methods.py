@@ -674,6 +674,8 @@ def _methods_study_command(q) -> None:
 
 
 def _run(args) -> int:
+    if args.tune_seed != BENCHMARK["tune_seed"] and args.tune is None and not args.benchmark:
+        raise ConfigError(f"--tune-seed {args.tune_seed}: the seed --tune trains (give --tune TRIALS too)")
     if args.benchmark:
         recipe = study_recipe(args, benchmark_recipe())
         trials = args.tune if args.tune is not None else BENCHMARK["tune"]
