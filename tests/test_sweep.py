@@ -42,10 +42,11 @@ def test_a_killed_sweep_continues_and_writes_its_table_plot_and_tuned_values(tmp
 
     class Killed(real):
         def fit(self):
-            result = super().fit()
-            if self.cfg.out.endswith("trial_001"):
-                raise KeyboardInterrupt  # the sweep is killed after the first epoch of its second trial
-            return result
+            if not self.cfg.out.endswith("trial_001"):
+                return super().fit()
+            self.stop_after = 1
+            super().fit()
+            raise KeyboardInterrupt  # the sweep is killed after the first epoch of its second trial
 
     out = tmp_path / "sweep"
     monkeypatch.setattr(training, "Trainer", Killed)
@@ -67,6 +68,7 @@ def test_a_killed_sweep_continues_and_writes_its_table_plot_and_tuned_values(tmp
     assert yaml.safe_load((out / "tuned.yaml").read_text()) == {"ogm_ge": {"alpha": float(best["alpha"])}}
     assert "| trial | state | best val acc % | epochs | alpha |" in (out / "summary.md").read_text()
     assert (out / "sweep.png").stat().st_size > 1000
+    assert len(list((out / "trial_000" / "tb").iterdir())) == 1  # one trainer per trial, not one per epoch
     assert main(_sweep(out, "--trials", "3")) == 0  # done: nothing more to train
     assert main(_sweep(out).__add__(["--param", "lr=0.01:0.1:log"])) == 2  # another sweep in the same folder
     assert "holds another sweep" in capsys.readouterr().err
@@ -266,3 +268,41 @@ def test_a_database_without_the_sweep_starts_it_afresh(tmp_path):
     storage = f"sqlite:///{(out / 'sweep.db').resolve()}"
     optuna.create_study(study_name="another", storage=storage)  # the schema is there, our study is not
     assert _saved_study(out / "sweep.db", storage, None, None) is None
+
+
+def test_a_trial_is_pruned_where_optuna_says_and_resumes_to_the_end(tmp_path, monkeypatch):
+    """The trial process reports each epoch's best validation accuracy so far and stops inside the run when the
+    pruner says so (checkpoint written); a later attempt reports only the epochs Optuna lacks and trains on."""
+    import optuna
+
+    from snn_msi.reports import sweep
+    from snn_msi.training import demo_config
+
+    class AfterEpoch(optuna.pruners.BasePruner):
+        def __init__(self, at):
+            self.at = at
+
+        def prune(self, study, trial):
+            return trial.last_step is not None and trial.last_step >= self.at
+
+    storage = f"sqlite:///{tmp_path / 'sweep.db'}"
+    study = optuna.create_study(study_name=sweep.STUDY, storage=storage, direction="maximize")
+    trial_id = study.ask()._trial_id
+    tiny = {"limit": 32, "dataset": "digits-av"}
+    model = {**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1}
+    cfg = demo_config(epochs=3, milestones=[], batch_size=16, model=model, data=tiny, out=str(tmp_path / "t"))
+    monkeypatch.setattr(sweep, "make_pruner", lambda prune: AfterEpoch(2) if prune else optuna.pruners.NopPruner())
+    state, value = sweep.run_trial((cfg.to_dict(), trial_id), storage, prune=True)
+    rows = training.runlog.read_csv(tmp_path / "t" / "metrics.csv")
+    assert state == "pruned" and [int(r["epoch"]) for r in rows] == [1, 2]
+    assert value == max(float(r["val_acc"]) for r in rows)
+    assert training.load_checkpoint(tmp_path / "t" / "last.pt")["epoch"] == 2
+    (frozen,) = study.get_trials()
+    assert sorted(frozen.intermediate_values) == [1, 2]
+    assert sweep.run_trial((cfg.to_dict(), trial_id), storage, prune=True) == ("pruned", value)  # nothing trained
+    state, value = sweep.run_trial((cfg.to_dict(), trial_id), storage, prune=False)
+    rows = training.runlog.read_csv(tmp_path / "t" / "metrics.csv")
+    assert state == "complete" and [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    (frozen,) = study.get_trials()
+    assert sorted(frozen.intermediate_values) == [1, 2, 3]
+    assert frozen.intermediate_values[3] == value == max(float(r["val_acc"]) for r in rows)

@@ -225,9 +225,10 @@ def make_pruner(prune: bool):
 
 
 def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, float]:
-    """Train one trial's run epoch by epoch in its folder (resuming from ``last.pt``), reporting its best
-    validation accuracy so far to Optuna after each epoch; ``("complete", best val acc)``, ``("pruned", best val
-    acc so far)`` or ``("fail", nan)`` with the error logged."""
+    """Train one trial's run in its folder (resuming from ``last.pt``), reporting its best validation accuracy so
+    far to Optuna after each epoch (the trainer's ``on_epoch``; the epochs of an earlier attempt first, from
+    ``metrics.csv``) and stopping where Optuna prunes; ``("complete", best val acc)``, ``("pruned", best val acc
+    so far)`` or ``("fail", nan)`` with the error logged."""
     import logging
 
     import optuna
@@ -239,21 +240,23 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
     study = optuna.load_study(study_name=STUDY, storage=storage, pruner=make_pruner(prune))
     trial = optuna.Trial(study, trial_id)
     cfg = TrainConfig.from_dict(cfg_dict)
-    reported: set[int] = set()
+    reported = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).intermediate_values
+    best = [-math.inf]  # the best validation accuracy so far: what the trial's value will be
+
+    def report(row: dict) -> bool:
+        best[0] = max(best[0], float(row["val_acc"]))
+        if int(row["epoch"]) not in reported:
+            trial.report(best[0], int(row["epoch"]))
+        return prune and trial.should_prune()
+
     try:
-        while True:
-            result = Trainer(cfg, mode="resume", progress=False, stop_after=1, plots=False).fit()
-            rows = read_csv(Path(cfg.out) / "metrics.csv")
-            best = -math.inf
-            for r in rows:  # the best validation accuracy so far: what the trial's value will be
-                best = max(best, float(r["val_acc"]))
-                if int(r["epoch"]) not in reported:
-                    trial.report(best, int(r["epoch"]))
-                    reported.add(int(r["epoch"]))
-            if result is not None:  # the last epoch trained: the run is finished
-                return "complete", result.best_val_acc
-            if prune and trial.should_prune():
-                return "pruned", best
+        # an earlier attempt's epochs (killed): reported where they were not, and pruned here if Optuna says so
+        if any([report(row) for row in read_csv(Path(cfg.out) / "metrics.csv")]):
+            return "pruned", best[0]
+        result = Trainer(cfg, mode="resume", progress=False, on_epoch=report, plots=False).fit()
+        if result is not None:  # the last epoch trained: the run is finished
+            return "complete", result.best_val_acc
+        return "pruned", best[0]
     except (ValueError, RuntimeError, OSError) as err:
         logging.getLogger(__name__).error("trial %s (%s) failed: %s", trial.number, cfg.out, err)
         return "fail", math.nan

@@ -25,6 +25,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -338,6 +339,9 @@ class Trainer:
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
         progress: progress bars (and one-line warnings about a schedule that does not fit the data).
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
+        on_epoch: called (on rank 0) with each epoch's row, that of ``metrics.csv``, once the epoch's checkpoint
+            is written; returning True stops the run there as ``stop_after`` does (:meth:`fit` returns None, the
+            run resumes later). ``snn-msi sweep`` reports to Optuna and prunes with it.
         plots: draw ``curves.png``: after an epoch when :data:`PLOT_INTERVAL_S` have passed since the last
             drawing, and after the last epoch of the call (drawing takes about 0.2 s, as long as a demo epoch's
             tenth).
@@ -355,6 +359,7 @@ class Trainer:
         mode: str = "new",
         progress: bool = True,
         stop_after: int | None = None,
+        on_epoch: Callable[[dict], bool] | None = None,
         plots: bool = True,
         loggers: tuple[str, ...] = DEFAULT_LOGGERS,
         unique_out: bool = False,
@@ -400,6 +405,7 @@ class Trainer:
             self.has_checkpoint = self.rundir.last.is_file()
         self.mode, self.wrote_checkpoint = mode, False
         self.progress, self.stop_after, self.plots = progress and self.rank == 0, stop_after, plots
+        self.on_epoch = on_epoch
         self._plotted = -math.inf  # when curves.png was last drawn (time.monotonic)
         self.loggers = loggers
         try:
@@ -774,6 +780,15 @@ class Trainer:
             self.runlog.close()
             self.rundir.release()
 
+    def _told_to_stop(self, row: dict) -> bool:
+        """``on_epoch``'s answer for this epoch (rank 0's, on every rank)."""
+        if self.on_epoch is None:
+            return False
+        stop = [bool(self.on_epoch(row)) if self.rank == 0 else False]
+        if self.distributed:
+            dist.broadcast_object_list(stop, src=0)
+        return stop[0]
+
     def _resume(self) -> bool:
         """Load ``last.pt``; True when the run is finished and has nothing to do."""
         rd = self.rundir
@@ -868,7 +883,8 @@ class Trainer:
                 if rd.commit():  # a run that replaces another: its first checkpoint is written, the old run goes
                     self.runlog.relocate(rd.work)
             done += 1
-            stopping = self.stop_after is not None and done >= self.stop_after and epoch + 1 < self.cfg.epochs
+            told = self._told_to_stop(row)
+            stopping = (told or self.stop_after is not None and done >= self.stop_after) and epoch + 1 < self.cfg.epochs
             if self.plots and self.rank == 0:
                 last_epoch = stopping or epoch + 1 == self.cfg.epochs
                 if last_epoch or time.monotonic() - self._plotted >= PLOT_INTERVAL_S:
