@@ -369,3 +369,43 @@ def test_every_row_the_study_makes_for_a_method_is_a_run_that_builds(method):
     cfg = sm.MethodsStudyConfig(methods=(method,))
     for cell in sm.cells(cfg):
         build_policies(sm.run_config_for(cfg, cell, 0).policies, 0)
+
+
+def test_the_runs_in_the_repository_are_the_ones_the_benchmark_asks_for(tmp_path):
+    """``results/methods-benchmark/`` (the runs the README's table comes from) holds only runs that ``study methods
+    --benchmark`` reuses, and sweeps it continues: a change to a default, the recipe or a method's options that
+    changes what the benchmark trains fails here, instead of the study silently retraining (or the table no
+    longer coming from the code)."""
+    import shutil
+    from pathlib import Path
+
+    import optuna
+
+    from snn_msi.cli import build_parser
+    from snn_msi.reports.runs import finished
+    from snn_msi.reports.sweep import STUDY, trial_folder
+
+    out = Path(__file__).resolve().parents[1] / "results" / "methods-benchmark"
+    cfg, trials = sm.study_config(build_parser().parse_args(["study", "methods", "--benchmark", "--out", str(out)]))
+    if (out / sm.TUNED_FILE).is_file():
+        cfg.tuned = sm.load_tuned(out / sm.TUNED_FILE)
+    asked = {Path(c.out): c for c in (sm.run_config_for(cfg, x, s) for x in sm.cells(cfg) for s in cfg.runs.seeds)}
+    runs = [p.parent for p in out.glob("*/*/results.json") if p.parts[-3] != "sweeps"]
+    for run in runs:
+        assert run in asked and finished(asked[run]), f"{run}: not a run the benchmark reuses"
+    swept = 0
+    for sweep in sm.tuning_sweeps(cfg, trials, sm.BENCHMARK["tune_seed"]):
+        folder = Path(sweep.runs.out)
+        if not (folder / "sweep.db").is_file():
+            continue
+        db = tmp_path / f"{sweep.method}.db"
+        shutil.copy(folder / "sweep.db", db)  # read a copy: opening a study may write
+        study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
+        assert study.user_attrs["spec"] == sweep.spec(), f"{folder}: the benchmark would refuse this sweep"
+        for t in study.get_trials(deepcopy=False):
+            run = trial_folder(folder, t)
+            if (Path(run) / "results.json").is_file():
+                values = {p.name: t.params[p.name] for p in sweep.params}
+                assert finished(sweep.config(values, run)), f"{run}: not the trial the sweep asked for"
+                swept += 1
+    assert swept + len(runs) == len(list(out.rglob("results.json")))  # every run in the folder was checked

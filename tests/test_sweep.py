@@ -55,13 +55,15 @@ def test_a_killed_sweep_continues_and_writes_its_table_plot_and_tuned_values(tmp
     monkeypatch.setattr(training, "Trainer", real)
     assert (out / "trial_001" / "last.pt").is_file() and not (out / "trial_001" / "results.json").exists()
     capsys.readouterr()
+    out = out.rename(tmp_path / "moved")  # a sweep folder moved (or copied) elsewhere continues where it is now
     assert main(_sweep(out)) == 0
+    assert not (tmp_path / "sweep").exists()
     assert "1 trial(s) of a killed sweep continue from their folders" in capsys.readouterr().out
     with (out / "trials.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 and {r["state"] for r in rows} <= {"complete", "pruned"}
     assert sorted(r["run_dir"].rsplit("/", 1)[1] for r in rows) == ["trial_000", "trial_001", "trial_003"]
-    assert all(r["run_dir"].endswith(f"trial_{int(r['trial']):03d}") for r in rows)  # the rerun keeps its number
+    assert all(r["run_dir"] == str(out / f"trial_{int(r['trial']):03d}") for r in rows)  # the rerun keeps its number
     metrics = (out / "trial_001" / "metrics.csv").read_text().splitlines()[1:]
     assert [float(r.split(",")[0]) for r in metrics] == [1, 2]  # resumed: each epoch once
     best = max((r for r in rows if r["state"] == "complete"), key=lambda r: float(r["value"]))
@@ -238,11 +240,16 @@ def test_a_tie_goes_to_the_earlier_trial_even_when_it_was_rerun_after_a_kill():
         trial(0, None, 0.8, requeued=True, run_dir="t0"),  # killed: rerun as number 3, first numbered 0
         trial(1, 0.9, 0.1, run_dir="t1"),
         trial(2, 0.95, 0.3, run_dir="t2"),
-        trial(3, 0.95, 0.8, run_dir="t0", trial=0),
+        trial(3, 0.95, 0.8, run_dir="/elsewhere/t0", trial=0),  # an older version's absolute path: its name
     ]
     study = SimpleNamespace(get_trials=lambda deepcopy: trials)
-    rows = trial_rows(study, SimpleNamespace(params=[SimpleNamespace(name="alpha")]))
-    assert [(r["trial"], r["alpha"]) for r in rows] == [(0, 0.8), (2, 0.3), (1, 0.1)]
+    scfg = SimpleNamespace(params=[SimpleNamespace(name="alpha")], runs=SimpleNamespace(out="/s"))
+    rows = trial_rows(study, scfg)
+    assert [(r["trial"], r["alpha"], r["run_dir"]) for r in rows] == [
+        (0, 0.8, "/s/t0"),
+        (2, 0.3, "/s/t2"),
+        (1, 0.1, "/s/t1"),
+    ]
 
 
 @pytest.mark.parametrize("content", [b"junk", b""])

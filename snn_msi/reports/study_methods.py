@@ -673,7 +673,8 @@ def _methods_study_command(q) -> None:
     q.set_defaults(func=_run)
 
 
-def _run(args) -> int:
+def study_config(args) -> tuple[MethodsStudyConfig, int | None]:
+    """The study and its tuning trials (None: no tuning) that ``snn-msi study methods``'s arguments ask for."""
     if args.tune_seed != BENCHMARK["tune_seed"] and args.tune is None and not args.benchmark:
         raise ConfigError(f"--tune-seed {args.tune_seed}: the seed --tune trains (give --tune TRIALS too)")
     if args.benchmark:
@@ -682,15 +683,20 @@ def _run(args) -> int:
     else:
         recipe = study_recipe(args, default_recipe(args.epochs or 4))
         trials = args.tune
-    runs = run_options(args)
     cfg = MethodsStudyConfig(
         methods=tuple(args.methods) if args.methods else None,
         iemf=not args.no_iemf,
         tuned=load_tuned(args.tuned) if args.tuned else {},
         long_check=args.benchmark or args.plateau_check,
         recipe=recipe,
-        runs=runs,
+        runs=run_options(args),
     )
+    return cfg, trials
+
+
+def _run(args) -> int:
+    cfg, trials = study_config(args)
+    runs = cfg.runs
     if args.report:
         written = Path(runs.out) / TUNED_FILE
         if trials and written.is_file():

@@ -364,6 +364,14 @@ def _requeue_stale(study) -> int:
     return len(stale)
 
 
+def trial_folder(out: Path, trial) -> str:
+    """A trial's run folder in the sweep folder ``out``. The study records it by name (``trial_NNN``), so a sweep
+    folder moved or copied elsewhere continues there; a sweep of an older version recorded the absolute path, of
+    which the name is taken."""
+    name = trial.user_attrs.get("run_dir")
+    return str(out / (Path(name).name if name else f"trial_{trial.number:03d}"))
+
+
 def _counted(study) -> int:
     from optuna.trial import TrialState
 
@@ -390,8 +398,8 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
         items = []
         for t in batch:
             values = {p.name: p.suggest(t) for p in scfg.params}
-            folder = t.user_attrs.get("run_dir") or str(out / f"trial_{t.number:03d}")
-            t.set_user_attr("run_dir", folder)
+            folder = trial_folder(out, t)
+            t.set_user_attr("run_dir", Path(folder).name)
             items.append((scfg.config(values, folder).to_dict(), t._trial_id))
         for t, (state, value) in zip(batch, executor.map(fn, items, [i[0]["out"] for i in items]), strict=True):
             if state == "complete":
@@ -438,7 +446,7 @@ def trial_rows(study, scfg: SweepConfig) -> list[dict]:
                 "value": t.value if t.value is not None else max(t.intermediate_values.values(), default=math.nan),
                 "epochs": len(t.intermediate_values),
                 **{p.name: t.params.get(p.name) for p in scfg.params},
-                "run_dir": t.user_attrs.get("run_dir"),
+                "run_dir": trial_folder(Path(scfg.runs.out), t),
             }
         )
     # a tie goes to the earlier trial (a sweep's first trial is its starting values): a trial rerun after a kill
