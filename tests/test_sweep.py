@@ -313,3 +313,5 @@ def test_a_trial_is_pruned_where_optuna_says_and_resumes_to_the_end(tmp_path, mo
     (frozen,) = study.get_trials()
     assert sorted(frozen.intermediate_values) == [1, 2, 3]
     assert frozen.intermediate_values[3] == value == max(float(r["val_acc"]) for r in rows)
+    # killed after the run finished, before the sweep recorded it: complete, whatever the pruner says now
+    assert sweep.run_trial((cfg.to_dict(), trial_id), storage, prune=True) == ("complete", value)

@@ -240,18 +240,22 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
     study = optuna.load_study(study_name=STUDY, storage=storage, pruner=make_pruner(prune))
     trial = optuna.Trial(study, trial_id)
     cfg = TrainConfig.from_dict(cfg_dict)
-    reported = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).intermediate_values
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    reported = set(frozen.intermediate_values)  # a resume redoes an epoch logged before its checkpoint: once
     best = [-math.inf]  # the best validation accuracy so far: what the trial's value will be
 
     def report(row: dict) -> bool:
         best[0] = max(best[0], float(row["val_acc"]))
         if int(row["epoch"]) not in reported:
             trial.report(best[0], int(row["epoch"]))
+            reported.add(int(row["epoch"]))
         return prune and trial.should_prune()
 
     try:
-        # an earlier attempt's epochs (killed): reported where they were not, and pruned here if Optuna says so
-        if any([report(row) for row in read_csv(Path(cfg.out) / "metrics.csv")]):
+        # an earlier attempt's epochs (killed): reported where they were not; a run stopped there is pruned here
+        # if Optuna says so (one that had finished is not: it is complete)
+        earlier = [report(row) for row in read_csv(Path(cfg.out) / "metrics.csv")]
+        if earlier and earlier[-1] and not (Path(cfg.out) / "results.json").is_file():
             return "pruned", best[0]
         result = Trainer(cfg, mode="resume", progress=False, on_epoch=report, plots=False).fit()
         if result is not None:  # the last epoch trained: the run is finished
