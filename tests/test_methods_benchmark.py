@@ -372,14 +372,15 @@ def test_every_row_the_study_makes_for_a_method_is_a_run_that_builds(method):
 
 
 def test_the_runs_in_the_repository_are_the_ones_the_benchmark_asks_for(tmp_path):
-    """``results/methods-benchmark/`` (the runs the README's table comes from) holds only runs that ``study methods
-    --benchmark`` reuses, and sweeps it continues: a change to a default, the recipe or a method's options that
-    changes what the benchmark trains fails here, instead of the study silently retraining (or the table no
-    longer coming from the code)."""
+    """``results/methods-benchmark/`` (the runs the README's table comes from) holds only finished runs that
+    ``study methods --benchmark`` reuses, and sweeps it continues: a change to a default, the recipe or a method's
+    options that changes what the benchmark trains fails here (for the runs there so far), instead of the study
+    silently retraining or the table no longer coming from the code."""
     import shutil
     from pathlib import Path
 
     import optuna
+    import yaml
 
     from snn_msi.cli import build_parser
     from snn_msi.reports.runs import finished
@@ -387,13 +388,13 @@ def test_the_runs_in_the_repository_are_the_ones_the_benchmark_asks_for(tmp_path
 
     out = Path(__file__).resolve().parents[1] / "results" / "methods-benchmark"
     cfg, trials = sm.study_config(build_parser().parse_args(["study", "methods", "--benchmark", "--out", str(out)]))
-    if (out / sm.TUNED_FILE).is_file():
+    if (out / sm.TUNED_FILE).is_file():  # written by the tuning from its sweeps' values: checked against them below
         cfg.tuned = sm.load_tuned(out / sm.TUNED_FILE)
     asked = {Path(c.out): c for c in (sm.run_config_for(cfg, x, s) for x in sm.cells(cfg) for s in cfg.runs.seeds)}
     runs = [p.parent for p in out.glob("*/*/results.json") if p.parts[-3] != "sweeps"]
     for run in runs:
         assert run in asked and finished(asked[run]), f"{run}: not a run the benchmark reuses"
-    swept = 0
+    swept, found = set(), {}
     for sweep in sm.tuning_sweeps(cfg, trials, sm.BENCHMARK["tune_seed"]):
         folder = Path(sweep.runs.out)
         if not (folder / "sweep.db").is_file():
@@ -403,9 +404,17 @@ def test_the_runs_in_the_repository_are_the_ones_the_benchmark_asks_for(tmp_path
         study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
         assert study.user_attrs["spec"] == sweep.spec(), f"{folder}: the benchmark would refuse this sweep"
         for t in study.get_trials(deepcopy=False):
-            run = trial_folder(folder, t)
-            if (Path(run) / "results.json").is_file():
+            run = Path(trial_folder(folder, t))
+            if not t.user_attrs.get("requeued") and (run / "results.json").is_file():  # a requeued one: its rerun's
                 values = {p.name: t.params[p.name] for p in sweep.params}
-                assert finished(sweep.config(values, run)), f"{run}: not the trial the sweep asked for"
-                swept += 1
-    assert swept + len(runs) == len(list(out.rglob("results.json")))  # every run in the folder was checked
+                assert finished(sweep.config(values, str(run))), f"{run}: not the trial the sweep asked for"
+                swept.add(run)
+        if (folder / sm.TUNED_FILE).is_file():
+            found.update(yaml.safe_load((folder / sm.TUNED_FILE).read_text()))
+    assert runs or swept, f"{out}: no finished run to check"
+    every = {p.parent for p in out.rglob("results.json")}
+    assert every == set(runs) | swept  # every run in the folder was checked
+    assert {p.parent for p in out.rglob("config.yaml")} == every  # no unfinished run kept
+    assert not [p for p in out.rglob("*") if p.suffix == ".pt" or p.name in ("steps.csv", "tb")]  # kept small
+    if (out / sm.TUNED_FILE).is_file():
+        assert cfg.tuned == found  # the tuned rows' values are the sweeps' own

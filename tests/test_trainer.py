@@ -105,6 +105,10 @@ def _ddp_worker(rank, world, port, out):
     result = trainer.fit()
     coeff = trainer.policies.policies[0].log.coeff
     state = {"coeff": coeff, "steps": trainer.step, "weights": trainer.model.state_dict(), "result": result.to_dict()}
+    # on_epoch given on rank 0 only (as a sweep would): its answer stops both ranks after the first of 2 epochs
+    told = cfg.replace(out=os.path.join(out, "told"), epochs=2)
+    stop = (lambda row: row["epoch"] == 1) if rank == 0 else None
+    state["stopped"] = Trainer(told, datasets=(train, val, test), progress=False, on_epoch=stop).fit() is None
     torch.save(state, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()
@@ -129,6 +133,8 @@ def test_two_process_gloo_ranks_agree(tmp_path):
     # evaluation shards without padding: every one of the 33 test samples counts once
     assert r0["result"]["test_n"] == r1["result"]["test_n"] == 33
     assert r0["result"]["test_acc"] == r1["result"]["test_acc"]
+    assert r0["stopped"] and r1["stopped"]  # rank 0's on_epoch stopped both
+    assert load_checkpoint(out / "told" / "last.pt")["epoch"] == 1
 
 
 @pytest.mark.slow

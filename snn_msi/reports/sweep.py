@@ -233,15 +233,14 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
 
     import optuna
 
-    from ..training import Trainer
+    from ..training import Trainer, load_checkpoint
     from ..training.runlog import read_csv
 
     cfg_dict, trial_id = item
     study = optuna.load_study(study_name=STUDY, storage=storage, pruner=make_pruner(prune))
     trial = optuna.Trial(study, trial_id)
     cfg = TrainConfig.from_dict(cfg_dict)
-    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-    reported = set(frozen.intermediate_values)  # a resume redoes an epoch logged before its checkpoint: once
+    reported = set(study._storage.get_trial(trial_id).intermediate_values)
     best = [-math.inf]  # the best validation accuracy so far: what the trial's value will be
 
     def report(row: dict) -> bool:
@@ -252,10 +251,12 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
         return prune and trial.should_prune()
 
     try:
-        # an earlier attempt's epochs (killed): reported where they were not; a run stopped there is pruned here
-        # if Optuna says so (one that had finished is not: it is complete)
-        earlier = [report(row) for row in read_csv(Path(cfg.out) / "metrics.csv")]
-        if earlier and earlier[-1] and not (Path(cfg.out) / "results.json").is_file():
+        # an earlier attempt's epochs (killed), those its checkpoint kept (a row logged after it is redone, and
+        # reported then): reported where they were not; pruned here if Optuna says so, unless every epoch trained
+        last = Path(cfg.out) / "last.pt"
+        kept = int(load_checkpoint(last)["epoch"]) if last.is_file() else 0
+        earlier = [report(row) for row in read_csv(Path(cfg.out) / "metrics.csv") if int(row["epoch"]) <= kept]
+        if earlier and earlier[-1] and kept < cfg.epochs:
             return "pruned", best[0]
         result = Trainer(cfg, mode="resume", progress=False, on_epoch=report, plots=False).fit()
         if result is not None:  # the last epoch trained: the run is finished

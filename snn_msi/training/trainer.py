@@ -339,9 +339,10 @@ class Trainer:
         mode: ``"new"``, ``"resume"`` or ``"overwrite"`` (see :class:`~snn_msi.training.rundir.RunDir`).
         progress: progress bars (and one-line warnings about a schedule that does not fit the data).
         stop_after: stop (as if killed) after this many epochs of this call; for tests and time-boxed runs.
-        on_epoch: called (on rank 0) with each epoch's row, that of ``metrics.csv``, once the epoch's checkpoint
-            is written; returning True stops the run there as ``stop_after`` does (:meth:`fit` returns None, the
-            run resumes later). ``snn-msi sweep`` reports to Optuna and prunes with it.
+        on_epoch: called with each epoch's row, that of ``metrics.csv``, once the epoch's checkpoint is written
+            (under ``torchrun``: rank 0's, its answer sent to every rank); returning True ends :meth:`fit` there as
+            ``stop_after`` does (it returns None; the checkpoint stays, so the run can be resumed), except at the
+            last epoch, which finishes the run as usual. ``snn-msi sweep`` reports to Optuna and prunes with it.
         plots: draw ``curves.png``: after an epoch when :data:`PLOT_INTERVAL_S` have passed since the last
             drawing, and after the last epoch of the call (drawing takes about 0.2 s, as long as a demo epoch's
             tenth).
@@ -765,7 +766,7 @@ class Trainer:
     # -- the run --------------------------------------------------------------------------------------------
     def fit(self) -> RunResult | None:
         """Train (or resume), select on validation, test once with the best weights; returns the results (None
-        when ``stop_after`` stopped the run before its last epoch).
+        when ``stop_after`` or ``on_epoch`` stopped the run before its last epoch).
 
         Resuming a finished run returns its results, or, with more ``epochs`` than it trained (``--resume RUN
         --epochs N``), continues it to epoch N as a larger ``max_epochs`` does in Lightning: from its last
@@ -781,13 +782,25 @@ class Trainer:
             self.rundir.release()
 
     def _told_to_stop(self, row: dict) -> bool:
-        """``on_epoch``'s answer for this epoch (rank 0's, on every rank)."""
-        if self.on_epoch is None:
-            return False
-        stop = [bool(self.on_epoch(row)) if self.rank == 0 else False]
+        """``on_epoch``'s answer for this epoch: rank 0's, on every rank (each rank takes part in the broadcast
+        whether or not it was given a callback; an error in rank 0's is raised on every rank)."""
+        answer: list = [False, None]
+        if self.rank == 0 and self.on_epoch is not None:
+            try:
+                answer[0] = bool(self.on_epoch(row))
+            except Exception as err:
+                if not self.distributed:
+                    raise
+                answer[1] = err
         if self.distributed:
-            dist.broadcast_object_list(stop, src=0)
-        return stop[0]
+            sent = [answer[0], None if answer[1] is None else f"{type(answer[1]).__name__}: {answer[1]}"]
+            dist.broadcast_object_list(sent, src=0)
+            if sent[1] is not None:
+                if answer[1] is not None:
+                    raise answer[1]
+                raise RuntimeError(f"on_epoch failed on rank 0: {sent[1]}")
+            answer[0] = sent[0]
+        return answer[0]
 
     def _resume(self) -> bool:
         """Load ``last.pt``; True when the run is finished and has nothing to do."""
