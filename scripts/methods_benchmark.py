@@ -64,7 +64,8 @@ def _processes() -> list[int]:
     found = [pid for pid in parent if pid != os.getpid() and b"methods_benchmark.py\0run" in _cmdline(pid)]
     todo = list(found)
     while todo:
-        children = [p for p, pp in parent.items() if pp == todo.pop()]
+        pid = todo.pop()
+        children = [p for p, pp in parent.items() if pp == pid]
         found += children
         todo += children
     return found

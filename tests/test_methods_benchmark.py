@@ -418,3 +418,51 @@ def test_the_runs_in_the_repository_are_the_ones_the_benchmark_asks_for(tmp_path
     assert not [p for p in out.rglob("*") if p.suffix == ".pt" or p.name in ("steps.csv", "tb")]  # kept small
     if (out / sm.TUNED_FILE).is_file():
         assert cfg.tuned == found  # the tuned rows' values are the sweeps' own
+
+
+def test_keep_copies_only_finished_runs_and_consistent_sweeps_with_the_benchmark_paused(tmp_path, monkeypatch):
+    """``scripts/methods_benchmark.py keep``: a finished run's three files, each sweep's database and outputs, the
+    study's tables; nothing of a run still training, no checkpoint or step log; the benchmark's processes are
+    found by their command line and running again afterwards."""
+    import importlib.util
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "methods_benchmark.py"
+    spec = importlib.util.spec_from_file_location("methods_benchmark", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    work, kept = tmp_path / "work", tmp_path / "kept"
+    monkeypatch.setattr(script, "KEPT", kept)
+    done, running, sweep = work / "normal" / "s0", work / "normal" / "s1", work / "sweeps" / "agm"
+    for folder, names in (
+        (done, (*script.RUN_FILES, "last.pt", "best.pt", "steps.csv")),
+        (running, ("config.yaml", "metrics.csv", "last.pt")),
+        (sweep / "trial_000", (*script.RUN_FILES, "last.pt")),
+        (sweep, ("trials.csv", "summary.md")),
+        (work, ("summary.md", "runs.csv")),
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (folder / name).write_text(name)
+    with sqlite3.connect(sweep / "sweep.db") as db:
+        db.execute("create table trials (n integer)")
+        db.execute("insert into trials values (7)")
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "methods_benchmark.py", "run"])
+    try:
+        assert fake.pid in script._processes()
+        assert script.keep(work) == 0
+        state = Path(f"/proc/{fake.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        assert state in "RS"  # running again (SIGCONT), not left stopped
+    finally:
+        fake.kill()
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    runs = [f"{d}/{n}" for d in ("normal/s0", "sweeps/agm/trial_000") for n in script.RUN_FILES]
+    assert files == sorted(
+        [*runs, "runs.csv", "summary.md", "sweeps/agm/summary.md", "sweeps/agm/sweep.db", "sweeps/agm/trials.csv"]
+    )
+    with sqlite3.connect(kept / "sweeps" / "agm" / "sweep.db") as db:
+        assert db.execute("select n from trials").fetchall() == [(7,)]
+    assert script.keep(tmp_path / "nope") == 2
