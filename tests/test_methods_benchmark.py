@@ -354,6 +354,11 @@ def test_report_tables_the_finished_runs_and_trains_nothing(tmp_path, capsys):
     assert "(n = 1)" in lines["| cml"] and "(n = " not in lines["| normal"]  # the README's table says it too
     assert main([*study, "--report", "--tune", "2"]) == 0  # a tuning under way: its progress
     assert "tuning: 0 of 2 trials finished" in capsys.readouterr().out
+    (out / "sweeps" / "cml").mkdir(parents=True)
+    for lam, said in ((0.5, "ended: cml: lam=0.5 "), (0.1, "ended: cml: the official values ")):  # what each chose
+        (out / "sweeps" / "cml" / sm.TUNED_FILE).write_text(f"cml: {{lam: {lam}}}\n")
+        assert main([*study, "--report", "--tune", "2"]) == 0
+        assert said in capsys.readouterr().out
     (out / sm.TUNED_FILE).write_text("cml: {lam: 0.5}\n")
     assert main([*study, "--report", "--tune", "2"]) == 0
     assert "3 of 6 runs finished" in capsys.readouterr().out  # + the tuned row's two runs, not trained

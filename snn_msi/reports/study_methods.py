@@ -299,6 +299,20 @@ def tuning_progress(scfg: MethodsStudyConfig, trials: int, seed: int) -> tuple[i
     return done, sum(s.budget() for s in sweeps)
 
 
+def tuning_choices(scfg: MethodsStudyConfig, trials: int, seed: int) -> list[tuple[str, str]]:
+    """What each sweep that has ended chose (its ``tuned.yaml``): ``("agm", "alpha=1.77, zero_pass_mode=train")``,
+    or ``("cml", "the official values")`` where its first trial, the official values, was not beaten."""
+    lines = []
+    for sweep in tuning_sweeps(scfg, trials, seed):
+        chosen = Path(sweep.runs.out) / TUNED_FILE
+        if chosen.is_file():
+            values = load_tuned(chosen).get(sweep.method) or {}
+            official = all(values.get(k) == v for k, v in sweep.first.items())
+            text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+            lines.append((sweep.method, "the official values" if official else text))
+    return lines
+
+
 def _tune_one(sweep) -> dict | None:
     """One method's sweep (in this process); its best trial's values, None when no trial completed."""
     from .sweep import run_sweep
@@ -708,6 +722,8 @@ def _run(args) -> int:
                 f"tuning: {done} of {total} trials finished in {Path(runs.out) / 'sweeps'}; the tuned rows come "
                 f"once every sweep has ended and written {written}"
             )
+            for method, chosen in tuning_choices(cfg, trials, args.tune_seed):
+                print(f"  ended: {method}: {chosen} (its trials: sweeps/{method}/summary.md)")
         return 0
     if trials:  # the official and IEMF rows first (a table while the tuning runs), then tune, then the tuned rows
         run_methods_study(cfg)
