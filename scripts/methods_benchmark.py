@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KEPT = ROOT / "results" / "methods-benchmark"
 RUN_FILES = ("config.yaml", "results.json", "metrics.csv")
 STUDY_FILES = ("*.md", "*.csv", "*.yaml", "*.png")
+OURS = ("README.md",)  # the kept folder's own files, not the study's: never copied to the work folder or back
 
 
 def run(work: Path) -> int:
@@ -37,8 +38,8 @@ def run(work: Path) -> int:
     from snn_msi.cli import build_parser, main_guard
     from snn_msi.reports import study_methods as sm
 
-    if not work.exists():
-        shutil.copytree(KEPT, work)
+    if not work.exists() and KEPT.is_dir():
+        shutil.copytree(KEPT, work, ignore=shutil.ignore_patterns(*OURS))
     args = build_parser().parse_args(["study", "methods", "--benchmark", "--out", str(work), "--quiet"])
     real = sm.run_methods_study
     tuned = []
@@ -103,7 +104,8 @@ def keep(work: Path) -> int:
                     shutil.copy2(f, dest.parent / f.name)
         for pattern in STUDY_FILES:
             for f in work.glob(pattern):
-                shutil.copy2(f, KEPT / f.name)
+                if f.name not in OURS:
+                    shutil.copy2(f, KEPT / f.name)
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)

@@ -447,7 +447,7 @@ def test_keep_copies_only_finished_runs_and_consistent_sweeps_with_the_benchmark
         (running, ("config.yaml", "metrics.csv", "last.pt")),
         (sweep / "trial_000", (*script.RUN_FILES, "last.pt")),
         (sweep, ("trials.csv", "summary.md")),
-        (work, ("summary.md", "runs.csv")),
+        (work, ("summary.md", "runs.csv", "README.md")),  # a README seeded from the kept folder is not copied back
     ):
         folder.mkdir(parents=True, exist_ok=True)
         for name in names:
