@@ -155,30 +155,3 @@ class AVNet(nn.Module):
             fused_visual=out_v.mean(0),
             features={"audio": a.mean(0), "visual": v.mean(0)},
         )
-
-
-#: the channel counts :func:`build` assumes when neither the config nor the call gives them: a spectrogram, RGB
-DEFAULT_CHANNELS = {"audio_channels": 1, "visual_channels": 3}
-
-
-def build(config: str | ModelConfig | dict | None = None, **overrides) -> AVNet:
-    """Build an :class:`AVNet` from a recipe name, a :class:`ModelConfig`, a dict, or keyword overrides of the
-    defaults (the paper's network).
-
-    ``build("small", num_classes=3)`` is the small recipe (``snn_msi.models.recipe``) for three classes;
-    ``build(neuron="relu", num_classes=10)`` is the ANN control of the paper's architecture. Channel counts
-    left open are :data:`DEFAULT_CHANNELS` (1 for the spectrogram, 3 for RGB frames); the class count has no
-    default.
-    """
-    if isinstance(config, str):
-        from .recipe import get_recipe
-
-        config = get_recipe(config).model_config()
-    elif config is None:
-        config = ModelConfig()
-    elif isinstance(config, dict):
-        config = ModelConfig.from_dict(config)
-    defaults = {k: v for k, v in DEFAULT_CHANNELS.items() if getattr(config, k) is None and k not in overrides}
-    if overrides or defaults:
-        config = config.replace(**defaults, **overrides)
-    return AVNet(config)
