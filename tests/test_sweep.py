@@ -2,7 +2,9 @@
 folder, the count of trials holds), its outputs, a changed sweep refused, and the values it parses."""
 
 import csv
+import dataclasses
 import importlib.util
+from pathlib import Path
 
 import pytest
 import yaml
@@ -323,3 +325,34 @@ def test_a_trial_is_pruned_where_optuna_says_and_resumes_to_the_end(tmp_path, mo
     # killed after the last epoch's checkpoint, in the test evaluation: complete, whatever the pruner says now
     (tmp_path / "t" / "results.json").unlink()
     assert sweep.run_trial((cfg.to_dict(), trial_id), storage, prune=True) == ("complete", value)
+
+
+def test_a_sweep_ends_at_a_trial_no_later_one_can_beat(tmp_path, monkeypatch, capsys):
+    """A complete trial at 100 % validation accuracy cannot be beaten (a tie keeps the earlier trial): the sweep
+    ends there, and the tuning's progress counts no more trials for it."""
+    from types import SimpleNamespace
+
+    import snn_msi.reports.study_methods as sm
+    from snn_msi.reports import sweep
+
+    values = iter([0.5, 1.0])
+    monkeypatch.setattr(sweep, "run_trial", lambda item, storage, prune: ("complete", next(values)))
+    out = tmp_path / "sweep"
+    assert main(_sweep(out)) == 0  # --trials 3, one at a time
+    assert "the sweep ends after 2 of 3 trials" in capsys.readouterr().out
+    with (out / "trials.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["trial"], float(r["value"])) for r in rows] == [("1", 1.0), ("0", 0.5)]
+    assert yaml.safe_load((out / "tuned.yaml").read_text()) == {"ogm_ge": {"alpha": float(rows[0]["alpha"])}}
+    assert main(_sweep(out)) == 0 and "2 of 3 trials" in capsys.readouterr().out  # rerun: nothing more to do
+
+    cfg = MethodsStudyConfig(
+        methods=("cml", "ogm_ge"), runs=dataclasses.replace(MethodsStudyConfig().runs, out=str(tmp_path / "s"))
+    )
+    accuracy = {"trial_000": 0.9, "trial_001": 1.0}
+    monkeypatch.setattr(sm, "results", lambda folder: SimpleNamespace(best_val_acc=accuracy[Path(folder).name]))
+    for method, trials in (("cml", ["trial_000", "trial_001"]), ("ogm_ge", ["trial_000"])):
+        for t in trials:
+            (tmp_path / "s" / "sweeps" / method / t).mkdir(parents=True)
+            (tmp_path / "s" / "sweeps" / method / t / "results.json").write_text("{}")
+    assert sm.tuning_progress(cfg, 5, 100) == (3, 2 + 5)  # cml ended at its second trial; ogm_ge has 5 to run

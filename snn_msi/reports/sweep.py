@@ -17,8 +17,10 @@ see ``snn-msi methods``) or a dotted config key (``lr``, ``loss.label_smoothing`
 The trials run on the studies' executors (``--executor local|ray``, ``--jobs`` trials at once) in their own run
 folders ``out/trial_NNN``. Optuna's storage is the SQLite file ``out/sweep.db``: a killed sweep rerun with the
 same command continues (a trial that was running resumes from its folder's ``last.pt``) until ``--trials`` trials
-are complete or pruned. Written in ``out``: ``trials.csv``, ``summary.md``, ``sweep.png`` and ``tuned.yaml``
-(``{method: {option: best value}}``, what ``snn-msi study methods --tuned`` reads).
+are complete or pruned, or a trial has reached 100 % validation accuracy (:data:`CEILING`: no later trial could
+be chosen over it, since a tie keeps the earlier trial). Written in ``out``: ``trials.csv``, ``summary.md``,
+``sweep.png`` and ``tuned.yaml`` (``{method: {option: best value}}``, what ``snn-msi study methods --tuned``
+reads).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from .runs import RunOptions, add_run_arguments, make_executor, run_options, stu
 __all__ = ["Param", "SweepConfig", "parse_param", "run_sweep"]
 
 STUDY = "sweep"  # the Optuna study's name inside sweep.db
+#: the best value a trial can have (validation accuracy 1): a sweep ends at the first complete trial that has it
+CEILING = 1.0
 
 
 @dataclass(frozen=True)
@@ -377,6 +381,13 @@ def trial_folder(out: Path, trial) -> str:
     return str(out / (Path(name).name if name else f"trial_{trial.number:03d}"))
 
 
+def at_ceiling(study) -> bool:
+    """A complete trial has reached :data:`CEILING`: no later one can be chosen (ties keep the earlier trial)."""
+    from optuna.trial import TrialState
+
+    return any(t.value >= CEILING for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def _counted(study) -> int:
     from optuna.trial import TrialState
 
@@ -398,7 +409,7 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
     executor = make_executor(scfg.runs)
     fn = functools.partial(run_trial, storage=storage, prune=scfg.prune)
     budget = scfg.budget()
-    while (left := budget - _counted(study)) > 0:
+    while (left := budget - _counted(study)) > 0 and not at_ceiling(study):
         batch = [study.ask() for _ in range(min(scfg.runs.jobs, left))]
         items = []
         for t in batch:
@@ -411,6 +422,11 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
                 study.tell(t, value)
             else:
                 study.tell(t, state=TrialState.PRUNED if state == "pruned" else TrialState.FAIL)
+    if _counted(study) < budget:  # ended at the ceiling
+        print(
+            f"a trial reached {CEILING:.0%} validation accuracy, which no later trial can beat (a tie keeps the "
+            f"earlier one): the sweep ends after {_counted(study)} of {budget} trials"
+        )
     rows = trial_rows(study, scfg)
     write_csv(out / "trials.csv", rows)
     md = markdown_table(rows, scfg)
