@@ -173,9 +173,49 @@ def test_every_param_example_of_the_help_is_taken(capsys):
         SweepConfig(method=owners[0] if owners else "normal", params=[p])
 
 
+def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(tmp_path, monkeypatch):
+    """Each trial's values depend on the seed, its place and the trials before it, not on where the sweep was
+    stopped: 14 trials (past TPE's 10 random ones) in one go, and in three sittings with a kill mid-trial, try the
+    same points in the same order (the kill's trial rerun with its values), and another seed others."""
+    import math
+
+    from snn_msi.reports import sweep
+
+    def value(item, storage, prune):  # a validation accuracy peaking at alpha 0.3, so that TPE has a model to fit
+        (alpha,) = [p["alpha"] for p in item[0]["policies"] if p["name"] == "ogm_ge"]
+        return "complete", 0.9 - 0.01 * math.log(alpha / 0.3) ** 2
+
+    def alphas(out):
+        with (out / "trials.csv").open() as fh:
+            return [float(r["alpha"]) for r in sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))]
+
+    def killed_at(n):
+        calls = iter(range(100))
+
+        def run(item, storage, prune):
+            if next(calls) == n:
+                raise KeyboardInterrupt  # the machine stops while the trial trains: it is left running
+            return value(item, storage, prune)
+
+        return run
+
+    argv = _sweep(tmp_path / "through", "--trials", "14")
+    monkeypatch.setattr(sweep, "run_trial", value)
+    assert main(argv) == 0
+    through = alphas(tmp_path / "through")
+    assert len(set(through)) == 14
+    stopped = tmp_path / "stopped"
+    for trials, run, code in (("4", value, 0), ("14", killed_at(5), 130), ("14", value, 0)):
+        monkeypatch.setattr(sweep, "run_trial", run)
+        assert main(_sweep(stopped, "--trials", trials)) == code
+    assert alphas(stopped) == through
+    assert main(_sweep(tmp_path / "seed", "--trials", "14", "--seed-start", "1")) == 0
+    assert alphas(tmp_path / "seed") != through
+
+
 def test_a_continued_sweep_draws_new_points_and_method_options_are_named_as_train_names_them(tmp_path, capsys):
-    """A rerun with more --trials draws points the first sitting did not (Optuna's sampler reseeded with the
-    trials there); with --iemf a bare option both methods have is refused, METHOD.option goes to that method;
+    """A rerun with more --trials draws points the first sitting did not (each trial's draws seeded with its
+    place); with --iemf a bare option both methods have is refused, METHOD.option goes to that method;
     a sweep is one seed."""
     from snn_msi.reports.sweep import SweepConfig
 

@@ -1,7 +1,8 @@
 """Reports above the library, each a command of ``snn-msi``: the energy report of a checkpoint, the studies.
 
 Every module of this package registers its commands in :mod:`snn_msi.commands` when the package is imported (a
-new report is one new file here plus its test); studies are sub-commands of ``snn-msi study``
+new report is one new file here plus its test; a module named ``_*`` is a helper a command imports when it runs,
+such as one that needs an optional dependency); studies are sub-commands of ``snn-msi study``
 (``@register_study``). (The decorator is not called ``study``: the module ``study.py`` takes that attribute of
 the package once it is imported.)
 """
@@ -22,4 +23,5 @@ def _study_command(parser) -> None:
 
 
 for _info in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_info.name}")
+    if not _info.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_info.name}")

@@ -5,14 +5,15 @@
         --param lr=1e-3:1e-2:log --trials 40 --executor ray --gpus-per-run 1
 
 A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--model``,
-``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes (seeded; its first
-10 trials are random draws, TPE models the trials after them); its value is the best validation accuracy (the
-test split is never looked at to choose). A search space with no more points than ``--trials`` (choices and
-whole-number ranges only) is tried point by point instead, each once. A trial trains epoch by epoch, reporting
-its best validation accuracy so far (the value it is judged by), and from the second epoch on the median pruner
-stops one that falls below the median of the trials before it at the same epoch (``--no-prune``: never).
-``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``; a name is an option of the method (``alpha`` of OGM-GE;
-see ``snn-msi methods``) or a dotted config key (``lr``, ``loss.label_smoothing``).
+``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes (its first 10 trials
+are random draws, TPE models the trials after them; each trial's draws are seeded with the seed and its place in the
+sweep, so a sweep stopped and rerun tries the points one that ran through would); its value is the best validation
+accuracy (the test split is never looked at to choose). A search space with no more points than ``--trials``
+(choices and whole-number ranges only) is tried point by point instead, each once. A trial trains epoch by epoch,
+reporting its best validation accuracy so far (the value it is judged by), and from the second epoch on the median
+pruner stops one that falls below the median of the trials before it at the same epoch (``--no-prune``: never).
+``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``; a name is an option of the method (``alpha`` of OGM-GE; see
+``snn-msi methods``) or a dotted config key (``lr``, ``loss.label_smoothing``).
 
 The trials run on the studies' executors (``--executor local|ray``, ``--jobs`` trials at once) in their own run
 folders ``out/trial_NNN``. Optuna's storage is the SQLite file ``out/sweep.db``: a killed sweep rerun with the
@@ -279,17 +280,16 @@ OUTPUTS = ("trials.csv", "summary.md", "sweep.png", "tuned.yaml")
 def _open_study(scfg: SweepConfig):
     import optuna
 
+    from ._sampler import TrialSeededTPE
+
     out = Path(scfg.runs.out)
     db = out / "sweep.db"
     storage = f"sqlite:///{db.resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0])
+    sampler = TrialSeededTPE(scfg.runs.seeds[0])  # a trial's draws do not depend on where the sweep was stopped
     pruner = make_pruner(scfg.prune)
     study = _saved_study(db, storage, sampler, pruner) if db.is_file() else None
     if study is not None:
-        # a sweep continued (rerun, more --trials): a sampler seeded as in the first sitting would draw that
-        # sitting's points again; seeded with the trials already there, it draws new ones (still reproducible)
-        study.sampler = optuna.samplers.TPESampler(seed=scfg.runs.seeds[0] + len(study.trials))
         saved = study.user_attrs.get("spec")
         if saved != scfg.spec():
             if not scfg.runs.overwrite:
