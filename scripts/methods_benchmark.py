@@ -2,6 +2,7 @@
 
     PYTHONPATH=CLONE python scripts/methods_benchmark.py run [--work DIR]   # start or resume, tuning first
     python scripts/methods_benchmark.py keep [--work DIR]                   # copy its finished runs here
+    python scripts/methods_benchmark.py readme                              # their table into the README
 
 ``run`` trains what ``snn-msi study methods --benchmark --out DIR`` trains, in the same folders, but tunes before
 the official and IEMF rows (the command does them first, so that a table comes early; the table here came from
@@ -14,6 +15,10 @@ working copy then cannot reach the runs in flight.
 run's ``config.yaml``, ``results.json`` and ``metrics.csv``; each sweep's ``sweep.db``, through SQLite's backup,
 and its outputs; the study's tables), with the benchmark's processes paused (SIGSTOP, then SIGCONT) so that the
 copy is consistent: a trial the database calls complete has its results, and a run still training is left out.
+
+``readme`` writes the table of the kept runs (the study's ``per_method.md``) into the README, between the
+:data:`BEGIN` and :data:`END` lines, once every run and sweep of the benchmark is there; before that it says what
+is missing (exit 2).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ KEPT = ROOT / "results" / "methods-benchmark"
 RUN_FILES = ("config.yaml", "results.json", "metrics.csv")
 STUDY_FILES = ("*.md", "*.csv", "*.yaml", "*.png")
 OURS = ("README.md",)  # the kept folder's own files, not the study's: never copied to the work folder or back
+README = ROOT / "README.md"
+BEGIN = "<!-- the methods table, written by `python scripts/methods_benchmark.py readme` -->"
+END = "<!-- end of the methods table -->"
 
 
 def run(work: Path) -> int:
@@ -113,11 +121,58 @@ def keep(work: Path) -> int:
     return 0
 
 
+def kept_study():
+    """The benchmark's study as ``--benchmark --out results/methods-benchmark`` reads it (its tuned values, once the
+    tuning has written them) and what of it is not in :data:`KEPT` yet: ``(config, missing)``, ``missing`` a list
+    of lines (empty when the table is complete)."""
+    from snn_msi.cli import build_parser
+    from snn_msi.reports import study_methods as sm
+    from snn_msi.reports.runs import finished
+
+    args = build_parser().parse_args(["study", "methods", "--benchmark", "--out", str(KEPT)])
+    cfg, trials = sm.study_config(args)
+    missing = []
+    if (KEPT / sm.TUNED_FILE).is_file():
+        cfg.tuned = sm.load_tuned(KEPT / sm.TUNED_FILE)
+    else:
+        done, total = sm.tuning_progress(cfg, trials, sm.BENCHMARK["tune_seed"])
+        missing.append(f"the tuning ({done} of {total} trials; no {sm.TUNED_FILE} yet)")
+    configs = [sm.run_config_for(cfg, c, s) for c in sm.cells(cfg) for s in cfg.runs.seeds]
+    left = sum(1 for c in configs if not finished(c))
+    if left:
+        missing.append(f"{left} of {len(configs)} runs")
+    return cfg, missing
+
+
+def with_table(text: str, table: str) -> str:
+    """``text`` (the README) with ``table`` between its :data:`BEGIN` and :data:`END` lines."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"{README.name}: expected one {BEGIN!r} line, then one {END!r} line")
+    head, _, rest = text.partition(BEGIN)
+    return f"{head}{BEGIN}\n{table.rstrip()}\n{END}{rest.partition(END)[2]}"
+
+
+def readme() -> int:
+    """Write the kept runs' table into the README, or say what is missing (exit 2)."""
+    from snn_msi.reports import study_methods as sm
+
+    cfg, missing = kept_study()
+    if missing:
+        print(f"{KEPT}: the benchmark is not complete: {'; '.join(missing)} missing", file=sys.stderr)
+        return 2
+    table = sm.per_method_table(sm.run_methods_study(cfg, report=True), cfg)
+    README.write_text(with_table(README.read_text(), table))
+    print(f"wrote the table of {KEPT} into {README}; write the text around it from the same runs")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=("run", "keep"))
+    p.add_argument("what", choices=("run", "keep", "readme"))
     p.add_argument("--work", type=Path, default=ROOT.parent / "bench" / "methods-benchmark", help="the work folder")
     args = p.parse_args(argv)
+    if args.what == "readme":
+        return readme()
     return run(args.work) if args.what == "run" else keep(args.work)
 
 

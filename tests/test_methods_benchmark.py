@@ -425,20 +425,66 @@ def test_the_runs_in_the_repository_are_the_ones_the_benchmark_asks_for(tmp_path
         assert cfg.tuned == found  # the tuned rows' values are the sweeps' own
 
 
-def test_keep_copies_only_finished_runs_and_consistent_sweeps_with_the_benchmark_paused(tmp_path, monkeypatch):
-    """``scripts/methods_benchmark.py keep``: a finished run's three files, each sweep's database and outputs, the
-    study's tables; nothing of a run still training, no checkpoint or step log; the benchmark's processes are
-    found by their command line and running again afterwards."""
+def _script():
+    """``scripts/methods_benchmark.py``, imported."""
     import importlib.util
-    import sqlite3
-    import subprocess
-    import sys
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "scripts" / "methods_benchmark.py"
     spec = importlib.util.spec_from_file_location("methods_benchmark", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_readme_table_is_the_table_of_the_runs_in_the_repository(tmp_path, monkeypatch, capsys):
+    """Once ``results/methods-benchmark`` holds every run and sweep of the benchmark, the README's methods table is
+    the one they make (what ``scripts/methods_benchmark.py readme`` writes); until then the README says the
+    benchmark is not finished, and ``readme`` refuses, saying what is missing."""
+    import shutil
+
+    script = _script()
+    kept = shutil.copytree(script.KEPT, tmp_path / "kept")  # the report writes its tables in the folder it reads
+    monkeypatch.setattr(script, "KEPT", kept)
+    text = script.README.read_text()
+    cfg, missing = script.kept_study()
+    if missing:
+        assert "**It is not finished.**" in text
+        monkeypatch.setattr(script, "README", tmp_path / "README.md")  # not written: nothing to write there
+        assert script.readme() == 2 and not script.README.exists()
+        assert "the benchmark is not complete" in capsys.readouterr().err
+    else:
+        assert "**It is not finished.**" not in text
+        assert script.with_table(text, sm.per_method_table(sm.run_methods_study(cfg, report=True), cfg)) == text
+
+
+def test_readme_writes_the_table_between_its_lines_and_nothing_else(tmp_path, monkeypatch):
+    script = _script()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{script.BEGIN}\n| old |\n|---|\n{script.END}\n\nafter\n")
+    monkeypatch.setattr(script, "README", readme)
+    monkeypatch.setattr(script, "kept_study", lambda: (None, []))
+    monkeypatch.setattr(sm, "run_methods_study", lambda cfg, report: [{"report": report}])
+    monkeypatch.setattr(sm, "per_method_table", lambda summary, cfg: f"| new |\n|---|\n| {summary} |\n")
+    assert script.readme() == 0
+    assert readme.read_text() == (
+        f"intro\n{script.BEGIN}\n| new |\n|---|\n| [{{'report': True}}] |\n{script.END}\n\nafter\n"
+    )
+    for broken in ("no lines", script.END + script.BEGIN, script.BEGIN + script.BEGIN + script.END):
+        with pytest.raises(ValueError, match="expected one"):
+            script.with_table(broken, "| t |")
+
+
+def test_keep_copies_only_finished_runs_and_consistent_sweeps_with_the_benchmark_paused(tmp_path, monkeypatch):
+    """``scripts/methods_benchmark.py keep``: a finished run's three files, each sweep's database and outputs, the
+    study's tables; nothing of a run still training, no checkpoint or step log; the benchmark's processes are
+    found by their command line and running again afterwards."""
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _script()
     work, kept = tmp_path / "work", tmp_path / "kept"
     monkeypatch.setattr(script, "KEPT", kept)
     done, running, sweep = work / "normal" / "s0", work / "normal" / "s1", work / "sweeps" / "agm"
