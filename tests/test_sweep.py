@@ -141,11 +141,13 @@ def test_every_trial_process_uses_the_sweeps_pruner(prune, monkeypatch):
 
     monkeypatch.setattr(optuna, "load_study", load_study)
     with pytest.raises(Loaded):
-        sweep.run_trial(({}, 0), storage="sqlite:///unused.db", prune=prune)
-    pruner, want = seen.get("pruner"), sweep.make_pruner(prune)
-    assert type(pruner) is type(want) and vars(pruner) == vars(want)
-    if prune:
-        assert pruner._n_warmup_steps == 2 and pruner._n_startup_trials == 2
+        sweep.run_trial(({}, 0), storage="sqlite:///unused.db", prune=prune, jobs=3)
+    pruner, want = seen.get("pruner"), sweep.make_pruner(prune, 3)
+    assert type(pruner) is type(want)
+    if prune:  # the median pruner, judging a trial against the batches of 3 before its own
+        inner = pruner.pruner
+        assert pruner.jobs == 3 and type(inner) is type(want.pruner) and vars(inner) == vars(want.pruner)
+        assert inner._n_warmup_steps == 2 and inner._n_startup_trials == 2
 
 
 def test_every_param_example_of_the_help_is_taken(capsys):
@@ -173,44 +175,91 @@ def test_every_param_example_of_the_help_is_taken(capsys):
         SweepConfig(method=owners[0] if owners else "normal", params=[p])
 
 
-def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(tmp_path, monkeypatch):
-    """Each trial's values depend on the seed, its place and the trials before it, not on where the sweep was
-    stopped: 14 trials (past TPE's 10 random ones) in one go, and in three sittings with a kill mid-trial, try the
-    same points in the same order (the kill's trial rerun with its values), and another seed others."""
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs, tmp_path, monkeypatch):
+    """Each trial's values depend on the seed, --jobs, its place and the trials of the batches before its own, not
+    on where the sweep was stopped: 14 trials of two values in one go, and in four sittings (the first ending
+    past TPE's 10 random trials, inside a batch; the second killed between a trial's two draws, the third
+    mid-batch), try the same points in the same order (a killed trial rerun with its values); another seed
+    others."""
     import math
 
     from snn_msi.reports import sweep
 
-    def value(item, storage, prune):  # a validation accuracy peaking at alpha 0.3, so that TPE has a model to fit
+    class InProcess:  # the batch's trials one after the other here, so that a fake run_trial is the one called
+        def map(self, fn, items, labels=None, on_done=None):
+            return [fn(x) for x in items]
+
+    def value(item, storage, prune, jobs):  # peaks at alpha 0.3, lr 0.01, so that TPE has a model to fit
         (alpha,) = [p["alpha"] for p in item[0]["policies"] if p["name"] == "ogm_ge"]
-        return "complete", 0.9 - 0.01 * math.log(alpha / 0.3) ** 2
+        return "complete", 0.9 - 0.01 * math.log(alpha / 0.3) ** 2 - 0.01 * math.log(item[0]["lr"] / 0.01) ** 2
 
-    def alphas(out):
+    def points(out):
         with (out / "trials.csv").open() as fh:
-            return [float(r["alpha"]) for r in sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))]
+            rows = sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))  # a rerun keeps its first number
+        return [(float(r["alpha"]), float(r["lr"])) for r in rows]
 
-    def killed_at(n):
-        calls = iter(range(100))
+    def killed_at(call, real):
+        calls = iter(range(1000))
 
-        def run(item, storage, prune):
-            if next(calls) == n:
-                raise KeyboardInterrupt  # the machine stops while the trial trains: it is left running
-            return value(item, storage, prune)
+        def killed(*args, **kwargs):
+            if next(calls) == call:
+                raise KeyboardInterrupt  # the machine stops here
+            return real(*args, **kwargs)
 
-        return run
+        return killed
 
-    argv = _sweep(tmp_path / "through", "--trials", "14")
+    monkeypatch.setattr(sweep, "make_executor", lambda runs: InProcess())
     monkeypatch.setattr(sweep, "run_trial", value)
-    assert main(argv) == 0
-    through = alphas(tmp_path / "through")
+    both = ["--param", "lr=0.001:0.1:log", "--jobs", str(jobs)]
+    assert main(_sweep(tmp_path / "through", *both, "--trials", "14")) == 0
+    through = points(tmp_path / "through")
     assert len(set(through)) == 14
-    stopped = tmp_path / "stopped"
-    for trials, run, code in (("4", value, 0), ("14", killed_at(5), 130), ("14", value, 0)):
-        monkeypatch.setattr(sweep, "run_trial", run)
-        assert main(_sweep(stopped, "--trials", trials)) == code
-    assert alphas(stopped) == through
-    assert main(_sweep(tmp_path / "seed", "--trials", "14", "--seed-start", "1")) == 0
-    assert alphas(tmp_path / "seed") != through
+    stopped, suggest = tmp_path / "stopped", sweep.Param.suggest
+    assert main(_sweep(stopped, *both, "--trials", "11")) == 0  # past the random ones, inside a batch (jobs 2, 3)
+    monkeypatch.setattr(sweep.Param, "suggest", killed_at(3, suggest))  # trial 12's second value (11: 0 and 1)
+    assert main(_sweep(stopped, *both, "--trials", "14")) == 130
+    monkeypatch.setattr(sweep.Param, "suggest", suggest)
+    monkeypatch.setattr(sweep, "run_trial", killed_at(1, value))  # trial 13: inside a batch for --jobs 2 and 3
+    assert main(_sweep(stopped, *both, "--trials", "14")) == 130
+    monkeypatch.setattr(sweep, "run_trial", value)
+    assert main(_sweep(stopped, *both, "--trials", "14")) == 0
+    assert points(stopped) == through
+    assert main(_sweep(tmp_path / "seed", *both, "--trials", "14", "--seed-start", "1")) == 0
+    assert points(tmp_path / "seed") != through
+
+
+def test_a_trial_is_sampled_and_judged_against_the_batches_before_its_own():
+    """The sampler and the pruner read a trial's study as a sweep that ran through had it when it asked the trial:
+    without the trials of its own batch of --jobs and after (finished or not); a kill's requeued trial has no
+    place."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from snn_msi.reports._optuna import OneGoPruner, earlier
+
+    study = optuna.create_study(direction="maximize")
+    for v in range(3):
+        study.tell(study.ask(), v)  # numbers and places 0, 1, 2
+    killed = study.ask()  # number 3: left running by a kill, then requeued
+    study._storage.set_trial_user_attr(killed._trial_id, "requeued", True)
+    study._storage.set_trial_state_values(killed._trial_id, TrialState.FAIL)
+    study.tell(study.ask(), 3)  # number 4, place 3
+    study.tell(study.ask(), 4)  # number 5, place 4 (finished in an earlier sitting)
+    trial = study._storage.get_trial(study.ask()._trial_id)  # number 6, place 5
+    seen = {}
+
+    class Record(optuna.pruners.BasePruner):
+        def prune(self, s, t):
+            complete = (TrialState.COMPLETE,)
+            seen["public"] = [x.number for x in s.get_trials(deepcopy=False, states=complete)]
+            seen["cached"] = [x.number for x in s._get_trials(deepcopy=False, states=complete, use_cache=True)]
+            return False
+
+    for jobs, want in ((1, [0, 1, 2, 4, 5]), (2, [0, 1, 2, 4]), (3, [0, 1, 2])):
+        assert earlier(study, trial.number, jobs)[0] == 5
+        assert OneGoPruner(Record(), jobs).prune(study, trial) is False
+        assert seen == {"public": want, "cached": want}, jobs
 
 
 def test_a_continued_sweep_draws_new_points_and_method_options_are_named_as_train_names_them(tmp_path, capsys):
@@ -342,7 +391,7 @@ def test_a_trial_is_pruned_where_optuna_says_and_resumes_to_the_end(tmp_path, mo
     tiny = {"limit": 32, "dataset": "digits-av"}
     model = {**demo_config().model.to_dict(), "widths": (4,), "blocks": (1,), "T": 1}
     cfg = demo_config(epochs=3, milestones=[], batch_size=16, model=model, data=tiny, out=str(tmp_path / "t"))
-    monkeypatch.setattr(sweep, "make_pruner", lambda prune: AfterEpoch(2) if prune else optuna.pruners.NopPruner())
+    monkeypatch.setattr(sweep, "make_pruner", lambda prune, jobs: AfterEpoch(2) if prune else None)
     state, value = sweep.run_trial((cfg.to_dict(), trial_id), storage, prune=True)
     rows = training.runlog.read_csv(tmp_path / "t" / "metrics.csv")
     assert state == "pruned" and [int(r["epoch"]) for r in rows] == [1, 2]
@@ -376,7 +425,7 @@ def test_a_sweep_ends_at_a_trial_no_later_one_can_beat(tmp_path, monkeypatch, ca
     from snn_msi.reports import sweep
 
     values = iter([0.5, 1.0])
-    monkeypatch.setattr(sweep, "run_trial", lambda item, storage, prune: ("complete", next(values)))
+    monkeypatch.setattr(sweep, "run_trial", lambda item, storage, prune, jobs: ("complete", next(values)))
     out = tmp_path / "sweep"
     assert main(_sweep(out)) == 0  # --trials 3, one at a time
     assert "the sweep ends after 2 of 3 trials" in capsys.readouterr().out

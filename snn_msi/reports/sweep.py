@@ -5,15 +5,17 @@
         --param lr=1e-3:1e-2:log --trials 40 --executor ray --gpus-per-run 1
 
 A trial trains the recipe (the same options as ``snn-msi train`` and the studies: ``--config``, ``--model``,
-``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes (its first 10 trials
-are random draws, TPE models the trials after them; each trial's draws are seeded with the seed and its place in the
-sweep, so a sweep stopped and rerun tries the points one that ran through would); its value is the best validation
+``--set``, ...) once, on the first of its seeds, with the values Optuna's TPE sampler proposes (random draws until
+10 trials are complete or pruned, then TPE's model of them; each trial's draws are seeded with the seed and its
+place in the sweep, and made from the trials of the batches of ``--jobs`` before its own, so a sweep stopped and
+rerun with the same ``--jobs`` tries the points one that ran through would); its value is the best validation
 accuracy (the test split is never looked at to choose). A search space with no more points than ``--trials``
-(choices and whole-number ranges only) is tried point by point instead, each once. A trial trains epoch by epoch,
-reporting its best validation accuracy so far (the value it is judged by), and from the second epoch on the median
-pruner stops one that falls below the median of the trials before it at the same epoch (``--no-prune``: never).
-``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``; a name is an option of the method (``alpha`` of OGM-GE; see
-``snn-msi methods``) or a dotted config key (``lr``, ``loss.label_smoothing``).
+(choices and whole-number ranges only) is tried point by point instead, each once (a sampled sweep rerun with
+``--trials`` past its space's size tries next the points it has not tried). A trial trains epoch by epoch, reporting
+its best validation accuracy so far (the value it is judged by), and from the second epoch on the median pruner
+stops one that falls below the median of the complete trials of the batches before its own at the same epoch
+(``--no-prune``: never). ``--param NAME=LOW:HIGH[:log|:int]`` or ``NAME=A,B,C``; a name is an option of the method
+(``alpha`` of OGM-GE; see ``snn-msi methods``) or a dotted config key (``lr``, ``loss.label_smoothing``).
 
 The trials run on the studies' executors (``--executor local|ray``, ``--jobs`` trials at once) in their own run
 folders ``out/trial_NNN``. Optuna's storage is the SQLite file ``out/sweep.db``: a killed sweep rerun with the
@@ -221,15 +223,20 @@ class SweepConfig:
 
 
 # -- one trial, where it runs ------------------------------------------------------------------------------------
-def make_pruner(prune: bool):
-    """The sweep's pruner: median pruning once 2 trials are complete and a trial has reported 2 epochs (or none).
-    The driver and every trial's process build it here: a study loaded without it gets Optuna's default pruner."""
+def make_pruner(prune: bool, jobs: int = 1):
+    """The sweep's pruner: median pruning once 2 trials are complete and a trial has reported 2 epochs (or none),
+    against the trials of the batches of ``jobs`` before the trial's own (:class:`~._optuna.OneGoPruner`). The
+    driver and every trial's process build it here: a study loaded without it gets Optuna's default pruner."""
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2) if prune else optuna.pruners.NopPruner()
+    from ._optuna import OneGoPruner
+
+    if not prune:
+        return optuna.pruners.NopPruner()
+    return OneGoPruner(optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=2), jobs)
 
 
-def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, float]:
+def run_trial(item: tuple[dict, int], storage: str, prune: bool, jobs: int = 1) -> tuple[str, float]:
     """Train one trial's run in its folder (resuming from ``last.pt``), reporting its best validation accuracy so
     far to Optuna after each epoch (the trainer's ``on_epoch``; the epochs of an earlier attempt first, from
     ``metrics.csv``) and stopping where Optuna prunes; ``("complete", best val acc)``, ``("pruned", best val acc
@@ -242,7 +249,7 @@ def run_trial(item: tuple[dict, int], storage: str, prune: bool) -> tuple[str, f
     from ..training.runlog import read_csv
 
     cfg_dict, trial_id = item
-    study = optuna.load_study(study_name=STUDY, storage=storage, pruner=make_pruner(prune))
+    study = optuna.load_study(study_name=STUDY, storage=storage, pruner=make_pruner(prune, jobs))
     trial = optuna.Trial(study, trial_id)
     cfg = TrainConfig.from_dict(cfg_dict)
     reported = set(study._storage.get_trial(trial_id).intermediate_values)
@@ -280,14 +287,14 @@ OUTPUTS = ("trials.csv", "summary.md", "sweep.png", "tuned.yaml")
 def _open_study(scfg: SweepConfig):
     import optuna
 
-    from ._sampler import TrialSeededTPE
+    from ._optuna import TrialSeededTPE
 
     out = Path(scfg.runs.out)
     db = out / "sweep.db"
     storage = f"sqlite:///{db.resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = TrialSeededTPE(scfg.runs.seeds[0])  # a trial's draws do not depend on where the sweep was stopped
-    pruner = make_pruner(scfg.prune)
+    sampler = TrialSeededTPE(scfg.runs.seeds[0], scfg.runs.jobs)  # draws that do not depend on where it stopped
+    pruner = make_pruner(scfg.prune, scfg.runs.jobs)
     study = _saved_study(db, storage, sampler, pruner) if db.is_file() else None
     if study is not None:
         saved = study.user_attrs.get("spec")
@@ -361,16 +368,31 @@ def _first_difference(a: dict | None, b: dict) -> str:
 
 def _requeue_stale(study) -> int:
     """Trials left running by a killed sweep: enqueued again with the same values and run folder (which resumes
-    from its ``last.pt``); the stale ones are marked failed and not counted."""
+    from its ``last.pt``); the stale ones are marked failed and not counted. One killed before it had all its
+    values (no run folder yet) is not: the trial asked in its place draws the same values (``_optuna``), where
+    the values it had would have left the rest to a sampler that had not drawn them. Each rerun is enqueued once,
+    also when a kill came between its enqueueing and its trial's marking."""
     from optuna.trial import TrialState
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
     for t in stale:
-        first = t.user_attrs.get("trial", t.number)  # its number as first started: the rows' order on a tie
-        study.enqueue_trial(t.params, user_attrs={"run_dir": t.user_attrs.get("run_dir"), "trial": first})
+        fixed = t.system_attrs.get("fixed_params", {})  # an enqueued point (the first, a grid's)
+        if t.number not in queued and (fixed or "run_dir" in t.user_attrs):
+            first = t.user_attrs.get("trial", t.number)  # its number as first started: the rows' order on a tie
+            attrs = {"run_dir": t.user_attrs.get("run_dir"), "trial": first, "rerun_of": t.number}
+            study.enqueue_trial({**fixed, **t.params}, user_attrs=attrs)
         study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return len(stale)
+
+
+def _asked(study) -> int:
+    """Places taken (``_optuna.places``): trials asked, less those a kill left to a rerun."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    return sum(1 for t in trials if t.state != TrialState.WAITING and not t.user_attrs.get("requeued"))
 
 
 def trial_folder(out: Path, trial) -> str:
@@ -407,10 +429,11 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
     if requeued:
         print(f"{requeued} trial(s) of a killed sweep continue from their folders")
     executor = make_executor(scfg.runs)
-    fn = functools.partial(run_trial, storage=storage, prune=scfg.prune)
+    fn = functools.partial(run_trial, storage=storage, prune=scfg.prune, jobs=scfg.runs.jobs)
     budget = scfg.budget()
     while (left := budget - _counted(study)) > 0 and not at_ceiling(study):
-        batch = [study.ask() for _ in range(min(scfg.runs.jobs, left))]
+        # a batch starts at a place that is a multiple of --jobs, as in a sweep that ran through (_optuna)
+        batch = [study.ask() for _ in range(min(scfg.runs.jobs - _asked(study) % scfg.runs.jobs, left))]
         items = []
         for t in batch:
             values = {p.name: p.suggest(t) for p in scfg.params}
