@@ -178,10 +178,10 @@ def test_every_param_example_of_the_help_is_taken(capsys):
 @pytest.mark.parametrize("jobs", [1, 2, 3])
 def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs, tmp_path, monkeypatch):
     """Each trial's values depend on the seed, --jobs, its place and the trials of the batches before its own, not
-    on where the sweep was stopped: 14 trials of two values in one go, and in four sittings (the first ending
-    past TPE's 10 random trials, inside a batch; the second killed between a trial's two draws, the third
-    mid-batch), try the same points in the same order (a killed trial rerun with its values); another seed
-    others."""
+    on where the sweep was stopped: 16 trials of two values in one go, and in five sittings (the first ending
+    inside a batch, the second killed between a trial's two random draws, the third ending past TPE's 10 random
+    trials inside a batch, the fourth killed mid-batch), try the same points in the same order (a killed trial
+    rerun with its values); another seed others."""
     import math
 
     from snn_msi.reports import sweep
@@ -212,21 +212,98 @@ def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs,
     monkeypatch.setattr(sweep, "make_executor", lambda runs: InProcess())
     monkeypatch.setattr(sweep, "run_trial", value)
     both = ["--param", "lr=0.001:0.1:log", "--jobs", str(jobs)]
-    assert main(_sweep(tmp_path / "through", *both, "--trials", "14")) == 0
+    assert main(_sweep(tmp_path / "through", *both, "--trials", "16")) == 0
     through = points(tmp_path / "through")
-    assert len(set(through)) == 14
+    assert len(set(through)) == 16
     stopped, suggest = tmp_path / "stopped", sweep.Param.suggest
-    assert main(_sweep(stopped, *both, "--trials", "11")) == 0  # past the random ones, inside a batch (jobs 2, 3)
-    monkeypatch.setattr(sweep.Param, "suggest", killed_at(3, suggest))  # trial 12's second value (11: 0 and 1)
-    assert main(_sweep(stopped, *both, "--trials", "14")) == 130
+    assert main(_sweep(stopped, *both, "--trials", "5")) == 0  # ends inside a batch for --jobs 2 and 3
+    monkeypatch.setattr(sweep.Param, "suggest", killed_at(3, suggest))  # trial 6's second value (5: 0 and 1)
+    assert main(_sweep(stopped, *both, "--trials", "13")) == 130
     monkeypatch.setattr(sweep.Param, "suggest", suggest)
-    monkeypatch.setattr(sweep, "run_trial", killed_at(1, value))  # trial 13: inside a batch for --jobs 2 and 3
-    assert main(_sweep(stopped, *both, "--trials", "14")) == 130
+    assert main(_sweep(stopped, *both, "--trials", "13")) == 0  # past TPE's random trials, inside a batch
+    monkeypatch.setattr(sweep, "run_trial", killed_at(1, value))  # trial 14: inside a batch for --jobs 2 and 3
+    assert main(_sweep(stopped, *both, "--trials", "16")) == 130
     monkeypatch.setattr(sweep, "run_trial", value)
-    assert main(_sweep(stopped, *both, "--trials", "14")) == 0
+    assert main(_sweep(stopped, *both, "--trials", "16")) == 0
     assert points(stopped) == through
-    assert main(_sweep(tmp_path / "seed", *both, "--trials", "14", "--seed-start", "1")) == 0
+    assert main(_sweep(tmp_path / "seed", *both, "--trials", "16", "--seed-start", "1")) == 0
     assert points(tmp_path / "seed") != through
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_pruned_grid_sweep_stopped_anywhere_is_the_one_that_ran_through(jobs, tmp_path, monkeypatch):
+    """A grid's points keep their places behind a killed trial's rerun, the median pruner judges each trial
+    against the same trials, and at the ceiling the batch a kill cut short is finished (with --jobs 2 the kill
+    comes after the 100 % trial was told, before its batch-mate): the same trials, states and values as in one
+    go."""
+    import optuna
+
+    from snn_msi.reports import sweep
+
+    curves = {  # best validation accuracy so far, per epoch, by alpha
+        0.1: [0.5, 0.6, 0.7, 0.8],
+        0.2: [0.4, 0.5, 0.6, 0.7],
+        0.3: [0.1, 0.1, 0.1, 0.1],  # pruned once two trials are complete before it
+        0.4: [0.6, 0.7, 0.8, 0.85],
+        0.5: [0.7, 0.8, 0.9, 1.0],  # the ceiling
+        0.6: [0.2, 0.2, 0.2, 0.2],
+        0.7: [0.9, 0.9, 0.9, 0.9],
+        0.8: [0.9, 0.9, 0.9, 0.9],
+    }
+
+    class InProcess:
+        def map(self, fn, items, labels=None, on_done=None):
+            return [fn(x) for x in items]
+
+    def run(item, storage, prune, jobs):  # reports and asks to prune epoch by epoch, as a trial's process does
+        cfg, trial_id = item
+        (alpha,) = [p["alpha"] for p in cfg["policies"] if p["name"] == "ogm_ge"]
+        study = optuna.load_study(study_name=sweep.STUDY, storage=storage, pruner=sweep.make_pruner(prune, jobs))
+        trial = optuna.Trial(study, trial_id)
+        for epoch, v in enumerate(curves[alpha], 1):
+            trial.report(v, epoch)
+            if trial.should_prune():
+                return "pruned", v
+        return "complete", curves[alpha][-1]
+
+    def rows(out):
+        with (out / "trials.csv").open() as fh:
+            found = sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))
+        return [(float(r["alpha"]), r["state"], r["value"]) for r in found]
+
+    def killed_at(call, real):
+        calls = iter(range(1000))
+
+        def killed(*args, **kwargs):
+            if next(calls) == call:
+                raise KeyboardInterrupt  # the machine stops here
+            return real(*args, **kwargs)
+
+        return killed
+
+    grid = "alpha=" + ",".join(map(str, curves))
+    argv = ["sweep", "--method", "ogm_ge", "--param", grid, "--trials", "8", *TINY, "--jobs", str(jobs), "--quiet"]
+    monkeypatch.setattr(sweep, "make_executor", lambda runs: InProcess())
+    monkeypatch.setattr(sweep, "run_trial", run)
+    assert main([*argv, "--out", str(tmp_path / "through")]) == 0
+    through = rows(tmp_path / "through")
+    assert [a for a, *_ in through] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6][: 5 + (jobs == 2)]  # ended at 0.5's 100 %
+    assert through[2][1] == "pruned"
+    stopped, tell = [*argv, "--out", str(tmp_path / "stopped")], optuna.study.Study.tell
+    monkeypatch.setattr(sweep, "run_trial", killed_at(1, run))  # at alpha 0.2: the grid's later points wait
+    assert main(stopped) == 130
+
+    def tell_killed(study, trial, *args, **kwargs):
+        if getattr(trial, "params", {}).get("alpha") == 0.6:
+            raise KeyboardInterrupt  # 0.5 (100 %) told, its batch-mate not
+        return tell(study, trial, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_trial", run)
+    monkeypatch.setattr(optuna.study.Study, "tell", tell_killed)
+    assert main(stopped) == (130 if jobs == 2 else 0)
+    monkeypatch.setattr(optuna.study.Study, "tell", tell)
+    assert main(stopped) == 0
+    assert rows(tmp_path / "stopped") == through
 
 
 def test_a_trial_is_sampled_and_judged_against_the_batches_before_its_own():

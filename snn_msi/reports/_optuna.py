@@ -24,12 +24,13 @@ __all__ = ["OneGoPruner", "TrialSeededTPE", "earlier", "places"]
 
 
 def places(study) -> dict[int, int]:
-    """Each trial's place in the sweep, by trial number: its order among the sweep's trials less those a kill left
-    running (user attr ``requeued``), whose rerun (numbered later, with the same values) takes their place; a
-    trial asked after a kill has the place it would have had in a sweep that ran through. Requeued trials have
-    none."""
-    numbers = sorted(t.number for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued"))
-    return {n: i for i, n in enumerate(numbers)}
+    """Each trial's place in the sweep, by trial number: its order among the sweep's trials less those requeued
+    (user attr ``requeued``: left running by a kill, or waiting then), by the number it was first asked or
+    enqueued under (user attr ``trial``, which a rerun keeps: it takes its trial's place). A trial asked after a
+    kill has the place it would have had in a sweep that ran through. Requeued trials have none."""
+    kept = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
+    kept.sort(key=lambda t: (t.user_attrs.get("trial", t.number), t.number))
+    return {t.number: i for i, t in enumerate(kept)}
 
 
 class _Earlier:
@@ -70,8 +71,9 @@ class TrialSeededTPE(BaseSampler):
     def _for(self, study, trial) -> tuple[TPESampler, _Earlier]:
         if trial.number not in self._tpe:
             place, seen = earlier(study, trial.number, self.jobs)
-            state = np.random.SeedSequence([self.seed, place]).generate_state(1)[0]
-            self._tpe[trial.number] = TPESampler(seed=int(state)), seen
+            state = np.random.SeedSequence([self.seed % 2**64, place]).generate_state(1)[0]  # any int seed
+            # constant_liar off: the model reads finished trials only (the view leaves none running before it)
+            self._tpe[trial.number] = TPESampler(seed=int(state), constant_liar=False), seen
         return self._tpe[trial.number]
 
     def infer_relative_search_space(self, study, trial) -> dict[str, Any]:

@@ -368,18 +368,22 @@ def _first_difference(a: dict | None, b: dict) -> str:
 
 def _requeue_stale(study) -> int:
     """Trials left running by a killed sweep: enqueued again with the same values and run folder (which resumes
-    from its ``last.pt``); the stale ones are marked failed and not counted. One killed before it had all its
-    values (no run folder yet) is not: the trial asked in its place draws the same values (``_optuna``), where
-    the values it had would have left the rest to a sampler that had not drawn them. Each rerun is enqueued once,
-    also when a kill came between its enqueueing and its trial's marking."""
+    from its ``last.pt``), the stale ones marked failed and not counted. One killed before it had all its values
+    (no run folder yet) is not: the trial asked in its place draws the same values (``_optuna``), where the values
+    it had would have left the rest to a sampler that had not drawn them. The trials that were waiting (a grid's
+    points) are enqueued again after the reruns, in the order of their places, since Optuna runs the oldest
+    waiting trial first. Each is enqueued once, also when a kill came during this."""
     from optuna.trial import TrialState
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    queued = {t.user_attrs.get("rerun_of") for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
-    for t in stale:
-        fixed = t.system_attrs.get("fixed_params", {})  # an enqueued point (the first, a grid's)
+    if not stale:
+        return 0
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    queued = {t.user_attrs.get("rerun_of") for t in waiting}
+    for t in sorted([*stale, *waiting], key=lambda t: (t.user_attrs.get("trial", t.number), t.number)):
+        fixed = t.system_attrs.get("fixed_params", {})  # an enqueued point (the first, a grid's, a rerun)
         if t.number not in queued and (fixed or "run_dir" in t.user_attrs):
-            first = t.user_attrs.get("trial", t.number)  # its number as first started: the rows' order on a tie
+            first = t.user_attrs.get("trial", t.number)  # its number as first asked: its place, the rows' order
             attrs = {"run_dir": t.user_attrs.get("run_dir"), "trial": first, "rerun_of": t.number}
             study.enqueue_trial({**fixed, **t.params}, user_attrs=attrs)
         study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
@@ -431,7 +435,8 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
     executor = make_executor(scfg.runs)
     fn = functools.partial(run_trial, storage=storage, prune=scfg.prune, jobs=scfg.runs.jobs)
     budget = scfg.budget()
-    while (left := budget - _counted(study)) > 0 and not at_ceiling(study):
+    # at the ceiling, the batch a kill cut short is finished first, as the sweep that ran through finished it
+    while (left := budget - _counted(study)) > 0 and (not at_ceiling(study) or _asked(study) % scfg.runs.jobs):
         # a batch starts at a place that is a multiple of --jobs, as in a sweep that ran through (_optuna)
         batch = [study.ask() for _ in range(min(scfg.runs.jobs - _asked(study) % scfg.runs.jobs, left))]
         items = []
