@@ -175,7 +175,7 @@ def test_every_param_example_of_the_help_is_taken(capsys):
         SweepConfig(method=owners[0] if owners else "normal", params=[p])
 
 
-@pytest.mark.parametrize("jobs", [1, 2, 3])
+@pytest.mark.parametrize("jobs", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
 def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs, tmp_path, monkeypatch):
     """Each trial's values depend on the seed, --jobs, its place and the trials of the batches before its own, not
     on where the sweep was stopped: 16 trials of two values in one go, and in five sittings (the first ending
