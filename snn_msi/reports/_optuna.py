@@ -20,7 +20,13 @@ import numpy as np
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler, TPESampler
 
-__all__ = ["OneGoPruner", "TrialSeededTPE", "earlier", "places"]
+__all__ = ["OneGoPruner", "TrialSeededTPE", "earlier", "in_order", "places"]
+
+
+def in_order(trials) -> list:
+    """``trials`` in the order of their places: by the number each was first asked or enqueued under (user attr
+    ``trial``, which a rerun keeps), then by number."""
+    return sorted(trials, key=lambda t: (t.user_attrs.get("trial", t.number), t.number))
 
 
 def places(study) -> dict[int, int]:
@@ -28,8 +34,7 @@ def places(study) -> dict[int, int]:
     (user attr ``requeued``: left running by a kill, or waiting then), by the number it was first asked or
     enqueued under (user attr ``trial``, which a rerun keeps: it takes its trial's place). A trial asked after a
     kill has the place it would have had in a sweep that ran through. Requeued trials have none."""
-    kept = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued")]
-    kept.sort(key=lambda t: (t.user_attrs.get("trial", t.number), t.number))
+    kept = in_order(t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("requeued"))
     return {t.number: i for i, t in enumerate(kept)}
 
 

@@ -375,12 +375,14 @@ def _requeue_stale(study) -> int:
     waiting trial first. Each is enqueued once, also when a kill came during this."""
     from optuna.trial import TrialState
 
+    from ._optuna import in_order
+
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not stale:
         return 0
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     queued = {t.user_attrs.get("rerun_of") for t in waiting}
-    for t in sorted([*stale, *waiting], key=lambda t: (t.user_attrs.get("trial", t.number), t.number)):
+    for t in in_order([*stale, *waiting]):
         fixed = t.system_attrs.get("fixed_params", {})  # an enqueued point (the first, a grid's, a rerun)
         if t.number not in queued and (fixed or "run_dir" in t.user_attrs):
             first = t.user_attrs.get("trial", t.number)  # its number as first asked: its place, the rows' order
