@@ -175,6 +175,32 @@ def test_every_param_example_of_the_help_is_taken(capsys):
         SweepConfig(method=owners[0] if owners else "normal", params=[p])
 
 
+class _InProcess:
+    """An executor running a batch's trials one after the other in this process, so that a fake ``run_trial`` is
+    the one called."""
+
+    def map(self, fn, items, labels=None, on_done=None):
+        return [fn(x) for x in items]
+
+
+def _killed_at(call, real):
+    """``real``, raising KeyboardInterrupt (the machine stops) at its ``call``-th call (from 0) instead."""
+    calls = iter(range(1000))
+
+    def killed(*args, **kwargs):
+        if next(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return killed
+
+
+def _trials(out):
+    """A sweep's ``trials.csv`` rows in the order of the trials' places (a rerun keeps its first number)."""
+    with (out / "trials.csv").open() as fh:
+        return sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))
+
+
 @pytest.mark.parametrize("jobs", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
 def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs, tmp_path, monkeypatch):
     """Each trial's values depend on the seed, --jobs, its place and the trials of the batches before its own, not
@@ -186,30 +212,14 @@ def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs,
 
     from snn_msi.reports import sweep
 
-    class InProcess:  # the batch's trials one after the other here, so that a fake run_trial is the one called
-        def map(self, fn, items, labels=None, on_done=None):
-            return [fn(x) for x in items]
-
     def value(item, storage, prune, jobs):  # peaks at alpha 0.3, lr 0.01, so that TPE has a model to fit
         (alpha,) = [p["alpha"] for p in item[0]["policies"] if p["name"] == "ogm_ge"]
         return "complete", 0.9 - 0.01 * math.log(alpha / 0.3) ** 2 - 0.01 * math.log(item[0]["lr"] / 0.01) ** 2
 
     def points(out):
-        with (out / "trials.csv").open() as fh:
-            rows = sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))  # a rerun keeps its first number
-        return [(float(r["alpha"]), float(r["lr"])) for r in rows]
+        return [(float(r["alpha"]), float(r["lr"])) for r in _trials(out)]
 
-    def killed_at(call, real):
-        calls = iter(range(1000))
-
-        def killed(*args, **kwargs):
-            if next(calls) == call:
-                raise KeyboardInterrupt  # the machine stops here
-            return real(*args, **kwargs)
-
-        return killed
-
-    monkeypatch.setattr(sweep, "make_executor", lambda runs: InProcess())
+    monkeypatch.setattr(sweep, "make_executor", lambda runs: _InProcess())
     monkeypatch.setattr(sweep, "run_trial", value)
     both = ["--param", "lr=0.001:0.1:log", "--jobs", str(jobs)]
     assert main(_sweep(tmp_path / "through", *both, "--trials", "16")) == 0
@@ -217,11 +227,11 @@ def test_a_sweep_stopped_anywhere_tries_the_points_of_one_that_ran_through(jobs,
     assert len(set(through)) == 16
     stopped, suggest = tmp_path / "stopped", sweep.Param.suggest
     assert main(_sweep(stopped, *both, "--trials", "5")) == 0  # ends inside a batch for --jobs 2 and 3
-    monkeypatch.setattr(sweep.Param, "suggest", killed_at(3, suggest))  # trial 6's second value (5: 0 and 1)
+    monkeypatch.setattr(sweep.Param, "suggest", _killed_at(3, suggest))  # trial 6's second value (5: 0 and 1)
     assert main(_sweep(stopped, *both, "--trials", "13")) == 130
     monkeypatch.setattr(sweep.Param, "suggest", suggest)
     assert main(_sweep(stopped, *both, "--trials", "13")) == 0  # past TPE's random trials, inside a batch
-    monkeypatch.setattr(sweep, "run_trial", killed_at(1, value))  # trial 14: inside a batch for --jobs 2 and 3
+    monkeypatch.setattr(sweep, "run_trial", _killed_at(1, value))  # trial 14: inside a batch for --jobs 2 and 3
     assert main(_sweep(stopped, *both, "--trials", "16")) == 130
     monkeypatch.setattr(sweep, "run_trial", value)
     assert main(_sweep(stopped, *both, "--trials", "16")) == 0
@@ -251,10 +261,6 @@ def test_a_pruned_grid_sweep_stopped_anywhere_is_the_one_that_ran_through(jobs, 
         0.8: [0.9, 0.9, 0.9, 0.9],
     }
 
-    class InProcess:
-        def map(self, fn, items, labels=None, on_done=None):
-            return [fn(x) for x in items]
-
     def run(item, storage, prune, jobs):  # reports and asks to prune epoch by epoch, as a trial's process does
         cfg, trial_id = item
         (alpha,) = [p["alpha"] for p in cfg["policies"] if p["name"] == "ogm_ge"]
@@ -267,30 +273,18 @@ def test_a_pruned_grid_sweep_stopped_anywhere_is_the_one_that_ran_through(jobs, 
         return "complete", curves[alpha][-1]
 
     def rows(out):
-        with (out / "trials.csv").open() as fh:
-            found = sorted(csv.DictReader(fh), key=lambda r: int(r["trial"]))
-        return [(float(r["alpha"]), r["state"], r["value"]) for r in found]
-
-    def killed_at(call, real):
-        calls = iter(range(1000))
-
-        def killed(*args, **kwargs):
-            if next(calls) == call:
-                raise KeyboardInterrupt  # the machine stops here
-            return real(*args, **kwargs)
-
-        return killed
+        return [(float(r["alpha"]), r["state"], r["value"]) for r in _trials(out)]
 
     grid = "alpha=" + ",".join(map(str, curves))
     argv = ["sweep", "--method", "ogm_ge", "--param", grid, "--trials", "8", *TINY, "--jobs", str(jobs), "--quiet"]
-    monkeypatch.setattr(sweep, "make_executor", lambda runs: InProcess())
+    monkeypatch.setattr(sweep, "make_executor", lambda runs: _InProcess())
     monkeypatch.setattr(sweep, "run_trial", run)
     assert main([*argv, "--out", str(tmp_path / "through")]) == 0
     through = rows(tmp_path / "through")
     assert [a for a, *_ in through] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6][: 5 + (jobs == 2)]  # ended at 0.5's 100 %
     assert through[2][1] == "pruned"
     stopped, tell = [*argv, "--out", str(tmp_path / "stopped")], optuna.study.Study.tell
-    monkeypatch.setattr(sweep, "run_trial", killed_at(1, run))  # at alpha 0.2: the grid's later points wait
+    monkeypatch.setattr(sweep, "run_trial", _killed_at(1, run))  # at alpha 0.2: the grid's later points wait
     assert main(stopped) == 130
 
     def tell_killed(study, trial, *args, **kwargs):
