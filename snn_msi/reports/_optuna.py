@@ -20,13 +20,18 @@ import numpy as np
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler, TPESampler
 
-__all__ = ["OneGoPruner", "TrialSeededTPE", "earlier", "in_order", "places"]
+__all__ = ["OneGoPruner", "TrialSeededTPE", "earlier", "first_number", "in_order", "places"]
+
+
+def first_number(trial) -> int:
+    """The number ``trial`` was first asked or enqueued under: its own, or for a rerun (user attr ``trial``) its
+    killed trial's."""
+    return trial.user_attrs.get("trial", trial.number)
 
 
 def in_order(trials) -> list:
-    """``trials`` in the order of their places: by the number each was first asked or enqueued under (user attr
-    ``trial``, which a rerun keeps), then by number."""
-    return sorted(trials, key=lambda t: (t.user_attrs.get("trial", t.number), t.number))
+    """``trials`` in the order of their places: by :func:`first_number`, then by number."""
+    return sorted(trials, key=lambda t: (first_number(t), t.number))
 
 
 def places(study) -> dict[int, int]:

@@ -375,7 +375,7 @@ def _requeue_stale(study) -> int:
     waiting trial first. Each is enqueued once, also when a kill came during this."""
     from optuna.trial import TrialState
 
-    from ._optuna import in_order
+    from ._optuna import first_number, in_order
 
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if not stale:
@@ -385,8 +385,7 @@ def _requeue_stale(study) -> int:
     for t in in_order([*stale, *waiting]):
         fixed = t.system_attrs.get("fixed_params", {})  # an enqueued point (the first, a grid's, a rerun)
         if t.number not in queued and (fixed or "run_dir" in t.user_attrs):
-            first = t.user_attrs.get("trial", t.number)  # its number as first asked: its place, the rows' order
-            attrs = {"run_dir": t.user_attrs.get("run_dir"), "trial": first, "rerun_of": t.number}
+            attrs = {"run_dir": t.user_attrs.get("run_dir"), "trial": first_number(t), "rerun_of": t.number}
             study.enqueue_trial({**fixed, **t.params}, user_attrs=attrs)
         study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
@@ -486,13 +485,15 @@ def run_sweep(scfg: SweepConfig) -> list[dict]:
 def trial_rows(study, scfg: SweepConfig) -> list[dict]:
     """One row per counted trial: number, state, value (best validation accuracy), epochs trained, the values;
     complete trials first, best first."""
+    from ._optuna import first_number
+
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.user_attrs.get("requeued") or t.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
             continue
         rows.append(
             {
-                "trial": t.user_attrs.get("trial", t.number),
+                "trial": first_number(t),  # its place among the rows: a tie keeps the earlier trial
                 "state": t.state.name.lower(),
                 "value": t.value if t.value is not None else max(t.intermediate_values.values(), default=math.nan),
                 "epochs": len(t.intermediate_values),
