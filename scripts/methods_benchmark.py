@@ -134,6 +134,9 @@ def kept_study():
     missing = []
     if (KEPT / sm.TUNED_FILE).is_file():
         cfg.tuned = sm.load_tuned(KEPT / sm.TUNED_FILE)
+        untuned = [m for m in cfg.method_names() if m in sm.TUNE and m not in cfg.tuned]
+        if untuned:
+            missing.append(f"the tuned values of {', '.join(untuned)} (no completed trial in {sm.TUNED_FILE})")
     else:
         done, total = sm.tuning_progress(cfg, trials, sm.BENCHMARK["tune_seed"])
         missing.append(f"the tuning ({done} of {total} trials; no {sm.TUNED_FILE} yet)")

@@ -36,7 +36,7 @@ OFFICIAL: dict[str, tuple[str, dict]] = {
     "agm": (
         "lihong2303/AGM_ICCV2023@5a65542 utils/config.py: alpha 1.0, modulation 0-20 (1-based), GradMod.forward "
         "runs the zero-input passes under self.eval()",
-        {"alpha": 1.0, "start": 0, "end": 20, "zero_pass_mode": "eval", "clip_threshold": 1.0},
+        {"alpha": 1.0, "start": 0, "end": 20, "zero_pass_mode": "eval", "clip_threshold": 1.0, "clip_norm": 1.0},
     ),
     "pmr": (
         "fanyunfeng-bit/Modal-Imbalance-PMR@3615e48 argparse: alpha 1, momentum_coef 0.2, modulation 0-100",
@@ -56,8 +56,9 @@ OFFICIAL: dict[str, tuple[str, dict]] = {
         {"projection": False, "gating": "entropy", "av_alpha": 0.5},
     ),
     "opm": (
-        "GeWu-Lab/BML_TPAMI2024@4b3aa4f train_opm.sh: q_base 0.5, lam 0.5, p_exe 0.7, warm-up epoch <= 5",
-        {"q_base": 0.5, "lam": 0.5, "p_exe": 0.7, "start": 6},
+        "GeWu-Lab/BML_TPAMI2024@4b3aa4f train_opm.sh: q_base 0.5, lam 0.5, p_exe 0.7, warm-up epoch <= 5, then to "
+        "the end",
+        {"q_base": 0.5, "lam": 0.5, "p_exe": 0.7, "start": 6, "end": None},
     ),
     "reconboost": (
         "huacong/ReconBoost@14ab57a: w1 5, w2 1, boost_rate 1, 4 boosting + 4 rectification epochs, Head hidden 256",
@@ -76,11 +77,27 @@ OFFICIAL: dict[str, tuple[str, dict]] = {
         "GeWu-Lab/Diagnosing_Relearning_ECCV2024: move_lambda 3, reinit_epoch 20, reinit_num 3",
         {"lam": 3.0, "reinit_epoch": 20, "reinit_num": 3},
     ),
-    "cml": ("Qingyang-Zhang/CML: beta 10 / 100 (BalanceBenchmark lam 0.1)", {"lam": 0.1}),
+    "cml": (
+        "Qingyang-Zhang/CML: beta 10 / 100 (BalanceBenchmark lam 0.1), on every epoch",
+        {"lam": 0.1, "start": 0, "end": None},
+    ),
     "rate_reg": (
         "the activity regularisers of snnTorch / SpikingJelly: strength 1, target 0",
         {"strength": 1.0, "target": 0.0},
     ),
+}
+
+
+#: options that are this toolkit's, not a source's, and why (every other option is in OFFICIAL)
+OURS: dict[str, dict[str, str]] = {
+    "agm": {"report_eval_path": "a log switch (the evaluation-mode accuracy of the training batch)"},
+    "umt": {
+        "teacher": "a checkpoint of the user's (None: the teachers are trained in the run)",
+        "teacher_epochs": "the official teachers are trained in separate runs; here as many epochs as the run",
+    },
+    "constant": {"start": "a control: the whole run, as IEMF", "end": "a control: the whole run, as IEMF"},
+    "noise": {"start": "a control: the whole run, as IEMF", "end": "a control: the whole run, as IEMF"},
+    "rate_reg": {"targets": "per-layer targets (none by default)", "side": "penalise both sides of the target"},
 }
 
 
@@ -89,6 +106,7 @@ def _defaults(name: str) -> dict:
     return {
         f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
         for f in dataclasses.fields(config_class)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
     }
 
 
@@ -99,4 +117,6 @@ def test_defaults_are_the_cited_sources_values(name):
     defaults = _defaults(name)
     unknown = set(values) - set(defaults)
     assert not unknown, f"{name}: {sorted(unknown)} are not options of the method"
+    unchecked = set(defaults) - set(values) - set(OURS.get(name, {}))
+    assert not unchecked, f"{name}: {sorted(unchecked)}: add their source's values to OFFICIAL, or to OURS with why"
     assert {k: defaults[k] for k in values} == values, f"{name}: defaults differ from {source}"

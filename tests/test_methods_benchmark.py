@@ -180,12 +180,27 @@ def _metrics(path, val, samples=None):
 
 
 def test_plateau_and_accuracy_at_matched_compute(tmp_path):
-    _metrics(tmp_path / "a", [0.5, 0.7, 0.80, 0.81])  # last quarter: after 300 of 400 samples; gain 1 point
-    _metrics(tmp_path / "b", [0.5, 0.9, 0.90, 0.90])  # gain 0
-    assert sm.normal_horizon([str(tmp_path / "a"), str(tmp_path / "b")]) == pytest.approx(0.5)
-    _metrics(tmp_path / "c", [0.6, 0.95], samples=[250, 500])  # a method with 2.5x Normal's samples per epoch
-    assert sm.matched_val_acc(str(tmp_path / "c"), 400) == 0.6
-    assert math.isnan(sm.matched_val_acc(str(tmp_path / "c"), 200))
+    """Each row's last-quarter validation gain and accuracy within Normal's samples, from its run folders: a seed
+    without a validation point within Normal's samples is left out of the mean and counted."""
+    _metrics(tmp_path / "normal" / "s0", [0.5, 0.7, 0.80, 0.81])  # last quarter: after 300 of 400 samples; +1 point
+    _metrics(tmp_path / "normal" / "s1", [0.5, 0.9, 0.90, 0.90])  # +0
+    _metrics(tmp_path / "agm" / "s0", [0.6, 0.95], samples=[250, 500])  # 2.5x Normal's samples per epoch
+    _metrics(tmp_path / "agm" / "s1", [0.6, 0.95], samples=[500, 1000])  # its first point already past Normal's
+    assert sm.matched_val_acc(str(tmp_path / "agm" / "s0"), 400) == 0.6
+    assert math.isnan(sm.matched_val_acc(str(tmp_path / "agm" / "s1"), 400))
+    rows = [
+        {"method": m, "variant": "official", "with_iemf": False, "seed": s, "test_acc": 0.9, "compute_samples": 400.0}
+        for m in ("normal", "agm")
+        for s in (0, 1)
+    ]
+    by = {r["method"]: r for r in sm.summarise(rows, [0, 1], tmp_path)}
+    assert by["normal"]["last_quarter_gain"] == pytest.approx(0.5)
+    assert (by["normal"]["val_acc_at_normal_samples"], by["normal"]["matched_n"]) == (pytest.approx(0.855), 2)
+    assert (by["agm"]["val_acc_at_normal_samples"], by["agm"]["matched_n"]) == (0.6, 1)
+    assert "| 60.0 (n = 1) |" in sm.per_method_table(list(by.values()))
+    assert "last quarter of its training samples minus the best before it: +0.50 points" in sm.markdown_table(
+        list(by.values())
+    )
 
 
 def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
@@ -203,9 +218,9 @@ def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
     assert math.isnan(by[("pmr", False)]["iemf_effect"]) and by[("pmr", True)]["compute_samples_x_normal"] == 1
     table = sm.markdown_table(list(by.values()))
     assert "| pmr | official | yes | 3 |" in table
-    by[("pmr", False)]["val_acc_at_normal_samples"] = 0.456
-    line = next(x for x in sm.per_method_table(list(by.values())).splitlines() if x.startswith("| pmr |"))
-    assert line.split(" | ")[8] == "45.6"  # accuracy at matched compute, beside the training accuracy
+    by[("pmr", False)]["val_acc_at_normal_samples"], by[("pmr", False)]["matched_n"] = 0.456, 3
+    (cells,) = _lines(sm.per_method_table(list(by.values())), "pmr")
+    assert cells[5].startswith("+6.7 [") and cells[7] == "45.6"  # IEMF against pmr alone; at matched compute
 
 
 def test_the_tuned_row_is_paired_with_the_official_one(tmp_path):
@@ -231,10 +246,42 @@ def test_the_tuned_row_is_paired_with_the_official_one(tmp_path):
     assert "| +15.0 [" in sm.markdown_table(list(by.values()))
     scfg = sm.MethodsStudyConfig(methods=["ogm_ge"], tuned={"ogm_ge": {"alpha": 0.1}})
     scfg.runs.seeds = seeds
-    line = next(x for x in sm.per_method_table(list(by.values()), scfg).splitlines() if x.startswith("| ogm_ge |"))
-    cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[4].startswith("60.0 [") and cells[4].endswith("(n = 2)")
-    assert cells[5].startswith("+15.0 [") and cells[5].endswith("(n = 2)") and cells[6] == "alpha 0.1"
+    official, tuned = _lines(sm.per_method_table(list(by.values()), scfg), "ogm_ge")
+    assert official[1] == "official" and official[4] == "-"
+    assert tuned[1] == "tuned: alpha 0.1" and tuned[2].startswith("60.0 [") and tuned[2].endswith("(n = 2)")
+    assert tuned[4].startswith("+15.0 [") and tuned[4].endswith("(n = 2)")
+
+
+def _lines(table: str, method: str) -> list[list[str]]:
+    """The cells of ``method``'s lines in a markdown table."""
+    return [[c.strip() for c in x.strip("|").split("|")] for x in table.splitlines() if x.startswith(f"| {method} |")]
+
+
+def test_the_readme_table_says_which_methods_tuning_left_at_the_official_values_and_why_iemf_is_missing():
+    """Every method has its official row; the options cell says where tuning kept the official values (no tuned
+    row was trained) and where a method has nothing to tune, the IEMF cell why a method has no IEMF row."""
+    from snn_msi.training import METHODS
+    from snn_msi.training.policies import composes_with_iemf
+
+    methods = [m for m in METHODS.names() if m not in sm.EXCLUDED]
+    scfg = sm.MethodsStudyConfig(tuned={m: {ps[0].split("=")[0]: "x"} for m, ps in sm.TUNE.items()})
+    scfg.tuned["cml"] = {"lam": sm._official("cml")["lam"]}  # tuning kept the official value
+    rows = [
+        {"method": m, "variant": v, "with_iemf": False, "seed": s, "test_acc": 0.9, "compute_samples": 10.0}
+        for m in methods
+        for v in ("official", "tuned")
+        for s in (0, 1)
+        if v == "official" or scfg.has_tuned_row(m)
+    ]
+    table = sm.per_method_table(sm.summarise(rows, [0, 1]), scfg)
+    for m in methods:
+        lines = _lines(table, m)
+        official = "official (no options)" if m not in sm.TUNE else "official"
+        if m == "cml":
+            official = "official; tuning kept them (lam 0.1)"
+        assert lines[0][1] == ("-" if m == "normal" else official)
+        assert len(lines) == (2 if m in sm.TUNE and m != "cml" else 1)
+        assert (lines[0][5] == "no IEMF row: no fusion layer") == (not composes_with_iemf(m).composes)
 
 
 def test_a_tuning_sweep_starts_at_the_given_values(tmp_path):
@@ -297,14 +344,25 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     b = sm.BENCHMARK
     assert (long.epochs, list(long.milestones), long.seed) == (2 * b["epochs"], [2 * m for m in b["milestones"]], 3)
     assert long.out.endswith("normal-2x/s3")
-    row = {"method": "normal", "variant": "long", "n": 5, "diff_n": 4, "diff_vs_normal": 0.003, "diff_ci_low": -0.01}
+    row = {
+        "method": "normal",
+        "variant": "long",
+        "with_iemf": False,
+        "n": 5,
+        "diff_n": 4,
+        "diff_vs_normal": 0.003,
+        "diff_ci_low": -0.01,
+    }
     row["diff_ci_high"] = 0.016
-    text = " ".join(sm.plateau_lines([row], (1.1, 14)))
+    normal = {"method": "normal", "variant": "official", "with_iemf": False, "last_quarter_gain": 1.1}
+    text = " ".join(sm.plateau_lines([normal, row], 14))
     assert "+0.3 [-1.0, +1.6] points of test accuracy (paired by seed, 4 seeds): plateaued" in text
-    assert "14 epochs' training samples (after epoch 10.5)" in text
-    text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}], None))
-    assert "NOT plateaued" in text
-    assert "NOT plateaued" in " ".join(sm.plateau_lines([], (1.1, 14)))  # without the long runs: last quarter
+    assert "its training samples (after epoch 10.5) minus the best before it: +1.10 points" in text
+    text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}]))
+    assert "NOT plateaued" in text and "last quarter" not in text  # no Normal row: no last-quarter gain
+    assert "NOT plateaued" in " ".join(sm.plateau_lines([normal], 14))  # without the long runs: last quarter
+    assert "plateaued" in " ".join(sm.plateau_lines([{**normal, "last_quarter_gain": 0.2}], 14))
+    assert sm.plateau_lines([]) == []
 
 
 def test_tuning_runs_a_sweep_per_method_side_by_side_from_the_official_values(tmp_path):
@@ -456,6 +514,19 @@ def test_the_readme_table_is_the_table_of_the_runs_in_the_repository(tmp_path, m
     else:
         assert "**It is not finished.**" not in text
         assert script.with_table(text, sm.per_method_table(sm.run_methods_study(cfg, report=True), cfg)) == text
+
+
+def test_a_method_whose_sweep_chose_nothing_is_missing_from_the_table(tmp_path, monkeypatch):
+    """A tuned.yaml without a tuned method (its sweep completed no trial) is not a complete benchmark: ``readme``
+    would show that method's official row as if tuning had not been asked for."""
+    script = _script()
+    monkeypatch.setattr(script, "KEPT", tmp_path)
+    (tmp_path / sm.TUNED_FILE).write_text("agm: {alpha: 0.5, zero_pass_mode: eval}\ncml: {lam: 0.1}\n")
+    cfg, missing = script.kept_study()
+    assert cfg.tuned["agm"]["alpha"] == 0.5 and len(missing) == 2
+    untuned = [m for m in cfg.method_names() if m in sm.TUNE and m not in ("agm", "cml")]
+    assert missing[0] == f"the tuned values of {', '.join(untuned)} (no completed trial in {sm.TUNED_FILE})"
+    assert missing[1].endswith(f"of {len(sm.cells(cfg)) * len(cfg.runs.seeds)} runs")
 
 
 def test_readme_writes_the_table_between_its_lines_and_nothing_else(tmp_path, monkeypatch):

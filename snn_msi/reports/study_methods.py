@@ -5,7 +5,8 @@ Rows. Per method: ``official`` (every option at the official default of its cite
 fitted to the run by :func:`epoch_options`), ``official`` with IEMF on top (where the method composes with it),
 and ``tuned`` (options tuned on the validation split: ``--tuned FILE``, or ``--tune N``, which runs ``snn-msi
 sweep`` for every method over its key options, :data:`TUNE`, starting from the official values, and writes
-``tuned.yaml``). A method without tuned values, or whose tuned values are the official ones, has no tuned row.
+``tuned.yaml``). A method without tuned values, or whose tuned values are the official ones, has no tuned row
+(the README's table, :func:`per_method_table`, says which).
 Each row: fused test accuracy mean and 95 % interval (Student t over seeds); its paired difference from Normal;
 for a row with IEMF, the paired difference from the same method alone (the IEMF effect on that method); the
 last epoch's training accuracy (a method whose evaluated network collapses shows it here); and compute: the
@@ -55,7 +56,7 @@ BENCHMARK = {"epochs": 56, "milestones": [36], "tune": 5, "tune_seed": 100}
 #: what ``--benchmark`` takes (``--help`` shows it)
 BENCHMARK_TIME = (
     "about 18 h on 2 CPU cores, 2 runs at a time (Normal's 56-epoch run took 4.4 min two at a time on 2026-12-05; "
-    "the 36 official and IEMF rows and the plateau check, 190 runs: 9.6 h of training measured; "
+    "the 37 official and IEMF rows and the plateau check, 190 runs: 9.6 h of training measured; "
     "at most 87 tuning trials, about 4.1 h (a sweep ends at a trial with perfect validation accuracy); up to 18 tuned "
     "rows, about 4.3 h); it resumes where it was stopped"
 )
@@ -159,6 +160,7 @@ class Cell:
 #: the row variants and their run folders' suffixes; ``long`` is Normal at twice the budget (the plateau check)
 VARIANT_SUFFIX = {"official": "", "tuned": "-tuned", "long": "-2x"}
 NORMAL = Cell("normal")
+NORMAL_KEY = ("normal", "official", False)  # its rows' key in the summary: (method, variant, with_iemf)
 LONG = Cell("normal", "long")
 
 
@@ -381,8 +383,7 @@ def run_methods_study(scfg: MethodsStudyConfig, report: bool = False) -> list[di
     write_csv(out / "runs.csv", rows, columns)
     summary = summarise(rows, seeds, out)
     write_csv(out / "summary.csv", summary)
-    gain = normal_horizon([c.out for (cell, _), c in zip(specs, configs, strict=True) if cell == NORMAL])
-    md = markdown_table(summary, scfg, None if gain is None else (gain, scfg.recipe.epochs))
+    md = markdown_table(summary, scfg)
     write_text(out / "summary.md", md + "\n")
     write_text(out / "per_method.md", per_method_table(summary, scfg) + "\n")
     print(md)
@@ -419,27 +420,21 @@ def matched_val_acc(out: str, budget: float) -> float:
     return max((a for n, a in accuracy_curve(out) if n <= budget * 1.001), default=math.nan)
 
 
-def normal_horizon(normal_runs: list[str]) -> float | None:
-    """Normal's validation gain over the last quarter of its training samples
-    (:func:`~snn_msi.reports.stats.last_quarter_gain`, the inverse-effectiveness study's rule), in points, mean
-    over runs; None without a run that has points on both sides."""
-    gains = [last_quarter_gain(accuracy_curve(out)) for out in normal_runs]
-    gains = [g for g in gains if math.isfinite(g)]
-    return float(np.mean(gains)) if gains else None
-
-
 def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> list[dict]:
     """Per row: accuracy mean and 95 % CI, paired differences from Normal, (IEMF rows) from the method alone and
     (tuned rows) from the method's official row with the same IEMF setting, means of the other metrics, compute
-    relative to Normal (mean over seeds of per-seed ratios) and the validation accuracy within Normal's samples
-    (read from the run folders in ``out``)."""
+    relative to Normal (mean over seeds of per-seed ratios) and, read from the run folders in ``out``: the best
+    validation accuracy within Normal's samples (``val_acc_at_normal_samples``, mean over the ``matched_n`` seeds
+    that have a validation point within them) and the validation gain over the last quarter of the run's training
+    samples (``last_quarter_gain``, points, :func:`~snn_msi.reports.stats.last_quarter_gain`, the
+    inverse-effectiveness study's rule)."""
     by = {(r["method"], r["variant"], r["with_iemf"], r["seed"]): r for r in rows}
 
     def acc(key, s):
         r = by.get((*key, s))
         return r["test_acc"] if r is not None else None
 
-    normal = ("normal", "official", False)
+    normal = NORMAL_KEY
     summary = []
     for key in dict.fromkeys((r["method"], r["variant"], r["with_iemf"]) for r in rows):
         runs = [by[(*key, s)] for s in seeds if (*key, s) in by]
@@ -461,11 +456,15 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
                 if (*key, s) in by and (*normal, s) in by
             ]
             ratios[f"{k}_x_normal"] = float(np.mean(rs)) if rs else math.nan
+        folders = {s: out / Cell(*key).folder / f"s{s}" for s in seeds if out is not None and (*key, s) in by}
         matched = [
-            matched_val_acc(str(out / Cell(*key).folder / f"s{s}"), by[(*normal, s)].get("compute_samples", math.nan))
-            for s in seeds
-            if out is not None and (*key, s) in by and (*normal, s) in by
+            matched_val_acc(str(f), by[(*normal, s)].get("compute_samples", math.nan))
+            for s, f in folders.items()
+            if (*normal, s) in by
         ]
+        matched = [a for a in matched if math.isfinite(a)]
+        quarter = [last_quarter_gain(accuracy_curve(f)) for f in folders.values()]
+        quarter = [g for g in quarter if math.isfinite(g)]
         summary.append(
             {
                 "method": key[0],
@@ -482,11 +481,14 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
                 "iemf_effect": vs_alone[0],
                 "iemf_effect_ci_low": vs_alone[1],
                 "iemf_effect_ci_high": vs_alone[2],
+                "iemf_n": vs_alone[3],
                 "tuning_effect": vs_official[0],
                 "tuning_effect_ci_low": vs_official[1],
                 "tuning_effect_ci_high": vs_official[2],
                 "tuning_n": vs_official[3],
                 "val_acc_at_normal_samples": float(np.mean(matched)) if matched else math.nan,
+                "matched_n": len(matched),
+                "last_quarter_gain": float(np.mean(quarter)) if quarter else math.nan,
                 **{
                     k: float(np.mean([r.get(k if k == "train_acc" else f"test_{k}", math.nan) for r in runs]))
                     for k in _MEANS
@@ -513,12 +515,9 @@ def _x(v: float) -> str:
     return "-" if not math.isfinite(v) else f"{v:.2f}"
 
 
-def markdown_table(
-    summary: list[dict], scfg: MethodsStudyConfig | None = None, quarter: tuple[float, int] | None = None
-) -> str:
-    """The table: accuracy with intervals, paired differences, training accuracy, accuracy at Normal's samples
-    and compute relative to Normal; under it the recipe, the fitted epoch options, the tuned values and whether
-    Normal plateaued."""
+def markdown_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
+    """The table, one line per row: accuracy with intervals, paired differences, training accuracy, accuracy at
+    Normal's samples and compute relative to Normal; under it :func:`notes`."""
     lines = [
         "| method | options | IEMF | n | fused test acc % [95% CI] | vs normal (pts) | IEMF vs alone (pts) | "
         "tuned vs official (pts) | train acc % | val acc at normal's samples % | samples | steps | wall | CPU | GOP | "
@@ -532,13 +531,20 @@ def markdown_table(
             f"{_pts(r['diff_vs_normal'], r['diff_ci_low'], r['diff_ci_high'])} | "
             f"{_pts(r['iemf_effect'], r['iemf_effect_ci_low'], r['iemf_effect_ci_high'])} | "
             f"{_pts(r['tuning_effect'], r['tuning_effect_ci_low'], r['tuning_effect_ci_high'])} | "
-            f"{_pct(r['train_acc'])} | {_pct(r['val_acc_at_normal_samples'])} | "
+            f"{_pct(r['train_acc'])} | {_matched(r, r['n'])} | "
             + " | ".join(_x(r[f"{k}_x_normal"]) for k in _COMPUTE)
             + f" | {_pct(r['acc_audio'])} / {_pct(r['acc_visual'])} |"
         )
-    n = next((r for r in summary if (r["method"], r["variant"], r["with_iemf"]) == ("normal", "official", False)), None)
+    return "\n".join([*lines, "", *notes(summary, scfg)])
+
+
+def notes(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> list[str]:
+    """What both tables need under them: what Normal's compute was (the columns are ratios to it), whether it
+    plateaued (:func:`plateau_lines`), and (with ``scfg``) the recipe, the epoch options fitted to it and the tuned
+    values."""
+    lines = []
+    n = _normal_row(summary)
     if n is not None:
-        lines.append("")
         lines.append(
             f"Compute columns: x Normal (mean of per-seed ratios); Normal used {n['compute_samples']:.0f} samples, "
             f"{n['compute_steps']:.0f} steps, {n['compute_seconds']:.0f} s wall, {n['compute_cpu_seconds']:.0f} s "
@@ -546,94 +552,132 @@ def markdown_table(
             "copies, teachers and extra passes included; CPU: the run's process, unlike the wall time not "
             "lengthened by other work on the machine; GOP: forward synaptic operations, estimated)."
         )
-    lines += plateau_lines(summary, quarter)
+    lines += plateau_lines(summary, scfg.recipe.epochs if scfg is not None else None)
     if scfg is not None:
         r = scfg.recipe
-        fitted = {m: scfg.options(m) for m in dict.fromkeys(x["method"] for x in summary) if scfg.options(m)}
-        tuned = {m: v for m, v in scfg.tuned.items() if scfg.has_tuned_row(m)}
+        methods = dict.fromkeys(x["method"] for x in summary)
+        fitted = "; ".join(f"{m} {_values(scfg.options(m))}" for m in methods if scfg.options(m))
+        tuned = "; ".join(f"{m} {_values(v)}" for m, v in scfg.tuned.items() if scfg.has_tuned_row(m))
         lines.append(
             f"{r.data.dataset}, preset {r.data.preset}, {r.model.neuron} T={r.model.T} widths "
             f"{list(r.model.widths)}, {r.epochs} epochs (lr x{r.gamma} at {list(r.milestones)}), seeds "
-            f"{_seeds(scfg.runs.seeds)}; epoch options fitted to the run: {fitted or 'none'}; tuned: {tuned or 'none'}"
+            f"{_seeds(scfg.runs.seeds)}; epoch options fitted to the run: {fitted or 'none'}; tuned: {tuned or 'none'}."
         )
-    return "\n".join(lines)
+    return lines
+
+
+def _normal_row(summary: list[dict]) -> dict | None:
+    return next((r for r in summary if (r["method"], r["variant"], r["with_iemf"]) == NORMAL_KEY), None)
+
+
+def _matched(r: dict, n: int) -> str:
+    """The accuracy at matched compute, with the number of seeds it is over where fewer than ``n``."""
+    return _pct(r["val_acc_at_normal_samples"]) + (fewer_seeds(r["matched_n"], n) if r["matched_n"] else "")
 
 
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
-    """One line per method (the README's table): official, with IEMF (against the method alone) and tuned (against
-    the official row), with the best validation accuracy within Normal's training samples (accuracy at matched
-    compute) and compute relative to Normal; sorted by the official row's accuracy. A row with fewer seeds than
-    the study's (a study still running, read by ``--report``) says how many it has."""
+    """The README's table: per method its ``official`` row (with IEMF's effect on it, against the method alone)
+    and, where tuning chose other values, its ``tuned`` row (against the official one); each with the accuracy, its
+    difference from Normal, the last epoch's training accuracy, the best validation accuracy within Normal's
+    training samples (accuracy at matched compute) and compute relative to Normal; methods sorted by the official
+    row's accuracy; under it :func:`notes`. The options column says where tuning kept the official values and
+    the IEMF column why a method has no IEMF row. A value over fewer seeds than the study's (a study still
+    running, read by ``--report``) says how many it has."""
+    from ..training.policies import composes_with_iemf
+
     rows = {(r["method"], r["variant"], r["with_iemf"]): r for r in summary}
     seeds = len(scfg.runs.seeds) if scfg is not None else max((r["n"] for r in summary), default=0)
 
     def n(r: dict) -> str:
         return fewer_seeds(r["n"], seeds)
 
+    def cells(r: dict) -> str:
+        vs = (
+            "-"
+            if r["method"] == "normal"
+            else _pts(r["diff_vs_normal"], r["diff_ci_low"], r["diff_ci_high"]) + fewer_seeds(r["diff_n"], seeds)
+        )
+        return f"{_pct(r['acc_mean'])} [{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}]{n(r)} | {vs}"
+
+    def rest(r: dict) -> str:
+        compute = " / ".join(_x(r[f"{k}_x_normal"]) for k in _COMPUTE)
+        return f"{_pct(r['train_acc'])} | {_matched(r, r['n'])} | {compute} |"
+
     methods = sorted(
         dict.fromkeys(r["method"] for r in summary if r["variant"] != "long"),
         key=lambda m: -rows[(m, "official", False)]["acc_mean"] if (m, "official", False) in rows else 0.0,
     )
     lines = [
-        "| method | official: fused acc % [95% CI] | vs normal (pts) | + IEMF vs the method alone (pts) | "
-        "tuned: fused acc % [95% CI] | tuned vs official (pts) | tuned values | train acc % | "
-        "val acc at normal's samples % | samples / steps / wall / CPU / GOP (x normal) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| method | options | fused acc % [95% CI] | vs normal (pts) | tuned vs official (pts) | "
+        "+ IEMF vs the method alone (pts) | train acc % | val acc at normal's samples % | "
+        "samples / steps / wall / CPU / GOP (x normal) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         o = rows.get((m, "official", False))
         if o is None:
             continue
         i, t = rows.get((m, "official", True)), rows.get((m, "tuned", False))
-        acc = f"{_pct(o['acc_mean'])} [{_pct(o['acc_ci_low'])}, {_pct(o['acc_ci_high'])}]{n(o)}"
-        vs = "-" if m == "normal" else _pts(o["diff_vs_normal"], o["diff_ci_low"], o["diff_ci_high"])
-        iemf = "-" if i is None else _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"]) + n(i)
-        tuned = "-" if t is None else f"{_pct(t['acc_mean'])} [{_pct(t['acc_ci_low'])}, {_pct(t['acc_ci_high'])}]{n(t)}"
-        gain = (
-            "-"
-            if t is None or not t["tuning_n"]
-            else _pts(t["tuning_effect"], t["tuning_effect_ci_low"], t["tuning_effect_ci_high"])
-            + fewer_seeds(t["tuning_n"], seeds)
+        with_iemf = composes_with_iemf(m)
+        iemf = (
+            _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"]) + fewer_seeds(i["iemf_n"], seeds)
+            if i is not None
+            else "-"
+            if with_iemf.composes
+            else "no IEMF row: no fusion layer"
         )
-        values = scfg.tuned.get(m, {}) if scfg is not None and t is not None else {}
-        shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()) or "-"
-        compute = " / ".join(_x(o[f"{k}_x_normal"]) for k in _COMPUTE)
-        matched = _pct(o["val_acc_at_normal_samples"])
-        lines.append(
-            f"| {m} | {acc} | {vs} | {iemf} | {tuned} | {gain} | {shown} | {_pct(o['train_acc'])} | {matched} | "
-            f"{compute} |"
-        )
-    return "\n".join(lines)
+        lines.append(f"| {m} | {_official_options(m, scfg)} | {cells(o)} | - | {iemf} | {rest(o)}")
+        if t is not None:
+            values = scfg.tuned.get(m, {}) if scfg is not None else {}
+            gain = _pts(t["tuning_effect"], t["tuning_effect_ci_low"], t["tuning_effect_ci_high"])
+            lines.append(
+                f"| {m} | tuned: {_values(values) or '?'} | {cells(t)} | {gain}{fewer_seeds(t['tuning_n'], seeds)} | "
+                f"- | {rest(t)}"
+            )
+    return "\n".join([*lines, "", *notes(summary, scfg)])
 
 
-def plateau_lines(summary: list[dict], quarter: tuple[float, int] | None) -> list[str]:
+def _official_options(method: str, scfg: MethodsStudyConfig | None) -> str:
+    """The options cell of a method's official row: whether it has options to tune and whether tuning kept them."""
+    if method == "normal":
+        return "-"
+    if method not in TUNE:
+        return "official (no options)"
+    if scfg is not None and method in scfg.tuned and not scfg.has_tuned_row(method):
+        return f"official; tuning kept them ({_values(scfg.tuned[method])})"
+    return "official"
+
+
+def _values(values: dict) -> str:
+    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+
+
+def plateau_lines(summary: list[dict], epochs: int | None = None) -> list[str]:
     """Whether Normal has plateaued at the budget: with the ``long`` row, Normal at twice the epochs against
     Normal (paired test accuracy; plateaued when the mean gain is below
-    :data:`~snn_msi.reports.stats.PLATEAU_POINTS`); else its validation gain over the last quarter of the run
-    (``quarter``, :func:`normal_horizon`)."""
+    :data:`~snn_msi.reports.stats.PLATEAU_POINTS`); else Normal's validation gain over the last quarter of its runs
+    (its row's ``last_quarter_gain``), which is printed either way. ``epochs``: the run's, for the text."""
     lines = []
-    if quarter is not None:
-        gain, epochs = quarter
+    normal = _normal_row(summary)
+    gain = normal["last_quarter_gain"] if normal is not None else math.nan
+    if math.isfinite(gain):
+        after = f" (after epoch {0.75 * epochs:g})" if epochs else ""
         lines.append(
-            f"Normal's best validation accuracy in the last quarter of its {epochs} epochs' training samples (after "
-            f"epoch {0.75 * epochs:g}) minus the best before "
-            f"it: {gain:+.2f} points (mean over seeds)."
+            f"Normal's best validation accuracy in the last quarter of its training samples{after} minus the best "
+            f"before it: {gain:+.2f} points (mean over seeds)."
         )
-    long = (
-        next((r for r in summary if (r["method"], r["variant"]) == (LONG.method, LONG.variant)), None)
-        if summary
-        else None
-    )
+    long = next((r for r in summary if (r["method"], r["variant"]) == (LONG.method, LONG.variant)), None)
     if long is not None and math.isfinite(long["diff_vs_normal"]):
         d = 100 * long["diff_vs_normal"]
-        gain = _pts(long["diff_vs_normal"], long["diff_ci_low"], long["diff_ci_high"])
+        gain_long = _pts(long["diff_vs_normal"], long["diff_ci_low"], long["diff_ci_high"])
         verdict = "plateaued" if d < PLATEAU_POINTS else "NOT plateaued: this budget is short of convergence"
         lines.append(
-            f"Plateau check: Normal trained for twice the epochs gains {gain} points of test accuracy (paired by "
-            f"seed, {long['diff_n']} seeds): {verdict} (criterion: mean gain < {PLATEAU_POINTS} points)."
+            f"Plateau check: Normal trained for twice the epochs gains {gain_long} points of test accuracy (paired "
+            f"by seed, {long['diff_n']} seed{'s' * (long['diff_n'] != 1)}): {verdict} (criterion: mean gain < "
+            f"{PLATEAU_POINTS} points)."
         )
-    elif quarter is not None:
-        verdict = "plateaued" if quarter[0] < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"
+    elif math.isfinite(gain):
+        verdict = "plateaued" if gain < PLATEAU_POINTS else "NOT plateaued: this budget shows early training"
         lines.append(f"Plateau (last-quarter criterion < {PLATEAU_POINTS} points): {verdict}.")
     return lines
 
