@@ -35,7 +35,8 @@ OFFICIAL: dict[str, tuple[str, dict]] = {
     "mmpareto": ("GeWu-Lab/MMPareto_ICML2024: gamma 1.5", {"gamma": 1.5}),
     "agm": (
         "lihong2303/AGM_ICCV2023@5a65542 utils/config.py: alpha 1.0, modulation 0-20 (1-based), GradMod.forward "
-        "runs the zero-input passes under self.eval()",
+        "runs the zero-input passes under self.eval(); every gradient clipped to norm 1 when a fusion-layer gradient "
+        "leaves [-1, 1]",
         {"alpha": 1.0, "start": 0, "end": 20, "zero_pass_mode": "eval", "clip_threshold": 1.0, "clip_norm": 1.0},
     ),
     "pmr": (
@@ -117,6 +118,9 @@ def test_defaults_are_the_cited_sources_values(name):
     defaults = _defaults(name)
     unknown = set(values) - set(defaults)
     assert not unknown, f"{name}: {sorted(unknown)} are not options of the method"
-    unchecked = set(defaults) - set(values) - set(OURS.get(name, {}))
+    ours = set(OURS.get(name, {}))
+    stale = ours - (set(defaults) - set(values))
+    assert not stale, f"{name}: OURS names {sorted(stale)}, which are not options or are in OFFICIAL"
+    unchecked = set(defaults) - set(values) - ours
     assert not unchecked, f"{name}: {sorted(unchecked)}: add their source's values to OFFICIAL, or to OURS with why"
     assert {k: defaults[k] for k in values} == values, f"{name}: defaults differ from {source}"

@@ -198,9 +198,7 @@ def test_plateau_and_accuracy_at_matched_compute(tmp_path):
     assert (by["normal"]["val_acc_at_normal_samples"], by["normal"]["matched_n"]) == (pytest.approx(0.855), 2)
     assert (by["agm"]["val_acc_at_normal_samples"], by["agm"]["matched_n"]) == (0.6, 1)
     assert "| 60.0 (n = 1) |" in sm.per_method_table(list(by.values()))
-    assert "last quarter of its training samples minus the best before it: +0.50 points" in sm.markdown_table(
-        list(by.values())
-    )
+    assert "last quarter of its run minus the best before it: +0.50 points" in sm.markdown_table(list(by.values()))
 
 
 def test_the_table_pairs_iemf_with_the_method_alone(tmp_path):
@@ -276,12 +274,13 @@ def test_the_readme_table_says_which_methods_tuning_left_at_the_official_values_
     table = sm.per_method_table(sm.summarise(rows, [0, 1]), scfg)
     for m in methods:
         lines = _lines(table, m)
-        official = "official (no options)" if m not in sm.TUNE else "official"
+        official = "official (no options)" if not sm._official(m) else "official"
         if m == "cml":
             official = "official; tuning kept them (lam 0.1)"
         assert lines[0][1] == ("-" if m == "normal" else official)
         assert len(lines) == (2 if m in sm.TUNE and m != "cml" else 1)
-        assert (lines[0][5] == "no IEMF row: no fusion layer") == (not composes_with_iemf(m).composes)
+        with_iemf = composes_with_iemf(m)
+        assert lines[0][5] == ("-" if with_iemf.composes else f"no IEMF row: {with_iemf.reason}")
 
 
 def test_a_tuning_sweep_starts_at_the_given_values(tmp_path):
@@ -357,11 +356,12 @@ def test_the_plateau_check_trains_normal_for_twice_the_budget_and_reads_its_gain
     normal = {"method": "normal", "variant": "official", "with_iemf": False, "last_quarter_gain": 1.1}
     text = " ".join(sm.plateau_lines([normal, row], 14))
     assert "+0.3 [-1.0, +1.6] points of test accuracy (paired by seed, 4 seeds): plateaued" in text
-    assert "its training samples (after epoch 10.5) minus the best before it: +1.10 points" in text
+    assert "its 14 epochs' training samples (after epoch 10.5) minus the best before it: +1.10 points" in text
     text = " ".join(sm.plateau_lines([{**row, "diff_vs_normal": 0.02}]))
     assert "NOT plateaued" in text and "last quarter" not in text  # no Normal row: no last-quarter gain
     assert "NOT plateaued" in " ".join(sm.plateau_lines([normal], 14))  # without the long runs: last quarter
-    assert "plateaued" in " ".join(sm.plateau_lines([{**normal, "last_quarter_gain": 0.2}], 14))
+    text = " ".join(sm.plateau_lines([{**normal, "last_quarter_gain": 0.2}], 14))
+    assert "< 0.5 points): plateaued." in text and "NOT" not in text
     assert sm.plateau_lines([]) == []
 
 

@@ -557,7 +557,7 @@ def notes(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> list[s
         r = scfg.recipe
         methods = dict.fromkeys(x["method"] for x in summary)
         fitted = "; ".join(f"{m} {_values(scfg.options(m))}" for m in methods if scfg.options(m))
-        tuned = "; ".join(f"{m} {_values(v)}" for m, v in scfg.tuned.items() if scfg.has_tuned_row(m))
+        tuned = "; ".join(f"{m} {_values(v)}" for m, v in scfg.tuned.items() if m in methods and scfg.has_tuned_row(m))
         lines.append(
             f"{r.data.dataset}, preset {r.data.preset}, {r.model.neuron} T={r.model.T} widths "
             f"{list(r.model.widths)}, {r.epochs} epochs (lr x{r.gamma} at {list(r.milestones)}), seeds "
@@ -572,7 +572,17 @@ def _normal_row(summary: list[dict]) -> dict | None:
 
 def _matched(r: dict, n: int) -> str:
     """The accuracy at matched compute, with the number of seeds it is over where fewer than ``n``."""
-    return _pct(r["val_acc_at_normal_samples"]) + (fewer_seeds(r["matched_n"], n) if r["matched_n"] else "")
+    k = r.get("matched_n", 0)
+    return _pct(r["val_acc_at_normal_samples"]) + (fewer_seeds(k, n) if k else "")
+
+
+def _paired(r: dict, prefix: str, k: int, n: int) -> str:
+    """A paired difference ``r[prefix]`` with its interval, over ``k`` seeds (said where fewer than ``n``); "-"
+    without a seed both rows have."""
+    low, high = (
+        (f"{prefix}_ci_low", f"{prefix}_ci_high") if prefix != "diff_vs_normal" else ("diff_ci_low", "diff_ci_high")
+    )
+    return _pts(r[prefix], r[low], r[high]) + fewer_seeds(k, n) if k else "-"
 
 
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
@@ -592,16 +602,12 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         return fewer_seeds(r["n"], seeds)
 
     def cells(r: dict) -> str:
-        vs = (
-            "-"
-            if r["method"] == "normal"
-            else _pts(r["diff_vs_normal"], r["diff_ci_low"], r["diff_ci_high"]) + fewer_seeds(r["diff_n"], seeds)
-        )
+        vs = "-" if r["method"] == "normal" else _paired(r, "diff_vs_normal", r["diff_n"], seeds)
         return f"{_pct(r['acc_mean'])} [{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}]{n(r)} | {vs}"
 
     def rest(r: dict) -> str:
         compute = " / ".join(_x(r[f"{k}_x_normal"]) for k in _COMPUTE)
-        return f"{_pct(r['train_acc'])} | {_matched(r, r['n'])} | {compute} |"
+        return f"{_pct(r['train_acc'])} | {_matched(r, seeds)} | {compute} |"
 
     methods = sorted(
         dict.fromkeys(r["method"] for r in summary if r["variant"] != "long"),
@@ -620,30 +626,32 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         i, t = rows.get((m, "official", True)), rows.get((m, "tuned", False))
         with_iemf = composes_with_iemf(m)
         iemf = (
-            _pts(i["iemf_effect"], i["iemf_effect_ci_low"], i["iemf_effect_ci_high"]) + fewer_seeds(i["iemf_n"], seeds)
+            _paired(i, "iemf_effect", i["iemf_n"], seeds)
             if i is not None
             else "-"
             if with_iemf.composes
-            else "no IEMF row: no fusion layer"
+            else f"no IEMF row: {with_iemf.reason}"
         )
         lines.append(f"| {m} | {_official_options(m, scfg)} | {cells(o)} | - | {iemf} | {rest(o)}")
         if t is not None:
             values = scfg.tuned.get(m, {}) if scfg is not None else {}
-            gain = _pts(t["tuning_effect"], t["tuning_effect_ci_low"], t["tuning_effect_ci_high"])
-            lines.append(
-                f"| {m} | tuned: {_values(values) or '?'} | {cells(t)} | {gain}{fewer_seeds(t['tuning_n'], seeds)} | "
-                f"- | {rest(t)}"
-            )
+            gain = _paired(t, "tuning_effect", t["tuning_n"], seeds)
+            lines.append(f"| {m} | tuned: {_values(values) or '?'} | {cells(t)} | {gain} | - | {rest(t)}")
     return "\n".join([*lines, "", *notes(summary, scfg)])
 
 
 def _official_options(method: str, scfg: MethodsStudyConfig | None) -> str:
-    """The options cell of a method's official row: whether it has options to tune and whether tuning kept them."""
+    """The options cell of a method's official row: whether it has options, whether they were tuned, and whether
+    tuning kept them."""
     if method == "normal":
         return "-"
-    if method not in TUNE:
+    if not _official(method):
         return "official (no options)"
-    if scfg is not None and method in scfg.tuned and not scfg.has_tuned_row(method):
+    if scfg is None or not scfg.tuned:  # no tuning asked for: no tuned rows at all
+        return "official"
+    if method not in scfg.tuned:
+        return "official (not tuned)"
+    if not scfg.has_tuned_row(method):
         return f"official; tuning kept them ({_values(scfg.tuned[method])})"
     return "official"
 
@@ -659,12 +667,12 @@ def plateau_lines(summary: list[dict], epochs: int | None = None) -> list[str]:
     (its row's ``last_quarter_gain``), which is printed either way. ``epochs``: the run's, for the text."""
     lines = []
     normal = _normal_row(summary)
-    gain = normal["last_quarter_gain"] if normal is not None else math.nan
+    gain = normal.get("last_quarter_gain", math.nan) if normal is not None else math.nan
     if math.isfinite(gain):
-        after = f" (after epoch {0.75 * epochs:g})" if epochs else ""
+        run = f"its {epochs} epochs' training samples (after epoch {0.75 * epochs:g})" if epochs else "its run"
         lines.append(
-            f"Normal's best validation accuracy in the last quarter of its training samples{after} minus the best "
-            f"before it: {gain:+.2f} points (mean over seeds)."
+            f"Normal's best validation accuracy in the last quarter of {run} minus the best before it: {gain:+.2f} "
+            "points (mean over seeds)."
         )
     long = next((r for r in summary if (r["method"], r["variant"]) == (LONG.method, LONG.variant)), None)
     if long is not None and math.isfinite(long["diff_vs_normal"]):
