@@ -79,7 +79,8 @@ OFFICIAL: dict[str, tuple[str, dict]] = {
         {"lam": 3.0, "reinit_epoch": 20, "reinit_num": 3},
     ),
     "cml": (
-        "Qingyang-Zhang/CML: beta 10 / 100 (BalanceBenchmark lam 0.1), on every epoch",
+        "QingyangZhang/CML@9d2496e miwae/train.py: beta 10 / 100; BalanceBenchmark lam 0.1, on every epoch "
+        "(modulation 0-80 of 30)",
         {"lam": 0.1, "start": 0, "end": None},
     ),
     "rate_reg": (
