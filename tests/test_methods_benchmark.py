@@ -14,6 +14,7 @@ import snn_msi.reports.study_methods as sm
 from snn_msi.cli import main
 from snn_msi.training import METHODS, Trainer, demo_config
 from snn_msi.training.compute import Compute, ComputeMeter, not_counted
+from snn_msi.training.runlog import accuracy_curve
 
 TRAIN, VAL, TEST, BATCH = 16, 8, 8, 8
 
@@ -186,8 +187,8 @@ def test_plateau_and_accuracy_at_matched_compute(tmp_path):
     _metrics(tmp_path / "normal" / "s1", [0.5, 0.9, 0.90, 0.90])  # +0
     _metrics(tmp_path / "agm" / "s0", [0.6, 0.95], samples=[250, 500])  # 2.5x Normal's samples per epoch
     _metrics(tmp_path / "agm" / "s1", [0.6, 0.95], samples=[500, 1000])  # its first point already past Normal's
-    assert sm.matched_val_acc(str(tmp_path / "agm" / "s0"), 400) == 0.6
-    assert math.isnan(sm.matched_val_acc(str(tmp_path / "agm" / "s1"), 400))
+    assert sm.matched_val_acc(accuracy_curve(tmp_path / "agm" / "s0"), 400) == 0.6
+    assert math.isnan(sm.matched_val_acc(accuracy_curve(tmp_path / "agm" / "s1"), 400))
     rows = [
         {"method": m, "variant": "official", "with_iemf": False, "seed": s, "test_acc": 0.9, "compute_samples": 400.0}
         for m in ("normal", "agm")

@@ -317,8 +317,7 @@ def tuning_choices(scfg: MethodsStudyConfig, trials: int, seed: int) -> list[tup
         if chosen.is_file():
             values = load_tuned(chosen).get(sweep.method) or {}
             official = all(values.get(k) == v for k, v in sweep.first.items())
-            text = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
-            lines.append((sweep.method, "the official values" if official else text))
+            lines.append((sweep.method, "the official values" if official else _values(values, "=")))
     return lines
 
 
@@ -414,10 +413,11 @@ def _curve(out: str) -> dict:
     return {k: float(last.get(k, math.nan)) for k in ("train_acc", "compute_seconds", "compute_cpu_seconds")}
 
 
-def matched_val_acc(out: str, budget: float) -> float:
-    """The best validation accuracy a run reached within ``budget`` training samples (its validation points whose
-    cumulative ``compute_samples`` is at most ``budget``); NaN when its first point already used more."""
-    return max((a for n, a in accuracy_curve(out) if n <= budget * 1.001), default=math.nan)
+def matched_val_acc(curve: list[tuple[float, float]], budget: float) -> float:
+    """The best validation accuracy a run reached within ``budget`` training samples (the points of its
+    :func:`~snn_msi.training.runlog.accuracy_curve` whose cumulative ``compute_samples`` is at most ``budget``); NaN
+    when its first point already used more."""
+    return max((a for n, a in curve if n <= budget * 1.001), default=math.nan)
 
 
 def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> list[dict]:
@@ -456,14 +456,16 @@ def summarise(rows: list[dict], seeds: list[int], out: Path | None = None) -> li
                 if (*key, s) in by and (*normal, s) in by
             ]
             ratios[f"{k}_x_normal"] = float(np.mean(rs)) if rs else math.nan
-        folders = {s: out / Cell(*key).folder / f"s{s}" for s in seeds if out is not None and (*key, s) in by}
+        curves = {
+            s: accuracy_curve(out / Cell(*key).folder / f"s{s}") for s in seeds if out is not None and (*key, s) in by
+        }
         matched = [
-            matched_val_acc(str(f), by[(*normal, s)].get("compute_samples", math.nan))
-            for s, f in folders.items()
+            matched_val_acc(c, by[(*normal, s)].get("compute_samples", math.nan))
+            for s, c in curves.items()
             if (*normal, s) in by
         ]
         matched = [a for a in matched if math.isfinite(a)]
-        quarter = [last_quarter_gain(accuracy_curve(f)) for f in folders.values()]
+        quarter = [last_quarter_gain(c) for c in curves.values()]
         quarter = [g for g in quarter if math.isfinite(g)]
         summary.append(
             {
@@ -576,13 +578,10 @@ def _matched(r: dict, n: int) -> str:
     return _pct(r["val_acc_at_normal_samples"]) + (fewer_seeds(k, n) if k else "")
 
 
-def _paired(r: dict, prefix: str, k: int, n: int) -> str:
-    """A paired difference ``r[prefix]`` with its interval, over ``k`` seeds (said where fewer than ``n``); "-"
-    without a seed both rows have."""
-    low, high = (
-        (f"{prefix}_ci_low", f"{prefix}_ci_high") if prefix != "diff_vs_normal" else ("diff_ci_low", "diff_ci_high")
-    )
-    return _pts(r[prefix], r[low], r[high]) + fewer_seeds(k, n) if k else "-"
+def _paired(r: dict, value: str, ci: str, k: int, n: int) -> str:
+    """A paired difference ``r[value]`` with its interval ``r[ci_low]``, ``r[ci_high]``, over ``k`` seeds (said
+    where fewer than ``n``); "-" without a seed both rows have."""
+    return _pts(r[value], r[f"{ci}_low"], r[f"{ci}_high"]) + fewer_seeds(k, n) if k else "-"
 
 
 def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None) -> str:
@@ -601,8 +600,8 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
     def n(r: dict) -> str:
         return fewer_seeds(r["n"], seeds)
 
-    def cells(r: dict) -> str:
-        vs = "-" if r["method"] == "normal" else _paired(r, "diff_vs_normal", r["diff_n"], seeds)
+    def accuracy(r: dict) -> str:
+        vs = "-" if r["method"] == "normal" else _paired(r, "diff_vs_normal", "diff_ci", r["diff_n"], seeds)
         return f"{_pct(r['acc_mean'])} [{_pct(r['acc_ci_low'])}, {_pct(r['acc_ci_high'])}]{n(r)} | {vs}"
 
     def rest(r: dict) -> str:
@@ -626,17 +625,17 @@ def per_method_table(summary: list[dict], scfg: MethodsStudyConfig | None = None
         i, t = rows.get((m, "official", True)), rows.get((m, "tuned", False))
         with_iemf = composes_with_iemf(m)
         iemf = (
-            _paired(i, "iemf_effect", i["iemf_n"], seeds)
+            _paired(i, "iemf_effect", "iemf_effect_ci", i["iemf_n"], seeds)
             if i is not None
             else "-"
             if with_iemf.composes
             else f"no IEMF row: {with_iemf.reason}"
         )
-        lines.append(f"| {m} | {_official_options(m, scfg)} | {cells(o)} | - | {iemf} | {rest(o)}")
+        lines.append(f"| {m} | {_official_options(m, scfg)} | {accuracy(o)} | - | {iemf} | {rest(o)}")
         if t is not None:
             values = scfg.tuned.get(m, {}) if scfg is not None else {}
-            gain = _paired(t, "tuning_effect", t["tuning_n"], seeds)
-            lines.append(f"| {m} | tuned: {_values(values) or '?'} | {cells(t)} | {gain} | - | {rest(t)}")
+            gain = _paired(t, "tuning_effect", "tuning_effect_ci", t["tuning_n"], seeds)
+            lines.append(f"| {m} | tuned: {_values(values) or '?'} | {accuracy(t)} | {gain} | - | {rest(t)}")
     return "\n".join([*lines, "", *notes(summary, scfg)])
 
 
@@ -656,8 +655,9 @@ def _official_options(method: str, scfg: MethodsStudyConfig | None) -> str:
     return "official"
 
 
-def _values(values: dict) -> str:
-    return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+def _values(values: dict, sep: str = " ") -> str:
+    """``{option: value}`` as text: ``alpha 0.0714, zero_pass_mode eval`` (floats to 3 significant digits)."""
+    return ", ".join(f"{k}{sep}{v:.3g}" if isinstance(v, float) else f"{k}{sep}{v}" for k, v in values.items())
 
 
 def plateau_lines(summary: list[dict], epochs: int | None = None) -> list[str]:
